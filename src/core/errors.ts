@@ -1,0 +1,145 @@
+/**
+ * Every error dialtone throws is a DialtoneError with a stable `code`, so
+ * callers can branch without parsing messages. Messages name the target, the
+ * address and the cause, because that is what an operator needs at 3 a.m.
+ */
+export class DialtoneError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad configuration. Thrown at construction, never later. */
+export class ConfigError extends DialtoneError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super("ERR_DIALTONE_CONFIG", `invalid option ${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** A target or address string that cannot be parsed. */
+export class TargetError extends DialtoneError {
+  readonly target: string;
+  constructor(target: string, message: string) {
+    super("ERR_DIALTONE_TARGET", `invalid target ${JSON.stringify(target)}: ${message}`);
+    this.target = target;
+  }
+}
+
+/** Dialing one address failed (TCP, TLS, HTTP/2 handshake or first PING). */
+export class ConnectError extends DialtoneError {
+  readonly target: string;
+  readonly address: string;
+  constructor(target: string, address: string, message: string, options?: { cause?: unknown }) {
+    super("ERR_DIALTONE_CONNECT", `${target} (${address}): ${message}`, options);
+    this.target = target;
+    this.address = address;
+  }
+}
+
+/** A PING that got no PONG within its timeout. */
+export class PingTimeoutError extends DialtoneError {
+  constructor(timeoutMs: number) {
+    super("ERR_DIALTONE_PING_TIMEOUT", `no PONG within ${timeoutMs} ms`);
+  }
+}
+
+/** Resolving a target to addresses failed. */
+export class ResolveError extends DialtoneError {
+  readonly target: string;
+  constructor(target: string, message: string, options?: { cause?: unknown }) {
+    super("ERR_DIALTONE_RESOLVE", `resolving ${target}: ${message}`, options);
+    this.target = target;
+  }
+}
+
+/**
+ * No usable member appeared within acquireTimeout. Names the target and the
+ * last connection error, since "no member" alone explains nothing.
+ */
+export class NoMemberError extends DialtoneError {
+  readonly target: string;
+  readonly lastError: Error | undefined;
+  constructor(target: string, waitedMs: number, lastError: Error | undefined) {
+    super(
+      "ERR_DIALTONE_NO_MEMBER",
+      `${target}: no usable member within ${waitedMs} ms` +
+        (lastError ? `; last connection error: ${lastError.message}` : "; no connection error recorded yet"),
+      { cause: lastError },
+    );
+    this.target = target;
+    this.lastError = lastError;
+  }
+}
+
+/** The bounded acquire queue is full: shed load instead of queueing forever. */
+export class QueueFullError extends DialtoneError {
+  readonly target: string;
+  constructor(target: string, limit: number, lastError: Error | undefined) {
+    super(
+      "ERR_DIALTONE_QUEUE_FULL",
+      `${target}: ${limit} requests already waiting for a usable member` +
+        (lastError ? `; last connection error: ${lastError.message}` : ""),
+      { cause: lastError },
+    );
+    this.target = target;
+  }
+}
+
+/** The channel (or Reconnect handle) was closed. */
+export class ClosedError extends DialtoneError {
+  constructor(what: string) {
+    super("ERR_DIALTONE_CLOSED", `${what} is closed`);
+  }
+}
+
+/** A Reconnect handle kept failing for longer than its backoff timeout. */
+export class GaveUpError extends DialtoneError {
+  readonly attempts: number;
+  constructor(what: string, timeoutMs: number, attempts: number, cause: unknown) {
+    super(
+      "ERR_DIALTONE_GAVE_UP",
+      `${what}: gave up after ${attempts} attempts over ${timeoutMs} ms` +
+        (cause instanceof Error ? `; last error: ${cause.message}` : ""),
+      { cause },
+    );
+    this.attempts = attempts;
+  }
+}
+
+/** A request failed on the wire. `retryable` says whether HTTP/2 proved it unprocessed. */
+export class RequestError extends DialtoneError {
+  readonly target: string;
+  readonly address: string | undefined;
+  /** True when the protocol proves the peer did not process the request. */
+  readonly unprocessed: boolean;
+  constructor(
+    code: string,
+    target: string,
+    address: string | undefined,
+    message: string,
+    unprocessed: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(code, `${target}${address ? ` (${address})` : ""}: ${message}`, options);
+    this.target = target;
+    this.address = address;
+    this.unprocessed = unprocessed;
+  }
+}
+
+/** A request that did not complete within its own timeout. */
+export class RequestTimeoutError extends RequestError {
+  constructor(target: string, address: string | undefined, timeoutMs: number) {
+    super("ERR_DIALTONE_REQUEST_TIMEOUT", target, address, `request timed out after ${timeoutMs} ms`, false);
+  }
+}
+
+/** Turns whatever was thrown into an Error, keeping Errors as they are. */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,48 @@
+import { requireDuration, requireFraction, requireInteger, requirePositive } from "../core/duration.js";
+import { ConfigError } from "../core/errors.js";
+
+/**
+ * The PING/PONG loop's knobs, in milliseconds.
+ *
+ * Defaults are chosen so a frozen peer (process stopped, TCP open) stops
+ * getting new requests within 3 s: a PING is due at most `interval` after the
+ * last PONG, times out after `timeout`, and after a failure the next PING is
+ * sent at once, so `unhealthyAfter` = 2 failures take at most
+ * 1000 + 750 + 750 = 2.5 s.
+ */
+export interface HealthOptions {
+  /** Time between PINGs while healthy. */
+  interval: number;
+  /** A PING with no PONG within this is a failure. */
+  timeout: number;
+  /** Consecutive failures that make a member unhealthy. */
+  unhealthyAfter: number;
+  /** Consecutive successes that make an unhealthy member ready again. */
+  healthyAfter: number;
+  /** Each interval is shortened by a random fraction in [0, jitter], so members do not PING in step. */
+  jitter: number;
+}
+
+export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
+  interval: 1000,
+  timeout: 750,
+  unhealthyAfter: 2,
+  healthyAfter: 2,
+  jitter: 0.1,
+});
+
+export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix = "health"): HealthOptions {
+  const h: HealthOptions = { ...HEALTH_DEFAULTS };
+  for (const [k, v] of Object.entries(input ?? {})) {
+    if (v === undefined) continue;
+    if (!(k in HEALTH_DEFAULTS)) throw new ConfigError(`${prefix}.${k}`, "unknown option");
+    (h as unknown as Record<string, unknown>)[k] = v;
+  }
+  requirePositive(`${prefix}.interval`, h.interval);
+  requirePositive(`${prefix}.timeout`, h.timeout);
+  requireDuration(`${prefix}.timeout`, h.timeout);
+  requireInteger(`${prefix}.unhealthyAfter`, h.unhealthyAfter, 1);
+  requireInteger(`${prefix}.healthyAfter`, h.healthyAfter, 1);
+  requireFraction(`${prefix}.jitter`, h.jitter);
+  return h;
+}

@@ -1,0 +1,35 @@
+import type { Address } from "../core/address.js";
+
+/**
+ * connecting → ready ⇄ unhealthy → closed, plus draining (serves in-flight
+ * work, takes no new picks, replaced before it closes).
+ */
+export type MemberState = "connecting" | "ready" | "unhealthy" | "draining" | "closed";
+
+/** What the pool knows of one member: state and load, never its socket. */
+export class PoolMember<C = unknown> {
+  readonly id: number;
+  readonly address: Address;
+  readonly key: string;
+  readonly connection: C;
+  state: MemberState = "connecting";
+  inFlight = 0;
+  /** The peer's concurrent stream limit; Infinity when it set none. */
+  maxConcurrent = Number.POSITIVE_INFINITY;
+  /** Smoothed PING round trip, ms. */
+  rtt: number | undefined;
+  /** Peak-EWMA of request latency, ms (see Pool.release). */
+  latency: number | undefined;
+  latencyAt = 0;
+  lastError: Error | undefined;
+  connectedSince: number | undefined;
+  /** Position in the pool's usable array, -1 when not usable (pool-owned). */
+  usableIndex = -1;
+
+  constructor(id: number, address: Address, key: string, connection: C) {
+    this.id = id;
+    this.address = address;
+    this.key = key;
+    this.connection = connection;
+  }
+}

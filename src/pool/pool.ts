@@ -1,0 +1,159 @@
+import { Listeners } from "../core/listeners.js";
+import { PoolMember, type MemberState } from "./member.js";
+import { inFlightCost, peakEwmaCost, pickP2C } from "./picker.js";
+import { UsableSet } from "./usable-set.js";
+
+export type Balancer = "in-flight" | "peak-ewma";
+
+export interface PoolOptions {
+  /** Healthy members below which (once reached) the pool is degraded. 0 disables degraded mode. */
+  criticalMin: number;
+  balancer: Balancer;
+  random?: () => number;
+  /** Peak-EWMA decay window, ms. */
+  decay?: number;
+  now?: () => number;
+}
+
+export type PoolEvent =
+  | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
+  | { type: "degraded"; degraded: boolean; healthy: number }
+  | { type: "usable"; count: number };
+
+/**
+ * Members, their states and load, and the rules that decide who may take a
+ * pick. Knows nothing of sockets or timers.
+ *
+ * Usable = ready (or, while degraded, unhealthy: connected but failing
+ * PINGs) and below its stream limit. The usable members are kept in an
+ * indexed set so a pick is O(1).
+ *
+ * Degraded mode: once `criticalMin` members have been ready at the same
+ * time, dropping below that makes unhealthy members pickable again (better
+ * a doubtful member than none), and the owner stops evicting. It ends when
+ * the ready count is back at `criticalMin`.
+ */
+export class Pool<C = unknown> {
+  readonly events = new Listeners<PoolEvent>();
+  #members = new Set<PoolMember<C>>();
+  #usable = new UsableSet<PoolMember<C>>();
+  #ready = 0;
+  #reachedCritical = false;
+  #degraded = false;
+  #criticalMin: number;
+  #cost: (m: PoolMember<C>) => number;
+  #random: () => number;
+  #decay: number;
+  #now: () => number;
+
+  constructor(options: PoolOptions) {
+    this.#criticalMin = options.criticalMin;
+    this.#cost = options.balancer === "peak-ewma" ? peakEwmaCost : inFlightCost;
+    this.#random = options.random ?? Math.random;
+    this.#decay = options.decay ?? 10_000;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  get degraded(): boolean {
+    return this.#degraded;
+  }
+
+  get readyCount(): number {
+    return this.#ready;
+  }
+
+  get usableCount(): number {
+    return this.#usable.size;
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  members(): IterableIterator<PoolMember<C>> {
+    return this.#members.values();
+  }
+
+  add(member: PoolMember<C>): void {
+    this.#members.add(member);
+    if (member.state === "ready") this.#ready++;
+    this.#afterChange(member);
+  }
+
+  /** Moves a member to a new state and re-applies every rule that depends on it. */
+  setState(member: PoolMember<C>, to: MemberState, reason: string): void {
+    const from = member.state;
+    if (from === to || from === "closed") return;
+    member.state = to;
+    if (from === "ready") this.#ready--;
+    if (to === "ready") this.#ready++;
+    if (to === "closed") this.#members.delete(member);
+    this.events.emit({ type: "state", member, from, to, reason });
+    this.#afterChange(member);
+  }
+
+  setMaxConcurrent(member: PoolMember<C>, max: number): void {
+    member.maxConcurrent = max > 0 ? max : 0;
+    this.#afterChange(member);
+  }
+
+  /** P2C over usable members; counts the pick as in flight. */
+  pick(): PoolMember<C> | undefined {
+    const m = pickP2C(this.#usable, this.#cost, this.#random);
+    if (!m) return undefined;
+    m.inFlight++;
+    if (m.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
+    return m;
+  }
+
+  /** Ends one in-flight request; `latency` (ms) feeds the peak-EWMA estimate. */
+  release(member: PoolMember<C>, latency?: number): void {
+    if (member.inFlight > 0) member.inFlight--;
+    if (latency !== undefined) this.#observeLatency(member, latency);
+    if (member.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+  }
+
+  isUsable(member: PoolMember<C>): boolean {
+    return member.usableIndex >= 0;
+  }
+
+  #observeLatency(m: PoolMember<C>, sample: number): void {
+    const now = this.#now();
+    if (m.latency === undefined || sample > m.latency) {
+      // Peak-sensitive: a slow response moves the estimate at once.
+      m.latency = sample;
+    } else {
+      const w = Math.exp(-(now - m.latencyAt) / this.#decay);
+      m.latency = m.latency * w + sample * (1 - w);
+    }
+    m.latencyAt = now;
+  }
+
+  #shouldBeUsable(m: PoolMember<C>): boolean {
+    const byState = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
+    return byState && m.inFlight < m.maxConcurrent;
+  }
+
+  #refreshUsable(m: PoolMember<C>): void {
+    const before = this.#usable.size;
+    if (this.#shouldBeUsable(m)) this.#usable.add(m);
+    else this.#usable.delete(m);
+    if (this.#usable.size !== before) this.events.emit({ type: "usable", count: this.#usable.size });
+  }
+
+  #afterChange(m: PoolMember<C>): void {
+    this.#updateDegraded();
+    this.#refreshUsable(m);
+  }
+
+  #updateDegraded(): void {
+    if (this.#criticalMin === 0) return;
+    if (this.#ready >= this.#criticalMin) this.#reachedCritical = true;
+    const degraded = this.#reachedCritical && this.#ready < this.#criticalMin;
+    if (degraded === this.#degraded) return;
+    this.#degraded = degraded;
+    // Only unhealthy members change usability with the mode: O(members) per transition, not per pick.
+    for (const m of this.#members) if (m.state === "unhealthy") this.#refreshUsable(m);
+    this.events.emit({ type: "degraded", degraded, healthy: this.#ready });
+  }
+}

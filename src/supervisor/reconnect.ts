@@ -1,0 +1,206 @@
+import pRetry from "p-retry";
+import { sleep } from "../core/abort.js";
+import { ClosedError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
+import { Listeners } from "../core/listeners.js";
+import { RECONNECT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "./backoff.js";
+import { StatusStream } from "./status-stream.js";
+
+export type ConnectionStatus = "connected" | "disconnected";
+
+export type ReconnectEvent =
+  | { type: "attempt"; attempt: number }
+  | { type: "failure"; attempt: number; error: Error; /** ms until the next attempt (jitter included) */ delay: number }
+  | { type: "connected"; attempt: number }
+  | { type: "disconnected"; error: Error | undefined }
+  | { type: "gave-up"; error: GaveUpError };
+
+export interface ReconnectOptions<T> {
+  /** Opens one connection. Must honour `signal`. */
+  connect(context: { signal: AbortSignal; attempt: number }): Promise<T>;
+  /** Settles when the connection is gone (the value or reason is the cause, if any). */
+  lost(connection: T): Promise<unknown>;
+  /** Closes a connection when the handle is closed. */
+  dispose?(connection: T): void | Promise<void>;
+  backoff?: Partial<BackoffOptions>;
+  /** Aborting it closes the handle. */
+  signal?: AbortSignal;
+  /** Used in error messages. */
+  name?: string;
+}
+
+/**
+ * Keeps one connection alive: connect, wait until it is lost, reconnect with
+ * exponential backoff (p-retry), and give up after `backoff.timeout` of
+ * continuous failure. Each disconnected period is one p-retry run, so the
+ * delay and the give-up clock both reset after every success.
+ *
+ * `status()` streams connected/disconnected with current-state semantics;
+ * `closed()` resolves on close() and rejects with GaveUpError on give-up.
+ */
+export class Reconnect<T> implements AsyncDisposable {
+  readonly backoff: BackoffOptions;
+  readonly name: string;
+  #options: ReconnectOptions<T>;
+  #abort = new AbortController();
+  #status = new StatusStream<ConnectionStatus>("disconnected");
+  #events = new Listeners<ReconnectEvent>();
+  #current: T | undefined;
+  #done: Promise<void>;
+  #lastError: Error | undefined;
+
+  constructor(options: ReconnectOptions<T>) {
+    this.backoff = resolveBackoff(options.backoff, RECONNECT_BACKOFF);
+    this.name = options.name ?? "reconnect";
+    this.#options = options;
+    if (options.signal) {
+      if (options.signal.aborted) this.#abort.abort(options.signal.reason);
+      else options.signal.addEventListener("abort", () => void this.close(), { once: true });
+    }
+    this.#done = this.#run();
+    // closed() may never be called; the rejection is still observed here.
+    this.#done.catch(() => {});
+  }
+
+  /** The live connection, if connected. */
+  get current(): T | undefined {
+    return this.#current;
+  }
+
+  get state(): ConnectionStatus {
+    return this.#status.current;
+  }
+
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  /** Connected/Disconnected as the consumer finds it; ends when the handle closes. */
+  status(signal?: AbortSignal): AsyncGenerator<ConnectionStatus, void, undefined> {
+    return this.#status.watch(signal);
+  }
+
+  on(listener: (event: ReconnectEvent) => void): () => void {
+    return this.#events.add(listener);
+  }
+
+  /** Resolves when closed; rejects with GaveUpError when the handle gave up. */
+  closed(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Stops the loop, closes the live connection, and waits for both. */
+  async close(): Promise<void> {
+    if (!this.#abort.signal.aborted) this.#abort.abort(new ClosedError(this.name));
+    await this.#done.catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    try {
+      while (!signal.aborted) {
+        const conn = await this.#connectWithBackoff(signal);
+        this.#current = conn;
+        this.#status.set("connected");
+        let cause: Error | undefined;
+        try {
+          await raceAbort(this.#options.lost(conn), signal);
+        } catch (err) {
+          cause = signal.aborted ? undefined : asError(err);
+        }
+        this.#current = undefined;
+        if (signal.aborted) {
+          await this.#dispose(conn);
+          break;
+        }
+        this.#lastError = cause;
+        this.#status.set("disconnected");
+        this.#events.emit({ type: "disconnected", error: cause });
+      }
+    } catch (err) {
+      if (!signal.aborted) {
+        const gaveUp = err instanceof GaveUpError ? err : new GaveUpError(this.name, this.backoff.timeout, 0, err);
+        this.#events.emit({ type: "gave-up", error: gaveUp });
+        throw gaveUp;
+      }
+    } finally {
+      this.#status.end("disconnected");
+    }
+  }
+
+  /** One disconnected period: attempts until connected, aborted, or timed out. */
+  #connectWithBackoff(signal: AbortSignal): Promise<T> {
+    const b = this.backoff;
+    let attempts = 0;
+    let jitterWait = 0;
+    return pRetry(
+      async (attempt: number) => {
+        attempts = attempt;
+        this.#events.emit({ type: "attempt", attempt });
+        let conn: T;
+        try {
+          conn = await this.#options.connect({ signal, attempt });
+        } catch (err) {
+          // p-retry refuses to retry TypeErrors; a failed dial is always retryable.
+          throw err instanceof TypeError ? new DialtoneError("ERR_DIALTONE_CONNECT", err.message, { cause: err }) : err;
+        }
+        if (signal.aborted) {
+          await this.#dispose(conn);
+          throw signal.reason;
+        }
+        this.#events.emit({ type: "connected", attempt });
+        return conn;
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        factor: b.multiplier,
+        minTimeout: b.initial,
+        maxTimeout: b.max,
+        randomize: false,
+        maxRetryTime: b.timeout === 0 ? Number.POSITIVE_INFINITY : b.timeout,
+        signal,
+        unref: true,
+        onFailedAttempt: async ({ error, attemptNumber }) => {
+          this.#lastError = error;
+          const base = baseDelay(b, attemptNumber);
+          jitterWait = jitterExtra(b, base);
+          this.#events.emit({ type: "failure", attempt: attemptNumber, error, delay: base + jitterWait });
+          // p-retry's own jitter doubles delays; ours is a bounded fraction, added here.
+          if (jitterWait > 0) await sleep(jitterWait, signal);
+        },
+      },
+    ).catch((err: unknown) => {
+      if (signal.aborted) throw err;
+      throw new GaveUpError(this.name, b.timeout, attempts, err);
+    });
+  }
+
+  async #dispose(conn: T): Promise<void> {
+    try {
+      await this.#options.dispose?.(conn);
+    } catch {
+      // Closing a connection we are abandoning cannot fail in a way anyone can act on.
+    }
+  }
+}
+
+function raceAbort(p: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

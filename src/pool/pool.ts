@@ -38,6 +38,7 @@ export class Pool<C = unknown> {
   #members = new Set<PoolMember<C>>();
   #usable = new UsableSet<PoolMember<C>>();
   #ready = 0;
+  #unhealthy = 0;
   #reachedCritical = false;
   #degraded = false;
   #criticalMin: number;
@@ -62,6 +63,14 @@ export class Pool<C = unknown> {
     return this.#ready;
   }
 
+  /**
+   * Members that could take picks were they not at their stream limit: what
+   * "Connected" means. Load alone must not flap a channel's status.
+   */
+  get servingCount(): number {
+    return this.#ready + (this.#degraded ? this.#unhealthy : 0);
+  }
+
   get usableCount(): number {
     return this.#usable.size;
   }
@@ -77,6 +86,7 @@ export class Pool<C = unknown> {
   add(member: PoolMember<C>): void {
     this.#members.add(member);
     if (member.state === "ready") this.#ready++;
+    if (member.state === "unhealthy") this.#unhealthy++;
     this.#afterChange(member);
   }
 
@@ -87,6 +97,8 @@ export class Pool<C = unknown> {
     member.state = to;
     if (from === "ready") this.#ready--;
     if (to === "ready") this.#ready++;
+    if (from === "unhealthy") this.#unhealthy--;
+    if (to === "unhealthy") this.#unhealthy++;
     if (to === "closed") this.#members.delete(member);
     this.events.emit({ type: "state", member, from, to, reason });
     this.#afterChange(member);

@@ -1,0 +1,30 @@
+export { createHttp2Channel, Http2Channel, type Http2StreamInit } from "./transport/http2/channel.js";
+export type { Http2ChannelOptions } from "./transport/http2/options.js";
+export type { Http2RequestInit, Http2Response } from "./transport/http2/request.js";
+export type { Http2TlsOptions } from "./transport/http2/connector.js";
+export { Reconnect, type ReconnectOptions, type ReconnectEvent, type ConnectionStatus } from "./supervisor/reconnect.js";
+export { RECONNECT_BACKOFF, SLOT_BACKOFF, type BackoffOptions } from "./supervisor/backoff.js";
+export { StatusStream } from "./supervisor/status-stream.js";
+export type { ChannelEvent, MemberInfo } from "./supervisor/events.js";
+export type { SupervisorStats as ChannelStats, MemberStats } from "./supervisor/supervisor.js";
+export { HEALTH_DEFAULTS, type HealthOptions } from "./health/options.js";
+export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.js";
+export { StaticResolver } from "./resolve/static-resolver.js";
+export type { Address } from "./core/address.js";
+export type { MemberState } from "./pool/member.js";
+export type { Balancer } from "./pool/pool.js";
+export { parseDuration } from "./core/duration.js";
+export {
+  DialtoneError,
+  ConfigError,
+  TargetError,
+  ConnectError,
+  PingTimeoutError,
+  ResolveError,
+  NoMemberError,
+  QueueFullError,
+  ClosedError,
+  GaveUpError,
+  RequestError,
+  RequestTimeoutError,
+} from "./core/errors.js";

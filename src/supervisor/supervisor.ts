@@ -1,0 +1,541 @@
+import { addressKey, type Address } from "../core/address.js";
+import { raceSignal, sleep } from "../core/abort.js";
+import { ClosedError, ConnectError, DialtoneError, NoMemberError, QueueFullError, asError } from "../core/errors.js";
+import { Listeners } from "../core/listeners.js";
+import { shuffle } from "../core/shuffle.js";
+import { HealthChecker, type HealthReport } from "../health/health-checker.js";
+import type { HealthOptions } from "../health/options.js";
+import { PoolMember, type MemberState } from "../pool/member.js";
+import { Pool, type Balancer } from "../pool/pool.js";
+import type { Resolver } from "../resolve/resolver.js";
+import { AcquireQueue } from "./acquire-queue.js";
+import { baseDelay, jitterExtra, type BackoffOptions } from "./backoff.js";
+import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
+import type { ChannelEvent, MemberInfo } from "./events.js";
+import { Reconnect, type ConnectionStatus } from "./reconnect.js";
+import { chooseAddress, type AddressLoad } from "./spread.js";
+import { StatusStream } from "./status-stream.js";
+
+export interface SupervisorOptions<C extends MemberConnection> {
+  /** The service as users name it; every error message carries it. */
+  target: string;
+  resolver: Resolver;
+  connector: Connector<C>;
+  members: number;
+  health: HealthOptions;
+  backoff: BackoffOptions;
+  criticalMin: number;
+  balancer: Balancer;
+  acquireTimeout: number;
+  maxQueue: number;
+  /** How long close() lets in-flight work finish before destroying connections. */
+  closeGrace: number;
+  random?: () => number;
+}
+
+/** A picked member; release it exactly once when the request ends. */
+export interface Lease<C> {
+  readonly member: PoolMember<C>;
+  readonly connection: C;
+  release(latencyMs?: number): void;
+}
+
+interface AddressState {
+  address: Address;
+  rank: number;
+  failures: number;
+  coolingUntil: number;
+  lastError: Error | undefined;
+}
+
+interface Tracked {
+  slot: number;
+  health: HealthChecker;
+  /** Settles when the member stops being its slot's active member (draining or closed). */
+  gone: Promise<Error | undefined>;
+  leave(reason: Error | undefined): void;
+  left: boolean;
+}
+
+export interface MemberStats {
+  id: number;
+  slot: number;
+  address: string;
+  state: MemberState;
+  rttMs: number | undefined;
+  inFlight: number;
+  maxConcurrent: number | null;
+  lastError: string | undefined;
+  connectedSince: string | undefined;
+}
+
+export interface SupervisorStats {
+  target: string;
+  status: ConnectionStatus;
+  wanted: number;
+  ready: number;
+  usable: number;
+  degraded: boolean;
+  queued: number;
+  addresses: Array<{ address: string; failures: number; coolingForMs: number; lastError: string | undefined }>;
+  members: MemberStats[];
+  lastError: string | undefined;
+}
+
+/**
+ * Keeps `members` connections warm. Each slot is a Reconnect handle whose
+ * connect step picks an address by the Spread rule, dials it, and proves it
+ * with a first PING; the slot then waits until its member is lost (closed,
+ * evicted, draining) and dials a replacement at once. Health reports move
+ * members between ready and unhealthy; the pool decides who takes picks.
+ */
+export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
+  readonly events = new Listeners<ChannelEvent>();
+  readonly pool: Pool<C>;
+  readonly target: string;
+  #o: SupervisorOptions<C>;
+  #random: () => number;
+  #abort = new AbortController();
+  #addresses = new Map<string, AddressState>();
+  #dialing = new Map<number, string>();
+  #tracked = new Map<PoolMember<C>, Tracked>();
+  #slots: Array<Reconnect<PoolMember<C>>> = [];
+  #queue: AcquireQueue<Lease<C>>;
+  #status = new StatusStream<ConnectionStatus>("disconnected");
+  #changeWaiters = new Set<() => void>();
+  #nextId = 1;
+  #lastError: Error | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: SupervisorOptions<C>) {
+    this.#o = options;
+    this.target = options.target;
+    this.#random = options.random ?? Math.random;
+    this.#queue = new AcquireQueue(options.maxQueue);
+    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random });
+    this.pool.events.add((e) => {
+      if (e.type === "state") {
+        this.events.emit({ type: "state", member: info(e.member, this.#tracked.get(e.member as PoolMember<C>)), from: e.from, to: e.to, reason: e.reason });
+        this.#changed();
+      } else if (e.type === "degraded") {
+        this.events.emit({ type: "degraded", degraded: e.degraded, healthy: e.healthy });
+        // Leaving degraded mode: the unhealthy members that served meanwhile are now evicted.
+        if (!e.degraded) queueMicrotask(() => this.#evictUnhealthy());
+      } else if (e.type === "usable" && e.count > 0) {
+        this.#queue.serve(() => this.#tryPick());
+      }
+      this.#updateStatus();
+    });
+    options.resolver.start({
+      onAddresses: (set) => this.#onAddresses(set.addresses, set.ttl),
+      onError: (error) => {
+        this.#lastError ??= error;
+        this.events.emit({ type: "resolve-failed", error });
+      },
+    });
+    for (let slot = 0; slot < options.members; slot++) this.#slots.push(this.#startSlot(slot));
+  }
+
+  get closed(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  get statusNow(): ConnectionStatus {
+    return this.#status.current;
+  }
+
+  status(signal?: AbortSignal): AsyncGenerator<ConnectionStatus, void, undefined> {
+    return this.#status.watch(signal);
+  }
+
+  /** Resolves once every slot has a ready member. Rejects if the channel closes first. */
+  async ready(signal?: AbortSignal): Promise<void> {
+    while (this.pool.readyCount < this.#o.members) {
+      if (this.closed) throw new ClosedError(`channel ${this.target}`);
+      await raceSignal(this.#nextChange(), signal);
+    }
+  }
+
+  /**
+   * A usable member, picked by P2C; waits (bounded queue, acquireTimeout)
+   * when there is none, then fails with NoMemberError naming the last cause.
+   */
+  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<Lease<C>> {
+    if (this.closed) return Promise.reject(new ClosedError(`channel ${this.target}`));
+    const lease = this.#tryPick();
+    if (lease) return Promise.resolve(lease);
+    return this.#queue.wait(
+      timeoutMs,
+      signal,
+      () => new NoMemberError(this.target, timeoutMs, this.#lastError),
+      () => new QueueFullError(this.target, this.#o.maxQueue, this.#lastError),
+    );
+  }
+
+  /** Records a request-level failure as the channel's most recent error. */
+  noteError(error: Error): void {
+    this.#lastError = error;
+  }
+
+  stats(): SupervisorStats {
+    const now = performance.now();
+    const members: MemberStats[] = [];
+    for (const m of this.pool.members()) {
+      const t = this.#tracked.get(m);
+      members.push({
+        id: m.id,
+        slot: t?.slot ?? -1,
+        address: m.key,
+        state: m.state,
+        rttMs: m.rtt === undefined ? undefined : Math.round(m.rtt * 1000) / 1000,
+        inFlight: m.inFlight,
+        maxConcurrent: Number.isFinite(m.maxConcurrent) ? m.maxConcurrent : null,
+        lastError: m.lastError?.message,
+        connectedSince: m.connectedSince === undefined ? undefined : new Date(m.connectedSince).toISOString(),
+      });
+    }
+    members.sort((a, b) => a.slot - b.slot || a.id - b.id);
+    return {
+      target: this.target,
+      status: this.#status.current,
+      wanted: this.#o.members,
+      ready: this.pool.readyCount,
+      usable: this.pool.usableCount,
+      degraded: this.pool.degraded,
+      queued: this.#queue.length,
+      addresses: [...this.#addresses.entries()].map(([key, s]) => ({
+        address: key,
+        failures: s.failures,
+        coolingForMs: Math.max(0, Math.round(s.coolingUntil - now)),
+        lastError: s.lastError?.message,
+      })),
+      members,
+      lastError: this.#lastError?.message,
+    };
+  }
+
+  /**
+   * Stops dialing, fails queued requests, lets in-flight requests finish for
+   * up to closeGrace ms, then destroys what is left.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    const closed = new ClosedError(`channel ${this.target}`);
+    this.#abort.abort(closed);
+    this.#o.resolver.close();
+    this.#queue.rejectAll(closed);
+    this.#changed();
+    // Slots stop dialing; their dispose() closes each live member gracefully.
+    await Promise.all(this.#slots.map((s) => s.close()));
+    const remaining = [...this.pool.members()];
+    for (const m of remaining) m.connection.close(true);
+    const deadline = performance.now() + this.#o.closeGrace;
+    while (this.pool.size > 0 && performance.now() < deadline) {
+      await Promise.race([this.#nextChange(), sleep(50)]);
+    }
+    for (const m of [...this.pool.members()]) this.#closeMember(m, "channel closed", undefined, false);
+    this.#status.end("disconnected");
+  }
+
+  // ── slots ────────────────────────────────────────────────────────────
+
+  #startSlot(slot: number): Reconnect<PoolMember<C>> {
+    const r = new Reconnect<PoolMember<C>>({
+      name: `${this.target} slot ${slot}`,
+      backoff: this.#o.backoff,
+      signal: this.#abort.signal,
+      connect: ({ signal, attempt }) => this.#dialSlot(slot, attempt, signal),
+      lost: (m) => this.#tracked.get(m)?.gone ?? Promise.resolve(undefined),
+      dispose: (m) => {
+        m.connection.close(true);
+      },
+    });
+    r.closed().catch((err: unknown) => {
+      // Only with a finite slot backoff timeout: the slot stops, the others go on.
+      this.#lastError = asError(err);
+    });
+    return r;
+  }
+
+  async #dialSlot(slot: number, attempt: number, signal: AbortSignal): Promise<PoolMember<C>> {
+    const address = await this.#claimAddress(slot, signal);
+    const key = addressKey(address);
+    this.events.emit({ type: "connect-attempt", slot, address: key, attempt });
+    let member: PoolMember<C> | undefined;
+    let rtt: number;
+    try {
+      const conn = await this.#o.connector.connect(address, signal);
+      member = new PoolMember<C>(this.#nextId++, address, key, conn);
+      this.#track(member, slot);
+      this.pool.add(member);
+      const m = member;
+      conn.onEvent((e) => this.#onConnectionEvent(m, e));
+      // A member takes picks only after its first PONG.
+      rtt = await this.#firstPing(conn, key);
+      if (member.state !== "connecting") throw member.lastError ?? new ConnectError(this.target, key, "closed during warm-up");
+    } catch (err) {
+      const error = err instanceof DialtoneError ? err : new ConnectError(this.target, key, asError(err).message, { cause: err });
+      if (member) this.#closeMember(member, "warm-up failed", error, false);
+      this.#addressFailed(key, error);
+      this.#lastError = error;
+      this.events.emit({ type: "connect-failed", slot, address: key, error });
+      throw error;
+    } finally {
+      this.#dialing.delete(slot);
+      this.#changed();
+    }
+    member.rtt = rtt;
+    member.connectedSince = Date.now();
+    this.pool.setMaxConcurrent(member, member.connection.maxConcurrent);
+    this.#addressOk(key);
+    const t = this.#tracked.get(member) as Tracked;
+    t.health.start(rtt);
+    this.pool.setState(member, "ready", "first PONG");
+    this.events.emit({ type: "connect-ok", member: info(member, t), rtt });
+    return member;
+  }
+
+  async #firstPing(conn: C, key: string): Promise<number> {
+    const timeout = this.#o.health.timeout;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        conn.ping(timeout),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits until the Spread rule names an address for this slot, and claims it. */
+  async #claimAddress(slot: number, signal: AbortSignal): Promise<Address> {
+    while (true) {
+      if (signal.aborted) throw signal.reason;
+      const now = performance.now();
+      const decision = chooseAddress(this.#loads(), now);
+      if (decision.kind === "dial") {
+        this.#dialing.set(slot, addressKey(decision.address));
+        return decision.address;
+      }
+      const change = this.#nextChange();
+      const waits: Array<Promise<unknown>> = [change];
+      if (decision.until !== undefined) waits.push(sleep(Math.max(1, decision.until - now), signal));
+      await raceSignal(Promise.race(waits), signal);
+    }
+  }
+
+  #loads(): AddressLoad[] {
+    const count = new Map<string, { members: number; proving: boolean }>();
+    const bump = (key: string, proving: boolean): void => {
+      const c = count.get(key) ?? { members: 0, proving: false };
+      c.members++;
+      c.proving ||= proving;
+      count.set(key, c);
+    };
+    for (const key of this.#dialing.values()) bump(key, true);
+    for (const m of this.pool.members()) {
+      if (m.state === "connecting") bump(m.key, true);
+      else if (m.state === "ready" || m.state === "unhealthy") bump(m.key, false);
+    }
+    return [...this.#addresses.entries()]
+      .sort((a, b) => a[1].rank - b[1].rank)
+      .map(([key, s]) => ({
+        address: s.address,
+        members: count.get(key)?.members ?? 0,
+        proving: count.get(key)?.proving ?? false,
+        coolingUntil: s.coolingUntil,
+      }));
+  }
+
+  #addressFailed(key: string, error: Error): void {
+    const s = this.#addresses.get(key);
+    if (!s) return;
+    s.failures++;
+    s.lastError = error;
+    const base = baseDelay(this.#o.backoff, s.failures);
+    s.coolingUntil = performance.now() + base + jitterExtra(this.#o.backoff, base, this.#random);
+    this.#changed();
+  }
+
+  #addressOk(key: string): void {
+    const s = this.#addresses.get(key);
+    if (!s) return;
+    s.failures = 0;
+    s.coolingUntil = 0;
+  }
+
+  #onAddresses(addresses: readonly Address[], ttl: number): void {
+    if (this.closed) return;
+    const keys = new Set(addresses.map(addressKey));
+    // New addresses get a random rank: the per-process shuffle that spreads many clients.
+    const fresh = shuffle(addresses.filter((a) => !this.#addresses.has(addressKey(a))), this.#random);
+    let rank = Math.max(0, ...[...this.#addresses.values()].map((s) => s.rank + 1));
+    for (const a of fresh) this.#addresses.set(addressKey(a), { address: a, rank: rank++, failures: 0, coolingUntil: 0, lastError: undefined });
+    for (const key of [...this.#addresses.keys()]) if (!keys.has(key)) this.#addresses.delete(key);
+    // Members on vanished addresses drain: in-flight work finishes, their slots dial elsewhere.
+    for (const m of [...this.pool.members()]) {
+      if (!keys.has(m.key) && (m.state === "ready" || m.state === "unhealthy" || m.state === "connecting")) {
+        this.#drain(m, "address removed by resolver");
+      }
+    }
+    this.events.emit({ type: "resolve", addresses: [...keys], ttl });
+    this.#changed();
+  }
+
+  // ── members ──────────────────────────────────────────────────────────
+
+  #track(member: PoolMember<C>, slot: number): void {
+    let leave!: (reason: Error | undefined) => void;
+    const gone = new Promise<Error | undefined>((resolve) => (leave = resolve));
+    const t: Tracked = {
+      slot,
+      gone,
+      left: false,
+      leave: (reason) => {
+        if (t.left) return;
+        t.left = true;
+        leave(reason);
+      },
+      health: new HealthChecker(member.connection, this.#o.health, (r) => this.#onHealth(member, r), this.#random),
+    };
+    this.#tracked.set(member, t);
+  }
+
+  #onHealth(m: PoolMember<C>, r: HealthReport): void {
+    const t = this.#tracked.get(m);
+    if (!t || m.state === "closed" || m.state === "draining") return;
+    switch (r.type) {
+      case "ping-ok":
+        m.rtt = r.rttEwma;
+        this.events.emit({ type: "ping", member: info(m, t), rtt: r.rtt });
+        break;
+      case "ping-failed":
+        m.lastError = r.error;
+        this.events.emit({ type: "ping-failed", member: info(m, t), error: r.error });
+        break;
+      case "unhealthy":
+        this.pool.setState(m, "unhealthy", r.error.message);
+        // Degraded mode keeps doubtful members rather than none.
+        if (!this.pool.degraded) this.#evict(m, "unhealthy: " + r.error.message);
+        break;
+      case "healthy":
+        this.pool.setState(m, "ready", "PINGs answered again");
+        break;
+    }
+  }
+
+  #evictUnhealthy(): void {
+    if (this.pool.degraded) return;
+    for (const m of [...this.pool.members()]) if (m.state === "unhealthy") this.#evict(m, "unhealthy after degraded mode ended");
+  }
+
+  #evict(m: PoolMember<C>, reason: string): void {
+    const t = this.#tracked.get(m);
+    const error = m.lastError ?? new DialtoneError("ERR_DIALTONE_UNHEALTHY", reason);
+    this.events.emit({ type: "evicted", member: info(m, t), reason });
+    this.#addressFailed(m.key, error);
+    this.#closeMember(m, reason, error, false);
+  }
+
+  #drain(m: PoolMember<C>, reason: string): void {
+    const t = this.#tracked.get(m);
+    t?.health.stop();
+    this.pool.setState(m, "draining", reason);
+    this.events.emit({ type: "draining", member: info(m, t), reason });
+    // The slot dials a replacement now; this one finishes its in-flight streams, then closes.
+    t?.leave(undefined);
+    m.connection.close(true);
+  }
+
+  #closeMember(m: PoolMember<C>, reason: string, error: Error | undefined, alreadyClosed: boolean): void {
+    const t = this.#tracked.get(m);
+    t?.health.stop();
+    if (error) m.lastError = error;
+    this.pool.setState(m, "closed", reason);
+    this.#tracked.delete(m);
+    t?.leave(error);
+    if (!alreadyClosed) m.connection.close(false);
+  }
+
+  #onConnectionEvent(m: PoolMember<C>, e: ConnectionEvent): void {
+    if (m.state === "closed") return;
+    switch (e.type) {
+      case "closed": {
+        const unexpected = m.state !== "draining";
+        const error = e.error ?? (unexpected ? new ConnectError(this.target, m.key, "connection closed by peer") : undefined);
+        if (unexpected && error) {
+          this.#addressFailed(m.key, error);
+          this.#lastError = error;
+        }
+        this.#closeMember(m, error ? error.message : "closed after draining", error, true);
+        break;
+      }
+      case "draining":
+        if (m.state === "connecting") {
+          this.#closeMember(m, e.reason, new ConnectError(this.target, m.key, e.reason), false);
+        } else if (m.state !== "draining") {
+          this.#addressFailed(m.key, new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): ${e.reason}`));
+          this.#drain(m, e.reason);
+        }
+        break;
+      case "limits":
+        this.pool.setMaxConcurrent(m, e.maxConcurrent);
+        break;
+    }
+  }
+
+  // ── picks and status ─────────────────────────────────────────────────
+
+  #tryPick(): Lease<C> | undefined {
+    const m = this.pool.pick();
+    if (!m) return undefined;
+    let released = false;
+    return {
+      member: m,
+      connection: m.connection,
+      release: (latencyMs?: number) => {
+        if (released) return;
+        released = true;
+        this.pool.release(m, latencyMs);
+      },
+    };
+  }
+
+  #updateStatus(): void {
+    const s: ConnectionStatus = this.pool.servingCount > 0 ? "connected" : "disconnected";
+    if (s !== this.#status.current && !this.closed) {
+      this.#status.set(s);
+      this.events.emit({ type: "status", status: s });
+    }
+  }
+
+  #nextChange(): Promise<void> {
+    return new Promise((resolve) => this.#changeWaiters.add(resolve));
+  }
+
+  #changed(): void {
+    if (this.#changeWaiters.size === 0) return;
+    const ws = [...this.#changeWaiters];
+    this.#changeWaiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+function info(m: { id: number; key: string }, t: { slot: number } | undefined): MemberInfo {
+  return { id: m.id, address: m.key, slot: t?.slot ?? -1 };
+}

@@ -1,0 +1,70 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { createHttp2Channel, type Http2Channel } from "../../src/index.js";
+import { startBackends, stopAllBackends } from "../helpers/backends.js";
+import { recordEvents } from "../helpers/channel.js";
+
+const channels: Http2Channel[] = [];
+afterEach(async () => {
+  await Promise.all(channels.splice(0).map((c) => c.close()));
+  await stopAllBackends();
+});
+afterAll(stopAllBackends);
+
+function open(opts: Parameters<typeof createHttp2Channel>[0]): Http2Channel {
+  const ch = createHttp2Channel(opts);
+  channels.push(ch);
+  return ch;
+}
+
+describe("warm-up against real HTTP/2 backends", () => {
+  it("connects and PINGs N members on N distinct addresses before ready() resolves", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    const port = backends[0]!.port;
+    const ch = open({
+      target: `http://backend.test:${port}`,
+      discovery: `static:///${backends.map((b) => b.key).join(",")}`,
+      members: 3,
+    });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const s = ch.stats();
+    expect(s.members).toHaveLength(3);
+    expect(s.members.every((m) => m.state === "ready")).toBe(true);
+    expect(new Set(s.members.map((m) => m.address))).toEqual(new Set(backends.map((b) => b.key)));
+    // Every member answered its first PING before it became ready.
+    const ok = rec.events.filter((e) => e.type === "connect-ok");
+    expect(ok).toHaveLength(3);
+    for (const e of ok) if (e.type === "connect-ok") expect(e.rtt).toBeGreaterThan(0);
+    expect(ch.connected).toBe(true);
+    // And requests reach all three backends.
+    const seen = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const r = await ch.request({ path: "/" });
+      expect(r.status).toBe(200);
+      seen.add(String(r.headers["x-backend"]));
+    }
+    expect(seen).toEqual(new Set(backends.map((b) => b.key)));
+  });
+
+  it("stacks members evenly when there are fewer addresses than members", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
+    const ch = open({
+      target: `http://backend.test:${backends[0]!.port}`,
+      discovery: `static:///${backends.map((b) => b.key).join(",")}`,
+      members: 4,
+    });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const per = new Map<string, number>();
+    for (const m of ch.stats().members) per.set(m.address, (per.get(m.address) ?? 0) + 1);
+    expect([...per.values()]).toEqual([2, 2]);
+    // A second member on an address was dialed only after the first there proved itself.
+    for (const b of backends) {
+      const attempts = rec.events.filter((e) => e.type === "connect-attempt" && e.address === b.key);
+      const firstOk = rec.events.find((e) => e.type === "connect-ok" && e.member.address === b.key);
+      expect(attempts).toHaveLength(2);
+      expect(firstOk).toBeDefined();
+      expect(attempts[1]!.at).toBeGreaterThanOrEqual(firstOk!.at);
+    }
+  });
+});

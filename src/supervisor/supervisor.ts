@@ -97,7 +97,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #random: () => number;
   #abort = new AbortController();
   #addresses = new Map<string, AddressState>();
+  /** Dials in progress: slot number, or -1 - slot for a rebalancing dial. */
   #dialing = new Map<number, string>();
+  #handoff = new Map<number, PoolMember<C>>();
+  #rebalancing = false;
+  #rebalanceTimer: NodeJS.Timeout | undefined;
+  #rebalanceQueued = false;
   #tracked = new Map<PoolMember<C>, Tracked>();
   #slots: Array<Reconnect<PoolMember<C>>> = [];
   #queue: AcquireQueue<Lease<C>>;
@@ -234,6 +239,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async #close(): Promise<void> {
     const closed = new ClosedError(`channel ${this.target}`);
     this.#abort.abort(closed);
+    clearTimeout(this.#rebalanceTimer);
     this.#o.resolver.close();
     this.#queue.rejectAll(closed);
     this.#changed();
@@ -270,8 +276,18 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   }
 
   async #dialSlot(slot: number, attempt: number, signal: AbortSignal): Promise<PoolMember<C>> {
+    // A member the rebalancer already proved on a better address takes over the slot.
+    const handed = this.#handoff.get(slot);
+    this.#handoff.delete(slot);
+    if (handed && (handed.state === "ready" || handed.state === "unhealthy")) return handed;
     const address = await this.#claimAddress(slot, signal);
+    return this.#dialAddress(slot, slot, address, attempt, signal);
+  }
+
+  /** Dials, then proves with a first PING; `token` is this dial's entry in #dialing. */
+  async #dialAddress(slot: number, token: number, address: Address, attempt: number, signal: AbortSignal): Promise<PoolMember<C>> {
     const key = addressKey(address);
+    this.#dialing.set(token, key);
     this.events.emit({ type: "connect-attempt", slot, address: key, attempt });
     let member: PoolMember<C> | undefined;
     let rtt: number;
@@ -293,7 +309,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       this.events.emit({ type: "connect-failed", slot, address: key, error });
       throw error;
     } finally {
-      this.#dialing.delete(slot);
+      this.#dialing.delete(token);
       this.#changed();
     }
     member.rtt = rtt;
@@ -305,6 +321,72 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.pool.setState(member, "ready", "first PONG");
     this.events.emit({ type: "connect-ok", member: info(member, t), rtt });
     return member;
+  }
+
+  /**
+   * Spread repair. When one address carries at least two members more than
+   * another (a member was lost and its slot stacked elsewhere), dial the idle
+   * address first and, once that member has answered a PING, hand it the
+   * stacked member's slot and drain the stacked one. Capacity never dips, and
+   * a still-dead address only costs a dial, with its own backoff.
+   */
+  #maybeRebalance(): void {
+    if (this.closed || this.#rebalancing || this.pool.degraded) return;
+    const loads = this.#loads();
+    let donor: AddressLoad | undefined;
+    for (const l of loads) if (l.members >= 2 && !l.proving && (!donor || l.members > donor.members)) donor = l;
+    if (!donor) return;
+    const now = performance.now();
+    let target: AddressLoad | undefined;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const l of loads) {
+      // Only a move that leaves the spread more even: donor minus target at least two.
+      if (l.proving || donor.members - l.members < 2) continue;
+      if (l.coolingUntil > now) {
+        earliest = Math.min(earliest, l.coolingUntil);
+        continue;
+      }
+      if (!target || l.members < target.members) target = l;
+    }
+    if (!target) {
+      if (Number.isFinite(earliest)) this.#wakeRebalanceAt(earliest - now);
+      return;
+    }
+    const donorKey = addressKey(donor.address);
+    let victim: PoolMember<C> | undefined;
+    for (const m of this.pool.members()) if (m.key === donorKey && m.state === "ready" && (!victim || m.inFlight < victim.inFlight)) victim = m;
+    const vt = victim && this.#tracked.get(victim);
+    if (!victim || !vt) return;
+    const old = victim;
+    const slot = vt.slot;
+    this.#rebalancing = true;
+    this.#dialAddress(slot, -1 - slot, target.address, 0, this.#abort.signal).then(
+      (fresh) => {
+        const still = this.#tracked.get(old);
+        if (still && !still.left && old.state === "ready") {
+          this.#handoff.set(slot, fresh);
+          this.#drain(old, `rebalanced to ${fresh.key}`);
+        } else {
+          // The slot moved on meanwhile; this member is surplus.
+          this.#closeMember(fresh, "rebalance no longer needed", undefined, false);
+        }
+      },
+      () => {
+        // Already recorded as a connect failure; the address cools and is tried again later.
+      },
+    ).finally(() => {
+      this.#rebalancing = false;
+      this.#changed();
+    });
+  }
+
+  #wakeRebalanceAt(ms: number): void {
+    if (this.#rebalanceTimer) return;
+    this.#rebalanceTimer = setTimeout(() => {
+      this.#rebalanceTimer = undefined;
+      this.#maybeRebalance();
+    }, Math.max(1, ms));
+    this.#rebalanceTimer.unref();
   }
 
   async #firstPing(conn: C, key: string): Promise<number> {
@@ -329,6 +411,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       const now = performance.now();
       const decision = chooseAddress(this.#loads(), now);
       if (decision.kind === "dial") {
+        // Claimed in the same tick as chosen, so concurrent slots see it.
         this.#dialing.set(slot, addressKey(decision.address));
         return decision.address;
       }
@@ -529,6 +612,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   }
 
   #changed(): void {
+    if (!this.#rebalanceQueued && !this.closed) {
+      this.#rebalanceQueued = true;
+      queueMicrotask(() => {
+        this.#rebalanceQueued = false;
+        this.#maybeRebalance();
+      });
+    }
     if (this.#changeWaiters.size === 0) return;
     const ws = [...this.#changeWaiters];
     this.#changeWaiters.clear();

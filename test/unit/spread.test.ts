@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import type { Address } from "../../src/core/address.js";
+import { chooseAddress, type AddressLoad, type SpreadDecision } from "../../src/supervisor/spread.js";
+
+const NOW = 10_000;
+
+function addr(i: number): Address {
+  return { host: `127.0.0.${i + 2}`, port: 8443, family: 4 };
+}
+
+function load(i: number, over: Partial<Omit<AddressLoad, "address">> = {}): AddressLoad {
+  return { address: addr(i), members: 0, proving: false, coolingUntil: 0, ...over };
+}
+
+function dialed(d: SpreadDecision): string {
+  if (d.kind !== "dial") throw new Error(`expected a dial decision, got ${JSON.stringify(d)}`);
+  return d.address.host;
+}
+
+describe("chooseAddress (Spread rule)", () => {
+  it("picks the address with the fewest members", () => {
+    const loads = [load(0, { members: 2 }), load(1, { members: 1 }), load(2, { members: 3 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(1).host);
+  });
+
+  it("breaks ties by list order (the first of the least loaded wins)", () => {
+    expect(dialed(chooseAddress([load(0), load(1), load(2)], NOW))).toBe(addr(0).host);
+    const loads = [load(0, { members: 2 }), load(1, { members: 1 }), load(2, { members: 1 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(1).host);
+    const reversed = [load(2, { members: 1 }), load(1, { members: 1 }), load(0, { members: 2 })];
+    expect(dialed(chooseAddress(reversed, NOW))).toBe(addr(2).host);
+  });
+
+  it("skips an address whose member is still proving itself (stacking waits)", () => {
+    // Both addresses hold one member; the first one's member is still proving itself.
+    const loads = [load(0, { members: 1, proving: true }), load(1, { members: 1 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(1).host);
+    // Even when the proving address is the least loaded.
+    const loads2 = [load(0, { members: 1, proving: true }), load(1, { members: 2 })];
+    expect(dialed(chooseAddress(loads2, NOW))).toBe(addr(1).host);
+  });
+
+  it("waits for a change when the only address with room is still proving", () => {
+    expect(chooseAddress([load(0, { members: 1, proving: true })], NOW)).toEqual({ kind: "wait", until: undefined });
+  });
+
+  it("treats a proving address with 0 members as eligible", () => {
+    const loads = [load(0, { members: 0, proving: true }), load(1, { members: 1 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(0).host);
+  });
+
+  it("skips a cooling address while a non-cooling one exists, even if that means stacking", () => {
+    const loads = [load(0, { coolingUntil: NOW + 500 }), load(1, { members: 3 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(1).host);
+  });
+
+  it("an address whose cooling has ended (coolingUntil <= now) is eligible again", () => {
+    const loads = [load(0, { coolingUntil: NOW }), load(1, { members: 1 })];
+    expect(dialed(chooseAddress(loads, NOW))).toBe(addr(0).host);
+    const loads2 = [load(0, { coolingUntil: NOW - 1 }), load(1, { members: 1 })];
+    expect(dialed(chooseAddress(loads2, NOW))).toBe(addr(0).host);
+  });
+
+  it("when every eligible address is cooling, waits until the earliest one ends", () => {
+    const loads = [load(0, { coolingUntil: NOW + 900 }), load(1, { coolingUntil: NOW + 300 }), load(2, { coolingUntil: NOW + 600 })];
+    expect(chooseAddress(loads, NOW)).toEqual({ kind: "wait", until: NOW + 300 });
+  });
+
+  it("a proving address does not count as the earliest cooling one", () => {
+    const loads = [load(0, { members: 1, proving: true, coolingUntil: NOW + 100 }), load(1, { coolingUntil: NOW + 700 })];
+    expect(chooseAddress(loads, NOW)).toEqual({ kind: "wait", until: NOW + 700 });
+  });
+
+  it("with nothing eligible at all, waits for a change (until undefined)", () => {
+    expect(chooseAddress([], NOW)).toEqual({ kind: "wait", until: undefined });
+    const loads = [load(0, { members: 1, proving: true }), load(1, { members: 2, proving: true })];
+    expect(chooseAddress(loads, NOW)).toEqual({ kind: "wait", until: undefined });
+  });
+
+  describe("simulation: N slots assigned one at a time", () => {
+    /** Assigns `slots` members over `addresses` addresses; each member proves itself before the next slot dials. */
+    function simulate(slots: number, addresses: number): number[] {
+      const loads: AddressLoad[] = Array.from({ length: addresses }, (_, i) => load(i));
+      for (let s = 0; s < slots; s++) {
+        const d = chooseAddress(loads, NOW);
+        const host = dialed(d);
+        const i = loads.findIndex((l) => l.address.host === host);
+        expect(i).toBeGreaterThanOrEqual(0);
+        const l = loads[i] as AddressLoad;
+        // Dialing: one more member, still proving.
+        loads[i] = { ...l, members: l.members + 1, proving: true };
+        // While it proves itself, a second member may not stack on it.
+        const during = chooseAddress(loads, NOW);
+        if (during.kind === "dial") expect(during.address.host).not.toBe(host);
+        // "ready": the member has proven itself.
+        loads[i] = { ...(loads[i] as AddressLoad), proving: false };
+      }
+      return loads.map((l) => l.members);
+    }
+
+    it.each([
+      [1, 1],
+      [3, 1],
+      [3, 2],
+      [7, 3],
+      [10, 4],
+      [16, 5],
+      [64, 7],
+    ])("%i slots over %i addresses stack evenly (counts differ by at most 1)", (slots, addresses) => {
+      const counts = simulate(slots, addresses);
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(slots);
+      expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    });
+
+    it.each([
+      [1, 1],
+      [3, 3],
+      [3, 5],
+      [5, 12],
+      [32, 32],
+    ])("%i slots over %i addresses land on distinct addresses", (slots, addresses) => {
+      const counts = simulate(slots, addresses);
+      expect(counts.filter((c) => c === 1)).toHaveLength(slots);
+      expect(counts.filter((c) => c > 1)).toHaveLength(0);
+    });
+  });
+});

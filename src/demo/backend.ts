@@ -124,6 +124,12 @@ function streamGone(stream: http2.ServerHttp2Stream): boolean {
   return stream.destroyed || stream.closed;
 }
 
+const authorities = new WeakMap<http2.ServerHttp2Stream, string>();
+
+function authorityOf(stream: http2.ServerHttp2Stream): string {
+  return authorities.get(stream) ?? "";
+}
+
 function safeRespond(
   stream: http2.ServerHttp2Stream,
   status: number,
@@ -135,6 +141,8 @@ function safeRespond(
       ":status": status,
       "content-type": "text/plain; charset=utf-8",
       "x-backend": backendKey,
+      // Echoed so clients can check which :authority they sent (DESIGN: the target's host name).
+      "x-authority": authorityOf(stream),
     });
     stream.end(body);
   } catch {
@@ -146,6 +154,7 @@ function safeRespond(
 
 function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   stream.on("error", noop);
+  authorities.set(stream, String(headers[":authority"] ?? ""));
 
   if (refuseRemaining > 0) {
     refuseRemaining -= 1;

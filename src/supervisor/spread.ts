@@ -18,21 +18,28 @@ export type SpreadDecision = { kind: "dial"; address: Address } | { kind: "wait"
  * per-process shuffled order (so ties spread many clients over many backends):
  * - the address with the fewest members wins, among those not backing off;
  * - an address whose member is still proving itself takes no second member
- *   (stacking waits until the first has proven itself or backed off);
+ *   (stacking waits until the first has proven itself or backed off), and no
+ *   address is stacked deeper than one that is still proving;
  * - when every eligible address is backing off, wait for the earliest to end;
  * - with nothing eligible at all, wait for a change (`until` undefined).
  */
 export function chooseAddress(loads: readonly AddressLoad[], now: number): SpreadDecision {
   let best: AddressLoad | undefined;
   let earliestCooling: number | undefined;
+  // The least-loaded address whose member is still proving: stacking deeper elsewhere must wait for it.
+  let provingMin = Number.POSITIVE_INFINITY;
   for (const l of loads) {
-    if (l.members > 0 && l.proving) continue;
+    if (l.members > 0 && l.proving) {
+      if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
+      continue;
+    }
     if (l.coolingUntil > now) {
       if (earliestCooling === undefined || l.coolingUntil < earliestCooling) earliestCooling = l.coolingUntil;
       continue;
     }
     if (!best || l.members < best.members) best = l;
   }
-  if (best) return { kind: "dial", address: best.address };
+  if (best && best.members <= provingMin) return { kind: "dial", address: best.address };
+  if (best) return { kind: "wait", until: undefined };
   return { kind: "wait", until: earliestCooling };
 }

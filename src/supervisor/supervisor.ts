@@ -296,6 +296,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       member = new PoolMember<C>(this.#nextId++, address, key, conn);
       this.#track(member, slot);
       this.pool.add(member);
+      // From here the connecting member stands for this dial in the Spread counts.
+      this.#dialing.delete(token);
       const m = member;
       conn.onEvent((e) => this.#onConnectionEvent(m, e));
       // A member takes picks only after its first PONG.

@@ -42,6 +42,7 @@ describe("warm-up against real HTTP/2 backends", () => {
       const r = await ch.request({ path: "/" });
       expect(r.status).toBe(200);
       seen.add(String(r.headers["x-backend"]));
+      expect(r.headers["x-authority"]).toBe(`backend.test:${port}`);
     }
     expect(seen).toEqual(new Set(backends.map((b) => b.key)));
   });

@@ -1,0 +1,348 @@
+import { describe, expect, it } from "vitest";
+import type { Address } from "../../src/core/address.js";
+import { PoolMember, type MemberState } from "../../src/pool/member.js";
+import { Pool, type PoolEvent, type PoolOptions } from "../../src/pool/pool.js";
+
+/** mulberry32: a tiny seeded PRNG so P2C draws are reproducible. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let nextId = 1;
+function member(i = nextId): PoolMember<string> {
+  const id = nextId++;
+  const address: Address = { host: `127.0.0.${(i % 250) + 2}`, port: 8443, family: 4 };
+  return new PoolMember<string>(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
+}
+
+function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events: PoolEvent[] } {
+  const pool = new Pool<string>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(99), now: () => 0, ...over });
+  const events: PoolEvent[] = [];
+  pool.events.add((e) => events.push(e));
+  return { pool, events };
+}
+
+/** Adds `n` members and moves them to `state` (through connecting). */
+function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMember<string>[] {
+  const ms: PoolMember<string>[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = member();
+    pool.add(m);
+    if (state !== "connecting") pool.setState(m, state, "test");
+    ms.push(m);
+  }
+  return ms;
+}
+
+/** Picks many times and releases each pick at once; returns the set of members seen. */
+function pickedSet(pool: Pool<string>, times = 200): Set<PoolMember<string>> {
+  const seen = new Set<PoolMember<string>>();
+  for (let i = 0; i < times; i++) {
+    const m = pool.pick();
+    if (!m) continue;
+    seen.add(m);
+    pool.release(m);
+  }
+  return seen;
+}
+
+const degradedEvents = (events: PoolEvent[]): Array<{ degraded: boolean; healthy: number }> =>
+  events.flatMap((e) => (e.type === "degraded" ? [{ degraded: e.degraded, healthy: e.healthy }] : []));
+
+describe("Pool: who takes picks", () => {
+  it("never picks a connecting member", () => {
+    const { pool } = makePool();
+    const [m] = addMembers(pool, 1, "connecting");
+    expect(m!.state).toBe("connecting");
+    expect(pool.pick()).toBeUndefined();
+    expect(pool.isUsable(m!)).toBe(false);
+    expect(pool.usableCount).toBe(0);
+  });
+
+  it("picks a ready member", () => {
+    const { pool } = makePool();
+    const [m] = addMembers(pool, 1, "connecting");
+    pool.setState(m!, "ready", "first PONG");
+    expect(pool.isUsable(m!)).toBe(true);
+    expect(pool.pick()).toBe(m);
+  });
+
+  it("a member added already ready is pickable", () => {
+    const { pool } = makePool();
+    const m = member();
+    m.state = "ready";
+    pool.add(m);
+    expect(pool.readyCount).toBe(1);
+    expect(pool.pick()).toBe(m);
+  });
+
+  it("pick increments inFlight, release decrements (never below 0)", () => {
+    const { pool } = makePool();
+    const [m] = addMembers(pool, 1);
+    expect(pool.pick()).toBe(m);
+    expect(pool.pick()).toBe(m);
+    expect(m!.inFlight).toBe(2);
+    pool.release(m!);
+    expect(m!.inFlight).toBe(1);
+    pool.release(m!);
+    pool.release(m!);
+    expect(m!.inFlight).toBe(0);
+  });
+
+  it("a member at its stream limit is not picked, and is pickable again after a release", () => {
+    const { pool } = makePool();
+    const [m] = addMembers(pool, 1);
+    pool.setMaxConcurrent(m!, 2);
+    expect(pool.pick()).toBe(m);
+    expect(pool.pick()).toBe(m);
+    expect(m!.inFlight).toBe(2);
+    expect(pool.isUsable(m!)).toBe(false);
+    expect(pool.pick()).toBeUndefined();
+    expect(m!.inFlight).toBe(2);
+    pool.release(m!);
+    expect(pool.isUsable(m!)).toBe(true);
+    expect(pool.pick()).toBe(m);
+  });
+
+  it("lowering the limit below the in-flight count makes a member unusable; raising it restores it", () => {
+    const { pool } = makePool();
+    const [a, b] = addMembers(pool, 2);
+    pool.setMaxConcurrent(b!, 0);
+    expect(pickedSet(pool)).toEqual(new Set([a]));
+    pool.setMaxConcurrent(b!, 10);
+    expect(pickedSet(pool)).toEqual(new Set([a, b]));
+  });
+
+  it("with one member at its limit, every pick goes to the other", () => {
+    const { pool } = makePool();
+    const [a, b] = addMembers(pool, 2);
+    pool.setMaxConcurrent(a!, 1);
+    // Fill a: pick (bounded) until a takes one; picks that land on b are released.
+    for (let i = 0; i < 100 && a!.inFlight < 1; i++) {
+      const m = pool.pick();
+      if (m !== a) pool.release(m!);
+    }
+    expect(a!.inFlight).toBe(1);
+    expect(b!.inFlight).toBe(0);
+    for (let i = 0; i < 50; i++) expect(pool.pick()).toBe(b);
+    expect(b!.inFlight).toBe(50);
+  });
+
+  it.each(["draining", "closed"] as const)("never picks a %s member", (state) => {
+    const { pool } = makePool();
+    const [a, b] = addMembers(pool, 2);
+    pool.setState(a!, state, "test");
+    expect(pool.isUsable(a!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([b]));
+    pool.setState(b!, state, "test");
+    expect(pool.pick()).toBeUndefined();
+  });
+
+  it("a closed member leaves the pool and stays closed", () => {
+    const { pool } = makePool();
+    const [a] = addMembers(pool, 1);
+    pool.setState(a!, "closed", "gone");
+    expect(pool.size).toBe(0);
+    expect(pool.readyCount).toBe(0);
+    pool.setState(a!, "ready", "resurrect?");
+    expect(a!.state).toBe("closed");
+    expect(pool.pick()).toBeUndefined();
+  });
+
+  it("a draining member is not picked even while degraded", () => {
+    const { pool } = makePool();
+    const [a, b] = addMembers(pool, 2);
+    pool.setState(a!, "unhealthy", "x");
+    pool.setState(b!, "draining", "goaway");
+    expect(pool.degraded).toBe(true);
+    expect(pickedSet(pool)).toEqual(new Set([a]));
+  });
+});
+
+describe("Pool: degraded mode (DESIGN.md)", () => {
+  it("criticalMin=1: one of three unhealthy is not degraded; all unhealthy degrades; one back ends it", () => {
+    const { pool, events } = makePool({ criticalMin: 1 });
+    const [a, b, c] = addMembers(pool, 3);
+
+    pool.setState(a!, "unhealthy", "PING timeout");
+    expect(pool.degraded).toBe(false);
+    expect(pool.isUsable(a!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([b, c]));
+    expect(degradedEvents(events)).toEqual([]);
+
+    pool.setState(b!, "unhealthy", "PING timeout");
+    expect(pool.degraded).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([c]));
+
+    pool.setState(c!, "unhealthy", "PING timeout");
+    expect(pool.degraded).toBe(true);
+    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
+    expect(pool.servingCount).toBe(3);
+    expect(pool.servingCount).toBeGreaterThan(0);
+    expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
+
+    pool.setState(b!, "ready", "PINGs answered again");
+    expect(pool.degraded).toBe(false);
+    expect(degradedEvents(events)).toEqual([
+      { degraded: true, healthy: 0 },
+      { degraded: false, healthy: 1 },
+    ]);
+    expect(pool.servingCount).toBe(1);
+    expect(pool.isUsable(a!)).toBe(false);
+    expect(pool.isUsable(c!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([b]));
+  });
+
+  it("losing the last ready member by closing it (no unhealthy left) degrades with nothing to serve", () => {
+    const { pool, events } = makePool({ criticalMin: 1 });
+    const [a, b] = addMembers(pool, 2);
+    pool.setState(a!, "unhealthy", "x");
+    pool.setState(b!, "closed", "peer gone");
+    expect(pool.degraded).toBe(true);
+    expect(pool.servingCount).toBe(1);
+    expect(pool.pick()).toBe(a);
+    pool.setState(a!, "closed", "evicted");
+    expect(pool.servingCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
+    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
+  });
+
+  it("degraded mode is never entered before criticalMin was first reached", () => {
+    const { pool, events } = makePool({ criticalMin: 1 });
+    const ms = addMembers(pool, 3, "connecting");
+    // Members that never became ready go unhealthy (or close).
+    pool.setState(ms[0]!, "unhealthy", "first PING failed");
+    pool.setState(ms[1]!, "unhealthy", "first PING failed");
+    pool.setState(ms[2]!, "closed", "refused");
+    expect(pool.degraded).toBe(false);
+    expect(degradedEvents(events)).toEqual([]);
+    expect(pool.pick()).toBeUndefined();
+    expect(pool.servingCount).toBe(0);
+  });
+
+  it("criticalMin=2: degrades below two ready (after having had two), recovers at two", () => {
+    const { pool, events } = makePool({ criticalMin: 2 });
+    const [a, b, c] = addMembers(pool, 3, "connecting");
+    // Only one ever ready: below criticalMin, but it was never reached.
+    pool.setState(a!, "ready", "up");
+    pool.setState(b!, "unhealthy", "x");
+    expect(pool.degraded).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([a]));
+
+    pool.setState(c!, "ready", "up");
+    pool.setState(b!, "ready", "up");
+    expect(pool.readyCount).toBe(3);
+    expect(pool.degraded).toBe(false);
+
+    pool.setState(a!, "unhealthy", "x"); // 2 ready: still at criticalMin
+    expect(pool.degraded).toBe(false);
+    expect(pool.isUsable(a!)).toBe(false);
+
+    pool.setState(b!, "unhealthy", "x"); // 1 ready: below
+    expect(pool.degraded).toBe(true);
+    expect(pool.servingCount).toBe(3);
+    expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
+
+    pool.setState(a!, "ready", "back"); // 2 ready again
+    expect(pool.degraded).toBe(false);
+    expect(pool.isUsable(b!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([a, c]));
+    expect(degradedEvents(events)).toEqual([
+      { degraded: true, healthy: 1 },
+      { degraded: false, healthy: 2 },
+    ]);
+  });
+
+  it("criticalMin=0 never degrades: unhealthy members are never picked", () => {
+    const { pool, events } = makePool({ criticalMin: 0 });
+    const [a, b] = addMembers(pool, 2);
+    pool.setState(a!, "unhealthy", "x");
+    pool.setState(b!, "unhealthy", "x");
+    expect(pool.degraded).toBe(false);
+    expect(pool.servingCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
+    expect(degradedEvents(events)).toEqual([]);
+  });
+
+  it("emits the state event before the degraded event it causes (both ways)", () => {
+    const { pool, events } = makePool({ criticalMin: 1 });
+    const [a] = addMembers(pool, 1);
+    events.length = 0;
+    pool.setState(a!, "unhealthy", "PING timeout");
+    const kinds = events.filter((e) => e.type !== "usable").map((e) => e.type);
+    expect(kinds).toEqual(["state", "degraded"]);
+    const st = events.find((e) => e.type === "state");
+    expect(st).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
+
+    events.length = 0;
+    pool.setState(a!, "ready", "back");
+    expect(events.filter((e) => e.type !== "usable").map((e) => e.type)).toEqual(["state", "degraded"]);
+  });
+
+  it("usable events report the usable count as members come and go", () => {
+    const { pool, events } = makePool({ criticalMin: 1 });
+    const [a, b] = addMembers(pool, 2);
+    const usable = (): number[] => events.flatMap((e) => (e.type === "usable" ? [e.count] : []));
+    expect(usable()).toEqual([1, 2]);
+    pool.setState(a!, "draining", "goaway");
+    pool.setState(b!, "closed", "gone");
+    expect(usable()).toEqual([1, 2, 1, 0]);
+  });
+});
+
+describe("Pool: peak-EWMA balancer", () => {
+  it("after release(slow, 100) and release(fast, 1), the slow member loses P2C at equal in-flight", () => {
+    const { pool } = makePool({ balancer: "peak-ewma", random: mulberry32(5) });
+    const [slow, fast] = addMembers(pool, 2);
+    pool.release(slow!, 100);
+    pool.release(fast!, 1);
+    expect(slow!.latency).toBe(100);
+    expect(fast!.latency).toBe(1);
+    for (let i = 0; i < 100; i++) {
+      expect(slow!.inFlight).toBe(fast!.inFlight);
+      const m = pool.pick();
+      expect(m).toBe(fast);
+      pool.release(m!);
+    }
+  });
+
+  it("a slow member wins only once the fast one is proportionally busier", () => {
+    const { pool } = makePool({ balancer: "peak-ewma", random: mulberry32(6) });
+    const [slow, fast] = addMembers(pool, 2);
+    pool.release(slow!, 10.5);
+    pool.release(fast!, 1);
+    // fast costs 1 × (in-flight + 1): it takes the first 10 picks (cost ≤ 10 < 10.5); at 10 in flight it costs 11 > 10.5.
+    const picks: PoolMember<string>[] = [];
+    for (let i = 0; i < 11; i++) picks.push(pool.pick()!);
+    expect(picks.slice(0, 10).every((m) => m === fast)).toBe(true);
+    expect(picks[10]).toBe(slow);
+  });
+
+  it("in-flight balancer ignores latency", () => {
+    const { pool } = makePool({ balancer: "in-flight", random: mulberry32(8) });
+    const [slow, fast] = addMembers(pool, 2);
+    pool.release(slow!, 100);
+    pool.release(fast!, 1);
+    expect(pickedSet(pool)).toEqual(new Set([slow, fast]));
+  });
+
+  it("a faster sample decays the peak estimate over the decay window", () => {
+    let now = 0;
+    const { pool } = makePool({ balancer: "peak-ewma", decay: 1000, now: () => now });
+    const [m] = addMembers(pool, 1);
+    pool.release(m!, 100);
+    expect(m!.latency).toBe(100);
+    now = 1000;
+    pool.release(m!, 0);
+    expect(m!.latency).toBeCloseTo(100 * Math.exp(-1), 6);
+    pool.release(m!, 500); // a slower sample moves it at once
+    expect(m!.latency).toBe(500);
+  });
+});

@@ -78,6 +78,8 @@ export interface Frame {
   durationMs: number;
   target: string;
   discovery: string;
+  /** Said once at the top, e.g. why the backends share 127.0.0.1. */
+  note: string | undefined;
   status: ConnectionStatus;
   ready: number;
   wanted: number;
@@ -201,6 +203,7 @@ function headerLines(f: Frame, o: RenderOptions): string[] {
     `${paint("dialtone demo", "bold", o.color)}  ${stamp(f.elapsedMs)} of ${(f.durationMs / 1000).toFixed(0)}s   ` +
       paint("Ctrl-C stops early (summary still printed)", "dim", o.color),
     fit(`target ${f.target}   discovery ${f.discovery}`, o.width),
+    ...(f.note === undefined ? [] : [paint(fit(`note: ${f.note}`, o.width), "yellow", o.color)]),
     "",
     `channel ${status}   ready ${f.ready}/${f.wanted}   usable ${f.usable}   degraded ${degraded}   queued ${f.queued}`,
     `load    ok/s ${orDash(f.okPerSec)}   errors/s ${orDash(f.errPerSec)}   errors total ${f.errorsTotal}   in flight ${f.inFlight}`,
@@ -260,6 +263,8 @@ export function renderLogLine(kind: "script" | "event", l: TimedLine): string {
 export interface KillReport {
   label: string;
   atMs: number;
+  /** Members on its address when it was killed (normally 1). */
+  membersOnIt: number;
   /** From SIGKILL to the channel closing the member that was on it. */
   closedAfterMs: number | undefined;
   /** From SIGKILL to the same slot's next member being ready. */
@@ -304,6 +309,7 @@ function ms2(n: number): string {
 
 function killLines(k: KillReport | undefined): string[] {
   if (!k) return ["kill         not reached (stopped early)"];
+  if (k.membersOnIt === 0) return [`kill         ${k.label} SIGKILLed at ${stamp(k.atMs)}: no member was on it, nothing to replace`];
   const closed = k.closedAfterMs === undefined ? "its member was never seen closing" : `its member closed ${duration(k.closedAfterMs)} later`;
   const repl = k.replacement
     ? `slot ${k.replacement.slot}'s replacement ready on ${k.replacement.address} ${duration(k.replacement.afterMs)} after the kill`

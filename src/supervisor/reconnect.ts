@@ -26,6 +26,11 @@ export interface ReconnectOptions<T> {
   signal?: AbortSignal;
   /** Used in error messages. */
   name?: string;
+  /**
+   * Let backoff timers not keep the process alive (default false: a handle
+   * someone holds is work in progress, like a socket).
+   */
+  unref?: boolean;
 }
 
 /**
@@ -162,14 +167,14 @@ export class Reconnect<T> implements AsyncDisposable {
         randomize: false,
         maxRetryTime: b.timeout === 0 ? Number.POSITIVE_INFINITY : b.timeout,
         signal,
-        unref: true,
+        unref: this.#options.unref ?? false,
         onFailedAttempt: async ({ error, attemptNumber }) => {
           this.#lastError = error;
           const base = baseDelay(b, attemptNumber);
           jitterWait = jitterExtra(b, base);
           this.#events.emit({ type: "failure", attempt: attemptNumber, error, delay: base + jitterWait });
           // p-retry's own jitter doubles delays; ours is a bounded fraction, added here.
-          if (jitterWait > 0) await sleep(jitterWait, signal);
+          if (jitterWait > 0) await sleep(jitterWait, signal, this.#options.unref ?? false);
         },
       },
     ).catch((err: unknown) => {

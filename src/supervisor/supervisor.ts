@@ -159,9 +159,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   /** Resolves once every slot has a ready member. Rejects if the channel closes first. */
   async ready(signal?: AbortSignal): Promise<void> {
-    while (this.pool.readyCount < this.#o.members) {
-      if (this.closed) throw new ClosedError(`channel ${this.target}`);
-      await raceSignal(this.#nextChange(), signal);
+    // Backoff timers are unref'd; someone awaiting ready() must still keep the process alive.
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      while (this.pool.readyCount < this.#o.members) {
+        if (this.closed) throw new ClosedError(`channel ${this.target}`);
+        await raceSignal(this.#nextChange(), signal);
+      }
+    } finally {
+      clearInterval(keepAlive);
     }
   }
 
@@ -261,6 +267,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const r = new Reconnect<PoolMember<C>>({
       name: `${this.target} slot ${slot}`,
       backoff: this.#o.backoff,
+      // An idle channel must not keep the process alive.
+      unref: true,
       signal: this.#abort.signal,
       connect: ({ signal, attempt }) => this.#dialSlot(slot, attempt, signal),
       lost: (m) => this.#tracked.get(m)?.gone ?? Promise.resolve(undefined),

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { parseDuration } from "./core/duration.js";
+import { DialtoneError } from "./core/errors.js";
+import { createHttp2Channel } from "./transport/http2/channel.js";
+
+const HELP = `dialtone: always-warm connection pools
+
+usage:
+  dialtone probe <url> [--discovery D] [--members N] [--wait 5s] [--ca file]
+      Warm a channel to <url>, print its stats as JSON, exit 0 if every member
+      became ready within --wait, 1 otherwise.
+  dialtone demo [--seconds N]
+      The newcomer demo (same as npm start).
+  dialtone --version | --help
+
+Durations take 250ms, 5s, 2m.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+      discovery: { type: "string" },
+      members: { type: "string" },
+      wait: { type: "string" },
+      ca: { type: "string" },
+      seconds: { type: "string" },
+    },
+  });
+  if (values.version) {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined) {
+    console.log(HELP);
+    return values.help ? 0 : 2;
+  }
+  if (command === "demo") {
+    const demo = fileURLToPath(new URL("./demo/demo.js", import.meta.url));
+    process.argv = [process.argv[0] as string, demo, ...(values.seconds ? ["--seconds", values.seconds] : [])];
+    await import(demo);
+    return 0;
+  }
+  if (command === "probe") {
+    const target = rest[0];
+    if (!target) throw new DialtoneError("ERR_DIALTONE_USAGE", "probe needs a URL, e.g. dialtone probe http://127.0.0.1:8080");
+    const wait = parseDuration("--wait", values.wait ?? "5s");
+    const ch = createHttp2Channel({
+      target,
+      discovery: values.discovery,
+      members: values.members === undefined ? undefined : Number(values.members),
+      tls: values.ca ? { ca: readFileSync(values.ca) } : undefined,
+    });
+    let ok = true;
+    try {
+      await ch.ready(AbortSignal.timeout(wait));
+    } catch {
+      ok = false;
+    }
+    console.log(JSON.stringify(ch.stats(), null, 2));
+    await ch.close();
+    return ok ? 0 : 1;
+  }
+  throw new DialtoneError("ERR_DIALTONE_USAGE", `unknown command ${JSON.stringify(command)} (try --help)`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`dialtone: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 2;
+  },
+);

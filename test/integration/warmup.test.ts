@@ -69,3 +69,24 @@ describe("warm-up against real HTTP/2 backends", () => {
     }
   });
 });
+
+describe("discovery from the target itself", () => {
+  it("an IP literal in the URL needs no discovery and no DNS", async () => {
+    const backends = await startBackends(["127.0.0.2"]);
+    const ch = open({ target: `http://127.0.0.2:${backends[0]!.port}`, members: 2 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    expect(ch.stats().addresses.map((a) => a.address)).toEqual([backends[0]!.key]);
+    const r = await ch.request({ path: "/" });
+    expect(r.headers["x-authority"]).toBe(`127.0.0.2:${backends[0]!.port}`);
+  });
+
+  it("a host name is resolved once through the OS (localhost via /etc/hosts)", async () => {
+    const backends = await startBackends(["127.0.0.1"]);
+    const ch = open({ target: `http://localhost:${backends[0]!.port}`, members: 1 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    expect(ch.stats().addresses.map((a) => a.address)).toContain(backends[0]!.key);
+    const r = await ch.request({ path: "/" });
+    expect(r.headers["x-backend"]).toBe(backends[0]!.key);
+    expect(r.headers["x-authority"]).toBe(`localhost:${backends[0]!.port}`);
+  });
+});

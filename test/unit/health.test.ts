@@ -189,7 +189,7 @@ describe("HealthChecker", () => {
     const unhealthy = of("unhealthy");
     expect(unhealthy).toHaveLength(1);
     const elapsed = unhealthy[0]!.at - lastPong;
-    expect(elapsed).toBeLessThanOrEqual(2500);
+    expect(elapsed, "ms from the last PONG to the unhealthy report (interval 1000 + 2 × timeout 750)").toBeLessThanOrEqual(2500);
     // The worst case (full interval) is exactly interval + 2 × timeout.
     if (random() === 0 || options.jitter === 0) expect(elapsed).toBe(2500);
     checker.stop();

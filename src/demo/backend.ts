@@ -31,7 +31,8 @@ interface BackendConfig {
   host: string;
   port: number;
   delayMs?: number;
-  tls?: { cert: string; key: string };
+  /** clientCa: require a client certificate signed by it (mTLS). */
+  tls?: { cert: string; key: string; clientCa?: string };
   maxConcurrentStreams?: number;
 }
 
@@ -98,6 +99,10 @@ function parseConfig(raw: string | undefined): BackendConfig {
       fail("EINVAL", "config.tls must be { cert: string, key: string }");
     }
     config.tls = { cert: t.cert, key: t.key };
+    if (t.clientCa !== undefined) {
+      if (typeof t.clientCa !== "string") fail("EINVAL", "config.tls.clientCa must be a PEM string");
+      config.tls.clientCa = t.clientCa;
+    }
   }
   return config;
 }
@@ -115,7 +120,13 @@ const settings: http2.Settings = {};
 if (config.maxConcurrentStreams !== undefined) settings.maxConcurrentStreams = config.maxConcurrentStreams;
 
 const server: http2.Http2Server | http2.Http2SecureServer = config.tls
-  ? http2.createSecureServer({ cert: config.tls.cert, key: config.tls.key, allowHTTP1: false, settings })
+  ? http2.createSecureServer({
+      cert: config.tls.cert,
+      key: config.tls.key,
+      allowHTTP1: false,
+      settings,
+      ...(config.tls.clientCa ? { ca: config.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    })
   : http2.createServer({ settings });
 
 const noop = (): void => {};

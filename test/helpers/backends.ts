@@ -24,6 +24,8 @@ const SAME_PORT_ATTEMPTS = 10;
 export interface BackendTlsOptions {
   cert: string;
   key: string;
+  /** Require a client certificate signed by this CA (mTLS). */
+  clientCa?: string;
 }
 
 export interface BackendOptions {
@@ -132,7 +134,7 @@ export async function startBackend(opts: BackendOptions): Promise<Backend> {
     host: opts.host,
     port: opts.port ?? 0,
     ...(opts.delayMs !== undefined ? { delayMs: opts.delayMs } : {}),
-    ...(opts.tls !== undefined ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ...(opts.tls !== undefined ? { tls: { ...opts.tls } } : {}),
     ...(opts.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: opts.maxConcurrentStreams } : {}),
   };
 

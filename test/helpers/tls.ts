@@ -98,7 +98,8 @@ export function makeTestPki(hostnames: string[]): TestPki {
   leaf.setExtensions([
     { name: "basicConstraints", cA: false, critical: true },
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: "extKeyUsage", serverAuth: true },
+    // Also a client certificate, so mTLS tests can present the same leaf.
+    { name: "extKeyUsage", serverAuth: true, clientAuth: true },
     { name: "subjectAltName", altNames: hostnames.map((value) => ({ type: 2, value })) },
     { name: "subjectKeyIdentifier" },
     {

@@ -53,4 +53,27 @@ describe("TLS with a CA made at test time", () => {
     expect(err).toBeInstanceOf(NoMemberError);
     expect((err as NoMemberError).message).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify|self.signed/i);
   });
+
+  it("mTLS: presents the client certificate when given cert/key; a backend requiring one refuses a client without it", async () => {
+    const backends = await startBackends(["127.0.0.2"], { tls: { cert: pki.cert, key: pki.key, clientCa: pki.ca } });
+    const withCert = open({
+      target: `https://dialtone.test:${backends[0]!.port}`,
+      discovery: staticDiscovery(backends),
+      members: 1,
+      tls: { ca: pki.ca, cert: pki.cert, key: pki.key },
+    });
+    await withCert.ready(AbortSignal.timeout(10_000));
+    expect((await withCert.request({ path: "/" })).status).toBe(200);
+
+    const without = open({
+      target: `https://dialtone.test:${backends[0]!.port}`,
+      discovery: staticDiscovery(backends),
+      members: 1,
+      tls: { ca: pki.ca },
+      acquireTimeout: 700,
+    });
+    const err = await without.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NoMemberError);
+    expect(without.stats().ready).toBe(0);
+  });
 });

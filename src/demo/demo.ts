@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createHttp2Channel, RequestError, type ChannelEvent, type Http2Channel } from "../index.js";
+import { createHttp2Channel, HEALTH_DEFAULTS, RequestError, type ChannelEvent, type Http2Channel } from "../index.js";
 import * as view from "./table.js";
 
 const DEFAULT_SECONDS = 20;
@@ -40,6 +40,12 @@ const TTY_REDRAW_MS = 250;
 const LINE_STATUS_MS = 1_000;
 const EVENTS_SHOWN = 5;
 const EXIT_INTERRUPTED = 130;
+/**
+ * Worst case for the default health check to call a frozen peer unhealthy:
+ * the next PING is due up to one interval away, then `unhealthyAfter`
+ * PINGs each time out (see src/health/options.ts).
+ */
+const FREEZE_DETECT_WITHIN_MS = HEALTH_DEFAULTS.interval + HEALTH_DEFAULTS.timeout * HEALTH_DEFAULTS.unhealthyAfter;
 
 const BACKEND_SCRIPT = fileURLToPath(new URL("./backend.js", import.meta.url));
 
@@ -71,7 +77,8 @@ function parseOptions(argv: string[]): DemoOptions | "help" {
   }
   if (values.help) return "help";
   const seconds = values.seconds === undefined ? DEFAULT_SECONDS : Number(values.seconds);
-  if (!Number.isFinite(seconds)) throw new SetupError(`--seconds expects a number, got ${JSON.stringify(values.seconds)}\n${USAGE}`);
+  // Number("") is 0, which would quietly clamp to the minimum.
+  if (!Number.isFinite(seconds) || values.seconds?.trim() === "") throw new SetupError(`--seconds expects a number, got ${JSON.stringify(values.seconds)}\n${USAGE}`);
   return { seconds: Math.min(MAX_SECONDS, Math.max(MIN_SECONDS, seconds)), singleHost: values["single-host"] === true };
 }
 
@@ -403,11 +410,23 @@ class EventLog {
       const atMs = clock();
       this.events.push({ atMs, event });
       const text = view.describeEvent(event);
-      if (text === undefined) return;
-      const line = { atMs, text };
-      this.notable.push(line);
-      this.onNotable(line);
+      if (text !== undefined) this.#note({ atMs, text });
     });
+  }
+
+  /**
+   * A dead address is re-dialed on every backoff step; folding identical
+   * consecutive lines keeps those from pushing everything else off screen.
+   */
+  #note(line: view.TimedLine): void {
+    const last = this.notable.at(-1);
+    if (last?.text === line.text) {
+      last.repeats = { count: (last.repeats?.count ?? 1) + 1, firstAtMs: last.repeats?.firstAtMs ?? last.atMs };
+      last.atMs = line.atMs;
+    } else {
+      this.notable.push(line);
+    }
+    this.onNotable(line);
   }
 
   /** The first event of `type` at or after `fromMs` that matches. */
@@ -491,7 +510,7 @@ class FaultScript {
         run: () => {
           this.thawAtMs = this.clock();
           frozen.thaw();
-          return `thawed ${frozen.name}: it answers again; members are not moved back, later dials may pick it`;
+          return `thawed ${frozen.name}: it answers again, so dials to it can succeed once more`;
         },
       },
     ];
@@ -542,13 +561,15 @@ interface Run {
   load: LoadGenerator;
   log: EventLog;
   script: FaultScript;
+  /** Set when the load stops; the rates shown stay on the last second under load. */
+  loadEndMs: number | undefined;
 }
 
 function frameOf(run: Run): view.Frame {
   const s = run.channel.stats();
   const now = run.clock();
-  // The last complete second: a partial one would read as a dip every redraw.
-  const second = Math.floor(now / 1000) - 1;
+  // The last complete second under load: a partial one would read as a dip every redraw.
+  const second = Math.floor(Math.min(now, run.loadEndMs ?? now) / 1000) - 1;
   return {
     elapsedMs: now,
     durationMs: run.options.seconds * 1000,
@@ -667,6 +688,9 @@ function freezeReport(run: Run, endMs: number): view.FreezeReport | undefined {
     lastSentAfterMs: lastStart === undefined ? undefined : lastStart - f.atMs,
     sentDuringFreeze: sent.length,
     failedDuringFreeze: sent.filter((r) => !r.ok).length,
+    detectWithinMs: FREEZE_DETECT_WITHIN_MS,
+    // The freeze lasts a quarter of the run; leave half a second of margin.
+    secondsToDetect: Math.min(MAX_SECONDS, Math.ceil((4 * (FREEZE_DETECT_WITHIN_MS + 500)) / 1000)),
   };
 }
 
@@ -752,7 +776,7 @@ async function setUp(options: DemoOptions, stop: AbortSignal): Promise<Run> {
     say(`channel ready in ${clock().toFixed(0)} ms: ${target} via ${discovery}`);
     const load = new LoadGenerator(channel, clock);
     const script = new FaultScript(channel, backends, clock);
-    return { options, channel, target, discovery, note, backends, clock, load, log, script };
+    return { options, channel, target, discovery, note, backends, clock, load, log, script, loadEndMs: undefined };
   } catch (err) {
     await tearDown(channel, backends);
     throw err;
@@ -769,6 +793,7 @@ async function runScript(run: Run, stop: AbortSignal): Promise<{ startMs: number
   run.script.start(startMs, durationMs);
   await sleep(durationMs, undefined, { signal: stop }).catch(() => undefined);
   const endMs = run.clock();
+  run.loadEndMs = endMs;
   run.load.stop();
   run.script.cancel();
   await run.load.settle(REQUEST_TIMEOUT_MS + 500);

@@ -71,6 +71,8 @@ export interface BackendRow {
 export interface TimedLine {
   atMs: number;
   text: string;
+  /** When the same line came several times in a row: how often, and when first. */
+  repeats?: { count: number; firstAtMs: number };
 }
 
 export interface Frame {
@@ -210,10 +212,14 @@ function headerLines(f: Frame, o: RenderOptions): string[] {
   ];
 }
 
+function withRepeats(l: TimedLine): string {
+  return l.repeats ? `${l.text} (×${l.repeats.count} since ${stamp(l.repeats.firstAtMs)})` : l.text;
+}
+
 function listSection(title: string, lines: TimedLine[], empty: string, o: RenderOptions): string[] {
   const out = [paint(title, "bold", o.color)];
   if (lines.length === 0) out.push(paint(`  ${empty}`, "dim", o.color));
-  for (const l of lines) out.push(fit(`  ${stamp(l.atMs).padEnd(9)} ${l.text}`, o.width));
+  for (const l of lines) out.push(fit(`  ${stamp(l.atMs).padEnd(9)} ${withRepeats(l)}`, o.width));
   return out;
 }
 
@@ -283,6 +289,10 @@ export interface FreezeReport {
   /** Requests sent to it during the freeze, and how many of them failed. */
   sentDuringFreeze: number;
   failedDuringFreeze: number;
+  /** Worst case for the health check to notice a freeze, with the channel's settings. */
+  detectWithinMs: number;
+  /** A run length whose freeze outlasts that worst case (suggested when this one did not). */
+  secondsToDetect: number;
 }
 
 export interface Summary {
@@ -327,11 +337,28 @@ function freezeLines(f: FreezeReport | undefined): string[] {
       ? "no request was sent to it after the freeze"
       : `the last request sent to it started ${duration(f.lastSentAfterMs)} after SIGSTOP` +
         ` (${f.sentDuringFreeze} sent while frozen, ${f.failedDuringFreeze} of them failed)`;
-  return [
+  const lines = [
     `freeze       ${f.label} SIGSTOPped at ${stamp(f.atMs)}, ${lasted}:`,
     `             ${unhealthy}, ${evicted};`,
     `             ${last}`,
   ];
+  // What a newcomer would not guess: the default in-flight balancer often reacts before the health
+  // check. Claimed only when traffic clearly stopped first (with two members on the frozen backend,
+  // P2C sometimes has no other choice, and requests keep going there until the eviction).
+  if (f.lastSentAfterMs !== undefined && f.unhealthyAfterMs !== undefined && f.lastSentAfterMs < f.unhealthyAfterMs / 2) {
+    lines.push(
+      `             (new requests stopped before PING noticed: its unanswered ones count as in flight,`,
+      `             and the balancer prefers the less loaded member)`,
+    );
+  }
+  // Not a failure of the channel: the thaw simply came before the PINGs could time out.
+  if (f.unhealthyAfterMs === undefined && f.thawedAfterMs !== undefined && f.thawedAfterMs < f.detectWithinMs) {
+    lines.push(
+      `             (PING needs up to ${duration(f.detectWithinMs)} to notice a freeze and this one lasted ${duration(f.thawedAfterMs)};`,
+      `             run with --seconds ${f.secondsToDetect} or more to see it evicted)`,
+    );
+  }
+  return lines;
 }
 
 /** The end-of-run report. */
@@ -343,7 +370,7 @@ export function renderSummary(s: Summary): string {
   const worst = s.worstSecond ? `; slowest full second: ${s.worstSecond.ok} ok at second ${s.worstSecond.second}` : "";
   return [
     `── summary (${how}: ran ${(s.ranMs / 1000).toFixed(1)} s of ${(s.plannedMs / 1000).toFixed(0)} s) ──`,
-    `requests     ${s.sent} sent, ${s.ok} ok (${pct.toFixed(2)}%), ${s.errors} errors${worst}`,
+    `requests     ${s.sent} sent, ${s.ok} ok (${pct.toFixed(2)}%), ${s.errors} ${s.errors === 1 ? "error" : "errors"}${worst}`,
     `errors       ${kinds}`,
     `latency      ${latency}`,
     `per backend  ${s.perBackend.map(([k, n]) => `${k} ${n}`).join(", ")}`,

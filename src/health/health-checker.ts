@@ -31,7 +31,10 @@ export class HealthChecker {
   #failures = 0;
   #successes = 0;
   #timer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
   #stopped = true;
+  /** Bumped by stop(): a PING from an earlier run must not restart the loop. */
+  #generation = 0;
   #lastError: Error | undefined;
 
   constructor(target: Pingable, options: HealthOptions, report: (r: HealthReport) => void, random: () => number = Math.random) {
@@ -59,8 +62,11 @@ export class HealthChecker {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#generation++;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#pingTimer);
     this.#timer = undefined;
+    this.#pingTimer = undefined;
   }
 
   #nextInterval(): number {
@@ -70,6 +76,8 @@ export class HealthChecker {
 
   #schedule(ms: number): void {
     if (this.#stopped) return;
+    // 0 means now: a timer would add Node's 1 ms minimum to the detection bound.
+    if (ms <= 0) return void this.#pingOnce();
     this.#timer = setTimeout(() => void this.#pingOnce(), ms);
     this.#timer.unref();
   }
@@ -77,23 +85,23 @@ export class HealthChecker {
   async #pingOnce(): Promise<void> {
     this.#timer = undefined;
     if (this.#stopped) return;
+    const generation = this.#generation;
     const { timeout } = this.#options;
-    let timer: NodeJS.Timeout | undefined;
     try {
       const rtt = await Promise.race([
         this.#target.ping(timeout),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new PingTimeoutError(timeout)), timeout);
-          timer.unref();
+          this.#pingTimer = setTimeout(() => reject(new PingTimeoutError(timeout)), timeout);
+          this.#pingTimer.unref();
         }),
       ]);
-      if (this.#stopped) return;
+      clearTimeout(this.#pingTimer);
+      if (this.#stopped || generation !== this.#generation) return;
       this.#onSuccess(rtt);
     } catch (err) {
-      if (this.#stopped) return;
+      clearTimeout(this.#pingTimer);
+      if (this.#stopped || generation !== this.#generation) return;
       this.#onFailure(asError(err));
-    } finally {
-      clearTimeout(timer);
     }
   }
 

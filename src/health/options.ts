@@ -35,7 +35,7 @@ export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix 
   const h: HealthOptions = { ...HEALTH_DEFAULTS };
   for (const [k, v] of Object.entries(input ?? {})) {
     if (v === undefined) continue;
-    if (!(k in HEALTH_DEFAULTS)) throw new ConfigError(`${prefix}.${k}`, "unknown option");
+    if (!Object.hasOwn(HEALTH_DEFAULTS, k)) throw new ConfigError(`${prefix}.${k}`, "unknown option");
     (h as unknown as Record<string, unknown>)[k] = v;
   }
   requirePositive(`${prefix}.interval`, h.interval);

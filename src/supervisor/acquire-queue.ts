@@ -1,7 +1,6 @@
 import { abortReason } from "../core/abort.js";
 
 interface Waiter<T> {
-  done: boolean;
   resolve(value: T): void;
   reject(error: Error): void;
   cleanup(): void;
@@ -11,21 +10,22 @@ interface Waiter<T> {
  * A bounded FIFO of callers waiting for something to become available. Each
  * waiter has its own deadline and AbortSignal; nothing waits forever and the
  * queue never holds more than `limit` (the caller gets `onFull()`'s error).
+ *
+ * A Set keeps insertion order and deletes in O(1), so a waiter that times out
+ * or aborts is gone at once, even while nobody is being served (an outage).
  */
 export class AcquireQueue<T> {
-  #waiters: Array<Waiter<T>> = [];
-  #head = 0;
-  #count = 0;
+  #waiters = new Set<Waiter<T>>();
 
   constructor(readonly limit: number) {}
 
   get length(): number {
-    return this.#count;
+    return this.#waiters.size;
   }
 
   wait(timeoutMs: number, signal: AbortSignal | undefined, onTimeout: () => Error, onFull: () => Error): Promise<T> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (this.#count >= this.limit) return Promise.reject(onFull());
+    if (this.#waiters.size >= this.limit) return Promise.reject(onFull());
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#drop(w);
@@ -37,7 +37,6 @@ export class AcquireQueue<T> {
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       const w: Waiter<T> = {
-        done: false,
         resolve,
         reject,
         cleanup: () => {
@@ -45,16 +44,13 @@ export class AcquireQueue<T> {
           signal?.removeEventListener("abort", onAbort);
         },
       };
-      this.#waiters.push(w);
-      this.#count++;
+      this.#waiters.add(w);
     });
   }
 
   /** Hands values to waiters in FIFO order while `take()` yields one. */
   serve(take: () => T | undefined): void {
-    while (this.#count > 0) {
-      const w = this.#peek();
-      if (!w) return;
+    for (const w of this.#waiters) {
       const v = take();
       if (v === undefined) return;
       this.#drop(w);
@@ -64,35 +60,14 @@ export class AcquireQueue<T> {
 
   /** Fails every waiter (channel closing). */
   rejectAll(error: Error): void {
-    const pending = this.#waiters.slice(this.#head).filter((w) => !w.done);
-    for (const w of pending) {
+    for (const w of [...this.#waiters]) {
       this.#drop(w);
       w.reject(error);
     }
   }
 
-  #peek(): Waiter<T> | undefined {
-    while (this.#head < this.#waiters.length && (this.#waiters[this.#head] as Waiter<T>).done) this.#head++;
-    this.#compact();
-    return this.#waiters[this.#head];
-  }
-
   #drop(w: Waiter<T>): void {
-    if (w.done) return;
-    w.done = true;
+    if (!this.#waiters.delete(w)) return;
     w.cleanup();
-    this.#count--;
-    if (this.#count === 0) {
-      this.#waiters = [];
-      this.#head = 0;
-    }
-  }
-
-  #compact(): void {
-    // Under a sustained backlog the array never empties; drop the served prefix now and then.
-    if (this.#head > 1024 && this.#head * 2 > this.#waiters.length) {
-      this.#waiters = this.#waiters.slice(this.#head);
-      this.#head = 0;
-    }
   }
 }

@@ -61,7 +61,8 @@ export class Reconnect<T> implements AsyncDisposable {
       if (options.signal.aborted) this.#abort.abort(options.signal.reason);
       else options.signal.addEventListener("abort", () => void this.close(), { once: true });
     }
-    this.#done = this.#run();
+    // Started on a microtask so listeners added right after construction see attempt 1.
+    this.#done = Promise.resolve().then(() => this.#run());
     // closed() may never be called; the rejection is still observed here.
     this.#done.catch(() => {});
   }
@@ -112,7 +113,9 @@ export class Reconnect<T> implements AsyncDisposable {
         this.#status.set("connected");
         let cause: Error | undefined;
         try {
-          await raceAbort(this.#options.lost(conn), signal);
+          // A lost() that settles with an Error, either way, names the cause.
+          const value = await raceAbort(this.#options.lost(conn), signal);
+          if (value instanceof Error && !signal.aborted) cause = value;
         } catch (err) {
           cause = signal.aborted ? undefined : asError(err);
         }
@@ -149,8 +152,11 @@ export class Reconnect<T> implements AsyncDisposable {
         try {
           conn = await this.#options.connect({ signal, attempt });
         } catch (err) {
-          // p-retry refuses to retry TypeErrors; a failed dial is always retryable.
-          throw err instanceof TypeError ? new DialtoneError("ERR_DIALTONE_CONNECT", err.message, { cause: err }) : err;
+          // p-retry refuses to retry TypeErrors (and turns non-Errors into them); a failed dial is always retryable.
+          if (err instanceof TypeError || !(err instanceof Error)) {
+            throw new DialtoneError("ERR_DIALTONE_CONNECT", asError(err).message, { cause: err });
+          }
+          throw err;
         }
         if (signal.aborted) {
           await this.#dispose(conn);

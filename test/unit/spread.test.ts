@@ -35,9 +35,21 @@ describe("chooseAddress (Spread rule)", () => {
     // Both addresses hold one member; the first one's member is still proving itself.
     const loads = [load(0, { members: 1, proving: true }), load(1, { members: 1 })];
     expect(dialed(chooseAddress(loads, NOW))).toBe(addr(1).host);
-    // Even when the proving address is the least loaded.
-    const loads2 = [load(0, { members: 1, proving: true }), load(1, { members: 2 })];
+    // Even when the proving address is listed first with fewer members than a free one.
+    const loads2 = [load(0, { members: 1, proving: true }), load(1, { members: 1 }), load(2, { members: 2 })];
     expect(dialed(chooseAddress(loads2, NOW))).toBe(addr(1).host);
+  });
+
+  it("stacks no address deeper than one whose member is still proving", () => {
+    // B would get its 3rd member while A's 1st is unproven: wait for A instead.
+    const loads = [load(0, { members: 1, proving: true }), load(1, { members: 2 })];
+    expect(chooseAddress(loads, NOW)).toEqual({ kind: "wait", until: undefined });
+    // Stacking to the same depth as the proving address is fine.
+    const level = [load(0, { members: 2, proving: true }), load(1, { members: 2 })];
+    expect(dialed(chooseAddress(level, NOW))).toBe(addr(1).host);
+    // A proving address that is backing off does not hold the others back.
+    const cooling = [load(0, { members: 1, proving: true, coolingUntil: NOW + 100 }), load(1, { members: 2 })];
+    expect(dialed(chooseAddress(cooling, NOW))).toBe(addr(1).host);
   });
 
   it("waits for a change when the only address with room is still proving", () => {

@@ -5,7 +5,7 @@ export type { Http2TlsOptions } from "./transport/http2/connector.js";
 export { Reconnect, type ReconnectOptions, type ReconnectEvent, type ConnectionStatus } from "./supervisor/reconnect.js";
 export { RECONNECT_BACKOFF, SLOT_BACKOFF, type BackoffOptions } from "./supervisor/backoff.js";
 export { StatusStream } from "./supervisor/status-stream.js";
-export type { ChannelEvent, MemberInfo } from "./supervisor/events.js";
+export type { ChannelEvent, MemberInfo, EvictionReason, DrainReason, RequestOutcome } from "./core/events.js";
 export type { SupervisorStats as ChannelStats, MemberStats } from "./supervisor/supervisor.js";
 export { HEALTH_DEFAULTS, type HealthOptions } from "./health/options.js";
 export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.js";
@@ -14,6 +14,8 @@ export type { Address } from "./core/address.js";
 export type { MemberState } from "./pool/member.js";
 export type { Balancer } from "./pool/pool.js";
 export { parseDuration } from "./core/duration.js";
+export { ChannelMetrics, type MetricsOptions } from "./metrics/channel-metrics.js";
+export type { MetricsSource } from "./metrics/source.js";
 export {
   DialtoneError,
   ConfigError,

@@ -39,6 +39,7 @@ const REQUEST_TIMEOUT_MS = 2_000;
 const TTY_REDRAW_MS = 250;
 const LINE_STATUS_MS = 1_000;
 const EVENTS_SHOWN = 5;
+const DEFAULT_WIDTH = 100;
 const EXIT_INTERRUPTED = 130;
 /**
  * Worst case for the default health check to call a frozen peer unhealthy:
@@ -78,7 +79,9 @@ function parseOptions(argv: string[]): DemoOptions | "help" {
   if (values.help) return "help";
   const seconds = values.seconds === undefined ? DEFAULT_SECONDS : Number(values.seconds);
   // Number("") is 0, which would quietly clamp to the minimum.
-  if (!Number.isFinite(seconds) || values.seconds?.trim() === "") throw new SetupError(`--seconds expects a number, got ${JSON.stringify(values.seconds)}\n${USAGE}`);
+  if (!Number.isFinite(seconds) || values.seconds?.trim() === "") {
+    throw new SetupError(`--seconds expects a number, got ${JSON.stringify(values.seconds)}\n${USAGE}`);
+  }
   return { seconds: Math.min(MAX_SECONDS, Math.max(MIN_SECONDS, seconds)), singleHost: values["single-host"] === true };
 }
 
@@ -576,6 +579,7 @@ function frameOf(run: Run): view.Frame {
     target: run.target,
     discovery: run.discovery,
     note: run.note,
+    stopping: run.loadEndMs !== undefined,
     status: s.status,
     ready: s.ready,
     wanted: s.wanted,
@@ -608,7 +612,9 @@ function ttyDisplay(run: Run): Display {
   let timer: NodeJS.Timeout | undefined;
   let first = true;
   const draw = (): void => {
-    const lines = view.renderFrame(frameOf(run), { color: !process.env.NO_COLOR, width: process.stdout.columns ?? 100 });
+    // A pseudo-TTY without a size (script(1), some CI runners) reports 0 columns.
+    const width = process.stdout.columns > 0 ? process.stdout.columns : DEFAULT_WIDTH;
+    const lines = view.renderFrame(frameOf(run), { color: !process.env.NO_COLOR, width });
     process.stdout.write(view.frameToScreen(lines, first));
     first = false;
   };
@@ -751,6 +757,29 @@ async function tearDown(channel: Http2Channel | undefined, backends: Backend[]):
   await Promise.all(backends.map((b) => b.stop()));
 }
 
+/**
+ * channel.ready(), bounded by READY_TIMEOUT_MS and by the stop signal. The
+ * bound is a plain timer: AbortSignal.any([AbortSignal.timeout(ms)]) can let
+ * the timeout signal be garbage-collected and never fire on Node 20
+ * (nodejs/node#57736), which made this wait forever.
+ */
+async function awaitReady(channel: Http2Channel, stop: AbortSignal): Promise<void> {
+  const bound = new AbortController();
+  const timer = setTimeout(() => bound.abort(), READY_TIMEOUT_MS);
+  const onStop = (): void => bound.abort();
+  stop.addEventListener("abort", onStop, { once: true });
+  try {
+    await channel.ready(bound.signal);
+  } catch (err) {
+    if (stop.aborted) throw new SetupError("interrupted while waiting for the channel");
+    const why = channel.stats().lastError ?? (err as Error).message;
+    throw new SetupError(`channel not ready within ${READY_TIMEOUT_MS / 1000} s: ${why}`);
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+  }
+}
+
 async function setUp(options: DemoOptions, stop: AbortSignal): Promise<Run> {
   if (!existsSync(BACKEND_SCRIPT)) throw new SetupError(`${BACKEND_SCRIPT} not found: run "npm run build" first`);
   say(`dialtone demo: 3 HTTP/2 backends, one channel keeping 3 warm members, ~${(1000 / LOAD_TICK_MS) * LOAD_PER_TICK} req/s for ${options.seconds} s`);
@@ -768,11 +797,7 @@ async function setUp(options: DemoOptions, stop: AbortSignal): Promise<Run> {
     const origin = performance.now();
     const clock = (): number => performance.now() - origin;
     const log = new EventLog(channel, clock);
-    await channel.ready(AbortSignal.any([stop, AbortSignal.timeout(READY_TIMEOUT_MS)])).catch((err: unknown) => {
-      if (stop.aborted) throw new SetupError("interrupted while waiting for the channel");
-      const why = channel?.stats().lastError ?? (err as Error).message;
-      throw new SetupError(`channel not ready within ${READY_TIMEOUT_MS / 1000} s: ${why}`);
-    });
+    await awaitReady(channel, stop);
     say(`channel ready in ${clock().toFixed(0)} ms: ${target} via ${discovery}`);
     const load = new LoadGenerator(channel, clock);
     const script = new FaultScript(channel, backends, clock);
@@ -783,8 +808,15 @@ async function setUp(options: DemoOptions, stop: AbortSignal): Promise<Run> {
   }
 }
 
+interface RunResult {
+  startMs: number;
+  endMs: number;
+  /** Stopped by a signal before its time; one arriving later, during teardown, does not count. */
+  interrupted: boolean;
+}
+
 /** Load plus fault script until the run's length has passed or a stop signal arrives. */
-async function runScript(run: Run, stop: AbortSignal): Promise<{ startMs: number; endMs: number }> {
+async function runScript(run: Run, stop: AbortSignal): Promise<RunResult> {
   const display = process.stdout.isTTY ? ttyDisplay(run) : lineDisplay(run);
   const startMs = run.clock();
   const durationMs = run.options.seconds * 1000;
@@ -793,12 +825,13 @@ async function runScript(run: Run, stop: AbortSignal): Promise<{ startMs: number
   run.script.start(startMs, durationMs);
   await sleep(durationMs, undefined, { signal: stop }).catch(() => undefined);
   const endMs = run.clock();
+  const interrupted = stop.aborted;
   run.loadEndMs = endMs;
   run.load.stop();
   run.script.cancel();
   await run.load.settle(REQUEST_TIMEOUT_MS + 500);
   display.stop();
-  return { startMs, endMs };
+  return { startMs, endMs, interrupted };
 }
 
 /**
@@ -852,11 +885,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`demo: setup failed: ${(err as Error).message}\n`);
     return stop.signal.aborted ? EXIT_INTERRUPTED : 1;
   }
-  const { startMs, endMs } = await runScript(run, stop.signal);
+  const { startMs, endMs, interrupted } = await runScript(run, stop.signal);
   await tearDown(run.channel, run.backends);
   say("");
-  say(view.renderSummary(summarize(run, startMs, endMs, stop.signal.aborted)));
-  return stop.signal.aborted ? EXIT_INTERRUPTED : 0;
+  say(view.renderSummary(summarize(run, startMs, endMs, interrupted)));
+  return interrupted ? EXIT_INTERRUPTED : 0;
 }
 
 main(process.argv.slice(2)).then(

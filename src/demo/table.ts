@@ -82,6 +82,8 @@ export interface Frame {
   discovery: string;
   /** Said once at the top, e.g. why the backends share 127.0.0.1. */
   note: string | undefined;
+  /** The load has stopped; in-flight requests are finishing before the summary. */
+  stopping: boolean;
   status: ConnectionStatus;
   ready: number;
   wanted: number;
@@ -143,17 +145,17 @@ function fit(line: string, width: number): string {
 export function describeEvent(e: ChannelEvent): string | undefined {
   switch (e.type) {
     case "state":
-      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) ${e.from} → ${e.to}: ${e.reason}`;
+      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) ${e.from} → ${e.to}: ${cause(e.reason)}`;
     case "evicted":
-      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) evicted: ${e.reason}`;
+      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) evicted: ${cause(e.reason)}`;
     case "draining":
-      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) draining: ${e.reason}`;
+      return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) draining: ${cause(e.reason)}`;
     case "degraded":
       return e.degraded
         ? `degraded mode ON: only ${e.healthy} healthy member(s), doubtful ones keep serving`
         : `degraded mode off (${e.healthy} healthy)`;
     case "connect-failed":
-      return `slot ${e.slot} could not connect to ${e.address}: ${shortError(e.error)}`;
+      return `slot ${e.slot} could not connect to ${e.address}: ${cause(e.error.message, e.address)}`;
     case "status":
       return `channel ${e.status}`;
     default:
@@ -163,12 +165,14 @@ export function describeEvent(e: ChannelEvent): string | undefined {
 
 /**
  * Dialtone's messages start with the target and address ("http://x:1
- * (127.0.0.2:1): connect ECONNREFUSED …"); the line already names the
- * address, so keep only the cause.
+ * (127.0.0.2:1): connect ECONNREFUSED 127.0.0.2:1"), and Node's socket
+ * errors end with the address again; the line already names it once, and a
+ * terminal line has no room for three copies.
  */
-function shortError(error: Error): string {
-  const m = /^\S+ \([^)]*\): (.*)$/s.exec(error.message);
-  return m?.[1] ?? error.message;
+function cause(message: string, address?: string): string {
+  let text = /^\S+ \([^)]*\): (.*)$/s.exec(message)?.[1] ?? message;
+  if (address !== undefined && text.endsWith(` ${address}`)) text = text.slice(0, -address.length - 1);
+  return text;
 }
 
 // ── live view (TTY) ────────────────────────────────────────────────────
@@ -194,16 +198,20 @@ const BACKEND_PAINT: Record<BackendProcessState, Paint> = {
   stopped: "grey",
 };
 
-function backendCell(b: BackendRow, color: boolean): string {
-  return `${b.label} ${paint(b.state, BACKEND_PAINT[b.state], color)} (${b.served} served)`;
+const BACKEND_HEADER = "backend                   process    served ok";
+
+function backendLine(b: BackendRow, color: boolean): string {
+  return `${b.label.padEnd(26)}${paint(b.state.padEnd(8), BACKEND_PAINT[b.state], color)}${String(b.served).padStart(12)}`;
 }
 
 function headerLines(f: Frame, o: RenderOptions): string[] {
   const status = paint(f.status, f.status === "connected" ? "green" : "red", o.color);
   const degraded = f.degraded ? paint("YES", "yellow", o.color) : "no";
+  const hint = f.stopping
+    ? paint("stopping: letting in-flight requests finish…", "yellow", o.color)
+    : paint("Ctrl-C stops early (summary still printed)", "dim", o.color);
   return [
-    `${paint("dialtone demo", "bold", o.color)}  ${stamp(f.elapsedMs)} of ${(f.durationMs / 1000).toFixed(0)}s   ` +
-      paint("Ctrl-C stops early (summary still printed)", "dim", o.color),
+    `${paint("dialtone demo", "bold", o.color)}  ${stamp(f.elapsedMs)} of ${(f.durationMs / 1000).toFixed(0)}s   ${hint}`,
     fit(`target ${f.target}   discovery ${f.discovery}`, o.width),
     ...(f.note === undefined ? [] : [paint(fit(`note: ${f.note}`, o.width), "yellow", o.color)]),
     "",
@@ -229,7 +237,8 @@ export function renderFrame(f: Frame, o: RenderOptions): string[] {
   lines.push("", paint(MEMBER_HEADER, "bold", o.color));
   for (const m of f.members) lines.push(memberLine(m, o.color));
   if (f.members.length === 0) lines.push(paint("  (no members)", "dim", o.color));
-  lines.push("", `${paint("backends", "bold", o.color)}  ${f.backends.map((b) => backendCell(b, o.color)).join("   ")}`);
+  lines.push("", paint(BACKEND_HEADER, "bold", o.color));
+  for (const b of f.backends) lines.push(backendLine(b, o.color));
   lines.push("", ...listSection("fault script", f.narration, "nothing yet", o));
   if (f.nextStep !== undefined) lines.push(paint(fit(`  next: ${f.nextStep}`, o.width), "dim", o.color));
   lines.push("", ...listSection("recent events", f.events, "none yet", o));
@@ -332,15 +341,17 @@ function freezeLines(f: FreezeReport | undefined): string[] {
   const lasted = f.thawedAfterMs === undefined ? "still frozen at the end" : `thawed ${duration(f.thawedAfterMs)} later`;
   const unhealthy = f.unhealthyAfterMs === undefined ? "never marked unhealthy" : `marked unhealthy after ${duration(f.unhealthyAfterMs)}`;
   const evicted = f.evictedAfterMs === undefined ? "not evicted" : `evicted after ${duration(f.evictedAfterMs)}`;
-  const last =
+  const traffic =
     f.lastSentAfterMs === undefined
-      ? "no request was sent to it after the freeze"
-      : `the last request sent to it started ${duration(f.lastSentAfterMs)} after SIGSTOP` +
-        ` (${f.sentDuringFreeze} sent while frozen, ${f.failedDuringFreeze} of them failed)`;
+      ? ["no request was sent to it after the freeze"]
+      : [
+          `the last request sent to it started ${duration(f.lastSentAfterMs)} after SIGSTOP;`,
+          `${f.sentDuringFreeze} were sent to it while frozen, ${f.failedDuringFreeze} of them failed`,
+        ];
   const lines = [
     `freeze       ${f.label} SIGSTOPped at ${stamp(f.atMs)}, ${lasted}:`,
     `             ${unhealthy}, ${evicted};`,
-    `             ${last}`,
+    ...traffic.map((t) => `             ${t}`),
   ];
   // What a newcomer would not guess: the default in-flight balancer often reacts before the health
   // check. Claimed only when traffic clearly stopped first (with two members on the frozen backend,

@@ -1,10 +1,8 @@
 import type { Address } from "../core/address.js";
 
-/**
- * connecting → ready ⇄ unhealthy → closed, plus draining (serves in-flight
- * work, takes no new picks, replaced before it closes).
- */
-export type MemberState = "connecting" | "ready" | "unhealthy" | "draining" | "closed";
+import type { MemberState } from "../core/events.js";
+
+export type { MemberState };
 
 /** What the pool knows of one member: state and load, never its socket. */
 export class PoolMember<C = unknown> {

@@ -87,10 +87,15 @@ export class Pool<C = unknown> {
     this.#members.add(member);
     if (member.state === "ready") this.#ready++;
     if (member.state === "unhealthy") this.#unhealthy++;
-    this.#afterChange(member);
+    this.#afterChange(member, undefined);
   }
 
-  /** Moves a member to a new state and re-applies every rule that depends on it. */
+  /**
+   * Moves a member to a new state and re-applies every rule that depends on
+   * it. All of the pool's state is updated before any event goes out, so a
+   * listener never sees a half-applied change (e.g. the last ready member
+   * turning unhealthy before degraded mode makes it pickable).
+   */
   setState(member: PoolMember<C>, to: MemberState, reason: string): void {
     const from = member.state;
     if (from === to || from === "closed") return;
@@ -100,13 +105,12 @@ export class Pool<C = unknown> {
     if (from === "unhealthy") this.#unhealthy--;
     if (to === "unhealthy") this.#unhealthy++;
     if (to === "closed") this.#members.delete(member);
-    this.events.emit({ type: "state", member, from, to, reason });
-    this.#afterChange(member);
+    this.#afterChange(member, { type: "state", member, from, to, reason });
   }
 
   setMaxConcurrent(member: PoolMember<C>, max: number): void {
     member.maxConcurrent = max > 0 ? max : 0;
-    this.#afterChange(member);
+    this.#afterChange(member, undefined);
   }
 
   /** P2C over usable members; counts the pick as in flight. */
@@ -146,26 +150,37 @@ export class Pool<C = unknown> {
     return byState && m.inFlight < m.maxConcurrent;
   }
 
-  #refreshUsable(m: PoolMember<C>): void {
+  /** Re-files one member; returns true when the usable count changed. */
+  #fileUsable(m: PoolMember<C>): boolean {
     const before = this.#usable.size;
     if (this.#shouldBeUsable(m)) this.#usable.add(m);
     else this.#usable.delete(m);
-    if (this.#usable.size !== before) this.events.emit({ type: "usable", count: this.#usable.size });
+    return this.#usable.size !== before;
   }
 
-  #afterChange(m: PoolMember<C>): void {
-    this.#updateDegraded();
-    this.#refreshUsable(m);
+  #refreshUsable(m: PoolMember<C>): void {
+    if (this.#fileUsable(m)) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 
-  #updateDegraded(): void {
-    if (this.#criticalMin === 0) return;
+  /** Applies the degraded rule and usability, then emits: state, degraded, usable, in that order. */
+  #afterChange(m: PoolMember<C>, stateEvent: PoolEvent | undefined): void {
+    const usableBefore = this.#usable.size;
+    const degradedChanged = this.#updateDegraded();
+    this.#fileUsable(m);
+    if (stateEvent) this.events.emit(stateEvent);
+    if (degradedChanged) this.events.emit({ type: "degraded", degraded: this.#degraded, healthy: this.#ready });
+    if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
+  }
+
+  /** Returns true when the mode changed. */
+  #updateDegraded(): boolean {
+    if (this.#criticalMin === 0) return false;
     if (this.#ready >= this.#criticalMin) this.#reachedCritical = true;
     const degraded = this.#reachedCritical && this.#ready < this.#criticalMin;
-    if (degraded === this.#degraded) return;
+    if (degraded === this.#degraded) return false;
     this.#degraded = degraded;
     // Only unhealthy members change usability with the mode: O(members) per transition, not per pick.
-    for (const m of this.#members) if (m.state === "unhealthy") this.#refreshUsable(m);
-    this.events.emit({ type: "degraded", degraded, healthy: this.#ready });
+    for (const u of this.#members) if (u.state === "unhealthy") this.#fileUsable(u);
+    return true;
   }
 }

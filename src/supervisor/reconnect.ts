@@ -1,11 +1,12 @@
 import pRetry from "p-retry";
 import { sleep } from "../core/abort.js";
 import { ClosedError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
+import type { ConnectionStatus } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { RECONNECT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "./backoff.js";
 import { StatusStream } from "./status-stream.js";
 
-export type ConnectionStatus = "connected" | "disconnected";
+export type { ConnectionStatus };
 
 export type ReconnectEvent =
   | { type: "attempt"; attempt: number }

@@ -1,18 +1,18 @@
 import { addressKey, type Address } from "../core/address.js";
 import { raceSignal, sleep } from "../core/abort.js";
 import { ClosedError, ConnectError, DialtoneError, NoMemberError, QueueFullError, asError } from "../core/errors.js";
+import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { shuffle } from "../core/shuffle.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import type { HealthOptions } from "../health/options.js";
-import { PoolMember, type MemberState } from "../pool/member.js";
+import { PoolMember } from "../pool/member.js";
 import { Pool, type Balancer } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { AcquireQueue } from "./acquire-queue.js";
 import { baseDelay, jitterExtra, type BackoffOptions } from "./backoff.js";
 import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
-import type { ChannelEvent, MemberInfo } from "./events.js";
-import { Reconnect, type ConnectionStatus } from "./reconnect.js";
+import { Reconnect } from "./reconnect.js";
 import { chooseAddress, type AddressLoad } from "./spread.js";
 import { StatusStream } from "./status-stream.js";
 
@@ -30,6 +30,8 @@ export interface SupervisorOptions<C extends MemberConnection> {
   maxQueue: number;
   /** How long close() lets in-flight work finish before destroying connections. */
   closeGrace: number;
+  /** How long a draining member may finish its in-flight work before it is closed. */
+  drainTimeout: number;
   random?: () => number;
 }
 
@@ -279,6 +281,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     r.closed().catch((err: unknown) => {
       // Only with a finite slot backoff timeout: the slot stops, the others go on.
       this.#lastError = asError(err);
+      this.events.emit({ type: "gave-up", slot, error: this.#lastError });
     });
     return r;
   }
@@ -375,7 +378,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         const still = this.#tracked.get(old);
         if (still && !still.left && old.state === "ready") {
           this.#handoff.set(slot, fresh);
-          this.#drain(old, `rebalanced to ${fresh.key}`);
+          this.#drain(old, "rebalanced", `rebalanced to ${fresh.key}`);
         } else {
           // The slot moved on meanwhile; this member is surplus.
           this.#closeMember(fresh, "rebalance no longer needed", undefined, false);
@@ -483,7 +486,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     // Members on vanished addresses drain: in-flight work finishes, their slots dial elsewhere.
     for (const m of [...this.pool.members()]) {
       if (!keys.has(m.key) && (m.state === "ready" || m.state === "unhealthy" || m.state === "connecting")) {
-        this.#drain(m, "address removed by resolver");
+        this.#drain(m, "address-removed", "address removed by resolver");
       }
     }
     this.events.emit({ type: "resolve", addresses: [...keys], ttl });
@@ -537,22 +540,26 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     for (const m of [...this.pool.members()]) if (m.state === "unhealthy") this.#evict(m, "unhealthy after degraded mode ended");
   }
 
-  #evict(m: PoolMember<C>, reason: string): void {
+  #evict(m: PoolMember<C>, detail: string): void {
     const t = this.#tracked.get(m);
-    const error = m.lastError ?? new DialtoneError("ERR_DIALTONE_UNHEALTHY", reason);
-    this.events.emit({ type: "evicted", member: info(m, t), reason });
+    const error = m.lastError ?? new DialtoneError("ERR_DIALTONE_UNHEALTHY", detail);
+    this.events.emit({ type: "evicted", member: info(m, t), reason: "unhealthy", detail });
     this.#addressFailed(m.key, error);
-    this.#closeMember(m, reason, error, false);
+    this.#closeMember(m, detail, error, false);
   }
 
-  #drain(m: PoolMember<C>, reason: string): void {
+  #drain(m: PoolMember<C>, reason: DrainReason, detail: string): void {
     const t = this.#tracked.get(m);
     t?.health.stop();
-    this.pool.setState(m, "draining", reason);
-    this.events.emit({ type: "draining", member: info(m, t), reason });
-    // The slot dials a replacement now; this one finishes its in-flight streams, then closes.
+    this.pool.setState(m, "draining", detail);
+    this.events.emit({ type: "draining", member: info(m, t), reason, detail });
+    // The slot dials a replacement now; this one finishes its in-flight streams, then closes,
+    // within drainTimeout at the latest.
     t?.leave(undefined);
     m.connection.close(true);
+    setTimeout(() => {
+      if (m.state === "draining") this.#closeMember(m, `drain took longer than ${this.#o.drainTimeout} ms`, undefined, false);
+    }, this.#o.drainTimeout).unref();
   }
 
   #closeMember(m: PoolMember<C>, reason: string, error: Error | undefined, alreadyClosed: boolean): void {
@@ -574,6 +581,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         if (unexpected && error) {
           this.#addressFailed(m.key, error);
           this.#lastError = error;
+          if (m.state !== "connecting") this.events.emit({ type: "evicted", member: info(m, this.#tracked.get(m)), reason: "peer-closed", detail: error.message });
         }
         this.#closeMember(m, error ? error.message : "closed after draining", error, true);
         break;
@@ -583,7 +591,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
           this.#closeMember(m, e.reason, new ConnectError(this.target, m.key, e.reason), false);
         } else if (m.state !== "draining") {
           this.#addressFailed(m.key, new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): ${e.reason}`));
-          this.#drain(m, e.reason);
+          this.#drain(m, "goaway", e.reason);
         }
         break;
       case "limits":

@@ -39,6 +39,16 @@ describe("draining, refusals and total outage against real HTTP/2 backends", () 
     expect(replacement!.at).toBeLessThanOrEqual(closed!.at);
   });
 
+  it("GOAWAY on an idle member closes it at once (Node alone would leave the session open)", async () => {
+    const backends = await startBackends(HOSTS);
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    await backends[0]!.command({ cmd: "goaway" });
+    // Far below drainTimeout (30 s): the member closes because nothing is left in flight.
+    await eventually(() => ch.stats().members.every((m) => m.address !== backends[0]!.key), 2000, "the idle draining member to close");
+    expect(ch.stats().ready).toBe(3);
+  });
+
   it("REFUSED_STREAM is retried on another member: every request succeeds", async () => {
     const backends = await startBackends(HOSTS);
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3 });

@@ -1,8 +1,10 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { raceSignal } from "../../core/abort.js";
-import { ConfigError, RequestError, RequestTimeoutError } from "../../core/errors.js";
-import type { ChannelEvent } from "../../supervisor/events.js";
-import type { ConnectionStatus } from "../../supervisor/reconnect.js";
+import { ClosedError, ConfigError, DialtoneError, NoMemberError, QueueFullError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { iterateEvents } from "../../core/event-iterator.js";
+import type { Registry } from "prom-client";
+import { ChannelMetrics, type MetricsOptions } from "../../metrics/channel-metrics.js";
+import type { ChannelEvent, ConnectionStatus, RequestOutcome } from "../../core/events.js";
 import { Supervisor, type SupervisorStats } from "../../supervisor/supervisor.js";
 import type { Http2Connection } from "./connection.js";
 import { Http2Connector } from "./connector.js";
@@ -25,12 +27,16 @@ export interface Http2StreamInit {
  */
 export class Http2Channel implements AsyncDisposable {
   readonly target: string;
+  /** The `channel` label of its metrics. */
+  readonly name: string;
+  #metrics = new Set<ChannelMetrics>();
   readonly #o: ResolvedHttp2Options;
   readonly #sup: Supervisor<Http2Connection>;
 
   constructor(options: Http2ChannelOptions) {
     this.#o = resolveHttp2Options(options);
     this.target = this.#o.target;
+    this.name = this.#o.name;
     const connector = new Http2Connector({
       url: this.#o.url,
       target: this.target,
@@ -49,6 +55,7 @@ export class Http2Channel implements AsyncDisposable {
       acquireTimeout: this.#o.acquireTimeout,
       maxQueue: this.#o.maxQueue,
       closeGrace: this.#o.closeGrace,
+      drainTimeout: this.#o.drainTimeout,
       random: this.#o.random,
     });
   }
@@ -64,6 +71,23 @@ export class Http2Channel implements AsyncDisposable {
    */
   async request(init: Http2RequestInit): Promise<Http2Response> {
     validateInit(init);
+    // Outcome events cost an allocation per request, so only when someone listens.
+    if (this.#sup.events.size === 0) return this.#request(init, { retries: 0, address: undefined });
+    const started = performance.now();
+    const trace = { retries: 0, address: undefined as string | undefined };
+    try {
+      const res = await this.#request(init, trace);
+      this.#sup.events.emit({ type: "request", outcome: "ok", durationMs: performance.now() - started, retries: trace.retries, code: undefined, address: trace.address });
+      return res;
+    } catch (err) {
+      const outcome = outcomeOf(err, init.signal);
+      const code = err instanceof DialtoneError ? err.code : (err as NodeJS.ErrnoException | undefined)?.code;
+      this.#sup.events.emit({ type: "request", outcome, durationMs: performance.now() - started, retries: trace.retries, code, address: trace.address });
+      throw err;
+    }
+  }
+
+  async #request(init: Http2RequestInit, trace: { retries: number; address: string | undefined }): Promise<Http2Response> {
     const timeout = init.timeout ?? this.#o.requestTimeout;
     const deadline = performance.now() + timeout;
     const attempts = 1 + this.#o.maxRetries;
@@ -72,6 +96,8 @@ export class Http2Channel implements AsyncDisposable {
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw last ?? new RequestTimeoutError(this.target, undefined, timeout);
       const lease = await this.#sup.acquire(init.signal, Math.min(this.#o.acquireTimeout, remaining));
+      trace.retries = attempt - 1;
+      trace.address = lease.member.key;
       const started = performance.now();
       try {
         const res = await sendOnConnection(lease.connection, this.target, init, Math.max(1, deadline - started), this.#o.maxResponseBytes);
@@ -106,6 +132,7 @@ export class Http2Channel implements AsyncDisposable {
       lease.release();
       throw new RequestError("ERR_DIALTONE_MEMBER_LOST", this.target, lease.member.key, `stream not opened: ${(err as Error).message}`, true, { cause: err });
     }
+    lease.connection.track(stream);
     const started = performance.now();
     stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? performance.now() - started : undefined));
     return stream;
@@ -131,6 +158,14 @@ export class Http2Channel implements AsyncDisposable {
     return this.#sup.events.add(listener);
   }
 
+  /**
+   * The event stream as an async iterator, with a bounded buffer (default
+   * 1024): a slow reader loses the oldest events and is told how many.
+   */
+  events(options: { signal?: AbortSignal; bufferSize?: number } = {}): AsyncGenerator<ChannelEvent, void, undefined> {
+    return iterateEvents(this.#sup.events, options);
+  }
+
   /** Waits until `predicate` holds for an event, or the signal aborts. */
   waitFor<E extends ChannelEvent>(predicate: (e: ChannelEvent) => e is E, signal?: AbortSignal): Promise<E> {
     let off: () => void = () => {};
@@ -142,8 +177,22 @@ export class Http2Channel implements AsyncDisposable {
     return raceSignal(p, signal).finally(off);
   }
 
-  close(): Promise<void> {
-    return this.#sup.close();
+  /**
+   * Reports this channel to a prom-client Registry (default: prom-client's
+   * global one) under the label channel="<name>". Many channels may share a
+   * registry; closing the channel, or the returned handle, removes its series.
+   */
+  metrics(registry?: Registry, options?: MetricsOptions): ChannelMetrics {
+    if (this.#sup.closed) throw new ClosedError(`channel ${this.target}`);
+    const m = new ChannelMetrics(this, registry, options);
+    this.#metrics.add(m);
+    return m;
+  }
+
+  async close(): Promise<void> {
+    await this.#sup.close();
+    for (const m of this.#metrics) m.close();
+    this.#metrics.clear();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -162,4 +211,13 @@ function validateInit(init: { path: string; method?: string }): void {
   if (init.method !== undefined && !/^[A-Za-z]+$/.test(init.method)) {
     throw new ConfigError("method", `invalid HTTP method ${JSON.stringify(init.method)}`);
   }
+}
+
+function outcomeOf(err: unknown, signal: AbortSignal | undefined): RequestOutcome {
+  if (err instanceof RequestTimeoutError) return "timeout";
+  if (err instanceof NoMemberError) return "no-member";
+  if (err instanceof QueueFullError) return "queue-full";
+  if (err instanceof ClosedError) return "closed";
+  if (signal?.aborted) return "aborted";
+  return "error";
 }

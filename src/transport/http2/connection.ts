@@ -1,4 +1,5 @@
-import type { ClientHttp2Session, Settings } from "node:http2";
+import type { ClientHttp2Session, ClientHttp2Stream, Settings } from "node:http2";
+import type { Duplex } from "node:stream";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
 
 /** HTTP/2's "no limit" for SETTINGS_MAX_CONCURRENT_STREAMS (2^32 - 1), and anything past int32. */
@@ -17,10 +18,15 @@ export class Http2Connection implements MemberConnection {
   #listener: ((e: ConnectionEvent) => void) | undefined;
   #error: Error | undefined;
   #closed = false;
+  #closing = false;
+  #open = 0;
 
-  constructor(session: ClientHttp2Session, address: string) {
+  readonly #socket: Duplex | undefined;
+
+  constructor(session: ClientHttp2Session, address: string, socket?: Duplex) {
     this.session = session;
     this.address = address;
+    this.#socket = socket;
     session.on("error", (err: Error) => {
       this.#error = err;
     });
@@ -61,10 +67,34 @@ export class Http2Connection implements MemberConnection {
     });
   }
 
+  /** Counts a stream we opened, so a graceful close knows when nothing is left. */
+  track(stream: ClientHttp2Stream): void {
+    this.#open++;
+    stream.once("close", () => {
+      this.#open--;
+      if (this.#closing && this.#open === 0) this.#finishClose();
+    });
+  }
+
   close(graceful: boolean): void {
     if (this.session.destroyed) return;
-    if (graceful) this.session.close();
-    else this.session.destroy();
+    if (!graceful) return void this.session.destroy();
+    this.#closing = true;
+    this.session.close();
+    if (this.#open === 0) this.#finishClose();
+  }
+
+  /**
+   * After session.close(), Node waits for the peer to close the TCP
+   * connection, and a server that sent GOAWAY but keeps its session open
+   * never does: the member would linger forever. Once none of our streams is
+   * left, we end the session and its socket ourselves.
+   */
+  #finishClose(): void {
+    setImmediate(() => {
+      if (!this.session.destroyed) this.session.destroy();
+      this.#socket?.destroy();
+    });
   }
 
   #emit(e: ConnectionEvent): void {

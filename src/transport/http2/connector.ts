@@ -1,5 +1,6 @@
 import { connect as h2connect, type ClientHttp2Session, type SecureClientSessionOptions } from "node:http2";
 import { isIP, connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { addressKey, type Address } from "../../core/address.js";
 import { ConnectError } from "../../core/errors.js";
@@ -48,6 +49,7 @@ export class Http2Connector implements Connector<Http2Connection> {
     const key = addressKey(address);
     return new Promise<Http2Connection>((resolve, reject) => {
       let session: ClientHttp2Session | undefined;
+      let socket: Duplex | undefined;
       let settled = false;
       const fail = (message: string, cause?: unknown): void => {
         if (settled) return;
@@ -68,7 +70,7 @@ export class Http2Connector implements Connector<Http2Connection> {
       try {
         session = h2connect(this.#o.url.origin, {
           settings: this.#o.settings,
-          createConnection: () => this.#socket(address),
+          createConnection: () => (socket = this.#socket(address)),
         });
       } catch (err) {
         return fail(err instanceof Error ? err.message : String(err), err);
@@ -82,7 +84,7 @@ export class Http2Connector implements Connector<Http2Connection> {
         cleanup();
         s.removeAllListeners("error");
         s.removeAllListeners("close");
-        resolve(new Http2Connection(s, key));
+        resolve(new Http2Connection(s, key, socket));
       });
     });
   }

@@ -35,11 +35,16 @@ export interface Http2ChannelOptions {
   maxResponseBytes?: number;
   /** How long close() lets in-flight requests finish, ms (default 5000). */
   closeGrace?: number;
+  /** How long a draining member (GOAWAY, rebalanced) may finish its streams, ms (default 30000). */
+  drainTimeout?: number;
+  /** The channel's name: the `channel` label of its metrics (default: the target's origin). */
+  name?: string;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export interface ResolvedHttp2Options {
+  name: string;
   url: URL;
   target: string;
   resolver: Resolver;
@@ -56,12 +61,13 @@ export interface ResolvedHttp2Options {
   maxRetries: number;
   maxResponseBytes: number;
   closeGrace: number;
+  drainTimeout: number;
   random: (() => number) | undefined;
 }
 
 const KNOWN = new Set([
   "target", "discovery", "members", "health", "backoff", "degraded", "balancer", "tls", "acquireTimeout",
-  "maxQueue", "connectTimeout", "requestTimeout", "maxRetries", "maxResponseBytes", "closeGrace", "random",
+  "maxQueue", "connectTimeout", "requestTimeout", "maxRetries", "maxResponseBytes", "closeGrace", "drainTimeout", "random", "name",
 ]);
 
 /** Validates everything up front: bad configuration fails here, never later. */
@@ -83,7 +89,10 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, defaultPort);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
   else throw new ConfigError("discovery", "expected a discovery string or a Resolver");
+  const name = o.name ?? target;
+  if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
   return {
+    name,
     url,
     target,
     resolver,
@@ -100,6 +109,7 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
     maxRetries: requireInteger("maxRetries", o.maxRetries ?? 2, 0),
     maxResponseBytes: requireInteger("maxResponseBytes", o.maxResponseBytes ?? 64 * 1024 * 1024, 0),
     closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
+    drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
     random: o.random,
   };
 }

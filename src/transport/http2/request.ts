@@ -54,6 +54,7 @@ export function sendOnConnection(
       reject(new RequestError("ERR_DIALTONE_MEMBER_LOST", target, address, `request not sent: ${e.message}`, true, { cause: err }));
       return;
     }
+    conn.track(stream);
     let status: number | undefined;
     let responseHeaders: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Makes sure the system servers the test suite talks to are installed.
+// Missing ones are installed from Debian's packages when we are root with
+// apt-get; otherwise we stop at once, naming the package to install.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+
+/** binary → Debian package that ships it */
+const NEEDED = [
+  { bin: "promtool", pkg: "prometheus" },
+  { bin: "prometheus", pkg: "prometheus" },
+];
+
+const onPath = (bin) => spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
+const missing = NEEDED.filter((n) => !onPath(n.bin));
+if (missing.length === 0) process.exit(0);
+
+const pkgs = [...new Set(missing.map((m) => m.pkg))];
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+if (!isRoot || !onPath("apt-get")) {
+  console.error(`test setup: missing ${missing.map((m) => m.bin).join(", ")}; install the Debian package(s): ${pkgs.join(" ")}`);
+  console.error(`  e.g. sudo apt-get install --no-install-recommends ${pkgs.join(" ")}`);
+  process.exit(1);
+}
+
+console.error(`test setup: installing ${pkgs.join(" ")} with apt-get (missing: ${missing.map((m) => m.bin).join(", ")})`);
+// Packages must not start their own daemons here: the tests start the servers they need.
+const policy = "/usr/sbin/policy-rc.d";
+const hadPolicy = existsSync(policy);
+if (!hadPolicy) writeFileSync(policy, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
+try {
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
+  execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...pkgs], { stdio: "inherit", env });
+} finally {
+  if (!hadPolicy) rmSync(policy, { force: true });
+}
+const still = NEEDED.filter((n) => !onPath(n.bin));
+if (still.length > 0) {
+  console.error(`test setup: ${still.map((m) => m.bin).join(", ")} still missing after installing ${pkgs.join(" ")}`);
+  process.exit(1);
+}

@@ -1,0 +1,52 @@
+/**
+ * The shared vocabulary of what happens inside a channel: member states,
+ * connection status, and the typed events every part emits or consumes.
+ * Producers (supervisor, transports) and consumers (metrics, users) meet
+ * here, so neither has to import the other.
+ */
+
+/**
+ * connecting → ready ⇄ unhealthy → closed, plus draining (serves in-flight
+ * work, takes no new picks, replaced before it closes).
+ */
+export type MemberState = "connecting" | "ready" | "unhealthy" | "draining" | "closed";
+
+export type ConnectionStatus = "connected" | "disconnected";
+
+/** A member as events and stats describe it. */
+export interface MemberInfo {
+  id: number;
+  address: string;
+  slot: number;
+}
+
+/** Why a member was taken out of service. */
+export type EvictionReason = "unhealthy" | "peer-closed";
+
+/** Why a member was asked to drain. */
+export type DrainReason = "goaway" | "address-removed" | "rebalanced";
+
+/** How a request ended, as metrics label it. */
+export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "aborted" | "closed";
+
+/**
+ * Everything that happens inside a channel, as typed events. Emitted
+ * synchronously; free when nobody listens.
+ */
+export type ChannelEvent =
+  | { type: "resolve"; addresses: string[]; ttl: number }
+  | { type: "resolve-failed"; error: Error }
+  | { type: "connect-attempt"; slot: number; address: string; attempt: number }
+  | { type: "connect-ok"; member: MemberInfo; rtt: number }
+  | { type: "connect-failed"; slot: number; address: string; error: Error }
+  | { type: "state"; member: MemberInfo; from: MemberState; to: MemberState; reason: string }
+  | { type: "ping"; member: MemberInfo; rtt: number }
+  | { type: "ping-failed"; member: MemberInfo; error: Error }
+  | { type: "evicted"; member: MemberInfo; reason: EvictionReason; detail: string }
+  | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
+  | { type: "gave-up"; slot: number; error: Error }
+  | { type: "degraded"; degraded: boolean; healthy: number }
+  | { type: "status"; status: ConnectionStatus }
+  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
+  /** The async iterator's bounded buffer overflowed; `count` events were dropped. */
+  | { type: "events-dropped"; count: number };

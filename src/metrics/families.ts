@@ -1,0 +1,102 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { MemberState } from "../core/events.js";
+import type { MetricsSource } from "./source.js";
+
+/** Every state a member can be in; the by-state gauge reports zeros too. */
+const STATES: readonly MemberState[] = ["connecting", "ready", "unhealthy", "draining"];
+
+/** PING round trips on loopback are tens of µs; across a region, tens of ms. */
+const PING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * The dialtone metric families on one registry. Many channels share them,
+ * told apart by the `channel` label. Gauges are computed at scrape time from
+ * the channels registered here, so a closed channel's gauges vanish with it.
+ */
+export class Families {
+  readonly sources = new Set<MetricsSource>();
+  readonly statusChanges: Counter<"channel" | "status">;
+  readonly degradedEpisodes: Counter<"channel">;
+  readonly pingRtt: Histogram<"channel" | "address">;
+  readonly pingFailures: Counter<"channel" | "address">;
+  readonly connects: Counter<"channel" | "result" | "address">;
+  readonly evictions: Counter<"channel" | "reason">;
+  readonly reconnectAttempts: Counter<"channel">;
+  readonly reconnectGiveups: Counter<"channel">;
+  readonly resolves: Counter<"channel" | "result">;
+  readonly requests: Counter<"channel" | "outcome">;
+  readonly requestRetries: Counter<"channel">;
+  readonly requestDuration: Histogram<"channel">;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    const sources = this.sources;
+    const gauge = (name: string, help: string, read: (s: MetricsSource, set: (v: number) => void) => void): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["channel"],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of sources) read(s, (v) => this.set({ channel: s.name }, v));
+        },
+      });
+    };
+    gauge("dialtone_members_wanted", "Members the channel keeps warm (its members option).", (s, set) => set(s.stats().wanted));
+    gauge("dialtone_members_current", "Members that exist now, in any state but closed.", (s, set) => set(s.stats().members.length));
+    gauge("dialtone_members_healthy", "Members that are ready: connected and answering PINGs.", (s, set) => set(s.stats().ready));
+    gauge("dialtone_channel_connected", "1 when the channel has at least one usable member, else 0.", (s, set) => set(s.stats().status === "connected" ? 1 : 0));
+    gauge("dialtone_channel_degraded", "1 while the channel is in degraded mode, else 0.", (s, set) => set(s.stats().degraded ? 1 : 0));
+    gauge("dialtone_resolved_addresses", "Addresses the channel's discovery currently returns.", (s, set) => set(s.stats().addresses.length));
+    new Gauge({
+      name: "dialtone_members_by_state",
+      help: "Members by state (connecting, ready, unhealthy, draining).",
+      labelNames: ["channel", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources) {
+          const counts = new Map<string, number>(STATES.map((st) => [st, 0]));
+          for (const m of s.stats().members) if (counts.has(m.state)) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+          for (const [state, n] of counts) this.set({ channel: s.name, state }, n);
+        }
+      },
+    });
+    this.statusChanges = new Counter({ name: "dialtone_status_changes_total", help: "Channel status changes, by the status entered.", labelNames: ["channel", "status"], registers });
+    this.degradedEpisodes = new Counter({ name: "dialtone_degraded_episodes_total", help: "Times the channel entered degraded mode.", labelNames: ["channel"], registers });
+    this.pingRtt = new Histogram({ name: "dialtone_ping_rtt_seconds", help: "PING/PONG round trip of members, seconds (address label only when opted in).", labelNames: ["channel", "address"], buckets: PING_BUCKETS, registers });
+    this.pingFailures = new Counter({ name: "dialtone_ping_failures_total", help: "PINGs that failed or got no PONG in time (address label only when opted in).", labelNames: ["channel", "address"], registers });
+    this.connects = new Counter({ name: "dialtone_connects_total", help: "Member dials, by result (ok, error).", labelNames: ["channel", "result", "address"], registers });
+    this.evictions = new Counter({
+      name: "dialtone_evictions_total",
+      help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, address_removed, rebalanced).",
+      labelNames: ["channel", "reason"],
+      registers,
+    });
+    this.reconnectAttempts = new Counter({ name: "dialtone_reconnect_attempts_total", help: "Dial attempts made by member slots.", labelNames: ["channel"], registers });
+    this.reconnectGiveups = new Counter({ name: "dialtone_reconnect_giveups_total", help: "Member slots that gave up after their backoff timeout.", labelNames: ["channel"], registers });
+    this.resolves = new Counter({ name: "dialtone_resolves_total", help: "Address resolutions, by result (ok, error).", labelNames: ["channel", "result"], registers });
+    this.requests = new Counter({
+      name: "dialtone_requests_total",
+      help: "Requests, by outcome (ok, error, timeout, no_member, queue_full, aborted, closed).",
+      labelNames: ["channel", "outcome"],
+      registers,
+    });
+    this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    this.requestDuration = new Histogram({ name: "dialtone_request_duration_seconds", help: "Whole-request duration including waiting and retries, seconds.", labelNames: ["channel"], buckets: REQUEST_BUCKETS, registers });
+  }
+}
+
+const byRegistry = new WeakMap<Registry, Families>();
+
+/** The families on `registry`, registered the first time a channel asks. */
+export function familiesFor(registry: Registry): Families {
+  let f = byRegistry.get(registry);
+  if (!f) {
+    f = new Families(registry);
+    byRegistry.set(registry, f);
+  }
+  return f;
+}

@@ -38,6 +38,10 @@ export type ChannelEvent =
   | { type: "resolve-failed"; error: Error }
   | { type: "connect-attempt"; slot: number; address: string; attempt: number }
   | { type: "connect-ok"; member: MemberInfo; rtt: number }
+  /** A connection exists and joined the pool (state connecting). */
+  | { type: "member-added"; member: MemberInfo }
+  /** A member left the pool for good (state closed). */
+  | { type: "member-removed"; member: MemberInfo; reason: string }
   | { type: "connect-failed"; slot: number; address: string; error: Error }
   | { type: "state"; member: MemberInfo; from: MemberState; to: MemberState; reason: string }
   | { type: "ping"; member: MemberInfo; rtt: number }

@@ -307,6 +307,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       member = new PoolMember<C>(this.#nextId++, address, key, conn);
       this.#track(member, slot);
       this.pool.add(member);
+      this.events.emit({ type: "member-added", member: info(member, this.#tracked.get(member)) });
       // From here the connecting member stands for this dial in the Spread counts.
       this.#dialing.delete(token);
       const m = member;
@@ -566,7 +567,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const t = this.#tracked.get(m);
     t?.health.stop();
     if (error) m.lastError = error;
+    const wasClosed = m.state === "closed";
     this.pool.setState(m, "closed", reason);
+    if (!wasClosed) this.events.emit({ type: "member-removed", member: info(m, t), reason });
     this.#tracked.delete(m);
     t?.leave(error);
     if (!alreadyClosed) m.connection.close(false);

@@ -9,9 +9,12 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 const NEEDED = [
   { bin: "promtool", pkg: "prometheus" },
   { bin: "prometheus", pkg: "prometheus" },
+  // dnsmasq-base ships the binary without a service that would start on install.
+  { bin: "dnsmasq", pkg: "dnsmasq-base" },
 ];
 
-const onPath = (bin) => spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
+// dnsmasq lives in /usr/sbin, which a non-login PATH may lack.
+const onPath = (bin) => spawnSync("sh", ["-c", `PATH="$PATH:/usr/sbin:/sbin" command -v ${bin}`], { stdio: "ignore" }).status === 0;
 const missing = NEEDED.filter((n) => !onPath(n.bin));
 if (missing.length === 0) process.exit(0);
 

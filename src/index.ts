@@ -10,6 +10,7 @@ export type { SupervisorStats as ChannelStats, MemberStats } from "./supervisor/
 export { HEALTH_DEFAULTS, type HealthOptions } from "./health/options.js";
 export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.js";
 export { StaticResolver } from "./resolve/static-resolver.js";
+export { DnsResolver, type DnsResolverOptions } from "./resolve/dns-resolver.js";
 export type { Address } from "./core/address.js";
 export type { MemberState } from "./pool/member.js";
 export type { Balancer } from "./pool/pool.js";

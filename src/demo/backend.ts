@@ -22,6 +22,12 @@
  * Every command is answered with {ack: cmd, ...} after it has been applied; an
  * `id` field on the command is echoed back so the parent can correlate.
  *
+ * gRPC unary echo (for the benchmarks' gRPC peers): a POST with
+ * `content-type: application/grpc*` on GRPC_ECHO_PATH gets its
+ * length-prefixed request message(s) back verbatim, with status 200,
+ * `content-type: application/grpc`, `x-backend`, and trailers
+ * `grpc-status: 0`. The delay setting applies as to any other request.
+ *
  * This file deliberately imports nothing from the rest of src/.
  */
 import http2 from "node:http2";
@@ -163,6 +169,34 @@ function safeRespond(
   }
 }
 
+const GRPC_ECHO_PATH = "/dialtone.bench.Echo/Echo";
+
+function isGrpcEcho(method: string, pathname: string, headers: http2.IncomingHttpHeaders): boolean {
+  const type = String(headers["content-type"] ?? "");
+  return method === "POST" && pathname === GRPC_ECHO_PATH && type.startsWith("application/grpc");
+}
+
+/** gRPC unary echo: the request's length-prefixed message back, then trailers grpc-status 0. */
+function grpcRespond(stream: http2.ServerHttp2Stream, body: Buffer): void {
+  if (streamGone(stream) || stream.headersSent) return;
+  try {
+    stream.once("wantTrailers", () => {
+      try {
+        stream.sendTrailers({ "grpc-status": "0" });
+      } catch {
+        if (!stream.destroyed) stream.destroy();
+      }
+    });
+    stream.respond(
+      { ":status": 200, "content-type": "application/grpc", "x-backend": backendKey },
+      { waitForTrailers: true },
+    );
+    stream.end(body);
+  } catch {
+    if (!stream.destroyed) stream.destroy();
+  }
+}
+
 function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   stream.on("error", noop);
   authorities.set(stream, String(headers[":authority"] ?? ""));
@@ -200,12 +234,14 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
     status = code >= 200 && code <= 599 ? code : 400;
   }
 
+  const grpc = isGrpcEcho(method, pathname, headers);
   const chunks: Buffer[] = [];
   let bodyDone = method !== "POST";
   let delayDone = false;
 
   const maybeRespond = (): void => {
     if (!bodyDone || !delayDone) return;
+    if (grpc) return grpcRespond(stream, Buffer.concat(chunks));
     const body = method === "POST" ? Buffer.concat(chunks) : `ok ${backendKey}`;
     safeRespond(stream, status, body);
   };

@@ -4,21 +4,28 @@ import { TargetError } from "../core/errors.js";
 import type { Resolver } from "./resolver.js";
 import { StaticResolver } from "./static-resolver.js";
 import { SystemResolver } from "./system-resolver.js";
+import { DnsResolver, type DnsResolverOptions } from "./dns-resolver.js";
 
 /**
  * Parses a discovery string into a Resolver:
  * - `static:///127.0.0.2:8443,127.0.0.3:8443` (IP literals, [v6]:port);
  * - `127.0.0.2:8443` or `[::1]:8443` (one IP literal);
- * - `host:port` (resolved once through the OS).
- * `dns:///` and `dns+srv:///` come with the DNS resolver.
+ * - `host:port` (resolved once through the OS);
+ * - `dns:///name:port` and `dns+srv:///_service._proto.name` (the TTL-following
+ *   DNS resolver; `dns://server:port/name:port` names the nameserver).
  */
-export function resolverFor(discovery: string, defaultPort?: number): Resolver {
+export function resolverFor(discovery: string, defaultPort?: number, dns?: DnsResolverOptions): Resolver {
   const schemeMatch = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(discovery);
   if (schemeMatch) {
     const scheme = (schemeMatch[1] as string).toLowerCase();
     const rest = schemeMatch[2] as string;
     if (scheme === "static") return new StaticResolver(discovery, parseStaticList(discovery, rest, defaultPort));
-    throw new TargetError(discovery, `unknown discovery scheme "${scheme}:" (expected static:// or host:port)`);
+    if (scheme === "dns" || scheme === "dns+srv") {
+      // IP literals never touch the network, whatever the scheme.
+      const literal = scheme === "dns" ? ipLiteralTarget(discovery, rest, defaultPort) : undefined;
+      return literal ?? new DnsResolver(discovery, dns, defaultPort);
+    }
+    throw new TargetError(discovery, `unknown discovery scheme "${scheme}:" (expected static://, dns://, dns+srv:// or host:port)`);
   }
   const { host, port } = parseHostPort(discovery, discovery, defaultPort);
   if (isIP(host)) return new StaticResolver(discovery, [ipAddress(host, port, discovery)]);
@@ -50,4 +57,10 @@ function parseStaticList(target: string, rest: string, defaultPort?: number): Ad
     out.push(a);
   }
   return out;
+}
+
+function ipLiteralTarget(discovery: string, rest: string, defaultPort?: number): Resolver | undefined {
+  const path = rest.slice(rest.indexOf("/") + 1);
+  const { host, port } = parseHostPort(path, discovery, defaultPort);
+  return isIP(host) ? new StaticResolver(discovery, [ipAddress(host, port, discovery)]) : undefined;
 }

@@ -81,6 +81,14 @@ export interface SupervisorStats {
   queued: number;
   addresses: Array<{ address: string; failures: number; coolingForMs: number; lastError: string | undefined }>;
   members: MemberStats[];
+  /** Where addresses come from and how fresh they are. */
+  resolution: {
+    target: string;
+    resolvedAt: string | undefined;
+    ttlMs: number | null;
+    nextRefreshInMs: number | null;
+    lastError: string | undefined;
+  };
   lastError: string | undefined;
 }
 
@@ -113,6 +121,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #nextId = 1;
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
+  #resolution: { at: number | undefined; ttl: number | undefined; error: Error | undefined } | undefined;
 
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
@@ -137,6 +146,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       onAddresses: (set) => this.#onAddresses(set.addresses, set.ttl),
       onError: (error) => {
         this.#lastError ??= error;
+        if (this.#resolution) this.#resolution.error = error;
+        else this.#resolution = { at: undefined, ttl: undefined, error };
         this.events.emit({ type: "resolve-failed", error });
       },
     });
@@ -227,7 +238,20 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         lastError: s.lastError?.message,
       })),
       members,
+      resolution: this.#resolutionStats(),
       lastError: this.#lastError?.message,
+    };
+  }
+
+  #resolutionStats(): SupervisorStats["resolution"] {
+    const r = this.#resolution;
+    const finite = r?.ttl !== undefined && Number.isFinite(r.ttl);
+    return {
+      target: this.#o.resolver.target,
+      resolvedAt: r?.at === undefined ? undefined : new Date(r.at).toISOString(),
+      ttlMs: finite ? (r?.ttl as number) : null,
+      nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - Date.now()) : null,
+      lastError: r?.error?.message,
     };
   }
 
@@ -478,7 +502,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   #onAddresses(addresses: readonly Address[], ttl: number): void {
     if (this.closed) return;
+    this.#resolution = { at: Date.now(), ttl, error: undefined };
     const keys = new Set(addresses.map(addressKey));
+    if (keys.size === 0) {
+      // NXDOMAIN or an empty answer never empties a live channel on its own: members keep
+      // serving until they fail health, and nobody dials those addresses any more.
+      this.#addresses.clear();
+      this.events.emit({ type: "resolve", addresses: [], ttl });
+      this.#changed();
+      return;
+    }
     // New addresses get a random rank: the per-process shuffle that spreads many clients.
     const fresh = shuffle(addresses.filter((a) => !this.#addresses.has(addressKey(a))), this.#random);
     let rank = Math.max(0, ...[...this.#addresses.values()].map((s) => s.rank + 1));

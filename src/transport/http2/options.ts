@@ -2,6 +2,7 @@ import { requireDuration, requireInteger } from "../../core/duration.js";
 import { ConfigError, TargetError } from "../../core/errors.js";
 import { resolveHealth, type HealthOptions } from "../../health/options.js";
 import type { Balancer } from "../../pool/pool.js";
+import type { DnsResolverOptions } from "../../resolve/dns-resolver.js";
 import type { Resolver } from "../../resolve/resolver.js";
 import { hostResolver, resolverFor } from "../../resolve/target.js";
 import { SLOT_BACKOFF, resolveBackoff, type BackoffOptions } from "../../supervisor/backoff.js";
@@ -37,6 +38,8 @@ export interface Http2ChannelOptions {
   closeGrace?: number;
   /** How long a draining member (GOAWAY, rebalanced) may finish its streams, ms (default 30000). */
   drainTimeout?: number;
+  /** Options for dns:/// and dns+srv:/// discovery (nameservers, TTL bounds, family…). */
+  dns?: DnsResolverOptions;
   /** The channel's name: the `channel` label of its metrics (default: the target's origin). */
   name?: string;
   /** Picker randomness; tests pin it. */
@@ -67,7 +70,7 @@ export interface ResolvedHttp2Options {
 
 const KNOWN = new Set([
   "target", "discovery", "members", "health", "backoff", "degraded", "balancer", "tls", "acquireTimeout",
-  "maxQueue", "connectTimeout", "requestTimeout", "maxRetries", "maxResponseBytes", "closeGrace", "drainTimeout", "random", "name",
+  "maxQueue", "connectTimeout", "requestTimeout", "maxRetries", "maxResponseBytes", "closeGrace", "drainTimeout", "random", "name", "dns",
 ]);
 
 /** Validates everything up front: bad configuration fails here, never later. */
@@ -86,7 +89,7 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
   let resolver: Resolver;
   if (o.discovery === undefined) resolver = hostResolver(target, hostname, defaultPort);
-  else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, defaultPort);
+  else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, defaultPort, o.dns);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
   else throw new ConfigError("discovery", "expected a discovery string or a Resolver");
   const name = o.name ?? target;

@@ -1,0 +1,31 @@
+import { createHttp2Channel, type Balancer } from "../../../dist/index.js";
+import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+
+/** dialtone's HTTP/2 channel with its defaults: 3 members, PING every 1 s, P2C. */
+export function dialtonePeer(balancer: Balancer = "in-flight"): Peer {
+  return {
+    id: balancer === "in-flight" ? "dialtone" : `dialtone-${balancer}`,
+    label: balancer === "in-flight" ? "dialtone" : `dialtone (${balancer})`,
+    protocol: "http2",
+    async open(t: Target): Promise<BenchClient> {
+      const channel = createHttp2Channel({
+        target: `http://${HOSTNAME}:${t.port}`,
+        discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
+        members: t.hosts.length,
+        balancer,
+        requestTimeout: t.timeoutMs,
+      });
+      await channel.ready(AbortSignal.timeout(10_000));
+      const client: BenchClient = {
+        async call(body) {
+          const res = await channel.request({ method: "POST", path: ECHO_PATH, body, timeout: t.timeoutMs });
+          if (res.status !== 200) throw new Error(`status ${res.status}`);
+          return res.headers["x-backend"] as string | undefined;
+        },
+        close: () => channel.close(),
+      };
+      await warmUp(client);
+      return client;
+    },
+  };
+}

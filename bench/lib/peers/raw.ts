@@ -1,0 +1,67 @@
+import http2 from "node:http2";
+import { rotatingLookup } from "./lookup.js";
+import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+
+/**
+ * The floor: one node:http2 session, no pool, no health checks. When the
+ * session closes it dials the next address on the next call (the least a
+ * user would write), so it survives a killed backend but not a frozen one.
+ */
+export const rawPeer: Peer = {
+  id: "raw-http2",
+  label: "raw node:http2 session",
+  protocol: "http2",
+  async open(t: Target): Promise<BenchClient> {
+    let session: http2.ClientHttp2Session | undefined;
+    let next = 0;
+    const sessions = new Set<http2.ClientHttp2Session>();
+    const current = (): http2.ClientHttp2Session => {
+      if (session && !session.closed && !session.destroyed) return session;
+      const host = t.hosts[next++ % t.hosts.length] as string;
+      const s = http2.connect(`http://${HOSTNAME}:${t.port}`, { lookup: rotatingLookup([host]) });
+      s.on("error", () => {});
+      s.once("close", () => {
+        sessions.delete(s);
+        if (session === s) session = undefined;
+      });
+      sessions.add(s);
+      session = s;
+      return s;
+    };
+    const client: BenchClient = {
+      call(body) {
+        return new Promise((resolve, reject) => {
+          let stream: http2.ClientHttp2Stream;
+          try {
+            stream = current().request({ ":method": "POST", ":path": ECHO_PATH });
+          } catch (err) {
+            return reject(err as Error);
+          }
+          let backend: string | undefined;
+          let status = 0;
+          const timer = setTimeout(() => {
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+            reject(new Error(`timeout after ${t.timeoutMs} ms`));
+          }, t.timeoutMs);
+          stream.on("response", (h) => {
+            status = Number(h[":status"]);
+            backend = h["x-backend"] as string | undefined;
+          });
+          stream.on("data", () => {});
+          stream.on("error", () => {});
+          stream.on("close", () => {
+            clearTimeout(timer);
+            if (status === 200 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) resolve(backend);
+            else reject(new Error(`stream closed (status ${status}, rst ${stream.rstCode})`));
+          });
+          stream.end(body);
+        });
+      },
+      async close() {
+        for (const s of sessions) s.destroy();
+      },
+    };
+    await warmUp(client);
+    return client;
+  },
+};

@@ -1,0 +1,60 @@
+import { BalancedPool, H2CClient, Pool, type Dispatcher } from "undici";
+import { rotatingLookup } from "./lookup.js";
+import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+
+/*
+ * undici 7 speaks prior-knowledge h2c through H2CClient (allowH2 + useH2c);
+ * Pool and BalancedPool take it as their per-origin client factory. Defaults
+ * otherwise: 100 streams per connection, a PING every 60 s, no PING timeout.
+ */
+const h2c = (origin: URL, opts: object): Dispatcher => new H2CClient(origin, opts);
+
+function wrap(dispatcher: Dispatcher, t: Target): BenchClient {
+  return {
+    async call(body) {
+      const res = await dispatcher.request({
+        path: ECHO_PATH,
+        method: "POST",
+        body,
+        signal: AbortSignal.timeout(t.timeoutMs),
+      });
+      await res.body.arrayBuffer();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+      return res.headers["x-backend"] as string | undefined;
+    },
+    close: () => dispatcher.destroy(),
+  };
+}
+
+/** One Pool for the service name (3 connections at most), addresses handed out round-robin as DNS would. */
+export const undiciPoolPeer: Peer = {
+  id: "undici-pool",
+  label: "undici Pool (h2c)",
+  protocol: "http2",
+  async open(t) {
+    const pool = new Pool(`http://${HOSTNAME}:${t.port}`, {
+      factory: h2c,
+      connections: t.hosts.length,
+      connect: { lookup: rotatingLookup(t.hosts) },
+    });
+    const client = wrap(pool, t);
+    await warmUp(client);
+    return client;
+  },
+};
+
+/** BalancedPool over one upstream per address (weighted round-robin that backs off failing upstreams). */
+export const undiciBalancedPeer: Peer = {
+  id: "undici-balanced",
+  label: "undici BalancedPool (h2c)",
+  protocol: "http2",
+  async open(t) {
+    const pool = new BalancedPool(
+      t.hosts.map((h) => `http://${h}:${t.port}`),
+      { factory: h2c },
+    );
+    const client = wrap(pool, t);
+    await warmUp(client);
+    return client;
+  },
+};

@@ -1,0 +1,95 @@
+import { createSocket, type Socket } from "node:dgram";
+import { connect as tcpConnect } from "node:net";
+import dnsPacket from "dns-packet";
+import { ResolveError } from "../core/errors.js";
+import { decodeResponse, makeQuery, type DnsResponse, type QueryType } from "./dns-message.js";
+
+export interface Nameserver {
+  host: string;
+  port: number;
+}
+
+/**
+ * Asks one server one question: UDP first, and TCP when the UDP answer is
+ * truncated. Within the timeout, UDP datagrams that fail the checks (garbage,
+ * wrong ID, another question, another sender) are ignored, not believed: a
+ * spoofed answer must not win a race against the real one.
+ */
+export async function askServer(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
+  const udp = await askUdp(server, name, type, timeoutMs, target);
+  if (!udp.truncated) return udp;
+  return askTcp(server, name, type, timeoutMs, target);
+}
+
+function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
+  const query = makeQuery(name, type);
+  return new Promise((resolve, reject) => {
+    const socket: Socket = createSocket(server.host.includes(":") ? "udp6" : "udp4");
+    let ignored = 0;
+    let lastProblem = "";
+    const done = (err: Error | undefined, res?: DnsResponse): void => {
+      clearTimeout(timer);
+      socket.close();
+      if (err) reject(err);
+      else resolve(res as DnsResponse);
+    };
+    const timer = setTimeout(() => {
+      const why = ignored > 0 ? `; ignored ${ignored} bad answer(s), last: ${lastProblem}` : "";
+      done(new ResolveError(target, `no answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms${why}`));
+    }, timeoutMs);
+    socket.on("error", (err) => done(new ResolveError(target, `UDP to ${serverKey(server)}: ${err.message}`, { cause: err })));
+    socket.on("message", (msg, rinfo) => {
+      if (rinfo.address !== server.host || rinfo.port !== server.port) {
+        ignored++;
+        lastProblem = `datagram from ${rinfo.address}:${rinfo.port}`;
+        return;
+      }
+      try {
+        done(undefined, decodeResponse(msg, query, target));
+      } catch (err) {
+        ignored++;
+        lastProblem = err instanceof Error ? err.message : String(err);
+      }
+    });
+    socket.send(query.bytes, server.port, server.host, (err) => {
+      if (err) done(new ResolveError(target, `UDP to ${serverKey(server)}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
+  const query = makeQuery(name, type);
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: server.host, port: server.port });
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const done = (err: Error | undefined, res?: DnsResponse): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(res as DnsResponse);
+    };
+    const timer = setTimeout(() => done(new ResolveError(target, `no TCP answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms`)), timeoutMs);
+    socket.on("error", (err) => done(new ResolveError(target, `TCP to ${serverKey(server)}: ${err.message}`, { cause: err })));
+    socket.on("close", () => done(new ResolveError(target, `TCP to ${serverKey(server)} closed before a full answer`)));
+    socket.on("connect", () => socket.write(dnsPacket.streamEncode({ type: "query", id: query.id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] })));
+    socket.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length < 2) return;
+      const len = buf.readUInt16BE(0);
+      if (buf.length < 2 + len) return;
+      // Over TCP nobody else can inject: a bad answer here is the server's, and final.
+      try {
+        done(undefined, decodeResponse(buf.subarray(2, 2 + len), query, target));
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+  });
+}
+
+export function serverKey(s: Nameserver): string {
+  return s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+}

@@ -1,0 +1,116 @@
+import { createSocket } from "node:dgram";
+import { createServer, type Socket } from "node:net";
+import dnsPacket, { type Answer, type Packet, type Question } from "dns-packet";
+
+/**
+ * A DNS server for FAULT INJECTION: it does on demand what a real server will
+ * not (SERVFAIL, truncation, wrong IDs, other questions, garbage, silence,
+ * zero TTLs). Each query goes to `handler`, which decides what to send back.
+ */
+export type FaultReply =
+  | { kind: "answer"; answers?: Answer[]; additionals?: Answer[]; authorities?: Answer[]; rcode?: string; truncate?: boolean; id?: number; question?: Question }
+  | { kind: "raw"; bytes: Buffer }
+  | { kind: "silent" };
+
+export interface FaultQuery {
+  transport: "udp" | "tcp";
+  id: number;
+  question: Question;
+}
+
+export type FaultHandler = (q: FaultQuery) => FaultReply | FaultReply[];
+
+export interface FaultDns {
+  server: string;
+  port: number;
+  queries: FaultQuery[];
+  setHandler(h: FaultHandler): void;
+  stop(): Promise<void>;
+}
+
+const RCODES: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+
+function build(q: FaultQuery, r: Extract<FaultReply, { kind: "answer" }>): Packet {
+  const rcode = RCODES[r.rcode ?? "NOERROR"] ?? 0;
+  let flags = dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode;
+  if (r.truncate) flags |= dnsPacket.TRUNCATED_RESPONSE;
+  return {
+    type: "response",
+    id: r.id ?? q.id,
+    flags,
+    questions: [r.question ?? q.question],
+    answers: r.truncate ? [] : (r.answers ?? []),
+    additionals: r.truncate ? [] : (r.additionals ?? []),
+    authorities: r.authorities ?? [],
+  };
+}
+
+/** Starts UDP and TCP on one port of 127.0.0.1. */
+export async function startFaultDns(handler: FaultHandler): Promise<FaultDns> {
+  let h = handler;
+  const queries: FaultQuery[] = [];
+  const udp = createSocket("udp4");
+  await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
+  const port = udp.address().port;
+  const replies = (q: FaultQuery): FaultReply[] => {
+    queries.push(q);
+    const r = h(q);
+    return Array.isArray(r) ? r : [r];
+  };
+  udp.on("message", (msg, rinfo) => {
+    let p: Packet;
+    try {
+      p = dnsPacket.decode(msg);
+    } catch {
+      return;
+    }
+    const q: FaultQuery = { transport: "udp", id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
+    for (const r of replies(q)) {
+      if (r.kind === "silent") continue;
+      const bytes = r.kind === "raw" ? r.bytes : dnsPacket.encode(build(q, r));
+      udp.send(bytes, rinfo.port, rinfo.address);
+    }
+  });
+  const sockets = new Set<Socket>();
+  const tcp = createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => {});
+    let buf = Buffer.alloc(0);
+    s.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      const p = dnsPacket.streamDecode(buf);
+      const q: FaultQuery = { transport: "tcp", id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
+      for (const r of replies(q)) {
+        if (r.kind === "silent") continue;
+        if (r.kind === "raw") {
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(r.bytes.length);
+          s.write(Buffer.concat([len, r.bytes]));
+        } else {
+          s.write(dnsPacket.streamEncode(build(q, { ...r, truncate: false })));
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => tcp.listen(port, "127.0.0.1", resolve));
+  return {
+    server: `127.0.0.1:${port}`,
+    port,
+    queries,
+    setHandler(next) {
+      h = next;
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => tcp.close(() => r()));
+      await new Promise<void>((r) => udp.close(() => r()));
+    },
+  };
+}
+
+/** An A record. */
+export function a(name: string, ip: string, ttl = 30): Answer {
+  return { type: "A", name, ttl, class: "IN", data: ip };
+}

@@ -47,6 +47,7 @@ describe("events and Prometheus metrics under real faults", () => {
     expect(sample(await scrape(), "dialtone_evictions_total", { channel: "orders", reason: "unhealthy" })).toBe(1);
     expect(sample(await scrape(), "dialtone_ping_failures_total", { channel: "orders" })).toBeGreaterThanOrEqual(2);
     const onFrozen = (e: ChannelEvent): boolean => "member" in e && e.member.address === frozen.key;
+    await eventually(() => ch.stats().ready === 3, 5000, "a replacement member");
     expectInOrder(
       rec.events,
       [
@@ -62,7 +63,6 @@ describe("events and Prometheus metrics under real faults", () => {
       ],
       "freeze → evict → redial",
     );
-    await eventually(() => ch.stats().ready === 3, 5000, "a replacement member");
     expect(sample(await scrape(), "dialtone_members_healthy", { channel: "orders" })).toBe(3);
     frozen.thaw();
   });
@@ -105,11 +105,15 @@ describe("events and Prometheus metrics under real faults", () => {
 
     await backends[0]!.kill();
     await eventually(() => ch.stats().members.every((m) => m.address !== backends[0]!.key || m.state !== "ready"), 3000, "the killed member to go");
+    await eventually(() => ch.stats().ready === 3, 3000, "the killed member's slot to be re-dialed");
+    // After the kill a slot may have stacked on backends[1]: every member there drains.
+    const onGoaway = ch.stats().members.filter((m) => m.address === backends[1]!.key).length;
+    expect(onGoaway).toBeGreaterThanOrEqual(1);
     await backends[1]!.command({ cmd: "goaway" });
     await eventually(() => ch.stats().members.every((m) => m.address !== backends[1]!.key), 2000, "the draining member to close");
     text = await registry.metrics();
     expect(sample(text, "dialtone_evictions_total", { channel: "search", reason: "peer_closed" })).toBe(1);
-    expect(sample(text, "dialtone_evictions_total", { channel: "search", reason: "goaway" })).toBe(1);
+    expect(sample(text, "dialtone_evictions_total", { channel: "search", reason: "goaway" })).toBe(onGoaway);
 
     await backends[2]!.kill();
     await eventually(() => !ch.connected, 3000, "disconnected");

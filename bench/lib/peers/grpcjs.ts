@@ -1,0 +1,69 @@
+import grpc from "@grpc/grpc-js";
+import { GRPC_PATH, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+
+const identity = (b: Buffer): Buffer => b;
+
+/** A generic client for /dialtone.bench.Echo/Echo whose messages are raw bytes (identity serializers). */
+const EchoClient = grpc.makeGenericClientConstructor(
+  {
+    Echo: {
+      path: GRPC_PATH,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  },
+  "Echo",
+);
+
+/** Keepalive matched to dialtone's health defaults (PING every 1 s, 750 ms timeout). */
+const TUNED: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 1000,
+  "grpc.keepalive_timeout_ms": 750,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+/** @grpc/grpc-js with round_robin over a static ipv4: target, defaults or tuned keepalive. */
+export function grpcJsPeer(tuned: boolean): Peer {
+  return {
+    id: tuned ? "grpc-js-keepalive" : "grpc-js",
+    label: tuned ? "grpc-js round_robin, keepalive 1 s" : "grpc-js round_robin",
+    protocol: "grpc",
+    async open(t: Target): Promise<BenchClient> {
+      const target = `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`;
+      const options: grpc.ChannelOptions = {
+        "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+        ...(tuned ? TUNED : {}),
+      };
+      const raw = new EchoClient(target, grpc.credentials.createInsecure(), options);
+      const client: BenchClient = {
+        call(body) {
+          return new Promise((resolve, reject) => {
+            let backend: string | undefined;
+            const call = raw.makeUnaryRequest(
+              GRPC_PATH,
+              identity,
+              identity,
+              Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+              new grpc.Metadata(),
+              { deadline: Date.now() + t.timeoutMs },
+              (err) => (err ? reject(err) : resolve(backend)),
+            );
+            call.on("metadata", (md) => {
+              const v = md.get("x-backend")[0];
+              backend = typeof v === "string" ? v : undefined;
+            });
+          });
+        },
+        async close() {
+          raw.close();
+        },
+      };
+      await warmUp(client);
+      return client;
+    },
+  };
+}

@@ -1,0 +1,15 @@
+import { connectPeer } from "./connect.js";
+import { dialtonePeer } from "./dialtone.js";
+import { grpcJsPeer } from "./grpcjs.js";
+import { rawPeer } from "./raw.js";
+import type { Peer } from "./types.js";
+import { undiciBalancedPeer, undiciPoolPeer } from "./undici.js";
+
+export const dialtone = dialtonePeer();
+export const dialtonePeakEwma = dialtonePeer("peak-ewma");
+export const grpcJs = grpcJsPeer(false);
+export const grpcJsKeepalive = grpcJsPeer(true);
+export { connectPeer, rawPeer, undiciBalancedPeer, undiciPoolPeer };
+
+/** Every client, dialtone first. */
+export const ALL_PEERS: Peer[] = [dialtone, rawPeer, undiciPoolPeer, undiciBalancedPeer, connectPeer, grpcJs, grpcJsKeepalive];

@@ -2,7 +2,7 @@ import { create, createFileRegistry } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import { BytesValueSchema, FileDescriptorProtoSchema, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { rotatingLookup } from "./lookup.js";
 import { HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
@@ -35,10 +35,10 @@ export const connectPeer: Peer = {
   label: "connect-node gRPC (h2)",
   protocol: "grpc",
   async open(t: Target): Promise<BenchClient> {
-    const transport = createGrpcTransport({
-      baseUrl: `http://${HOSTNAME}:${t.port}`,
-      nodeOptions: { lookup: rotatingLookup(t.hosts) },
-    });
+    const baseUrl = `http://${HOSTNAME}:${t.port}`;
+    // What createGrpcTransport makes by itself from nodeOptions, made here only so close() can end it.
+    const sessionManager = new Http2SessionManager(baseUrl, {}, { lookup: rotatingLookup(t.hosts) });
+    const transport = createGrpcTransport({ baseUrl, sessionManager });
     const echo = createClient(Echo, transport);
     const client: BenchClient = {
       async call(body) {
@@ -50,7 +50,7 @@ export const connectPeer: Peer = {
         return backend;
       },
       async close() {
-        // The transport has no close(); its session closes when idle. Nothing else holds the process.
+        sessionManager.abort();
       },
     };
     await warmUp(client);

@@ -1,13 +1,21 @@
-import { BalancedPool, H2CClient, Pool, type Dispatcher } from "undici";
+import { BalancedPool, H2CClient, Pool, type Dispatcher, type buildConnector } from "undici";
 import { rotatingLookup } from "./lookup.js";
 import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /*
- * undici 7 speaks prior-knowledge h2c through H2CClient (allowH2 + useH2c);
- * Pool and BalancedPool take it as their per-origin client factory. Defaults
- * otherwise: 100 streams per connection, a PING every 60 s, no PING timeout.
+ * undici 7 speaks prior-knowledge h2c through H2CClient (allowH2 + useH2c).
+ * Pool and BalancedPool take it as their per-origin client factory, but they
+ * build the socket connector themselves, so the connector must be told
+ * `useH2c` too (undici's own option, missing from its typings); without it
+ * the pool speaks HTTP/1.1 to the h2c server. Defaults otherwise: 100
+ * streams per connection, a PING every 60 s, no PING timeout.
  */
 const h2c = (origin: URL, opts: object): Dispatcher => new H2CClient(origin, opts);
+
+function h2cConnect(extra: buildConnector.BuildOptions = {}): buildConnector.BuildOptions {
+  const options: buildConnector.BuildOptions & { useH2c: boolean } = { ...extra, allowH2: true, useH2c: true };
+  return options;
+}
 
 function wrap(dispatcher: Dispatcher, t: Target): BenchClient {
   return {
@@ -35,7 +43,7 @@ export const undiciPoolPeer: Peer = {
     const pool = new Pool(`http://${HOSTNAME}:${t.port}`, {
       factory: h2c,
       connections: t.hosts.length,
-      connect: { lookup: rotatingLookup(t.hosts) },
+      connect: h2cConnect({ lookup: rotatingLookup(t.hosts) }),
     });
     const client = wrap(pool, t);
     await warmUp(client);
@@ -51,7 +59,7 @@ export const undiciBalancedPeer: Peer = {
   async open(t) {
     const pool = new BalancedPool(
       t.hosts.map((h) => `http://${h}:${t.port}`),
-      { factory: h2c },
+      { factory: h2c, connect: h2cConnect() },
     );
     const client = wrap(pool, t);
     await warmUp(client);

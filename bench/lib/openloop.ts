@@ -99,6 +99,7 @@ export async function openLoop(o: {
     const at = i * interval;
     out.push(samples[i] ?? { at, ms: now() - at, ok: false, timeout: true, hung: true, backend: undefined });
   }
-  if (settled < total) for (let i = 0; i < total; i++) samples[i] ??= out[i]; // late settlements are ignored
+  // Fill the holes so a request settling after this point is ignored by record().
+  for (let i = 0; i < total; i++) samples[i] ??= out[i];
   return { samples: out, faults, maxSendLagMs };
 }

@@ -123,4 +123,27 @@ describe("a channel whose name vanishes from DNS (fault injection: NXDOMAIN on d
     for (let i = 0; i < 10; i++) expect((await ch.request({ path: "/" })).status).toBe(200);
     expect(ch.stats().ready).toBe(2);
   });
+
+  it("a new address gets a member by the Spread rule: one stacked member moves, the others are untouched", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    const port = backends[0]!.port;
+    let ips = ["127.0.0.2", "127.0.0.3"];
+    faultDns = await startFaultDns(() => ({ kind: "answer", answers: ips.map((ip) => a("svc.test", ip, 1)) }));
+    const ch = open({
+      target: `http://svc.test:${port}`,
+      discovery: `dns:///svc.test:${port}`,
+      dns: { nameservers: [faultDns.server], hostsFile: false, family: 4, timeout: 300 },
+      members: 3,
+    });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const before = new Map(ch.stats().members.map((m) => [m.id, m.address]));
+    ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    await eventually(() => new Set(ch.stats().members.filter((m) => m.state === "ready").map((m) => m.address)).size === 3, 4000, "one member on each address");
+    await eventually(() => ch.stats().members.length === 3, 2000, "the moved member's drain to finish");
+    const after = ch.stats().members;
+    // Exactly one of the original members was replaced; the other two kept their connections.
+    expect(after.filter((m) => before.has(m.id))).toHaveLength(2);
+    expect(rec.events.filter((e) => e.type === "draining" && e.reason === "rebalanced")).toHaveLength(1);
+  });
 });

@@ -1,0 +1,134 @@
+/**
+ * Scenario 1: the cost of one pick + release in dialtone's pool (P2C over
+ * the usable set) at 3 … 4096 ready members, beside a plain round-robin
+ * index over an array of the same members. P2C should stay flat: O(1).
+ */
+import { PoolMember } from "../dist/pool/member.js";
+import { Pool } from "../dist/pool/pool.js";
+import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
+import { machine } from "./lib/machine.js";
+import { elapsed, writeReport } from "./lib/results.js";
+import { orderFor, roundsFromEnv } from "./lib/rounds.js";
+import { median, ratio, round } from "./lib/stats.js";
+import { markdownTable } from "./lib/table.js";
+
+const SIZES = [3, 16, 256, 4096];
+const OPS = 2_000_000;
+const WARMUP_OPS = 300_000;
+const ROUNDS = roundsFromEnv(3);
+
+type Method = "p2c" | "rr";
+
+function members(n: number): Array<PoolMember<null>> {
+  return Array.from({ length: n }, (_, i) => {
+    const m = new PoolMember<null>(i, { host: "127.0.0.2", port: 1, family: 4 }, `m${i}`, null);
+    m.state = "ready";
+    return m;
+  });
+}
+
+function p2cLoop(pool: Pool<null>, ops: number): number {
+  let sink = 0;
+  for (let i = 0; i < ops; i++) {
+    const m = pool.pick() as PoolMember<null>;
+    sink += m.id;
+    pool.release(m);
+  }
+  return sink;
+}
+
+function rrLoop(list: Array<PoolMember<null>>, ops: number): number {
+  let sink = 0;
+  let next = 0;
+  for (let i = 0; i < ops; i++) {
+    const m = list[next] as PoolMember<null>;
+    next = next + 1 === list.length ? 0 : next + 1;
+    m.inFlight++;
+    sink += m.id;
+    m.inFlight--;
+  }
+  return sink;
+}
+
+/** ns per pick + release. */
+function measure(method: Method, n: number): number {
+  const list = members(n);
+  const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight" });
+  for (const m of list) pool.add(m);
+  const run = (ops: number): number => (method === "p2c" ? p2cLoop(pool, ops) : rrLoop(list, ops));
+  run(WARMUP_OPS);
+  const t0 = process.hrtime.bigint();
+  const sink = run(OPS);
+  const ns = Number(process.hrtime.bigint() - t0) / OPS;
+  if (sink < 0) console.log(sink); // keeps the loop's result alive
+  return ns;
+}
+
+const t0 = performance.now();
+const host = machine();
+const samples = new Map<string, number[]>();
+for (let r = 0; r < ROUNDS; r++) {
+  for (const method of orderFor(r, ["p2c", "rr"] as const)) {
+    for (const n of orderFor(r, SIZES)) {
+      const key = `${method}:${n}`;
+      samples.set(key, [...(samples.get(key) ?? []), measure(method, n)]);
+    }
+  }
+}
+
+const rows = SIZES.map((members) => {
+  const p2cNsPerOp = round(median(samples.get(`p2c:${members}`) ?? []), 1);
+  const rrNsPerOp = round(median(samples.get(`rr:${members}`) ?? []), 1);
+  return { members, p2cNsPerOp, rrNsPerOp, p2cOverRr: ratio(p2cNsPerOp, rrNsPerOp) };
+});
+const first = rows[0] as (typeof rows)[number];
+const last = rows[rows.length - 1] as (typeof rows)[number];
+const headline = {
+  p2cNsPerOpAt3: first.p2cNsPerOp,
+  p2cNsPerOpAt4096: last.p2cNsPerOp,
+  /** P2C cost at 4096 members ÷ at 3: 1.0 means flat (O(1)). */
+  p2cGrowth3To4096: ratio(last.p2cNsPerOp, first.p2cNsPerOp),
+  p2cOverRrAt4096: last.p2cOverRr,
+};
+
+const markdown = [
+  markdownTable(
+    ["members", "P2C pick+release (ns/op)", "round-robin (ns/op)", "P2C ÷ RR"],
+    rows.map((r) => [r.members, r.p2cNsPerOp, r.rrNsPerOp, r.p2cOverRr]),
+  ),
+  "",
+  `P2C at 4096 members costs **${headline.p2cGrowth3To4096}×** what it costs at 3 (1.0 = flat). Medians of ${ROUNDS} rounds of ${OPS.toLocaleString("en")} ops.`,
+].join("\n");
+
+const svg = await renderSvg({
+  $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+  title: "Pick cost vs members (lower is better)",
+  width: 420,
+  height: 240,
+  config: CHART_CONFIG,
+  data: { values: rows.flatMap((r) => [
+    { members: r.members, picker: "dialtone P2C (pick + release)", ns: r.p2cNsPerOp },
+    { members: r.members, picker: "round-robin index", ns: r.rrNsPerOp },
+  ]) },
+  mark: { type: "line", point: true },
+  encoding: {
+    x: { field: "members", type: "quantitative", scale: { type: "log", base: 2 }, axis: { values: SIZES }, title: "members" },
+    y: { field: "ns", type: "quantitative", title: "ns per op", scale: { zero: true } },
+    color: { field: "picker", type: "nominal", title: null, legend: { orient: "bottom" } },
+  },
+});
+
+writeReport({
+  file: {
+    scenario: "pick",
+    title: "Scenario 1 — pick cost",
+    generatedAt: new Date().toISOString(),
+    durationSeconds: elapsed(t0),
+    machine: host,
+    config: { sizes: SIZES, opsPerMeasurement: OPS, warmupOps: WARMUP_OPS, rounds: ROUNDS, balancer: "in-flight" },
+    headline,
+    results: rows,
+  },
+  markdown,
+  svg,
+});

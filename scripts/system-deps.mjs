@@ -11,6 +11,7 @@ const NEEDED = [
   { bin: "prometheus", pkg: "prometheus" },
   // dnsmasq-base ships the binary without a service that would start on install.
   { bin: "dnsmasq", pkg: "dnsmasq-base" },
+  { bin: "nats-server", pkg: "nats-server" },
 ];
 
 // dnsmasq lives in /usr/sbin, which a non-login PATH may lack.

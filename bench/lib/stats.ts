@@ -33,3 +33,11 @@ export function medianOf<K extends string>(rounds: Array<Record<K, number>>, key
   for (const k of keys) out[k] = median(rounds.map((r) => r[k]));
   return out;
 }
+
+/** Quantile `q` of `value` per window of `windowMs` by `at` (ms), from 0 to `endMs`; NaN for empty windows. */
+export function windowQuantiles<T extends { at: number }>(items: T[], value: (t: T) => number, windowMs: number, endMs: number, q: number): number[] {
+  const n = Math.ceil(endMs / windowMs);
+  const buckets: number[][] = Array.from({ length: n }, () => []);
+  for (const it of items) buckets[Math.min(n - 1, Math.floor(it.at / windowMs))]?.push(value(it));
+  return buckets.map((b) => quantile(ascending(b), q));
+}

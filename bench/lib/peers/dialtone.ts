@@ -1,17 +1,22 @@
 import { createHttp2Channel, type Balancer } from "../../../dist/index.js";
 import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
-/** dialtone's HTTP/2 channel with its defaults: 3 members, PING every 1 s, P2C. */
-export function dialtonePeer(balancer: Balancer = "in-flight"): Peer {
+/**
+ * dialtone's HTTP/2 channel with its defaults: one member per backend
+ * address, PING every 1 s, P2C on in-flight counts. `members` pins the
+ * member count instead (the 1-member control variant).
+ */
+export function dialtonePeer(balancer: Balancer = "in-flight", members?: number): Peer {
+  const variant = [balancer !== "in-flight" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : ""].filter(Boolean);
   return {
-    id: balancer === "in-flight" ? "dialtone" : `dialtone-${balancer}`,
-    label: balancer === "in-flight" ? "dialtone" : `dialtone (${balancer})`,
+    id: ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
+    label: variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
     protocol: "http2",
     async open(t: Target): Promise<BenchClient> {
       const channel = createHttp2Channel({
         target: `http://${HOSTNAME}:${t.port}`,
         discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
-        members: t.hosts.length,
+        members: members ?? t.hosts.length,
         balancer,
         requestTimeout: t.timeoutMs,
       });

@@ -7,6 +7,8 @@ import { undiciBalancedPeer, undiciPoolPeer } from "./undici.js";
 
 export const dialtone = dialtonePeer();
 export const dialtonePeakEwma = dialtonePeer("peak-ewma");
+/** Control: one member, so one backend, like the raw session; separates client cost from the 3-backend spread. */
+export const dialtoneOneMember = dialtonePeer("in-flight", 1);
 export const grpcJs = grpcJsPeer(false);
 export const grpcJsKeepalive = grpcJsPeer(true);
 export { connectPeer, rawPeer, undiciBalancedPeer, undiciPoolPeer };

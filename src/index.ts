@@ -1,4 +1,8 @@
 export { createHttp2Channel, Http2Channel, type Http2StreamInit } from "./transport/http2/channel.js";
+export { createNatsChannel, NatsChannel, type NatsPayload, type NatsRequestOptions } from "./transport/nats/channel.js";
+export type { NatsChannelOptions } from "./transport/nats/options.js";
+export type { NatsAuth, NatsTls } from "./transport/nats/connector.js";
+export { ChannelSubscription } from "./transport/nats/subscription.js";
 export type { Http2ChannelOptions } from "./transport/http2/options.js";
 export type { Http2RequestInit, Http2Response } from "./transport/http2/request.js";
 export type { Http2TlsOptions } from "./transport/http2/connector.js";
@@ -30,4 +34,6 @@ export {
   GaveUpError,
   RequestError,
   RequestTimeoutError,
+  NoRespondersError,
+  MemberLostError,
 } from "./core/errors.js";

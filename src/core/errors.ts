@@ -132,6 +132,25 @@ export class RequestError extends DialtoneError {
   }
 }
 
+/** NATS: nobody is subscribed to the subject (the server said so at once). */
+export class NoRespondersError extends RequestError {
+  readonly subject: string;
+  constructor(target: string, address: string | undefined, subject: string) {
+    super("ERR_DIALTONE_NO_RESPONDERS", target, address, `no responders for ${JSON.stringify(subject)}`, false);
+    this.subject = subject;
+  }
+}
+
+/**
+ * The member carrying a request was lost before its reply came. NATS is
+ * at-most-once: the request may or may not have been processed.
+ */
+export class MemberLostError extends RequestError {
+  constructor(target: string, address: string | undefined, detail: string, options?: { cause?: unknown }) {
+    super("ERR_DIALTONE_MEMBER_LOST", target, address, `member lost before the reply: ${detail}`, false, options);
+  }
+}
+
 /** A request that did not complete within its own timeout. */
 export class RequestTimeoutError extends RequestError {
   constructor(target: string, address: string | undefined, timeoutMs: number) {

@@ -52,5 +52,9 @@ export type ChannelEvent =
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "status"; status: ConnectionStatus }
   | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
+  /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */
+  | { type: "subscription-moved"; subject: string; from: string | undefined; to: string; gapMs: number }
+  /** A subscription's reader fell behind its bounded buffer; `count` messages were dropped, oldest first. */
+  | { type: "messages-dropped"; subject: string; count: number }
   /** The async iterator's bounded buffer overflowed; `count` events were dropped. */
   | { type: "events-dropped"; count: number };

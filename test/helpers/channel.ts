@@ -1,7 +1,7 @@
-import type { ChannelEvent, Http2Channel } from "../../src/index.js";
+import type { ChannelEvent } from "../../src/index.js";
 
 /** Records every event a channel emits, with a timestamp, for order assertions. */
-export function recordEvents(ch: Http2Channel): { events: Array<ChannelEvent & { at: number }>; stop: () => void } {
+export function recordEvents(ch: { on(listener: (e: ChannelEvent) => void): () => void }): { events: Array<ChannelEvent & { at: number }>; stop: () => void } {
   const events: Array<ChannelEvent & { at: number }> = [];
   const stop = ch.on((e) => events.push({ ...e, at: performance.now() }));
   return { events, stop };

@@ -1,0 +1,182 @@
+import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
+import { raceSignal } from "../../core/abort.js";
+import { ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { UnionResolver } from "../../resolve/union-resolver.js";
+import { Supervisor } from "../../supervisor/supervisor.js";
+import { ChannelBase } from "../channel-base.js";
+import type { NatsMemberConnection } from "./connection.js";
+import { NatsConnector } from "./connector.js";
+import { advertisedAddresses, resolveNatsOptions, type NatsChannelOptions, type ResolvedNatsOptions } from "./options.js";
+import { ChannelSubscription } from "./subscription.js";
+
+export type NatsPayload = string | Uint8Array;
+
+export interface NatsRequestOptions {
+  timeout?: number;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** May be sent again on another member if its member is lost before the reply. */
+  idempotent?: boolean;
+}
+
+/**
+ * A warm pool of NATS connections, one per server of a cluster: requests go
+ * to the less loaded of two random usable members, so a request never waits
+ * for a reconnect; subscriptions move when their member goes.
+ */
+export class NatsChannel extends ChannelBase<NatsMemberConnection> {
+  readonly #o: ResolvedNatsOptions;
+  readonly #union: UnionResolver;
+  readonly #subs = new Set<ChannelSubscription>();
+
+  constructor(options: NatsChannelOptions) {
+    const o = resolveNatsOptions(options);
+    const union = new UnionResolver(o.resolver);
+    const connector = new NatsConnector({ target: o.target, name: o.name, auth: o.auth, tls: o.tls, connectTimeout: o.connectTimeout });
+    super(
+      o.target,
+      o.name,
+      new Supervisor<NatsMemberConnection>({
+        target: o.target,
+        resolver: union,
+        connector,
+        members: o.members,
+        health: o.health,
+        backoff: o.backoff,
+        criticalMin: o.criticalMin,
+        balancer: o.balancer,
+        acquireTimeout: o.acquireTimeout,
+        maxQueue: o.maxQueue,
+        closeGrace: o.closeGrace,
+        drainTimeout: o.drainTimeout,
+        random: o.random,
+      }),
+    );
+    this.#o = o;
+    this.#union = union;
+    this.sup.events.add((e) => {
+      if (e.type === "member-added") this.#adopt(e.member.id);
+      // A member that drains, dies or is evicted takes no subscription with it.
+      else if (e.type === "draining" || e.type === "member-removed") void this.#moveOff(e.member.id);
+    });
+  }
+
+  /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
+  request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
+    validateSubject(subject);
+    const hdrs = toHeaders(options.headers);
+    return this.call({ signal: options.signal, timeout: options.timeout ?? this.#o.requestTimeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, budget) => {
+      const nc = lease.connection.nc;
+      const address = lease.member.key;
+      if (nc.isClosed() || nc.isDraining()) {
+        throw new RequestError("ERR_DIALTONE_MEMBER_LOST", this.target, address, "member closed before the request was sent", true);
+      }
+      try {
+        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), options.signal);
+      } catch (err) {
+        // The client fails pending requests a moment before it marks itself closed.
+        await new Promise((r) => setImmediate(r));
+        throw this.#mapError(err, address, subject, budget, nc.isClosed() || nc.isDraining());
+      }
+    });
+  }
+
+  /** Publishes on a picked member (waits, bounded, for one when none is usable). */
+  async publish(subject: string, data?: NatsPayload, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<void> {
+    validateSubject(subject);
+    const lease = await this.sup.acquire(options.signal);
+    try {
+      lease.connection.nc.publish(subject, data, { headers: toHeaders(options.headers) });
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Round-trips every ready member, so everything published before it has reached a server. */
+  async flush(): Promise<void> {
+    const ready = [...this.sup.pool.members()].filter((m) => m.state === "ready");
+    await Promise.all(
+      ready.map((m) =>
+        Promise.race([
+          m.connection.nc.flush(),
+          new Promise<void>((_, reject) => setTimeout(() => reject(new RequestTimeoutError(this.target, m.key, this.#o.requestTimeout)), this.#o.requestTimeout).unref()),
+        ]),
+      ),
+    );
+  }
+
+  /**
+   * A subscription that survives member loss: it lives on one usable member
+   * and is re-made on another when that member goes; each move is a
+   * `subscription-moved` event with the gap it took.
+   */
+  async subscribe(subject: string, options: { queue?: string } = {}): Promise<ChannelSubscription> {
+    validateSubject(subject, true);
+    const s = new ChannelSubscription(subject, options.queue, this.#o.maxPending, {
+      place: async (signal) => {
+        const lease = await this.sup.acquire(signal);
+        lease.release();
+        return { memberId: lease.member.id, address: lease.member.key, nc: lease.connection.nc };
+      },
+      emit: (e) => this.sup.events.emit(e),
+    });
+    this.#subs.add(s);
+    await s.start();
+    return s;
+  }
+
+  protected override async beforeClose(): Promise<void> {
+    for (const s of this.#subs) s.unsubscribe();
+    this.#subs.clear();
+  }
+
+  /** New member: hear the servers it advertises, and move its subscriptions off before it drains. */
+  #adopt(memberId: number): void {
+    const m = [...this.sup.pool.members()].find((x) => x.id === memberId);
+    if (!m) return;
+    // Before a drain: subscriptions move first, and requests waiting for replies get them
+    // (nats.js would fail them when the drain closes the connection), within drainTimeout.
+    m.connection.beforeDrain = async () => {
+      await this.#moveOff(memberId);
+      const until = performance.now() + this.#o.drainTimeout;
+      while (m.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10).unref());
+    };
+    if (this.#o.learnServers) m.connection.onDiscovered((urls) => this.#union.learn(advertisedAddresses(urls, this.target)));
+  }
+
+  async #moveOff(memberId: number): Promise<void> {
+    for (const s of this.#subs) if (s.closed) this.#subs.delete(s);
+    await Promise.all([...this.#subs].map((s) => s.moveOff(memberId)));
+  }
+
+  #mapError(err: unknown, address: string, subject: string, budget: number, closed: boolean): Error {
+    const cause = err instanceof Error ? err.cause : undefined;
+    if (err instanceof NatsNoResponders || cause instanceof NatsNoResponders || (err instanceof NatsRequestError && err.isNoResponders())) {
+      return new NoRespondersError(this.target, address, subject);
+    }
+    const lost = closed || err instanceof NatsClosed || cause instanceof NatsClosed || (err instanceof Error && /connection (closed|draining)|disconnect/i.test(err.message));
+    if (lost) return new MemberLostError(this.target, address, err instanceof Error ? err.message : String(err), { cause: err });
+    if (err instanceof NatsTimeout || cause instanceof NatsTimeout) return new RequestTimeoutError(this.target, address, Math.round(budget));
+    if (err instanceof Error && err.name === "AbortError") return err;
+    if (err instanceof RequestError) return err;
+    return new RequestError("ERR_DIALTONE_NATS", this.target, address, err instanceof Error ? err.message : String(err), false, { cause: err });
+  }
+}
+
+export function createNatsChannel(options: NatsChannelOptions): NatsChannel {
+  return new NatsChannel(options);
+}
+
+function toHeaders(h: Record<string, string> | undefined): ReturnType<typeof natsHeaders> | undefined {
+  if (!h) return undefined;
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
+
+function validateSubject(subject: string, wildcards = false): void {
+  const ok = typeof subject === "string" && subject !== "" && !/\s/.test(subject) && subject.split(".").every((t) => t !== "");
+  if (!ok || (!wildcards && /(^|\.)(\*|>)(\.|$)/.test(subject))) {
+    throw new ConfigError("subject", `invalid NATS subject ${JSON.stringify(subject)}`);
+  }
+}

@@ -1,0 +1,74 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
+
+/**
+ * One NATS connection pinned to one server: no client reconnects, no
+ * cluster-update rewrites. PING is the protocol's PING/PONG (rtt()); the
+ * server's lame duck signal becomes `draining`; a close, `closed`.
+ */
+export class NatsMemberConnection implements MemberConnection {
+  readonly nc: NatsConnection;
+  readonly address: string;
+  readonly maxConcurrent = Number.POSITIVE_INFINITY;
+  /**
+   * Runs before a graceful close drains the connection: the channel moves
+   * this member's subscriptions elsewhere first, so none goes quiet.
+   */
+  beforeDrain: (() => Promise<void>) | undefined;
+  #listener: ((e: ConnectionEvent) => void) | undefined;
+  #discovered: ((urls: string[]) => void) | undefined;
+  #error: Error | undefined;
+
+  constructor(nc: NatsConnection, address: string) {
+    this.nc = nc;
+    this.address = address;
+    void this.#watch();
+    void nc.closed().then((err) => {
+      this.#listener?.({ type: "closed", error: err instanceof Error ? err : this.#error });
+    });
+  }
+
+  /** Servers the cluster advertises (INFO connect_urls), as host:port strings. */
+  get connectUrls(): string[] {
+    return this.nc.info?.connect_urls ?? [];
+  }
+
+  /** Sets who hears of servers the cluster advertises, now and on every INFO update. */
+  onDiscovered(fn: (urls: string[]) => void): void {
+    this.#discovered = fn;
+    if (this.connectUrls.length > 0) fn(this.connectUrls);
+  }
+
+  onEvent(listener: (event: ConnectionEvent) => void): void {
+    this.#listener = listener;
+  }
+
+  ping(_timeoutMs: number): Promise<number> {
+    return this.nc.rtt();
+  }
+
+  close(graceful: boolean): void {
+    if (this.nc.isClosed()) return;
+    if (!graceful) {
+      void this.nc.close().catch(() => {});
+      return;
+    }
+    const hook = this.beforeDrain ?? (() => Promise.resolve());
+    void hook()
+      .catch(() => {})
+      .then(() => (this.nc.isClosed() || this.nc.isDraining() ? undefined : this.nc.drain()))
+      .catch(() => this.nc.close().catch(() => {}));
+  }
+
+  async #watch(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (s.type === "ldm") this.#listener?.({ type: "draining", reason: `lame duck mode (${s.server})` });
+        else if (s.type === "update") this.#discovered?.(this.connectUrls);
+        else if (s.type === "error") this.#error = s.error;
+      }
+    } catch {
+      // The status iterator ends with the connection.
+    }
+  }
+}

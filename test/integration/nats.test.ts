@@ -1,0 +1,219 @@
+import { connect } from "@nats-io/transport-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { createNatsChannel, MemberLostError, NoMemberError, NoRespondersError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import { eventually, recordEvents, steadyLoad } from "../helpers/channel.js";
+import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
+import { startResponders } from "../helpers/nats-responders.js";
+
+let cluster: NatsCluster | undefined;
+const cleanups: Array<() => Promise<void>> = [];
+const channels: NatsChannel[] = [];
+afterEach(async () => {
+  await Promise.all(channels.splice(0).map((c) => c.close()));
+  for (const c of cleanups.splice(0)) await c().catch(() => {});
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+function open(opts: NatsChannelOptions): NatsChannel {
+  const ch = createNatsChannel(opts);
+  channels.push(ch);
+  return ch;
+}
+
+function targetOf(c: NatsCluster): string {
+  return `nats://${c.nodes.map((n) => n.key).join(",")}`;
+}
+
+describe("NATS channel against a real 3-node nats-server cluster", () => {
+  it("warm-up: N members on N distinct servers before ready()", async () => {
+    cluster = await startNatsCluster();
+    const ch = open({ target: targetOf(cluster), members: 3 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const s = ch.stats();
+    expect(s.members.every((m) => m.state === "ready")).toBe(true);
+    expect(new Set(s.members.map((m) => m.address))).toEqual(new Set(cluster.nodes.map((n) => n.key)));
+  });
+
+  it("learns the servers the cluster advertises (INFO connect_urls) unless told not to", async () => {
+    cluster = await startNatsCluster();
+    const one = cluster.nodes[0]!.key;
+    const learning = open({ target: `nats://${one}`, members: 3, name: "learning" });
+    await learning.ready(AbortSignal.timeout(10_000));
+    expect(new Set(learning.stats().members.map((m) => m.address)).size).toBe(3);
+    const pinned = open({ target: `nats://${one}`, members: 2, ignoreDiscoveredServers: true, name: "pinned" });
+    await pinned.ready(AbortSignal.timeout(10_000));
+    expect(pinned.stats().addresses.map((a) => a.address)).toEqual([one]);
+  });
+
+  it("request/reply under steady load while one server is SIGKILLed and another SIGSTOPped: no request started after the health deadline fails", async () => {
+    cluster = await startNatsCluster();
+    // The responder lives on the server that stays up: nats-server itself routes some queue
+    // requests to a frozen server's responders, whatever the client does.
+    const responders = await startResponders([cluster.nodes[2]!]);
+    cleanups.push(() => responders.stop());
+    const ch = open({ target: targetOf(cluster), members: 3, ignoreDiscoveredServers: true, requestTimeout: 1500 });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    let disconnectedEver = false;
+    const off = ch.on((e) => {
+      if (e.type === "status" && e.status === "disconnected") disconnectedEver = true;
+    });
+    let stop = false;
+    const load = steadyLoad(() => ch.request("echo", "x", { timeout: 1500 }), { concurrency: 6, maxMs: 12_000, stop: () => stop, pauseMs: 3 });
+    await new Promise((r) => setTimeout(r, 300));
+    const killed = cluster.nodes[0]!;
+    const frozen = cluster.nodes[1]!;
+    await killed.kill();
+    frozen.freeze();
+    const faultAt = performance.now();
+    // The frozen server is found by PING timeout (TCP stays open).
+    await eventually(() => rec.events.some((e) => e.type === "evicted" && e.member.address === frozen.key && e.reason === "unhealthy"), 4500, "the frozen member to be evicted");
+    const evicted = rec.events.find((e) => e.type === "evicted" && e.member.address === frozen.key)!;
+    expect(evicted.type === "evicted" && evicted.detail).toMatch(/PONG|timed out|timeout/i);
+    const deadline = faultAt + 2500 + 300;
+    await new Promise((r) => setTimeout(r, 1500));
+    stop = true;
+    const results = await load;
+    off();
+    frozen.thaw();
+    expect(results.filter((r) => !r.ok && r.at > deadline).map((r) => String(r.error))).toEqual([]);
+    expect(results.filter((r) => r.ok && r.at > deadline).length).toBeGreaterThan(50);
+    expect(disconnectedEver).toBe(false);
+  });
+
+  it("lame duck mode: zero failed requests, and the subscription keeps delivering", async () => {
+    cluster = await startNatsCluster();
+    const responders = await startResponders(cluster.nodes);
+    cleanups.push(() => responders.stop());
+    const ch = open({ target: targetOf(cluster), members: 3, ignoreDiscoveredServers: true });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const sub = await ch.subscribe("ticks");
+    const ldmNode = cluster.nodes.find((n) => n.key === sub.address)!;
+    const publisherNode = cluster.nodes.find((n) => n !== ldmNode)!;
+    const pub = await connect({ servers: publisherNode.key, reconnect: false });
+    cleanups.push(() => pub.close());
+    const got: number[] = [];
+    const reader = (async () => {
+      for await (const m of sub) got.push(Number(m.string()));
+    })();
+    let seq = 0;
+    const ticker = setInterval(() => pub.publish("ticks", String(seq++)), 10);
+    cleanups.push(async () => clearInterval(ticker));
+    let stop = false;
+    const load = steadyLoad(() => ch.request("echo", "x", { timeout: 3000 }), { concurrency: 4, maxMs: 10_000, stop: () => stop, pauseMs: 5 });
+    await new Promise((r) => setTimeout(r, 300));
+    ldmNode.lameDuck();
+    const ldmAt = seq;
+    await eventually(() => rec.events.some((e) => e.type === "subscription-moved"), 5000, "the subscription to move");
+    await eventually(() => got.some((n) => n > ldmAt + 50), 5000, "ticks after lame duck");
+    stop = true;
+    const results = await load;
+    clearInterval(ticker);
+    sub.unsubscribe();
+    await reader;
+    expect(results.filter((r) => !r.ok).map((r) => String(r.error))).toEqual([]);
+    expect(rec.events.some((e) => e.type === "draining" && e.reason === "goaway" && e.member.address === ldmNode.key)).toBe(true);
+    const moved = rec.events.find((e) => e.type === "subscription-moved");
+    expect(moved?.type === "subscription-moved" && moved.from).toBe(ldmNode.key);
+  });
+
+  it("a subscription's messages keep arriving after its member's server is killed", async () => {
+    cluster = await startNatsCluster();
+    const ch = open({ target: targetOf(cluster), members: 3, ignoreDiscoveredServers: true });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const sub = await ch.subscribe("ticks");
+    const victim = cluster.nodes.find((n) => n.key === sub.address)!;
+    const pub = await connect({ servers: cluster.nodes.find((n) => n !== victim)!.key, reconnect: false });
+    cleanups.push(() => pub.close());
+    const got: number[] = [];
+    const reader = (async () => {
+      for await (const m of sub) got.push(Number(m.string()));
+    })();
+    let seq = 0;
+    const ticker = setInterval(() => pub.publish("ticks", String(seq++)), 10);
+    cleanups.push(async () => clearInterval(ticker));
+    await eventually(() => got.length > 10, 3000, "ticks before the kill");
+    await victim.kill();
+    const killedAt = seq;
+    await eventually(() => got.some((n) => n > killedAt + 20), 5000, "ticks after the kill");
+    clearInterval(ticker);
+    sub.unsubscribe();
+    await reader;
+    const moved = rec.events.find((e) => e.type === "subscription-moved");
+    expect(moved?.type === "subscription-moved" && moved.from).toBe(victim.key);
+    expect(sub.address).not.toBe(victim.key);
+    // The gap is bounded (here: detection of a closed socket plus one SUB round trip).
+    expect(moved?.type === "subscription-moved" && moved.gapMs).toBeLessThan(2500);
+  });
+
+  it("a request whose member dies before the reply fails with MemberLostError; marked idempotent, it is retried elsewhere", async () => {
+    cluster = await startNatsCluster();
+    const [x, y, z] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const responders = await startResponders([y], "slow", { delayMs: 400 });
+    cleanups.push(() => responders.stop());
+    const lonely = open({ target: `nats://${x.key}`, members: 1, ignoreDiscoveredServers: true, name: "lonely" });
+    await lonely.ready(AbortSignal.timeout(10_000));
+    const pending = lonely.request("slow", "1", { timeout: 3000 }).then(() => undefined, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    await x.kill();
+    const err = await pending;
+    expect(err).toBeInstanceOf(MemberLostError);
+    expect((err as MemberLostError).code).toBe("ERR_DIALTONE_MEMBER_LOST");
+
+    const pair = open({ target: `nats://${z.key},${y.key}`, members: 2, ignoreDiscoveredServers: true, name: "pair" });
+    await pair.ready(AbortSignal.timeout(10_000));
+    // Kill z while its requests are in flight; idempotent requests are re-sent on y.
+    const many = Array.from({ length: 6 }, (_, i) => pair.request("slow", String(i), { timeout: 4000, idempotent: true }));
+    await new Promise((r) => setTimeout(r, 100));
+    await z.kill();
+    const settled = await Promise.allSettled(many);
+    expect(settled.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+  });
+
+  it("no responders is its own typed error, at once", async () => {
+    cluster = await startNatsCluster();
+    const ch = open({ target: targetOf(cluster), members: 2 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const started = performance.now();
+    const err = await ch.request("nobody.home", "?", { timeout: 3000 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NoRespondersError);
+    expect((err as NoRespondersError).subject).toBe("nobody.home");
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it("auth: user/password; wrong credentials are refused with a clear error, right ones work", async () => {
+    cluster = await startNatsCluster({ user: "app", pass: "s3cret" });
+    const responders = await startResponders(cluster.nodes, "echo", { user: "app", pass: "s3cret" });
+    cleanups.push(() => responders.stop());
+    const wrong = open({ target: targetOf(cluster), members: 1, auth: { user: "app", pass: "nope" }, acquireTimeout: 800, name: "wrong" });
+    const err = await wrong.request("echo", "x").then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NoMemberError);
+    expect((err as Error).message).toMatch(/authorization|authentication/i);
+    const right = open({ target: targetOf(cluster), members: 2, auth: { user: "app", pass: "s3cret" }, name: "right" });
+    await right.ready(AbortSignal.timeout(10_000));
+    const reply = await right.request("echo", "hello");
+    expect(reply.string()).toMatch(/\|hello$/);
+  });
+
+  it("publish and a queue-group subscription through the channel", async () => {
+    cluster = await startNatsCluster();
+    const ch = open({ target: targetOf(cluster), members: 3 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const sub = await ch.subscribe("orders.*", { queue: "q" });
+    const got: string[] = [];
+    const reader = (async () => {
+      for await (const m of sub) {
+        got.push(m.string());
+        if (got.length === 20) break;
+      }
+    })();
+    for (let i = 0; i < 20; i++) await ch.publish(`orders.${i}`, String(i));
+    await ch.flush();
+    await Promise.race([reader, new Promise((r) => setTimeout(r, 3000))]);
+    expect(got.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    sub.unsubscribe();
+  });
+});

@@ -1,5 +1,5 @@
 import pRetry from "p-retry";
-import { sleep } from "../core/abort.js";
+import { raceSignal, sleep } from "../core/abort.js";
 import { ClosedError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
 import type { ConnectionStatus } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
@@ -115,7 +115,11 @@ export class Reconnect<T> implements AsyncDisposable {
         let cause: Error | undefined;
         try {
           // A lost() that settles with an Error, either way, names the cause.
-          const value = await raceAbort(this.#options.lost(conn), signal);
+          // Closing the handle ends the wait as if the connection were lost.
+          const value = await raceSignal(this.#options.lost(conn), signal).catch((e: unknown) => {
+            if (signal.aborted) return undefined;
+            throw e;
+          });
           if (value instanceof Error && !signal.aborted) cause = value;
         } catch (err) {
           cause = signal.aborted ? undefined : asError(err);
@@ -197,22 +201,4 @@ export class Reconnect<T> implements AsyncDisposable {
       // Closing a connection we are abandoning cannot fail in a way anyone can act on.
     }
   }
-}
-
-function raceAbort(p: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => resolve(undefined);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -1,23 +1,13 @@
 import { describe, expect, it, vi } from "vitest";
 import { inFlightCost, peakEwmaCost, pickP2C } from "../../src/pool/picker.js";
 import { UsableSet, type Indexed } from "../../src/pool/usable-set.js";
+import { mulberry32 } from "../helpers/random.js";
 
 interface Item extends Indexed {
   id: number;
   cost: number;
 }
 
-/** A tiny seeded PRNG (mulberry32): uniform in [0, 1), reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A `random` that returns the given values in order and fails the test when it runs out. */
 function sequence(values: number[]): () => number {

@@ -2,18 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
 import { PoolMember, type MemberState } from "../../src/pool/member.js";
 import { Pool, type PoolEvent, type PoolOptions } from "../../src/pool/pool.js";
+import { mulberry32 } from "../helpers/random.js";
 
-/** mulberry32: a tiny seeded PRNG so P2C draws are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let nextId = 1;
 function member(i = nextId): PoolMember<string> {

@@ -3,18 +3,8 @@ import { ConfigError, GaveUpError } from "../../src/core/errors.js";
 import { RECONNECT_BACKOFF, SLOT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "../../src/supervisor/backoff.js";
 import { Reconnect, type ConnectionStatus, type ReconnectEvent, type ReconnectOptions } from "../../src/supervisor/reconnect.js";
 import { StatusStream } from "../../src/supervisor/status-stream.js";
+import { mulberry32 } from "../helpers/random.js";
 
-/** mulberry32: a tiny seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Conn {
   id: number;

@@ -1,7 +1,7 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { ConfigError, RequestError } from "../../core/errors.js";
-import { Supervisor } from "../../supervisor/supervisor.js";
 import { ChannelBase } from "../channel-base.js";
+import { supervisorFor } from "../common-options.js";
 import type { Http2Connection } from "./connection.js";
 import { Http2Connector } from "./connector.js";
 import { resolveHttp2Options, type Http2ChannelOptions, type ResolvedHttp2Options } from "./options.js";
@@ -27,25 +27,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout });
-    super(
-      o.target,
-      o.name,
-      new Supervisor<Http2Connection>({
-        target: o.target,
-        resolver: o.resolver,
-        connector,
-        members: o.members,
-        health: o.health,
-        backoff: o.backoff,
-        criticalMin: o.criticalMin,
-        balancer: o.balancer,
-        acquireTimeout: o.acquireTimeout,
-        maxQueue: o.maxQueue,
-        closeGrace: o.closeGrace,
-        drainTimeout: o.drainTimeout,
-        random: o.random,
-      }),
-    );
+    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector));
     this.#o = o;
   }
 

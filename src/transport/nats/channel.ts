@@ -2,8 +2,8 @@ import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoResponde
 import { raceSignal } from "../../core/abort.js";
 import { ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { UnionResolver } from "../../resolve/union-resolver.js";
-import { Supervisor } from "../../supervisor/supervisor.js";
 import { ChannelBase } from "../channel-base.js";
+import { supervisorFor } from "../common-options.js";
 import type { NatsMemberConnection } from "./connection.js";
 import { NatsConnector } from "./connector.js";
 import { advertisedAddresses, resolveNatsOptions, type NatsChannelOptions, type ResolvedNatsOptions } from "./options.js";
@@ -33,25 +33,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const o = resolveNatsOptions(options);
     const union = new UnionResolver(o.resolver);
     const connector = new NatsConnector({ target: o.target, name: o.name, auth: o.auth, tls: o.tls, connectTimeout: o.connectTimeout });
-    super(
-      o.target,
-      o.name,
-      new Supervisor<NatsMemberConnection>({
-        target: o.target,
-        resolver: union,
-        connector,
-        members: o.members,
-        health: o.health,
-        backoff: o.backoff,
-        criticalMin: o.criticalMin,
-        balancer: o.balancer,
-        acquireTimeout: o.acquireTimeout,
-        maxQueue: o.maxQueue,
-        closeGrace: o.closeGrace,
-        drainTimeout: o.drainTimeout,
-        random: o.random,
-      }),
-    );
+    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector));
     this.#o = o;
     this.#union = union;
     this.sup.events.add((e) => {

@@ -2,85 +2,45 @@ import { isIP } from "node:net";
 import { ipAddress, parseHostPort, type Address } from "../../core/address.js";
 import { requireDuration, requireInteger } from "../../core/duration.js";
 import { ConfigError, TargetError } from "../../core/errors.js";
-import { resolveHealth, type HealthOptions } from "../../health/options.js";
-import type { Balancer } from "../../pool/pool.js";
-import type { DnsResolverOptions } from "../../resolve/dns-resolver.js";
 import type { Resolver } from "../../resolve/resolver.js";
 import { StaticResolver } from "../../resolve/static-resolver.js";
 import { hostResolver, resolverFor } from "../../resolve/target.js";
-import { SLOT_BACKOFF, resolveBackoff, type BackoffOptions } from "../../supervisor/backoff.js";
+import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
 import type { NatsAuth, NatsTls } from "./connector.js";
 
-export interface NatsChannelOptions {
+export interface NatsChannelOptions extends CommonChannelOptions {
   /** The cluster: `nats://10.0.0.5:4222,10.0.0.6:4222` (IPs or one host name). */
   target: string;
-  /** Overrides where addresses come from (a discovery string or Resolver), e.g. dns:///nats.internal:4222. */
-  discovery?: string | Resolver;
-  dns?: DnsResolverOptions;
   /**
    * Do not add the servers the cluster advertises (INFO connect_urls). Set it
    * behind a TCP load balancer, where advertised addresses may be unreachable.
    */
   ignoreDiscoveredServers?: boolean;
-  members?: number;
-  health?: Partial<HealthOptions>;
-  backoff?: Partial<BackoffOptions>;
-  degraded?: { criticalMin?: number };
-  balancer?: Balancer;
   auth?: NatsAuth;
   tls?: NatsTls;
-  acquireTimeout?: number;
-  maxQueue?: number;
-  connectTimeout?: number;
   /** Default request timeout, ms (default 5000). */
   requestTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
   maxPending?: number;
-  closeGrace?: number;
-  drainTimeout?: number;
-  name?: string;
-  random?: () => number;
 }
 
-export interface ResolvedNatsOptions {
+export interface ResolvedNatsOptions extends ResolvedCommon {
   target: string;
-  name: string;
   resolver: Resolver;
   learnServers: boolean;
-  members: number;
-  health: HealthOptions;
-  backoff: BackoffOptions;
-  criticalMin: number;
-  balancer: Balancer;
   auth: NatsAuth;
   tls: NatsTls | undefined;
-  acquireTimeout: number;
-  maxQueue: number;
-  connectTimeout: number;
   requestTimeout: number;
   maxPending: number;
-  closeGrace: number;
-  drainTimeout: number;
-  random: (() => number) | undefined;
 }
-
-const KNOWN = new Set([
-  "target", "discovery", "dns", "ignoreDiscoveredServers", "members", "health", "backoff", "degraded", "balancer", "auth", "tls",
-  "acquireTimeout", "maxQueue", "connectTimeout", "requestTimeout", "maxPending", "closeGrace", "drainTimeout", "name", "random",
-]);
 
 export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
-  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new ConfigError(k, "unknown option");
   const target = o.target;
   if (typeof target !== "string" || target === "") throw new ConfigError("target", "required (e.g. nats://127.0.0.1:4222)");
   const m = /^(nats|tls):\/\/(.+)$/i.exec(target);
   if (!m) throw new TargetError(target, 'expected nats://host:port[,host:port…] (or "tls://")');
-  const members = requireInteger("members", o.members ?? 3, 1);
-  const criticalMin = requireInteger("degraded.criticalMin", o.degraded?.criticalMin ?? 1, 0);
-  if (criticalMin > members) throw new ConfigError("degraded.criticalMin", `must be ≤ members (${members}), got ${criticalMin}`);
-  const balancer = o.balancer ?? "in-flight";
-  if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
+  const common = resolveCommon(o, target, ["target", "ignoreDiscoveredServers", "auth", "tls", "requestTimeout", "maxPending"]);
   const auth = o.auth ?? {};
   if (auth.user !== undefined && auth.token !== undefined) throw new ConfigError("auth", "give user/pass or a token, not both");
   let resolver: Resolver;
@@ -88,28 +48,15 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, 4222, o.dns);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
   else throw new ConfigError("discovery", "expected a discovery string or a Resolver");
-  const name = o.name ?? target;
-  if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
   return {
+    ...common,
     target,
-    name,
     resolver,
     learnServers: !(o.ignoreDiscoveredServers ?? false),
-    members,
-    health: resolveHealth(o.health),
-    backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
-    criticalMin,
-    balancer,
     auth,
     tls: o.tls,
-    acquireTimeout: requireDuration("acquireTimeout", o.acquireTimeout ?? 5000),
-    maxQueue: requireInteger("maxQueue", o.maxQueue ?? 1024, 0),
-    connectTimeout: requireDuration("connectTimeout", o.connectTimeout ?? 5000),
     requestTimeout: requireDuration("requestTimeout", o.requestTimeout ?? 5000),
     maxPending: requireInteger("maxPending", o.maxPending ?? 65_536, 1),
-    closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
-    drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
-    random: o.random,
   };
 }
 

@@ -1,0 +1,106 @@
+import { requireDuration, requireInteger } from "../core/duration.js";
+import { ConfigError } from "../core/errors.js";
+import { resolveHealth, type HealthOptions } from "../health/options.js";
+import type { Balancer } from "../pool/pool.js";
+import type { DnsResolverOptions } from "../resolve/dns-resolver.js";
+import type { Resolver } from "../resolve/resolver.js";
+import { SLOT_BACKOFF, resolveBackoff, type BackoffOptions } from "../supervisor/backoff.js";
+import type { Connector, MemberConnection } from "../supervisor/connection.js";
+import { Supervisor } from "../supervisor/supervisor.js";
+
+/** The options every channel takes, whatever its protocol. Durations are ms. */
+export interface CommonChannelOptions {
+  /** Where addresses come from: a Resolver or a discovery string (static:///…, dns:///…, host:port). */
+  discovery?: string | Resolver;
+  /** Options for dns:/// and dns+srv:/// discovery (nameservers, TTL bounds, family…). */
+  dns?: DnsResolverOptions;
+  /** Warm members to keep (default 3). */
+  members?: number;
+  health?: Partial<HealthOptions>;
+  /** Redial backoff for member slots (default 100 ms ×2 up to 10 s, never gives up). */
+  backoff?: Partial<BackoffOptions>;
+  degraded?: { criticalMin?: number };
+  /** P2C cost: "in-flight" (default) or "peak-ewma". */
+  balancer?: Balancer;
+  /** Longest wait for a usable member (default 5000). */
+  acquireTimeout?: number;
+  /** Most calls waiting for a member at once (default 1024). */
+  maxQueue?: number;
+  /** Dial timeout per address (default 5000). */
+  connectTimeout?: number;
+  /** How long close() lets in-flight calls finish (default 5000). */
+  closeGrace?: number;
+  /** How long a draining member may finish its in-flight work (default 30000). */
+  drainTimeout?: number;
+  /** The channel's name: the `channel` label of its metrics (default: the target). */
+  name?: string;
+  /** Picker randomness; tests pin it. */
+  random?: () => number;
+}
+
+export const COMMON_KEYS: readonly string[] = [
+  "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
+  "connectTimeout", "closeGrace", "drainTimeout", "name", "random",
+];
+
+export interface ResolvedCommon {
+  name: string;
+  members: number;
+  health: HealthOptions;
+  backoff: BackoffOptions;
+  criticalMin: number;
+  balancer: Balancer;
+  acquireTimeout: number;
+  maxQueue: number;
+  connectTimeout: number;
+  closeGrace: number;
+  drainTimeout: number;
+  random: (() => number) | undefined;
+}
+
+/** Validates the common options; `known` adds the protocol's own keys. Bad input throws at construction. */
+export function resolveCommon(o: CommonChannelOptions & object, target: string, known: readonly string[]): ResolvedCommon {
+  if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
+  const keys = new Set([...COMMON_KEYS, ...known]);
+  for (const k of Object.keys(o)) if (!keys.has(k)) throw new ConfigError(k, "unknown option");
+  const members = requireInteger("members", o.members ?? 3, 1);
+  const criticalMin = requireInteger("degraded.criticalMin", o.degraded?.criticalMin ?? 1, 0);
+  if (criticalMin > members) throw new ConfigError("degraded.criticalMin", `must be ≤ members (${members}), got ${criticalMin}`);
+  const balancer = o.balancer ?? "in-flight";
+  if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
+  const name = o.name ?? target;
+  if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
+  return {
+    name,
+    members,
+    health: resolveHealth(o.health),
+    backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
+    criticalMin,
+    balancer,
+    acquireTimeout: requireDuration("acquireTimeout", o.acquireTimeout ?? 5000),
+    maxQueue: requireInteger("maxQueue", o.maxQueue ?? 1024, 0),
+    connectTimeout: requireDuration("connectTimeout", o.connectTimeout ?? 5000),
+    closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
+    drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
+    random: o.random,
+  };
+}
+
+/** The supervisor for a channel, from its resolved common options. */
+export function supervisorFor<C extends MemberConnection>(o: ResolvedCommon, target: string, resolver: Resolver, connector: Connector<C>): Supervisor<C> {
+  return new Supervisor<C>({
+    target,
+    resolver,
+    connector,
+    members: o.members,
+    health: o.health,
+    backoff: o.backoff,
+    criticalMin: o.criticalMin,
+    balancer: o.balancer,
+    acquireTimeout: o.acquireTimeout,
+    maxQueue: o.maxQueue,
+    closeGrace: o.closeGrace,
+    drainTimeout: o.drainTimeout,
+    random: o.random,
+  });
+}

@@ -35,9 +35,9 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
    * One request/response. Retried on another member only when HTTP/2 proves
    * the first attempt was not processed, or when `idempotent` is set.
    */
-  request(init: Http2RequestInit): Promise<Http2Response> {
+  async request(init: Http2RequestInit): Promise<Http2Response> {
     validateInit(init);
-    return this.call(
+    return await this.call(
       { signal: init.signal, timeout: init.timeout ?? this.#o.requestTimeout, idempotent: init.idempotent },
       this.#o,
       (lease, budget) => sendOnConnection(lease.connection, this.target, init, budget, this.#o.maxResponseBytes),

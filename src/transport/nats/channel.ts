@@ -44,10 +44,10 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   }
 
   /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
-  request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
+  async request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
     validateSubject(subject);
     const hdrs = toHeaders(options.headers);
-    return this.call({ signal: options.signal, timeout: options.timeout ?? this.#o.requestTimeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, budget) => {
+    return await this.call({ signal: options.signal, timeout: options.timeout ?? this.#o.requestTimeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, budget) => {
       const nc = lease.connection.nc;
       const address = lease.member.key;
       if (nc.isClosed() || nc.isDraining()) {

@@ -1,9 +1,11 @@
 import { connect } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { createNatsChannel, MemberLostError, NoMemberError, NoRespondersError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
 import { eventually, recordEvents, steadyLoad } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startResponders } from "../helpers/nats-responders.js";
+import { sample } from "../helpers/prom.js";
 
 let cluster: NatsCluster | undefined;
 const cleanups: Array<() => Promise<void>> = [];
@@ -215,5 +217,21 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     await Promise.race([reader, new Promise((r) => setTimeout(r, 3000))]);
     expect(got.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     sub.unsubscribe();
+  });
+
+  it("reports to Prometheus like any channel: healthy members drop when a server dies, evictions by reason", async () => {
+    cluster = await startNatsCluster();
+    const ch = open({ target: targetOf(cluster), members: 3, ignoreDiscoveredServers: true, name: "bus" });
+    const registry = new Registry();
+    ch.metrics(registry);
+    await ch.ready(AbortSignal.timeout(10_000));
+    expect(sample(await registry.metrics(), "dialtone_members_healthy", { channel: "bus" })).toBe(3);
+    await cluster.nodes[0]!.kill();
+    await eventually(() => ch.stats().members.every((m) => m.address !== cluster!.nodes[0]!.key || m.state !== "ready"), 3000, "the member to go");
+    await eventually(() => ch.stats().ready === 3, 3000, "its slot to be re-dialed");
+    const text = await registry.metrics();
+    expect(sample(text, "dialtone_evictions_total", { channel: "bus", reason: "peer_closed" })).toBe(1);
+    expect(sample(text, "dialtone_members_healthy", { channel: "bus" })).toBe(3);
+    expect(sample(text, "dialtone_connects_total", { channel: "bus", result: "ok" })).toBe(4);
   });
 });

@@ -24,7 +24,7 @@ export interface MemberInfo {
 export type EvictionReason = "unhealthy" | "peer-closed";
 
 /** Why a member was asked to drain. */
-export type DrainReason = "goaway" | "address-removed" | "rebalanced";
+export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
 
 /** How a request ended, as metrics label it. */
 export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "aborted" | "closed";

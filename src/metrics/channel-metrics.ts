@@ -57,7 +57,7 @@ export class ChannelMetrics {
     for (const status of ["connected", "disconnected"]) this.#inc(f.statusChanges, { status }, 0);
     this.#inc(f.degradedEpisodes, {}, 0);
     for (const result of ["ok", "error"]) this.#inc(f.connects, { result, address: "" }, 0);
-    for (const reason of ["unhealthy", "peer_closed", "goaway", "address_removed", "rebalanced"]) this.#inc(f.evictions, { reason }, 0);
+    for (const reason of ["unhealthy", "peer_closed", "goaway", "lame_duck", "address_removed", "rebalanced"]) this.#inc(f.evictions, { reason }, 0);
     this.#inc(f.reconnectAttempts, {}, 0);
     this.#inc(f.reconnectGiveups, {}, 0);
     this.#inc(f.pingFailures, { address: "" }, 0);

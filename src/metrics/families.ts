@@ -71,7 +71,7 @@ export class Families {
     this.connects = new Counter({ name: "dialtone_connects_total", help: "Member dials, by result (ok, error).", labelNames: ["channel", "result", "address"], registers });
     this.evictions = new Counter({
       name: "dialtone_evictions_total",
-      help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, address_removed, rebalanced).",
+      help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, lame_duck, address_removed, rebalanced).",
       labelNames: ["channel", "reason"],
       registers,
     });

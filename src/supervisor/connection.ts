@@ -5,7 +5,7 @@ export type ConnectionEvent =
   /** The connection is gone; `error` when it did not close on our request. */
   | { type: "closed"; error: Error | undefined }
   /** The peer asked us to stop sending new work (HTTP/2 GOAWAY, NATS lame duck). */
-  | { type: "draining"; reason: string }
+  | { type: "draining"; kind: "goaway" | "lame-duck"; reason: string }
   /** The peer's concurrent-stream limit changed (HTTP/2 SETTINGS). */
   | { type: "limits"; maxConcurrent: number };
 

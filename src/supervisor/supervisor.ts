@@ -627,7 +627,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
           this.#closeMember(m, e.reason, new ConnectError(this.target, m.key, e.reason), false);
         } else if (m.state !== "draining") {
           this.#addressFailed(m.key, new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): ${e.reason}`));
-          this.#drain(m, "goaway", e.reason);
+          this.#drain(m, e.kind, e.reason);
         }
         break;
       case "limits":

@@ -116,7 +116,7 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     sub.unsubscribe();
     await reader;
     expect(results.filter((r) => !r.ok).map((r) => String(r.error))).toEqual([]);
-    expect(rec.events.some((e) => e.type === "draining" && e.reason === "goaway" && e.member.address === ldmNode.key)).toBe(true);
+    expect(rec.events.some((e) => e.type === "draining" && e.reason === "lame-duck" && e.member.address === ldmNode.key)).toBe(true);
     const moved = rec.events.find((e) => e.type === "subscription-moved");
     expect(moved?.type === "subscription-moved" && moved.from).toBe(ldmNode.key);
   });

@@ -32,7 +32,7 @@ export class Http2Connection implements MemberConnection {
     });
     session.on("goaway", (code: number, lastStreamID: number) => {
       this.goawayLastStreamId = lastStreamID;
-      this.#emit({ type: "draining", reason: `GOAWAY (code ${code}, last stream ${lastStreamID})` });
+      this.#emit({ type: "draining", kind: "goaway", reason: `GOAWAY (code ${code}, last stream ${lastStreamID})` });
     });
     session.on("remoteSettings", (s: Settings) => {
       this.#emit({ type: "limits", maxConcurrent: limitOf(s) });

@@ -63,7 +63,7 @@ export class NatsMemberConnection implements MemberConnection {
   async #watch(): Promise<void> {
     try {
       for await (const s of this.nc.status()) {
-        if (s.type === "ldm") this.#listener?.({ type: "draining", reason: `lame duck mode (${s.server})` });
+        if (s.type === "ldm") this.#listener?.({ type: "draining", kind: "lame-duck", reason: `lame duck mode (${s.server})` });
         else if (s.type === "update") this.#discovered?.(this.connectUrls);
         else if (s.type === "error") this.#error = s.error;
       }

@@ -9,15 +9,27 @@ import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
 import { closedLoop } from "./lib/closedloop.js";
 import { loopbackHosts, startBackends, stopAll } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
-import { connectPeer, dialtone, grpcJs, rawPeer, undiciBalancedPeer, undiciPoolPeer } from "./lib/peers/index.js";
+import {
+  connectPeer,
+  dialtone,
+  dialtoneOneMember,
+  grpcJs,
+  rawPeer,
+  undiciBalancedIdempotent,
+  undiciBalancedPeer,
+  undiciPoolPeer,
+} from "./lib/peers/index.js";
 import type { BenchClient, Peer } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, roundsFromEnv } from "./lib/rounds.js";
 import { medianOf, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
-/** grpc-js with tuned keepalive is left out: keepalive changes nothing in steady state. */
-const PEERS: Peer[] = [dialtone, rawPeer, undiciPoolPeer, undiciBalancedPeer, connectPeer, grpcJs];
+/**
+ * grpc-js with tuned keepalive is left out (keepalive changes nothing in steady
+ * state); dialtone with 1 member and undici with idempotent POSTs are controls.
+ */
+const PEERS: Peer[] = [dialtone, dialtoneOneMember, rawPeer, undiciPoolPeer, undiciBalancedPeer, undiciBalancedIdempotent, connectPeer, grpcJs];
 /** The full 2 × 3 matrix does not fit the time budget; 16 KiB runs at the middle concurrency only. */
 const CELLS = [
   { bytes: 64, concurrency: 1 },
@@ -25,8 +37,8 @@ const CELLS = [
   { bytes: 64, concurrency: 256 },
   { bytes: 16_384, concurrency: 16 },
 ];
-const WARMUP_MS = 250;
-const MEASURE_MS = 1000;
+const WARMUP_MS = 200;
+const MEASURE_MS = 600;
 const TIMEOUT_MS = 2000;
 const ROUNDS = roundsFromEnv(3);
 const BASELINE = rawPeer.id;
@@ -143,7 +155,7 @@ const svg = await renderSvg({
     x: { field: "cell", type: "nominal", title: "body × concurrency", sort: results.map((c) => c.cell), axis: { labelAngle: 0 } },
     xOffset: { field: "client", type: "nominal", sort: PEERS.map((p) => p.label) },
     y: { field: "rps", type: "quantitative", title: "requests/s" },
-    color: { field: "client", type: "nominal", sort: PEERS.map((p) => p.label), title: null, legend: { orient: "bottom", columns: 3 } },
+    color: { field: "client", type: "nominal", sort: PEERS.map((p) => p.label), title: null, legend: { orient: "bottom", columns: 2, labelLimit: 400 } },
   },
 });
 

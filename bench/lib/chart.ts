@@ -16,5 +16,5 @@ export const CHART_CONFIG = {
   background: "white",
   font: "sans-serif",
   axis: { labelFontSize: 11, titleFontSize: 12 },
-  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 260 },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320, columnPadding: 16 },
 } as const;

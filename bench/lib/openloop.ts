@@ -7,6 +7,7 @@
  * requests, and a request still pending `timeoutMs + 1 s` after the last
  * one was due is recorded as hung and no longer waited for.
  */
+import { CallError } from "./peers/types.js";
 
 export interface Sample {
   /** Due time, ms since the start. */
@@ -18,7 +19,7 @@ export interface Sample {
   timeout: boolean;
   /** Never settled, even past the deadline plus 1 s. */
   hung: boolean;
-  /** The x-backend header of a success. */
+  /** The x-backend header of a success, or the backend a failed call names (see CallError). */
   backend: string | undefined;
 }
 
@@ -72,7 +73,7 @@ export async function openLoop(o: {
     }
     p.then(
       (backend) => record(i, true, backend),
-      () => record(i, false, undefined),
+      (err: unknown) => record(i, false, err instanceof CallError ? err.backend : undefined),
     );
   };
   const timers = (o.faults ?? []).map((f) =>

@@ -42,16 +42,21 @@ function section<C, H, R>(r: Report<C, H, R>, imageDir: string): string {
   return `${lines.join("\n")}\n`;
 }
 
+export function writeJson(name: string, value: unknown): void {
+  writeFileSync(`${RESULTS}${name}.json`, `${JSON.stringify(value, null, 2)}\n`);
+}
+
 export function writeReport<C, H, R>(r: Report<C, H, R>): void {
   const name = r.file.scenario;
-  writeFileSync(`${RESULTS}${name}.json`, `${JSON.stringify(r.file, null, 2)}\n`);
+  writeJson(name, r.file);
   writeFileSync(`${RESULTS}${name}.md`, `# ${r.file.title}\n\n${section(r, "./")}`);
   if (r.svg) writeFileSync(`${RESULTS}${name}.svg`, r.svg);
   updateDoc(name, section(r, "../bench/results/"));
   console.log(`wrote bench/results/${name}.{json,md${r.svg ? ",svg" : ""}}`);
 }
 
-function updateDoc(name: string, body: string): void {
+/** Replaces the body between `<!-- results:NAME -->` and `<!-- /results:NAME -->` in docs/BENCHMARKS.md. */
+export function updateDoc(name: string, body: string): void {
   const open = `<!-- results:${name} -->`;
   const close = `<!-- /results:${name} -->`;
   let doc: string;

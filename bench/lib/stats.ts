@@ -12,8 +12,13 @@ export function ascending(values: Iterable<number>): Float64Array {
   return Float64Array.from(values).sort();
 }
 
+/** The middle value; the mean of the two middle values for an even count (so 2 rounds give their mean). */
 export function median(values: number[]): number {
-  return quantile(ascending(values), 0.5);
+  const s = ascending(values);
+  const n = s.length;
+  if (n === 0) return Number.NaN;
+  const mid = n >> 1;
+  return n % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** Rounds to `digits` significant decimals for results files (NaN stays NaN → null in JSON). */
@@ -34,10 +39,10 @@ export function medianOf<K extends string>(rounds: Array<Record<K, number>>, key
   return out;
 }
 
-/** Quantile `q` of `value` per window of `windowMs` by `at` (ms), from 0 to `endMs`; NaN for empty windows. */
-export function windowQuantiles<T extends { at: number }>(items: T[], value: (t: T) => number, windowMs: number, endMs: number, q: number): number[] {
+/** `value` of each item, bucketed by `at` (ms) into windows of `windowMs` from 0 to `endMs`. */
+export function byWindow<T extends { at: number }>(items: T[], value: (t: T) => number, windowMs: number, endMs: number): number[][] {
   const n = Math.ceil(endMs / windowMs);
   const buckets: number[][] = Array.from({ length: n }, () => []);
   for (const it of items) buckets[Math.min(n - 1, Math.floor(it.at / windowMs))]?.push(value(it));
-  return buckets.map((b) => quantile(ascending(b), q));
+  return buckets;
 }

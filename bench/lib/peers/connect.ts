@@ -34,6 +34,7 @@ export const connectPeer: Peer = {
   id: "connect-grpc",
   label: "connect-node gRPC (h2)",
   protocol: "grpc",
+  namesFailedBackend: false,
   async open(t: Target): Promise<BenchClient> {
     const baseUrl = `http://${HOSTNAME}:${t.port}`;
     // What createGrpcTransport makes by itself from nodeOptions, made here only so close() can end it.

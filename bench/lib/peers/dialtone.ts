@@ -1,5 +1,5 @@
-import { createHttp2Channel, type Balancer } from "../../../dist/index.js";
-import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+import { RequestError, createHttp2Channel, type Balancer } from "../../../dist/index.js";
+import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /**
  * dialtone's HTTP/2 channel with its defaults: one member per backend
@@ -11,6 +11,7 @@ export function dialtonePeer(balancer: Balancer = "in-flight", members?: number)
   return {
     id: ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
     label: variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
+    namesFailedBackend: true,
     protocol: "http2",
     async open(t: Target): Promise<BenchClient> {
       const channel = createHttp2Channel({
@@ -23,7 +24,12 @@ export function dialtonePeer(balancer: Balancer = "in-flight", members?: number)
       await channel.ready(AbortSignal.timeout(10_000));
       const client: BenchClient = {
         async call(body) {
-          const res = await channel.request({ method: "POST", path: ECHO_PATH, body, timeout: t.timeoutMs });
+          let res;
+          try {
+            res = await channel.request({ method: "POST", path: ECHO_PATH, body, timeout: t.timeoutMs });
+          } catch (err) {
+            throw new CallError((err as Error).message, err instanceof RequestError ? err.address : undefined, { cause: err });
+          }
           if (res.status !== 200) throw new Error(`status ${res.status}`);
           return res.headers["x-backend"] as string | undefined;
         },

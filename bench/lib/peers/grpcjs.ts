@@ -1,7 +1,13 @@
 import grpc from "@grpc/grpc-js";
-import { GRPC_PATH, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+import { CallError, GRPC_PATH, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 const identity = (b: Buffer): Buffer => b;
+
+/** The subchannel address a call went to ("127.0.0.3:PORT"), when grpc-js knows it. */
+function peerOf(call: grpc.ClientUnaryCall): string | undefined {
+  const peer = call.getPeer();
+  return /^\d+\.\d+\.\d+\.\d+:\d+$/.test(peer) ? peer : undefined;
+}
 
 /** A generic client for /dialtone.bench.Echo/Echo whose messages are raw bytes (identity serializers). */
 const EchoClient = grpc.makeGenericClientConstructor(
@@ -32,6 +38,7 @@ export function grpcJsPeer(tuned: boolean): Peer {
     id: tuned ? "grpc-js-keepalive" : "grpc-js",
     label: tuned ? "grpc-js round_robin, keepalive 1 s" : "grpc-js round_robin",
     protocol: "grpc",
+    namesFailedBackend: true,
     async open(t: Target): Promise<BenchClient> {
       const target = `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`;
       const options: grpc.ChannelOptions = {
@@ -50,7 +57,7 @@ export function grpcJsPeer(tuned: boolean): Peer {
               Buffer.from(body.buffer, body.byteOffset, body.byteLength),
               new grpc.Metadata(),
               { deadline: Date.now() + t.timeoutMs },
-              (err) => (err ? reject(err) : resolve(backend)),
+              (err) => (err ? reject(new CallError(err.message, peerOf(call), { cause: err })) : resolve(backend)),
             );
             call.on("metadata", (md) => {
               const v = md.get("x-backend")[0];

@@ -3,7 +3,7 @@ import { dialtonePeer } from "./dialtone.js";
 import { grpcJsPeer } from "./grpcjs.js";
 import { rawPeer } from "./raw.js";
 import type { Peer } from "./types.js";
-import { undiciBalancedPeer, undiciPoolPeer } from "./undici.js";
+import { undiciBalanced, undiciPoolPeer } from "./undici.js";
 
 export const dialtone = dialtonePeer();
 export const dialtonePeakEwma = dialtonePeer("peak-ewma");
@@ -11,7 +11,10 @@ export const dialtonePeakEwma = dialtonePeer("peak-ewma");
 export const dialtoneOneMember = dialtonePeer("in-flight", 1);
 export const grpcJs = grpcJsPeer(false);
 export const grpcJsKeepalive = grpcJsPeer(true);
-export { connectPeer, rawPeer, undiciBalancedPeer, undiciPoolPeer };
+export const undiciBalancedPeer = undiciBalanced();
+/** Every POST marked idempotent, so undici multiplexes them (throughput only). */
+export const undiciBalancedIdempotent = undiciBalanced(true);
+export { connectPeer, rawPeer, undiciPoolPeer };
 
 /** Every client, dialtone first. */
 export const ALL_PEERS: Peer[] = [dialtone, rawPeer, undiciPoolPeer, undiciBalancedPeer, connectPeer, grpcJs, grpcJsKeepalive];

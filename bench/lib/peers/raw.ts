@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import { rotatingLookup } from "./lookup.js";
-import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /**
  * The floor: one node:http2 session, no pool, no health checks. When the
@@ -11,13 +11,16 @@ export const rawPeer: Peer = {
   id: "raw-http2",
   label: "raw node:http2 session",
   protocol: "http2",
+  namesFailedBackend: true,
   async open(t: Target): Promise<BenchClient> {
     let session: http2.ClientHttp2Session | undefined;
+    let sessionBackend = "";
     let next = 0;
     const sessions = new Set<http2.ClientHttp2Session>();
     const current = (): http2.ClientHttp2Session => {
       if (session && !session.closed && !session.destroyed) return session;
       const host = t.hosts[next++ % t.hosts.length] as string;
+      sessionBackend = `${host}:${t.port}`;
       const s = http2.connect(`http://${HOSTNAME}:${t.port}`, { lookup: rotatingLookup([host]) });
       s.on("error", () => {});
       s.once("close", () => {
@@ -32,16 +35,19 @@ export const rawPeer: Peer = {
       call(body) {
         return new Promise((resolve, reject) => {
           let stream: http2.ClientHttp2Stream;
+          let via = "";
           try {
-            stream = current().request({ ":method": "POST", ":path": ECHO_PATH });
+            const s = current();
+            via = sessionBackend;
+            stream = s.request({ ":method": "POST", ":path": ECHO_PATH });
           } catch (err) {
-            return reject(err as Error);
+            return reject(new CallError((err as Error).message, via || undefined, { cause: err }));
           }
           let backend: string | undefined;
           let status = 0;
           const timer = setTimeout(() => {
             stream.close(http2.constants.NGHTTP2_CANCEL);
-            reject(new Error(`timeout after ${t.timeoutMs} ms`));
+            reject(new CallError(`timeout after ${t.timeoutMs} ms`, via));
           }, t.timeoutMs);
           stream.on("response", (h) => {
             status = Number(h[":status"]);
@@ -52,7 +58,7 @@ export const rawPeer: Peer = {
           stream.on("close", () => {
             clearTimeout(timer);
             if (status === 200 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) resolve(backend);
-            else reject(new Error(`stream closed (status ${status}, rst ${stream.rstCode})`));
+            else reject(new CallError(`stream closed (status ${status}, rst ${stream.rstCode})`, via));
           });
           stream.end(body);
         });

@@ -14,6 +14,23 @@ export interface BenchClient {
   close(): Promise<void>;
 }
 
+/**
+ * A failed call. `backend` ("127.0.0.3:PORT") is set when the client can say
+ * which backend the failed attempt went to (dialtone's errors carry the
+ * member address, grpc-js calls have getPeer(), the raw session knows its
+ * one address); undefined for clients that cannot tell.
+ */
+export class CallError extends Error {
+  constructor(
+    message: string,
+    readonly backend: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "CallError";
+  }
+}
+
 export interface Peer {
   /** Stable key in results files. */
   id: string;
@@ -21,6 +38,8 @@ export interface Peer {
   label: string;
   /** "http2" peers POST /echo; "grpc" peers call /dialtone.bench.Echo/Echo on the same backends. */
   protocol: "http2" | "grpc";
+  /** The client names the backend of a failed call (CallError.backend); otherwise only successes say where they went. */
+  namesFailedBackend: boolean;
   /** Connects and warms up (a few calls), so measurements start on live connections. */
   open(target: Target): Promise<BenchClient>;
 }

@@ -17,7 +17,13 @@ function h2cConnect(extra: buildConnector.BuildOptions = {}): buildConnector.Bui
   return options;
 }
 
-function wrap(dispatcher: Dispatcher, t: Target): BenchClient {
+/**
+ * undici treats a POST as non-idempotent unless told otherwise, and an h2
+ * connection that is running anything counts as busy for a non-idempotent
+ * request: by default POSTs go one at a time per connection, with no
+ * multiplexing. `idempotent: true` lifts that (and allows retries).
+ */
+function wrap(dispatcher: Dispatcher, t: Target, idempotent: boolean | undefined): BenchClient {
   return {
     async call(body) {
       const res = await dispatcher.request({
@@ -25,6 +31,7 @@ function wrap(dispatcher: Dispatcher, t: Target): BenchClient {
         method: "POST",
         body,
         signal: AbortSignal.timeout(t.timeoutMs),
+        ...(idempotent === undefined ? {} : { idempotent }),
       });
       await res.body.arrayBuffer();
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
@@ -39,30 +46,37 @@ export const undiciPoolPeer: Peer = {
   id: "undici-pool",
   label: "undici Pool (h2c)",
   protocol: "http2",
+  namesFailedBackend: false,
   async open(t) {
     const pool = new Pool(`http://${HOSTNAME}:${t.port}`, {
       factory: h2c,
       connections: t.hosts.length,
       connect: h2cConnect({ lookup: rotatingLookup(t.hosts) }),
     });
-    const client = wrap(pool, t);
+    const client = wrap(pool, t, undefined);
     await warmUp(client);
     return client;
   },
 };
 
-/** BalancedPool over one upstream per address (weighted round-robin that backs off failing upstreams). */
-export const undiciBalancedPeer: Peer = {
-  id: "undici-balanced",
-  label: "undici BalancedPool (h2c)",
-  protocol: "http2",
-  async open(t) {
-    const pool = new BalancedPool(
-      t.hosts.map((h) => `http://${h}:${t.port}`),
-      { factory: h2c, connect: h2cConnect() },
-    );
-    const client = wrap(pool, t);
-    await warmUp(client);
-    return client;
-  },
-};
+/**
+ * BalancedPool over one upstream per address (weighted round-robin that
+ * backs off failing upstreams); `idempotent` marks every POST idempotent.
+ */
+export function undiciBalanced(idempotent = false): Peer {
+  return {
+    id: idempotent ? "undici-balanced-idempotent" : "undici-balanced",
+    label: idempotent ? "undici BalancedPool (h2c, idempotent)" : "undici BalancedPool (h2c)",
+    protocol: "http2",
+    namesFailedBackend: false,
+    async open(t) {
+      const pool = new BalancedPool(
+        t.hosts.map((h) => `http://${h}:${t.port}`),
+        { factory: h2c, connect: h2cConnect() },
+      );
+      const client = wrap(pool, t, idempotent ? true : undefined);
+      await warmUp(client);
+      return client;
+    },
+  };
+}

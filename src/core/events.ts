@@ -46,6 +46,8 @@ export type ChannelEvent =
   | { type: "state"; member: MemberInfo; from: MemberState; to: MemberState; reason: string }
   | { type: "ping"; member: MemberInfo; rtt: number }
   | { type: "ping-failed"; member: MemberInfo; error: Error }
+  /** A busy member went silent for health.suspectAfter: picks avoid it and it is PINGed at once. */
+  | { type: "suspect"; member: MemberInfo }
   | { type: "evicted"; member: MemberInfo; reason: EvictionReason; detail: string }
   | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
   | { type: "gave-up"; slot: number; error: Error }

@@ -33,6 +33,7 @@ export class HealthChecker {
   #timer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #stopped = true;
+  #pinging = false;
   /** Bumped by stop(): a PING from an earlier run must not restart the loop. */
   #generation = 0;
   #lastError: Error | undefined;
@@ -58,6 +59,14 @@ export class HealthChecker {
     this.#stopped = false;
     if (firstRtt !== undefined) this.rtt.add(firstRtt);
     this.#schedule(this.#nextInterval());
+  }
+
+  /** PINGs now rather than at the next interval (a suspect member); no-op while one is out. */
+  probeNow(): void {
+    if (this.#stopped || this.#pinging) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    void this.#pingOnce();
   }
 
   stop(): void {
@@ -87,6 +96,7 @@ export class HealthChecker {
     if (this.#stopped) return;
     const generation = this.#generation;
     const { timeout } = this.#options;
+    this.#pinging = true;
     try {
       const rtt = await Promise.race([
         this.#target.ping(timeout),
@@ -96,10 +106,12 @@ export class HealthChecker {
         }),
       ]);
       clearTimeout(this.#pingTimer);
+      this.#pinging = false;
       if (this.#stopped || generation !== this.#generation) return;
       this.#onSuccess(rtt);
     } catch (err) {
       clearTimeout(this.#pingTimer);
+      this.#pinging = false;
       if (this.#stopped || generation !== this.#generation) return;
       this.#onFailure(asError(err));
     }

@@ -21,6 +21,12 @@ export interface HealthOptions {
   healthyAfter: number;
   /** Each interval is shortened by a random fraction in [0, jitter], so members do not PING in step. */
   jitter: number;
+  /**
+   * Passive check: a member with requests in flight that has not been heard
+   * from (no completed response, no PONG) for this long is suspect. Picks
+   * avoid it and it is PINGed at once; a PONG clears it. 0 turns it off.
+   */
+  suspectAfter: number;
 }
 
 export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
@@ -29,6 +35,7 @@ export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
   unhealthyAfter: 2,
   healthyAfter: 2,
   jitter: 0.1,
+  suspectAfter: 250,
 });
 
 export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix = "health"): HealthOptions {
@@ -44,5 +51,6 @@ export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix 
   requireInteger(`${prefix}.unhealthyAfter`, h.unhealthyAfter, 1);
   requireInteger(`${prefix}.healthyAfter`, h.healthyAfter, 1);
   requireFraction(`${prefix}.jitter`, h.jitter);
+  requireDuration(`${prefix}.suspectAfter`, h.suspectAfter);
   return h;
 }

@@ -21,6 +21,12 @@ export class PoolMember<C = unknown> {
   latencyAt = 0;
   lastError: Error | undefined;
   connectedSince: number | undefined;
+  /** When the peer last proved alive (a PONG, a completed response), pool clock ms. */
+  lastHeardAt = 0;
+  /** When in-flight last went from 0 to 1, pool clock ms. */
+  busySince = 0;
+  /** Reported as suspect and not yet heard from since. */
+  suspected = false;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
 

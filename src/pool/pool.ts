@@ -12,13 +12,20 @@ export interface PoolOptions {
   random?: () => number;
   /** Peak-EWMA decay window, ms. */
   decay?: number;
+  /**
+   * A member with work in flight that has not been heard from for this long
+   * (ms) is suspect: picks avoid it while any other usable member exists. 0 disables.
+   */
+  suspectAfter?: number;
   now?: () => number;
 }
 
 export type PoolEvent =
   | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
   | { type: "degraded"; degraded: boolean; healthy: number }
-  | { type: "usable"; count: number };
+  | { type: "usable"; count: number }
+  /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
+  | { type: "suspect"; member: PoolMember };
 
 /**
  * Members, their states and load, and the rules that decide who may take a
@@ -46,6 +53,7 @@ export class Pool<C = unknown> {
   #random: () => number;
   #decay: number;
   #now: () => number;
+  #suspectAfter: number;
 
   constructor(options: PoolOptions) {
     this.#criticalMin = options.criticalMin;
@@ -53,6 +61,7 @@ export class Pool<C = unknown> {
     this.#random = options.random ?? Math.random;
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
+    this.#suspectAfter = options.suspectAfter ?? 0;
   }
 
   get degraded(): boolean {
@@ -113,19 +122,51 @@ export class Pool<C = unknown> {
     this.#afterChange(member, undefined);
   }
 
-  /** P2C over usable members; counts the pick as in flight. */
+  /**
+   * P2C over usable members; counts the pick as in flight. A suspect member
+   * costs infinitely much, and when a draw still lands on one, up to four
+   * more draws look for another (all suspect: the first draw stands).
+   */
   pick(): PoolMember<C> | undefined {
-    const m = pickP2C(this.#usable, this.#cost, this.#random);
+    let m = pickP2C(this.#usable, this.#pickCost, this.#random);
     if (!m) return undefined;
+    for (let i = 0; i < 4 && this.#usable.size > 1 && this.#isSuspect(m); i++) {
+      const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
+      if (!this.#isSuspect(alt)) m = alt;
+    }
+    if (m.inFlight === 0) m.busySince = this.#now();
     m.inFlight++;
     if (m.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
   }
 
+  /** The peer proved alive (a PONG, a completed response): not suspect any more. */
+  heard(member: PoolMember<C>): void {
+    member.lastHeardAt = this.#now();
+    member.suspected = false;
+  }
+
+  #pickCost = (m: PoolMember<C>): number => (this.#isSuspect(m) ? Number.POSITIVE_INFINITY : this.#cost(m));
+
+  /** Busy and silent for suspectAfter. Reported once per episode so the owner can probe it. */
+  #isSuspect(m: PoolMember<C>): boolean {
+    if (this.#suspectAfter === 0 || m.inFlight === 0) return false;
+    const silentFor = this.#now() - Math.max(m.lastHeardAt, m.busySince);
+    if (silentFor <= this.#suspectAfter) return false;
+    if (!m.suspected) {
+      m.suspected = true;
+      this.events.emit({ type: "suspect", member: m });
+    }
+    return true;
+  }
+
   /** Ends one in-flight request; `latency` (ms) feeds the peak-EWMA estimate. */
   release(member: PoolMember<C>, latency?: number): void {
     if (member.inFlight > 0) member.inFlight--;
-    if (latency !== undefined) this.#observeLatency(member, latency);
+    if (latency !== undefined) {
+      this.#observeLatency(member, latency);
+      this.heard(member);
+    }
     if (member.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 

@@ -128,7 +128,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.target = options.target;
     this.#random = options.random ?? Math.random;
     this.#queue = new AcquireQueue(options.maxQueue);
-    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random });
+    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter });
     this.pool.events.add((e) => {
       if (e.type === "state") {
         this.events.emit({ type: "state", member: info(e.member, this.#tracked.get(e.member as PoolMember<C>)), from: e.from, to: e.to, reason: e.reason });
@@ -139,6 +139,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         if (!e.degraded) queueMicrotask(() => this.#evictUnhealthy());
       } else if (e.type === "usable" && e.count > 0) {
         this.#queue.serve(() => this.#tryPick());
+      } else if (e.type === "suspect") {
+        const m = e.member as PoolMember<C>;
+        const t = this.#tracked.get(m);
+        this.events.emit({ type: "suspect", member: info(m, t) });
+        // Busy and silent: ask now rather than at the next interval.
+        t?.health.probeNow();
+        return;
       }
       this.#updateStatus();
     });
@@ -352,6 +359,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     }
     member.rtt = rtt;
     member.connectedSince = Date.now();
+    this.pool.heard(member);
     this.pool.setMaxConcurrent(member, member.connection.maxConcurrent);
     this.#addressOk(key);
     const t = this.#tracked.get(member) as Tracked;
@@ -552,6 +560,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     switch (r.type) {
       case "ping-ok":
         m.rtt = r.rttEwma;
+        this.pool.heard(m);
         this.events.emit({ type: "ping", member: info(m, t), rtt: r.rtt });
         break;
       case "ping-failed":

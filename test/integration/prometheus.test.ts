@@ -58,7 +58,11 @@ describe("a real Prometheus server scraping a channel's registry", () => {
 async function eventuallyAsync(check: () => Promise<boolean>, ms: number): Promise<void> {
   const start = performance.now();
   while (!(await check())) {
-    if (performance.now() - start > ms) throw new Error(`timed out after ${ms} ms`);
+    if (performance.now() - start > ms) {
+      // Say what Prometheus saw, so a failure explains itself.
+      const up = await prom?.query('up{job="dialtone-test"}').catch(() => undefined);
+      throw new Error(`timed out after ${ms} ms (scrape target up=${String(up)})`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -50,7 +50,7 @@ function expectAround(actual: number | undefined, expected: number, slack = 1): 
 }
 
 function opts(over: Partial<HealthOptions> = {}): HealthOptions {
-  return { interval: 1000, timeout: 250, unhealthyAfter: 2, healthyAfter: 2, jitter: 0, ...over };
+  return { interval: 1000, timeout: 250, unhealthyAfter: 2, healthyAfter: 2, jitter: 0, suspectAfter: 0, ...over };
 }
 
 function setup(peer: FakePeer, options: HealthOptions, random: () => number = () => 0.5) {

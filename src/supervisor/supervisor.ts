@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { addressKey, type Address } from "../core/address.js";
 import { raceSignal, sleep } from "../core/abort.js";
 import { ClosedError, ConnectError, DialtoneError, NoMemberError, QueueFullError, asError } from "../core/errors.js";
@@ -126,6 +127,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
     this.target = options.target;
+    // Every slot (its Reconnect, p-retry, address waits) listens on this one signal: no cap.
+    setMaxListeners(0, this.#abort.signal);
     this.#random = options.random ?? Math.random;
     this.#queue = new AcquireQueue(options.maxQueue);
     this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter });

@@ -12,6 +12,8 @@ const SCENARIOS = [
   { name: "throughput", limitS: 150 },
   { name: "failover", limitS: 240 },
   { name: "slow", limitS: 120 },
+  { name: "dns", limitS: 120 },
+  { name: "nats", limitS: 150 },
   { name: "memory", limitS: 120 },
 ];
 /** SIGTERM at the limit; SIGKILL this long after. */

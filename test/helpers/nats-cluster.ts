@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 
 export interface NatsNode {
+  /** "node0": the server_name its INFO announces. */
+  name: string;
   host: string;
   port: number;
   /** "127.0.0.2:4222" */
@@ -86,6 +88,7 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
     const nodes: NatsNode[] = hosts.map((h, i) => {
       const c = children[i] as ChildProcess;
       return {
+        name: `node${i}`,
         host: h,
         port,
         key: `${h}:${port}`,

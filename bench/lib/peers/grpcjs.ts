@@ -32,15 +32,18 @@ const TUNED: grpc.ChannelOptions = {
   "grpc.keepalive_permit_without_calls": 1,
 };
 
-/** @grpc/grpc-js with round_robin over a static ipv4: target, defaults or tuned keepalive. */
-export function grpcJsPeer(tuned: boolean): Peer {
+/**
+ * @grpc/grpc-js with round_robin over a static ipv4: target, defaults or tuned
+ * keepalive. `as` replaces the id, label and target (e.g. a dns:// target).
+ */
+export function grpcJsPeer(tuned: boolean, as?: { id: string; label: string; target: (t: Target) => string }): Peer {
   return {
-    id: tuned ? "grpc-js-keepalive" : "grpc-js",
-    label: tuned ? "grpc-js round_robin, keepalive 1 s" : "grpc-js round_robin",
+    id: as?.id ?? (tuned ? "grpc-js-keepalive" : "grpc-js"),
+    label: as?.label ?? (tuned ? "grpc-js round_robin, keepalive 1 s" : "grpc-js round_robin"),
     protocol: "grpc",
     namesFailedBackend: true,
     async open(t: Target): Promise<BenchClient> {
-      const target = `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`;
+      const target = as ? as.target(t) : `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`;
       const options: grpc.ChannelOptions = {
         "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
         ...(tuned ? TUNED : {}),

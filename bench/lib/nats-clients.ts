@@ -1,0 +1,66 @@
+/**
+ * The NATS clients compared in the NATS scenario: dialtone's channel (one
+ * member per server) and the official client with one connection, with its
+ * defaults and tuned. Each call is one request on "echo" with the scenario's
+ * deadline; it resolves with the replying responder's node key.
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createNatsChannel } from "../../dist/index.js";
+import type { NatsNode } from "./nats-cluster.js";
+
+export const SUBJECT = "echo";
+
+export interface NatsBenchClient {
+  call(body: Uint8Array): Promise<string | undefined>;
+  /** The server_name ("node1") of the server a single-connection client is on now; undefined for dialtone. */
+  server(): string | undefined;
+  close(): Promise<void>;
+}
+
+export interface NatsPeer {
+  id: string;
+  label: string;
+  /** Connects and waits until ready (no requests yet: responders may not exist). */
+  open(nodes: NatsNode[], timeoutMs: number): Promise<NatsBenchClient>;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export const dialtoneNats: NatsPeer = {
+  id: "dialtone",
+  label: "dialtone",
+  async open(nodes, timeoutMs) {
+    const channel = createNatsChannel({
+      target: `nats://${nodes.map((n) => n.key).join(",")}`,
+      members: nodes.length,
+      ignoreDiscoveredServers: true,
+      requestTimeout: timeoutMs,
+    });
+    await channel.ready(AbortSignal.timeout(CONNECT_TIMEOUT_MS));
+    return {
+      call: async (body) => (await channel.request(SUBJECT, body, { timeout: timeoutMs })).string(),
+      server: () => undefined,
+      close: () => channel.close(),
+    };
+  },
+};
+
+function officialPeer(id: string, label: string, tuning: { reconnectTimeWait?: number; pingInterval?: number; maxPingOut?: number }): NatsPeer {
+  return {
+    id,
+    label,
+    async open(nodes, timeoutMs) {
+      const nc: NatsConnection = await connect({ servers: nodes.map((n) => n.key), timeout: CONNECT_TIMEOUT_MS, ...tuning });
+      return {
+        call: async (body) => (await nc.request(SUBJECT, body, { timeout: timeoutMs })).string(),
+        server: () => nc.info?.server_name,
+        close: () => nc.close(),
+      };
+    },
+  };
+}
+
+export const officialDefault = officialPeer("nats-js", "nats.js, 1 connection, defaults", {});
+export const officialTuned = officialPeer("nats-js-tuned", "nats.js, 1 connection, tuned", { reconnectTimeWait: 250, pingInterval: 1000, maxPingOut: 2 });
+
+export const NATS_PEERS: NatsPeer[] = [dialtoneNats, officialDefault, officialTuned];

@@ -9,7 +9,7 @@ import { updateDoc, writeJson } from "./lib/results.js";
 
 const SCENARIOS = [
   { name: "pick", limitS: 30 },
-  { name: "throughput", limitS: 150 },
+  { name: "throughput", limitS: 300 },
   { name: "failover", limitS: 240 },
   { name: "slow", limitS: 120 },
   { name: "dns", limitS: 120 },

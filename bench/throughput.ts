@@ -30,12 +30,14 @@ import { markdownTable } from "./lib/table.js";
  * state); dialtone with 1 member and undici with idempotent POSTs are controls.
  */
 const PEERS: Peer[] = [dialtone, dialtoneOneMember, rawPeer, undiciPoolPeer, undiciBalancedPeer, undiciBalancedIdempotent, connectPeer, grpcJs];
-/** The full 2 × 3 matrix does not fit the time budget; 16 KiB runs at the middle concurrency only. */
+/** The full matrix: 64 B and 16 KiB bodies at concurrency 1, 16 and 256. */
 const CELLS = [
   { bytes: 64, concurrency: 1 },
   { bytes: 64, concurrency: 16 },
   { bytes: 64, concurrency: 256 },
+  { bytes: 16_384, concurrency: 1 },
   { bytes: 16_384, concurrency: 16 },
+  { bytes: 16_384, concurrency: 256 },
 ];
 const WARMUP_MS = 200;
 const MEASURE_MS = 600;

@@ -4,7 +4,7 @@
  * requests slower than 1 s, p99 per 250 ms window, and how long the frozen
  * backend kept getting new requests after SIGSTOP.
  */
-import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
+import { faultTimelineSvg } from "./lib/chart.js";
 import { withClient } from "./lib/client-run.js";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
@@ -175,36 +175,19 @@ const markdown = [
   `${RATE} req/s open-loop for ${AT.end / 1000} s (${Math.floor((RATE * AT.end) / 1000)} requests, 64 B, deadline ${TIMEOUT_MS} ms) per client; SIGKILL of 127.0.0.2 at ${AT.kill / 1000} s, SIGSTOP of 127.0.0.3 at ${AT.stop / 1000} s, SIGCONT at ${AT.cont / 1000} s. Medians of ${ROUNDS} rounds (the chart pools every round's calls per window), fresh backends for every run. \\* the client does not say where a failed call went: successes count by their x-backend header and every timeout while frozen counts as sent to the frozen backend.`,
 ].join("\n");
 
-const timeline = results.flatMap((x) => x.p99MsByWindow.map((p99, w) => ({ t: ((w + 0.5) * WINDOW_MS) / 1000, p99: Number.isFinite(p99) ? Math.max(p99, 0.1) : null, client: x.label })));
-const svg = await renderSvg({
-  $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+const svg = await faultTimelineSvg({
   title: `p99 latency per ${WINDOW_MS} ms window (log scale, lower is better)`,
-  config: CHART_CONFIG,
-  width: 620,
-  height: 300,
-  layer: [
-    {
-      data: { values: [
-        { t: AT.kill / 1000, what: "SIGKILL .2" },
-        { t: AT.stop / 1000, what: "SIGSTOP .3" },
-        { t: AT.cont / 1000, what: "SIGCONT .3" },
-      ] },
-      layer: [
-        { mark: { type: "rule", strokeDash: [4, 4], color: "#888" }, encoding: { x: { field: "t", type: "quantitative" } } },
-        { mark: { type: "text", align: "left", dx: 3, y: 8, color: "#555" }, encoding: { x: { field: "t", type: "quantitative" }, text: { field: "what" } } },
-      ],
-    },
-    {
-      data: { values: timeline },
-      mark: { type: "line", interpolate: "step-after" },
-      encoding: {
-        x: { field: "t", type: "quantitative", title: "seconds", scale: { domain: [0, AT.end / 1000] } },
-        y: { field: "p99", type: "quantitative", title: "p99 ms", scale: { type: "log", domain: [0.5, 4000], clamp: true } },
-        color: { field: "client", type: "nominal", sort: PEERS.map((p) => p.label), title: null, legend: { orient: "bottom", columns: 2, labelLimit: 400 } },
-        strokeWidth: { condition: { test: "datum.client === 'dialtone'", value: 3 }, value: 1.3 },
-      },
-    },
+  windowMs: WINDOW_MS,
+  endMs: AT.end,
+  faults: [
+    { atMs: AT.kill, what: "SIGKILL .2" },
+    { atMs: AT.stop, what: "SIGSTOP .3" },
+    { atMs: AT.cont, what: "SIGCONT .3" },
   ],
+  results,
+  clientOrder: PEERS.map((p) => p.label),
+  yDomain: [0.5, 4000],
+  legendColumns: 2,
 });
 
 writeReport({

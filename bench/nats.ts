@@ -5,7 +5,7 @@
  * rate at concurrency 64; (b) open-loop load while the server the official
  * client is on is SIGKILLed, another SIGSTOPped and later SIGCONTed.
  */
-import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
+import { faultTimelineSvg } from "./lib/chart.js";
 import { closedLoop } from "./lib/closedloop.js";
 import { machine } from "./lib/machine.js";
 import { NATS_PEERS, type NatsBenchClient, type NatsPeer } from "./lib/nats-clients.js";
@@ -232,38 +232,19 @@ const markdown = [
   `${RATE} req/s open-loop for ${AT.end / 1000} s (${Math.floor((RATE * AT.end) / 1000)} requests, 64 B, deadline ${TIMEOUT_MS} ms) per client, one responder, on the server that is neither killed nor frozen; SIGKILL at ${AT.kill / 1000} s of the server the official client is on (dialtone: the first), SIGSTOP of another at ${AT.stop / 1000} s, SIGCONT at ${AT.cont / 1000} s. Medians of ${ROUNDS} rounds (the chart pools every round's calls per window), a fresh cluster for every run, client order alternating across rounds.`,
 ].join("\n");
 
-const timeline = results.flatMap((x) => x.p99MsByWindow.map((p99, w) => ({ t: ((w + 0.5) * WINDOW_MS) / 1000, p99: Number.isFinite(p99) ? Math.max(p99, 0.1) : null, client: x.label })));
-const svg = await renderSvg({
-  $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+const svg = await faultTimelineSvg({
   title: `NATS failover: p99 latency per ${WINDOW_MS} ms window (log scale, lower is better)`,
-  config: CHART_CONFIG,
-  width: 620,
-  height: 300,
-  layer: [
-    {
-      data: {
-        values: [
-          { t: AT.kill / 1000, what: "SIGKILL" },
-          { t: AT.stop / 1000, what: "SIGSTOP" },
-          { t: AT.cont / 1000, what: "SIGCONT" },
-        ],
-      },
-      layer: [
-        { mark: { type: "rule", strokeDash: [4, 4], color: "#888" }, encoding: { x: { field: "t", type: "quantitative" } } },
-        { mark: { type: "text", align: "left", dx: 3, y: 8, color: "#555" }, encoding: { x: { field: "t", type: "quantitative" }, text: { field: "what" } } },
-      ],
-    },
-    {
-      data: { values: timeline },
-      mark: { type: "line", interpolate: "step-after" },
-      encoding: {
-        x: { field: "t", type: "quantitative", title: "seconds", scale: { domain: [0, AT.end / 1000] } },
-        y: { field: "p99", type: "quantitative", title: "p99 ms", scale: { type: "log", domain: [0.1, 3000], clamp: true } },
-        color: { field: "client", type: "nominal", sort: PEERS.map((p) => p.label), title: null, legend: { orient: "bottom", columns: 3, labelLimit: 400 } },
-        strokeWidth: { condition: { test: "datum.client === 'dialtone'", value: 3 }, value: 1.3 },
-      },
-    },
+  windowMs: WINDOW_MS,
+  endMs: AT.end,
+  faults: [
+    { atMs: AT.kill, what: "SIGKILL" },
+    { atMs: AT.stop, what: "SIGSTOP" },
+    { atMs: AT.cont, what: "SIGCONT" },
   ],
+  results,
+  clientOrder: PEERS.map((p) => p.label),
+  yDomain: [0.1, 3000],
+  legendColumns: 3,
 });
 
 writeReport({

@@ -1,4 +1,4 @@
-import { RequestError, createHttp2Channel, type Balancer } from "../../../dist/index.js";
+import { RequestError, createHttp2Channel, type Balancer, type Http2ChannelOptions } from "../../../dist/index.js";
 import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /**
@@ -8,19 +8,27 @@ import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, ty
  */
 export function dialtonePeer(balancer: Balancer = "in-flight", members?: number): Peer {
   const variant = [balancer !== "in-flight" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : ""].filter(Boolean);
+  return dialtoneWith(
+    ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
+    variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
+    (t) => ({
+      target: `http://${HOSTNAME}:${t.port}`,
+      discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
+      members: members ?? t.hosts.length,
+      balancer,
+    }),
+  );
+}
+
+/** A dialtone channel built from `options(target)`, as a bench client: POST echo, x-backend back. */
+export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions): Peer {
   return {
-    id: ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
-    label: variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
+    id,
+    label,
     namesFailedBackend: true,
     protocol: "http2",
     async open(t: Target): Promise<BenchClient> {
-      const channel = createHttp2Channel({
-        target: `http://${HOSTNAME}:${t.port}`,
-        discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
-        members: members ?? t.hosts.length,
-        balancer,
-        requestTimeout: t.timeoutMs,
-      });
+      const channel = createHttp2Channel({ ...options(t), requestTimeout: t.timeoutMs });
       await channel.ready(AbortSignal.timeout(10_000));
       const client: BenchClient = {
         async call(body) {

@@ -358,8 +358,8 @@ function freezeLines(f: FreezeReport | undefined): string[] {
   // P2C sometimes has no other choice, and requests keep going there until the eviction).
   if (f.lastSentAfterMs !== undefined && f.unhealthyAfterMs !== undefined && f.lastSentAfterMs < f.unhealthyAfterMs / 2) {
     lines.push(
-      `             (new requests stopped before PING noticed: its unanswered ones count as in flight,`,
-      `             and the balancer prefers the less loaded member)`,
+      `             (new requests stopped before PING noticed: a busy member silent for 250 ms is`,
+      `             suspect, and the balancer avoids it while PINGs decide)`,
     );
   }
   // Not a failure of the channel: the thaw simply came before the PINGs could time out.

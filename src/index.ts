@@ -35,5 +35,6 @@ export {
   RequestError,
   RequestTimeoutError,
   NoRespondersError,
+  NotReadyError,
   MemberLostError,
 } from "./core/errors.js";

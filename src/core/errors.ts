@@ -76,6 +76,23 @@ export class NoMemberError extends DialtoneError {
   }
 }
 
+/** ready() ran out of time before every member was connected and PINGed. */
+export class NotReadyError extends DialtoneError {
+  readonly target: string;
+  readonly ready: number;
+  readonly wanted: number;
+  constructor(target: string, ready: number, wanted: number, waitedMs: number, lastError: Error | undefined) {
+    super(
+      "ERR_DIALTONE_NOT_READY",
+      `${target}: ${ready} of ${wanted} members ready after ${waitedMs} ms` + (lastError ? `; last connection error: ${lastError.message}` : ""),
+      { cause: lastError },
+    );
+    this.target = target;
+    this.ready = ready;
+    this.wanted = wanted;
+  }
+}
+
 /** The bounded acquire queue is full: shed load instead of queueing forever. */
 export class QueueFullError extends DialtoneError {
   readonly target: string;

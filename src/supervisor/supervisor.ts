@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { addressKey, type Address } from "../core/address.js";
 import { raceSignal, sleep } from "../core/abort.js";
-import { ClosedError, ConnectError, DialtoneError, NoMemberError, QueueFullError, asError } from "../core/errors.js";
+import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, QueueFullError, asError } from "../core/errors.js";
 import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { shuffle } from "../core/shuffle.js";
@@ -33,6 +33,8 @@ export interface SupervisorOptions<C extends MemberConnection> {
   closeGrace: number;
   /** How long a draining member may finish its in-flight work before it is closed. */
   drainTimeout: number;
+  /** How long ready() waits when the caller gives no signal. */
+  readyTimeout: number;
   random?: () => number;
 }
 
@@ -180,15 +182,26 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     return this.#status.watch(signal);
   }
 
-  /** Resolves once every slot has a ready member. Rejects if the channel closes first. */
+  /**
+   * Resolves once every slot has a ready member. Rejects if the channel
+   * closes first, when `signal` aborts, or (with no signal) after
+   * readyTimeout with a NotReadyError naming how far it got and why.
+   */
   async ready(signal?: AbortSignal): Promise<void> {
     // Backoff timers are unref'd; someone awaiting ready() must still keep the process alive.
     const keepAlive = setInterval(() => {}, 60_000);
+    const started = performance.now();
+    const own = signal ? undefined : AbortSignal.timeout(this.#o.readyTimeout);
     try {
       while (this.pool.readyCount < this.#o.members) {
         if (this.closed) throw new ClosedError(`channel ${this.target}`);
-        await raceSignal(this.#nextChange(), signal);
+        await raceSignal(this.#nextChange(), signal ?? own);
       }
+    } catch (err) {
+      if (own?.aborted) {
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#o.members, Math.round(performance.now() - started), this.#lastError);
+      }
+      throw err;
     } finally {
       clearInterval(keepAlive);
     }

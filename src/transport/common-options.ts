@@ -32,6 +32,8 @@ export interface CommonChannelOptions {
   closeGrace?: number;
   /** How long a draining member may finish its in-flight work (default 30000). */
   drainTimeout?: number;
+  /** How long ready() waits when called without a signal (default 30000). */
+  readyTimeout?: number;
   /** The channel's name: the `channel` label of its metrics (default: the target). */
   name?: string;
   /** Picker randomness; tests pin it. */
@@ -40,7 +42,7 @@ export interface CommonChannelOptions {
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "name", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "random",
 ];
 
 export interface ResolvedCommon {
@@ -55,6 +57,7 @@ export interface ResolvedCommon {
   connectTimeout: number;
   closeGrace: number;
   drainTimeout: number;
+  readyTimeout: number;
   random: (() => number) | undefined;
 }
 
@@ -82,6 +85,7 @@ export function resolveCommon(o: CommonChannelOptions & object, target: string, 
     connectTimeout: requireDuration("connectTimeout", o.connectTimeout ?? 5000),
     closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
     drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
+    readyTimeout: requireDuration("readyTimeout", o.readyTimeout ?? 30_000),
     random: o.random,
   };
 }
@@ -101,6 +105,7 @@ export function supervisorFor<C extends MemberConnection>(o: ResolvedCommon, tar
     maxQueue: o.maxQueue,
     closeGrace: o.closeGrace,
     drainTimeout: o.drainTimeout,
+    readyTimeout: o.readyTimeout,
     random: o.random,
   });
 }

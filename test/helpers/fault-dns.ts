@@ -14,6 +14,8 @@ export type FaultReply =
 
 export interface FaultQuery {
   transport: "udp" | "tcp";
+  /** The client's source port. */
+  port: number;
   id: number;
   question: Question;
 }
@@ -64,7 +66,7 @@ export async function startFaultDns(handler: FaultHandler): Promise<FaultDns> {
     } catch {
       return;
     }
-    const q: FaultQuery = { transport: "udp", id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
+    const q: FaultQuery = { transport: "udp", port: rinfo.port, id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
     for (const r of replies(q)) {
       if (r.kind === "silent") continue;
       const bytes = r.kind === "raw" ? r.bytes : dnsPacket.encode(build(q, r));
@@ -81,7 +83,7 @@ export async function startFaultDns(handler: FaultHandler): Promise<FaultDns> {
       buf = Buffer.concat([buf, chunk]);
       if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
       const p = dnsPacket.streamDecode(buf);
-      const q: FaultQuery = { transport: "tcp", id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
+      const q: FaultQuery = { transport: "tcp", port: s.remotePort ?? 0, id: p.id ?? 0, question: (p.questions ?? [])[0] as Question };
       for (const r of replies(q)) {
         if (r.kind === "silent") continue;
         if (r.kind === "raw") {

@@ -151,6 +151,17 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
     expect(s.queries.map((q) => q.question.name)).toEqual(["api.dev.internal", "api.prod.internal"]);
   });
 
+  it("every query has a random ID and comes from a fresh random source port", async () => {
+    const s = await fault(() => ({ kind: "answer", answers: [a("svc.test", "127.0.0.2")] }));
+    const r = resolver("dns:///svc.test:80", { nameservers: [s.server] });
+    for (let i = 0; i < 12; i++) await r.lookup();
+    const ids = new Set(s.queries.map((q) => q.id));
+    const ports = new Set(s.queries.map((q) => q.port));
+    // 12 draws from 65536 IDs / the ephemeral range: a repeat is possible but not 4 of them.
+    expect(ids.size).toBeGreaterThanOrEqual(9);
+    expect(ports.size).toBeGreaterThanOrEqual(9);
+  });
+
   it("IP literals and localhost never touch the network", async () => {
     const s = await fault(() => ({ kind: "answer", answers: [a("x", "10.0.0.1")] }));
     const local = await resolver("dns:///localhost:80", { nameservers: [s.server] }).lookup();

@@ -124,4 +124,50 @@ describe("faults against real HTTP/2 backends in child processes", () => {
     expect(slow).toBeLessThan(0.2);
     for (const f of fast) expect(f).toBeGreaterThan(slow * 2);
   });
+
+  it("with balancer peak-ewma, the slow backend gets (almost) nothing", async () => {
+    const backends = await startBackends(HOSTS);
+    await backends[2]!.command({ cmd: "delay", ms: 20 });
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3, balancer: "peak-ewma" });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const share = new Map<string, number>();
+    let n = 0;
+    // One request at a time: every pick sees zero in flight everywhere, so only latency tells
+    // the members apart (the in-flight balancer would give the slow one about a third).
+    await steadyLoad(
+      async () => {
+        const r = await ch.request({ path: "/" });
+        share.set(String(r.headers["x-backend"]), (share.get(String(r.headers["x-backend"])) ?? 0) + 1);
+        n++;
+      },
+      { concurrency: 1, maxMs: 10_000, stop: () => n >= 300 },
+    );
+    expect((share.get(backends[2]!.key) ?? 0) / n).toBeLessThan(0.05);
+  });
+
+  it("passive suspicion: under load a frozen backend is avoided long before PINGs mark it unhealthy", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 2 });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const frozen = backends[0]!;
+    let stop = false;
+    const load = steadyLoad(() => ch.request({ path: "/", timeout: 4000 }), { concurrency: 4, maxMs: 8000, stop: () => stop, pauseMs: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    frozen.freeze();
+    const frozeAt = performance.now();
+    await eventually(() => rec.events.some((e) => e.type === "state" && e.to === "unhealthy" && e.member.address === frozen.key), 4500, "unhealthy");
+    stop = true;
+    const results = await load;
+    frozen.thaw();
+    const suspect = rec.events.find((e) => e.type === "suspect" && e.member.address === frozen.key);
+    const unhealthy = rec.events.find((e) => e.type === "state" && e.to === "unhealthy" && e.member.address === frozen.key)!;
+    expect(suspect).toBeDefined();
+    // suspectAfter is 250 ms; PINGs need up to 2.5 s.
+    expect(suspect!.at - frozeAt).toBeLessThan(unhealthy.at - frozeAt);
+    // Nothing started after the member turned suspect was sent to the frozen backend.
+    const sentThereLater = results.filter((r) => !r.ok && (r.error as RequestError).address === frozen.key && r.at > suspect!.at + 5);
+    expect(sentThereLater).toEqual([]);
+    expect(results.filter((r) => r.ok && r.at > suspect!.at).length).toBeGreaterThan(20);
+  });
 });

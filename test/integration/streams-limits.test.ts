@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClosedError } from "../../src/index.js";
+import { ClosedError, NotReadyError } from "../../src/index.js";
 import { startBackends } from "../helpers/backends.js";
 import { eventually } from "../helpers/channel.js";
 import { channelFixture, staticDiscovery } from "../helpers/setup.js";
@@ -76,5 +76,19 @@ describe("streams, stream limits, abort and close against a real HTTP/2 backend"
     await new Promise((r) => setTimeout(r, 50));
     await ch.close();
     await expect(inflight).resolves.toMatchObject({ status: 200 });
+  });
+
+  it("ready() without a signal is bounded by readyTimeout: NotReadyError says how far it got and why", async () => {
+    const backends = await startBackends(["127.0.0.2"]);
+    await backends[0]!.kill();
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 2, readyTimeout: 600 });
+    const started = performance.now();
+    const err = await ch.ready().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NotReadyError);
+    expect((err as NotReadyError).ready).toBe(0);
+    expect((err as NotReadyError).wanted).toBe(2);
+    expect((err as NotReadyError).code).toBe("ERR_DIALTONE_NOT_READY");
+    expect((err as Error).message).toContain("ECONNREFUSED");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(590);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, TargetError, createNatsChannel } from "../../src/index.js";
+import { ConfigError, NoMemberError, TargetError, createNatsChannel } from "../../src/index.js";
 
 // Construction validates synchronously, before any socket; nothing here connects anywhere.
 describe("NATS channel configuration errors at construction", () => {
@@ -16,6 +16,18 @@ describe("NATS channel configuration errors at construction", () => {
   ])("%j", (opts, cls, msg) => {
     expect(() => createNatsChannel(opts as Parameters<typeof createNatsChannel>[0])).toThrow(cls);
     expect(() => createNatsChannel(opts as Parameters<typeof createNatsChannel>[0])).toThrow(msg);
+  });
+
+  it("subscribe() with no usable member fails after acquireTimeout instead of waiting forever", async () => {
+    // Nothing listens on port 1: every dial is refused, so no member ever becomes usable.
+    const ch = createNatsChannel({ target: "nats://127.0.0.2:1", members: 1, acquireTimeout: 300 });
+    try {
+      const started = performance.now();
+      await expect(ch.subscribe("events")).rejects.toBeInstanceOf(NoMemberError);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    } finally {
+      await ch.close();
+    }
   });
 
   it("rejects subjects NATS would reject, before sending", async () => {

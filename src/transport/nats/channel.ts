@@ -102,8 +102,8 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       },
       emit: (e) => this.sup.events.emit(e),
     });
-    this.#subs.add(s);
     await s.start();
+    this.#subs.add(s);
     return s;
   }
 

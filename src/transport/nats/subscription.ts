@@ -52,9 +52,22 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
     return this.#abort.signal.aborted;
   }
 
-  /** Places the subscription on a first member; resolves once the server has its interest. */
-  start(): Promise<void> {
-    return this.#move(undefined);
+  /**
+   * Places the subscription on a first member; resolves once the server has
+   * its interest, and rejects (unsubscribed) when no member is usable within
+   * the host's acquire timeout. Later moves retry until one works.
+   */
+  async start(): Promise<void> {
+    const { memberId, address, nc } = await this.#host.place(this.#abort.signal);
+    try {
+      const sub = nc.subscribe(this.subject, this.queue === undefined ? {} : { queue: this.queue });
+      await nc.flush();
+      this.#current = { memberId, address, sub };
+      this.#pump(sub, memberId);
+    } catch (err) {
+      this.unsubscribe();
+      throw err;
+    }
   }
 
   /** If it lives on `memberId`, moves it (no-op otherwise); resolves when it lives elsewhere. */

@@ -25,8 +25,25 @@ function dnsmasqPath(): string {
   return p;
 }
 
-/** A real dnsmasq on 127.0.0.1 serving only `hosts` (no upstream), with TTL `ttlSeconds`. */
+/**
+ * A real dnsmasq on 127.0.0.1 serving only `hosts` (no upstream), with TTL
+ * `ttlSeconds`. The port is found free and then bound by dnsmasq, so another
+ * socket can take it in between: that is retried on a new port, bounded.
+ */
 export async function startDnsmasq(hosts: string[], ttlSeconds = 1): Promise<Dnsmasq> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await startOnce(hosts, ttlSeconds);
+    } catch (err) {
+      last = err;
+      if (!/in use/i.test(String(err))) throw err;
+    }
+  }
+  throw last;
+}
+
+async function startOnce(hosts: string[], ttlSeconds: number): Promise<Dnsmasq> {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-dns-"));
   chmodSync(dir, 0o755);
   const file = join(dir, "hosts");
@@ -62,7 +79,11 @@ export async function startDnsmasq(hosts: string[], ttlSeconds = 1): Promise<Dns
   const { askServer } = await import("../../src/resolve/dns-transport.js");
   const deadline = performance.now() + 5000;
   while (true) {
-    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${stderr}`);
+    if (child.exitCode !== null) {
+      live.delete(child);
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`dnsmasq exited: ${stderr}`);
+    }
     const ok = await askServer({ host: "127.0.0.1", port }, "ready.check", "A", 200, "dnsmasq").then(() => true, () => false);
     if (ok) break;
     if (performance.now() > deadline) {

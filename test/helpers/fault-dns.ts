@@ -47,8 +47,25 @@ function build(q: FaultQuery, r: Extract<FaultReply, { kind: "answer" }>): Packe
   };
 }
 
-/** Starts UDP and TCP on one port of 127.0.0.1. */
+/**
+ * Starts UDP and TCP on one port of 127.0.0.1. The UDP port is picked by the
+ * OS; the same TCP port may be taken (another socket's ephemeral port), so
+ * that case is retried on a new port, a bounded number of times.
+ */
 export async function startFaultDns(handler: FaultHandler): Promise<FaultDns> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      return await startOnce(handler);
+    } catch (err) {
+      last = err;
+      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    }
+  }
+  throw last;
+}
+
+async function startOnce(handler: FaultHandler): Promise<FaultDns> {
   let h = handler;
   const queries: FaultQuery[] = [];
   const udp = createSocket("udp4");
@@ -96,7 +113,18 @@ export async function startFaultDns(handler: FaultHandler): Promise<FaultDns> {
       }
     });
   });
-  await new Promise<void>((resolve) => tcp.listen(port, "127.0.0.1", resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      tcp.once("error", reject);
+      tcp.listen(port, "127.0.0.1", () => {
+        tcp.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await new Promise<void>((r) => udp.close(() => r()));
+    throw err;
+  }
   return {
     server: `127.0.0.1:${port}`,
     port,

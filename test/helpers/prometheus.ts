@@ -28,6 +28,20 @@ export interface PrometheusServer {
  * `target` (host:port, path /metrics) every second, with its own data dir.
  */
 export async function startPrometheus(target: string): Promise<PrometheusServer> {
+  // The port is found free and then bound by Prometheus; if something took it meanwhile, retry.
+  let last: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await startOnce(target);
+    } catch (err) {
+      last = err;
+      if (!/in use/i.test(String(err))) throw err;
+    }
+  }
+  throw last;
+}
+
+async function startOnce(target: string): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-prom-"));
   const port = await freePort();
   const config = join(dir, "prometheus.yml");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
-import { chooseAddress, type AddressLoad, type SpreadDecision } from "../../src/supervisor/spread.js";
+import { chooseAddress, type AddressLoad, type SpreadDecision } from "../../src/supervisor/address-book.js";
 
 const NOW = 10_000;
 

@@ -1,0 +1,557 @@
+import { setMaxListeners } from "node:events";
+import { addressKey } from "../core/address.js";
+import { raceSignal, sleep } from "../core/abort.js";
+import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, QueueFullError, asError } from "../core/errors.js";
+import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo } from "../core/events.js";
+import { Listeners } from "../core/listeners.js";
+import { HealthChecker, type HealthReport } from "../health/health-checker.js";
+import type { HealthOptions } from "../health/options.js";
+import { PoolMember } from "../pool/member.js";
+import { Pool, type Balancer } from "../pool/pool.js";
+import type { Resolver } from "../resolve/resolver.js";
+import { AcquireQueue } from "./acquire-queue.js";
+import type { BackoffOptions } from "./backoff.js";
+import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
+import { Regulator, type Action, type RegulatorEvent } from "./regulator.js";
+import { addressStats, memberStats, resolutionStats, type MemberStats, type Resolution, type SupervisorStats } from "./stats.js";
+import { StatusStream } from "./status-stream.js";
+
+export type { MemberStats, SupervisorStats };
+
+/** A connection that dies this soon after its first PONG counts as a failure of its address. */
+export const DEFAULT_FLAP_WINDOW = 5000;
+/** How long an address that rotating answers omit keeps its members. */
+export const DEFAULT_MIN_HOLD = 30_000;
+/** Requests in flight on one channel past which acquire() fails at once. */
+export const DEFAULT_MAX_OUTSTANDING = 10_000;
+
+export interface SupervisorOptions<C extends MemberConnection> {
+  /** The service as users name it; every error message carries it. */
+  target: string;
+  resolver: Resolver;
+  connector: Connector<C>;
+  members: number;
+  health: HealthOptions;
+  /** Each address's own backoff after failures; `timeout` (0 = never) is how long an empty slot keeps trying. */
+  backoff: BackoffOptions;
+  criticalMin: number;
+  balancer: Balancer;
+  acquireTimeout: number;
+  maxQueue: number;
+  /** How long close() lets in-flight work finish before destroying connections. */
+  closeGrace: number;
+  /** How long a draining member may finish its in-flight work before it is closed. */
+  drainTimeout: number;
+  /** How long ready() waits when the caller gives no signal. */
+  readyTimeout: number;
+  /** See DEFAULT_FLAP_WINDOW. */
+  flapWindow?: number;
+  /** See DEFAULT_MIN_HOLD. */
+  minHold?: number;
+  /** See DEFAULT_MAX_OUTSTANDING. */
+  maxOutstanding?: number;
+  random?: () => number;
+}
+
+/** A picked member; release it exactly once when the request ends. */
+export interface Lease<C> {
+  readonly member: PoolMember<C>;
+  readonly connection: C;
+  release(latencyMs?: number): void;
+}
+
+/** The driver's side of one member: its health loop and how far it got. */
+interface Tracked<C> {
+  readonly member: PoolMember<C>;
+  readonly slot: number;
+  readonly health: HealthChecker;
+  /** Dialed, first PING not answered yet. */
+  warming: boolean;
+  /** The first PING's round trip, once answered. */
+  firstRtt: number | undefined;
+  /** The connection reported itself closed. */
+  connClosed: boolean;
+  /** Closed and out of the pool. */
+  finished: boolean;
+  /** Rejects when the connection dies or is told to go away during warm-up. */
+  readonly failed: Promise<never>;
+  fail(error: Error): void;
+}
+
+/**
+ * The only part with effects: it owns timers, dials with their first PING,
+ * health checkers, the pool and the acquire queue. It feeds what happens to
+ * the Regulator and carries out the actions it returns; it decides nothing
+ * about members itself.
+ */
+export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
+  readonly events = new Listeners<ChannelEvent>();
+  readonly pool: Pool<C>;
+  readonly target: string;
+  #o: SupervisorOptions<C>;
+  #random: () => number;
+  #reg: Regulator;
+  #abort = new AbortController();
+  #tracked = new Map<number, Tracked<C>>();
+  #queue: AcquireQueue<Lease<C>>;
+  #status = new StatusStream<ConnectionStatus>("disconnected");
+  #changeWaiters = new Set<() => void>();
+  #inbox: RegulatorEvent[] = [];
+  #feeding = false;
+  #wake: NodeJS.Timeout | undefined;
+  #nextId = 1;
+  #outstanding = 0;
+  #maxOutstanding: number;
+  #lastError: Error | undefined;
+  #closing: Promise<void> | undefined;
+  #resolution: Resolution | undefined;
+
+  constructor(options: SupervisorOptions<C>) {
+    this.#o = options;
+    this.target = options.target;
+    // Every dial listens on this one signal: no cap.
+    setMaxListeners(0, this.#abort.signal);
+    this.#random = options.random ?? Math.random;
+    this.#maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
+    this.#queue = new AcquireQueue(options.maxQueue);
+    this.#reg = new Regulator({
+      target: options.target,
+      members: options.members,
+      criticalMin: options.criticalMin,
+      backoff: options.backoff,
+      flapWindow: options.flapWindow ?? DEFAULT_FLAP_WINDOW,
+      minHold: options.minHold ?? DEFAULT_MIN_HOLD,
+      random: this.#random,
+    });
+    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter });
+    this.pool.events.add((e) => {
+      if (e.type === "state") {
+        const t = this.#tracked.get(e.member.id);
+        this.events.emit({ type: "state", member: info(e.member, t?.slot), from: e.from, to: e.to, reason: e.reason });
+        this.#changed();
+      } else if (e.type === "usable" && e.count > 0) {
+        this.#queue.serve(() => this.#tryPick());
+      } else if (e.type === "suspect") {
+        const t = this.#tracked.get(e.member.id);
+        this.events.emit({ type: "suspect", member: info(e.member, t?.slot) });
+        // Busy and silent: ask now rather than at the next interval.
+        t?.health.probeNow();
+        return;
+      }
+      // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
+      this.#updateStatus();
+    });
+    options.resolver.start({
+      onAddresses: (set) => {
+        if (this.closed) return;
+        this.#resolution = { at: Date.now(), ttl: set.ttl, error: undefined };
+        this.#feed({ type: "addresses", addresses: set.addresses });
+        this.events.emit({ type: "resolve", addresses: [...new Set(set.addresses.map(addressKey))], ttl: set.ttl });
+      },
+      onError: (error) => {
+        this.#lastError ??= error;
+        if (this.#resolution) this.#resolution.error = error;
+        else this.#resolution = { at: undefined, ttl: undefined, error };
+        this.events.emit({ type: "resolve-failed", error });
+      },
+    });
+  }
+
+  get closed(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  get statusNow(): ConnectionStatus {
+    return this.#status.current;
+  }
+
+  status(signal?: AbortSignal): AsyncGenerator<ConnectionStatus, void, undefined> {
+    return this.#status.watch(signal);
+  }
+
+  /**
+   * Resolves once every slot has a ready member. Rejects if the channel
+   * closes first; when `signal` aborts, or (with no signal) after
+   * readyTimeout, with a NotReadyError naming how far it got and why.
+   */
+  async ready(signal?: AbortSignal): Promise<void> {
+    // Backoff timers are unref'd; someone awaiting ready() must still keep the process alive.
+    const keepAlive = setInterval(() => {}, 60_000);
+    const started = performance.now();
+    const own = signal ? undefined : AbortSignal.timeout(this.#o.readyTimeout);
+    try {
+      while (this.pool.readyCount < this.#o.members) {
+        if (this.closed) throw new ClosedError(`channel ${this.target}`);
+        await raceSignal(this.#nextChange(), signal ?? own);
+      }
+    } catch (err) {
+      if (!this.closed && (own?.aborted || signal?.aborted)) {
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#o.members, Math.round(performance.now() - started), this.#lastError);
+      }
+      throw err;
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  /**
+   * A usable member, picked by P2C; waits (bounded queue, acquireTimeout)
+   * when there is none, then fails with NoMemberError naming the last cause.
+   * Past maxOutstanding requests in flight it fails at once: members that
+   * stopped answering must not collect an unbounded pile.
+   */
+  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<Lease<C>> {
+    if (this.closed) return Promise.reject(new ClosedError(`channel ${this.target}`));
+    if (this.#outstanding >= this.#maxOutstanding) return Promise.reject(overloaded(this.target, this.#maxOutstanding, this.#lastError));
+    const lease = this.#tryPick();
+    if (lease) return Promise.resolve(lease);
+    return this.#queue.wait(
+      timeoutMs,
+      signal,
+      () => new NoMemberError(this.target, timeoutMs, this.#lastError),
+      () => new QueueFullError(this.target, this.#o.maxQueue, this.#lastError),
+    );
+  }
+
+  /** Records a request-level failure as the channel's most recent error. */
+  noteError(error: Error): void {
+    this.#lastError = error;
+  }
+
+  stats(): SupervisorStats {
+    const members: MemberStats[] = [];
+    for (const m of this.pool.members()) members.push(memberStats(m, this.#tracked.get(m.id)?.slot ?? -1));
+    members.sort((a, b) => a.slot - b.slot || a.id - b.id);
+    return {
+      target: this.target,
+      status: this.#status.current,
+      wanted: this.#o.members,
+      ready: this.pool.readyCount,
+      usable: this.pool.usableCount,
+      degraded: this.pool.degraded,
+      queued: this.#queue.length,
+      addresses: addressStats(this.#reg.book.entries(), performance.now()),
+      members,
+      resolution: resolutionStats(this.#o.resolver.target, this.#resolution),
+      lastError: this.#lastError?.message,
+    };
+  }
+
+  /**
+   * Stops dialing, fails queued requests, lets in-flight requests finish for
+   * up to closeGrace ms, then destroys what is left. Closing blames nobody:
+   * no eviction, drain or degraded events, no failed addresses.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    const closed = new ClosedError(`channel ${this.target}`);
+    this.#feed({ type: "close" });
+    this.#abort.abort(closed);
+    clearTimeout(this.#wake);
+    this.#o.resolver.close();
+    this.#queue.rejectAll(closed);
+    for (const t of this.#tracked.values()) {
+      t.health.stop();
+      t.member.connection.close(true);
+    }
+    this.#changed();
+    const deadline = performance.now() + this.#o.closeGrace;
+    while (this.pool.size > 0 && performance.now() < deadline) {
+      await Promise.race([this.#nextChange(), sleep(50)]);
+    }
+    for (const t of [...this.#tracked.values()]) this.#finish(t, "channel closed", undefined);
+    this.#status.end("disconnected");
+  }
+
+  // ── the loop: events in, actions out ───────────────────────────────
+
+  /** Feeds one event; events raised while actions run are queued, so the regulator never re-enters. */
+  #feed(event: RegulatorEvent): void {
+    this.#inbox.push(event);
+    if (this.#feeding) return;
+    this.#feeding = true;
+    try {
+      for (let e = this.#inbox.shift(); e; e = this.#inbox.shift()) {
+        for (const a of this.#reg.accept(e, performance.now())) this.#do(a);
+      }
+    } finally {
+      this.#feeding = false;
+    }
+    this.#changed();
+  }
+
+  #do(a: Action): void {
+    switch (a.type) {
+      case "dial":
+        void this.#dial(a);
+        return;
+      case "state": {
+        const t = this.#tracked.get(a.member);
+        if (!t) return;
+        const from = t.member.state;
+        this.pool.setState(t.member, a.to, a.reason);
+        // Proven: said before anything the regulator does next (a second dial on this address, a drain).
+        if (from === "connecting" && t.firstRtt !== undefined) this.events.emit({ type: "connect-ok", member: info(t.member, t.slot), rtt: t.firstRtt });
+        return;
+      }
+      case "evict": {
+        const t = this.#tracked.get(a.member);
+        if (!t) return;
+        if (a.reason === "peer-closed") this.#lastError = a.error;
+        this.events.emit({ type: "evicted", member: info(t.member, t.slot), reason: a.reason, detail: a.detail });
+        this.#finish(t, a.detail, a.error);
+        return;
+      }
+      case "drain": {
+        const t = this.#tracked.get(a.member);
+        if (t) this.#drain(t, a.reason, a.detail);
+        return;
+      }
+      case "close": {
+        const t = this.#tracked.get(a.member);
+        if (t) this.#finish(t, a.reason, a.error);
+        return;
+      }
+      case "degraded":
+        this.events.emit({ type: "degraded", degraded: a.degraded, healthy: a.healthy });
+        return;
+      case "wake":
+        clearTimeout(this.#wake);
+        this.#wake = setTimeout(() => this.#feed({ type: "tick" }), Math.max(1, a.at - performance.now()));
+        // An idle channel must not keep the process alive.
+        this.#wake.unref();
+        return;
+      case "refresh":
+        this.#o.resolver.refresh?.();
+        return;
+      case "gave-up":
+        this.#lastError = a.error;
+        this.events.emit({ type: "gave-up", slot: a.slot, error: a.error });
+        return;
+    }
+  }
+
+  // ── members ──────────────────────────────────────────────────────────
+
+  /** Dials, then proves with a first PING; the regulator hears of every step. */
+  async #dial(a: Extract<Action, { type: "dial" }>): Promise<void> {
+    const key = addressKey(a.address);
+    this.events.emit({ type: "connect-attempt", slot: a.slot, address: key, attempt: a.attempt });
+    let conn: C;
+    try {
+      conn = await this.#o.connector.connect(a.address, this.#abort.signal);
+    } catch (err) {
+      this.#dialFailed(a.dial, a.slot, key, undefined, err);
+      return;
+    }
+    const member = new PoolMember<C>(this.#nextId++, a.address, key, conn);
+    const t = this.#track(member, a.slot);
+    this.pool.add(member);
+    this.events.emit({ type: "member-added", member: info(member, a.slot) });
+    conn.onEvent((e) => this.#onConnectionEvent(t, e));
+    this.#feed({ type: "connected", dial: a.dial, member: member.id });
+    if (t.finished) return;
+    let rtt: number;
+    try {
+      // A member takes picks only after its first PONG.
+      rtt = await Promise.race([this.#firstPing(conn, key), t.failed]);
+    } catch (err) {
+      this.#dialFailed(a.dial, a.slot, key, t, err);
+      return;
+    }
+    t.warming = false;
+    if (t.finished || this.closed) return;
+    member.rtt = rtt;
+    member.connectedSince = Date.now();
+    this.pool.heard(member);
+    this.pool.setMaxConcurrent(member, conn.maxConcurrent);
+    t.health.start(rtt);
+    t.firstRtt = rtt;
+    this.#feed({ type: "proven", member: member.id });
+  }
+
+  #dialFailed(dial: number, slot: number, key: string, t: Tracked<C> | undefined, err: unknown): void {
+    const error = err instanceof DialtoneError ? err : new ConnectError(this.target, key, asError(err).message, { cause: err });
+    if (t) {
+      t.warming = false;
+      t.member.lastError = error;
+    }
+    if (!this.closed) {
+      this.#lastError = error;
+      this.events.emit({ type: "connect-failed", slot, address: key, error });
+    }
+    this.#feed({ type: "dial-failed", dial, member: t?.member.id, error });
+  }
+
+  async #firstPing(conn: C, key: string): Promise<number> {
+    const timeout = this.#o.health.timeout;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        conn.ping(timeout),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #track(member: PoolMember<C>, slot: number): Tracked<C> {
+    let fail!: (error: Error) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    // Only a warm-up awaits it; later failures must not surface as unhandled.
+    failed.catch(() => {});
+    const t: Tracked<C> = {
+      member,
+      slot,
+      warming: true,
+      firstRtt: undefined,
+      connClosed: false,
+      finished: false,
+      failed,
+      fail,
+      health: new HealthChecker(member.connection, this.#o.health, (r) => this.#onHealth(t, r), this.#random),
+    };
+    this.#tracked.set(member.id, t);
+    return t;
+  }
+
+  #onHealth(t: Tracked<C>, r: HealthReport): void {
+    const m = t.member;
+    if (t.finished || m.state === "closed" || m.state === "draining") return;
+    switch (r.type) {
+      case "ping-ok":
+        m.rtt = r.rttEwma;
+        this.pool.heard(m);
+        this.events.emit({ type: "ping", member: info(m, t.slot), rtt: r.rtt });
+        return;
+      case "ping-failed":
+        m.lastError = r.error;
+        this.events.emit({ type: "ping-failed", member: info(m, t.slot), error: r.error });
+        return;
+      case "unhealthy":
+        this.#feed({ type: "unhealthy", member: m.id, error: r.error });
+        return;
+      case "healthy":
+        this.#feed({ type: "healthy", member: m.id });
+        return;
+    }
+  }
+
+  #onConnectionEvent(t: Tracked<C>, e: ConnectionEvent): void {
+    if (t.finished) return;
+    const m = t.member;
+    switch (e.type) {
+      case "closed": {
+        t.connClosed = true;
+        const error = e.error ?? (m.state === "draining" || this.closed ? undefined : new ConnectError(this.target, m.key, "connection closed by peer"));
+        if (t.warming) t.fail(error ?? new ConnectError(this.target, m.key, "closed during warm-up"));
+        else this.#feed({ type: "lost", member: m.id, error });
+        return;
+      }
+      case "draining": {
+        const error = new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): ${e.reason}`);
+        if (t.warming) t.fail(new ConnectError(this.target, m.key, e.reason));
+        else this.#feed({ type: "goaway", member: m.id, kind: e.kind, detail: e.reason, error });
+        return;
+      }
+      case "limits":
+        this.pool.setMaxConcurrent(m, e.maxConcurrent);
+        return;
+    }
+  }
+
+  #drain(t: Tracked<C>, reason: DrainReason, detail: string): void {
+    const m = t.member;
+    t.health.stop();
+    this.pool.setState(m, "draining", detail);
+    this.events.emit({ type: "draining", member: info(m, t.slot), reason, detail });
+    // It finishes its in-flight streams, then closes; within drainTimeout at the latest.
+    m.connection.close(true);
+    setTimeout(() => {
+      if (!t.finished) this.#feed({ type: "lost", member: m.id, error: new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): drain took longer than ${this.#o.drainTimeout} ms`) });
+    }, this.#o.drainTimeout).unref();
+  }
+
+  /** Out of the pool for good; destroys the connection unless it is already gone. */
+  #finish(t: Tracked<C>, reason: string, error: Error | undefined): void {
+    if (t.finished) return;
+    t.finished = true;
+    t.health.stop();
+    const m = t.member;
+    if (error) m.lastError = error;
+    this.pool.setState(m, "closed", reason);
+    this.events.emit({ type: "member-removed", member: info(m, t.slot), reason });
+    this.#tracked.delete(m.id);
+    t.fail(error ?? new ClosedError(`member ${m.key}`));
+    if (!t.connClosed) m.connection.close(false);
+  }
+
+  // ── picks and status ─────────────────────────────────────────────────
+
+  #tryPick(): Lease<C> | undefined {
+    const m = this.pool.pick();
+    if (!m) return undefined;
+    this.#outstanding++;
+    let released = false;
+    return {
+      member: m,
+      connection: m.connection,
+      release: (latencyMs?: number) => {
+        if (released) return;
+        released = true;
+        this.#outstanding--;
+        this.pool.release(m, latencyMs);
+      },
+    };
+  }
+
+  #updateStatus(): void {
+    const s: ConnectionStatus = this.pool.servingCount > 0 ? "connected" : "disconnected";
+    if (s !== this.#status.current && !this.closed) {
+      this.#status.set(s);
+      this.events.emit({ type: "status", status: s });
+    }
+  }
+
+  #nextChange(): Promise<void> {
+    return new Promise((resolve) => this.#changeWaiters.add(resolve));
+  }
+
+  #changed(): void {
+    if (this.#changeWaiters.size === 0) return;
+    const ws = [...this.#changeWaiters];
+    this.#changeWaiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+/**
+ * Too many requests in flight on the channel. A placeholder until
+ * core/errors.ts gets its own class (OverloadedError) for this code.
+ */
+function overloaded(target: string, limit: number, lastError: Error | undefined): DialtoneError {
+  return new DialtoneError(
+    "ERR_DIALTONE_OVERLOADED",
+    `${target}: ${limit} requests already in flight (maxOutstanding)` + (lastError ? `; last error: ${lastError.message}` : ""),
+    { cause: lastError },
+  );
+}
+
+function info(m: { id: number; key: string }, slot: number | undefined): MemberInfo {
+  return { id: m.id, address: m.key, slot: slot ?? -1 };
+}

@@ -1,0 +1,448 @@
+import { addressKey, type Address } from "../core/address.js";
+import { GaveUpError } from "../core/errors.js";
+import type { DrainReason, EvictionReason } from "../core/events.js";
+import { AddressBook, type AddressUse } from "./address-book.js";
+import type { BackoffOptions } from "./backoff.js";
+
+/** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
+export type RegulatorEvent =
+  | { type: "addresses"; addresses: readonly Address[] }
+  /** A dial produced a connection; it is a member now, still proving itself. */
+  | { type: "connected"; dial: number; member: number }
+  /** The member answered its first PING. */
+  | { type: "proven"; member: number }
+  /** The dial, or the member's first PING, failed (`member` when a connection existed). */
+  | { type: "dial-failed"; dial: number; member: number | undefined; error: Error }
+  | { type: "unhealthy"; member: number; error: Error }
+  | { type: "healthy"; member: number }
+  /** The peer asked us to stop sending new work (GOAWAY, lame duck). */
+  | { type: "goaway"; member: number; kind: "goaway" | "lame-duck"; detail: string; error: Error }
+  /** The connection is gone (`error` when it did not close on our request). */
+  | { type: "lost"; member: number; error: Error | undefined }
+  /** A time the regulator asked for has come. */
+  | { type: "tick" }
+  | { type: "close" };
+
+/** What the regulator asks the driver to do, in order. */
+export type Action =
+  | { type: "dial"; dial: number; slot: number; address: Address; attempt: number }
+  | { type: "state"; member: number; to: "ready" | "unhealthy"; reason: string }
+  /** Take it out of service for a fault: report it, then close it now. */
+  | { type: "evict"; member: number; reason: EvictionReason; detail: string; error: Error }
+  /** No new work; in-flight work finishes; its slot already has (or gets) another member. */
+  | { type: "drain"; member: number; reason: DrainReason; detail: string }
+  /** Close without blame: warm-up failed, drained, surplus, or the channel is closing. */
+  | { type: "close"; member: number; reason: string; error: Error | undefined }
+  | { type: "degraded"; degraded: boolean; healthy: number }
+  /** Send a tick at (or after) this time; replaces any earlier request. */
+  | { type: "wake"; at: number }
+  /** Every address is failing: ask the resolver for a fresh answer. */
+  | { type: "refresh" }
+  | { type: "gave-up"; slot: number; error: Error };
+
+export interface RegulatorOptions {
+  target: string;
+  members: number;
+  criticalMin: number;
+  backoff: BackoffOptions;
+  /** A connection lost this soon (ms) after its first PONG is a failure of its address. */
+  flapWindow: number;
+  /** How long an address answers stop naming is still held (see AddressBook). */
+  minHold: number;
+  random: () => number;
+}
+
+type MemberState = "connecting" | "ready" | "unhealthy" | "draining";
+
+interface Member {
+  readonly id: number;
+  readonly key: string;
+  readonly slot: number;
+  state: MemberState;
+  provenAt: number | undefined;
+  /** Its address has been told it works (the member outlived the flap window). */
+  stable: boolean;
+}
+
+interface Pending {
+  readonly dial: number;
+  readonly key: string;
+  /** fill: the slot is empty; replace: its member's address left the book; rebalance: spread repair. */
+  readonly purpose: "fill" | "replace" | "rebalance";
+  member: number | undefined;
+}
+
+interface Slot {
+  readonly index: number;
+  active: number | undefined;
+  pending: Pending | undefined;
+  /** Consecutive failed dials while empty: the attempt number of the next one. */
+  failures: number;
+  failingSince: number | undefined;
+  lastError: Error | undefined;
+  gaveUp: boolean;
+}
+
+/**
+ * Every decision about members, and none of the effects: eviction, degraded
+ * mode, where each slot dials (stacking on live addresses while dead ones
+ * back off), spread repair (dial first, then drain), flapping and minHold.
+ * `accept(event, now)` returns the actions for the driver to carry out, as
+ * warm_channels' PoolRegulator does; it never reads a clock itself, so tests
+ * script events against a fake one.
+ */
+export class Regulator {
+  readonly book: AddressBook;
+  #o: RegulatorOptions;
+  #slots: Slot[];
+  #members = new Map<number, Member>();
+  #nextDial = 1;
+  #ready = 0;
+  #reachedCritical = false;
+  #degraded = false;
+  #closing = false;
+  /** A refresh was asked since the last answer. */
+  #refreshed = false;
+  #wakeAt: number | undefined;
+
+  constructor(options: RegulatorOptions) {
+    this.#o = options;
+    this.book = new AddressBook({ backoff: options.backoff, minHold: options.minHold, random: options.random });
+    this.#slots = Array.from({ length: options.members }, (_, index) => ({
+      index,
+      active: undefined,
+      pending: undefined,
+      failures: 0,
+      failingSince: undefined,
+      lastError: undefined,
+      gaveUp: false,
+    }));
+  }
+
+  get degraded(): boolean {
+    return this.#degraded;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** The slot a member belongs to, or -1. */
+  slotOf(member: number): number {
+    return this.#members.get(member)?.slot ?? -1;
+  }
+
+  accept(event: RegulatorEvent, now: number): Action[] {
+    const out: Action[] = [];
+    if (this.#closing) {
+      this.#whileClosing(event, out);
+      return out;
+    }
+    switch (event.type) {
+      case "addresses":
+        this.book.update(event.addresses, now);
+        this.#refreshed = false;
+        break;
+      case "connected":
+        this.#onConnected(event.dial, event.member, out);
+        break;
+      case "proven":
+        this.#onProven(event.member, now, out);
+        break;
+      case "dial-failed":
+        this.#onDialFailed(event.dial, event.member, event.error, now, out);
+        break;
+      case "unhealthy":
+        this.#onUnhealthy(event.member, event.error, now, out);
+        break;
+      case "healthy":
+        this.#onHealthy(event.member, now, out);
+        break;
+      case "goaway":
+        this.#onGoaway(event.member, event.kind, event.detail, event.error, now, out);
+        break;
+      case "lost":
+        this.#onLost(event.member, event.error, now, out);
+        break;
+      case "tick":
+        this.#wakeAt = undefined;
+        break;
+      case "close":
+        this.#closing = true;
+        return out;
+    }
+    this.#plan(now, out);
+    return out;
+  }
+
+  // ── events ───────────────────────────────────────────────────────────
+
+  /** Closing is its own reason: nothing is blamed, nothing is dialed, no mode changes. */
+  #whileClosing(event: RegulatorEvent, out: Action[]): void {
+    const id = event.type === "connected" || event.type === "lost" || event.type === "dial-failed" ? event.member : undefined;
+    if (id === undefined) return;
+    this.#forget(id);
+    out.push({ type: "close", member: id, reason: "channel closed", error: undefined });
+  }
+
+  #onConnected(dial: number, id: number, out: Action[]): void {
+    const slot = this.#slots.find((s) => s.pending?.dial === dial);
+    const p = slot?.pending;
+    if (!slot || !p) {
+      out.push({ type: "close", member: id, reason: "dial no longer needed", error: undefined });
+      return;
+    }
+    p.member = id;
+    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, stable: false });
+  }
+
+  #onProven(id: number, now: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m || m.state !== "connecting") return;
+    const slot = this.#slots[m.slot] as Slot;
+    const p = slot.pending;
+    if (p?.member !== id) return;
+    slot.pending = undefined;
+    slot.failures = 0;
+    slot.failingSince = undefined;
+    m.provenAt = now;
+    // The first PONG does not clear the address's failures: only outliving the flap window does.
+    this.#setState(m, "ready", "first PONG", out);
+    const old = slot.active === undefined ? undefined : this.#members.get(slot.active);
+    slot.active = id;
+    if (old) {
+      // Dial first, then drain: the slot never dips.
+      const reason: DrainReason = p.purpose === "rebalance" ? "rebalanced" : "address-removed";
+      const detail = p.purpose === "rebalance" ? `rebalanced to ${m.key}` : "address removed by resolver";
+      this.#drain(old, reason, detail, out);
+    }
+    this.#updateDegraded(now, out);
+  }
+
+  #onDialFailed(dial: number, id: number | undefined, error: Error, now: number, out: Action[]): void {
+    if (id !== undefined) {
+      this.#forget(id);
+      out.push({ type: "close", member: id, reason: "warm-up failed", error });
+    }
+    const slot = this.#slots.find((s) => s.pending?.dial === dial);
+    if (!slot || !slot.pending) return;
+    this.book.failed(slot.pending.key, error, now);
+    slot.pending = undefined;
+    if (slot.active === undefined) this.#slotFailed(slot, error, now, out);
+    this.#maybeRefresh(out);
+  }
+
+  #onUnhealthy(id: number, error: Error, now: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m || (m.state !== "ready" && m.state !== "unhealthy")) return;
+    this.#setState(m, "unhealthy", error.message, out);
+    this.#updateDegraded(now, out);
+    // Degraded mode keeps doubtful members rather than none.
+    if (!this.#degraded) this.#evict(m, "unhealthy", `unhealthy: ${error.message}`, error, now, out);
+  }
+
+  #onHealthy(id: number, now: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m || m.state !== "unhealthy") return;
+    this.#setState(m, "ready", "PINGs answered again", out);
+    this.#updateDegraded(now, out);
+  }
+
+  #onGoaway(id: number, kind: "goaway" | "lame-duck", detail: string, error: Error, now: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m || m.state === "draining") return;
+    if (m.state === "connecting") {
+      // Told to go away before it proved itself: a failed dial.
+      const slot = this.#slots[m.slot] as Slot;
+      if (slot.pending?.member === id) this.#onDialFailed(slot.pending.dial, id, error, now, out);
+      return;
+    }
+    this.#addressLost(m, error, now);
+    const slot = this.#slots[m.slot] as Slot;
+    if (slot.active === id) slot.active = undefined;
+    this.#drain(m, kind, detail, out);
+    this.#updateDegraded(now, out);
+  }
+
+  #onLost(id: number, error: Error | undefined, now: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m) return;
+    if (m.state === "connecting") {
+      const slot = this.#slots[m.slot] as Slot;
+      if (slot.pending?.member === id) this.#onDialFailed(slot.pending.dial, id, error ?? new Error("connection closed during warm-up"), now, out);
+      return;
+    }
+    if (m.state === "draining") {
+      this.#forget(id);
+      out.push({ type: "close", member: id, reason: error ? error.message : "closed after draining", error });
+      return;
+    }
+    const cause = error ?? new Error("connection closed by peer");
+    this.#evict(m, "peer-closed", cause.message, cause, now, out);
+    this.#updateDegraded(now, out);
+  }
+
+  // ── planning ─────────────────────────────────────────────────────────
+
+  /** Fills empty slots, replaces members on addresses that left the book, repairs spread; asks for a wake-up. */
+  #plan(now: number, out: Action[]): void {
+    let wake: number | undefined;
+    const later = (t: number | undefined): void => {
+      if (t !== undefined && (wake === undefined || t < wake)) wake = t;
+    };
+    // Leaving degraded mode: the unhealthy members that served meanwhile are evicted now.
+    if (!this.#degraded) {
+      for (const m of [...this.#members.values()]) if (m.state === "unhealthy") this.#evict(m, "unhealthy", "unhealthy after degraded mode ended", new Error("unhealthy after degraded mode ended"), now, out);
+    }
+    for (const slot of this.#slots) {
+      if (slot.gaveUp || slot.pending) continue;
+      const active = slot.active === undefined ? undefined : this.#members.get(slot.active);
+      if (active && this.book.has(active.key)) continue;
+      const d = this.book.choose(this.#use(), now);
+      if (d.kind === "dial") this.#dial(slot, d.address, active ? "replace" : "fill", out);
+      else later(d.until);
+    }
+    later(this.#rebalance(now, out));
+    for (const m of this.#members.values()) {
+      if (m.provenAt === undefined || m.stable || m.state === "draining") continue;
+      const at = m.provenAt + this.#o.flapWindow;
+      if (at <= now) {
+        m.stable = true;
+        this.book.stable(m.key);
+      } else later(at);
+    }
+    if (wake !== undefined && wake !== this.#wakeAt) {
+      this.#wakeAt = wake;
+      out.push({ type: "wake", at: wake });
+    }
+  }
+
+  /**
+   * Spread repair, one move at a time: when an address carries at least two
+   * members more than another that may be dialed, dial that one for a member
+   * of the crowded address; the member drains once the new one has proven
+   * itself. A dead address only costs a dial per backoff period. Returns
+   * when to look again if the only candidates are backing off.
+   */
+  #rebalance(now: number, out: Action[]): number | undefined {
+    if (this.#degraded) return undefined;
+    if (this.#slots.some((s) => s.pending !== undefined)) return undefined;
+    const use = this.#use();
+    let donor: { key: string; members: number } | undefined;
+    for (const [key, u] of use) if (this.book.has(key) && u.members >= 2 && !u.proving && (!donor || u.members > donor.members)) donor = { key, members: u.members };
+    if (!donor) return undefined;
+    let target: { address: Address; members: number; failing: boolean } | undefined;
+    let earliest: number | undefined;
+    for (const e of this.book.entries()) {
+      const members = use.get(e.key)?.members ?? 0;
+      if (donor.members - members < 2) continue;
+      if (e.coolingUntil > now) {
+        if (earliest === undefined || e.coolingUntil < earliest) earliest = e.coolingUntil;
+        continue;
+      }
+      const failing = e.failures > 0;
+      // Prefer addresses not known to fail; among equals, the emptiest.
+      if (!target || (target.failing && !failing) || (target.failing === failing && members < target.members)) target = { address: e.address, members, failing };
+    }
+    if (!target) return earliest;
+    let victim: Member | undefined;
+    for (const m of this.#members.values()) {
+      const slot = this.#slots[m.slot] as Slot;
+      if (m.key === donor.key && m.state === "ready" && slot.active === m.id && (!victim || m.id > victim.id)) victim = m;
+    }
+    if (victim) this.#dial(this.#slots[victim.slot] as Slot, target.address, "rebalance", out);
+    return undefined;
+  }
+
+  #dial(slot: Slot, address: Address, purpose: Pending["purpose"], out: Action[]): void {
+    const dial = this.#nextDial++;
+    slot.pending = { dial, key: addressKey(address), purpose, member: undefined };
+    out.push({ type: "dial", dial, slot: slot.index, address, attempt: slot.active === undefined ? slot.failures + 1 : 1 });
+  }
+
+  /** Members per address as spread counts them: active and pending, not draining. */
+  #use(): Map<string, AddressUse> {
+    const use = new Map<string, AddressUse>();
+    const bump = (key: string, proving: boolean, live: boolean): void => {
+      const u = use.get(key) ?? { members: 0, proving: false, live: false };
+      u.members++;
+      u.proving ||= proving;
+      u.live ||= live;
+      use.set(key, u);
+    };
+    for (const slot of this.#slots) {
+      const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
+      if (m) bump(m.key, false, m.state === "ready");
+      if (slot.pending) bump(slot.pending.key, true, false);
+    }
+    return use;
+  }
+
+  // ── helpers ──────────────────────────────────────────────────────────
+
+  #setState(m: Member, to: "ready" | "unhealthy", reason: string, out: Action[]): void {
+    if (m.state === "ready") this.#ready--;
+    if (to === "ready") this.#ready++;
+    m.state = to;
+    out.push({ type: "state", member: m.id, to, reason });
+  }
+
+  #drain(m: Member, reason: DrainReason, detail: string, out: Action[]): void {
+    if (m.state === "ready") this.#ready--;
+    m.state = "draining";
+    out.push({ type: "drain", member: m.id, reason, detail });
+  }
+
+  #evict(m: Member, reason: EvictionReason, detail: string, error: Error, now: number, out: Action[]): void {
+    this.#addressLost(m, error, now);
+    const slot = this.#slots[m.slot] as Slot;
+    if (slot.active === m.id) {
+      slot.active = undefined;
+      slot.failingSince ??= now;
+    }
+    this.#forget(m.id);
+    out.push({ type: "evict", member: m.id, reason, detail, error });
+    this.#maybeRefresh(out);
+  }
+
+  /** A member's loss counts against its address; a member that outlived the flap window first clears it. */
+  #addressLost(m: Member, error: Error, now: number): void {
+    if (m.provenAt !== undefined && now - m.provenAt >= this.#o.flapWindow) this.book.stable(m.key);
+    this.book.failed(m.key, error, now);
+  }
+
+  #forget(id: number): void {
+    const m = this.#members.get(id);
+    if (!m) return;
+    if (m.state === "ready") this.#ready--;
+    this.#members.delete(id);
+  }
+
+  #slotFailed(slot: Slot, error: Error, now: number, out: Action[]): void {
+    slot.failures++;
+    slot.lastError = error;
+    slot.failingSince ??= now;
+    const limit = this.#o.backoff.timeout;
+    if (limit > 0 && now - slot.failingSince >= limit) {
+      slot.gaveUp = true;
+      out.push({ type: "gave-up", slot: slot.index, error: new GaveUpError(`${this.#o.target} slot ${slot.index}`, limit, slot.failures, error) });
+    }
+  }
+
+  #maybeRefresh(out: Action[]): void {
+    if (this.#refreshed || !this.book.allFailing(this.#use())) return;
+    this.#refreshed = true;
+    out.push({ type: "refresh" });
+  }
+
+  /** Once criticalMin members have been ready together, falling below it is degraded mode. */
+  #updateDegraded(_now: number, out: Action[]): void {
+    const min = this.#o.criticalMin;
+    if (min === 0) return;
+    if (this.#ready >= min) this.#reachedCritical = true;
+    const degraded = this.#reachedCritical && this.#ready < min;
+    if (degraded === this.#degraded) return;
+    this.#degraded = degraded;
+    out.push({ type: "degraded", degraded, healthy: this.#ready });
+  }
+}

@@ -1,0 +1,77 @@
+import type { ConnectionStatus, MemberState } from "../core/events.js";
+import type { PoolMember } from "../pool/member.js";
+import type { AddressEntry } from "./address-book.js";
+
+export interface MemberStats {
+  id: number;
+  slot: number;
+  address: string;
+  state: MemberState;
+  rttMs: number | undefined;
+  inFlight: number;
+  maxConcurrent: number | null;
+  lastError: string | undefined;
+  connectedSince: string | undefined;
+}
+
+export interface SupervisorStats {
+  target: string;
+  status: ConnectionStatus;
+  wanted: number;
+  ready: number;
+  usable: number;
+  degraded: boolean;
+  queued: number;
+  addresses: Array<{ address: string; failures: number; coolingForMs: number; lastError: string | undefined }>;
+  members: MemberStats[];
+  /** Where addresses come from and how fresh they are. */
+  resolution: {
+    target: string;
+    resolvedAt: string | undefined;
+    ttlMs: number | null;
+    nextRefreshInMs: number | null;
+    lastError: string | undefined;
+  };
+  lastError: string | undefined;
+}
+
+/** What the driver knows of the last resolution. */
+export interface Resolution {
+  at: number | undefined;
+  ttl: number | undefined;
+  error: Error | undefined;
+}
+
+export function memberStats(m: PoolMember, slot: number): MemberStats {
+  return {
+    id: m.id,
+    slot,
+    address: m.key,
+    state: m.state,
+    rttMs: m.rtt === undefined ? undefined : Math.round(m.rtt * 1000) / 1000,
+    inFlight: m.inFlight,
+    maxConcurrent: Number.isFinite(m.maxConcurrent) ? m.maxConcurrent : null,
+    lastError: m.lastError?.message,
+    connectedSince: m.connectedSince === undefined ? undefined : new Date(m.connectedSince).toISOString(),
+  };
+}
+
+export function addressStats(entries: readonly AddressEntry[], now: number): SupervisorStats["addresses"] {
+  return entries.map((e) => ({
+    address: e.key,
+    failures: e.failures,
+    coolingForMs: Math.max(0, Math.round(e.coolingUntil - now)),
+    lastError: e.lastError?.message,
+  }));
+}
+
+export function resolutionStats(target: string, r: Resolution | undefined): SupervisorStats["resolution"] {
+  const finite = r?.ttl !== undefined && Number.isFinite(r.ttl);
+  return {
+    target,
+    resolvedAt: r?.at === undefined ? undefined : new Date(r.at).toISOString(),
+    ttlMs: finite ? (r?.ttl as number) : null,
+    nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - Date.now()) : null,
+    lastError: r?.error?.message,
+  };
+}

@@ -81,6 +81,8 @@ export async function goawayPeer(host: string, afterMs: number): Promise<BadPeer
   });
   server.on("session", (session: ServerHttp2Session) => {
     session.on("error", () => {});
+    // At once: GOAWAY goes out with our SETTINGS, ahead of any PING ACK.
+    if (afterMs === 0) return void session.close();
     const t = setTimeout(() => {
       if (!session.destroyed) session.close();
     }, afterMs);

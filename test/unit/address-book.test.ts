@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
-import { chooseAddress, type AddressLoad, type SpreadDecision } from "../../src/supervisor/address-book.js";
+import { AddressBook, chooseAddress, type AddressLoad, type AddressUse, type SpreadDecision } from "../../src/supervisor/address-book.js";
+import { mulberry32 } from "../helpers/random.js";
 
 const NOW = 10_000;
 
@@ -135,5 +136,99 @@ describe("chooseAddress (Spread rule)", () => {
       expect(counts.filter((c) => c === 1)).toHaveLength(slots);
       expect(counts.filter((c) => c > 1)).toHaveLength(0);
     });
+  });
+});
+
+describe("AddressBook", () => {
+  const backoff = { initial: 100, multiplier: 2, max: 1000, timeout: 0, jitter: 0 };
+  const k = (i: number): string => `${addr(i).host}:8443`;
+  function book(over: { minHold?: number; random?: () => number; jitter?: number } = {}): AddressBook {
+    return new AddressBook({ backoff: { ...backoff, jitter: over.jitter ?? 0 }, minHold: over.minHold ?? 30_000, random: over.random ?? mulberry32(3) });
+  }
+  const use = (entries: Array<[number, Partial<AddressUse>]>): Map<string, AddressUse> =>
+    new Map(entries.map(([i, u]) => [k(i), { members: 0, proving: false, live: false, ...u }]));
+
+  it("each address backs off on its own clock with p-retry's formula: initial × multiplier^(n-1), capped at max", () => {
+    const b = book();
+    b.update([addr(0), addr(1)], 0);
+    const cooling: number[] = [];
+    for (let n = 0; n < 6; n++) {
+      b.failed(k(0), new Error("refused"), 1000);
+      cooling.push(b.get(k(0))!.coolingUntil - 1000);
+    }
+    expect(cooling).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect(b.get(k(1))!.coolingUntil).toBe(0);
+    b.stable(k(0));
+    expect(b.get(k(0))).toMatchObject({ failures: 0, coolingUntil: 0 });
+  });
+
+  it("jitter only lengthens a delay, by at most the jitter fraction", () => {
+    const b = book({ jitter: 0.2, random: () => 0.999 });
+    b.update([addr(0)], 0);
+    b.failed(k(0), new Error("x"), 0);
+    expect(b.get(k(0))!.coolingUntil).toBeGreaterThanOrEqual(100);
+    expect(b.get(k(0))!.coolingUntil).toBeLessThanOrEqual(120);
+  });
+
+  it("choose() stacks on a live address rather than dial one that is failing, even with fewer members there", () => {
+    const b = book();
+    b.update([addr(0), addr(1)], 0);
+    b.failed(k(1), new Error("refused"), 0);
+    // Address 1 has finished backing off but is still failing: the slot stacks on 0.
+    const d = b.choose(use([[0, { members: 2, live: true }]]), 500);
+    expect(d).toEqual({ kind: "dial", address: addr(0) });
+  });
+
+  it("choose() treats a failing address that holds a ready member as live", () => {
+    const b = book();
+    b.update([addr(0), addr(1)], 0);
+    b.failed(k(0), new Error("flap"), 0);
+    b.failed(k(1), new Error("refused"), 0);
+    expect(b.choose(use([[0, { members: 1, live: true }]]), 500)).toEqual({ kind: "dial", address: addr(0) });
+  });
+
+  it("choose() dials failing addresses only when no good one is left, waiting for the earliest backoff to end", () => {
+    const b = book();
+    b.update([addr(0), addr(1)], 0);
+    b.failed(k(0), new Error("refused"), 0);
+    b.failed(k(1), new Error("refused"), 50);
+    expect(b.choose(use([]), 10)).toEqual({ kind: "wait", until: 100 });
+    expect(b.choose(use([]), 100)).toEqual({ kind: "dial", address: addr(0) });
+    expect(b.allFailing(use([]))).toBe(true);
+    expect(b.allFailing(use([[0, { members: 1, live: true }]]))).toBe(false);
+  });
+
+  it("an answer that overlaps the book holds the addresses it omits for minHold; one that shares nothing replaces the book", () => {
+    const b = book({ minHold: 1000 });
+    expect(b.update([addr(0), addr(1)], 0)).toEqual([]);
+    expect(b.update([addr(1), addr(2)], 500)).toEqual([]);
+    expect(b.has(k(0))).toBe(true);
+    expect(b.update([addr(1), addr(2)], 1000)).toEqual([k(0)]);
+    expect(b.update([addr(5)], 1100).sort()).toEqual([k(1), k(2)].sort());
+    expect(b.entries().map((e) => e.key)).toEqual([k(5)]);
+    // An empty answer (NXDOMAIN) shares nothing either.
+    expect(b.update([], 1200)).toEqual([k(5)]);
+    expect(b.size).toBe(0);
+  });
+
+  it("ranks are a per-process shuffle, and SRV weights pull heavier addresses forward", () => {
+    const firsts = new Map<string, number>();
+    for (let seed = 1; seed <= 400; seed++) {
+      const b = book({ random: mulberry32(seed) });
+      b.update([{ ...addr(0), weight: 1 }, { ...addr(1), weight: 9 }], 0);
+      const first = b.entries()[0]!.key;
+      firsts.set(first, (firsts.get(first) ?? 0) + 1);
+    }
+    // P(heavier first) = 9 / 10.
+    expect(firsts.get(k(1))! / 400).toBeGreaterThan(0.8);
+    expect(firsts.get(k(0))! / 400).toBeGreaterThan(0.03);
+    const plain = new Map<string, number>();
+    for (let seed = 1; seed <= 400; seed++) {
+      const b = book({ random: mulberry32(seed) });
+      b.update([addr(0), addr(1), addr(2)], 0);
+      const first = b.entries()[0]!.key;
+      plain.set(first, (plain.get(first) ?? 0) + 1);
+    }
+    for (const i of [0, 1, 2]) expect(plain.get(k(i))! / 400).toBeGreaterThan(0.25);
   });
 });

@@ -1,0 +1,362 @@
+import { describe, expect, it } from "vitest";
+import type { Address } from "../../src/core/address.js";
+import { Regulator, type Action, type RegulatorEvent, type RegulatorOptions } from "../../src/supervisor/regulator.js";
+import { mulberry32 } from "../helpers/random.js";
+
+type Dial = Extract<Action, { type: "dial" }>;
+
+function addr(i: number): Address {
+  return { host: `10.0.0.${i}`, port: 443, family: 4 };
+}
+const key = (i: number): string => `10.0.0.${i}:443`;
+
+/**
+ * A regulator driven by scripted events on a fake clock: what the driver
+ * would do, without sockets or timers. Dials stay open until the script
+ * settles them; member ids are handed out as the driver would.
+ */
+class Sim {
+  readonly reg: Regulator;
+  now = 0;
+  wakeAt: number | undefined;
+  actions: Action[] = [];
+  /** Dials not yet settled, by dial id. */
+  open = new Map<number, Dial>();
+  /** Member id of each connected dial. */
+  memberOf = new Map<number, number>();
+  #nextMember = 100;
+
+  constructor(over: Partial<RegulatorOptions> = {}) {
+    this.reg = new Regulator({
+      target: "svc.test",
+      members: 3,
+      criticalMin: 1,
+      backoff: { initial: 100, multiplier: 2, max: 10_000, timeout: 0, jitter: 0 },
+      flapWindow: 5000,
+      minHold: 30_000,
+      random: mulberry32(1),
+      ...over,
+    });
+  }
+
+  send(e: RegulatorEvent): Action[] {
+    const out = this.reg.accept(e, this.now);
+    this.actions.push(...out);
+    for (const a of out) {
+      if (a.type === "dial") this.open.set(a.dial, a);
+      // Like the driver's one timer: a new request replaces the old one.
+      if (a.type === "wake") this.wakeAt = a.at;
+    }
+    return out;
+  }
+
+  answer(...ids: number[]): Action[] {
+    return this.send({ type: "addresses", addresses: ids.map(addr) });
+  }
+
+  /** Open dials to an address. */
+  dialsTo(i: number): Dial[] {
+    return [...this.open.values()].filter((d) => d.address.host === addr(i).host);
+  }
+
+  /** Connects and proves every open dial to address i; returns the member ids. */
+  up(i: number): number[] {
+    const ids: number[] = [];
+    for (const d of this.dialsTo(i)) ids.push(this.prove(d));
+    return ids;
+  }
+
+  prove(d: Dial): number {
+    const id = this.#nextMember++;
+    this.open.delete(d.dial);
+    this.memberOf.set(d.dial, id);
+    this.send({ type: "connected", dial: d.dial, member: id });
+    this.send({ type: "proven", member: id });
+    return id;
+  }
+
+  /** Fails every open dial to address i (refused). */
+  refuse(i: number): void {
+    for (const d of this.dialsTo(i)) {
+      this.open.delete(d.dial);
+      this.send({ type: "dial-failed", dial: d.dial, member: undefined, error: new Error("ECONNREFUSED") });
+    }
+  }
+
+  /** Advances the fake clock, delivering each tick the regulator asked for when it falls due. */
+  advance(ms: number): void {
+    const until = this.now + ms;
+    while (this.wakeAt !== undefined && this.wakeAt <= until) {
+      this.now = Math.max(this.now, this.wakeAt);
+      this.wakeAt = undefined;
+      this.send({ type: "tick" });
+    }
+    this.now = until;
+  }
+
+  of<T extends Action["type"]>(type: T): Array<Extract<Action, { type: T }>> {
+    return this.actions.filter((a): a is Extract<Action, { type: T }> => a.type === type);
+  }
+
+  clear(): void {
+    this.actions = [];
+  }
+}
+
+describe("Regulator: where slots dial", () => {
+  it("fills every slot on distinct addresses", () => {
+    const s = new Sim();
+    s.answer(1, 2, 3, 4);
+    expect(new Set(s.of("dial").map((d) => d.address.host)).size).toBe(3);
+    expect(s.of("dial").map((d) => d.slot).sort()).toEqual([0, 1, 2]);
+  });
+
+  it("stacks on a live address at once when an address refuses, and waits for the first member there to prove itself", () => {
+    const s = new Sim();
+    s.answer(1, 2);
+    // Two slots dial 1 and 2; the third waits: stacking must wait for a proven member.
+    expect(s.of("dial")).toHaveLength(2);
+    s.refuse(2);
+    // Address 2 failed; 1 is still proving, so nothing more yet.
+    expect(s.open.size).toBe(1);
+    s.up(1);
+    // Now both free slots may stack on 1 — one at a time, each after the previous proved.
+    expect(s.dialsTo(1)).toHaveLength(1);
+    s.up(1);
+    expect(s.dialsTo(1)).toHaveLength(1);
+    s.up(1);
+    expect(s.open.size).toBe(0);
+    expect(s.of("state").filter((a) => a.to === "ready")).toHaveLength(3);
+  });
+
+  it("never dials a failing address while a good one has room, and retries dead addresses on their own backoff", () => {
+    const s = new Sim({ members: 2 });
+    s.answer(1, 2);
+    s.up(1);
+    s.refuse(2);
+    s.up(1);
+    expect(s.open.size).toBe(0);
+    // Spread repair probes address 2 when its backoff (100 ms) ends: dial first, drain later.
+    s.clear();
+    s.advance(99);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1);
+    expect(s.of("dial").map((d) => d.address.host)).toEqual([addr(2).host]);
+    s.refuse(2);
+    // The next probe waits 200 ms, then 400 ms: one clock per address.
+    s.clear();
+    s.advance(199);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1);
+    expect(s.of("dial")).toHaveLength(1);
+    s.refuse(2);
+    s.clear();
+    s.advance(399);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1);
+    expect(s.of("dial")).toHaveLength(1);
+  });
+
+  it("with every address failing, empty slots dial the one whose backoff ends first and ask the resolver for a fresh answer", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1, 2);
+    // Whichever is dialed first, both get refused once.
+    s.refuse(1);
+    s.refuse(2);
+    s.refuse(1);
+    expect(s.reg.book.entries().map((e) => e.failures)).toEqual([1, 1]);
+    expect(s.of("refresh")).toHaveLength(1);
+    s.clear();
+    s.advance(99);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1);
+    expect(s.of("dial")).toHaveLength(1);
+  });
+});
+
+describe("Regulator: eviction and degraded mode", () => {
+  function full(): { s: Sim; ids: number[] } {
+    const s = new Sim();
+    s.answer(1, 2, 3);
+    const ids = [...s.up(1), ...s.up(2), ...s.up(3)];
+    s.clear();
+    return { s, ids };
+  }
+
+  it("an unhealthy member is evicted and its slot re-dialed elsewhere", () => {
+    const { s, ids } = full();
+    const slot = s.reg.slotOf(ids[0]!);
+    s.send({ type: "unhealthy", member: ids[0]!, error: new Error("no PONG") });
+    expect(s.actions.filter((a) => a.type !== "wake").map((a) => a.type)).toEqual(["state", "evict", "dial"]);
+    expect(s.of("state")[0]).toMatchObject({ member: ids[0], to: "unhealthy" });
+    expect(s.of("evict")[0]).toMatchObject({ member: ids[0], reason: "unhealthy" });
+    const dial = s.of("dial")[0]!;
+    expect(dial.slot).toBe(slot);
+    // Address 1 now backs off: the slot stacks on a live address instead.
+    expect(dial.address.host).not.toBe(addr(1).host);
+    expect(s.reg.book.get(key(1))!.failures).toBe(1);
+  });
+
+  it("enters degraded mode when the last ready member turns unhealthy (no eviction), and leaves it — evicting — when one is ready again", () => {
+    const s = new Sim({ members: 2 });
+    s.answer(1, 2);
+    const [a] = s.up(1);
+    const [b] = s.up(2);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("evict")).toHaveLength(1);
+    s.refuse(1);
+    s.refuse(2);
+    s.clear();
+    s.send({ type: "unhealthy", member: b!, error: new Error("no PONG") });
+    expect(s.actions.filter((x) => x.type !== "wake").map((x) => x.type)).toEqual(["state", "degraded"]);
+    expect(s.of("degraded")[0]).toMatchObject({ degraded: true, healthy: 0 });
+    expect(s.reg.degraded).toBe(true);
+    // A new member proves itself: degraded mode ends, the doubtful member goes.
+    s.clear();
+    s.advance(200);
+    const dial = [...s.open.values()][0]!;
+    s.prove(dial);
+    expect(s.of("degraded")[0]).toMatchObject({ degraded: false, healthy: 1 });
+    expect(s.of("evict").map((e) => e.member)).toEqual([b]);
+  });
+
+  it("an unhealthy member that answers again in degraded mode ends it and is kept", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const [a] = s.up(1);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("evict")).toEqual([]);
+    s.send({ type: "healthy", member: a! });
+    expect(s.of("degraded").map((d) => d.degraded)).toEqual([true, false]);
+    expect(s.of("evict")).toEqual([]);
+  });
+
+  it("a peer that closes a serving member is evicted as peer-closed; closing the channel blames nobody", () => {
+    const { s, ids } = full();
+    s.send({ type: "lost", member: ids[0]!, error: new Error("ECONNRESET") });
+    expect(s.of("evict")[0]).toMatchObject({ member: ids[0], reason: "peer-closed" });
+    s.clear();
+    s.send({ type: "close" });
+    s.send({ type: "lost", member: ids[1]!, error: new Error("ECONNRESET") });
+    s.send({ type: "goaway", member: ids[2]!, kind: "goaway", detail: "bye", error: new Error("bye") });
+    s.send({ type: "unhealthy", member: ids[2]!, error: new Error("no PONG") });
+    s.send({ type: "lost", member: ids[2]!, error: undefined });
+    expect(s.actions).toEqual([
+      { type: "close", member: ids[1], reason: "channel closed", error: undefined },
+      { type: "close", member: ids[2], reason: "channel closed", error: undefined },
+    ]);
+    expect([key(1), key(2), key(3)].map((k) => s.reg.book.get(k)!.failures)).toEqual([1, 0, 0]);
+    expect(s.of("dial")).toEqual([]);
+  });
+});
+
+describe("Regulator: spread repair (dial first, then drain)", () => {
+  it("a member stacked while an address was down moves back once that address answers, and only after its replacement proved itself", () => {
+    const s = new Sim({ members: 2 });
+    s.answer(1, 2);
+    s.up(1);
+    s.refuse(2);
+    const stacked = s.up(1);
+    s.clear();
+    s.advance(100);
+    const probe = s.of("dial")[0]!;
+    expect(probe.address.host).toBe(addr(2).host);
+    expect(s.of("drain")).toEqual([]);
+    s.prove(probe);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: stacked[0], reason: "rebalanced", detail: `rebalanced to ${key(2)}` }]);
+  });
+});
+
+describe("Regulator: flapping", () => {
+  it("a connection lost within flapWindow of its first PONG is a failure: the delays grow instead of resetting", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const gaps: number[] = [];
+    let lastDialAt = 0;
+    for (let i = 0; i < 6; i++) {
+      const [id] = s.up(1);
+      s.advance(100);
+      s.send({ type: "goaway", member: id!, kind: "goaway", detail: "bye", error: new Error("bye") });
+      s.send({ type: "lost", member: id!, error: undefined });
+      const before = s.now;
+      while (s.open.size === 0 && s.now - before < 60_000) s.advance(10);
+      gaps.push(s.now - lastDialAt);
+      lastDialAt = s.now;
+    }
+    // 100 ms alive plus 100, 200, 400, 800, 1600, 3200 ms of backoff.
+    expect(gaps.slice(1)).toEqual([300, 500, 900, 1700, 3300]);
+  });
+
+  it("a member that outlives flapWindow clears its address's failures", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    s.refuse(1);
+    s.advance(100);
+    s.refuse(1);
+    expect(s.reg.book.get(key(1))!.failures).toBe(2);
+    s.advance(200);
+    s.up(1);
+    expect(s.reg.book.get(key(1))!.failures).toBe(2);
+    s.advance(4999);
+    expect(s.reg.book.get(key(1))!.failures).toBe(2);
+    s.advance(1);
+    expect(s.reg.book.get(key(1))!.failures).toBe(0);
+  });
+});
+
+describe("Regulator: rotating answers and minHold", () => {
+  it("answers that rotate within a stable superset move no member", () => {
+    const s = new Sim();
+    s.answer(1, 2, 3);
+    s.up(1);
+    s.up(2);
+    s.up(3);
+    s.clear();
+    for (const set of [[1, 4, 5], [2, 5, 6], [3, 4, 6], [1, 2, 6]]) {
+      s.advance(1000);
+      s.answer(...set);
+    }
+    expect(s.of("dial")).toEqual([]);
+    expect(s.of("drain")).toEqual([]);
+  });
+
+  it("an address no answer has named for minHold leaves; its member drains only after its replacement proved itself", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1, 2);
+    const first = s.of("dial")[0]!;
+    const on = first.address.host === addr(1).host ? 1 : 2;
+    const other = on === 1 ? 2 : 1;
+    const a = s.prove(first);
+    s.clear();
+    // Answers keep naming only the other address: held for minHold (30 s) since last named.
+    for (let t = 0; t < 29; t++) {
+      s.advance(1000);
+      s.answer(other);
+    }
+    expect(s.reg.book.has(key(on))).toBe(true);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1000);
+    s.answer(other);
+    expect(s.reg.book.has(key(on))).toBe(false);
+    const replacement = s.of("dial")[0]!;
+    expect(replacement.address.host).toBe(addr(other).host);
+    expect(s.of("drain")).toEqual([]);
+    s.prove(replacement);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: a, reason: "address-removed", detail: "address removed by resolver" }]);
+  });
+
+  it("an answer that shares nothing with the book (a migration) replaces it at once", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const [a] = s.up(1);
+    s.clear();
+    s.answer(2);
+    expect(s.reg.book.has(key(1))).toBe(false);
+    const d = s.of("dial")[0]!;
+    expect(d.address.host).toBe(addr(2).host);
+    s.prove(d);
+    expect(s.of("drain").map((x) => x.member)).toEqual([a]);
+  });
+});

@@ -157,6 +157,20 @@ describe("Pool: who takes picks", () => {
 });
 
 describe("Pool: degraded mode (DESIGN.md)", () => {
+  it("an unhealthy member serving in degraded mode still takes no more than its peer's stream limit", () => {
+    const { pool } = makePool();
+    const [a] = addMembers(pool, 1);
+    pool.setMaxConcurrent(a!, 3);
+    pool.setState(a!, "unhealthy", "frozen");
+    expect(pool.degraded).toBe(true);
+    const picks = [pool.pick(), pool.pick(), pool.pick(), pool.pick()];
+    expect(picks.filter((m) => m === a)).toHaveLength(3);
+    expect(picks[3]).toBeUndefined();
+    expect(pool.usableCount).toBe(0);
+    pool.release(a!);
+    expect(pool.pick()).toBe(a);
+  });
+
   it("criticalMin=1: one of three unhealthy is not degraded; all unhealthy degrades; one back ends it", () => {
     const { pool, events } = makePool({ criticalMin: 1 });
     const [a, b, c] = addMembers(pool, 3);

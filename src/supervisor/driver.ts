@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
-import { raceSignal, sleep } from "../core/abort.js";
+import { systemClock, withTimeout, type Clock, type Timer } from "../core/clock.js";
+import { raceSignal } from "../core/abort.js";
 import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, QueueFullError, asError } from "../core/errors.js";
 import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
@@ -51,6 +52,8 @@ export interface SupervisorOptions<C extends MemberConnection> {
   /** See DEFAULT_MAX_OUTSTANDING. */
   maxOutstanding?: number;
   random?: () => number;
+  /** Where the driver reads time and sets its timers (default: the system clock). */
+  clock?: Clock;
 }
 
 /** A picked member; release it exactly once when the request ends. */
@@ -98,7 +101,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #changeWaiters = new Set<() => void>();
   #inbox: RegulatorEvent[] = [];
   #feeding = false;
-  #wake: NodeJS.Timeout | undefined;
+  #clock: Clock;
+  #wake: Timer | undefined;
   #nextId = 1;
   #outstanding = 0;
   #maxOutstanding: number;
@@ -112,6 +116,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     // Every dial listens on this one signal: no cap.
     setMaxListeners(0, this.#abort.signal);
     this.#random = options.random ?? Math.random;
+    this.#clock = options.clock ?? systemClock;
     this.#maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
     this.#queue = new AcquireQueue(options.maxQueue);
     this.#reg = new Regulator({
@@ -181,8 +186,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async ready(signal?: AbortSignal): Promise<void> {
     // Backoff timers are unref'd; someone awaiting ready() must still keep the process alive.
     const keepAlive = setInterval(() => {}, 60_000);
-    const started = performance.now();
-    const own = signal ? undefined : AbortSignal.timeout(this.#o.readyTimeout);
+    const started = this.#clock.now();
+    const own = signal ? undefined : withTimeout(this.#o.readyTimeout);
     try {
       while (this.pool.readyCount < this.#o.members) {
         if (this.closed) throw new ClosedError(`channel ${this.target}`);
@@ -190,7 +195,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       }
     } catch (err) {
       if (!this.closed && (own?.aborted || signal?.aborted)) {
-        throw new NotReadyError(this.target, this.pool.readyCount, this.#o.members, Math.round(performance.now() - started), this.#lastError);
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#o.members, Math.round(this.#clock.now() - started), this.#lastError);
       }
       throw err;
     } finally {
@@ -234,7 +239,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       usable: this.pool.usableCount,
       degraded: this.pool.degraded,
       queued: this.#queue.length,
-      addresses: addressStats(this.#reg.book.entries(), performance.now()),
+      addresses: addressStats(this.#reg.book.entries(), this.#clock.now()),
       members,
       resolution: resolutionStats(this.#o.resolver.target, this.#resolution),
       lastError: this.#lastError?.message,
@@ -259,7 +264,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const closed = new ClosedError(`channel ${this.target}`);
     this.#feed({ type: "close" });
     this.#abort.abort(closed);
-    clearTimeout(this.#wake);
+    this.#wake?.cancel();
     this.#o.resolver.close();
     this.#queue.rejectAll(closed);
     for (const t of this.#tracked.values()) {
@@ -267,9 +272,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       t.member.connection.close(true);
     }
     this.#changed();
-    const deadline = performance.now() + this.#o.closeGrace;
-    while (this.pool.size > 0 && performance.now() < deadline) {
-      await Promise.race([this.#nextChange(), sleep(50)]);
+    const deadline = this.#clock.now() + this.#o.closeGrace;
+    while (this.pool.size > 0 && this.#clock.now() < deadline) {
+      await Promise.race([this.#nextChange(), new Promise<void>((resolve) => this.#clock.setTimeout(resolve, 50))]);
     }
     for (const t of [...this.#tracked.values()]) this.#finish(t, "channel closed", undefined);
     this.#status.end("disconnected");
@@ -284,7 +289,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#feeding = true;
     try {
       for (let e = this.#inbox.shift(); e; e = this.#inbox.shift()) {
-        for (const a of this.#reg.accept(e, performance.now())) this.#do(a);
+        for (const a of this.#reg.accept(e, this.#clock.now())) this.#do(a);
       }
     } finally {
       this.#feeding = false;
@@ -328,10 +333,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.events.emit({ type: "degraded", degraded: a.degraded, healthy: a.healthy });
         return;
       case "wake":
-        clearTimeout(this.#wake);
-        this.#wake = setTimeout(() => this.#feed({ type: "tick" }), Math.max(1, a.at - performance.now()));
-        // An idle channel must not keep the process alive.
-        this.#wake.unref();
+        this.#wake?.cancel();
+        // Unref'd: an idle channel must not keep the process alive.
+        this.#wake = this.#clock.setTimeout(() => this.#feed({ type: "tick" }), a.at - this.#clock.now());
         return;
       case "refresh":
         this.#o.resolver.refresh?.();
@@ -397,16 +401,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   async #firstPing(conn: C, key: string): Promise<number> {
     const timeout = this.#o.health.timeout;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     try {
       return await Promise.race([
         conn.ping(timeout),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
+          timer = this.#clock.setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
         }),
       ]);
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
     }
   }
 
@@ -482,9 +486,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.events.emit({ type: "draining", member: info(m, t.slot), reason, detail });
     // It finishes its in-flight streams, then closes; within drainTimeout at the latest.
     m.connection.close(true);
-    setTimeout(() => {
+    this.#clock.setTimeout(() => {
       if (!t.finished) this.#feed({ type: "lost", member: m.id, error: new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): drain took longer than ${this.#o.drainTimeout} ms`) });
-    }, this.#o.drainTimeout).unref();
+    }, this.#o.drainTimeout);
   }
 
   /** Out of the pool for good; destroys the connection unless it is already gone. */

@@ -357,7 +357,8 @@ export class Regulator {
   #dial(slot: Slot, address: Address, purpose: Pending["purpose"], out: Action[]): void {
     const dial = this.#nextDial++;
     slot.pending = { dial, key: addressKey(address), purpose, member: undefined };
-    out.push({ type: "dial", dial, slot: slot.index, address, attempt: slot.active === undefined ? slot.failures + 1 : 1 });
+    // attempt counts within one outage of the slot; 0 when the slot is served meanwhile (repair, replacement).
+    out.push({ type: "dial", dial, slot: slot.index, address, attempt: slot.active === undefined ? slot.failures + 1 : 0 });
   }
 
   /** Members per address as spread counts them: active and pending, not draining. */

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createHttp2Channel, type Http2Channel } from "../../src/index.js";
+import { NotReadyError, createHttp2Channel, type Http2Channel } from "../../src/index.js";
 import { startBackends, stopAllBackends } from "../helpers/backends.js";
 import { recordEvents } from "../helpers/channel.js";
 
@@ -67,6 +67,20 @@ describe("warm-up against real HTTP/2 backends", () => {
       expect(firstOk).toBeDefined();
       expect(attempts[1]!.at).toBeGreaterThanOrEqual(firstOk!.at);
     }
+  });
+});
+
+describe("ready(signal)", () => {
+  it("when the caller's signal ends the wait, rejects with NotReadyError: how many members were ready and the last connection error", async () => {
+    const [good] = await startBackends(["127.0.0.2"]);
+    // Nobody listens there: every dial is refused.
+    const ch = open({ target: `http://svc.test:${good!.port}`, discovery: `static:///127.0.0.9:${good!.port}`, members: 2 });
+    const err = await ch.ready(AbortSignal.timeout(300)).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NotReadyError);
+    expect((err as NotReadyError).ready).toBe(0);
+    expect((err as NotReadyError).wanted).toBe(2);
+    expect((err as NotReadyError).message).toContain("0 of 2 members ready");
+    expect((err as NotReadyError).message).toContain("ECONNREFUSED");
   });
 });
 

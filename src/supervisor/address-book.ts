@@ -172,7 +172,8 @@ export class AddressBook {
     const failing: AddressLoad[] = [];
     for (const e of this.entries()) {
       const u = use.get(e.key);
-      const load: AddressLoad = { address: e.address, members: u?.members ?? 0, proving: u?.proving ?? false, coolingUntil: e.coolingUntil };
+      // An address with a ready member answers now: its backoff (from some other connection's loss) does not apply.
+      const load: AddressLoad = { address: e.address, members: u?.members ?? 0, proving: u?.proving ?? false, coolingUntil: u?.live ? 0 : e.coolingUntil };
       (e.failures === 0 || u?.live ? good : failing).push(load);
     }
     if (good.length > 0) {

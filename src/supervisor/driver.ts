@@ -99,6 +99,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #queue: AcquireQueue<Lease<C>>;
   #status = new StatusStream<ConnectionStatus>("disconnected");
   #changeWaiters = new Set<() => void>();
+  /** Dials in progress, so the regulator can cancel one. */
+  #dials = new Map<number, AbortController>();
   #inbox: RegulatorEvent[] = [];
   #feeding = false;
   #clock: Clock;
@@ -302,6 +304,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       case "dial":
         void this.#dial(a);
         return;
+      case "cancel":
+        this.#dials.get(a.dial)?.abort(new ClosedError(`dial ${a.dial}`));
+        return;
       case "state": {
         const t = this.#tracked.get(a.member);
         if (!t) return;
@@ -353,9 +358,19 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async #dial(a: Extract<Action, { type: "dial" }>): Promise<void> {
     const key = addressKey(a.address);
     this.events.emit({ type: "connect-attempt", slot: a.slot, address: key, attempt: a.attempt });
+    const cancel = new AbortController();
+    this.#dials.set(a.dial, cancel);
+    try {
+      await this.#dialAndProve(a, key, AbortSignal.any([this.#abort.signal, cancel.signal]));
+    } finally {
+      this.#dials.delete(a.dial);
+    }
+  }
+
+  async #dialAndProve(a: Extract<Action, { type: "dial" }>, key: string, signal: AbortSignal): Promise<void> {
     let conn: C;
     try {
-      conn = await this.#o.connector.connect(a.address, this.#abort.signal);
+      conn = await this.#o.connector.connect(a.address, signal);
     } catch (err) {
       this.#dialFailed(a.dial, a.slot, key, undefined, err);
       return;
@@ -392,7 +407,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       t.warming = false;
       t.member.lastError = error;
     }
-    if (!this.closed) {
+    // Closing, or a cancelled dial, is nobody's failure.
+    if (!this.closed && !this.#dials.get(dial)?.signal.aborted) {
       this.#lastError = error;
       this.events.emit({ type: "connect-failed", slot, address: key, error });
     }

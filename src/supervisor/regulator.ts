@@ -26,6 +26,8 @@ export type RegulatorEvent =
 /** What the regulator asks the driver to do, in order. */
 export type Action =
   | { type: "dial"; dial: number; slot: number; address: Address; attempt: number }
+  /** Abort a dial nobody needs any more; its failure blames no address. */
+  | { type: "cancel"; dial: number }
   | { type: "state"; member: number; to: "ready" | "unhealthy"; reason: string }
   /** Take it out of service for a fault: report it, then close it now. */
   | { type: "evict"; member: number; reason: EvictionReason; detail: string; error: Error }
@@ -68,7 +70,7 @@ interface Pending {
   readonly dial: number;
   readonly key: string;
   /** fill: the slot is empty; replace: its member's address left the book; rebalance: spread repair. */
-  readonly purpose: "fill" | "replace" | "rebalance";
+  purpose: "fill" | "replace" | "rebalance";
   member: number | undefined;
 }
 
@@ -259,7 +261,7 @@ export class Regulator {
     }
     this.#addressLost(m, error, now);
     const slot = this.#slots[m.slot] as Slot;
-    if (slot.active === id) slot.active = undefined;
+    if (slot.active === id) this.#vacate(slot, out);
     this.#drain(m, kind, detail, out);
     this.#updateDegraded(now, out);
   }
@@ -398,12 +400,35 @@ export class Regulator {
     this.#addressLost(m, error, now);
     const slot = this.#slots[m.slot] as Slot;
     if (slot.active === m.id) {
-      slot.active = undefined;
+      this.#vacate(slot, out);
       slot.failingSince ??= now;
     }
     this.#forget(m.id);
     out.push({ type: "evict", member: m.id, reason, detail, error });
     this.#maybeRefresh(out);
+  }
+
+  /**
+   * The slot's serving member is gone. A repair dial already under way now
+   * fills the slot, unless it goes to an address that is failing: then it is
+   * cancelled, so a dead address never holds a slot hostage while live ones
+   * have room.
+   */
+  #vacate(slot: Slot, out: Action[]): void {
+    slot.active = undefined;
+    const p = slot.pending;
+    if (!p) return;
+    const entry = this.book.get(p.key);
+    if (entry && entry.failures === 0) {
+      p.purpose = "fill";
+      return;
+    }
+    slot.pending = undefined;
+    out.push({ type: "cancel", dial: p.dial });
+    if (p.member !== undefined) {
+      this.#forget(p.member);
+      out.push({ type: "close", member: p.member, reason: "dial no longer needed", error: undefined });
+    }
   }
 
   /** A member's loss counts against its address; a member that outlived the flap window first clears it. */

@@ -185,6 +185,9 @@ describe("AddressBook", () => {
     b.failed(k(0), new Error("flap"), 0);
     b.failed(k(1), new Error("refused"), 0);
     expect(b.choose(use([[0, { members: 1, live: true }]]), 500)).toEqual({ kind: "dial", address: addr(0) });
+    // Even while its backoff from another connection's loss runs: it answers now.
+    expect(b.choose(use([[0, { members: 1, live: true }]]), 50)).toEqual({ kind: "dial", address: addr(0) });
+    expect(b.choose(use([[0, { members: 1, live: false }]]), 50)).toEqual({ kind: "wait", until: 100 });
   });
 
   it("choose() dials failing addresses only when no good one is left, waiting for the earliest backoff to end", () => {

@@ -269,6 +269,50 @@ describe("Regulator: spread repair (dial first, then drain)", () => {
   });
 });
 
+describe("Regulator: a repair dial never holds a slot hostage", () => {
+  function stackedWithProbe(): { s: Sim; stacked: number; probe: Dial } {
+    const s = new Sim({ members: 2 });
+    s.answer(1, 2);
+    s.up(1);
+    s.refuse(2);
+    const [stacked] = s.up(1);
+    s.advance(100);
+    const probe = s.of("dial").at(-1)!;
+    expect(probe.address.host).toBe(addr(2).host);
+    s.clear();
+    return { s, stacked: stacked!, probe };
+  }
+
+  it("the stacked member dies while a probe to a failing address is under way: the probe is cancelled and the slot stacks again at once", () => {
+    const { s, stacked, probe } = stackedWithProbe();
+    s.send({ type: "lost", member: stacked, error: new Error("ECONNRESET") });
+    expect(s.of("cancel")).toEqual([{ type: "cancel", dial: probe.dial }]);
+    const redial = s.of("dial")[0]!;
+    expect(redial.address.host).toBe(addr(1).host);
+    // The cancelled dial's failure blames nobody.
+    const before = s.reg.book.get(key(2))!.failures;
+    s.send({ type: "dial-failed", dial: probe.dial, member: undefined, error: new Error("aborted") });
+    expect(s.reg.book.get(key(2))!.failures).toBe(before);
+  });
+
+  it("a repair dial to an address not known to fail takes over the slot instead", () => {
+    const s = new Sim({ members: 2 });
+    s.answer(1);
+    s.up(1);
+    const [stacked] = s.up(1);
+    s.answer(1, 2);
+    const move = s.of("dial").at(-1)!;
+    expect(move).toMatchObject({ address: addr(2), attempt: 0 });
+    s.clear();
+    s.send({ type: "lost", member: stacked!, error: new Error("ECONNRESET") });
+    expect(s.of("cancel")).toEqual([]);
+    expect(s.of("dial")).toEqual([]);
+    s.prove(move);
+    expect(s.of("drain")).toEqual([]);
+    expect(s.of("state").at(-1)).toMatchObject({ to: "ready" });
+  });
+});
+
 describe("Regulator: flapping", () => {
   it("a connection lost within flapWindow of its first PONG is a failure: the delays grow instead of resetting", () => {
     const s = new Sim({ members: 1 });

@@ -321,7 +321,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         if (!t) return;
         if (a.reason === "peer-closed") this.#lastError = a.error;
         this.events.emit({ type: "evicted", member: info(t.member, t.slot), reason: a.reason, detail: a.detail });
-        this.#finish(t, a.detail, a.error);
+        // A member evicted when degraded mode ends keeps the PING failure that made it unhealthy.
+        this.#finish(t, a.detail, a.reason === "unhealthy" ? (t.member.lastError ?? a.error) : a.error);
         return;
       }
       case "drain": {

@@ -1,5 +1,5 @@
 import { addressKey, type Address } from "../core/address.js";
-import { GaveUpError } from "../core/errors.js";
+import { DialtoneError, GaveUpError } from "../core/errors.js";
 import type { DrainReason, EvictionReason } from "../core/events.js";
 import { AddressBook, type AddressUse } from "./address-book.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -236,7 +236,7 @@ export class Regulator {
 
   #onUnhealthy(id: number, error: Error, now: number, out: Action[]): void {
     const m = this.#members.get(id);
-    if (!m || (m.state !== "ready" && m.state !== "unhealthy")) return;
+    if (!m || m.state !== "ready") return;
     this.#setState(m, "unhealthy", error.message, out);
     this.#updateDegraded(now, out);
     // Degraded mode keeps doubtful members rather than none.
@@ -294,7 +294,11 @@ export class Regulator {
     };
     // Leaving degraded mode: the unhealthy members that served meanwhile are evicted now.
     if (!this.#degraded) {
-      for (const m of [...this.#members.values()]) if (m.state === "unhealthy") this.#evict(m, "unhealthy", "unhealthy after degraded mode ended", new Error("unhealthy after degraded mode ended"), now, out);
+      for (const m of [...this.#members.values()]) {
+        if (m.state !== "unhealthy") continue;
+        const error = new DialtoneError("ERR_DIALTONE_UNHEALTHY", `${this.#o.target} (${m.key}): unhealthy after degraded mode ended`);
+        this.#evict(m, "unhealthy", "unhealthy after degraded mode ended", error, now, out);
+      }
     }
     for (const slot of this.#slots) {
       if (slot.gaveUp || slot.pending) continue;

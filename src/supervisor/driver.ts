@@ -60,6 +60,12 @@ export interface SupervisorOptions<C extends MemberConnection> {
 export interface Lease<C> {
   readonly member: PoolMember<C>;
   readonly connection: C;
+  /**
+   * True once close() destroyed this lease's member because closeGrace ran
+   * out: a request that failed on it was cut by closing (ClosedError), not by
+   * the peer.
+   */
+  readonly closedByChannel: boolean;
   release(latencyMs?: number): void;
 }
 
@@ -111,6 +117,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
   #resolution: Resolution | undefined;
+  /** Members close() destroyed when closeGrace ran out. */
+  #cut = new WeakSet<PoolMember<C>>();
 
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
@@ -278,7 +286,10 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     while (this.pool.size > 0 && this.#clock.now() < deadline) {
       await Promise.race([this.#nextChange(), new Promise<void>((resolve) => this.#clock.setTimeout(resolve, 50))]);
     }
-    for (const t of [...this.#tracked.values()]) this.#finish(t, "channel closed", undefined);
+    for (const t of [...this.#tracked.values()]) {
+      this.#cut.add(t.member);
+      this.#finish(t, "channel closed", undefined);
+    }
     this.#status.end("disconnected");
   }
 
@@ -529,9 +540,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     if (!m) return undefined;
     this.#outstanding++;
     let released = false;
+    const cut = this.#cut;
     return {
       member: m,
       connection: m.connection,
+      get closedByChannel(): boolean {
+        return cut.has(m);
+      },
       release: (latencyMs?: number) => {
         if (released) return;
         released = true;

@@ -3,6 +3,7 @@ import { ClosedError } from "../../src/index.js";
 import { startBackends } from "../helpers/backends.js";
 import { recordEvents } from "../helpers/channel.js";
 import { channelFixture, staticDiscovery } from "../helpers/setup.js";
+import { http2Supervisor } from "../helpers/supervisor.js";
 
 const { open } = channelFixture();
 
@@ -27,8 +28,8 @@ describe("close() is its own reason", () => {
     for (const e of removed) if (e.type === "member-removed") expect(e.reason).toBe("channel closed");
   });
 
-  // Needs the request-side change in src/transport/http2/request.ts (see the core-redesign report):
-  // a stream cut because the channel closed must reject with ClosedError. Flip to `it` once it lands.
+  // Needs the transport side (core-redesign report): in ChannelBase's attempt loop, a failed attempt
+  // whose lease.closedByChannel is true rejects with ClosedError. Flip to `it` once it lands.
   it.fails("requests cut at closeGrace reject with ClosedError", async () => {
     const backends = await startBackends(["127.0.0.2"], { delayMs: 2000 });
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1, closeGrace: 200 });
@@ -37,5 +38,29 @@ describe("close() is its own reason", () => {
     await new Promise((r) => setTimeout(r, 100));
     await ch.close();
     expect(await pending).toBeInstanceOf(ClosedError);
+  });
+
+  it("a lease says when close() cut its member at closeGrace, and only then", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3"], { delayMs: 1000 });
+    const sup = http2Supervisor(backends, { closeGrace: 150 });
+    await sup.ready(AbortSignal.timeout(5000));
+    const busy = await sup.acquire();
+    const idle = await sup.acquire();
+    expect(idle.member).not.toBe(busy.member);
+    idle.release();
+    // A slow request keeps one member busy past closeGrace; the other closes gracefully at once.
+    const stream = busy.connection.session.request({ ":path": "/" });
+    busy.connection.track(stream);
+    stream.on("error", () => {});
+    stream.resume();
+    const closed = new Promise((r) => stream.once("close", r));
+    // On the wire before close() starts.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(busy.closedByChannel).toBe(false);
+    await sup.close();
+    await closed;
+    busy.release();
+    expect(busy.closedByChannel).toBe(true);
+    expect(idle.closedByChannel).toBe(false);
   });
 });

@@ -1,13 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { DialtoneError } from "../../src/index.js";
-import { resolveHealth } from "../../src/health/options.js";
-import { StaticResolver } from "../../src/resolve/static-resolver.js";
-import { SLOT_BACKOFF } from "../../src/supervisor/backoff.js";
-import { Supervisor } from "../../src/supervisor/supervisor.js";
-import { Http2Connector } from "../../src/transport/http2/connector.js";
-import type { Http2Connection } from "../../src/transport/http2/connection.js";
 import { startBackends } from "../helpers/backends.js";
 import { channelFixture } from "../helpers/setup.js";
+import { http2Supervisor } from "../helpers/supervisor.js";
 
 // Reaps the backends after each test.
 channelFixture();
@@ -16,22 +11,7 @@ describe("maxOutstanding bounds what a channel holds in flight", () => {
   it("past maxOutstanding leases, acquire() fails at once with ERR_DIALTONE_OVERLOADED; a release makes room", async () => {
     const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
     const target = `http://svc.test:${backends[0]!.port}`;
-    const sup = new Supervisor<Http2Connection>({
-      target,
-      resolver: new StaticResolver("static:///", backends.map((b) => ({ host: b.host, port: b.port, family: 4 }))),
-      connector: new Http2Connector({ url: new URL(target), target, tls: {}, connectTimeout: 2000 }),
-      members: 2,
-      health: resolveHealth({}),
-      backoff: { ...SLOT_BACKOFF },
-      criticalMin: 1,
-      balancer: "in-flight",
-      acquireTimeout: 1000,
-      maxQueue: 10,
-      closeGrace: 100,
-      drainTimeout: 1000,
-      readyTimeout: 5000,
-      maxOutstanding: 4,
-    });
+    const sup = http2Supervisor(backends, { maxOutstanding: 4 });
     try {
       await sup.ready(AbortSignal.timeout(5000));
       const leases = await Promise.all([1, 2, 3, 4].map(() => sup.acquire()));

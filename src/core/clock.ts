@@ -13,10 +13,13 @@ export interface Timer {
   cancel(): void;
 }
 
+/** Node fires a longer timer at once (TimeoutOverflowWarning); a later one is as good as never. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, Math.max(1, ms));
+    const t = setTimeout(fn, Math.min(MAX_TIMER_MS, Math.max(1, ms)));
     t.unref();
     return { cancel: () => clearTimeout(t) };
   },

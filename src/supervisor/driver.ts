@@ -312,9 +312,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   #do(a: Action): void {
     switch (a.type) {
-      case "dial":
-        void this.#dial(a);
+      case "dial": {
+        const cancel = new AbortController();
+        this.#dials.set(a.dial, cancel);
+        // Started once the current event is fully handled, so its own events (resolve, state) come first.
+        queueMicrotask(() => void this.#dial(a, cancel));
         return;
+      }
       case "cancel":
         this.#dials.get(a.dial)?.abort(new ClosedError(`dial ${a.dial}`));
         return;
@@ -367,11 +371,14 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   // ── members ──────────────────────────────────────────────────────────
 
   /** Dials, then proves with a first PING; the regulator hears of every step. */
-  async #dial(a: Extract<Action, { type: "dial" }>): Promise<void> {
+  async #dial(a: Extract<Action, { type: "dial" }>, cancel: AbortController): Promise<void> {
     const key = addressKey(a.address);
+    if (cancel.signal.aborted || this.closed) {
+      // Cancelled before it started: the regulator has already let it go.
+      this.#dials.delete(a.dial);
+      return;
+    }
     this.events.emit({ type: "connect-attempt", slot: a.slot, address: key, attempt: a.attempt });
-    const cancel = new AbortController();
-    this.#dials.set(a.dial, cancel);
     try {
       await this.#dialAndProve(a, key, AbortSignal.any([this.#abort.signal, cancel.signal]));
     } finally {

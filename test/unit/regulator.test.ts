@@ -174,6 +174,24 @@ describe("Regulator: where slots dial", () => {
   });
 });
 
+describe("Regulator: giving up", () => {
+  it("with a finite backoff.timeout, an empty slot that keeps failing that long gives up and dials no more", () => {
+    const s = new Sim({ members: 1, backoff: { initial: 100, multiplier: 2, max: 10_000, timeout: 500, jitter: 0 } });
+    s.answer(1);
+    for (let i = 0; i < 10 && s.of("gave-up").length === 0; i++) {
+      s.refuse(1);
+      s.advance(1000);
+    }
+    const [gaveUp] = s.of("gave-up");
+    expect(gaveUp).toMatchObject({ slot: 0 });
+    expect(gaveUp!.error.message).toContain("ECONNREFUSED");
+    expect(s.now).toBeGreaterThanOrEqual(500);
+    s.clear();
+    s.advance(60_000);
+    expect(s.of("dial")).toEqual([]);
+  });
+});
+
 describe("Regulator: eviction and degraded mode", () => {
   function full(): { s: Sim; ids: number[] } {
     const s = new Sim();

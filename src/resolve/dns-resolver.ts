@@ -50,7 +50,8 @@ const MAX_CNAME_HOPS = 8;
  * gets: the set's TTL is the smallest on its answer chain, clamped to
  * [minTtl, maxTtl], and it re-resolves when that runs out. On failure
  * (timeouts, SERVFAIL, REFUSED, garbage) it keeps the last good set, reports
- * the error, and retries with backoff. NXDOMAIN and empty answers are real
+ * the error, and retries with backoff; with both families asked, either one
+ * failing is a failed lookup. NXDOMAIN and empty answers are real
  * answers and are passed on as an empty set (the supervisor decides what
  * that means for live members).
  */
@@ -207,9 +208,14 @@ export class DnsResolver implements Resolver {
   async #queryFamilies(name: string, port: number, weight?: number): Promise<Lookup> {
     const types: Array<"A" | "AAAA"> = this.#family === 4 ? ["A"] : this.#family === 6 ? ["AAAA"] : ["A", "AAAA"];
     const results = await Promise.allSettled(types.map((t) => this.#lookupType(name, t, 0)));
-    const ok = results.filter((r): r is PromiseFulfilledResult<{ ips: string[]; ttl: number }> => r.status === "fulfilled");
-    // One family failing while the other answered is not a failed resolution.
-    if (ok.length === 0) throw (results[0] as PromiseRejectedResult).reason;
+    // One family failing fails the lookup, even when the other answered: an
+    // IPv4-only name whose A query timed out while AAAA came back empty would
+    // otherwise look like a name with no addresses, the set would be emptied,
+    // and the members it still has would never be replaced. Failing keeps the
+    // last good set. (Where AAAA queries are dropped for good, set dns.family: 4.)
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const ok = results as Array<PromiseFulfilledResult<{ ips: string[]; ttl: number }>>;
     const ips = ok.flatMap((r) => r.value.ips);
     // An empty answer without an SOA says nothing about how long it holds: re-ask after minTtl.
     const finite = ok.map((r) => r.value.ttl).filter(Number.isFinite);
@@ -246,6 +252,7 @@ export class DnsResolver implements Resolver {
 
   async #resolveSrv(name: string): Promise<Lookup> {
     let emptyTtl = Number.POSITIVE_INFINITY;
+    let targetFailure: unknown;
     for (const candidate of this.#candidates(name)) {
       const resp = await this.#ask(candidate, "SRV");
       if (resp.rcode === "NXDOMAIN") {
@@ -275,14 +282,17 @@ export class DnsResolver implements Resolver {
             const t = await this.#resolveHostFor(d.target, d.port, d.weight);
             addresses.push(...t.addresses);
             if (!t.empty) ttl = Math.min(ttl, t.ttl);
-          } catch {
-            // One unresolvable target does not sink the others.
+          } catch (err) {
+            // One unresolvable target does not sink the others...
+            targetFailure ??= err;
           }
         }
         if (addresses.length > 0) return { addresses: dedupe(addresses), ttl: this.#clamp(ttl), empty: false };
       }
       emptyTtl = Math.min(emptyTtl, ...srvs.map((r) => r.ttl * 1000));
     }
+    // ...but when none resolved and a lookup failed, the set is unknown, not empty.
+    if (targetFailure !== undefined) throw targetFailure;
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 

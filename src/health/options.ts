@@ -1,5 +1,5 @@
-import { requireDuration, requireFraction, requireInteger, requirePositive } from "../core/duration.js";
-import { ConfigError } from "../core/errors.js";
+import { requireDuration, requireFraction, requireInteger, requirePositiveDuration } from "../core/duration.js";
+import { checkKeys, requireObject } from "../core/options-check.js";
 
 /**
  * The PING/PONG loop's knobs, in milliseconds.
@@ -38,16 +38,19 @@ export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
   suspectAfter: 250,
 });
 
+/**
+ * Fills defaults and validates. Durations are bounded by MAX_TIMER_MS: past
+ * it Node fires the timer at once, and `interval: 3e9` would PING in a loop.
+ */
 export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix = "health"): HealthOptions {
   const h: HealthOptions = { ...HEALTH_DEFAULTS };
-  for (const [k, v] of Object.entries(input ?? {})) {
-    if (v === undefined) continue;
-    if (!Object.hasOwn(HEALTH_DEFAULTS, k)) throw new ConfigError(`${prefix}.${k}`, "unknown option");
-    (h as unknown as Record<string, unknown>)[k] = v;
+  if (input !== undefined) {
+    const given = requireObject(prefix, input);
+    checkKeys(prefix, given, Object.keys(HEALTH_DEFAULTS));
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v;
   }
-  requirePositive(`${prefix}.interval`, h.interval);
-  requirePositive(`${prefix}.timeout`, h.timeout);
-  requireDuration(`${prefix}.timeout`, h.timeout);
+  requirePositiveDuration(`${prefix}.interval`, h.interval);
+  requirePositiveDuration(`${prefix}.timeout`, h.timeout);
   requireInteger(`${prefix}.unhealthyAfter`, h.unhealthyAfter, 1);
   requireInteger(`${prefix}.healthyAfter`, h.healthyAfter, 1);
   requireFraction(`${prefix}.jitter`, h.jitter);

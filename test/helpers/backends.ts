@@ -51,6 +51,8 @@ export interface BackendStats {
   sessions: number;
   /** Streams reset with REFUSED_STREAM because of refuse-next. */
   refused: number;
+  /** PING frames received (acks excluded), over all sessions. */
+  pings: number;
 }
 
 export interface BackendReply {

@@ -5,6 +5,8 @@ import { ConfigError, ResolveError, TargetError, asError } from "../core/errors.
 import { sameName, type DnsRecord, type DnsResponse, type QueryType } from "./dns-message.js";
 import { askServer, serverKey, type Nameserver } from "./dns-transport.js";
 import { readHosts } from "./hosts-file.js";
+import { checkKeys, requireObject } from "../core/options-check.js";
+import { hasUserInfo, redactTarget } from "../core/redact.js";
 import { readResolvConf } from "./resolv-conf.js";
 import type { AddressSet, Resolver, ResolverListener } from "./resolver.js";
 
@@ -33,6 +35,12 @@ export interface DnsResolverOptions {
   retryInitial?: number;
   retryMax?: number;
 }
+
+/** Every key of DnsResolverOptions, so an unknown (misspelt) one is refused by name. */
+export const DNS_OPTION_KEYS: Readonly<Record<keyof DnsResolverOptions, true>> = {
+  nameservers: true, search: true, ndots: true, timeout: true, attempts: true, rotate: true, resolvConf: true,
+  hostsFile: true, hostsTtl: true, family: true, minTtl: true, maxTtl: true, retryInitial: true, retryMax: true,
+};
 
 interface Lookup {
   addresses: Address[];
@@ -81,6 +89,9 @@ export class DnsResolver implements Resolver {
   #closed = false;
 
   constructor(target: string, options: DnsResolverOptions = {}, defaultPort?: number) {
+    // Built directly (it is public) as well as by channels: the same checks either way.
+    if (hasUserInfo(target)) throw new TargetError(redactTarget(target), "a discovery target takes no credentials");
+    checkKeys("dns", requireObject("dns", options), Object.keys(DNS_OPTION_KEYS));
     this.target = target;
     const m = /^(dns|dns\+srv):\/\/([^/]*)\/(.+)$/i.exec(target);
     if (!m) throw new TargetError(target, "expected dns:///name:port or dns+srv:///_service._proto.name");

@@ -3,7 +3,7 @@ import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
 import type { Balancer } from "../pool/pool.js";
-import type { DnsResolverOptions } from "../resolve/dns-resolver.js";
+import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { SLOT_BACKOFF, resolveBackoff, type BackoffOptions } from "../supervisor/backoff.js";
 import type { Connector, MemberConnection } from "../supervisor/connection.js";
@@ -54,10 +54,6 @@ export const COMMON_KEYS: readonly string[] = [
 export const MAX_MEMBERS = 10_000;
 
 /** Every key of DnsResolverOptions; a Record over keyof makes tsc flag a key added there and not here. */
-const DNS_KEYS: Readonly<Record<keyof DnsResolverOptions, true>> = {
-  nameservers: true, search: true, ndots: true, timeout: true, attempts: true, rotate: true, resolvConf: true,
-  hostsFile: true, hostsTtl: true, family: true, minTtl: true, maxTtl: true, retryInitial: true, retryMax: true,
-};
 
 export interface ResolvedCommon {
   name: string;
@@ -124,7 +120,7 @@ function resolveDegraded(input: unknown, members: number): number {
 function checkDnsOptions(input: unknown, discovery: unknown): void {
   if (input === undefined) return;
   const d = requireObject("dns", input);
-  checkKeys("dns", d, Object.keys(DNS_KEYS));
+  checkKeys("dns", d, Object.keys(DNS_OPTION_KEYS));
   if (typeof discovery !== "string" || !/^dns(\+srv)?:\/\//i.test(discovery)) {
     throw new ConfigError("dns", "DNS options need dns:/// or dns+srv:/// discovery");
   }

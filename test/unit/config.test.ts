@@ -7,6 +7,7 @@ import { MAX_MEMBERS } from "../../src/transport/common-options.js";
 import {
   ConfigError,
   DialtoneError,
+  DnsResolver,
   Reconnect,
   TargetError,
   createHttp2Channel,
@@ -493,5 +494,20 @@ describe("redactTarget", () => {
     ["", ""],
   ])("%s → %s", (raw, want) => {
     expect(redactTarget(raw)).toBe(want);
+  });
+});
+
+describe("a DnsResolver built directly gets the channel's checks", () => {
+  it("refuses credentials in its target without echoing them, and unknown option keys by name", () => {
+    let err: unknown;
+    try {
+      new DnsResolver("dns://app:s3cret@127.0.0.1:53/svc.test:80");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TargetError);
+    expect(String((err as Error).message) + (err as TargetError).target).not.toContain("s3cret");
+    expect(() => new DnsResolver("dns:///svc.test:80", { nameserver: ["127.0.0.1:53"] } as never)).toThrow(/dns\.nameserver.*nameservers/);
+    expect(() => new DnsResolver("dns:///svc.test:80", { family: 4 })).not.toThrow();
   });
 });

@@ -117,6 +117,8 @@ const config = parseConfig(process.argv[2]);
 
 let delayMs = config.delayMs ?? 0;
 let refuseRemaining = 0;
+/** What /healthz answers; set with {cmd:"health", status}. */
+let healthStatus = 200;
 const stats = { requests: 0, sessions: 0, refused: 0, pings: 0 };
 const sessions = new Set<http2.ServerHttp2Session>();
 let backendKey = "";
@@ -275,7 +277,7 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
     /* malformed path: treat as "/" */
   }
 
-  let status = 200;
+  let status = pathname === "/healthz" ? healthStatus : 200;
   const statusMatch = /^\/status\/(\d{3})$/.exec(pathname);
   if (statusMatch) {
     const code = Number(statusMatch[1]);
@@ -404,6 +406,16 @@ process.on("message", (raw: unknown) => {
     case "stats":
       reply({ ack: cmd, stats: { ...stats } }, msg.id);
       return;
+    case "health": {
+      const n = Number((msg as { status?: unknown }).status);
+      if (!Number.isInteger(n) || n < 200 || n > 599) {
+        reply({ ack: cmd, error: "status must be an HTTP status from 200 to 599" }, msg.id);
+        return;
+      }
+      healthStatus = n;
+      reply({ ack: cmd }, msg.id);
+      return;
+    }
     default:
       reply({ ack: cmd, error: `unknown command ${cmd}` }, msg.id);
   }

@@ -72,7 +72,13 @@ export interface ResolvedCommon {
 }
 
 /** Validates the common options; `known` adds the protocol's own keys. Bad input throws at construction. */
-export function resolveCommon(o: CommonChannelOptions & object, target: string, known: readonly string[]): ResolvedCommon {
+export function resolveCommon(
+  o: CommonChannelOptions & object,
+  target: string,
+  known: readonly string[],
+  /** Whether this protocol can run health.check (an HTTP request on the member's connection). */
+  can: { appCheck?: boolean } = {},
+): ResolvedCommon {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   checkKeys("", o, [...COMMON_KEYS, ...known]);
   const members = requireInteger("members", o.members ?? 3, 1, MAX_MEMBERS);
@@ -83,10 +89,12 @@ export function resolveCommon(o: CommonChannelOptions & object, target: string, 
   if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
   if (o.random !== undefined && typeof o.random !== "function") throw new ConfigError("random", `expected a function, got ${describeType(o.random)}`);
   checkDnsOptions(o.dns, o.discovery);
+  const health = resolveHealth(o.health);
+  if (health.check !== undefined && !can.appCheck) throw new ConfigError("health.check", "application checks need an HTTP/2 channel (gRPC or HTTP); this protocol has PING only");
   return {
     name,
     members,
-    health: resolveHealth(o.health),
+    health,
     backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
     criticalMin,
     balancer,

@@ -42,7 +42,8 @@ export type BackendCommand =
   | { cmd: "delay"; ms: number }
   | { cmd: "goaway" }
   | { cmd: "refuse-next"; n: number }
-  | { cmd: "stats" };
+  | { cmd: "stats" }
+  | { cmd: "health"; status: number };
 
 export interface BackendStats {
   /** Streams that were processed (refused ones excluded). */

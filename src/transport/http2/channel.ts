@@ -2,6 +2,7 @@ import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "nod
 import { AbortedError, BadRequestError } from "../../core/errors.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
+import { connectionCheck } from "./app-check.js";
 import { replayable } from "./body.js";
 import type { Http2Connection } from "./connection.js";
 import { Http2Connector } from "./connector.js";
@@ -28,7 +29,8 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
 
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
-    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout });
+    const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
+    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
     super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector));
     this.#o = o;
   }

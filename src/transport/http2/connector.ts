@@ -5,6 +5,7 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions } fr
 import { addressKey, type Address } from "../../core/address.js";
 import { ConnectError } from "../../core/errors.js";
 import type { Connector } from "../../supervisor/connection.js";
+import type { ConnectionCheck } from "./app-check.js";
 import { Http2Connection } from "./connection.js";
 
 export interface Http2TlsOptions {
@@ -25,6 +26,8 @@ export interface Http2ConnectorOptions {
   target: string;
   tls: Http2TlsOptions;
   connectTimeout: number;
+  /** An application check run with every PING (health.check). */
+  check?: ConnectionCheck | undefined;
   /** Our SETTINGS to the peer. */
   settings?: SecureClientSessionOptions["settings"];
 }
@@ -84,7 +87,7 @@ export class Http2Connector implements Connector<Http2Connection> {
         cleanup();
         s.removeAllListeners("error");
         s.removeAllListeners("close");
-        resolve(new Http2Connection(s, key, socket));
+        resolve(new Http2Connection(s, key, socket, this.#o.check));
       });
     });
   }

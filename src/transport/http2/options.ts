@@ -34,7 +34,7 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const url = parseTarget(o.target);
   const target = url.origin;
-  const common = resolveCommon(o, target, ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"]);
+  const common = resolveCommon(o, target, ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"], { appCheck: true });
   if (url.protocol !== "https:" && o.tls !== undefined) throw new ConfigError("tls", "TLS options need an https:// target");
   const defaultPort = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");

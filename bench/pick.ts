@@ -40,12 +40,14 @@ function p2cLoop(pool: Pool<null>, ops: number): number {
 function rrLoop(list: Array<PoolMember<null>>, ops: number): number {
   let sink = 0;
   let next = 0;
+  // The baseline keeps its own in-flight counters: a member's count lives in its pool-owned load object.
+  const inFlight = new Uint32Array(list.length);
   for (let i = 0; i < ops; i++) {
     const m = list[next] as PoolMember<null>;
-    next = next + 1 === list.length ? 0 : next + 1;
-    m.inFlight++;
+    inFlight[next]!++;
     sink += m.id;
-    m.inFlight--;
+    inFlight[next]!--;
+    next = next + 1 === list.length ? 0 : next + 1;
   }
   return sink;
 }

@@ -12,11 +12,18 @@ const NEEDED = [
   // dnsmasq-base ships the binary without a service that would start on install.
   { bin: "dnsmasq", pkg: "dnsmasq-base" },
   { bin: "nats-server", pkg: "nats-server" },
+  // Real HTTP/2 servers no one here wrote, for the fetch/undici adapter tests.
+  { bin: "nghttpd", pkg: "nghttp2-server" },
+  { bin: "h2o", pkg: "h2o" },
+  // A real gRPC server (Python), run with Debian's own python3: a python3 from a
+  // version manager earlier on PATH would not see Debian's grpc module.
+  { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
 ];
 
 // dnsmasq lives in /usr/sbin, which a non-login PATH may lack.
 const onPath = (bin) => spawnSync("sh", ["-c", `PATH="$PATH:/usr/sbin:/sbin" command -v ${bin}`], { stdio: "ignore" }).status === 0;
-const missing = NEEDED.filter((n) => !onPath(n.bin));
+const present = (n) => (n.check ? n.check() : onPath(n.bin));
+const missing = NEEDED.filter((n) => !present(n));
 if (missing.length === 0) process.exit(0);
 
 const pkgs = [...new Set(missing.map((m) => m.pkg))];
@@ -39,7 +46,7 @@ try {
 } finally {
   if (!hadPolicy) rmSync(policy, { force: true });
 }
-const still = NEEDED.filter((n) => !onPath(n.bin));
+const still = NEEDED.filter((n) => !present(n));
 if (still.length > 0) {
   console.error(`test setup: ${still.map((m) => m.bin).join(", ")} still missing after installing ${pkgs.join(" ")}`);
   process.exit(1);

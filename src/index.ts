@@ -4,7 +4,10 @@ export type { NatsChannelOptions } from "./transport/nats/options.js";
 export type { NatsAuth, NatsTls } from "./transport/nats/connector.js";
 export { ChannelSubscription } from "./transport/nats/subscription.js";
 export type { Http2ChannelOptions } from "./transport/http2/options.js";
-export type { Http2RequestInit, Http2Response } from "./transport/http2/request.js";
+export type { Http2RequestInit } from "./transport/http2/request-input.js";
+export { MAX_HEADER_LIST_BYTES } from "./transport/http2/request-input.js";
+export type { Http2Response, Http2StreamingResponse } from "./transport/http2/exchange.js";
+export type { Http2Body } from "./transport/http2/body.js";
 export type { Http2TlsOptions } from "./transport/http2/connector.js";
 export { Reconnect, type ReconnectOptions, type ReconnectEvent, type ConnectionStatus } from "./supervisor/reconnect.js";
 export { RECONNECT_BACKOFF, SLOT_BACKOFF, type BackoffOptions } from "./supervisor/backoff.js";
@@ -37,4 +40,7 @@ export {
   NoRespondersError,
   NotReadyError,
   MemberLostError,
+  AbortedError,
+  BadRequestError,
+  type DialtoneErrorCode,
 } from "./core/errors.js";

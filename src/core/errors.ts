@@ -3,9 +3,44 @@
  * callers can branch without parsing messages. Messages name the target, the
  * address and the cause, because that is what an operator needs at 3 a.m.
  */
+export type DialtoneErrorCode =
+  | "ERR_DIALTONE_CONFIG"
+  | "ERR_DIALTONE_TARGET"
+  | "ERR_DIALTONE_USAGE"
+  | "ERR_DIALTONE_CONNECT"
+  | "ERR_DIALTONE_PING_TIMEOUT"
+  | "ERR_DIALTONE_UNHEALTHY"
+  | "ERR_DIALTONE_DRAINING"
+  | "ERR_DIALTONE_RESOLVE"
+  | "ERR_DIALTONE_NO_MEMBER"
+  | "ERR_DIALTONE_NOT_READY"
+  | "ERR_DIALTONE_QUEUE_FULL"
+  | "ERR_DIALTONE_OVERLOADED"
+  | "ERR_DIALTONE_CLOSED"
+  | "ERR_DIALTONE_GAVE_UP"
+  | "ERR_DIALTONE_ABORTED"
+  | "ERR_DIALTONE_BAD_REQUEST"
+  | "ERR_DIALTONE_REQUEST_BODY"
+  | "ERR_DIALTONE_NOT_SENT"
+  | "ERR_DIALTONE_REFUSED_STREAM"
+  | "ERR_DIALTONE_GOAWAY"
+  | "ERR_DIALTONE_MEMBER_LOST"
+  | "ERR_DIALTONE_STREAM"
+  | "ERR_DIALTONE_INCOMPLETE_RESPONSE"
+  | "ERR_DIALTONE_RESPONSE_TOO_LARGE"
+  | "ERR_DIALTONE_REQUEST_TIMEOUT"
+  | "ERR_DIALTONE_NO_RESPONDERS"
+  | "ERR_DIALTONE_AUTH"
+  | "ERR_DIALTONE_NATS";
+
+/** Milliseconds as people read them: whole numbers ("1500 ms", never "1499.9986 ms"). */
+export function ms(value: number): string {
+  return `${Math.round(value)} ms`;
+}
+
 export class DialtoneError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: DialtoneErrorCode;
+  constructor(code: DialtoneErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
@@ -44,7 +79,7 @@ export class ConnectError extends DialtoneError {
 /** A PING that got no PONG within its timeout. */
 export class PingTimeoutError extends DialtoneError {
   constructor(timeoutMs: number) {
-    super("ERR_DIALTONE_PING_TIMEOUT", `no PONG within ${timeoutMs} ms`);
+    super("ERR_DIALTONE_PING_TIMEOUT", `no PONG within ${ms(timeoutMs)}`);
   }
 }
 
@@ -67,7 +102,7 @@ export class NoMemberError extends DialtoneError {
   constructor(target: string, waitedMs: number, lastError: Error | undefined) {
     super(
       "ERR_DIALTONE_NO_MEMBER",
-      `${target}: no usable member within ${waitedMs} ms` +
+      `${target}: no usable member within ${ms(waitedMs)}` +
         (lastError ? `; last connection error: ${lastError.message}` : "; no connection error recorded yet"),
       { cause: lastError },
     );
@@ -84,7 +119,7 @@ export class NotReadyError extends DialtoneError {
   constructor(target: string, ready: number, wanted: number, waitedMs: number, lastError: Error | undefined) {
     super(
       "ERR_DIALTONE_NOT_READY",
-      `${target}: ${ready} of ${wanted} members ready after ${waitedMs} ms` + (lastError ? `; last connection error: ${lastError.message}` : ""),
+      `${target}: ${ready} of ${wanted} members ready after ${ms(waitedMs)}` + (lastError ? `; last connection error: ${lastError.message}` : ""),
       { cause: lastError },
     );
     this.target = target;
@@ -120,7 +155,7 @@ export class GaveUpError extends DialtoneError {
   constructor(what: string, timeoutMs: number, attempts: number, cause: unknown) {
     super(
       "ERR_DIALTONE_GAVE_UP",
-      `${what}: gave up after ${attempts} attempts over ${timeoutMs} ms` +
+      `${what}: gave up after ${attempts} attempts over ${ms(timeoutMs)}` +
         (cause instanceof Error ? `; last error: ${cause.message}` : ""),
       { cause },
     );
@@ -135,7 +170,7 @@ export class RequestError extends DialtoneError {
   /** True when the protocol proves the peer did not process the request. */
   readonly unprocessed: boolean;
   constructor(
-    code: string,
+    code: DialtoneErrorCode,
     target: string,
     address: string | undefined,
     message: string,
@@ -171,7 +206,34 @@ export class MemberLostError extends RequestError {
 /** A request that did not complete within its own timeout. */
 export class RequestTimeoutError extends RequestError {
   constructor(target: string, address: string | undefined, timeoutMs: number) {
-    super("ERR_DIALTONE_REQUEST_TIMEOUT", target, address, `request timed out after ${timeoutMs} ms`, false);
+    super("ERR_DIALTONE_REQUEST_TIMEOUT", target, address, `request timed out after ${ms(timeoutMs)}`, false);
+  }
+}
+
+/**
+ * The caller's AbortSignal fired. The signal's reason is the `cause`, so a
+ * caller that aborted with its own error can still find it.
+ */
+export class AbortedError extends DialtoneError {
+  readonly target: string;
+  constructor(target: string, reason: unknown, detail?: string) {
+    const why = reason instanceof Error && reason.name !== "AbortError" ? `: ${reason.message}` : "";
+    super("ERR_DIALTONE_ABORTED", `${target}: aborted by the caller${why}${detail ? ` (${detail})` : ""}`, { cause: reason });
+    this.target = target;
+  }
+}
+
+/**
+ * The caller's input (method, path, a header, the body, a per-call option)
+ * cannot be sent. Thrown before any member sees the request, never retried,
+ * never counted against a member. `field` names what was wrong; header
+ * values are never echoed (they may carry credentials).
+ */
+export class BadRequestError extends RequestError {
+  readonly field: string;
+  constructor(target: string, field: string, message: string, options?: { cause?: unknown }) {
+    super("ERR_DIALTONE_BAD_REQUEST", target, undefined, `bad request ${field}: ${message}`, false, options);
+    this.field = field;
   }
 }
 

@@ -18,7 +18,7 @@
  *   {cmd:"delay", ms}      set the per-request delay
  *   {cmd:"goaway"}         GOAWAY(NO_ERROR) on every open session + server.close()
  *   {cmd:"refuse-next", n} reset the next n streams with REFUSED_STREAM
- *   {cmd:"stats"}          reply includes stats: {requests, sessions, refused}
+ *   {cmd:"stats"}          reply includes stats: {requests, sessions, refused, pings}
  * Every command is answered with {ack: cmd, ...} after it has been applied; an
  * `id` field on the command is echoed back so the parent can correlate.
  *
@@ -117,7 +117,9 @@ const config = parseConfig(process.argv[2]);
 
 let delayMs = config.delayMs ?? 0;
 let refuseRemaining = 0;
-const stats = { requests: 0, sessions: 0, refused: 0 };
+/** What /healthz answers; set with {cmd:"health", status}. */
+let healthStatus = 200;
+const stats = { requests: 0, sessions: 0, refused: 0, pings: 0 };
 const sessions = new Set<http2.ServerHttp2Session>();
 let backendKey = "";
 let shuttingDown = false;
@@ -197,6 +199,55 @@ function grpcRespond(stream: http2.ServerHttp2Stream, body: Buffer): void {
   }
 }
 
+/** `/trailers`: a body, then trailers (x-checksum, grpc-status), as gRPC servers end every call. */
+function trailersRespond(stream: http2.ServerHttp2Stream): void {
+  if (streamGone(stream) || stream.headersSent) return;
+  try {
+    stream.once("wantTrailers", () => {
+      try {
+        stream.sendTrailers({ "x-checksum": "c0ffee", "grpc-status": "0" });
+      } catch {
+        if (!stream.destroyed) stream.destroy();
+      }
+    });
+    stream.respond({ ":status": 200, "x-backend": backendKey }, { waitForTrailers: true });
+    stream.end(`ok ${backendKey}`);
+  } catch {
+    if (!stream.destroyed) stream.destroy();
+  }
+}
+
+/** `/headers`: the request's headers as JSON, so tests can see what arrived. */
+function plainHeaders(h: http2.IncomingHttpHeaders): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) out[k] = v;
+  return out;
+}
+
+/**
+ * `/stream?chunks=N&size=S&every=MS`: N chunks of S bytes, one every MS ms,
+ * written with back-pressure (a slow reader slows the writer down), so tests
+ * can watch a streamed body flow. Bounded: at most 10,000 chunks of 1 MiB.
+ */
+function streamRespond(stream: http2.ServerHttp2Stream, q: URLSearchParams): void {
+  if (streamGone(stream) || stream.headersSent) return;
+  const chunks = Math.min(10_000, Math.max(0, Number(q.get("chunks") ?? "4") || 0));
+  const size = Math.min(1 << 20, Math.max(1, Number(q.get("size") ?? "1024") || 1));
+  const every = Math.min(10_000, Math.max(0, Number(q.get("every") ?? "0") || 0));
+  stream.respond({ ":status": 200, "x-backend": backendKey, "content-length": String(chunks * size) });
+  let sent = 0;
+  const next = (): void => {
+    if (streamGone(stream)) return;
+    if (sent === chunks) return void stream.end();
+    sent++;
+    const more = stream.write(Buffer.alloc(size, 0x61 + (sent % 26)));
+    const go = (): void => void (every > 0 ? setTimeout(next, every) : setImmediate(next));
+    if (more) go();
+    else stream.once("drain", go);
+  };
+  next();
+}
+
 function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   stream.on("error", noop);
   authorities.set(stream, String(headers[":authority"] ?? ""));
@@ -226,7 +277,7 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
     /* malformed path: treat as "/" */
   }
 
-  let status = 200;
+  let status = pathname === "/healthz" ? healthStatus : 200;
   const statusMatch = /^\/status\/(\d{3})$/.exec(pathname);
   if (statusMatch) {
     const code = Number(statusMatch[1]);
@@ -242,6 +293,9 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
   const maybeRespond = (): void => {
     if (!bodyDone || !delayDone) return;
     if (grpc) return grpcRespond(stream, Buffer.concat(chunks));
+    if (pathname === "/trailers") return trailersRespond(stream);
+    if (pathname === "/headers") return safeRespond(stream, 200, JSON.stringify(plainHeaders(headers)));
+    if (pathname === "/stream") return streamRespond(stream, new URL(rawPath, "http://backend.invalid").searchParams);
     const body = method === "POST" ? Buffer.concat(chunks) : `ok ${backendKey}`;
     safeRespond(stream, status, body);
   };
@@ -274,6 +328,8 @@ server.on("session", (session: http2.ServerHttp2Session) => {
   stats.sessions += 1;
   sessions.add(session);
   session.on("error", noop);
+  // Counted so tests can see a client's PING rate from the peer's side (e.g. no PING storm).
+  session.on("ping", () => (stats.pings += 1));
   session.once("close", () => sessions.delete(session));
 });
 server.on("sessionError", noop);
@@ -350,6 +406,16 @@ process.on("message", (raw: unknown) => {
     case "stats":
       reply({ ack: cmd, stats: { ...stats } }, msg.id);
       return;
+    case "health": {
+      const n = Number((msg as { status?: unknown }).status);
+      if (!Number.isInteger(n) || n < 200 || n > 599) {
+        reply({ ack: cmd, error: "status must be an HTTP status from 200 to 599" }, msg.id);
+        return;
+      }
+      healthStatus = n;
+      reply({ ack: cmd }, msg.id);
+      return;
+    }
     default:
       reply({ ack: cmd, error: `unknown command ${cmd}` }, msg.id);
   }

@@ -1,5 +1,6 @@
-import { requireDuration, requireFraction, requireInteger, requirePositive } from "../core/duration.js";
+import { requireDuration, requireFraction, requireInteger, requirePositiveDuration } from "../core/duration.js";
 import { ConfigError } from "../core/errors.js";
+import { checkKeys, requireObject } from "../core/options-check.js";
 
 /**
  * The PING/PONG loop's knobs, in milliseconds.
@@ -27,7 +28,17 @@ export interface HealthOptions {
    * avoid it and it is PINGed at once; a PONG clears it. 0 turns it off.
    */
   suspectAfter: number;
+  /**
+   * An application check run on the member's own connection with every PING
+   * (warm_channels checks members with the gRPC Health Checking Protocol):
+   * `{ grpc: { service } }` calls grpc.health.v1.Health/Check and wants
+   * SERVING; `{ http: { path } }` wants a 2xx. A failure counts exactly as a
+   * missed PONG. Protocols that cannot run it refuse it at construction.
+   */
+  check?: AppCheck | undefined;
 }
+
+export type AppCheck = { grpc: { service: string } } | { http: { path: string } };
 
 export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
   interval: 1000,
@@ -38,19 +49,41 @@ export const HEALTH_DEFAULTS: Readonly<HealthOptions> = Object.freeze({
   suspectAfter: 250,
 });
 
+/**
+ * Fills defaults and validates. Durations are bounded by MAX_TIMER_MS: past
+ * it Node fires the timer at once, and `interval: 3e9` would PING in a loop.
+ */
 export function resolveHealth(input: Partial<HealthOptions> | undefined, prefix = "health"): HealthOptions {
   const h: HealthOptions = { ...HEALTH_DEFAULTS };
-  for (const [k, v] of Object.entries(input ?? {})) {
-    if (v === undefined) continue;
-    if (!Object.hasOwn(HEALTH_DEFAULTS, k)) throw new ConfigError(`${prefix}.${k}`, "unknown option");
-    (h as unknown as Record<string, unknown>)[k] = v;
+  if (input !== undefined) {
+    const given = requireObject(prefix, input);
+    checkKeys(prefix, given, [...Object.keys(HEALTH_DEFAULTS), "check"]);
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v;
   }
-  requirePositive(`${prefix}.interval`, h.interval);
-  requirePositive(`${prefix}.timeout`, h.timeout);
-  requireDuration(`${prefix}.timeout`, h.timeout);
+  requirePositiveDuration(`${prefix}.interval`, h.interval);
+  requirePositiveDuration(`${prefix}.timeout`, h.timeout);
   requireInteger(`${prefix}.unhealthyAfter`, h.unhealthyAfter, 1);
   requireInteger(`${prefix}.healthyAfter`, h.healthyAfter, 1);
   requireFraction(`${prefix}.jitter`, h.jitter);
   requireDuration(`${prefix}.suspectAfter`, h.suspectAfter);
+  if (h.check !== undefined) h.check = resolveAppCheck(h.check, `${prefix}.check`);
   return h;
+}
+
+/** `{ grpc: { service? } }` or `{ http: { path } }`, exactly one. */
+function resolveAppCheck(input: unknown, prefix: string): AppCheck {
+  const c = requireObject(prefix, input);
+  checkKeys(prefix, c, ["grpc", "http"]);
+  if ((c.grpc === undefined) === (c.http === undefined)) throw new ConfigError(prefix, "expected exactly one of { grpc: { service } } or { http: { path } }");
+  if (c.grpc !== undefined) {
+    const g = requireObject(`${prefix}.grpc`, c.grpc);
+    checkKeys(`${prefix}.grpc`, g, ["service"]);
+    const service = g.service ?? "";
+    if (typeof service !== "string" || !/^[A-Za-z0-9_.]*$/.test(service)) throw new ConfigError(`${prefix}.grpc.service`, "expected a gRPC service name such as \"\" or \"pkg.Service\"");
+    return { grpc: { service } };
+  }
+  const h = requireObject(`${prefix}.http`, c.http);
+  checkKeys(`${prefix}.http`, h, ["path"]);
+  if (typeof h.path !== "string" || !/^\/[\x21-\x7e]*$/.test(h.path)) throw new ConfigError(`${prefix}.http.path`, 'expected a path such as "/healthz"');
+  return { http: { path: h.path } };
 }

@@ -1,6 +1,7 @@
 import type { Address } from "../core/address.js";
 
 import type { MemberState } from "../core/events.js";
+import { InFlight, PeakEwma, type Load } from "./load.js";
 
 export type { MemberState };
 
@@ -11,14 +12,15 @@ export class PoolMember<C = unknown> {
   readonly key: string;
   readonly connection: C;
   state: MemberState = "connecting";
-  inFlight = 0;
+  /**
+   * Pool-owned: the pool gives each member the load object of its balancer
+   * when the member is added (before that, nothing can be in flight).
+   */
+  load: Load = new InFlight();
   /** The peer's concurrent stream limit; Infinity when it set none. */
   maxConcurrent = Number.POSITIVE_INFINITY;
   /** Smoothed PING round trip, ms. */
   rtt: number | undefined;
-  /** Peak-EWMA of request latency, ms (see Pool.release). */
-  latency: number | undefined;
-  latencyAt = 0;
   lastError: Error | undefined;
   connectedSince: number | undefined;
   /** When the peer last proved alive (a PONG, a completed response), pool clock ms. */
@@ -29,6 +31,16 @@ export class PoolMember<C = unknown> {
   suspected = false;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
+
+  /** Requests in flight on this member (kept as a field-like getter: the supervisor and transports read it). */
+  get inFlight(): number {
+    return this.load.inFlight;
+  }
+
+  /** Peak-EWMA latency estimate, ms, decayed to now; undefined with the in-flight balancer or before any response. */
+  get latency(): number | undefined {
+    return this.load instanceof PeakEwma ? this.load.estimate() : undefined;
+  }
 
   constructor(id: number, address: Address, key: string, connection: C) {
     this.id = id;

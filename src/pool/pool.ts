@@ -1,6 +1,7 @@
 import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
-import { inFlightCost, peakEwmaCost, pickP2C } from "./picker.js";
+import { InFlight, PeakEwma, type Load } from "./load.js";
+import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
 export type Balancer = "in-flight" | "peak-ewma";
@@ -10,7 +11,7 @@ export interface PoolOptions {
   criticalMin: number;
   balancer: Balancer;
   random?: () => number;
-  /** Peak-EWMA decay window, ms. */
+  /** Peak-EWMA decay window, ms (tower's decay_ns; default 10 s). */
   decay?: number;
   /**
    * A member with work in flight that has not been heard from for this long
@@ -49,7 +50,7 @@ export class Pool<C = unknown> {
   #reachedCritical = false;
   #degraded = false;
   #criticalMin: number;
-  #cost: (m: PoolMember<C>) => number;
+  #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
   #decay: number;
   #now: () => number;
@@ -57,10 +58,14 @@ export class Pool<C = unknown> {
 
   constructor(options: PoolOptions) {
     this.#criticalMin = options.criticalMin;
-    this.#cost = options.balancer === "peak-ewma" ? peakEwmaCost : inFlightCost;
     this.#random = options.random ?? Math.random;
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
+    // Loads read the pool's clock, so a fake clock in tests reaches the decay too.
+    this.#newLoad =
+      options.balancer === "peak-ewma"
+        ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt })
+        : () => new InFlight();
     this.#suspectAfter = options.suspectAfter ?? 0;
   }
 
@@ -93,6 +98,7 @@ export class Pool<C = unknown> {
   }
 
   add(member: PoolMember<C>): void {
+    member.load = this.#newLoad(member);
     this.#members.add(member);
     if (member.state === "ready") this.#ready++;
     if (member.state === "unhealthy") this.#unhealthy++;
@@ -134,9 +140,11 @@ export class Pool<C = unknown> {
       const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
       if (!this.#isSuspect(alt)) m = alt;
     }
-    if (m.inFlight === 0) m.busySince = this.#now();
-    m.inFlight++;
-    if (m.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
+    const load = m.load;
+    // busySince only feeds suspicion: no clock read per pick when that is off.
+    if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = this.#now();
+    load.start();
+    if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
   }
 
@@ -146,7 +154,7 @@ export class Pool<C = unknown> {
     member.suspected = false;
   }
 
-  #pickCost = (m: PoolMember<C>): number => (this.#isSuspect(m) ? Number.POSITIVE_INFINITY : this.#cost(m));
+  #pickCost = (m: PoolMember<C>): number => (this.#isSuspect(m) ? Number.POSITIVE_INFINITY : m.load.cost());
 
   /** Busy and silent for suspectAfter. Reported once per episode so the owner can probe it. */
   #isSuspect(m: PoolMember<C>): boolean {
@@ -160,35 +168,20 @@ export class Pool<C = unknown> {
     return true;
   }
 
-  /** Ends one in-flight request; `latency` (ms) feeds the peak-EWMA estimate. */
+  /** Ends one in-flight request; `latency` (ms), given when the member answered, is a load sample. */
   release(member: PoolMember<C>, latency?: number): void {
-    if (member.inFlight > 0) member.inFlight--;
-    if (latency !== undefined) {
-      this.#observeLatency(member, latency);
-      this.heard(member);
-    }
-    if (member.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+    member.load.end(latency);
+    if (latency !== undefined) this.heard(member);
+    if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 
   isUsable(member: PoolMember<C>): boolean {
     return member.usableIndex >= 0;
   }
 
-  #observeLatency(m: PoolMember<C>, sample: number): void {
-    const now = this.#now();
-    if (m.latency === undefined || sample > m.latency) {
-      // Peak-sensitive: a slow response moves the estimate at once.
-      m.latency = sample;
-    } else {
-      const w = Math.exp(-(now - m.latencyAt) / this.#decay);
-      m.latency = m.latency * w + sample * (1 - w);
-    }
-    m.latencyAt = now;
-  }
-
   #shouldBeUsable(m: PoolMember<C>): boolean {
     const byState = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
-    return byState && m.inFlight < m.maxConcurrent;
+    return byState && m.load.inFlight < m.maxConcurrent;
   }
 
   /** Re-files one member; returns true when the usable count changed. */

@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import { isIP } from "node:net";
 import dnsPacket from "dns-packet";
 import { ResolveError } from "../core/errors.js";
 
@@ -43,7 +44,8 @@ export function sameName(a: string, b: string): boolean {
 /**
  * The decoder path: bytes from the network in, a checked response out.
  * Anything wrong (garbage, a wrong ID, a question that is not ours, not a
- * response) is a ResolveError; nothing else can escape, whatever the bytes.
+ * response, a record that is cut short or not what its type says) is a
+ * ResolveError; nothing else can escape, whatever the bytes.
  */
 export function decodeResponse(bytes: Buffer, query: DnsQuery, target: string): DnsResponse {
   let p: ReturnType<typeof dnsPacket.decode>;
@@ -52,6 +54,11 @@ export function decodeResponse(bytes: Buffer, query: DnsQuery, target: string): 
   } catch (err) {
     throw new ResolveError(target, `malformed DNS message (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
+  // dns-packet reads a cut record past the end of the buffer instead of
+  // failing: an A record one byte short decodes to "127.0.0.undefined".
+  // Having read more than was received means the message is malformed.
+  const read = dnsPacket.decode.bytes;
+  if (read > bytes.length) throw new ResolveError(target, `malformed DNS message (cut short: its records need ${read} bytes, got ${bytes.length})`);
   try {
     if (p.type !== "response") throw new ResolveError(target, "got a DNS query where a response was expected");
     if (p.id !== query.id) throw new ResolveError(target, `DNS response ID ${String(p.id)} does not match query ID ${query.id}`);
@@ -64,9 +71,9 @@ export function decodeResponse(bytes: Buffer, query: DnsQuery, target: string): 
     return {
       rcode: typeof rcode === "string" ? rcode : "UNKNOWN",
       truncated: p.flag_tc === true,
-      answers: records(p.answers),
-      authorities: records(p.authorities),
-      additionals: records(p.additionals),
+      answers: records(p.answers, target),
+      authorities: records(p.authorities, target),
+      additionals: records(p.additionals, target),
     };
   } catch (err) {
     if (err instanceof ResolveError) throw err;
@@ -74,14 +81,25 @@ export function decodeResponse(bytes: Buffer, query: DnsQuery, target: string): 
   }
 }
 
-/** Keeps only records whose basic shape is sound; odd ones are skipped, not trusted. */
-function records(list: unknown): DnsRecord[] {
-  if (!Array.isArray(list)) return [];
+/**
+ * Checks every record's shape. One bad record makes the whole answer
+ * malformed: skipping it would turn a damaged answer into a smaller (or
+ * empty) set of addresses, which the resolver would believe.
+ */
+function records(list: unknown, target: string): DnsRecord[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new ResolveError(target, "malformed DNS message (a record section is not a list)");
   const out: DnsRecord[] = [];
-  for (const r of list as Array<Record<string, unknown>>) {
-    if (!r || typeof r.name !== "string" || typeof r.type !== "string") continue;
-    const ttl = typeof r.ttl === "number" && Number.isFinite(r.ttl) && r.ttl >= 0 ? r.ttl : 0;
-    out.push({ name: r.name, type: r.type, ttl, data: r.data });
+  for (const r of list as Array<Record<string, unknown> | null>) {
+    if (!r || typeof r.name !== "string" || typeof r.type !== "string") throw new ResolveError(target, "malformed DNS message (a record without a name or type)");
+    // OPT (EDNS) is a pseudo-record: it has no TTL and is never used as an answer.
+    if (r.type === "OPT") continue;
+    if (typeof r.ttl !== "number" || !Number.isInteger(r.ttl) || r.ttl < 0) throw new ResolveError(target, `malformed DNS message (${r.type} record for ${r.name} has TTL ${String(r.ttl)})`);
+    const family = r.type === "A" ? 4 : r.type === "AAAA" ? 6 : 0;
+    if (family !== 0 && (typeof r.data !== "string" || isIP(r.data) !== family)) {
+      throw new ResolveError(target, `malformed DNS message (${r.type} record for ${r.name} holds ${JSON.stringify(String(r.data))}, not an IPv${family} address)`);
+    }
+    out.push({ name: r.name, type: r.type, ttl: r.ttl, data: r.data });
   }
   return out;
 }

@@ -5,6 +5,8 @@ import { ConfigError, ResolveError, TargetError, asError } from "../core/errors.
 import { sameName, type DnsRecord, type DnsResponse, type QueryType } from "./dns-message.js";
 import { askServer, serverKey, type Nameserver } from "./dns-transport.js";
 import { readHosts } from "./hosts-file.js";
+import { checkKeys, requireObject } from "../core/options-check.js";
+import { hasUserInfo, redactTarget } from "../core/redact.js";
 import { readResolvConf } from "./resolv-conf.js";
 import type { AddressSet, Resolver, ResolverListener } from "./resolver.js";
 
@@ -34,6 +36,12 @@ export interface DnsResolverOptions {
   retryMax?: number;
 }
 
+/** Every key of DnsResolverOptions, so an unknown (misspelt) one is refused by name. */
+export const DNS_OPTION_KEYS: Readonly<Record<keyof DnsResolverOptions, true>> = {
+  nameservers: true, search: true, ndots: true, timeout: true, attempts: true, rotate: true, resolvConf: true,
+  hostsFile: true, hostsTtl: true, family: true, minTtl: true, maxTtl: true, retryInitial: true, retryMax: true,
+};
+
 interface Lookup {
   addresses: Address[];
   /** ms */
@@ -50,7 +58,8 @@ const MAX_CNAME_HOPS = 8;
  * gets: the set's TTL is the smallest on its answer chain, clamped to
  * [minTtl, maxTtl], and it re-resolves when that runs out. On failure
  * (timeouts, SERVFAIL, REFUSED, garbage) it keeps the last good set, reports
- * the error, and retries with backoff. NXDOMAIN and empty answers are real
+ * the error, and retries with backoff; with both families asked, either one
+ * failing is a failed lookup. NXDOMAIN and empty answers are real
  * answers and are passed on as an empty set (the supervisor decides what
  * that means for live members).
  */
@@ -80,6 +89,9 @@ export class DnsResolver implements Resolver {
   #closed = false;
 
   constructor(target: string, options: DnsResolverOptions = {}, defaultPort?: number) {
+    // Built directly (it is public) as well as by channels: the same checks either way.
+    if (hasUserInfo(target)) throw new TargetError(redactTarget(target), "a discovery target takes no credentials");
+    checkKeys("dns", requireObject("dns", options), Object.keys(DNS_OPTION_KEYS));
     this.target = target;
     const m = /^(dns|dns\+srv):\/\/([^/]*)\/(.+)$/i.exec(target);
     if (!m) throw new TargetError(target, "expected dns:///name:port or dns+srv:///_service._proto.name");
@@ -207,9 +219,14 @@ export class DnsResolver implements Resolver {
   async #queryFamilies(name: string, port: number, weight?: number): Promise<Lookup> {
     const types: Array<"A" | "AAAA"> = this.#family === 4 ? ["A"] : this.#family === 6 ? ["AAAA"] : ["A", "AAAA"];
     const results = await Promise.allSettled(types.map((t) => this.#lookupType(name, t, 0)));
-    const ok = results.filter((r): r is PromiseFulfilledResult<{ ips: string[]; ttl: number }> => r.status === "fulfilled");
-    // One family failing while the other answered is not a failed resolution.
-    if (ok.length === 0) throw (results[0] as PromiseRejectedResult).reason;
+    // One family failing fails the lookup, even when the other answered: an
+    // IPv4-only name whose A query timed out while AAAA came back empty would
+    // otherwise look like a name with no addresses, the set would be emptied,
+    // and the members it still has would never be replaced. Failing keeps the
+    // last good set. (Where AAAA queries are dropped for good, set dns.family: 4.)
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const ok = results as Array<PromiseFulfilledResult<{ ips: string[]; ttl: number }>>;
     const ips = ok.flatMap((r) => r.value.ips);
     // An empty answer without an SOA says nothing about how long it holds: re-ask after minTtl.
     const finite = ok.map((r) => r.value.ttl).filter(Number.isFinite);
@@ -246,6 +263,7 @@ export class DnsResolver implements Resolver {
 
   async #resolveSrv(name: string): Promise<Lookup> {
     let emptyTtl = Number.POSITIVE_INFINITY;
+    let targetFailure: unknown;
     for (const candidate of this.#candidates(name)) {
       const resp = await this.#ask(candidate, "SRV");
       if (resp.rcode === "NXDOMAIN") {
@@ -275,14 +293,17 @@ export class DnsResolver implements Resolver {
             const t = await this.#resolveHostFor(d.target, d.port, d.weight);
             addresses.push(...t.addresses);
             if (!t.empty) ttl = Math.min(ttl, t.ttl);
-          } catch {
-            // One unresolvable target does not sink the others.
+          } catch (err) {
+            // One unresolvable target does not sink the others...
+            targetFailure ??= err;
           }
         }
         if (addresses.length > 0) return { addresses: dedupe(addresses), ttl: this.#clamp(ttl), empty: false };
       }
       emptyTtl = Math.min(emptyTtl, ...srvs.map((r) => r.ttl * 1000));
     }
+    // ...but when none resolved and a lookup failed, the set is unknown, not empty.
+    if (targetFailure !== undefined) throw targetFailure;
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { ipAddress, parseHostPort, type Address } from "../core/address.js";
 import { TargetError } from "../core/errors.js";
+import { hasUserInfo, redactTarget } from "../core/redact.js";
 import type { Resolver } from "./resolver.js";
 import { StaticResolver } from "./static-resolver.js";
 import { SystemResolver } from "./system-resolver.js";
@@ -15,6 +16,8 @@ import { DnsResolver, type DnsResolverOptions } from "./dns-resolver.js";
  *   DNS resolver; `dns://server:port/name:port` names the nameserver).
  */
 export function resolverFor(discovery: string, defaultPort?: number, dns?: DnsResolverOptions): Resolver {
+  // No discovery scheme takes credentials, and every message below quotes the string: refuse them first, redacted.
+  if (hasUserInfo(discovery)) throw new TargetError(redactTarget(discovery), "credentials have no place in a discovery string");
   const schemeMatch = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(discovery);
   if (schemeMatch) {
     const scheme = (schemeMatch[1] as string).toLowerCase();

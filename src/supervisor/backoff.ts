@@ -1,5 +1,6 @@
 import { ConfigError } from "../core/errors.js";
 import { requireDuration, requireFraction } from "../core/duration.js";
+import { checkKeys, requireObject } from "../core/options-check.js";
 
 /**
  * Exponential backoff, in milliseconds. The n-th retry waits
@@ -38,12 +39,17 @@ export const SLOT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({
   jitter: 0.2,
 });
 
-/** Fills defaults and validates; throws ConfigError naming the bad field. */
+/**
+ * Fills defaults and validates; throws ConfigError naming the bad field.
+ * Delays and the give-up timeout are bounded by MAX_TIMER_MS: a longer
+ * delay would fire at once and turn backoff into a busy redial loop.
+ */
 export function resolveBackoff(
   input: Partial<BackoffOptions> | undefined,
   defaults: Readonly<BackoffOptions>,
   prefix = "backoff",
 ): BackoffOptions {
+  if (input !== undefined) checkKeys(prefix, requireObject(prefix, input), Object.keys(defaults));
   const b = { ...defaults, ...stripUndefined(input ?? {}) };
   requireDuration(`${prefix}.initial`, b.initial);
   requireDuration(`${prefix}.max`, b.max);

@@ -1,6 +1,7 @@
 import pRetry from "p-retry";
 import { raceSignal, sleep } from "../core/abort.js";
-import { ClosedError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
+import { ClosedError, ConfigError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
+import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import type { ConnectionStatus } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { RECONNECT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "./backoff.js";
@@ -55,6 +56,7 @@ export class Reconnect<T> implements AsyncDisposable {
   #lastError: Error | undefined;
 
   constructor(options: ReconnectOptions<T>) {
+    checkReconnectOptions(options);
     this.backoff = resolveBackoff(options.backoff, RECONNECT_BACKOFF);
     this.name = options.name ?? "reconnect";
     this.#options = options;
@@ -201,4 +203,25 @@ export class Reconnect<T> implements AsyncDisposable {
       // Closing a connection we are abandoning cannot fail in a way anyone can act on.
     }
   }
+}
+
+const RECONNECT_KEYS: Readonly<Record<keyof ReconnectOptions<unknown>, true>> = {
+  connect: true, lost: true, dispose: true, backoff: true, signal: true, name: true, unref: true,
+};
+
+/**
+ * Checked before anything starts: an unknown key (`onLost`, `timeout` at the
+ * top instead of in `backoff`) or a missing `lost` would otherwise surface
+ * only as a handle that never reconnects, or a TypeError on a microtask.
+ */
+function checkReconnectOptions(options: unknown): void {
+  const o = requireObject("options", options);
+  checkKeys("", o, Object.keys(RECONNECT_KEYS));
+  for (const k of ["connect", "lost"] as const) {
+    if (typeof o[k] !== "function") throw new ConfigError(k, `expected a function, got ${describeType(o[k])}`);
+  }
+  if (o.dispose !== undefined && typeof o.dispose !== "function") throw new ConfigError("dispose", `expected a function, got ${describeType(o.dispose)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new ConfigError("signal", `expected an AbortSignal, got ${describeType(o.signal)}`);
+  optionalString("name", o.name);
+  optionalBoolean("unref", o.unref);
 }

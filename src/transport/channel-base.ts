@@ -1,23 +1,19 @@
 import type { Registry } from "prom-client";
 import { raceSignal } from "../core/abort.js";
-import { ClosedError, DialtoneError, NoMemberError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
+import { ClosedError } from "../core/errors.js";
 import { iterateEvents } from "../core/event-iterator.js";
-import type { ChannelEvent, ConnectionStatus, RequestOutcome } from "../core/events.js";
+import type { ChannelEvent, ConnectionStatus } from "../core/events.js";
+import { dispatch, type Attempt } from "../dispatch/pipeline.js";
 import { ChannelMetrics, type MetricsOptions } from "../metrics/channel-metrics.js";
 import type { MemberConnection } from "../supervisor/connection.js";
-import type { Lease, Supervisor, SupervisorStats } from "../supervisor/supervisor.js";
+import type { Supervisor, SupervisorStats } from "../supervisor/supervisor.js";
 
 export interface CallOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Budget for the whole call: waiting for a member, sending, retries. */
   timeout: number;
   /** The caller asserts the call may be repeated. */
-  idempotent?: boolean;
-}
-
-interface Trace {
-  retries: number;
-  address: string | undefined;
+  idempotent?: boolean | undefined;
 }
 
 /**
@@ -110,66 +106,23 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
   protected async beforeClose(): Promise<void> {}
 
   /**
-   * Runs `attempt` on picked members until it succeeds, fails in a way that
-   * must not be repeated, or the budget runs out; emits the request event.
+   * Runs `attempt` through the dispatch pipeline: picked members, retries only
+   * where the protocol proves the first attempt unprocessed (or the caller
+   * said idempotent), the request event, and errors kept in the taxonomy.
    */
-  protected async call<T>(
-    options: CallOptions,
-    limits: { maxRetries: number; acquireTimeout: number },
-    attempt: (lease: Lease<C>, budgetMs: number) => Promise<T>,
-  ): Promise<T> {
-    // Outcome events cost an allocation per call, so only when someone listens.
-    if (this.sup.events.size === 0) return this.#attempts(options, limits, attempt, { retries: 0, address: undefined });
-    const started = performance.now();
-    const trace: Trace = { retries: 0, address: undefined };
-    try {
-      const res = await this.#attempts(options, limits, attempt, trace);
-      this.sup.events.emit({ type: "request", outcome: "ok", durationMs: performance.now() - started, retries: trace.retries, code: undefined, address: trace.address });
-      return res;
-    } catch (err) {
-      const code = err instanceof DialtoneError ? err.code : (err as NodeJS.ErrnoException | undefined)?.code;
-      this.sup.events.emit({ type: "request", outcome: outcomeOf(err, options.signal), durationMs: performance.now() - started, retries: trace.retries, code, address: trace.address });
-      throw err;
-    }
+  protected call<T>(options: CallOptions, limits: { maxRetries: number; acquireTimeout: number; replayable?: () => boolean }, attempt: Attempt<C, T>): Promise<T> {
+    return dispatch<C, T>(
+      this.sup,
+      {
+        target: this.target,
+        signal: options.signal,
+        timeout: options.timeout,
+        idempotent: options.idempotent,
+        maxRetries: limits.maxRetries,
+        acquireTimeout: limits.acquireTimeout,
+        replayable: limits.replayable,
+      },
+      attempt,
+    );
   }
-
-  async #attempts<T>(
-    options: CallOptions,
-    limits: { maxRetries: number; acquireTimeout: number },
-    attempt: (lease: Lease<C>, budgetMs: number) => Promise<T>,
-    trace: Trace,
-  ): Promise<T> {
-    const deadline = performance.now() + options.timeout;
-    let last: unknown;
-    for (let n = 1; n <= 1 + limits.maxRetries; n++) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) throw last ?? new RequestTimeoutError(this.target, undefined, options.timeout);
-      const lease = await this.sup.acquire(options.signal, Math.min(limits.acquireTimeout, remaining));
-      trace.retries = n - 1;
-      trace.address = lease.member.key;
-      const started = performance.now();
-      try {
-        const res = await attempt(lease, Math.max(1, deadline - started));
-        lease.release(performance.now() - started);
-        return res;
-      } catch (err) {
-        lease.release();
-        last = err;
-        if (!(err instanceof RequestError)) throw err;
-        this.sup.noteError(err);
-        const retryable = err.unprocessed || (options.idempotent === true && !(err instanceof RequestTimeoutError));
-        if (!retryable || options.signal?.aborted) throw err;
-      }
-    }
-    throw last;
-  }
-}
-
-function outcomeOf(err: unknown, signal: AbortSignal | undefined): RequestOutcome {
-  if (err instanceof RequestTimeoutError) return "timeout";
-  if (err instanceof NoMemberError) return "no-member";
-  if (err instanceof QueueFullError) return "queue-full";
-  if (err instanceof ClosedError) return "closed";
-  if (signal?.aborted) return "aborted";
-  return "error";
 }

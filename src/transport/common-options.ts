@@ -1,8 +1,9 @@
-import { requireDuration, requireInteger } from "../core/duration.js";
+import { requireDuration, requireInteger, requirePositiveDuration } from "../core/duration.js";
 import { ConfigError } from "../core/errors.js";
+import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
 import type { Balancer } from "../pool/pool.js";
-import type { DnsResolverOptions } from "../resolve/dns-resolver.js";
+import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { SLOT_BACKOFF, resolveBackoff, type BackoffOptions } from "../supervisor/backoff.js";
 import type { Connector, MemberConnection } from "../supervisor/connection.js";
@@ -45,6 +46,15 @@ export const COMMON_KEYS: readonly string[] = [
   "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "random",
 ];
 
+/**
+ * The most members a channel keeps. Each member is a socket, a health loop
+ * and a slot in the address book; tens of thousands block the constructor
+ * for seconds and no backend wants that many connections from one client.
+ */
+export const MAX_MEMBERS = 10_000;
+
+/** Every key of DnsResolverOptions; a Record over keyof makes tsc flag a key added there and not here. */
+
 export interface ResolvedCommon {
   name: string;
   members: number;
@@ -62,32 +72,75 @@ export interface ResolvedCommon {
 }
 
 /** Validates the common options; `known` adds the protocol's own keys. Bad input throws at construction. */
-export function resolveCommon(o: CommonChannelOptions & object, target: string, known: readonly string[]): ResolvedCommon {
+export function resolveCommon(
+  o: CommonChannelOptions & object,
+  target: string,
+  known: readonly string[],
+  /** Whether this protocol can run health.check (an HTTP request on the member's connection). */
+  can: { appCheck?: boolean } = {},
+): ResolvedCommon {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
-  const keys = new Set([...COMMON_KEYS, ...known]);
-  for (const k of Object.keys(o)) if (!keys.has(k)) throw new ConfigError(k, "unknown option");
-  const members = requireInteger("members", o.members ?? 3, 1);
-  const criticalMin = requireInteger("degraded.criticalMin", o.degraded?.criticalMin ?? 1, 0);
-  if (criticalMin > members) throw new ConfigError("degraded.criticalMin", `must be ≤ members (${members}), got ${criticalMin}`);
+  checkKeys("", o, [...COMMON_KEYS, ...known]);
+  const members = requireInteger("members", o.members ?? 3, 1, MAX_MEMBERS);
+  const criticalMin = resolveDegraded(o.degraded, members);
   const balancer = o.balancer ?? "in-flight";
   if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
   const name = o.name ?? target;
   if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
+  if (o.random !== undefined && typeof o.random !== "function") throw new ConfigError("random", `expected a function, got ${describeType(o.random)}`);
+  checkDnsOptions(o.dns, o.discovery);
+  const health = resolveHealth(o.health);
+  if (health.check !== undefined && !can.appCheck) throw new ConfigError("health.check", "application checks need an HTTP/2 channel (gRPC or HTTP); this protocol has PING only");
   return {
     name,
     members,
-    health: resolveHealth(o.health),
+    health,
     backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
     criticalMin,
     balancer,
     acquireTimeout: requireDuration("acquireTimeout", o.acquireTimeout ?? 5000),
     maxQueue: requireInteger("maxQueue", o.maxQueue ?? 1024, 0),
-    connectTimeout: requireDuration("connectTimeout", o.connectTimeout ?? 5000),
+    // 0 would fail every dial before it starts.
+    connectTimeout: requirePositiveDuration("connectTimeout", o.connectTimeout ?? 5000),
     closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
     drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
     readyTimeout: requireDuration("readyTimeout", o.readyTimeout ?? 30_000),
     random: o.random,
   };
+}
+
+/** `degraded: { criticalMin }`: an object with that one key, criticalMin ≤ members. */
+function resolveDegraded(input: unknown, members: number): number {
+  if (input === undefined) return 1;
+  const d = requireObject("degraded", input);
+  checkKeys("degraded", d, ["criticalMin"]);
+  const criticalMin = requireInteger("degraded.criticalMin", d.criticalMin ?? 1, 0);
+  if (criticalMin > members) throw new ConfigError("degraded.criticalMin", `must be ≤ members (${members}), got ${criticalMin}`);
+  return criticalMin;
+}
+
+/**
+ * `dns` is read only by dns:/// and dns+srv:/// discovery; anywhere else it
+ * would be silently ignored, so it is refused. Its keys and the types the
+ * resolver does not check itself are checked here; the resolver checks its
+ * numbers (durations, ndots, attempts) when it is built.
+ */
+function checkDnsOptions(input: unknown, discovery: unknown): void {
+  if (input === undefined) return;
+  const d = requireObject("dns", input);
+  checkKeys("dns", d, Object.keys(DNS_OPTION_KEYS));
+  if (typeof discovery !== "string" || !/^dns(\+srv)?:\/\//i.test(discovery)) {
+    throw new ConfigError("dns", "DNS options need dns:/// or dns+srv:/// discovery");
+  }
+  for (const k of ["nameservers", "search"] as const) {
+    const v = d[k];
+    if (v !== undefined && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+      throw new ConfigError(`dns.${k}`, `expected an array of strings, got ${describeType(v)}`);
+    }
+  }
+  optionalBoolean("dns.rotate", d.rotate);
+  optionalString("dns.resolvConf", d.resolvConf);
+  if (d.hostsFile !== false) optionalString("dns.hostsFile", d.hostsFile);
 }
 
 /** The supervisor for a channel, from its resolved common options. */

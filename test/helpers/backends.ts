@@ -42,7 +42,8 @@ export type BackendCommand =
   | { cmd: "delay"; ms: number }
   | { cmd: "goaway" }
   | { cmd: "refuse-next"; n: number }
-  | { cmd: "stats" };
+  | { cmd: "stats" }
+  | { cmd: "health"; status: number };
 
 export interface BackendStats {
   /** Streams that were processed (refused ones excluded). */
@@ -51,6 +52,8 @@ export interface BackendStats {
   sessions: number;
   /** Streams reset with REFUSED_STREAM because of refuse-next. */
   refused: number;
+  /** PING frames received (acks excluded), over all sessions. */
+  pings: number;
 }
 
 export interface BackendReply {

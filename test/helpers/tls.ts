@@ -7,6 +7,7 @@
  * are generated once per process and reused, and the resulting PKI is cached
  * per distinct hostname list, so repeated calls are cheap.
  */
+import { isIP } from "node:net";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import forge from "node-forge";
 
@@ -100,7 +101,8 @@ export function makeTestPki(hostnames: string[]): TestPki {
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
     // Also a client certificate, so mTLS tests can present the same leaf.
     { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-    { name: "subjectAltName", altNames: hostnames.map((value) => ({ type: 2, value })) },
+    // IP literals become IP SANs (type 7), names DNS SANs (type 2).
+    { name: "subjectAltName", altNames: hostnames.map((value) => (isIP(value) ? { type: 7, ip: value } : { type: 2, value })) },
     { name: "subjectKeyIdentifier" },
     {
       name: "authorityKeyIdentifier",

@@ -1,3 +1,4 @@
+import dnsPacket, { type Answer, type Question } from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { DnsResolver, ResolveError, type AddressSet } from "../../src/index.js";
 import { a, startFaultDns, type FaultDns } from "../helpers/fault-dns.js";
@@ -22,6 +23,19 @@ function resolver(target: string, opts: ConstructorParameters<typeof DnsResolver
 }
 
 const hosts = (set: AddressSet): string[] => set.addresses.map((x) => x.host).sort();
+
+/** Waits (bounded: 100 × 20 ms) until `done()` holds. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) await new Promise((res) => setTimeout(res, 20));
+}
+
+/** A well-formed response to `q` carrying `answers`, with its last `lost` bytes cut off, as a datagram cut in flight. */
+function cutAnswer(q: { id: number; question: Question }, answers: Answer[], lost: number): Buffer {
+  const bytes = dnsPacket.encode({ type: "response", id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: [q.question], answers });
+  return bytes.subarray(0, bytes.length - lost);
+}
+
+const aaaa = (name: string, ip: string, ttl = 30): Answer => ({ type: "AAAA", name, ttl, class: "IN", data: ip });
 
 describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and TCP)", () => {
   it("fault injection: a truncated UDP answer is retried over TCP", async () => {
@@ -199,3 +213,82 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
   });
 });
 
+describe("DNS resolver against a fault-injection DNS server: one family lost, records cut short (issue 9, bug 4)", () => {
+  it("fault injection: A queries time out while AAAA answers NOERROR/empty: the lookup fails, it does not report 0 addresses", async () => {
+    const s = await fault((q) => (q.question.type === "A" ? { kind: "silent" } : { kind: "answer", answers: [] }));
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 0 }).lookup().then(
+      (set) => set,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ResolveError);
+    expect((err as Error).message).toMatch(/svc\.test A within/);
+  });
+
+  it("fault injection: the refresh loop keeps the last good set while A is lost and AAAA is empty, and reports the failure", async () => {
+    let lost = false;
+    const s = await fault((q) => {
+      if (q.question.type === "AAAA") return { kind: "answer", answers: [] };
+      return lost ? { kind: "silent" } : { kind: "answer", answers: [a("svc.test", "127.0.0.2", 1), a("svc.test", "127.0.0.3", 1)] };
+    });
+    const r = resolver("dns:///svc.test:80", { nameservers: [s.server], family: 0, timeout: 150, minTtl: 200, maxTtl: 200, retryInitial: 50, retryMax: 100 });
+    const sets: AddressSet[] = [];
+    const errors: Error[] = [];
+    r.start({ onAddresses: (x) => sets.push(x), onError: (e) => errors.push(e) });
+    await until(() => sets.length >= 1);
+    expect(sets.map(hosts)).toEqual([["127.0.0.2", "127.0.0.3"]]);
+    lost = true;
+    await until(() => errors.length >= 2);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toBeInstanceOf(ResolveError);
+    // Nothing but the good set was ever passed on: no empty set that would drop the members.
+    expect(sets.every((x) => hosts(x).join() === "127.0.0.2,127.0.0.3")).toBe(true);
+    lost = false;
+    const before = sets.length;
+    await until(() => sets.length > before);
+    expect(hosts(sets[sets.length - 1] as AddressSet)).toEqual(["127.0.0.2", "127.0.0.3"]);
+  });
+
+  it("fault injection: dns+srv whose every target lookup times out fails, it does not report 0 addresses", async () => {
+    const s = await fault((q) =>
+      q.question.type === "SRV"
+        ? { kind: "answer", answers: [{ type: "SRV", name: "_api._tcp.svc.test", ttl: 20, class: "IN", data: { priority: 10, weight: 1, port: 8001, target: "a.svc.test" } }] }
+        : { kind: "silent" },
+    );
+    const err = await resolver("dns+srv:///_api._tcp.svc.test", { nameservers: [s.server] }).lookup().then(
+      (set) => set,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ResolveError);
+    expect((err as Error).message).toMatch(/a\.svc\.test A within/);
+  });
+
+  it("fault injection: a UDP answer cut short by one byte is malformed (never 127.0.0.undefined, never a partial set)", async () => {
+    const s = await fault((q) => ({ kind: "raw", bytes: cutAnswer(q, [a("svc.test", "127.0.0.2"), a("svc.test", "127.0.0.3")], 1) }));
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server] }).lookup().then(
+      (set) => set,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ResolveError);
+    // Over UDP a bad datagram is ignored, not believed: the lookup times out and says what it ignored.
+    expect((err as Error).message).toMatch(/ignored 1 bad answer.*cut short/);
+  });
+
+  it("fault injection: an AAAA answer cut short by one byte is malformed (dns-packet would read it as ::)", async () => {
+    const s = await fault((q) => ({ kind: "raw", bytes: cutAnswer(q, [aaaa("svc.test", "fd00::2")], 1) }));
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 6 }).lookup().then(
+      (set) => set,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ResolveError);
+    expect((err as Error).message).toMatch(/cut short/);
+  });
+
+  it("fault injection: a cut datagram followed by the whole answer: the whole one is accepted", async () => {
+    const s = await fault((q) => [
+      { kind: "raw", bytes: cutAnswer(q, [a("svc.test", "127.0.0.2"), a("svc.test", "127.0.0.3")], 1) },
+      { kind: "raw", bytes: cutAnswer(q, [a("svc.test", "127.0.0.2"), a("svc.test", "127.0.0.3")], 0) },
+    ]);
+    const set = await resolver("dns:///svc.test:80", { nameservers: [s.server] }).lookup();
+    expect(hosts(set)).toEqual(["127.0.0.2", "127.0.0.3"]);
+  });
+});

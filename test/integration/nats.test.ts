@@ -1,7 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { createNatsChannel, MemberLostError, NoMemberError, NoRespondersError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import { AbortedError, BadRequestError, createNatsChannel, DialtoneError, MemberLostError, NoMemberError, NoRespondersError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
 import { eventually, recordEvents, steadyLoad } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startResponders } from "../helpers/nats-responders.js";
@@ -237,5 +237,42 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     expect(sample(text, "dialtone_evictions_total", { channel: "bus", reason: "peer_closed" })).toBe(1);
     expect(sample(text, "dialtone_members_healthy", { channel: "bus" })).toBe(3);
     expect(sample(text, "dialtone_connects_total", { channel: "bus", result: "ok" })).toBe(4);
+  });
+
+  it("bad payloads, headers and timeouts are BadRequestErrors and aborts AbortedErrors: nothing escapes the taxonomy", async () => {
+    cluster = await startNatsCluster();
+    // One member: the silent subscriber below and the request meet on one server, with no route propagation to wait for.
+    const ch = open({ target: `nats://${cluster.nodes[0]!.key}`, members: 1, ignoreDiscoveredServers: true });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const bad: Array<() => Promise<unknown>> = [
+      () => ch.request("svc.echo", 42 as unknown as string),
+      () => ch.request("svc.echo", { a: 1 } as unknown as string),
+      () => ch.publish("svc.echo", [1, 2] as unknown as string),
+      () => ch.request("svc.echo", "x", { headers: { "bad:name": "v" } }),
+      () => ch.request("svc.echo", "x", { headers: { "x-a": "one\r\ntwo" } }),
+      () => ch.publish("svc.echo", "x", { headers: { "x-a": 5 as unknown as string } }),
+      () => ch.request("svc.echo", "x", { timeout: Number.NaN }),
+      () => ch.request("svc.echo", "x", { timeout: "5s" as unknown as number }),
+    ];
+    for (const call of bad) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(BadRequestError);
+    }
+    const reason = new Error("caller left");
+    const aborted = await ch.request("svc.none", "x", { signal: AbortSignal.abort(reason) }).then(() => undefined, (e: unknown) => e);
+    expect(aborted).toBeInstanceOf(AbortedError);
+    expect((aborted as AbortedError).cause).toBe(reason);
+    const pubAborted = await ch.publish("svc.none", "x", { signal: AbortSignal.abort() }).then(() => undefined, (e: unknown) => e);
+    expect(pubAborted).toBeInstanceOf(AbortedError);
+    // A request aborted while it waits for its reply.
+    const ac = new AbortController();
+    const sub = await ch.subscribe("svc.slow");
+    const p = ch.request("svc.slow", "x", { signal: ac.signal, timeout: 5000 }).then(() => undefined, (e: unknown) => e);
+    setTimeout(() => ac.abort(reason), 100);
+    const late = await p;
+    expect(late).toBeInstanceOf(AbortedError);
+    expect(late).toBeInstanceOf(DialtoneError);
+    sub.unsubscribe();
+    expect(ch.stats().members.every((m) => m.state === "ready")).toBe(true);
   });
 });

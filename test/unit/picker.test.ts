@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { inFlightCost, peakEwmaCost, pickP2C } from "../../src/pool/picker.js";
+import { pickP2C } from "../../src/pool/picker.js";
 import { UsableSet, type Indexed } from "../../src/pool/usable-set.js";
 import { mulberry32 } from "../helpers/random.js";
 
@@ -164,19 +164,7 @@ describe("pickP2C", () => {
   });
 });
 
-describe("cost functions", () => {
-  it("inFlightCost is the in-flight count", () => {
-    expect(inFlightCost({ inFlight: 0 })).toBe(0);
-    expect(inFlightCost({ inFlight: 5 })).toBe(5);
-  });
-
-  it("peakEwmaCost is latency × (in-flight + 1), falling back to the RTT, then 1", () => {
-    expect(peakEwmaCost({ inFlight: 0, latency: 100, rtt: 3 })).toBe(100);
-    expect(peakEwmaCost({ inFlight: 2, latency: 10, rtt: 3 })).toBe(30);
-    expect(peakEwmaCost({ inFlight: 1, latency: undefined, rtt: 4 })).toBe(8);
-    expect(peakEwmaCost({ inFlight: 3, latency: undefined, rtt: undefined })).toBe(4);
-  });
-});
+// The cost functions moved into load objects: see load.test.ts ("cost functions, as load objects").
 
 describe("UsableSet", () => {
   /** Every way the set can disagree with the reference, as readable strings (empty when consistent). */

@@ -27,9 +27,9 @@ describe("passive suspicion: busy and silent members are avoided and reported", 
     const { pool, ms, events, advance } = setup();
     const [a, b, c] = ms as [PoolMember, PoolMember, PoolMember];
     // a and b each take a request that never completes (frozen peers).
-    a.inFlight = 1;
+    a.load.start(); // a request in flight, as pool.pick() would start it
     a.busySince = 1000;
-    b.inFlight = 1;
+    b.load.start(); // a request in flight, as pool.pick() would start it
     b.busySince = 1000;
     advance(300);
     const picks = new Map<number, number>();
@@ -56,7 +56,7 @@ describe("passive suspicion: busy and silent members are avoided and reported", 
   it("a PONG or a completed response clears suspicion; it is reported once per episode", () => {
     const { pool, ms, events, advance } = setup();
     const a = ms[0] as PoolMember;
-    a.inFlight = 1;
+    a.load.start(); // a request in flight, as pool.pick() would start it
     a.busySince = 1000;
     advance(300);
     for (let i = 0; i < 50; i++) {
@@ -75,7 +75,7 @@ describe("passive suspicion: busy and silent members are avoided and reported", 
   it("when every member is suspect, picks still happen (nothing better exists)", () => {
     const { pool, ms, advance } = setup();
     for (const m of ms) {
-      m.inFlight = 1;
+      m.load.start(); // a request in flight, as pool.pick() would start it
       m.busySince = 1000;
     }
     advance(300);
@@ -85,7 +85,7 @@ describe("passive suspicion: busy and silent members are avoided and reported", 
   it("suspectAfter 0 turns it off", () => {
     const { pool, ms, events, advance } = setup(0);
     const a = ms[0] as PoolMember;
-    a.inFlight = 1;
+    a.load.start(); // a request in flight, as pool.pick() would start it
     advance(100_000);
     for (let i = 0; i < 30; i++) pool.pick();
     expect(events.some((e) => e.type === "suspect")).toBe(false);

@@ -1,17 +1,20 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
-import { ConfigError, RequestError } from "../../core/errors.js";
+import { AbortedError, BadRequestError } from "../../core/errors.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
+import { connectionCheck } from "./app-check.js";
+import { replayable } from "./body.js";
 import type { Http2Connection } from "./connection.js";
 import { Http2Connector } from "./connector.js";
+import { openOnConnection, sendOnConnection, type Http2Response, type Http2StreamingResponse } from "./exchange.js";
 import { resolveHttp2Options, type Http2ChannelOptions, type ResolvedHttp2Options } from "./options.js";
-import { sendOnConnection, type Http2RequestInit, type Http2Response } from "./request.js";
+import { prepareRequest, type Http2RequestInit, type PreparedRequest } from "./request-input.js";
 
 export interface Http2StreamInit {
   method?: string;
   path: string;
   headers?: OutgoingHttpHeaders;
-  /** Leave the request side open for the caller to write (default false: end it at once). */
+  /** End the request side at once (default true: no request body); pass false to write one yourself. */
   endStream?: boolean;
   signal?: AbortSignal;
 }
@@ -26,57 +29,82 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
 
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
-    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout });
+    const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
+    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
     super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector));
     this.#o = o;
   }
 
   /**
-   * One request/response. Retried on another member only when HTTP/2 proves
-   * the first attempt was not processed, or when `idempotent` is set.
+   * One request, its whole response collected (at most maxResponseBytes),
+   * trailers included. Retried on another member only when HTTP/2 proves the
+   * first attempt was not processed, or when `idempotent` is set. Bad input
+   * rejects with BadRequestError before any member sees it.
    */
   async request(init: Http2RequestInit): Promise<Http2Response> {
-    validateInit(init);
-    return await this.call(
-      { signal: init.signal, timeout: init.timeout ?? this.#o.requestTimeout, idempotent: init.idempotent },
-      this.#o,
-      (lease, budget) => sendOnConnection(lease.connection, this.target, init, budget, this.#o.maxResponseBytes),
+    const req = prepareRequest(init, this.target);
+    return await this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) =>
+      sendOnConnection(lease.connection, this.target, req, ctx.budgetMs, this.#o.maxResponseBytes),
     );
   }
 
   /**
+   * One request whose response body streams: resolves at the response head
+   * with `body` (a Readable, back-pressured) and `trailers` (a promise). The
+   * request counts as in flight until the body ends or is destroyed;
+   * destroying it cancels the stream. `timeout` bounds the wait for the
+   * head; after that, use `signal` or destroy the body.
+   */
+  async requestStream(init: Http2RequestInit): Promise<Http2StreamingResponse> {
+    const req = prepareRequest(init, this.target);
+    return await this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) => {
+      const started = performance.now();
+      // The member stays leased while the body streams; the stream's end releases it.
+      ctx.keepLease();
+      return openOnConnection(lease.connection, this.target, req, ctx.budgetMs, (completed) =>
+        lease.release(completed ? performance.now() - started : undefined),
+      );
+    });
+  }
+
+  /**
    * A raw ClientHttp2Stream on a picked member; it counts as in flight until
-   * it closes. No retries: the caller owns the stream.
+   * it closes. No retries: the caller owns the stream. Method, path and
+   * headers are checked as for request().
    */
   async stream(init: Http2StreamInit): Promise<ClientHttp2Stream> {
-    validateInit(init);
-    const lease = await this.sup.acquire(init.signal);
+    if (init === null || typeof init !== "object") throw new BadRequestError(this.target, "init", "expected an object { path, method?, headers?, … }");
+    const { endStream, ...rest } = init;
+    if (endStream !== undefined && typeof endStream !== "boolean") throw new BadRequestError(this.target, "endStream", "expected a boolean");
+    const req = prepareRequest(rest, this.target);
+    if (req.signal?.aborted) throw new AbortedError(this.target, req.signal.reason);
+    const lease = await this.call({ signal: req.signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (l, ctx) => {
+      ctx.keepLease();
+      return l;
+    });
     let stream: ClientHttp2Stream;
     try {
-      stream = lease.connection.session.request(
-        { ...init.headers, ":method": (init.method ?? "GET").toUpperCase(), ":path": init.path },
-        { endStream: init.endStream ?? true, signal: init.signal },
-      );
+      stream = lease.connection.session.request(req.headers, { endStream: endStream ?? true, signal: req.signal });
     } catch (err) {
       lease.release();
-      throw new RequestError("ERR_DIALTONE_MEMBER_LOST", this.target, lease.member.key, `stream not opened: ${(err as Error).message}`, true, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? "unknown error";
+      throw new BadRequestError(this.target, "stream", `stream not opened (${code})`);
     }
     lease.connection.track(stream);
     const started = performance.now();
     stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? performance.now() - started : undefined));
     return stream;
   }
+
+  #callOptions(req: PreparedRequest): { signal: AbortSignal | undefined; timeout: number; idempotent: boolean } {
+    return { signal: req.signal, timeout: req.timeout ?? this.#o.requestTimeout, idempotent: req.idempotent };
+  }
+
+  #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: () => boolean } {
+    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
+  }
 }
 
 export function createHttp2Channel(options: Http2ChannelOptions): Http2Channel {
   return new Http2Channel(options);
-}
-
-function validateInit(init: { path: string; method?: string }): void {
-  if (!init || typeof init.path !== "string" || !init.path.startsWith("/")) {
-    throw new ConfigError("path", `expected a path starting with "/", got ${JSON.stringify(init?.path)}`);
-  }
-  if (init.method !== undefined && !/^[A-Za-z]+$/.test(init.method)) {
-    throw new ConfigError("method", `invalid HTTP method ${JSON.stringify(init.method)}`);
-  }
 }

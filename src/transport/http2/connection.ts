@@ -1,6 +1,7 @@
 import type { ClientHttp2Session, ClientHttp2Stream, Settings } from "node:http2";
 import type { Duplex } from "node:stream";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
+import type { ConnectionCheck } from "./app-check.js";
 
 /** HTTP/2's "no limit" for SETTINGS_MAX_CONCURRENT_STREAMS (2^32 - 1), and anything past int32. */
 const UNLIMITED = 2 ** 31;
@@ -22,11 +23,13 @@ export class Http2Connection implements MemberConnection {
   #open = 0;
 
   readonly #socket: Duplex | undefined;
+  readonly #check: ConnectionCheck | undefined;
 
-  constructor(session: ClientHttp2Session, address: string, socket?: Duplex) {
+  constructor(session: ClientHttp2Session, address: string, socket?: Duplex, check?: ConnectionCheck) {
     this.session = session;
     this.address = address;
     this.#socket = socket;
+    this.#check = check;
     session.on("error", (err: Error) => {
       this.#error = err;
     });
@@ -55,7 +58,19 @@ export class Http2Connection implements MemberConnection {
     this.#listener = listener;
   }
 
-  ping(_timeoutMs: number): Promise<number> {
+  /**
+   * A real PING frame; with an application check (health.check), the check
+   * then runs on this same session, and its failure fails the PING: the
+   * member is as unhealthy as one that stopped answering PINGs.
+   */
+  async ping(timeoutMs: number): Promise<number> {
+    const started = performance.now();
+    const rtt = await this.#pingFrame();
+    if (this.#check) await this.#check(this, Math.max(1, timeoutMs - (performance.now() - started)));
+    return rtt;
+  }
+
+  #pingFrame(): Promise<number> {
     return new Promise((resolve, reject) => {
       try {
         const sent = this.session.ping((err, duration) => (err ? reject(err) : resolve(duration)));

@@ -1,10 +1,11 @@
 import { connect as h2connect, type ClientHttp2Session, type SecureClientSessionOptions } from "node:http2";
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
-import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
+import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { addressKey, type Address } from "../../core/address.js";
 import { ConnectError } from "../../core/errors.js";
 import type { Connector } from "../../supervisor/connection.js";
+import type { ConnectionCheck } from "./app-check.js";
 import { Http2Connection } from "./connection.js";
 
 export interface Http2TlsOptions {
@@ -25,6 +26,8 @@ export interface Http2ConnectorOptions {
   target: string;
   tls: Http2TlsOptions;
   connectTimeout: number;
+  /** An application check run with every PING (health.check). */
+  check?: ConnectionCheck | undefined;
   /** Our SETTINGS to the peer. */
   settings?: SecureClientSessionOptions["settings"];
 }
@@ -84,7 +87,7 @@ export class Http2Connector implements Connector<Http2Connection> {
         cleanup();
         s.removeAllListeners("error");
         s.removeAllListeners("close");
-        resolve(new Http2Connection(s, key, socket));
+        resolve(new Http2Connection(s, key, socket, this.#o.check));
       });
     });
   }
@@ -102,9 +105,15 @@ export class Http2Connector implements Connector<Http2Connection> {
       key: t.key,
       rejectUnauthorized: t.rejectUnauthorized ?? true,
     };
-    // SNI cannot carry an IP literal; certificate checks then use the IP itself.
-    if (!isIP(name)) opts.servername = name;
-    else opts.checkServerIdentity = undefined;
+    if (!isIP(name)) {
+      opts.servername = name;
+    } else {
+      // SNI cannot carry an IP literal (RFC 6066), so none is sent; the certificate must then
+      // name the target's IP (an IP SAN), checked against the target, not whatever address
+      // discovery dialed. Leaving checkServerIdentity in place but undefined made Node fail
+      // every dial with ERR_INTERNAL_ASSERTION.
+      opts.checkServerIdentity = (_host, cert) => checkServerIdentity(name, cert);
+    }
     const socket = tlsConnect(opts);
     socket.setNoDelay(true);
     return socket;

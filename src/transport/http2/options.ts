@@ -1,5 +1,7 @@
-import { requireDuration, requireInteger } from "../../core/duration.js";
+import { requireInteger, requireTimeout } from "../../core/duration.js";
 import { ConfigError, TargetError } from "../../core/errors.js";
+import { checkKeys, optionalBoolean, optionalPem, optionalString, requireObject } from "../../core/options-check.js";
+import { redactTarget } from "../../core/redact.js";
 import type { Resolver } from "../../resolve/resolver.js";
 import { hostResolver, resolverFor } from "../../resolve/target.js";
 import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
@@ -32,7 +34,7 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const url = parseTarget(o.target);
   const target = url.origin;
-  const common = resolveCommon(o, target, ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"]);
+  const common = resolveCommon(o, target, ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"], { appCheck: true });
   if (url.protocol !== "https:" && o.tls !== undefined) throw new ConfigError("tls", "TLS options need an https:// target");
   const defaultPort = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -46,28 +48,57 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
     url,
     target,
     resolver,
-    tls: o.tls ?? {},
-    requestTimeout: requireDuration("requestTimeout", o.requestTimeout ?? 30_000),
+    tls: resolveTls(o.tls),
+    requestTimeout: requireTimeout("requestTimeout", o.requestTimeout ?? 30_000),
     maxRetries: requireInteger("maxRetries", o.maxRetries ?? 2, 0),
     maxResponseBytes: requireInteger("maxResponseBytes", o.maxResponseBytes ?? 64 * 1024 * 1024, 0),
   };
 }
 
+const TLS_KEYS: Readonly<Record<keyof Http2TlsOptions, true>> = { ca: true, cert: true, key: true, rejectUnauthorized: true, servername: true };
+
+/**
+ * `tls` is checked key by key: `tls: { caFile }` used to be ignored and
+ * end in a certificate error far from its cause. Node's other TLS options are
+ * not passed through, so they are unknown here too.
+ */
+function resolveTls(input: unknown): Http2TlsOptions {
+  if (input === undefined) return {};
+  const t = requireObject("tls", input);
+  checkKeys("tls", t, Object.keys(TLS_KEYS));
+  optionalPem("tls.ca", t.ca, true);
+  optionalPem("tls.cert", t.cert, false);
+  optionalPem("tls.key", t.key, false);
+  if ((t.cert === undefined) !== (t.key === undefined)) throw new ConfigError(t.cert === undefined ? "tls.cert" : "tls.key", "mTLS needs both cert and key");
+  optionalBoolean("tls.rejectUnauthorized", t.rejectUnauthorized);
+  optionalString("tls.servername", t.servername);
+  return t as Http2TlsOptions;
+}
+
+/**
+ * The target URL, origin only. Every TargetError carries the redacted
+ * string: a password in the target must not reach a message or a log.
+ */
 function parseTarget(t: string | URL | undefined): URL {
   if (t === undefined || t === null || t === "") throw new ConfigError("target", "required (e.g. http://api.internal:8080)");
   const raw = String(t);
+  const shown = redactTarget(raw);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new TargetError(raw, "not a URL (expected http://host:port or https://host:port)");
+    throw new TargetError(shown, "not a URL (expected http://host:port or https://host:port)");
+  }
+  if (url.username !== "" || url.password !== "" || raw.includes("@")) {
+    // HTTP/2 has no user-info: credentials belong in a header the caller sends.
+    throw new TargetError(shown, "credentials in the target are not supported (send an authorization header instead)");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new TargetError(raw, `unknown scheme "${url.protocol}" (expected http: for h2c or https: for TLS)`);
+    throw new TargetError(shown, `unknown scheme "${url.protocol}" (expected http: for h2c or https: for TLS)`);
   }
-  if (url.hostname === "") throw new TargetError(raw, "missing host");
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username) {
-    throw new TargetError(raw, "the target is an origin only: no path, query, fragment or credentials");
+  if (url.hostname === "") throw new TargetError(shown, "missing host");
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
+    throw new TargetError(shown, "the target is an origin only: no path, query or fragment");
   }
   return url;
 }

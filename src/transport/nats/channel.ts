@@ -1,6 +1,7 @@
 import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
-import { ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { BadRequestError, ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
 import { UnionResolver } from "../../resolve/union-resolver.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
@@ -46,15 +47,19 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
   async request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
     validateSubject(subject);
-    const hdrs = toHeaders(options.headers);
-    return await this.call({ signal: options.signal, timeout: options.timeout ?? this.#o.requestTimeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, budget) => {
+    checkPayload(data, this.target);
+    const hdrs = toHeaders(options.headers, this.target);
+    const timeout = checkTimeout(options.timeout, this.target) ?? this.#o.requestTimeout;
+    const signal = checkSignal(options.signal, this.target);
+    return await this.call({ signal, timeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, ctx) => {
+      const budget = ctx.budgetMs;
       const nc = lease.connection.nc;
       const address = lease.member.key;
       if (nc.isClosed() || nc.isDraining()) {
-        throw new RequestError("ERR_DIALTONE_MEMBER_LOST", this.target, address, "member closed before the request was sent", true);
+        throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
       }
       try {
-        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), options.signal);
+        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), signal);
       } catch (err) {
         // The client fails pending requests a moment before it marks itself closed.
         await new Promise((r) => setImmediate(r));
@@ -66,12 +71,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Publishes on a picked member (waits, bounded, for one when none is usable). */
   async publish(subject: string, data?: NatsPayload, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<void> {
     validateSubject(subject);
-    const lease = await this.sup.acquire(options.signal);
-    try {
-      lease.connection.nc.publish(subject, data, { headers: toHeaders(options.headers) });
-    } finally {
-      lease.release();
-    }
+    checkPayload(data, this.target);
+    const hdrs = toHeaders(options.headers, this.target);
+    const signal = checkSignal(options.signal, this.target);
+    // Through the dispatch pipeline (no retries: a publish is at-most-once), so aborts and waits are typed like requests'.
+    await this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => {
+      lease.connection.nc.publish(subject, data, { headers: hdrs });
+    });
   }
 
   /** Round-trips every ready member, so everything published before it has reached a server. */
@@ -149,11 +155,27 @@ export function createNatsChannel(options: NatsChannelOptions): NatsChannel {
   return new NatsChannel(options);
 }
 
-function toHeaders(h: Record<string, string> | undefined): ReturnType<typeof natsHeaders> | undefined {
-  if (!h) return undefined;
+/** NATS header names: printable ASCII without ':' or spaces; values: no CR or LF (they would end the header block). */
+const NATS_HEADER_NAME = /^[!-9;-~]+$/;
+const NATS_BAD_VALUE = /[\r\n\0]/;
+
+function toHeaders(h: Record<string, string> | undefined, target: string): ReturnType<typeof natsHeaders> | undefined {
+  if (h === undefined || h === null) return undefined;
+  if (typeof h !== "object" || Array.isArray(h)) throw new BadRequestError(target, "headers", "expected an object of name → string value");
   const out = natsHeaders();
-  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  for (const [k, v] of Object.entries(h)) {
+    if (!NATS_HEADER_NAME.test(k)) throw new BadRequestError(target, "headers", `${JSON.stringify(k.slice(0, 64))} is not a valid NATS header name`);
+    if (typeof v !== "string") throw new BadRequestError(target, `headers.${k}`, "expected a string");
+    if (NATS_BAD_VALUE.test(v)) throw new BadRequestError(target, `headers.${k}`, "value contains CR, LF or NUL");
+    out.set(k, v);
+  }
   return out;
+}
+
+/** nats.js takes a string or bytes; anything else would throw a TypeError from inside the client. */
+function checkPayload(data: unknown, target: string): void {
+  if (data === undefined || typeof data === "string" || data instanceof Uint8Array) return;
+  throw new BadRequestError(target, "data", `expected a string or a Uint8Array, got ${data === null ? "null" : typeof data}`);
 }
 
 function validateSubject(subject: string, wildcards = false): void {

@@ -1,0 +1,137 @@
+/**
+ * Load as an object, as tower's `load` module has it (`PendingRequests`,
+ * `PeakEwma`): each member owns one, the pool calls `start()`/`end()` around
+ * every request, and the picker only reads `cost()`.
+ *
+ * `cost()` is a read: it changes no state, emits nothing and allocates
+ * nothing, so `pickP2C` stays pure although the peak-EWMA estimate decays
+ * with time. (tower writes the decayed value back on every read; the
+ * exponential decay composes, e^-a · e^-b = e^-(a+b), so computing it from
+ * the last update gives the same number without a write.)
+ */
+export interface Load {
+  /** Requests started and not yet ended. */
+  readonly inFlight: number;
+  /** A request was handed to the member. */
+  start(): void;
+  /**
+   * A request ended. `latencyMs` is given when the member answered (a sample
+   * of how fast it is); a request cut short says nothing about its speed.
+   */
+  end(latencyMs?: number): void;
+  /** Lower is better. A pure read of the load's state and clock. */
+  cost(): number;
+}
+
+/** Milliseconds on a monotonic clock; the pool's, so tests can fake it. */
+export type Clock = () => number;
+
+/** tower's `PendingRequests`: the cost is what the member is doing right now. */
+export class InFlight implements Load {
+  #n = 0;
+
+  get inFlight(): number {
+    return this.#n;
+  }
+
+  start(): void {
+    this.#n++;
+  }
+
+  end(_latencyMs?: number): void {
+    // A double release must not drive the count negative and make the member look idle.
+    if (this.#n > 0) this.#n--;
+  }
+
+  cost(): number {
+    return this.#n;
+  }
+}
+
+export interface PeakEwmaOptions {
+  now: Clock;
+  /** How fast the estimate forgets, ms (tower's `decay_ns`). */
+  decay: number;
+  /**
+   * The member's PING round trip, ms, when known. No request is faster than
+   * a round trip, so it floors the estimate as that decays toward zero; it
+   * is read on each cost() because the health loop keeps updating it.
+   */
+  rtt: () => number | undefined;
+}
+
+/** Latency assumed before any PING or response was measured (ms), so new members get tried. */
+const DEFAULT_LATENCY = 1;
+
+/**
+ * tower's `PeakEwma`: cost = latency estimate × (in flight + 1), so a slow
+ * member must be proportionally idle to win a pick.
+ *
+ * The estimate is peak-sensitive (a slower sample replaces it at once) and
+ * otherwise an EWMA whose weight depends on the time since the last update.
+ * It also decays toward zero on read: without that, a member that once
+ * answered slowly loses every P2C comparison, so it is never picked, never
+ * sampled again, and starved for good (issue 9, bug 3).
+ */
+export class PeakEwma implements Load {
+  #n = 0;
+  /** ms, as of #at; meaningful only once #sampled. */
+  #estimate = 0;
+  #at = 0;
+  #sampled = false;
+  readonly #now: Clock;
+  readonly #decay: number;
+  readonly #rtt: () => number | undefined;
+
+  constructor(options: PeakEwmaOptions) {
+    this.#now = options.now;
+    this.#decay = options.decay;
+    this.#rtt = options.rtt;
+  }
+
+  get inFlight(): number {
+    return this.#n;
+  }
+
+  /** The latency estimate at `now` (ms), decayed since its last update; undefined before the first sample. */
+  estimate(now: number = this.#now()): number | undefined {
+    return this.#sampled ? this.#decayed(now) : undefined;
+  }
+
+  start(): void {
+    this.#n++;
+  }
+
+  end(latencyMs?: number): void {
+    if (this.#n > 0) this.#n--;
+    // NaN or a negative duration (a clock step) is not a sample.
+    if (latencyMs === undefined || !(latencyMs >= 0) || !Number.isFinite(latencyMs)) return;
+    const now = this.#now();
+    if (!this.#sampled) {
+      this.#estimate = latencyMs;
+    } else {
+      const w = this.#weight(now);
+      const decayed = this.#estimate * w;
+      // Peak-sensitive: a sample slower than what we believe now moves the estimate at once.
+      this.#estimate = latencyMs > decayed ? latencyMs : decayed + latencyMs * (1 - w);
+    }
+    this.#at = now;
+    this.#sampled = true;
+  }
+
+  cost(): number {
+    const floor = this.#rtt() ?? DEFAULT_LATENCY;
+    const latency = this.#sampled ? Math.max(this.#decayed(this.#now()), floor) : floor;
+    return latency * (this.#n + 1);
+  }
+
+  #decayed(now: number): number {
+    return this.#estimate * this.#weight(now);
+  }
+
+  /** e^(-elapsed/decay): 1 just after an update, toward 0 as time passes. */
+  #weight(now: number): number {
+    const elapsed = now - this.#at;
+    return elapsed > 0 ? Math.exp(-elapsed / this.#decay) : 1;
+  }
+}

@@ -1,0 +1,260 @@
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { Readable } from "node:stream";
+import { AbortedError, BadRequestError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { writeBody } from "./body.js";
+import type { Http2Connection } from "./connection.js";
+import type { PreparedRequest } from "./request-input.js";
+
+/** A complete response: the body collected, trailers included. */
+export interface Http2Response {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Trailing headers ({} when the peer sent none), e.g. gRPC's grpc-status. */
+  trailers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * A response whose body is still arriving. `body` is a Readable (an async
+ * iterable of Buffers) with back-pressure: the peer is flow-controlled while
+ * the reader is slow. The request counts as in flight until the body ends or
+ * is destroyed (which cancels the stream with RST_STREAM CANCEL). A body cut
+ * short errors with a RequestError; it never just ends.
+ */
+export interface Http2StreamingResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  /** Resolves with the trailers once the body has ended cleanly; rejects as the body does. */
+  trailers: Promise<IncomingHttpHeaders>;
+}
+
+/** Node's session.request() errors that mean the session, not the input, refused: nothing was sent. */
+const SESSION_REFUSED = new Set(["ERR_HTTP2_INVALID_SESSION", "ERR_HTTP2_GOAWAY_SESSION", "ERR_HTTP2_OUT_OF_STREAMS", "ERR_HTTP2_STREAM_CANCEL"]);
+
+type Sink = { kind: "collect"; maxBytes: number } | { kind: "stream"; onClosed: (completed: boolean) => void };
+
+/**
+ * One request on one connection: open the stream, send the body, and follow
+ * it to its end, deciding what the end means. Success needs END_STREAM from
+ * the peer (and a body as long as its content-length); a failure is a
+ * RequestError whose `unprocessed` is true only when HTTP/2 proves the peer
+ * never processed the request:
+ * - the stream was reset with REFUSED_STREAM (also how nghttp2 ends streams
+ *   above a GOAWAY's last-stream-id);
+ * - its id is above the last-stream-id of a GOAWAY we received;
+ * - the session refused it before it left the process.
+ */
+class Exchange {
+  readonly #conn: Http2Connection;
+  readonly #target: string;
+  readonly #req: PreparedRequest;
+  readonly #sink: Sink;
+  #stream: ClientHttp2Stream | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #status: number | undefined;
+  #headers: IncomingHttpHeaders = {};
+  #trailers: IncomingHttpHeaders = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  /** END_STREAM arrived from the peer (see watchEndOfStream). */
+  #endOfStream = false;
+  #streamError: Error | undefined;
+  /** The error we cancelled the stream for (timeout, abort, too large, body source failed). */
+  #cancelled: Error | undefined;
+  #settled = false;
+  #body: Readable | undefined;
+  #onHead: ((r: Http2Response | Http2StreamingResponse) => void) | undefined;
+  #onFail: ((e: Error) => void) | undefined;
+  #trailersDone: { resolve(t: IncomingHttpHeaders): void; reject(e: Error): void } | undefined;
+
+  constructor(conn: Http2Connection, target: string, req: PreparedRequest, sink: Sink) {
+    this.#conn = conn;
+    this.#target = target;
+    this.#req = req;
+    this.#sink = sink;
+  }
+
+  run(timeoutMs: number): Promise<Http2Response | Http2StreamingResponse> {
+    return new Promise((resolve, reject) => {
+      this.#onHead = resolve;
+      this.#onFail = reject;
+      const signal = this.#req.signal;
+      // Checked before anything is sent: an aborted call must never reach the peer.
+      if (signal?.aborted) return this.#fail(new AbortedError(this.#target, signal.reason));
+      const limit = this.#conn.session.remoteSettings?.maxHeaderListSize;
+      if (limit !== undefined && this.#req.headerBytes > limit) {
+        return this.#fail(new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`));
+      }
+      let stream: ClientHttp2Stream;
+      try {
+        stream = this.#conn.session.request(this.#req.headers, { endStream: this.#req.body.kind === "none" });
+      } catch (err) {
+        return this.#fail(this.#refused(err));
+      }
+      this.#stream = stream;
+      this.#conn.track(stream);
+      watchEndOfStream(stream, () => (this.#endOfStream = true));
+      this.#timer = setTimeout(() => this.#cancel(new RequestTimeoutError(this.#target, this.#conn.address, timeoutMs)), timeoutMs);
+      signal?.addEventListener("abort", this.#onAbort, { once: true });
+      stream.on("response", (h) => this.#onResponse(h));
+      stream.on("data", (chunk: Buffer) => this.#onData(chunk));
+      stream.on("trailers", (t) => (this.#trailers = t));
+      stream.on("error", (err: Error) => (this.#streamError = err));
+      stream.on("close", () => this.#onClose());
+      if (this.#req.body.kind !== "none") {
+        writeBody(this.#req.body, stream, this.#target, this.#conn.address).catch((err: Error) => this.#cancel(err));
+      }
+    });
+  }
+
+  /** A synchronous throw from session.request(): a refusing session is "not sent", anything else is the input's fault. */
+  #refused(err: unknown): RequestError {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const s = this.#conn.session;
+    if (this.#conn.closed || s.destroyed || s.closed || (code !== undefined && SESSION_REFUSED.has(code))) {
+      return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, this.#conn.address, `request not sent: the session refused it (${code ?? "closed"})`, true, { cause: err });
+    }
+    // Node's message may quote a header value; only its code is safe to repeat.
+    return new BadRequestError(this.#target, "headers", `refused by Node's HTTP/2 client (${code ?? "unknown error"})`);
+  }
+
+  #onAbort = (): void => {
+    const signal = this.#req.signal as AbortSignal;
+    const id = this.#stream?.id;
+    this.#cancel(new AbortedError(this.#target, signal.reason, id === undefined ? "not sent" : `stream ${id} cancelled with RST_STREAM CANCEL`));
+  };
+
+  #onResponse(h: IncomingHttpHeaders): void {
+    this.#status = Number(h[":status"]);
+    this.#headers = h;
+    if (this.#sink.kind !== "stream") return;
+    // The head is the streaming caller's answer; from here the body has its own life.
+    clearTimeout(this.#timer);
+    const stream = this.#stream as ClientHttp2Stream;
+    this.#body = new Readable({
+      read: () => void stream.resume(),
+      destroy: (err, cb) => {
+        // The reader gave up on the body: cancel the stream so the peer stops sending.
+        if (!this.#settled) this.#cancel(err ?? new AbortedError(this.#target, undefined, "response body destroyed by the reader"));
+        cb(null);
+      },
+    });
+    const trailers = new Promise<IncomingHttpHeaders>((resolve, reject) => (this.#trailersDone = { resolve, reject }));
+    trailers.catch(() => {}); // a caller that never asks for trailers must not see an unhandled rejection
+    this.#onHead?.({ status: this.#status, headers: h, body: this.#body, trailers });
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#sink.kind === "collect") {
+      if (this.#size > this.#sink.maxBytes) {
+        return this.#cancel(new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#sink.maxBytes} bytes`, false));
+      }
+      this.#chunks.push(chunk);
+    } else if (this.#body && !this.#body.push(chunk)) {
+      this.#stream?.pause();
+    }
+  }
+
+  #cancel(err: Error): void {
+    if (this.#settled || this.#cancelled) return;
+    this.#cancelled = err;
+    const stream = this.#stream;
+    if (stream && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    else this.#onClose();
+  }
+
+  #onClose(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#req.signal?.removeEventListener("abort", this.#onAbort);
+    const err = this.#cancelled ?? this.#outcome();
+    if (this.#sink.kind === "stream") this.#sink.onClosed(err === undefined);
+    if (err) return this.#fail(err);
+    if (this.#sink.kind === "collect") {
+      this.#onHead?.({ status: this.#status as number, headers: this.#headers, trailers: this.#trailers, body: Buffer.concat(this.#chunks, this.#size) });
+    } else {
+      this.#body?.push(null);
+      this.#trailersDone?.resolve(this.#trailers);
+    }
+  }
+
+  #fail(err: Error): void {
+    this.#settled = true;
+    if (this.#body) {
+      this.#body.destroy(err);
+      this.#trailersDone?.reject(err);
+    } else {
+      this.#onFail?.(err);
+    }
+  }
+
+  /** What a stream that closed on its own means: undefined for a complete response. */
+  #outcome(): RequestError | undefined {
+    const stream = this.#stream as ClientHttp2Stream;
+    const address = this.#conn.address;
+    if (this.#status !== undefined && this.#endOfStream) {
+      const declared = this.#headers["content-length"];
+      const bodyless = this.#req.method === "HEAD" || this.#status === 204 || this.#status === 304;
+      if (declared !== undefined && !bodyless && Number(declared) !== this.#size) {
+        return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response body of ${this.#size} bytes, but content-length said ${declared}`, false);
+      }
+      return undefined;
+    }
+    const rst = stream.rstCode;
+    const cause = this.#streamError;
+    if (rst === constants.NGHTTP2_REFUSED_STREAM) {
+      return new RequestError("ERR_DIALTONE_REFUSED_STREAM", this.#target, address, "stream refused by peer (REFUSED_STREAM): not processed", true, { cause });
+    }
+    const last = this.#conn.goawayLastStreamId;
+    const id = stream.id;
+    if (last !== undefined && id !== undefined && id > last) {
+      return new RequestError("ERR_DIALTONE_GOAWAY", this.#target, address, `stream ${id} above GOAWAY last-stream-id ${last}: not processed`, true, { cause });
+    }
+    if (id === undefined && this.#status === undefined) {
+      return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, address, `member lost before the request was sent${cause ? `: ${cause.message}` : ""}`, true, { cause });
+    }
+    if (this.#status !== undefined && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR) && !cause) {
+      return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response cut short after ${this.#size} body bytes: the stream closed without END_STREAM`, false);
+    }
+    if (this.#conn.closed && !cause && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR)) {
+      return new RequestError("ERR_DIALTONE_MEMBER_LOST", this.#target, address, "member lost before the response completed", false);
+    }
+    const why = cause?.message ?? (rst !== undefined && rst !== 0 ? `stream reset by peer with code ${rst}` : "stream closed before the response completed");
+    return new RequestError("ERR_DIALTONE_STREAM", this.#target, address, why, false, { cause });
+  }
+}
+
+/**
+ * Node ends a response stream's readable side the same way for END_STREAM
+ * and for an RST_STREAM(NO_ERROR) that cuts the body short: both emit 'end'
+ * with rstCode 0. The difference is the order inside Node: END_STREAM pushes
+ * the end of the body while the stream is still open, a reset closes the
+ * stream first. Watching that one push tells them apart (checked on Node 20
+ * and 24 by the raw-frame tests, which fail if it ever stops holding).
+ */
+function watchEndOfStream(stream: ClientHttp2Stream, onEnd: () => void): void {
+  const push = stream.push;
+  stream.push = function (this: ClientHttp2Stream, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && !stream.closed) onEnd();
+    return push.call(this, chunk, encoding);
+  };
+}
+
+/** Sends one request on one connection and collects the whole response. */
+export function sendOnConnection(conn: Http2Connection, target: string, req: PreparedRequest, timeoutMs: number, maxResponseBytes: number): Promise<Http2Response> {
+  return new Exchange(conn, target, req, { kind: "collect", maxBytes: maxResponseBytes }).run(timeoutMs) as Promise<Http2Response>;
+}
+
+/** Sends one request and resolves at the response head; `onClosed` runs once when the stream ends, however it ends. */
+export function openOnConnection(
+  conn: Http2Connection,
+  target: string,
+  req: PreparedRequest,
+  timeoutMs: number,
+  onClosed: (completed: boolean) => void,
+): Promise<Http2StreamingResponse> {
+  return new Exchange(conn, target, req, { kind: "stream", onClosed }).run(timeoutMs) as Promise<Http2StreamingResponse>;
+}

@@ -142,6 +142,25 @@ export class QueueFullError extends DialtoneError {
   }
 }
 
+/**
+ * maxOutstanding requests are already in flight: members that stopped
+ * answering (all frozen, say) must not gather an unbounded pile, so the call
+ * fails at once instead of joining it.
+ */
+export class OverloadedError extends DialtoneError {
+  readonly target: string;
+  readonly limit: number;
+  constructor(target: string, limit: number, lastError: Error | undefined) {
+    super(
+      "ERR_DIALTONE_OVERLOADED",
+      `${target}: ${limit} requests already in flight (maxOutstanding)` + (lastError ? `; last error: ${lastError.message}` : ""),
+      { cause: lastError },
+    );
+    this.target = target;
+    this.limit = limit;
+  }
+}
+
 /** The channel (or Reconnect handle) was closed. */
 export class ClosedError extends DialtoneError {
   constructor(what: string) {

@@ -6,6 +6,8 @@ import type { Listeners } from "../core/listeners.js";
 export interface DispatchLease<C> {
   readonly member: { readonly key: string };
   readonly connection: C;
+  /** True once close() cut this lease's member at closeGrace: the call failed because the channel closed. */
+  readonly closedByChannel?: boolean;
   release(latencyMs?: number): void;
 }
 
@@ -104,6 +106,8 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       return res;
     } catch (err) {
       lease.release();
+      // Closing is its own reason: a request cut by close() is not a stream or member failure.
+      if (lease.closedByChannel) throw new ClosedError(`channel ${o.target}`);
       last = settle(err, o);
       if (!(last instanceof RequestError)) throw last;
       source.noteError(last);

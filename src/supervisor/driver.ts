@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
 import { systemClock, withTimeout, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
-import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, QueueFullError, asError } from "../core/errors.js";
+import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, asError } from "../core/errors.js";
 import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
@@ -221,7 +221,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    */
   acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<Lease<C>> {
     if (this.closed) return Promise.reject(new ClosedError(`channel ${this.target}`));
-    if (this.#outstanding >= this.#maxOutstanding) return Promise.reject(overloaded(this.target, this.#maxOutstanding, this.#lastError));
+    if (this.#outstanding >= this.#maxOutstanding) return Promise.reject(new OverloadedError(this.target, this.#maxOutstanding, this.#lastError));
     const lease = this.#tryPick();
     if (lease) return Promise.resolve(lease);
     return this.#queue.wait(
@@ -583,17 +583,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   }
 }
 
-/**
- * Too many requests in flight on the channel. A placeholder until
- * core/errors.ts gets its own class (OverloadedError) for this code.
- */
-function overloaded(target: string, limit: number, lastError: Error | undefined): DialtoneError {
-  return new DialtoneError(
-    "ERR_DIALTONE_OVERLOADED",
-    `${target}: ${limit} requests already in flight (maxOutstanding)` + (lastError ? `; last error: ${lastError.message}` : ""),
-    { cause: lastError },
-  );
-}
 
 function info(m: { id: number; key: string }, slot: number | undefined): MemberInfo {
   return { id: m.id, address: m.key, slot: slot ?? -1 };

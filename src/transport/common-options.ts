@@ -37,13 +37,27 @@ export interface CommonChannelOptions {
   readyTimeout?: number;
   /** The channel's name: the `channel` label of its metrics (default: the target). */
   name?: string;
+  /**
+   * Requests in flight on the whole channel past which a call fails at once
+   * with OverloadedError (default 10000): frozen members must not gather an
+   * unbounded pile.
+   */
+  maxOutstanding?: number;
+  /**
+   * How long an address the resolver stops naming is kept while answers
+   * rotate within a set that still overlaps it (default 30000), so healthy
+   * members do not churn.
+   */
+  minHold?: number;
+  /** A connection that dies within this long of its first PONG counts as a failure of its address (default 5000). */
+  flapWindow?: number;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "random",
 ];
 
 /**
@@ -68,6 +82,9 @@ export interface ResolvedCommon {
   closeGrace: number;
   drainTimeout: number;
   readyTimeout: number;
+  maxOutstanding: number;
+  minHold: number;
+  flapWindow: number;
   random: (() => number) | undefined;
 }
 
@@ -105,6 +122,9 @@ export function resolveCommon(
     closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
     drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
     readyTimeout: requireDuration("readyTimeout", o.readyTimeout ?? 30_000),
+    maxOutstanding: requireInteger("maxOutstanding", o.maxOutstanding ?? 10_000, 1),
+    minHold: requireDuration("minHold", o.minHold ?? 30_000),
+    flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
     random: o.random,
   };
 }
@@ -159,6 +179,9 @@ export function supervisorFor<C extends MemberConnection>(o: ResolvedCommon, tar
     closeGrace: o.closeGrace,
     drainTimeout: o.drainTimeout,
     readyTimeout: o.readyTimeout,
+    maxOutstanding: o.maxOutstanding,
+    minHold: o.minHold,
+    flapWindow: o.flapWindow,
     random: o.random,
   });
 }

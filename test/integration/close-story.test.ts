@@ -30,7 +30,7 @@ describe("close() is its own reason", () => {
 
   // Needs the transport side (core-redesign report): in ChannelBase's attempt loop, a failed attempt
   // whose lease.closedByChannel is true rejects with ClosedError. Flip to `it` once it lands.
-  it.fails("requests cut at closeGrace reject with ClosedError", async () => {
+  it("requests cut at closeGrace reject with ClosedError", async () => {
     const backends = await startBackends(["127.0.0.2"], { delayMs: 2000 });
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1, closeGrace: 200 });
     await ch.ready(AbortSignal.timeout(5000));

@@ -2,14 +2,18 @@ export { createHttp2Channel, Http2Channel, type Http2StreamInit } from "./transp
 export { createNatsChannel, NatsChannel, type NatsPayload, type NatsRequestOptions } from "./transport/nats/channel.js";
 export type { NatsChannelOptions } from "./transport/nats/options.js";
 export type { NatsAuth, NatsTls } from "./transport/nats/connector.js";
-export { ChannelSubscription } from "./transport/nats/subscription.js";
+export type { NatsAuthenticator } from "./transport/nats/auth.js";
+export type { BackoffDelay } from "./transport/nats/backoff-hook.js";
+export { NatsAuthError } from "./transport/nats/errors.js";
+export { ChannelSubscription, type ChannelSubscribeOptions } from "./transport/nats/subscription.js";
 export type { Http2ChannelOptions } from "./transport/http2/options.js";
 export type { Http2RequestInit } from "./transport/http2/request-input.js";
 export { MAX_HEADER_LIST_BYTES } from "./transport/http2/request-input.js";
 export type { Http2Response, Http2StreamingResponse } from "./transport/http2/exchange.js";
 export type { Http2Body } from "./transport/http2/body.js";
 export type { Http2TlsOptions } from "./transport/http2/connector.js";
-export { Reconnect, type ReconnectOptions, type ReconnectEvent, type ConnectionStatus } from "./supervisor/reconnect.js";
+export { Reconnect } from "./reconnect.js";
+export type { ReconnectOptions, ReconnectEvent, ReconnectStats, ConnectionStatus } from "./supervisor/reconnect.js";
 export { RECONNECT_BACKOFF, SLOT_BACKOFF, type BackoffOptions } from "./supervisor/backoff.js";
 export { StatusStream } from "./supervisor/status-stream.js";
 export type { ChannelEvent, MemberInfo, EvictionReason, DrainReason, RequestOutcome } from "./core/events.js";
@@ -24,6 +28,8 @@ export type { Balancer } from "./pool/pool.js";
 export { parseDuration } from "./core/duration.js";
 export { ChannelMetrics, type MetricsOptions } from "./metrics/channel-metrics.js";
 export type { MetricsSource } from "./metrics/source.js";
+export { ReconnectMetrics, type ReconnectMetricsOptions } from "./metrics/reconnect-metrics.js";
+export type { ReconnectMetricsSource } from "./metrics/reconnect-source.js";
 export {
   DialtoneError,
   ConfigError,
@@ -42,5 +48,6 @@ export {
   MemberLostError,
   AbortedError,
   BadRequestError,
+  OverloadedError,
   type DialtoneErrorCode,
 } from "./core/errors.js";

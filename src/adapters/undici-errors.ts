@@ -1,4 +1,4 @@
-import { BadRequestError, ClosedError, DialtoneError, NoMemberError, NotReadyError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
+import { BadRequestError, ClosedError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
 
 /**
  * An error shaped like undici's own (same `name` and `code`), so code written
@@ -36,7 +36,7 @@ export function toUndiciError(err: unknown): Error {
   const m = err.message;
   if (err instanceof RequestTimeoutError) return new UndiciCompatibleError("HeadersTimeoutError", "UND_ERR_HEADERS_TIMEOUT", m, err);
   if (err instanceof BadRequestError) return new UndiciCompatibleError("InvalidArgumentError", "UND_ERR_INVALID_ARG", m, err);
-  if (err instanceof NoMemberError || err instanceof QueueFullError || err instanceof NotReadyError) {
+  if (err instanceof NoMemberError || err instanceof QueueFullError || err instanceof OverloadedError || err instanceof NotReadyError) {
     return new UndiciCompatibleError("ConnectTimeoutError", "UND_ERR_CONNECT_TIMEOUT", m, err);
   }
   if (err instanceof ClosedError) return new UndiciCompatibleError("ClientClosedError", "UND_ERR_CLOSED", m, err);

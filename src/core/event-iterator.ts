@@ -1,5 +1,10 @@
-import type { ChannelEvent } from "./events.js";
 import type { Listeners } from "./listeners.js";
+
+/** What the reader gets in place of the events its full buffer lost. */
+export interface EventsDropped {
+  type: "events-dropped";
+  count: number;
+}
 
 /**
  * Reads a listener set as an async iterator. It subscribes at once (not at
@@ -7,13 +12,15 @@ import type { Listeners } from "./listeners.js";
  * between the emitter and a slow reader is bounded: when full, the oldest
  * events are dropped and the reader gets one `events-dropped` event saying
  * how many, so the emitter never waits and memory never grows without bound.
+ * Generic so that channels and Reconnect handles share it; each event union
+ * also lists `events-dropped`, so the yielded type is just that union.
  */
-export function iterateEvents(
-  listeners: Listeners<ChannelEvent>,
+export function iterateEvents<E>(
+  listeners: Listeners<E>,
   options: { signal?: AbortSignal; bufferSize?: number } = {},
-): AsyncGenerator<ChannelEvent, void, undefined> {
+): AsyncGenerator<E | EventsDropped, void, undefined> {
   const limit = Math.max(1, options.bufferSize ?? 1024);
-  const buffer: ChannelEvent[] = [];
+  const buffer: E[] = [];
   let dropped = 0;
   let wake: (() => void) | undefined;
   const off = listeners.add((e) => {
@@ -27,7 +34,7 @@ export function iterateEvents(
   const onAbort = (): void => wake?.();
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
-  async function* read(): AsyncGenerator<ChannelEvent, void, undefined> {
+  async function* read(): AsyncGenerator<E | EventsDropped, void, undefined> {
     try {
       while (!options.signal?.aborted) {
         if (dropped > 0) {
@@ -37,7 +44,7 @@ export function iterateEvents(
           continue;
         }
         const next = buffer.shift();
-        if (next) {
+        if (next !== undefined) {
           yield next;
           continue;
         }

@@ -5,6 +5,8 @@
  * here, so neither has to import the other.
  */
 
+import type { GaveUpError } from "./errors.js";
+
 /**
  * connecting → ready ⇄ unhealthy → closed, plus draining (serves in-flight
  * work, takes no new picks, replaced before it closes).
@@ -27,7 +29,7 @@ export type EvictionReason = "unhealthy" | "peer-closed";
 export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
 
 /** How a request ended, as metrics label it. */
-export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "aborted" | "closed";
+export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "overloaded" | "aborted" | "closed";
 
 /**
  * Everything that happens inside a channel, as typed events. Emitted
@@ -56,7 +58,39 @@ export type ChannelEvent =
   | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
   /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */
   | { type: "subscription-moved"; subject: string; from: string | undefined; to: string; gapMs: number }
-  /** A subscription's reader fell behind its bounded buffer; `count` messages were dropped, oldest first. */
+  /**
+   * A subscription's reader fell behind its bounded buffer (maxPending messages or
+   * maxPendingBytes); `count` messages were dropped, oldest first. One event per burst.
+   */
   | { type: "messages-dropped"; subject: string; count: number }
+  /**
+   * A NATS server sent `-ERR` on a live connection: a permission violation (with the
+   * operation and subject), an auth problem (an expired JWT), or another protocol error.
+   * `message` is the server's own words.
+   */
+  | {
+      type: "server-error";
+      address: string;
+      kind: "permission" | "auth" | "protocol";
+      operation: "publish" | "subscription" | undefined;
+      subject: string | undefined;
+      message: string;
+    }
+  /** The async iterator's bounded buffer overflowed; `count` events were dropped. */
+  | { type: "events-dropped"; count: number };
+
+/**
+ * What a standalone Reconnect handle does, as typed events. They live here,
+ * beside ChannelEvent, so that metrics can consume them without importing
+ * the supervisor that produces them.
+ */
+export type ReconnectEvent =
+  /** A dial starts (`attempt` counts from 1 within one disconnected period). */
+  | { type: "attempt"; attempt: number }
+  | { type: "failure"; attempt: number; error: Error; /** ms until the next attempt (jitter included) */ delay: number }
+  | { type: "connected"; attempt: number }
+  /** The connection was lost; `error` is the cause when lost() named one. Not emitted on close(). */
+  | { type: "disconnected"; error: Error | undefined }
+  | { type: "gave-up"; error: GaveUpError }
   /** The async iterator's bounded buffer overflowed; `count` events were dropped. */
   | { type: "events-dropped"; count: number };

@@ -1,4 +1,4 @@
-import { AbortedError, ClosedError, DialtoneError, NoMemberError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
+import { AbortedError, ClosedError, DialtoneError, NoMemberError, OverloadedError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
 import type { ChannelEvent, RequestOutcome } from "../core/events.js";
 import type { Listeners } from "../core/listeners.js";
 
@@ -141,6 +141,7 @@ function outcomeOf(err: unknown): RequestOutcome {
   if (err instanceof RequestTimeoutError) return "timeout";
   if (err instanceof NoMemberError) return "no-member";
   if (err instanceof QueueFullError) return "queue-full";
+  if (err instanceof OverloadedError) return "overloaded";
   if (err instanceof ClosedError) return "closed";
   if (err instanceof AbortedError) return "aborted";
   return "error";

@@ -109,6 +109,12 @@ export class ChannelMetrics {
         if (e.retries > 0) this.#inc(f.requestRetries, {}, e.retries);
         this.#observe(f.requestDuration, {}, e.durationMs / 1000);
         break;
+      case "server-error":
+        this.#inc(f.serverErrors, { kind: e.kind });
+        break;
+      case "messages-dropped":
+        this.#inc(f.messagesDropped, {}, e.count);
+        break;
       default:
         break;
     }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { MemberState } from "../core/events.js";
+import { reconnectAttemptsFor } from "./reconnect-attempts.js";
 import type { MetricsSource } from "./source.js";
 
 /** Every state a member can be in; the by-state gauge reports zeros too. */
@@ -22,12 +23,15 @@ export class Families {
   readonly pingFailures: Counter<"channel" | "address">;
   readonly connects: Counter<"channel" | "result" | "address">;
   readonly evictions: Counter<"channel" | "reason">;
-  readonly reconnectAttempts: Counter<"channel">;
+  /** Shared with Reconnect handles (they label it `name`): see reconnect-attempts.ts. */
+  readonly reconnectAttempts: Counter<"channel" | "name">;
   readonly reconnectGiveups: Counter<"channel">;
   readonly resolves: Counter<"channel" | "result">;
   readonly requests: Counter<"channel" | "outcome">;
   readonly requestRetries: Counter<"channel">;
   readonly requestDuration: Histogram<"channel">;
+  readonly serverErrors: Counter<"channel" | "kind">;
+  readonly messagesDropped: Counter<"channel">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -75,16 +79,24 @@ export class Families {
       labelNames: ["channel", "reason"],
       registers,
     });
-    this.reconnectAttempts = new Counter({ name: "dialtone_reconnect_attempts_total", help: "Dial attempts made by member slots.", labelNames: ["channel"], registers });
+    this.reconnectAttempts = reconnectAttemptsFor(registry);
     this.reconnectGiveups = new Counter({ name: "dialtone_reconnect_giveups_total", help: "Member slots that gave up after their backoff timeout.", labelNames: ["channel"], registers });
     this.resolves = new Counter({ name: "dialtone_resolves_total", help: "Address resolutions, by result (ok, error).", labelNames: ["channel", "result"], registers });
     this.requests = new Counter({
       name: "dialtone_requests_total",
-      help: "Requests, by outcome (ok, error, timeout, no_member, queue_full, aborted, closed).",
+      help: "Requests, by outcome (ok, error, timeout, no_member, queue_full, overloaded, aborted, closed).",
       labelNames: ["channel", "outcome"],
       registers,
     });
     this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    // No subject label: subjects are unbounded, and the event carries them.
+    this.serverErrors = new Counter({
+      name: "dialtone_server_errors_total",
+      help: "-ERR messages servers sent on live connections, by kind (permission, auth, protocol).",
+      labelNames: ["channel", "kind"],
+      registers,
+    });
+    this.messagesDropped = new Counter({ name: "dialtone_messages_dropped_total", help: "Messages dropped because a subscription's reader fell behind its bounded buffer.", labelNames: ["channel"], registers });
     this.requestDuration = new Histogram({ name: "dialtone_request_duration_seconds", help: "Whole-request duration including waiting and retries, seconds.", labelNames: ["channel"], buckets: REQUEST_BUCKETS, registers });
   }
 }

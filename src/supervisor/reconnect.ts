@@ -2,19 +2,26 @@ import pRetry from "p-retry";
 import { raceSignal, sleep } from "../core/abort.js";
 import { ClosedError, ConfigError, DialtoneError, GaveUpError, asError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
-import type { ConnectionStatus } from "../core/events.js";
+import { iterateEvents } from "../core/event-iterator.js";
+import type { ConnectionStatus, ReconnectEvent } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { RECONNECT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "./backoff.js";
 import { StatusStream } from "./status-stream.js";
 
-export type { ConnectionStatus };
+export type { ConnectionStatus, ReconnectEvent };
 
-export type ReconnectEvent =
-  | { type: "attempt"; attempt: number }
-  | { type: "failure"; attempt: number; error: Error; /** ms until the next attempt (jitter included) */ delay: number }
-  | { type: "connected"; attempt: number }
-  | { type: "disconnected"; error: Error | undefined }
-  | { type: "gave-up"; error: GaveUpError };
+/** A read-only snapshot of a handle, for scrapes and dashboards. */
+export interface ReconnectStats {
+  status: ConnectionStatus;
+  /** Unix time in ms when the live connection was made; undefined while disconnected. */
+  connectedSince: number | undefined;
+  /** The backoff delay (ms, jitter included) now being waited before the next attempt; 0 when not waiting. */
+  backoffDelay: number;
+  /** True once the handle gave up after `backoff.timeout` of failures. */
+  gaveUp: boolean;
+  /** True once close() was called (or the signal aborted). */
+  closed: boolean;
+}
 
 export interface ReconnectOptions<T> {
   /** Opens one connection. Must honour `signal`. */
@@ -54,6 +61,9 @@ export class Reconnect<T> implements AsyncDisposable {
   #current: T | undefined;
   #done: Promise<void>;
   #lastError: Error | undefined;
+  #connectedSince: number | undefined;
+  #backoffDelay = 0;
+  #gaveUp = false;
 
   constructor(options: ReconnectOptions<T>) {
     checkReconnectOptions(options);
@@ -88,8 +98,27 @@ export class Reconnect<T> implements AsyncDisposable {
     return this.#status.watch(signal);
   }
 
+  stats(): ReconnectStats {
+    return {
+      status: this.#status.current,
+      connectedSince: this.#connectedSince,
+      backoffDelay: this.#backoffDelay,
+      gaveUp: this.#gaveUp,
+      closed: this.#abort.signal.aborted,
+    };
+  }
+
+  /** Subscribes to the typed event stream; returns the unsubscribe function. */
   on(listener: (event: ReconnectEvent) => void): () => void {
     return this.#events.add(listener);
+  }
+
+  /**
+   * The event stream as an async iterator, with a bounded buffer (default
+   * 1024): a slow reader loses the oldest events and is told how many.
+   */
+  events(options: { signal?: AbortSignal; bufferSize?: number } = {}): AsyncGenerator<ReconnectEvent, void, undefined> {
+    return iterateEvents(this.#events, options);
   }
 
   /** Resolves when closed; rejects with GaveUpError when the handle gave up. */
@@ -112,8 +141,6 @@ export class Reconnect<T> implements AsyncDisposable {
     try {
       while (!signal.aborted) {
         const conn = await this.#connectWithBackoff(signal);
-        this.#current = conn;
-        this.#status.set("connected");
         let cause: Error | undefined;
         try {
           // A lost() that settles with an Error, either way, names the cause.
@@ -127,6 +154,7 @@ export class Reconnect<T> implements AsyncDisposable {
           cause = signal.aborted ? undefined : asError(err);
         }
         this.#current = undefined;
+        this.#connectedSince = undefined;
         if (signal.aborted) {
           await this.#dispose(conn);
           break;
@@ -138,10 +166,13 @@ export class Reconnect<T> implements AsyncDisposable {
     } catch (err) {
       if (!signal.aborted) {
         const gaveUp = err instanceof GaveUpError ? err : new GaveUpError(this.name, this.backoff.timeout, 0, err);
+        this.#gaveUp = true;
+        this.#backoffDelay = 0;
         this.#events.emit({ type: "gave-up", error: gaveUp });
         throw gaveUp;
       }
     } finally {
+      this.#backoffDelay = 0;
       this.#status.end("disconnected");
     }
   }
@@ -154,6 +185,7 @@ export class Reconnect<T> implements AsyncDisposable {
     return pRetry(
       async (attempt: number) => {
         attempts = attempt;
+        this.#backoffDelay = 0;
         this.#events.emit({ type: "attempt", attempt });
         let conn: T;
         try {
@@ -169,6 +201,10 @@ export class Reconnect<T> implements AsyncDisposable {
           await this.#dispose(conn);
           throw signal.reason;
         }
+        // State first, then the event: a listener that reads stats() (a scrape) sees it connected.
+        this.#current = conn;
+        this.#connectedSince = Date.now();
+        this.#status.set("connected");
         this.#events.emit({ type: "connected", attempt });
         return conn;
       },
@@ -185,6 +221,7 @@ export class Reconnect<T> implements AsyncDisposable {
           this.#lastError = error;
           const base = baseDelay(b, attemptNumber);
           jitterWait = jitterExtra(b, base);
+          this.#backoffDelay = base + jitterWait;
           this.#events.emit({ type: "failure", attempt: attemptNumber, error, delay: base + jitterWait });
           // p-retry's own jitter doubles delays; ours is a bounded fraction, added here.
           if (jitterWait > 0) await sleep(jitterWait, signal, this.#options.unref ?? false);

@@ -13,7 +13,17 @@ describe("NATS channel configuration errors at construction", () => {
     [{ target: "nats://127.0.0.2:4222", requestTimeout: -1 }, ConfigError, /requestTimeout/],
     [{ target: "nats://127.0.0.2:4222", frobnicate: true }, ConfigError, /frobnicate/],
     [{ target: "nats://127.0.0.2:99999" }, TargetError, /port/],
-    [{ target: "nats://a.test:4222,b.test:4222" }, TargetError, /IP literals/],
+    [{ target: "nats://a.test:4222,http://b.test:4222" }, TargetError, /scheme "http:"/],
+    [{ target: "127.0.0.2:4222,nats://127.0.0.3:4222" }, TargetError, /nats:\/\/host:port/],
+    [{ target: [] }, ConfigError, /target/],
+    [{ target: "nats://127.0.0.2:4222", maxPendingBytes: 0 }, ConfigError, /maxPendingBytes/],
+    [{ target: "nats://127.0.0.2:4222", tlsFirst: "yes" }, ConfigError, /tlsFirst/],
+    [{ target: "nats://127.0.0.2:4222", authenticator: "u:p" }, ConfigError, /authenticator/],
+    [{ target: "nats://127.0.0.2:4222", authenticator: () => ({}), auth: { token: "t" } }, ConfigError, /authenticator/],
+    [{ target: "nats://127.0.0.2:4222", auth: { nkeySeed: "not-a-seed" } }, ConfigError, /nkeySeed/],
+    [{ target: "nats://127.0.0.2:4222", backoff: () => -1 }, ConfigError, /backoff/],
+    [{ target: "nats://127.0.0.2:4222", backoff: () => 100 }, ConfigError, /not supported yet/],
+    [{ target: "nats://127.0.0.2:4222", retainServerOrder: true }, ConfigError, /not supported yet/],
   ])("%j", (opts, cls, msg) => {
     expect(() => createNatsChannel(opts as Parameters<typeof createNatsChannel>[0])).toThrow(cls);
     expect(() => createNatsChannel(opts as Parameters<typeof createNatsChannel>[0])).toThrow(msg);
@@ -108,7 +118,7 @@ describe("NATS: credentials in the target move into auth and are never echoed", 
   it.each([
     `nats://app:${SECRET}@127.0.0.2:99999`,
     `nats://app:${SECRET}@127.0.0.2:http`,
-    `nats://app:${SECRET}@a.test:4222,app:${SECRET}@b.test:4222`,
+    `nats://app:${SECRET}@a..test:4222,app:${SECRET}@b.test:4222`,
     `nats://app:s3c,r3t-pw@127.0.0.2:4222`,
     `nats://app:${SECRET}%zz@127.0.0.2:4222`,
     `nats://:${SECRET}@127.0.0.2:4222`,
@@ -165,7 +175,7 @@ describe("NATS: auth and tls are checked key by key", () => {
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { user: "u", pass: "p" } }).auth).toEqual({ user: "u", pass: "p" });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { user: "u" } }).auth).toEqual({ user: "u" });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { token: "t" } }).auth).toEqual({ token: "t" });
-    expect(resolveNatsOptions({ target: `tls://${ONE}`, tls: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" } }).tls).toEqual({ caFile: "/ca.pem", certFile: "/c", keyFile: "/k" });
+    expect(resolveNatsOptions({ target: `tls://${ONE}`, tls: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" } }).tls).toEqual({ options: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" }, handshakeFirst: false });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: {} }).auth).toEqual({});
   });
 });
@@ -184,5 +194,50 @@ describe("NATS: durations and integers are bounded", () => {
     const e = thrown({ target: `nats://${ONE}`, ...extra });
     expect(e).toBeInstanceOf(ConfigError);
     expect((e as ConfigError).option).toBe(option);
+  });
+});
+
+describe("NATS: every server-list form NATS users write", () => {
+  const A = "127.0.0.2:4222";
+  const B = "127.0.0.3:4222";
+  it.each([
+    [`nats://${A},${B}`, `nats://${A},${B}`],
+    [`nats://${A},nats://${B}`, `nats://${A},${B}`],
+    [`nats://${A}, nats://${B}`, `nats://${A},${B}`],
+    [` nats://${A} ,nats://${B}/ `, `nats://${A},${B}`],
+    [[`nats://${A}`, `nats://${B}`], `nats://${A},${B}`],
+    [[`nats://${A}`, B], `nats://${A},${B}`],
+    [`NATS://${A}`, `NATS://${A}`],
+  ] as Array<[string | string[], string]>)("%j → %s", async (target, shown) => {
+    const o = resolveNatsOptions({ target });
+    expect(o.target).toBe(shown);
+    expect(o.tls).toBeUndefined();
+  });
+
+  it("tls:// on any server makes TLS required on every member; tlsFirst implies it", () => {
+    expect(resolveNatsOptions({ target: `tls://${ONE}` }).tls).toEqual({ options: {}, handshakeFirst: false });
+    expect(resolveNatsOptions({ target: [`nats://${ONE}`, "tls://127.0.0.3:4222"] }).target).toBe(`tls://${ONE},127.0.0.3:4222`);
+    expect(resolveNatsOptions({ target: `nats://${ONE}`, tlsFirst: true }).tls).toEqual({ options: {}, handshakeFirst: true });
+  });
+
+  it("credentials on every URL of an array move into auth; the target keeps none", () => {
+    const o = resolveNatsOptions({ target: [`nats://app:${SECRET}@127.0.0.2:4222`, `nats://app:${SECRET}@127.0.0.3:4222`] });
+    expect(o.auth).toEqual({ user: "app", pass: SECRET });
+    expect(o.target).toBe("nats://127.0.0.2:4222,127.0.0.3:4222");
+  });
+
+  it("several host names are allowed; TLS speaks to the target's name for addresses it cannot map", () => {
+    const o = resolveNatsOptions({ target: "tls://a.test:4222, tls://b.test:4222" });
+    expect(o.target).toBe("tls://a.test:4222,b.test:4222");
+    expect(o.tlsName({ host: "10.0.0.9", port: 4222, family: 4 })).toBe("a.test");
+    expect(resolveNatsOptions({ target: `tls://${ONE}` }).tlsName({ host: "127.0.0.2", port: 1, family: 4 })).toBeUndefined();
+  });
+
+  it("a backoff function is probed and wrapped: a later bad answer becomes a bounded delay", () => {
+    let bad = false;
+    const o = resolveNatsOptions({ target: `nats://${ONE}`, backoff: (n: number) => (bad ? Number.NaN : n * 100) });
+    expect(o.backoffDelay?.(3)).toBe(300);
+    bad = true;
+    expect(o.backoffDelay?.(4)).toBe(10_000);
   });
 });

@@ -1,14 +1,16 @@
 import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
 import { BadRequestError, ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { requireInteger } from "../../core/duration.js";
 import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
+import type { ChannelEvent } from "../../core/events.js";
 import { UnionResolver } from "../../resolve/union-resolver.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
 import type { NatsMemberConnection } from "./connection.js";
 import { NatsConnector } from "./connector.js";
 import { advertisedAddresses, resolveNatsOptions, type NatsChannelOptions, type ResolvedNatsOptions } from "./options.js";
-import { ChannelSubscription } from "./subscription.js";
+import { ChannelSubscription, type ChannelSubscribeOptions } from "./subscription.js";
 
 export type NatsPayload = string | Uint8Array;
 
@@ -32,9 +34,22 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   constructor(options: NatsChannelOptions) {
     const o = resolveNatsOptions(options);
+    refuseUntilSupported(o);
     const union = new UnionResolver(o.resolver);
-    const connector = new NatsConnector({ target: o.target, name: o.name, auth: o.auth, tls: o.tls, connectTimeout: o.connectTimeout });
+    let emit: (e: ChannelEvent) => void = () => {};
+    const connector = new NatsConnector({
+      target: o.target,
+      name: o.name,
+      auth: o.auth,
+      authenticator: o.authenticator,
+      tls: o.tls,
+      tlsName: o.tlsName,
+      connectTimeout: o.connectTimeout,
+      // Set before the member joins the pool, so no -ERR from its first moments is missed.
+      adopt: (conn) => (conn.onServerError = (e) => emit(e)),
+    });
     super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector));
+    emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
     this.sup.events.add((e) => {
@@ -98,9 +113,10 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
    * and is re-made on another when that member goes; each move is a
    * `subscription-moved` event with the gap it took.
    */
-  async subscribe(subject: string, options: { queue?: string } = {}): Promise<ChannelSubscription> {
+  async subscribe(subject: string, options: ChannelSubscribeOptions = {}): Promise<ChannelSubscription> {
     validateSubject(subject, true);
-    const s = new ChannelSubscription(subject, options.queue, this.#o.maxPending, {
+    const opts = checkSubscribeOptions(options, this.target);
+    const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
       place: async (signal) => {
         const lease = await this.sup.acquire(signal);
         lease.release();
@@ -113,9 +129,20 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     return s;
   }
 
+  /**
+   * Close flushes first (as NATS clients do): everything published reaches a
+   * server before the connections go, within closeGrace. Then subscriptions end.
+   */
   protected override async beforeClose(): Promise<void> {
+    await this.#flushWithin(this.#o.closeGrace).catch(() => {});
     for (const s of this.#subs) s.unsubscribe();
     this.#subs.clear();
+  }
+
+  /** Round-trips every member that can still take traffic, each bounded by `ms`. */
+  async #flushWithin(ms: number): Promise<void> {
+    const live = [...this.sup.pool.members()].filter((m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed());
+    await Promise.all(live.map((m) => raceTimeout(m.connection.nc.flush(), ms)));
   }
 
   /** New member: hear the servers it advertises, and move its subscriptions off before it drains. */
@@ -149,6 +176,41 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     if (err instanceof RequestError) return err;
     return new RequestError("ERR_DIALTONE_NATS", this.target, address, err instanceof Error ? err.message : String(err), false, { cause: err });
   }
+}
+
+/** Resolves when `p` settles or `ms` pass, whichever is first; never rejects. */
+function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => {}, () => {}), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Options that are checked and resolved here but need a supervisor hook that
+ * is not there yet (issue 11 item 7): refused by name rather than ignored.
+ */
+function refuseUntilSupported(o: ResolvedNatsOptions): void {
+  if (o.backoffDelay) throw new ConfigError("backoff", "a backoff function is not supported yet (needs the supervisor's delay hook); give { initial, multiplier, max, jitter }");
+  if (o.retainServerOrder) throw new ConfigError("retainServerOrder", "not supported yet (needs the supervisor's ordered spread)");
+}
+
+function checkSubscribeOptions(options: unknown, target: string): ChannelSubscribeOptions {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== "object") throw new BadRequestError(target, "options", "expected an object");
+  const o = options as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== "queue" && k !== "max") throw new BadRequestError(target, `options.${k}`, "unknown option (expected queue, max)");
+  const out: ChannelSubscribeOptions = {};
+  if (o.queue !== undefined) {
+    if (typeof o.queue !== "string" || o.queue === "" || /\s/.test(o.queue)) throw new BadRequestError(target, "queue", "expected a queue group name without spaces");
+    out.queue = o.queue;
+  }
+  if (o.max !== undefined) {
+    try {
+      out.max = requireInteger("max", o.max, 1);
+    } catch (err) {
+      throw new BadRequestError(target, "max", "expected a whole number ≥ 1", { cause: err });
+    }
+  }
+  return out;
 }
 
 export function createNatsChannel(options: NatsChannelOptions): NatsChannel {

@@ -1,5 +1,8 @@
-import type { NatsConnection } from "@nats-io/transport-node";
+import { errors as natsErrors, type NatsConnection } from "@nats-io/transport-node";
+import type { ChannelEvent } from "../../core/events.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
+
+export type ServerErrorEvent = Extract<ChannelEvent, { type: "server-error" }>;
 
 /**
  * One NATS connection pinned to one server: no client reconnects, no
@@ -18,6 +21,8 @@ export class NatsMemberConnection implements MemberConnection {
   #listener: ((e: ConnectionEvent) => void) | undefined;
   #discovered: ((urls: string[]) => void) | undefined;
   #error: Error | undefined;
+  /** Hears every `-ERR` the server sends on this connection (the client reports them only on its status stream). */
+  onServerError: ((event: ServerErrorEvent) => void) | undefined;
 
   constructor(nc: NatsConnection, address: string) {
     this.nc = nc;
@@ -65,10 +70,23 @@ export class NatsMemberConnection implements MemberConnection {
       for await (const s of this.nc.status()) {
         if (s.type === "ldm") this.#listener?.({ type: "draining", kind: "lame-duck", reason: `lame duck mode (${s.server})` });
         else if (s.type === "update") this.#discovered?.(this.connectUrls);
-        else if (s.type === "error") this.#error = s.error;
+        else if (s.type === "error") {
+          // A permission violation is about one subject; it is not why a connection would close.
+          if (!(s.error instanceof natsErrors.PermissionViolationError)) this.#error = s.error;
+          this.onServerError?.(serverError(this.address, s.error));
+        }
       }
     } catch {
       // The status iterator ends with the connection.
     }
   }
+}
+
+/** The client's parsed `-ERR` as an event: permission violations name their operation and subject. */
+function serverError(address: string, err: Error): ServerErrorEvent {
+  if (err instanceof natsErrors.PermissionViolationError) {
+    return { type: "server-error", address, kind: "permission", operation: err.operation, subject: err.subject, message: err.message };
+  }
+  const auth = err instanceof natsErrors.AuthorizationError || err instanceof natsErrors.UserAuthenticationExpiredError;
+  return { type: "server-error", address, kind: auth ? "auth" : "protocol", operation: undefined, subject: undefined, message: err.message };
 }

@@ -1,41 +1,34 @@
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, errors as natsErrors, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { addressKey, type Address } from "../../core/address.js";
 import { ConnectError } from "../../core/errors.js";
 import type { Connector } from "../../supervisor/connection.js";
+import type { NatsAuth, NatsAuthenticator } from "./auth.js";
 import { NatsMemberConnection } from "./connection.js";
+import { NatsAuthError } from "./errors.js";
+import { clientTls, type ResolvedNatsTls } from "./tls.js";
 
-export interface NatsAuth {
-  token?: string;
-  user?: string;
-  pass?: string;
-  /** An nkey seed ("SU…"). */
-  nkeySeed?: string;
-  /** Path of a .creds file (JWT + nkey seed). */
-  credsFile?: string;
-}
-
-export interface NatsTls {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-}
+export type { NatsAuth } from "./auth.js";
+export type { NatsTls } from "./tls.js";
 
 export interface NatsConnectorOptions {
   target: string;
   name: string;
   auth: NatsAuth;
-  tls: NatsTls | undefined;
+  authenticator: NatsAuthenticator | undefined;
+  tls: ResolvedNatsTls | undefined;
+  /** The host name a member dialing `address` speaks to; undefined for IP-literal targets. */
+  tlsName: (address: Address) => string | undefined;
   connectTimeout: number;
+  /** Called on a member's connection as soon as it exists, before anyone else sees it. */
+  adopt?: (conn: NatsMemberConnection) => void;
 }
 
 /**
  * Dials one server with the official client, pinned to it: reconnect off,
  * no randomizing, cluster updates ignored (the channel, not the client,
- * decides where members go). Auth and TLS pass through to the client.
+ * decides where members go). Auth and TLS pass through to the client; TLS
+ * speaks to the target's host name, not the dialed IP.
  */
 export class NatsConnector implements Connector<NatsMemberConnection> {
   #o: NatsConnectorOptions;
@@ -47,6 +40,23 @@ export class NatsConnector implements Connector<NatsMemberConnection> {
 
   async connect(address: Address, signal: AbortSignal): Promise<NatsMemberConnection> {
     const key = addressKey(address);
+    if (signal.aborted) throw new ConnectError(this.#o.target, key, "connect aborted");
+    let nc: NatsConnection;
+    try {
+      nc = await connect(this.#options(address, key));
+    } catch (err) {
+      throw this.#connectError(err, key);
+    }
+    if (signal.aborted) {
+      await nc.close().catch(() => {});
+      throw new ConnectError(this.#o.target, key, "connect aborted");
+    }
+    const conn = new NatsMemberConnection(nc, key);
+    this.#o.adopt?.(conn);
+    return conn;
+  }
+
+  #options(address: Address, key: string): ConnectionOptions {
     const a = this.#o.auth;
     const opts: ConnectionOptions = {
       servers: key,
@@ -61,22 +71,22 @@ export class NatsConnector implements Connector<NatsMemberConnection> {
       user: a.user,
       pass: a.pass,
       token: a.token,
-      tls: this.#o.tls ?? undefined,
     };
+    if (this.#o.tls) opts.tls = clientTls(this.#o.tls, address, this.#o.tlsName(address));
     if (a.nkeySeed) opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(a.nkeySeed));
+    // Read at every connect: a creds file rotated on disk is used by the next member dialed.
     if (a.credsFile) opts.authenticator = credsAuthenticator(readFileSync(a.credsFile));
-    if (signal.aborted) throw new ConnectError(this.#o.target, key, "connect aborted");
-    let nc;
-    try {
-      nc = await connect(opts);
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      throw new ConnectError(this.#o.target, key, e.message || String(err), { cause: err });
-    }
-    if (signal.aborted) {
-      await nc.close().catch(() => {});
-      throw new ConnectError(this.#o.target, key, "connect aborted");
-    }
-    return new NatsMemberConnection(nc, key);
+    if (this.#o.authenticator) opts.authenticator = this.#o.authenticator;
+    return opts;
+  }
+
+  /** The server's refusal of credentials is its own type; everything else is a ConnectError naming the cause. */
+  #connectError(err: unknown, key: string): Error {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const auth = e instanceof natsErrors.AuthorizationError || e instanceof natsErrors.UserAuthenticationExpiredError ? e : e.cause instanceof natsErrors.AuthorizationError ? e.cause : undefined;
+    if (auth) return new NatsAuthError(this.#o.target, key, auth.message, { cause: err });
+    const code = (e as NodeJS.ErrnoException).code;
+    const message = e.message || code || "connection failed";
+    return new ConnectError(this.#o.target, key, code && !message.includes(code) ? `${code}: ${message}` : message, { cause: err });
   }
 }

@@ -1,29 +1,46 @@
 import { isIP } from "node:net";
 import { ipAddress, parseHostPort, type Address } from "../../core/address.js";
 import { requireInteger, requireTimeout } from "../../core/duration.js";
-import { ConfigError, TargetError } from "../../core/errors.js";
-import { checkKeys, optionalBoolean, optionalString, requireObject } from "../../core/options-check.js";
-import { redactTarget } from "../../core/redact.js";
+import { ConfigError } from "../../core/errors.js";
+import { describeType, optionalBoolean } from "../../core/options-check.js";
 import type { Resolver } from "../../resolve/resolver.js";
-import { StaticResolver } from "../../resolve/static-resolver.js";
-import { hostResolver, resolverFor } from "../../resolve/target.js";
+import { resolverFor } from "../../resolve/target.js";
+import type { BackoffOptions } from "../../supervisor/backoff.js";
 import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
-import type { NatsAuth, NatsTls } from "./connector.js";
+import { resolveAuth, type NatsAuth, type NatsAuthenticator } from "./auth.js";
+import { resolveBackoffHook, type BackoffDelay } from "./backoff-hook.js";
+import { NamedServersResolver } from "./named-servers.js";
+import { hostNames, parseServerList } from "./servers.js";
+import { resolveNatsTls, type NatsTls, type ResolvedNatsTls } from "./tls.js";
 
-export interface NatsChannelOptions extends CommonChannelOptions {
-  /** The cluster: `nats://10.0.0.5:4222,10.0.0.6:4222` (IPs or one host name). */
-  target: string;
+export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"> {
+  /**
+   * The cluster, in any form NATS clients take: `nats://10.0.0.5:4222,10.0.0.6:4222`,
+   * `nats://a:4222,nats://b:4222` (spaces allowed), an array of URLs, `tls://…`
+   * (TLS required), with `user:pass@` or `token@` (moved into auth).
+   */
+  target: string | readonly string[];
   /**
    * Do not add the servers the cluster advertises (INFO connect_urls). Set it
    * behind a TCP load balancer, where advertised addresses may be unreachable.
    */
   ignoreDiscoveredServers?: boolean;
   auth?: NatsAuth;
+  /** nats.js `authenticator`: called with the server's nonce on every connect, so credentials can rotate. */
+  authenticator?: NatsAuthenticator;
   tls?: NatsTls;
+  /** TLS handshake before the server's INFO (server `handshake_first`); implies TLS. */
+  tlsFirst?: boolean;
   /** Default request timeout, ms (default 5000). */
   requestTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
   maxPending?: number;
+  /** Bytes a subscription buffers for a slow reader before dropping the oldest (default 64 MiB, as nats.go). */
+  maxPendingBytes?: number;
+  /** Redial backoff for member slots: the numbers, or `(attempt) => ms` (async-nats reconnect_delay_callback). */
+  backoff?: Partial<BackoffOptions> | BackoffDelay;
+  /** Fill member slots in the order servers are listed instead of a per-process shuffle (nats no-randomize). */
+  retainServerOrder?: boolean;
 }
 
 export interface ResolvedNatsOptions extends ResolvedCommon {
@@ -31,150 +48,70 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
   resolver: Resolver;
   learnServers: boolean;
   auth: NatsAuth;
-  tls: NatsTls | undefined;
+  authenticator: NatsAuthenticator | undefined;
+  tls: ResolvedNatsTls | undefined;
+  /** The host name a member dialing `address` speaks to (TLS SNI and certificate checks); undefined: the dialed IP. */
+  tlsName: (address: Address) => string | undefined;
   requestTimeout: number;
   maxPending: number;
+  maxPendingBytes: number;
+  /** A backoff function, validated and wrapped; undefined when the numbers are used. */
+  backoffDelay: BackoffDelay | undefined;
+  retainServerOrder: boolean;
 }
 
+const NATS_KEYS = [
+  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
+];
+
 /**
- * Validates everything up front. Credentials in the target
- * (`nats://user:pass@host:4222`, or `nats://token@host:4222`) move into
+ * Validates everything up front. Credentials in the target move into
  * `auth`, as NATS clients read them; the channel's target, name, errors,
  * events, stats and metric labels only ever see the target without them.
  */
 export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const raw: unknown = o.target;
-  if (typeof raw !== "string" || raw === "") throw new ConfigError("target", "required (e.g. nats://127.0.0.1:4222)");
-  const shown = redactTarget(raw);
-  const m = /^(nats|tls):\/\/(.+)$/i.exec(raw);
-  if (!m) throw new TargetError(shown, 'expected nats://host:port[,host:port…] (or "tls://")');
-  const { servers, credentials } = splitCredentials(m[2] as string, shown);
-  // Rebuilt only when it held user-info, so targets without credentials keep their spelling (and their metric label).
-  const target = raw.includes("@") ? `${(m[1] as string).toLowerCase()}://${servers.join(",")}` : raw;
-  const common = resolveCommon(o, target, ["target", "ignoreDiscoveredServers", "auth", "tls", "requestTimeout", "maxPending"]);
-  const auth = resolveAuth(o.auth, credentials);
-  const tls = resolveNatsTls(o.tls);
+  const isList = Array.isArray(raw) && raw.length > 0 && raw.every((s) => typeof s === "string");
+  if (!(typeof raw === "string" && raw !== "") && !isList) throw new ConfigError("target", "required: a server URL, a comma-separated list, or an array of URLs (e.g. nats://127.0.0.1:4222)");
+  const list = parseServerList(raw as string | readonly string[]);
+  const { target, servers } = list;
+  const backoffDelay = resolveBackoffHook(o.backoff);
+  const common = resolveCommon({ ...o, backoff: backoffDelay ? undefined : (o.backoff as Partial<BackoffOptions> | undefined) }, target, NATS_KEYS);
+  const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
+  const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;
+  const tls = resolveNatsTls(o.tls, list.tlsRequired, tlsFirst);
   let resolver: Resolver;
-  if (o.discovery === undefined) resolver = targetResolver(target, servers);
-  else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, 4222, o.dns);
+  let nameOf: (a: Address) => string | undefined = () => undefined;
+  if (o.discovery === undefined) {
+    const r = targetResolver(target, servers);
+    resolver = r;
+    nameOf = (a) => r.nameOf(a);
+  } else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, 4222, o.dns);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
-  else throw new ConfigError("discovery", "expected a discovery string or a Resolver");
+  else throw new ConfigError("discovery", `expected a discovery string or a Resolver, got ${describeType(o.discovery)}`);
+  // Addresses from discovery, or learned from the cluster, speak to the target's (first) host name.
+  const fallbackName = hostNames(servers, target)[0];
   return {
     ...common,
     target,
     resolver,
     learnServers: !(optionalBoolean("ignoreDiscoveredServers", o.ignoreDiscoveredServers) ?? false),
     auth,
+    authenticator,
     tls,
+    tlsName: (a) => nameOf(a) ?? fallbackName,
     requestTimeout: requireTimeout("requestTimeout", o.requestTimeout ?? 5000),
     maxPending: requireInteger("maxPending", o.maxPending ?? 65_536, 1),
+    maxPendingBytes: requireInteger("maxPendingBytes", o.maxPendingBytes ?? 64 * 1024 * 1024, 1),
+    backoffDelay,
+    retainServerOrder: optionalBoolean("retainServerOrder", o.retainServerOrder) ?? false,
   };
 }
 
-/**
- * Splits `u:p@a:4222,u:p@b:4222` into servers without user-info and the one
- * set of credentials they carry: `user:pass` is user/pass, a bare `name` is a
- * token (as nats.go reads it), both percent-decoded. Every server of the
- * channel uses the same auth, so servers with different credentials are a
- * ConfigError; one that names none uses the others'. No message here quotes
- * a list item once any item has user-info: it could be half a password.
- */
-function splitCredentials(list: string, shown: string): { servers: string[]; credentials: NatsAuth | undefined } {
-  const items = list.replace(/\/$/, "").split(",").map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new TargetError(shown, "no servers listed");
-  const secret = list.includes("@");
-  let credentials: NatsAuth | undefined;
-  const servers = items.map((item, i) => {
-    const at = item.lastIndexOf("@");
-    const server = at < 0 ? item : item.slice(at + 1);
-    if (at >= 0) {
-      const found = parseUserInfo(item.slice(0, at), shown);
-      if (credentials !== undefined && !sameAuth(credentials, found)) {
-        throw new ConfigError("target", "the servers carry different credentials: give one set (or use auth)");
-      }
-      credentials = found;
-    }
-    if (secret) {
-      // Parsed here, messages replaced, so parseHostPort's message (which quotes its input) never sees a credential fragment.
-      try {
-        parseHostPort(server, shown, 4222);
-      } catch {
-        throw new TargetError(shown, `server ${i + 1} of the list is not host[:port] (percent-encode "@", ":" and "," in credentials)`);
-      }
-    }
-    return server;
-  });
-  return { servers, credentials };
-}
-
-function parseUserInfo(userInfo: string, shown: string): NatsAuth {
-  const colon = userInfo.indexOf(":");
-  let user: string;
-  let pass: string | undefined;
-  try {
-    user = decodeURIComponent(colon < 0 ? userInfo : userInfo.slice(0, colon));
-    pass = colon < 0 ? undefined : decodeURIComponent(userInfo.slice(colon + 1));
-  } catch {
-    throw new TargetError(shown, "malformed percent-encoding in the credentials");
-  }
-  if (user === "") throw new TargetError(shown, "credentials without a user name");
-  return pass === undefined ? { token: user } : { user, pass };
-}
-
-function sameAuth(a: NatsAuth, b: NatsAuth): boolean {
-  return a.user === b.user && a.pass === b.pass && a.token === b.token;
-}
-
-const AUTH_KEYS: Readonly<Record<keyof NatsAuth, true>> = { token: true, user: true, pass: true, nkeySeed: true, credsFile: true };
-const TLS_KEYS: Readonly<Record<keyof NatsTls, true>> = { ca: true, cert: true, key: true, caFile: true, certFile: true, keyFile: true };
-
-/**
- * `auth` is checked key by key (`auth: { user, password }` used to connect
- * with no password at all) and holds one method: user/pass, token, nkey seed
- * or creds file. Credentials from the target URL count as `auth`; giving
- * both is a ConfigError rather than a guess at which one wins.
- */
-function resolveAuth(input: unknown, fromUrl: NatsAuth | undefined): NatsAuth {
-  if (input === undefined) return fromUrl ?? {};
-  const a = requireObject("auth", input);
-  checkKeys("auth", a, Object.keys(AUTH_KEYS));
-  const auth: NatsAuth = {};
-  for (const k of Object.keys(AUTH_KEYS) as Array<keyof NatsAuth>) {
-    const v = optionalString(`auth.${k}`, a[k]);
-    if (v !== undefined) auth[k] = v;
-  }
-  const given = Object.keys(auth).length > 0;
-  if (given && fromUrl !== undefined) throw new ConfigError("auth", "credentials are in both the target URL and auth: give them in one place");
-  if (!given) return fromUrl ?? {};
-  if (auth.pass !== undefined && auth.user === undefined) throw new ConfigError("auth.pass", "needs auth.user");
-  const methods = [auth.user !== undefined, auth.token !== undefined, auth.nkeySeed !== undefined, auth.credsFile !== undefined].filter(Boolean).length;
-  if (methods > 1) throw new ConfigError("auth", "give one of user/pass, token, nkeySeed or credsFile, not several");
-  return auth;
-}
-
-/** NATS TLS: PEM text or file paths, each a string; cert and key come in pairs. */
-function resolveNatsTls(input: unknown): NatsTls | undefined {
-  if (input === undefined) return undefined;
-  const t = requireObject("tls", input);
-  checkKeys("tls", t, Object.keys(TLS_KEYS));
-  const tls: NatsTls = {};
-  for (const k of Object.keys(TLS_KEYS) as Array<keyof NatsTls>) {
-    const v = optionalString(`tls.${k}`, t[k]);
-    if (v !== undefined) tls[k] = v;
-  }
-  for (const [cert, key] of [["cert", "key"], ["certFile", "keyFile"]] as const) {
-    if ((tls[cert] === undefined) !== (tls[key] === undefined)) throw new ConfigError(`tls.${tls[cert] === undefined ? cert : key}`, `needs tls.${tls[cert] === undefined ? key : cert} too`);
-  }
-  return tls;
-}
-
-/** `nats://a:4222,b:4222`: IP literals become a static set; a single host name is resolved. */
-function targetResolver(target: string, items: readonly string[]): Resolver {
-  const hosts = items.map((item) => parseHostPort(item, target, 4222));
-  if (hosts.every((h) => isIP(h.host))) return new StaticResolver(target, hosts.map((h) => ipAddress(h.host, h.port, target)));
-  if (hosts.length === 1) return hostResolver(target, (hosts[0] as { host: string }).host, (hosts[0] as { port: number }).port);
-  throw new TargetError(target, "mix host names only one at a time: list IP literals, or one name (or use discovery: dns:///name:port)");
+/** IP literals as they are; host names each resolved, and remembered for TLS. */
+function targetResolver(target: string, items: readonly string[]): NamedServersResolver {
+  return new NamedServersResolver(target, items);
 }
 
 /** Parses INFO connect_urls entries ("10.0.0.5:4222", "[::1]:4222"); names are skipped. */

@@ -1,5 +1,6 @@
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { ChannelEvent } from "../../core/events.js";
+import { MessageBuffer } from "./message-buffer.js";
 
 /** What a subscription needs from its channel: a usable member to live on, and a way to report. */
 export interface SubscriptionHost {
@@ -8,30 +9,48 @@ export interface SubscriptionHost {
   emit(event: ChannelEvent): void;
 }
 
+export interface SubscriptionLimits {
+  /** Messages buffered for a slow reader before the oldest are dropped. */
+  maxPending: number;
+  /** Bytes buffered for a slow reader before the oldest are dropped. */
+  maxPendingBytes: number;
+}
+
+export interface ChannelSubscribeOptions {
+  /** Queue group: one member of the group gets each message. Kept across moves. */
+  queue?: string;
+  /** End after this many messages (the server is told, as UNSUB <sid> <max>); a move re-subscribes for the rest. */
+  max?: number;
+}
+
 /**
  * A subscription that lives on one usable member and is re-made on another
- * when that member goes (killed, frozen and evicted, lame duck). Messages
- * reach the reader through a bounded buffer: a reader that falls behind
- * loses the oldest messages and is told (a `messages-dropped` event), and
- * nothing grows without bound.
+ * when that member goes (killed, frozen and evicted, lame duck), keeping its
+ * queue group and what is left of its `max`. Messages reach the reader
+ * through a buffer bounded in messages and bytes: a reader that falls behind
+ * loses the oldest messages and is told (one `messages-dropped` per burst).
  */
 export class ChannelSubscription implements AsyncIterable<Msg> {
   readonly subject: string;
   readonly queue: string | undefined;
+  readonly max: number | undefined;
   #host: SubscriptionHost;
-  #max: number;
-  #buffer: Msg[] = [];
+  #buffer: MessageBuffer;
   #wake: (() => void) | undefined;
   #current: { memberId: number; address: string; sub: Subscription } | undefined;
   #moving: Promise<void> | undefined;
   #abort = new AbortController();
   #received = 0;
+  /** Set when the server refused the subscription: the reader gets it after the buffered messages. */
+  #failure: Error | undefined;
+  #draining: Promise<void> | undefined;
 
-  constructor(subject: string, queue: string | undefined, maxPending: number, host: SubscriptionHost) {
+  constructor(subject: string, options: ChannelSubscribeOptions, limits: SubscriptionLimits, host: SubscriptionHost) {
     this.subject = subject;
-    this.queue = queue;
-    this.#max = maxPending;
+    this.queue = options.queue;
+    this.max = options.max;
     this.#host = host;
+    this.#buffer = new MessageBuffer(limits.maxPending, limits.maxPendingBytes, (count) => host.emit({ type: "messages-dropped", subject, count }));
   }
 
   /** The member it lives on now, if any. */
@@ -41,6 +60,11 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
 
   get address(): string | undefined {
     return this.#current?.address;
+  }
+
+  /** What waits for the reader now: messages, and the bytes they keep alive. */
+  get pending(): { messages: number; bytes: number } {
+    return { messages: this.#buffer.length, bytes: this.#buffer.bytes };
   }
 
   /** Messages delivered to the buffer so far. */
@@ -60,7 +84,7 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
   async start(): Promise<void> {
     const { memberId, address, nc } = await this.#host.place(this.#abort.signal);
     try {
-      const sub = nc.subscribe(this.subject, this.queue === undefined ? {} : { queue: this.queue });
+      const sub = this.#subscribeOn(nc);
       await nc.flush();
       this.#current = { memberId, address, sub };
       this.#pump(sub, memberId);
@@ -72,10 +96,11 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
 
   /** If it lives on `memberId`, moves it (no-op otherwise); resolves when it lives elsewhere. */
   moveOff(memberId: number): Promise<void> {
-    if (this.#current?.memberId !== memberId) return this.#moving ?? Promise.resolve();
+    if (this.#current?.memberId !== memberId || this.#draining) return this.#moving ?? Promise.resolve();
     return this.#move(memberId);
   }
 
+  /** Ends it now: messages already buffered are still read, nothing more arrives. */
   unsubscribe(): void {
     if (this.closed) return;
     this.#abort.abort();
@@ -85,7 +110,28 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
       // Its connection is already gone.
     }
     this.#current = undefined;
+    this.#buffer.flushDrops();
     this.#wake?.();
+  }
+
+  /**
+   * Ends it gracefully: the server forgets the interest, every message it had
+   * already sent is delivered to the reader, then the iterator ends. Resolves
+   * once the last of them is in the buffer; it does not wait for the reader.
+   */
+  drain(): Promise<void> {
+    this.#draining ??= (async () => {
+      await this.#moving;
+      const cur = this.#current;
+      if (cur && !this.closed) {
+        // The client's drain sends UNSUB, round-trips, and ends its iterator after the messages before it.
+        await cur.sub.drain().catch(() => {});
+        await cur.sub.closed.catch(() => {});
+      }
+      this.#current = undefined;
+      this.unsubscribe();
+    })();
+    return this.#draining;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Msg, void, undefined> {
@@ -95,10 +141,21 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
         yield m;
         continue;
       }
-      if (this.closed) return;
+      if (this.closed) {
+        if (this.#failure) throw this.#failure;
+        return;
+      }
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
     }
+  }
+
+  /** The rest of `max` (async-nats re-subscribes with max − delivered); undefined when there is no max. */
+  #subscribeOn(nc: NatsConnection): Subscription {
+    const opts: { queue?: string; max?: number } = {};
+    if (this.queue !== undefined) opts.queue = this.queue;
+    if (this.max !== undefined) opts.max = this.max - this.#received;
+    return nc.subscribe(this.subject, opts);
   }
 
   #move(from: number | undefined): Promise<void> {
@@ -112,7 +169,7 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
           const { memberId, address, nc } = await this.#host.place(this.#abort.signal);
           if (this.closed) return;
           if (memberId === from) throw new Error("picked the member being left");
-          const sub = nc.subscribe(this.subject, this.queue === undefined ? {} : { queue: this.queue });
+          const sub = this.#subscribeOn(nc);
           // Interest is registered once the server has processed the SUB.
           await nc.flush();
           const old = this.#current;
@@ -144,22 +201,29 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
 
   #pump(sub: Subscription, memberId: number): void {
     void (async () => {
+      let error: unknown;
       try {
         for await (const m of sub) this.#push(m);
-      } catch {
-        // The connection under it went away; handled below.
+      } catch (err) {
+        error = err;
       }
-      // The underlying subscription ended without us asking: its member is gone.
-      if (!this.closed && this.#current?.memberId === memberId) void this.#move(memberId);
+      if (this.closed || this.#current?.memberId !== memberId || this.#draining) return;
+      if (this.max !== undefined && this.#received >= this.max) {
+        // Done as asked: the client unsubscribed itself at max.
+        this.unsubscribe();
+      } else if (error instanceof natsErrors.PermissionViolationError) {
+        // Another member would be refused the same way: end it, and tell the reader why.
+        this.#failure = error;
+        this.unsubscribe();
+      } else {
+        // The underlying subscription ended without us asking: its member is gone.
+        void this.#move(memberId);
+      }
     })();
   }
 
   #push(m: Msg): void {
     this.#received++;
-    if (this.#buffer.length >= this.#max) {
-      this.#buffer.shift();
-      this.#host.emit({ type: "messages-dropped", subject: this.subject, count: 1 });
-    }
     this.#buffer.push(m);
     this.#wake?.();
   }

@@ -79,6 +79,13 @@ export interface AddressBookOptions {
    */
   minHold: number;
   random: () => number;
+  /**
+   * The delay after the n-th failure, from the caller (NATS's reconnect-delay
+   * callback), instead of the backoff formula; no jitter is added to it.
+   */
+  backoffDelay?: ((failures: number) => number) | undefined;
+  /** Rank new addresses in the order the resolver gave them, not shuffled (NATS's no-randomize). */
+  retainOrder?: boolean | undefined;
 }
 
 /**
@@ -129,7 +136,7 @@ export class AddressBook {
     }
     for (const key of removed) this.#entries.delete(key);
     const fresh = [...named].filter(([k]) => !this.#entries.has(k));
-    for (const [key, address] of weightedShuffle(fresh, this.#o.random)) {
+    for (const [key, address] of this.#o.retainOrder ? fresh : weightedShuffle(fresh, this.#o.random)) {
       this.#entries.set(key, { key, address, rank: this.#nextRank++, failures: 0, coolingUntil: 0, lastError: undefined, lastSeen: now });
     }
     return removed;
@@ -141,6 +148,10 @@ export class AddressBook {
     if (!e) return;
     e.failures++;
     e.lastError = error;
+    if (this.#o.backoffDelay) {
+      e.coolingUntil = now + this.#o.backoffDelay(e.failures);
+      return;
+    }
     const base = baseDelay(this.#o.backoff, e.failures);
     e.coolingUntil = now + base + jitterExtra(this.#o.backoff, base, this.#o.random);
   }

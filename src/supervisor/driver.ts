@@ -51,6 +51,10 @@ export interface SupervisorOptions<C extends MemberConnection> {
   minHold?: number;
   /** See DEFAULT_MAX_OUTSTANDING. */
   maxOutstanding?: number;
+  /** A per-address delay hook replacing the backoff formula (see AddressBookOptions). */
+  backoffDelay?: ((failures: number) => number) | undefined;
+  /** Keep the resolver's address order instead of the per-process shuffle. */
+  retainOrder?: boolean | undefined;
   random?: () => number;
   /** Where the driver reads time and sets its timers (default: the system clock). */
   clock?: Clock;
@@ -137,6 +141,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       flapWindow: options.flapWindow ?? DEFAULT_FLAP_WINDOW,
       minHold: options.minHold ?? DEFAULT_MIN_HOLD,
       random: this.#random,
+      backoffDelay: options.backoffDelay,
+      retainOrder: options.retainOrder,
     });
     this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter });
     this.pool.events.add((e) => {

@@ -52,6 +52,9 @@ export interface RegulatorOptions {
   /** How long an address answers stop naming is still held (see AddressBook). */
   minHold: number;
   random: () => number;
+  /** See AddressBookOptions. */
+  backoffDelay?: ((failures: number) => number) | undefined;
+  retainOrder?: boolean | undefined;
 }
 
 type MemberState = "connecting" | "ready" | "unhealthy" | "draining";
@@ -109,7 +112,13 @@ export class Regulator {
 
   constructor(options: RegulatorOptions) {
     this.#o = options;
-    this.book = new AddressBook({ backoff: options.backoff, minHold: options.minHold, random: options.random });
+    this.book = new AddressBook({
+      backoff: options.backoff,
+      minHold: options.minHold,
+      random: options.random,
+      backoffDelay: options.backoffDelay,
+      retainOrder: options.retainOrder,
+    });
     this.#slots = Array.from({ length: options.members }, (_, index) => ({
       index,
       active: undefined,

@@ -164,8 +164,17 @@ function checkDnsOptions(input: unknown, discovery: unknown): void {
 }
 
 /** The supervisor for a channel, from its resolved common options. */
-export function supervisorFor<C extends MemberConnection>(o: ResolvedCommon, target: string, resolver: Resolver, connector: Connector<C>): Supervisor<C> {
+export function supervisorFor<C extends MemberConnection>(
+  o: ResolvedCommon,
+  target: string,
+  resolver: Resolver,
+  connector: Connector<C>,
+  /** Protocol-specific address policy (NATS: a reconnect-delay callback, no-randomize). */
+  addresses: { backoffDelay?: ((failures: number) => number) | undefined; retainOrder?: boolean | undefined } = {},
+): Supervisor<C> {
   return new Supervisor<C>({
+    backoffDelay: addresses.backoffDelay,
+    retainOrder: addresses.retainOrder,
     target,
     resolver,
     connector,

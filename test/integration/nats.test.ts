@@ -275,4 +275,20 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     sub.unsubscribe();
     expect(ch.stats().members.every((m) => m.state === "ready")).toBe(true);
   });
+
+  it("retainServerOrder puts members on the servers in the order listed; a backoff function decides each redial's delay", async () => {
+    cluster = await startNatsCluster();
+    const keys = cluster.nodes.map((n) => n.key);
+    for (let i = 0; i < 4; i++) {
+      const ch = open({ target: `nats://${keys.join(",")}`, members: 1, retainServerOrder: true, ignoreDiscoveredServers: true, name: `ordered-${i}` });
+      await ch.ready(AbortSignal.timeout(10_000));
+      expect(ch.stats().members[0]!.address).toBe(keys[0]);
+    }
+    const asked: number[] = [];
+    const dead = open({ target: "nats://127.0.0.2:1", members: 1, backoff: (n: number) => (asked.push(n), 50), name: "dead" });
+    await eventually(() => asked.length >= 4, 3000, "three redials");
+    // The first call is the construction-time probe (a function bad for attempt 1 fails there); then each failure counts up.
+    expect(asked.slice(0, 4)).toEqual([1, 1, 2, 3]);
+    expect(dead.stats().ready).toBe(0);
+  });
 });

@@ -235,3 +235,28 @@ describe("AddressBook", () => {
     for (const i of [0, 1, 2]) expect(plain.get(k(i))! / 400).toBeGreaterThan(0.25);
   });
 });
+
+describe("AddressBook: caller-supplied order and delays (NATS retainServerOrder and a backoff function)", () => {
+  const backoff = { initial: 100, multiplier: 2, max: 10_000, timeout: 0, jitter: 0.2 };
+
+  it("retainOrder ranks addresses in the resolver's order; without it the order is shuffled", () => {
+    const list = Array.from({ length: 8 }, (_, i) => addr(i));
+    const kept = new AddressBook({ backoff, minHold: 30_000, random: mulberry32(7), retainOrder: true });
+    kept.update(list, NOW);
+    expect(kept.entries().map((e) => e.address.host)).toEqual(list.map((a) => a.host));
+    const shuffled = new AddressBook({ backoff, minHold: 30_000, random: mulberry32(7) });
+    shuffled.update(list, NOW);
+    expect(shuffled.entries().map((e) => e.address.host)).not.toEqual(list.map((a) => a.host));
+  });
+
+  it("backoffDelay decides each failure's cooling, with the failure count, and no jitter on top", () => {
+    const asked: number[] = [];
+    const book = new AddressBook({ backoff, minHold: 30_000, random: () => 0.99, backoffDelay: (n) => (asked.push(n), n * 1000) });
+    book.update([addr(0)], NOW);
+    for (let i = 1; i <= 3; i++) {
+      book.failed(addr(0).host + ":8443", new Error("refused"), NOW);
+      expect(book.get(`${addr(0).host}:8443`)!.coolingUntil).toBe(NOW + i * 1000);
+    }
+    expect(asked).toEqual([1, 2, 3]);
+  });
+});

@@ -34,7 +34,6 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   constructor(options: NatsChannelOptions) {
     const o = resolveNatsOptions(options);
-    refuseUntilSupported(o);
     const union = new UnionResolver(o.resolver);
     let emit: (e: ChannelEvent) => void = () => {};
     const connector = new NatsConnector({
@@ -48,7 +47,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       // Set before the member joins the pool, so no -ERR from its first moments is missed.
       adopt: (conn) => (conn.onServerError = (e) => emit(e)),
     });
-    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector));
+    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }));
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
@@ -188,11 +187,6 @@ function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
  * Options that are checked and resolved here but need a supervisor hook that
  * is not there yet (issue 11 item 7): refused by name rather than ignored.
  */
-function refuseUntilSupported(o: ResolvedNatsOptions): void {
-  if (o.backoffDelay) throw new ConfigError("backoff", "a backoff function is not supported yet (needs the supervisor's delay hook); give { initial, multiplier, max, jitter }");
-  if (o.retainServerOrder) throw new ConfigError("retainServerOrder", "not supported yet (needs the supervisor's ordered spread)");
-}
-
 function checkSubscribeOptions(options: unknown, target: string): ChannelSubscribeOptions {
   if (options === undefined || options === null) return {};
   if (typeof options !== "object") throw new BadRequestError(target, "options", "expected an object");

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { runBroker } from "./broker/command.js";
 import { parseDuration } from "./core/duration.js";
 import { DialtoneError } from "./core/errors.js";
 import { createHttp2Channel } from "./transport/http2/channel.js";
@@ -12,13 +13,22 @@ usage:
   dialtone probe <url> [--discovery D] [--members N] [--wait 5s] [--ca file]
       Warm a channel to <url>, print its stats as JSON, exit 0 if every member
       became ready within --wait, 1 otherwise.
+  dialtone broker --config broker.yaml [--check] [flags]
+      The sidecar broker: HTTP/1.1 + h2c ingress, NATS bridge, admin page
+      (dialtone broker --help lists every flag).
   dialtone demo [--seconds N]
       The newcomer demo (same as npm start).
   dialtone --version | --help
 
 Durations take 250ms, 5s, 2m.`;
 
+function version(): string {
+  return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
+  // The broker has its own flags (and DIALTONE_* variables); parse them there.
+  if (argv[0] === "broker") return await runBroker(argv.slice(1), version());
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -33,8 +43,7 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   if (values.version) {
-    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-    console.log(pkg.version);
+    console.log(version());
     return 0;
   }
   const [command, ...rest] = positionals;

@@ -96,7 +96,10 @@ describe("dialtone/connect: Connect and gRPC clients over a channel (Python gRPC
     servers[1]!.thaw();
     expect(counts.connect.ok).toBeGreaterThan(100);
     expect(counts.request.ok).toBeGreaterThan(100);
-    expect(counts.connect.failed).toBeLessThanOrEqual(counts.request.failed + 4);
-    expect(counts.connect.failed).toBeLessThanOrEqual(12);
+    // Only calls in flight at a fault may fail: at most one per worker (4) per fault (2), for either caller.
+    expect(counts.connect.failed).toBeLessThanOrEqual(8);
+    expect(counts.request.failed).toBeLessThanOrEqual(8);
+    // And the adapter loses about what request() loses (a few calls either way, by chance of timing).
+    expect(counts.connect.failed).toBeLessThanOrEqual(counts.request.failed + 5);
   });
 });

@@ -167,8 +167,10 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
     servers[1]!.thaw();
     expect(counts.fetch.ok).toBeGreaterThan(100);
     expect(counts.request.ok).toBeGreaterThan(100);
-    // Same rules for both (only what HTTP/2 proves unprocessed is retried), so about the same losses.
-    expect(counts.fetch.failed).toBeLessThanOrEqual(counts.request.failed + 4);
-    expect(counts.fetch.failed).toBeLessThanOrEqual(12);
+    // Only calls in flight at a fault may fail: at most one per worker (4) per fault (2), for either caller.
+    expect(counts.fetch.failed).toBeLessThanOrEqual(8);
+    expect(counts.request.failed).toBeLessThanOrEqual(8);
+    // And the adapter loses about what request() loses (a few calls either way, by chance of timing).
+    expect(counts.fetch.failed).toBeLessThanOrEqual(counts.request.failed + 5);
   });
 });

@@ -1,0 +1,91 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+import { renderFragment, renderPage } from "./diagnostics-page.js";
+import type { ListenAddress } from "./listen-address.js";
+import type { Upstreams } from "./upstreams.js";
+
+/**
+ * The admin listener (loopback by default): /metrics, /stats, /healthz,
+ * /readyz and the diagnostics page. Separate from the ingress so that a
+ * flood of proxied traffic, or a client reaching the ingress, never reaches
+ * these.
+ */
+export class AdminServer {
+  readonly #server: http.Server;
+  readonly #upstreams: () => Upstreams;
+  readonly #registry: Registry;
+  readonly #meta: { version: string; startedAt: string };
+
+  constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }) {
+    this.#upstreams = upstreams;
+    this.#registry = registry;
+    this.#meta = meta;
+    this.#server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+      this.#handle(req, res).catch(() => {
+        if (!res.headersSent) send(res, 500, "text/plain; charset=utf-8", "internal error\n");
+        else res.destroy();
+      });
+    });
+    this.#server.maxConnections = 64;
+  }
+
+  async listen(addr: ListenAddress): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      if (addr.kind === "unix") this.#server.listen(addr.path, () => resolve());
+      else this.#server.listen(addr.port, addr.host, () => resolve());
+    });
+    if (addr.kind === "unix") return `unix://${addr.path}`;
+    const a = this.#server.address() as AddressInfo;
+    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      send(res, 405, "text/plain; charset=utf-8", "admin endpoints take GET\n");
+      return;
+    }
+    const upstreams = this.#upstreams();
+    switch (path) {
+      case "/healthz":
+        send(res, 200, "text/plain; charset=utf-8", "ok\n");
+        return;
+      case "/readyz": {
+        const missing = upstreams.notReady();
+        if (missing.length === 0) send(res, 200, "text/plain; charset=utf-8", "ready\n");
+        else send(res, 503, "text/plain; charset=utf-8", `not ready: warm upstream(s) without a usable member: ${missing.join(", ")}\n`);
+        return;
+      }
+      case "/metrics":
+        send(res, 200, this.#registry.contentType, await this.#registry.metrics());
+        return;
+      case "/stats": {
+        const snap = upstreams.snapshot();
+        const body = { broker: { ...this.#meta, in_flight: upstreams.inFlight }, upstreams: Object.fromEntries(snap.map(({ events: _e, rtt: _r, ...u }) => [u.name, u])) };
+        send(res, 200, "application/json", `${JSON.stringify(body, null, 2)}\n`);
+        return;
+      }
+      case "/":
+        send(res, 200, "text/html; charset=utf-8", renderPage(upstreams.snapshot(), this.#meta));
+        return;
+      case "/diagnostics/fragment":
+        send(res, 200, "text/html; charset=utf-8", renderFragment(upstreams.snapshot()));
+        return;
+      default:
+        send(res, 404, "text/plain; charset=utf-8", "not found: try /, /stats, /metrics, /healthz, /readyz\n");
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+  res.end(res.req.method === "HEAD" ? undefined : body);
+}

@@ -1,0 +1,43 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/**
+ * The broker's own series, beside every channel's dialtone_* families on the
+ * same registry. `upstream` is a configured name (bounded by the config) or
+ * "none" for requests no upstream took; `status` is the HTTP status sent.
+ */
+export class BrokerMetrics {
+  readonly requests: Counter<"upstream" | "status">;
+  readonly inFlight: Gauge<"upstream">;
+  readonly duration: Histogram<"upstream">;
+  readonly connections: Gauge<"protocol">;
+  readonly connectionsTotal: Counter<"protocol">;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({ name: "dialtone_broker_requests_total", help: "Requests through the broker by upstream and HTTP status sent.", labelNames: ["upstream", "status"], registers });
+    this.inFlight = new Gauge({ name: "dialtone_broker_requests_in_flight", help: "Requests the broker is serving now, by upstream.", labelNames: ["upstream"], registers });
+    this.duration = new Histogram({
+      name: "dialtone_broker_request_duration_seconds",
+      help: "Time from a request's head arriving to its response ending, by upstream.",
+      labelNames: ["upstream"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.connections = new Gauge({ name: "dialtone_broker_ingress_connections", help: "Open ingress connections by protocol (http1, h2c).", labelNames: ["protocol"], registers });
+    this.connectionsTotal = new Counter({ name: "dialtone_broker_ingress_connections_total", help: "Ingress connections accepted by protocol (http1, h2c).", labelNames: ["protocol"], registers });
+  }
+
+  /** Starts timing one request; the returned function records its end with the status sent. */
+  start(upstream: string): (status: number) => void {
+    this.inFlight.inc({ upstream });
+    const end = this.duration.startTimer({ upstream });
+    let done = false;
+    return (status) => {
+      if (done) return;
+      done = true;
+      this.inFlight.dec({ upstream });
+      end();
+      this.requests.inc({ upstream, status: String(status) });
+    };
+  }
+}

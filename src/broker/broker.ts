@@ -1,0 +1,151 @@
+import { Registry } from "prom-client";
+import { AdminServer } from "./admin.js";
+import { BrokerMetrics } from "./broker-metrics.js";
+import type { BrokerConfig } from "./config.js";
+import { sendFailure, type IngressResponse } from "./error-response.js";
+import { authorityOf, forward } from "./forward.js";
+import { Ingress, type IngressRequest } from "./ingress.js";
+import { isNatsBridgePath, natsBridge } from "./nats-bridge.js";
+import { Router } from "./router.js";
+import { Upstreams, validateUpstream } from "./upstreams.js";
+
+/**
+ * The sidecar: ingress listeners in front of one channel per upstream, the
+ * NATS bridge, idle reaping and the admin listener. Built only on the public
+ * channel API.
+ */
+export class Broker {
+  readonly registry = new Registry();
+  readonly #metrics = new BrokerMetrics(this.registry);
+  #config: BrokerConfig;
+  #router: Router;
+  #upstreams: Upstreams;
+  readonly #ingress: Ingress;
+  readonly #admin: AdminServer | undefined;
+  readonly #reaper: NodeJS.Timeout | undefined;
+  /** Ingress requests being handled; shutdown waits for them (bounded by shutdownGrace). */
+  #active = 0;
+  #idleWaiters: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+  listen: string[] = [];
+  admin: string | undefined;
+
+  private constructor(config: BrokerConfig, version: string) {
+    this.#config = config;
+    this.#router = new Router(config.upstreams);
+    this.#upstreams = new Upstreams(config.upstreams, this.registry, config.idle.timeout);
+    this.#ingress = new Ingress((req, res) => this.#handle(req, res), config.limits, this.#metrics);
+    this.#admin = config.admin ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }) : undefined;
+    if (config.idle.timeout > 0) {
+      this.#reaper = setInterval(() => this.#upstreams.reapIdle(), config.idle.checkInterval);
+      // Reaping is housekeeping: it must never be what keeps the process alive.
+      this.#reaper.unref();
+    }
+  }
+
+  /** Checks every upstream's options without dialing (ConfigError naming the setting). */
+  static async check(config: BrokerConfig): Promise<void> {
+    for (const u of config.upstreams) await validateUpstream(u);
+  }
+
+  /** Validates, binds every listener, and warms the `warm` upstreams. */
+  static async start(config: BrokerConfig, version = "0.0.0"): Promise<Broker> {
+    await Broker.check(config);
+    const b = new Broker(config, version);
+    try {
+      for (const addr of config.listen) b.listen.push(await b.#ingress.listen(addr));
+      if (b.#admin && config.admin) b.admin = await b.#admin.listen(config.admin);
+    } catch (err) {
+      await b.close();
+      throw err;
+    }
+    b.#upstreams.warmUp();
+    return b;
+  }
+
+  /**
+   * Applies a new config's upstreams (SIGHUP): new ones are added, removed
+   * ones closed, changed ones replaced; unchanged ones keep their warm
+   * channel. Listeners, limits and idle settings need a restart.
+   */
+  async reload(config: BrokerConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    await Broker.check(config);
+    this.#router = new Router(config.upstreams);
+    const result = await this.#upstreams.apply(config.upstreams);
+    this.#config = { ...this.#config, upstreams: config.upstreams };
+    return result;
+  }
+
+  /** For tests and operators: close idle channels now instead of at the next check. */
+  reapIdle(): string[] {
+    return this.#upstreams.reapIdle();
+  }
+
+  #handle(req: IngressRequest, res: IngressResponse): void {
+    this.#active++;
+    this.#serve(req, res)
+      .catch(() => {
+        if (!res.headersSent) sendFailure(res, { status: 500, code: "ERR_DIALTONE_BROKER", reason: "internal error" });
+        else res.destroy();
+      })
+      .finally(() => {
+        this.#active--;
+        if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      });
+  }
+
+  async #serve(req: IngressRequest, res: IngressResponse): Promise<void> {
+    const url = req.url ?? "/";
+    // /nats/<name>/… is the bridge only when <name> is a nats upstream; other paths under /nats/ route by host as usual.
+    const natsName = isNatsBridgePath(url) ? decodeSafe(url.split("/")[2] ?? "") : undefined;
+    if (natsName !== undefined && this.#upstreams.kindOf(natsName) === "nats") {
+      const done = this.#metrics.start(natsName);
+      done((await natsBridge(this.#upstreams, req, res, this.#config.limits.maxBodyBytes)).status);
+      return;
+    }
+    const authority = authorityOf(req);
+    const name = this.#router.route(authority);
+    if (name === undefined) {
+      const done = this.#metrics.start("none");
+      const host = (authority ?? "").slice(0, 255).replace(/[^\x21-\x7e]/g, "?");
+      sendFailure(res, { status: 404, code: "ERR_DIALTONE_BROKER_NO_ROUTE", reason: authority ? `no upstream for host ${JSON.stringify(host)} (and no default upstream)` : "no Host header or :authority, and no default upstream" });
+      done(404);
+      return;
+    }
+    const done = this.#metrics.start(name);
+    done(await forward(this.#upstreams, name, req, res));
+  }
+
+  /**
+   * Graceful: stop accepting, let in-flight requests finish (at most
+   * shutdownGrace), cut what remains, close every channel and the admin
+   * listener.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#reaper) clearInterval(this.#reaper);
+      this.#ingress.stopAccepting();
+      if (this.#active > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.#config.shutdownGrace);
+          this.#idleWaiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      this.#ingress.destroyAll();
+      await this.#upstreams.close();
+      await this.#admin?.close();
+    })();
+    return this.#closing;
+  }
+}
+
+function decodeSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,62 @@
+import type { ServerResponse } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import { DialtoneError } from "../core/errors.js";
+
+export type IngressResponse = ServerResponse | Http2ServerResponse;
+
+/** What the client gets for a failure: a status it can act on, a stable code and one line of reason. */
+export interface Failure {
+  status: number;
+  code: string;
+  reason: string;
+  /** Seconds; sent as Retry-After (503s: the pool may heal within it). */
+  retryAfter?: number;
+}
+
+/**
+ * Maps a channel's typed error to what an HTTP client can act on: 400 its
+ * own bad input, 503 nothing usable right now (retry later), 504 too slow,
+ * 502 anything the upstream did. Messages of dialtone's errors name the
+ * target and cause but never a credential or header value, so they are safe
+ * to send back.
+ */
+export function failureOf(err: unknown): Failure {
+  if (!(err instanceof DialtoneError)) return { status: 502, code: "ERR_DIALTONE_BROKER", reason: "upstream request failed" };
+  const reason = oneLine(err.message);
+  switch (err.code) {
+    case "ERR_DIALTONE_BAD_REQUEST":
+    case "ERR_DIALTONE_CONFIG": // per-call options (a NATS subject) are checked as config
+      return { status: 400, code: err.code, reason };
+    case "ERR_DIALTONE_NO_MEMBER":
+    case "ERR_DIALTONE_QUEUE_FULL":
+    case "ERR_DIALTONE_OVERLOADED":
+    case "ERR_DIALTONE_CLOSED":
+    case "ERR_DIALTONE_NOT_READY":
+    case "ERR_DIALTONE_NO_RESPONDERS":
+      return { status: 503, code: err.code, reason, retryAfter: 1 };
+    case "ERR_DIALTONE_REQUEST_TIMEOUT":
+      return { status: 504, code: err.code, reason };
+    default:
+      return { status: 502, code: err.code, reason };
+  }
+}
+
+/** One line, bounded: a reason is for a log line or a terminal, not a document. */
+export function oneLine(s: string): string {
+  const line = s.replace(/[\r\n]+/g, " ").replace(/[^\x20-\x7e]/g, "?");
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+}
+
+/** Sends a failure as a plain-text response, unless the head already left (then the caller resets instead). */
+export function sendFailure(res: IngressResponse, f: Failure): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  const body = `${f.reason}\n`;
+  const headers: Record<string, string | number> = {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "x-dialtone-error": f.code,
+  };
+  if (f.retryAfter !== undefined) headers["retry-after"] = f.retryAfter;
+  res.writeHead(f.status, headers);
+  res.end(body);
+}

@@ -1,0 +1,69 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+
+/**
+ * Hop-by-hop fields (RFC 9110 §7.6.1) and HTTP/2's connection-specific ones
+ * (RFC 9113 §8.2.2) describe one connection, not the message: a proxy must
+ * not forward them. `host` goes too: the channel sets :authority to its
+ * target's host, which is what the backend's certificate names.
+ */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+  "te",
+  "trailer",
+  "expect",
+  "host",
+]);
+
+/** Names listed in a Connection header are hop-by-hop for that message too. */
+function connectionListed(headers: IncomingHttpHeaders): Set<string> {
+  const listed = new Set<string>();
+  const c = headers.connection;
+  if (typeof c === "string") for (const n of c.split(",")) listed.add(n.trim().toLowerCase());
+  return listed;
+}
+
+/**
+ * The request fields to send upstream. `te: trailers` survives because gRPC
+ * needs it (and it is the one TE HTTP/2 allows). Values are passed as they
+ * are: the channel's own checks refuse anything a session would choke on,
+ * with a BadRequestError that the ingress turns into a 400.
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  const te = headers.te;
+  if (typeof te === "string" && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) out.te = "trailers";
+  return out;
+}
+
+/** Response (or trailer) fields to send back to the client: no pseudo-headers, nothing hop-by-hop. */
+export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** HPACK's measure of a header block (name + value + 32 per field), as the channel counts it. */
+export function headerBlockBytes(headers: OutgoingHttpHeaders): number {
+  let n = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) n += 32 + name.length + Buffer.byteLength(String(v ?? ""), "latin1");
+  }
+  return n;
+}

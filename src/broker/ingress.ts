@@ -1,0 +1,156 @@
+import { chmodSync, unlinkSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import net, { type Socket } from "node:net";
+import type { BrokerLimits } from "./config.js";
+import type { BrokerMetrics } from "./broker-metrics.js";
+import type { ListenAddress } from "./listen-address.js";
+
+export type IngressRequest = IncomingMessage | Http2ServerRequest;
+export type IngressHandler = (req: IngressRequest, res: ServerResponse | Http2ServerResponse) => void;
+
+/** The client connection preface every h2c-with-prior-knowledge connection opens with (RFC 9113 §3.4). */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * HTTP/1.1 and h2c (prior knowledge) on one port, and on unix sockets. Each
+ * accepted connection is sniffed: the HTTP/2 preface goes to an http2
+ * server, anything else to an http server; neither server listens itself.
+ * The sniff has its own deadline (headersTimeout), so a client that connects
+ * and sends nothing is cut like any slowloris.
+ */
+export class Ingress {
+  readonly #h1: http.Server;
+  readonly #h2: http2.Http2Server;
+  readonly #listeners: net.Server[] = [];
+  readonly #sockets = new Set<Socket>();
+  readonly #sessions = new Set<Http2Session>();
+  readonly #limits: BrokerLimits;
+  readonly #metrics: BrokerMetrics;
+  readonly #unixPaths: string[] = [];
+  #closing = false;
+
+  constructor(handler: IngressHandler, limits: BrokerLimits, metrics: BrokerMetrics) {
+    this.#limits = limits;
+    this.#metrics = metrics;
+    this.#h1 = http.createServer(
+      {
+        // Past this Node answers 431 itself; below it the broker checks the block against what HTTP/2 upstreams take.
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: limits.requestTimeout,
+        keepAliveTimeout: 5_000,
+      },
+      handler,
+    );
+    this.#h1.setTimeout(limits.idleTimeout);
+    this.#h2 = http2.createServer(
+      {
+        settings: { maxConcurrentStreams: limits.maxStreams, maxHeaderListSize: limits.maxHeaderBytes },
+        maxSessionMemory: 32,
+        // Bounds how many streams a client may reset per second (rapid-reset floods).
+        maxSessionInvalidFrames: 100,
+        maxSessionRejectedStreams: 100,
+      },
+      handler,
+    );
+    this.#h2.setTimeout(limits.idleTimeout);
+    this.#h2.on("session", (s: Http2Session) => {
+      this.#sessions.add(s);
+      s.once("close", () => this.#sessions.delete(s));
+      if (this.#closing) s.close();
+    });
+  }
+
+  async listen(addr: ListenAddress): Promise<string> {
+    const server = net.createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+    server.maxConnections = this.#limits.maxConnections;
+    if (addr.kind === "unix") {
+      // A stale socket file from a crashed broker would make listen fail with EADDRINUSE.
+      try {
+        unlinkSync(addr.path);
+      } catch {
+        /* not there */
+      }
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      if (addr.kind === "unix") server.listen(addr.path, () => resolve());
+      else server.listen(addr.port, addr.host, () => resolve());
+    });
+    server.on("error", () => {});
+    this.#listeners.push(server);
+    if (addr.kind === "unix") {
+      this.#unixPaths.push(addr.path);
+      // Owner and group only: the socket is a way into every upstream.
+      chmodSync(addr.path, 0o660);
+      return `unix://${addr.path}`;
+    }
+    const a = server.address() as net.AddressInfo;
+    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("error", () => {});
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), this.#limits.headersTimeout);
+    timer.unref();
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const n = Math.min(buf.length, PREFACE.length);
+      const h2 = buf.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (h2 && buf.length < PREFACE.length) return;
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      socket.pause();
+      const protocol = h2 ? "h2c" : "http1";
+      this.#metrics.connectionsTotal.inc({ protocol });
+      this.#metrics.connections.inc({ protocol });
+      socket.once("close", () => this.#metrics.connections.dec({ protocol }));
+      if (h2) {
+        // The http2 session reads what is already buffered on the socket before its handle.
+        socket.unshift(buf);
+        this.#h2.emit("connection", socket);
+      } else {
+        // The http parser consumes the socket's handle directly and would miss unshifted bytes: hand them over as data.
+        this.#h1.emit("connection", socket);
+        socket.emit("data", buf);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+    socket.once("close", () => clearTimeout(timer));
+  }
+
+  /** Stops accepting; idle HTTP/1.1 connections close, h2c sessions get a GOAWAY and finish their streams. */
+  stopAccepting(): void {
+    this.#closing = true;
+    for (const l of this.#listeners) l.close();
+    this.#h1.closeIdleConnections();
+    for (const s of this.#sessions) s.close();
+    // Keep-alive connections that carry a request now close once it is answered.
+    this.#h1.on("request", (_req: IncomingMessage, res: ServerResponse) => {
+      if (!res.headersSent) res.setHeader("connection", "close");
+    });
+  }
+
+  /** The end of the grace period: whatever is still open is cut. */
+  destroyAll(): void {
+    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sockets) s.destroy();
+    this.#h1.closeAllConnections();
+    for (const p of this.#unixPaths) {
+      try {
+        unlinkSync(p);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}

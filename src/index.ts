@@ -1,12 +1,12 @@
 export { createHttp2Channel, Http2Channel, type Http2StreamInit } from "./transport/http2/channel.js";
 export { createNatsChannel, NatsChannel, type NatsPayload, type NatsRequestOptions } from "./transport/nats/channel.js";
-export type { NatsChannelOptions } from "./transport/nats/options.js";
+export { validateNatsOptions, type NatsChannelOptions } from "./transport/nats/options.js";
 export type { NatsAuth, NatsTls } from "./transport/nats/connector.js";
 export type { NatsAuthenticator } from "./transport/nats/auth.js";
 export type { BackoffDelay } from "./transport/nats/backoff-hook.js";
 export { NatsAuthError } from "./transport/nats/errors.js";
 export { ChannelSubscription, type ChannelSubscribeOptions } from "./transport/nats/subscription.js";
-export type { Http2ChannelOptions } from "./transport/http2/options.js";
+export { validateHttp2Options, type Http2ChannelOptions } from "./transport/http2/options.js";
 export type { Http2RequestInit } from "./transport/http2/request-input.js";
 export { MAX_HEADER_LIST_BYTES } from "./transport/http2/request-input.js";
 export type { Http2Response, Http2StreamingResponse } from "./transport/http2/exchange.js";

@@ -250,9 +250,12 @@ export class AbortedError extends DialtoneError {
  */
 export class BadRequestError extends RequestError {
   readonly field: string;
-  constructor(target: string, field: string, message: string, options?: { cause?: unknown }) {
+  /** "too-large" when the input is well-formed but over a size limit (an HTTP front end answers 431 or 413). */
+  readonly reason: "invalid" | "too-large";
+  constructor(target: string, field: string, message: string, options?: { cause?: unknown; reason?: "invalid" | "too-large" }) {
     super("ERR_DIALTONE_BAD_REQUEST", target, undefined, `bad request ${field}: ${message}`, false, options);
     this.field = field;
+    this.reason = options?.reason ?? "invalid";
   }
 }
 

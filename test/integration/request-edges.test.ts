@@ -52,6 +52,9 @@ describe("bad input fails its own call, never a member (real HTTP/2 backends)", 
       expect(err, JSON.stringify(Object.keys(init.headers ?? {}))).toBeInstanceOf(BadRequestError);
       expect((err as BadRequestError).code).toBe("ERR_DIALTONE_BAD_REQUEST");
     }
+    const big = await errorOf(ch.request({ path: "/", headers: { "x-big": "x".repeat(70_000) } }));
+    expect((big as BadRequestError).reason).toBe("too-large");
+    expect(((await errorOf(ch.request({ path: "/", headers: { "bad header": "x" } }))) as BadRequestError).reason).toBe("invalid");
     // Values are never echoed (they may be credentials): only names are.
     const secret = await errorOf(ch.request({ path: "/", headers: { authorization: "Bearer s3cret\n" } }));
     expect((secret as Error).message).toContain("authorization");

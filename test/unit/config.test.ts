@@ -511,3 +511,14 @@ describe("a DnsResolver built directly gets the channel's checks", () => {
     expect(() => new DnsResolver("dns:///svc.test:80", { family: 4 })).not.toThrow();
   });
 });
+
+describe("validateHttp2Options / validateNatsOptions: the constructors' checks without a channel", () => {
+  it("throw what the constructors throw, and accept what they accept", async () => {
+    const { validateHttp2Options, validateNatsOptions } = await import("../../src/index.js");
+    expect(() => validateHttp2Options({ target: "http://svc.test:8080", discovery: "static:///127.0.0.2:8080", members: 2 })).not.toThrow();
+    expect(() => validateHttp2Options({ target: "http://svc.test:8080", health: { interval: 3e9 } })).toThrow(ConfigError);
+    expect(() => validateHttp2Options({ target: "ftp://svc.test" })).toThrow(TargetError);
+    expect(() => validateNatsOptions({ target: "nats://127.0.0.2:4222,127.0.0.3:4222" })).not.toThrow();
+    expect(() => validateNatsOptions({ target: "nats://127.0.0.2:4222", auth: { password: "x" } as never })).toThrow(/auth\.password/);
+  });
+});

@@ -84,7 +84,7 @@ class Exchange {
       if (signal?.aborted) return this.#fail(new AbortedError(this.#target, signal.reason));
       const limit = this.#conn.session.remoteSettings?.maxHeaderListSize;
       if (limit !== undefined && this.#req.headerBytes > limit) {
-        return this.#fail(new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`));
+        return this.#fail(new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`, { reason: "too-large" }));
       }
       let stream: ClientHttp2Stream;
       try {

@@ -29,6 +29,16 @@ export interface ResolvedHttp2Options extends ResolvedCommon {
   maxResponseBytes: number;
 }
 
+/**
+ * Checks HTTP/2 channel options as createHttp2Channel would, without making a
+ * channel (no resolver starts, no socket opens): for tools that check a
+ * configuration ahead of time (`dialtone broker --check`). Throws the same
+ * ConfigError / TargetError.
+ */
+export function validateHttp2Options(o: Http2ChannelOptions): void {
+  resolveHttp2Options(o);
+}
+
 /** Validates everything up front: bad configuration fails here, never later. */
 export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Options {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");

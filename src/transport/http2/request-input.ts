@@ -87,7 +87,7 @@ export function prepareRequest(init: Http2RequestInit, target: string): Prepared
     }
   }
   if (headerBytes > MAX_HEADER_LIST_BYTES) {
-    throw new BadRequestError(target, "headers", `header block of ${headerBytes} bytes is over the ${MAX_HEADER_LIST_BYTES}-byte limit`);
+    throw new BadRequestError(target, "headers", `header block of ${headerBytes} bytes is over the ${MAX_HEADER_LIST_BYTES}-byte limit`, { reason: "too-large" });
   }
   return { method, headers, headerBytes, body, signal, timeout, idempotent: init.idempotent === true };
 }

@@ -1,6 +1,6 @@
 import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
-import { BadRequestError, ConfigError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { BadRequestError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { requireInteger } from "../../core/duration.js";
 import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
 import type { ChannelEvent } from "../../core/events.js";
@@ -60,7 +60,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
   async request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
-    validateSubject(subject);
+    validateSubject(subject, this.target);
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const timeout = checkTimeout(options.timeout, this.target) ?? this.#o.requestTimeout;
@@ -84,7 +84,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   /** Publishes on a picked member (waits, bounded, for one when none is usable). */
   async publish(subject: string, data?: NatsPayload, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<void> {
-    validateSubject(subject);
+    validateSubject(subject, this.target);
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const signal = checkSignal(options.signal, this.target);
@@ -113,7 +113,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
    * `subscription-moved` event with the gap it took.
    */
   async subscribe(subject: string, options: ChannelSubscribeOptions = {}): Promise<ChannelSubscription> {
-    validateSubject(subject, true);
+    validateSubject(subject, this.target, true);
     const opts = checkSubscribeOptions(options, this.target);
     const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
       place: async (signal) => {
@@ -234,9 +234,10 @@ function checkPayload(data: unknown, target: string): void {
   throw new BadRequestError(target, "data", `expected a string or a Uint8Array, got ${data === null ? "null" : typeof data}`);
 }
 
-function validateSubject(subject: string, wildcards = false): void {
+/** A subject is per-call input: a bad one fails that call with a BadRequestError, like a bad header. */
+function validateSubject(subject: string, target: string, wildcards = false): void {
   const ok = typeof subject === "string" && subject !== "" && !/\s/.test(subject) && subject.split(".").every((t) => t !== "");
   if (!ok || (!wildcards && /(^|\.)(\*|>)(\.|$)/.test(subject))) {
-    throw new ConfigError("subject", `invalid NATS subject ${JSON.stringify(subject)}`);
+    throw new BadRequestError(target, "subject", `invalid NATS subject ${JSON.stringify(typeof subject === "string" ? subject.slice(0, 128) : subject)}`);
   }
 }

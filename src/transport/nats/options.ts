@@ -69,6 +69,11 @@ const NATS_KEYS = [
  * `auth`, as NATS clients read them; the channel's target, name, errors,
  * events, stats and metric labels only ever see the target without them.
  */
+/** Checks NATS channel options as createNatsChannel would, without making a channel or opening a socket. */
+export function validateNatsOptions(o: NatsChannelOptions): void {
+  resolveNatsOptions(o);
+}
+
 export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const raw: unknown = o.target;

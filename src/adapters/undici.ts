@@ -15,6 +15,7 @@
 import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import type { Readable } from "node:stream";
+import type { Dispatcher as UndiciDispatcher } from "undici-types";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import type { Http2Body } from "../transport/http2/body.js";
 import type { Http2RequestInit } from "../transport/http2/request-input.js";
@@ -27,10 +28,12 @@ export interface DispatchOptions {
   origin?: string | URL;
   path: string;
   method: string;
-  headers?: Record<string, string | string[] | number | undefined> | Array<string | Buffer> | Iterable<[string, string]> | null;
-  body?: string | Buffer | Uint8Array | Readable | AsyncIterable<Uint8Array | string> | null;
+  /** An object, a flat [name, value, …] array, or an iterable of [name, value] pairs (undici takes all three). */
+  headers?: unknown;
+  /** Bytes, a string, a Node stream or an async iterable of bytes; anything else is refused (InvalidArgumentError). */
+  body?: unknown;
   idempotent?: boolean;
-  upgrade?: string | null;
+  upgrade?: string | boolean | null;
   headersTimeout?: number | null;
   bodyTimeout?: number | null;
 }
@@ -62,7 +65,8 @@ export interface LegacyHandler {
   onResponseStarted?(): void;
   onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean | void;
   onData?(chunk: Buffer): boolean | void;
-  onComplete?(rawTrailers: Buffer[] | null): void;
+  /** undici 7 passes raw Buffers (what this adapter passes), undici 6's types say strings. */
+  onComplete?(rawTrailers: Array<Buffer | string> | null): void;
   onError?(err: Error): void;
 }
 
@@ -163,6 +167,8 @@ export class DialtoneDispatcher extends EventEmitter {
   }
 
   /** Takes no new requests; resolves (or calls back) once those in flight have ended. */
+  close(): Promise<void>;
+  close(callback: () => void): void;
   close(callback?: () => void): Promise<void> | void {
     this.#closed = true;
     const done = Promise.all([...this.#inFlight].map((e) => e.done)).then(() => undefined);
@@ -171,12 +177,40 @@ export class DialtoneDispatcher extends EventEmitter {
   }
 
   /** Takes no new requests and aborts those in flight. */
+  destroy(): Promise<void>;
+  destroy(err: Error | null): Promise<void>;
+  destroy(callback: () => void): void;
+  destroy(err: Error | null, callback: () => void): void;
   destroy(err?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     const cb = typeof err === "function" ? err : callback;
     const reason = err instanceof Error ? err : dispatcherClosed();
     this.#closed = true;
     for (const e of this.#inFlight) e.abort(reason);
-    return this.close(cb);
+    return cb ? this.close(cb) : this.close();
+  }
+
+  // undici's Dispatcher class also carries convenience methods (dispatcher.request() and the
+  // like) that undici implements on its own prototype. This dispatcher serves undici's
+  // top-level functions and fetch, which only call dispatch(); the methods below exist so a
+  // DialtoneDispatcher is accepted wherever undici's types ask for a Dispatcher, and say
+  // what to call instead if anyone calls them.
+  request(..._args: unknown[]): never {
+    throw notSupported('dispatcher.request(); call undici\'s request(url, { dispatcher }) instead, which');
+  }
+  stream(..._args: unknown[]): never {
+    throw notSupported('dispatcher.stream(); call undici\'s stream(url, { dispatcher }, factory) instead, which');
+  }
+  pipeline(..._args: unknown[]): never {
+    throw notSupported("dispatcher.pipeline()");
+  }
+  connect(..._args: unknown[]): never {
+    throw notSupported("CONNECT");
+  }
+  upgrade(..._args: unknown[]): never {
+    throw notSupported("a protocol upgrade");
+  }
+  compose(..._args: unknown[]): never {
+    throw notSupported("dispatcher.compose()");
   }
 
   async #run(o: DispatchOptions, h: ControllerHandler, controller: Controller, signal: AbortSignal): Promise<void> {
@@ -200,7 +234,7 @@ export class DialtoneDispatcher extends EventEmitter {
   }
 
   #toInit(o: DispatchOptions, signal: AbortSignal): Http2RequestInit {
-    if (o.upgrade || o.method === "CONNECT") throw notSupported(o.upgrade ? `upgrade to ${JSON.stringify(o.upgrade)}` : "CONNECT");
+    if (o.upgrade || o.method === "CONNECT") throw notSupported(o.upgrade ? "a protocol upgrade" : "CONNECT");
     if (o.origin !== undefined && !this.#anyOrigin && new URL(String(o.origin)).origin !== this.#origin) {
       const origin = new URL(String(o.origin)).origin;
       throw new UndiciCompatibleError("InvalidArgumentError", "UND_ERR_INVALID_ARG", `origin ${origin} is not this channel's target ${this.#origin}`);
@@ -214,9 +248,16 @@ export class DialtoneDispatcher extends EventEmitter {
   }
 }
 
-/** Creates an undici Dispatcher over `channel` (see DialtoneDispatcher). */
-export function createDispatcher(channel: Http2Channel, options?: DispatcherOptions): DialtoneDispatcher {
-  return new DialtoneDispatcher(channel, options);
+/**
+ * Creates an undici Dispatcher over `channel` (see DialtoneDispatcher), typed
+ * as undici's own Dispatcher (from undici-types, which @types/node brings) so
+ * that `fetch(url, { dispatcher })` type-checks without a cast. It serves
+ * dispatch(), which fetch and undici's top-level functions call; its
+ * convenience methods (dispatcher.request() …) throw NotSupportedError naming
+ * what to call instead.
+ */
+export function createDispatcher(channel: Http2Channel, options?: DispatcherOptions): UndiciDispatcher & DialtoneDispatcher {
+  return new DialtoneDispatcher(channel, options) as unknown as UndiciDispatcher & DialtoneDispatcher;
 }
 
 function isControllerHandler(h: DispatchHandler): h is ControllerHandler {
@@ -257,7 +298,7 @@ function pumpBody(body: Readable, h: ControllerHandler, controller: Controller, 
 }
 
 /** undici accepts headers as an object, a flat [name, value, …] array, or an iterable of pairs. */
-function toOutgoing(input: DispatchOptions["headers"]): OutgoingHttpHeaders {
+function toOutgoing(input: unknown): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   const add = (name: string, value: unknown): void => {
     if (value === undefined || value === null) return;
@@ -270,6 +311,7 @@ function toOutgoing(input: DispatchOptions["headers"]): OutgoingHttpHeaders {
     else out[k] = [...(Array.isArray(prev) ? prev : [String(prev)]), ...(Array.isArray(v) ? v : [String(v)])];
   };
   if (input === undefined || input === null) return out;
+  if (typeof input !== "object") throw new UndiciCompatibleError("InvalidArgumentError", "UND_ERR_INVALID_ARG", "headers must be an object, an array or an iterable of pairs");
   if (Array.isArray(input)) {
     if (input.length > 0 && Array.isArray(input[0])) {
       for (const [k, v] of input as unknown as Array<[string, string]>) add(String(k), v);
@@ -282,7 +324,7 @@ function toOutgoing(input: DispatchOptions["headers"]): OutgoingHttpHeaders {
     for (const [k, v] of input as Iterable<[string, string]>) add(k, v);
     return out;
   }
-  for (const [k, v] of Object.entries(input)) add(k, v);
+  for (const [k, v] of Object.entries(input as Record<string, unknown>)) add(k, v);
   return out;
 }
 

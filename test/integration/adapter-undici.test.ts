@@ -174,3 +174,13 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
     expect(counts.fetch.failed).toBeLessThanOrEqual(counts.request.failed + 5);
   });
 });
+
+describe("dialtone/undici: what the dispatcher does not do, it says", () => {
+  it("its convenience methods and upgrades throw NotSupportedError naming what to call instead", async () => {
+    const ch = open({ target: "http://svc.test:1", discovery: "static:///127.0.0.2:1", members: 1 });
+    const d = createDispatcher(ch);
+    expect(() => d.request({ path: "/", method: "GET" })).toThrow(/undici's request\(url, \{ dispatcher \}\)/);
+    expect(() => d.compose([])).toThrow(expect.objectContaining({ code: "UND_ERR_NOT_SUPPORTED" }));
+    await d.close();
+  });
+});

@@ -39,7 +39,7 @@ const ch = createHttp2Channel({ target: target${types ? " as string" : ""}, disc
 async function main()${types ? ": Promise<void>" : ""} {
   await ch.ready(AbortSignal.timeout(10_000));
   const res = await ch.request({ path: "/" });
-  const viaFetch = await fetch(target + "/", { dispatcher: createDispatcher(ch) }${types ? " as RequestInit" : ""});
+  const viaFetch = await fetch(target + "/", { dispatcher: createDispatcher(ch) });
   const bad = await ch.request({ path: "/", headers: { "bad header": "x" } }).catch((e${types ? ": unknown" : ""}) => e);
   console.log(JSON.stringify({ status: res.status, body: res.body.toString(), fetch: viaFetch.status, badRequest: bad instanceof BadRequestError, session: typeof createSessionManager(ch).request }));
   await ch.close();
@@ -60,7 +60,7 @@ describe("the packed package in scratch projects (npm pack → npm install)", ()
     const dir = scratch({ type: "commonjs" }, { "main.ts": IMPORTS + BODY(true) });
     writeFileSync(
       join(dir, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, outDir: "out", types: ["node"] }, files: ["main.ts"] }),
+      JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2022"], strict: true, outDir: "out", types: ["node"] }, files: ["main.ts"] }),
     );
     // The scratch project borrows this repository's TypeScript and Node types rather than installing them again.
     mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });

@@ -21,8 +21,10 @@ const registry = createFileRegistry(
 );
 
 type EchoService = GenService<{ echo: { methodKind: "unary"; input: typeof BytesValueSchema; output: typeof BytesValueSchema } }>;
-const Echo = registry.getService("dialtone.bench.Echo") as EchoService | undefined;
-if (!Echo) throw new Error("dialtone.bench.Echo missing from the registry");
+const found = registry.getService("dialtone.bench.Echo") as EchoService | undefined;
+if (!found) throw new Error("dialtone.bench.Echo missing from the registry");
+/** The bench Echo service, for every Connect client (connect-node alone, and over dialtone). */
+export const Echo: EchoService = found;
 
 /**
  * @connectrpc/connect-node's gRPC transport with its defaults: HTTP/2 (the

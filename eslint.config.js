@@ -15,4 +15,41 @@ export default tseslint.config(
       "no-constant-condition": ["error", { checkLoops: false }],
     },
   },
+  // DESIGN.md's import direction: broker, adapters → transport → dispatch, supervisor →
+  // pool, health, resolve → core; metrics sits on core. A part may import only what is
+  // below it, and one protocol never another.
+  ...layer("src/core/**", ["resolve", "health", "pool", "supervisor", "dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false }),
+  ...layer("src/{pool,health,resolve}/**", ["supervisor", "dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false, siblings: ["pool", "health", "resolve"] }),
+  ...layer("src/supervisor/**", ["dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false }),
+  ...layer("src/dispatch/**", ["supervisor", "metrics", "transport", "adapters", "broker"], { promClient: false }),
+  ...layer("src/metrics/**", ["resolve", "health", "pool", "supervisor", "dispatch", "transport", "adapters", "broker"], { promClient: true }),
+  ...layer("src/transport/http2/**", ["adapters", "broker"], { promClient: true, protocols: ["nats"] }),
+  ...layer("src/transport/nats/**", ["adapters", "broker"], { promClient: true, protocols: ["http2"] }),
+  ...layer("src/{adapters,broker}/**", ["resolve", "health", "pool", "supervisor", "dispatch"], { promClient: true }),
 );
+
+/**
+ * no-restricted-imports for the files under `files`: no import from the src/ folders in
+ * `forbidden` (nor, with `siblings`, from those sibling folders other than the file's own),
+ * no prom-client unless `promClient`, no other protocol's transport folder.
+ * @param {string} files
+ * @param {string[]} forbidden
+ * @param {{ promClient: boolean, siblings?: string[], protocols?: string[] }} opts
+ */
+function layer(files, forbidden, opts) {
+  const folders = [...forbidden];
+  const configs = [];
+  const base = (extra) => {
+    const group = [...folders, ...extra].flatMap((f) => [`**/${f}/*`, `**/${f}/**`, `../${f}`, `../../${f}`]);
+    for (const p of opts.protocols ?? []) group.push(`**/transport/${p}/**`, `../${p}/*`);
+    const patterns = [{ group, message: "DESIGN.md: imports run downward only (see the parts table); this import goes up or sideways." }];
+    const paths = opts.promClient ? [] : [{ name: "prom-client", message: "DESIGN.md: only metrics/ (and the layers above it) import prom-client." }];
+    return { "no-restricted-imports": ["error", { paths, patterns }] };
+  };
+  if (!opts.siblings) return [{ files: [files], rules: base([]) }];
+  // pool, health and resolve never import each other: one config per folder, forbidding the other two.
+  for (const own of opts.siblings) {
+    configs.push({ files: [`src/${own}/**`], rules: base(opts.siblings.filter((s) => s !== own)) });
+  }
+  return configs;
+}

@@ -5,6 +5,7 @@ import { createSessionManager } from "../../src/adapters/connect.js";
 import { EchoService } from "../fixtures/echo-service.js";
 import { startConnectServer, startPythonGrpc, stopRealServers, type RealServer } from "../helpers/real-servers.js";
 import { eventually } from "../helpers/channel.js";
+import { expectLossesLikeRequest, killThenFreeze, loadThroughFaults } from "../helpers/fault-load.js";
 import { channelFixture } from "../helpers/setup.js";
 
 const { open } = channelFixture();
@@ -61,45 +62,24 @@ describe("dialtone/connect: Connect and gRPC clients over a channel (Python gRPC
     const servers = [await startPythonGrpc("127.0.0.2"), await startPythonGrpc("127.0.0.3"), await startPythonGrpc("127.0.0.4")];
     const ch = await channelOver(servers, { requestTimeout: 3000 });
     const echo = createClient(EchoService, createGrpcTransport({ baseUrl: ch.target, sessionManager: createSessionManager(ch) }));
-    const counts = { connect: { ok: 0, failed: 0 }, request: { ok: 0, failed: 0 } };
-    const until = Date.now() + 6000;
     const frame = grpcFrame(Buffer.from("load"));
-    const worker = async (kind: "connect" | "request"): Promise<void> => {
-      while (Date.now() < until) {
-        try {
-          if (kind === "connect") {
-            await echo.echo({ value: Buffer.from("load") }, { timeoutMs: 3000 });
-          } else {
-            const r = await ch.request({
-              method: "POST",
-              path: "/dialtone.test.Echo/Echo",
-              headers: { "content-type": "application/grpc", te: "trailers" },
-              body: frame,
-              timeout: 3000,
-            });
-            if (r.trailers["grpc-status"] !== "0") throw new Error(`grpc-status ${String(r.trailers["grpc-status"])}`);
-          }
-          counts[kind].ok++;
-        } catch {
-          counts[kind].failed++;
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-    const faults = (async () => {
-      await new Promise((r) => setTimeout(r, 1000));
-      await servers[0]!.kill();
-      await new Promise((r) => setTimeout(r, 1500));
-      servers[1]!.freeze();
-    })();
-    await Promise.all([...Array.from({ length: 4 }, () => worker("connect")), ...Array.from({ length: 4 }, () => worker("request")), faults]);
+    const tallies = await loadThroughFaults(
+      {
+        connect: () => echo.echo({ value: Buffer.from("load") }, { timeoutMs: 3000 }),
+        request: async () => {
+          const r = await ch.request({
+            method: "POST",
+            path: "/dialtone.test.Echo/Echo",
+            headers: { "content-type": "application/grpc", te: "trailers" },
+            body: frame,
+            timeout: 3000,
+          });
+          if (r.trailers["grpc-status"] !== "0") throw new Error(`grpc-status ${String(r.trailers["grpc-status"])}`);
+        },
+      },
+      killThenFreeze(servers),
+    );
     servers[1]!.thaw();
-    expect(counts.connect.ok).toBeGreaterThan(100);
-    expect(counts.request.ok).toBeGreaterThan(100);
-    // Only calls in flight at a fault may fail: at most one per worker (4) per fault (2), for either caller.
-    expect(counts.connect.failed).toBeLessThanOrEqual(8);
-    expect(counts.request.failed).toBeLessThanOrEqual(8);
-    // And the adapter loses about what request() loses (a few calls either way, by chance of timing).
-    expect(counts.connect.failed).toBeLessThanOrEqual(counts.request.failed + 5);
+    expectLossesLikeRequest(tallies, "connect");
   });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createDispatcher, type ControllerHandler, type DispatchController } from "../../src/adapters/undici.js";
 import { NoMemberError, type ChannelEvent } from "../../src/index.js";
 import { makeDocroot, startH2o, startNghttpd, stopRealServers, type RealServer } from "../helpers/real-servers.js";
+import { expectLossesLikeRequest, killThenFreeze, loadThroughFaults } from "../helpers/fault-load.js";
 import { channelFixture } from "../helpers/setup.js";
 
 const { open } = channelFixture();
@@ -142,36 +143,15 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
     const ch = await channelOver(servers, { requestTimeout: 3000 });
     const dispatcher = createDispatcher(ch);
     const url = `http://svc.test:${servers[0]!.port}/index.html`;
-    const counts = { fetch: { ok: 0, failed: 0 }, request: { ok: 0, failed: 0 } };
-    const started = Date.now();
-    const until = started + 6000;
-    const worker = async (kind: "fetch" | "request"): Promise<void> => {
-      while (Date.now() < until) {
-        try {
-          if (kind === "fetch") await (await globalFetch(url, { dispatcher, signal: AbortSignal.timeout(3000) })).text();
-          else await ch.request({ path: "/index.html", timeout: 3000 });
-          counts[kind].ok++;
-        } catch {
-          counts[kind].failed++;
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-    const faults = (async () => {
-      await new Promise((r) => setTimeout(r, 1000));
-      await servers[0]!.kill();
-      await new Promise((r) => setTimeout(r, 1500));
-      servers[1]!.freeze();
-    })();
-    await Promise.all([...Array.from({ length: 4 }, () => worker("fetch")), ...Array.from({ length: 4 }, () => worker("request")), faults]);
+    const tallies = await loadThroughFaults(
+      {
+        fetch: async () => (await globalFetch(url, { dispatcher, signal: AbortSignal.timeout(3000) })).text(),
+        request: () => ch.request({ path: "/index.html", timeout: 3000 }),
+      },
+      killThenFreeze(servers),
+    );
     servers[1]!.thaw();
-    expect(counts.fetch.ok).toBeGreaterThan(100);
-    expect(counts.request.ok).toBeGreaterThan(100);
-    // Only calls in flight at a fault may fail: at most one per worker (4) per fault (2), for either caller.
-    expect(counts.fetch.failed).toBeLessThanOrEqual(8);
-    expect(counts.request.failed).toBeLessThanOrEqual(8);
-    // And the adapter loses about what request() loses (a few calls either way, by chance of timing).
-    expect(counts.fetch.failed).toBeLessThanOrEqual(counts.request.failed + 5);
+    expectLossesLikeRequest(tallies, "fetch");
   });
 });
 

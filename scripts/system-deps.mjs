@@ -18,6 +18,15 @@ const NEEDED = [
   // A real gRPC server (Python), run with Debian's own python3: a python3 from a
   // version manager earlier on PATH would not see Debian's grpc module.
   { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
+  // Foreign clients for the broker tests: curl (HTTP/1.1) and nghttp (h2c).
+  { bin: "curl", pkg: "curl" },
+  { bin: "nghttp", pkg: "nghttp2-client" },
+  // The broker benchmark's load generator and the two proxies it is compared with.
+  { bin: "h2load", pkg: "nghttp2-client" },
+  { bin: "nghttpx", pkg: "nghttp2-proxy" },
+  { bin: "haproxy", pkg: "haproxy" },
+  // Headless browser for the diagnostics page test (driven by playwright-core, no browser download).
+  { bin: "chromium", pkg: "chromium" },
 ];
 
 // dnsmasq lives in /usr/sbin, which a non-login PATH may lack.

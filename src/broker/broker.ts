@@ -44,13 +44,13 @@ export class Broker {
   }
 
   /** Checks every upstream's options without dialing (ConfigError naming the setting). */
-  static async check(config: BrokerConfig): Promise<void> {
-    for (const u of config.upstreams) await validateUpstream(u);
+  static check(config: BrokerConfig): void {
+    for (const u of config.upstreams) validateUpstream(u);
   }
 
   /** Validates, binds every listener, and warms the `warm` upstreams. */
   static async start(config: BrokerConfig, version = "0.0.0"): Promise<Broker> {
-    await Broker.check(config);
+    Broker.check(config);
     const b = new Broker(config, version);
     try {
       for (const addr of config.listen) b.listen.push(await b.#ingress.listen(addr));
@@ -69,7 +69,7 @@ export class Broker {
    * channel. Listeners, limits and idle settings need a restart.
    */
   async reload(config: BrokerConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
-    await Broker.check(config);
+    Broker.check(config);
     this.#router = new Router(config.upstreams);
     const result = await this.#upstreams.apply(config.upstreams);
     this.#config = { ...this.#config, upstreams: config.upstreams };

@@ -141,7 +141,7 @@ export async function runBroker(argv: string[], version: string, env: NodeJS.Pro
   }
   const config = loadBrokerConfig(flags, env);
   if (flags.check) {
-    await Broker.check(config);
+    Broker.check(config);
     console.log(`config ok: ${config.listen.length} listener(s), ${config.upstreams.length} upstream(s)${config.upstreams.length ? `: ${config.upstreams.map((u) => u.name).join(", ")}` : ""}`);
     return 0;
   }

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { DialtoneError } from "../core/errors.js";
+import { BadRequestError, DialtoneError } from "../core/errors.js";
 
 export type IngressResponse = ServerResponse | Http2ServerResponse;
 
@@ -15,7 +15,8 @@ export interface Failure {
 
 /**
  * Maps a channel's typed error to what an HTTP client can act on: 400 its
- * own bad input, 503 nothing usable right now (retry later), 504 too slow,
+ * own bad input (431 / 413 when it is only too large: the client can send
+ * less), 503 nothing usable right now (retry later), 504 too slow,
  * 502 anything the upstream did. Messages of dialtone's errors name the
  * target and cause but never a credential or header value, so they are safe
  * to send back.
@@ -23,9 +24,12 @@ export interface Failure {
 export function failureOf(err: unknown): Failure {
   if (!(err instanceof DialtoneError)) return { status: 502, code: "ERR_DIALTONE_BROKER", reason: "upstream request failed" };
   const reason = oneLine(err.message);
+  if (err instanceof BadRequestError && err.reason === "too-large") {
+    return { status: err.field.startsWith("headers") ? 431 : 413, code: err.code, reason };
+  }
   switch (err.code) {
     case "ERR_DIALTONE_BAD_REQUEST":
-    case "ERR_DIALTONE_CONFIG": // per-call options (a NATS subject) are checked as config
+    case "ERR_DIALTONE_CONFIG": // a per-call option the channel checks as config (a bad timeout)
       return { status: 400, code: err.code, reason };
     case "ERR_DIALTONE_NO_MEMBER":
     case "ERR_DIALTONE_QUEUE_FULL":

@@ -2,9 +2,9 @@ import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import { constants, Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import type { Readable } from "node:stream";
-import { MAX_HEADER_LIST_BYTES, type Http2StreamingResponse } from "../index.js";
+import type { Http2StreamingResponse } from "../index.js";
 import { failureOf, sendFailure, type IngressResponse } from "./error-response.js";
-import { clientResponseHeaders, headerBlockBytes, upstreamRequestHeaders } from "./headers.js";
+import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
 import type { IngressRequest } from "./ingress.js";
 import type { Upstreams } from "./upstreams.js";
 
@@ -18,18 +18,15 @@ class ClientGone extends Error {}
  * control, nothing is buffered whole), and trailers follow the body (gRPC's
  * grpc-status). Returns the status sent, for metrics.
  *
- * A client that goes away cancels the upstream stream. A failure before the
- * response head is a status the client can act on (see failureOf); after
- * it, the client's stream is reset so a cut body never looks complete.
+ * A client that goes away cancels the upstream stream. A header block too
+ * large for HTTP/2 is refused by the channel before any session sees it
+ * (BadRequestError "too-large" → 431). A failure before the response head
+ * is a status the client can act on (see failureOf); after it, the
+ * client's stream is reset so a cut body never looks complete.
  */
 export async function forward(upstreams: Upstreams, name: string, req: IngressRequest, res: IngressResponse): Promise<number> {
   const headers = upstreamRequestHeaders(req.headers);
   const path = requestPath(req);
-  // The channel would refuse this too, but as a 400; a header block too large is what 431 says.
-  if (headerBlockBytes(headers) + path.length + 64 > MAX_HEADER_LIST_BYTES) {
-    sendFailure(res, { status: 431, code: "ERR_DIALTONE_BAD_REQUEST", reason: `request header block is over the ${MAX_HEADER_LIST_BYTES}-byte limit of HTTP/2 upstreams` });
-    return 431;
-  }
   const lease = upstreams.acquire(name, "http2");
   const ac = new AbortController();
   // A client that hangs up once it has every byte the content-length promised is done, not gone: the upstream stream ends on its own.
@@ -48,6 +45,12 @@ export async function forward(upstreams: Upstreams, name: string, req: IngressRe
       body: hasBody(req) ? (req as Readable) : undefined,
       signal: ac.signal,
     });
+    if (isTrailersOnly(req, upstream.headers)) {
+      upstream.body.resume();
+      await upstream.trailers;
+      (res as Http2ServerResponse).stream.respond({ ...clientResponseHeaders(upstream.headers), ":status": upstream.status }, { endStream: true });
+      return upstream.status;
+    }
     res.writeHead(upstream.status, clientResponseHeaders(upstream.headers));
     const cl = upstream.headers["content-length"];
     if (typeof cl === "string" && /^\d+$/.test(cl)) expected = Number(cl);
@@ -73,6 +76,17 @@ export async function forward(upstreams: Upstreams, name: string, req: IngressRe
     res.removeListener("close", onClose);
     lease.release();
   }
+}
+
+/**
+ * gRPC's Trailers-Only response (an error status with no messages) carries
+ * grpc-status in its one HEADERS frame, with END_STREAM. Written as a head
+ * and then an end, it would reach an h2c client as HEADERS + an empty DATA
+ * frame with no trailers, and gRPC clients then report UNKNOWN instead of
+ * the status: so it is sent back as one frame too.
+ */
+function isTrailersOnly(req: IngressRequest, headers: Http2StreamingResponse["headers"]): boolean {
+  return req instanceof Http2ServerRequest && headers["grpc-status"] !== undefined;
 }
 
 /** The request target as HTTP/2 wants it: origin-form. An absolute-form HTTP/1.1 target (`GET http://host/x`) keeps its path. */

@@ -57,13 +57,3 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHtt
   }
   return out;
 }
-
-/** HPACK's measure of a header block (name + value + 32 per field), as the channel counts it. */
-export function headerBlockBytes(headers: OutgoingHttpHeaders): number {
-  let n = 0;
-  for (const [name, value] of Object.entries(headers)) {
-    const values = Array.isArray(value) ? value : [value];
-    for (const v of values) n += 32 + name.length + Buffer.byteLength(String(v ?? ""), "latin1");
-  }
-  return n;
-}

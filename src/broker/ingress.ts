@@ -40,9 +40,15 @@ export class Ingress {
         headersTimeout: limits.headersTimeout,
         requestTimeout: limits.requestTimeout,
         keepAliveTimeout: 5_000,
+        // Node enforces headersTimeout only when this periodic check runs (30 s by default): check often enough for the limit to mean something.
+        connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeout / 4))),
       },
       handler,
     );
+    // Node tracks an http.Server's connections (headersTimeout, requestTimeout, closeIdleConnections) from its
+    // 'listening' event; this one never listens itself (sockets are handed to it), so without this a
+    // slowloris head would never be cut and idle keep-alive connections would not close on shutdown.
+    this.#h1.emit("listening");
     this.#h1.setTimeout(limits.idleTimeout);
     this.#h2 = http2.createServer(
       {
@@ -63,7 +69,9 @@ export class Ingress {
   }
 
   async listen(addr: ListenAddress): Promise<string> {
-    const server = net.createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+    // noDelay: the http and http2 servers would set it on connections they accept themselves, but these are handed
+    // to them; with Nagle on, small responses wait for the client's delayed ACK (40 ms on Linux).
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket));
     server.maxConnections = this.#limits.maxConnections;
     if (addr.kind === "unix") {
       // A stale socket file from a crashed broker would make listen fail with EADDRINUSE.
@@ -145,6 +153,8 @@ export class Ingress {
     for (const s of this.#sessions) s.destroy();
     for (const s of this.#sockets) s.destroy();
     this.#h1.closeAllConnections();
+    // Stops the connection-checking timer started by the 'listening' event above (the server itself listens nowhere).
+    this.#h1.close(() => {});
     for (const p of this.#unixPaths) {
       try {
         unlinkSync(p);

@@ -9,9 +9,9 @@ import {
   type Http2ChannelOptions,
   type NatsChannel,
   type NatsChannelOptions,
-  type Resolver,
+  validateHttp2Options,
+  validateNatsOptions,
 } from "../index.js";
-import { redactTarget } from "../core/redact.js";
 import { describeUpstream, type UpstreamConfig } from "./config.js";
 import { EventLog, type LoggedEvent } from "./event-log.js";
 
@@ -26,6 +26,7 @@ class Upstream {
   inFlight = 0;
   readonly log = new EventLog();
   #off: (() => void) | undefined;
+  #metrics: { close(): void } | undefined;
 
   constructor(config: UpstreamConfig) {
     this.config = config;
@@ -35,20 +36,28 @@ class Upstream {
     if (this.channel) return this.channel;
     const base = { ...this.config.options, target: this.config.target, name: this.config.name };
     const ch: Channel = this.config.kind === "nats" ? createNatsChannel(base as NatsChannelOptions) : createHttp2Channel(base as Http2ChannelOptions);
-    ch.metrics(registry);
+    this.#metrics = ch.metrics(registry);
     this.#off = ch.on((e) => this.log.record(e));
     this.log.note("channel opened");
     this.channel = ch;
     return ch;
   }
 
-  /** Graceful: the channel lets in-flight calls finish (its closeGrace) before its sockets go. */
+  /**
+   * Graceful: the channel lets in-flight calls finish (its closeGrace) before
+   * its sockets go. Its metrics leave the registry at once, not when the
+   * close ends: a replacement channel under the same name (a reload, or a
+   * request right after reaping) must be able to report while this one
+   * drains.
+   */
   async shut(why: string): Promise<void> {
     const ch = this.channel;
     if (!ch) return;
     this.channel = undefined;
     this.#off?.();
     this.#off = undefined;
+    this.#metrics?.close();
+    this.#metrics = undefined;
     this.log.note(`channel closed (${why})`);
     await ch.close();
   }
@@ -213,30 +222,28 @@ function sameConfig(a: UpstreamConfig, b: UpstreamConfig): boolean {
 }
 
 /**
- * Checks an upstream's channel options at start without dialing anything:
- * the channel is built on a resolver that never yields an address, then
- * closed. A discovery string is checked for its form here; the channel
- * parses it for real when the upstream is first used.
+ * Checks an upstream's channel options at start, as creating its channel
+ * would, but without making one: the library's validators start no
+ * resolver and open no socket, so `--check` dials nothing. Errors are
+ * re-rooted at the upstream's dotted path in the config.
  */
-export async function validateUpstream(u: UpstreamConfig): Promise<void> {
-  const inert: Resolver = { target: "validate:///", start() {}, close() {} };
-  const discovery = u.options.discovery;
-  if (discovery !== undefined) {
-    if (typeof discovery !== "string" || !/^(static:\/\/\/|dns:\/\/\/|dns\+srv:\/\/\/|[^/\s]+:\d+$)/.test(discovery)) {
-      throw new ConfigError(`upstreams.${u.name}.discovery`, `expected static:///ip:port,…, dns:///name:port, dns+srv:///_svc._tcp.name or host:port, got ${JSON.stringify(redactTarget(String(discovery)))}`);
-    }
-  }
-  const { dns: _dns, ...rest } = u.options;
-  const base = { ...rest, target: u.target, name: u.name, discovery: inert };
-  let ch: Channel;
+export function validateUpstream(u: UpstreamConfig): void {
+  const { discovery, ...rest } = u.options;
+  // Target errors are not ConfigErrors and name no option: checking without discovery first tells whether the
+  // target or the discovery string is to blame (the validators are pure, so twice costs nothing).
+  check(u, { ...rest, target: u.target, name: u.name }, "target");
+  if (discovery !== undefined) check(u, { ...rest, discovery, target: u.target, name: u.name }, "discovery");
+}
+
+function check(u: UpstreamConfig, options: Record<string, unknown>, blame: "target" | "discovery"): void {
   try {
-    ch = u.kind === "nats" ? createNatsChannel(base as NatsChannelOptions) : createHttp2Channel(base as Http2ChannelOptions);
+    if (u.kind === "nats") validateNatsOptions(options as unknown as NatsChannelOptions);
+    else validateHttp2Options(options as unknown as Http2ChannelOptions);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(`upstreams.${u.name}.${err.option}`, err.message.replace(/^invalid option [^:]*: /, ""));
-    if (err instanceof Error) throw new ConfigError(`upstreams.${u.name}.target`, err.message);
+    if (err instanceof Error) throw new ConfigError(`upstreams.${u.name}.${blame}`, err.message);
     throw err;
   }
-  await ch.close();
 }
 
 export type { ChannelEvent };

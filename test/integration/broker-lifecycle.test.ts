@@ -145,6 +145,40 @@ describe("broker lifecycle", () => {
     expect((await get(`${b.listen[0]}/headers`, { host: "catalog.internal" })).status).toBe(200);
   });
 
+  it("SIGHUP changes one upstream (re-made on its new backend) and removes another (404, connections closed), keeping the unchanged one's", async () => {
+    const [a, c1, c2, gone] = await Promise.all([startBackends(["127.0.0.2"]), startBackends(["127.0.0.3"]), startBackends(["127.0.0.4"]), startBackends(["127.0.0.5"])]);
+    const head = `listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:0"\nupstreams:\n`;
+    const b = await startBroker(head + upstreamYaml("api", a!, ", warm: true") + upstreamYaml("catalog", c1!, ", warm: true") + upstreamYaml("legacy", gone!, ", warm: true"));
+    expect(await eventually(async () => (await get(`${b.admin}/readyz`)).status === 200, 5_000)).toBe(true);
+    expect((await get(`${b.listen[0]}/headers`, { host: "catalog.internal" })).headers["x-backend"]).toBe(c1![0]!.key);
+    expect((await get(`${b.listen[0]}/headers`, { host: "legacy.internal" })).status).toBe(200);
+    const apiSessions = (await a![0]!.stats()).sessions;
+    // catalog moves to another backend (a changed setting), legacy is dropped, api is untouched.
+    b.writeConfig(head + upstreamYaml("api", a!, ", warm: true") + `  catalog: { target: "http://catalog.internal:${c2![0]!.port}", discovery: "static:///${c2![0]!.key}", members: 1, hosts: ["catalog.internal"], warm: true }\n`);
+    b.child.kill("SIGHUP");
+    // Until a replaced channel's metrics left the registry at once, this reload was refused ("already reports to this registry").
+    expect(await eventually(() => b.stderr().includes('"msg":"reloaded"'), 5_000)).toBe(true);
+    const line = b.stderr().split("\n").find((l) => l.includes('"msg":"reloaded"'))!;
+    expect(JSON.parse(line)).toMatchObject({ added: [], changed: ["catalog"], removed: ["legacy"] });
+    const r = await get(`${b.listen[0]}/headers`, { host: "catalog.internal" });
+    expect(r.status).toBe(200);
+    expect(r.headers["x-backend"]).toBe(c2![0]!.key);
+    const l = await get(`${b.listen[0]}/headers`, { host: "legacy.internal" });
+    expect(l.status).toBe(404);
+    expect(l.headers["x-dialtone-error"]).toBe("ERR_DIALTONE_BROKER_NO_ROUTE");
+    // The removed and the replaced channels closed their connections: their old backends see no more PINGs.
+    const pingsNow = async (x: Backend): Promise<number> => (await x.stats()).pings;
+    const [g0, c0] = [await pingsNow(gone![0]!), await pingsNow(c1![0]!)];
+    await new Promise((res) => setTimeout(res, 2_500));
+    expect(await pingsNow(gone![0]!)).toBe(g0);
+    expect(await pingsNow(c1![0]!)).toBe(c0);
+    // The unchanged upstream kept its warm connection: no new session on its backend.
+    expect((await get(`${b.listen[0]}/headers`, { host: "api.internal" })).status).toBe(200);
+    expect((await a![0]!.stats()).sessions).toBe(apiSessions);
+    const stats = JSON.parse((await get(`${b.admin}/stats`)).body) as StatsBody;
+    expect(Object.keys(stats.upstreams).sort()).toEqual(["api", "catalog"]);
+  });
+
   it("listens on a unix socket too", async () => {
     const backends = await startBackends(["127.0.0.2"]);
     const dir = mkdtempSync(join(tmpdir(), "dialtone-sock-"));
@@ -226,6 +260,13 @@ describe("dialtone broker CLI", () => {
       const r = await cli(["broker", "--config", bad, "--check"]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("upstreams.api.health.timeout");
+
+      // Checked by the library's validators, which make no channel: a bad discovery string is blamed on discovery, not target.
+      const disc = join(dir, "disc.yaml");
+      writeFileSync(disc, `upstreams:\n  api: { target: "http://a:1", discovery: "bogus://x" }\n`);
+      const d = await cli(["broker", "--config", disc, "--check"]);
+      expect(d.code).toBe(2);
+      expect(d.stderr).toContain("upstreams.api.discovery");
 
       const typo = await cli(["broker", "--config", good, "--check"], { DIALTONE_IDLE_TIMEOUT: "soon" });
       expect(typo.code).toBe(2);

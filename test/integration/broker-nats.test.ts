@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import http from "node:http";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,6 +59,18 @@ describe("broker NATS bridge", () => {
     expect(r.body).toBe("quote:sku-42");
     expect(r.headers["nats-x-quoted-by"]).toBe("responder");
     expect(r.headers["nats-x-sku"]).toBe("42");
+  });
+
+  it("curl (a client no one here wrote) gets a reply through the bridge, nats-* headers both ways", async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile("curl", ["-sS", "-i", "--http1.1", "-H", "nats-x-sku: 7", "--data-binary", "sku-7", `${broker.listen[0]}/nats/prices/request/price.quote`], { timeout: 10_000 }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
+    });
+    expect(out).toMatch(/^HTTP\/1\.1 200/);
+    expect(out.toLowerCase()).toContain("nats-x-quoted-by: responder");
+    expect(out.toLowerCase()).toContain("nats-x-sku: 7");
+    expect(out.endsWith("\r\n\r\nquote:sku-7")).toBe(true);
   });
 
   it("publish → 202, and a subscriber gets it", async () => {

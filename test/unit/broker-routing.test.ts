@@ -51,6 +51,9 @@ describe("broker headers", () => {
 describe("broker error mapping", () => {
   it("gives each failure a status the client can act on", () => {
     expect(failureOf(new BadRequestError("t", "headers.x", "bad")).status).toBe(400);
+    // Well-formed but too large: the client can act by sending less (431 for headers, 413 for a body).
+    expect(failureOf(new BadRequestError("t", "headers", "over", { reason: "too-large" })).status).toBe(431);
+    expect(failureOf(new BadRequestError("t", "body", "over", { reason: "too-large" })).status).toBe(413);
     expect(failureOf(new NoMemberError("t", 5000, undefined))).toMatchObject({ status: 503, retryAfter: 1, code: "ERR_DIALTONE_NO_MEMBER" });
     expect(failureOf(new QueueFullError("t", 1, undefined)).status).toBe(503);
     expect(failureOf(new ClosedError("t")).status).toBe(503);

@@ -1,0 +1,130 @@
+/**
+ * Scenario 8: the sidecar broker against the proxies people would put there
+ * instead. h2load (Debian's nghttp2-client) drives h2c through dialtone
+ * broker, HAProxy and nghttpx (Debian's packages), all in front of the same
+ * 3 nghttpd backends, and straight at one backend for the baseline. In one
+ * run: requests/s at a fixed concurrency, latency at concurrency 1 (added
+ * p50/p99 over direct), and requests failed when one backend is frozen
+ * (SIGSTOP) under load. Loopback only; every child is reaped.
+ */
+import { h2load, type H2loadResult } from "./lib/h2load.js";
+import { machine } from "./lib/machine.js";
+import { docroot, freePort, HEALTH, startDialtone, startHaproxy, startNghttpd, startNghttpx, stopAllProcs, type Proc } from "./lib/proxies.js";
+import { elapsed, writeReport } from "./lib/results.js";
+import { ratio, round } from "./lib/stats.js";
+import { markdownTable } from "./lib/table.js";
+
+const THROUGHPUT = { clients: 8, streams: 16, seconds: 4, warmUp: 1 };
+const LATENCY = { clients: 1, streams: 1, seconds: 3, warmUp: 1 };
+/** The freeze: 32 streams in flight; backend 1 of 3 is SIGSTOPped 1.5 s into a 6 s run and SIGCONTed after it. */
+const FAULT = { clients: 4, streams: 8, seconds: 6, warmUp: 1, freezeAtMs: 1500 };
+/** After a thaw, time for every proxy's health checks to take the backend back before the next run. */
+const RECOVER_MS = 4000;
+
+type Name = "direct" | "dialtone" | "haproxy" | "nghttpx";
+interface Row {
+  throughput: H2loadResult;
+  latency: H2loadResult;
+  freeze?: H2loadResult;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const root = docroot();
+  const port = await freePort("127.0.0.2");
+  const backends = [await startNghttpd("127.0.0.2", port, root), await startNghttpd("127.0.0.3", port, root), await startNghttpd("127.0.0.4", port, root)];
+  const proxies: Record<Exclude<Name, "direct">, Proc> = {
+    dialtone: await startDialtone(backends),
+    haproxy: await startHaproxy(backends),
+    nghttpx: await startNghttpx(backends),
+  };
+  // Every proxy has its connections up and its first health checks passed.
+  await sleep(2000);
+  const url = (p: Proc): string => `http://${p.host}:${p.port}/index.html`;
+  const targets: Array<[Name, Proc]> = [["direct", backends[0]!], ...(Object.entries(proxies) as Array<[Name, Proc]>)];
+  const rows = {} as Record<Name, Row>;
+  for (const [name, p] of targets) {
+    const throughput = await h2load({ url: url(p), authority: "web.internal", ...THROUGHPUT });
+    const latency = await h2load({ url: url(p), authority: "web.internal", ...LATENCY });
+    rows[name] = { throughput, latency };
+    console.log(`${name}: ${round(throughput.reqPerSec, 0)} req/s; p50 ${latency.p50Us} µs, p99 ${latency.p99Us} µs at concurrency 1`);
+  }
+  const frozen = backends[1]!;
+  for (const [name, p] of targets.slice(1)) {
+    try {
+      rows[name].freeze = await h2load({ url: url(p), authority: "web.internal", ...FAULT, at: { ms: FAULT.freezeAtMs, run: () => frozen.freeze() } });
+    } finally {
+      frozen.thaw();
+    }
+    console.log(`${name}, ${frozen.host} frozen: ${rows[name].freeze!.failed} of ${rows[name].freeze!.started} failed`);
+    await sleep(RECOVER_MS);
+  }
+  await stopAllProcs();
+  report(rows, elapsed(t0));
+}
+
+function per10k(r: H2loadResult): number {
+  return r.started === 0 ? Number.NaN : round((r.failed / r.started) * 10_000, 1);
+}
+
+function report(rows: Record<Name, Row>, durationSeconds: number): void {
+  const d = rows.direct;
+  const names: Name[] = ["direct", "dialtone", "haproxy", "nghttpx"];
+  const addedP50 = (n: Name): number => rows[n].latency.p50Us - d.latency.p50Us;
+  const addedP99 = (n: Name): number => rows[n].latency.p99Us - d.latency.p99Us;
+  const table = markdownTable(
+    ["target", "req/s", "× direct", "× dialtone", "p50 µs (c=1)", "added p50 µs", "p99 µs (c=1)", "added p99 µs", "failed with 1 of 3 frozen"],
+    names.map((n) => {
+      const r = rows[n];
+      return [
+        n === "dialtone" ? "**dialtone broker**" : n,
+        round(r.throughput.reqPerSec, 0),
+        ratio(r.throughput.reqPerSec, d.throughput.reqPerSec),
+        ratio(r.throughput.reqPerSec, rows.dialtone.throughput.reqPerSec),
+        r.latency.p50Us,
+        n === "direct" ? "–" : addedP50(n),
+        r.latency.p99Us,
+        n === "direct" ? "–" : addedP99(n),
+        r.freeze ? `${r.freeze.failed} of ${r.freeze.started} (${per10k(r.freeze)} per 10k)` : "–",
+      ];
+    }),
+    ["l", "r", "r", "r", "r", "r", "r", "r", "r"],
+  );
+  const bestOtherFailed = Math.min(rows.haproxy.freeze!.failed, rows.nghttpx.freeze!.failed);
+  const headline = {
+    reqPerSecVsHaproxy: ratio(rows.dialtone.throughput.reqPerSec, rows.haproxy.throughput.reqPerSec),
+    reqPerSecVsNghttpx: ratio(rows.dialtone.throughput.reqPerSec, rows.nghttpx.throughput.reqPerSec),
+    addedP50Us: { dialtone: addedP50("dialtone"), haproxy: addedP50("haproxy"), nghttpx: addedP50("nghttpx") },
+    addedP99Us: { dialtone: addedP99("dialtone"), haproxy: addedP99("haproxy"), nghttpx: addedP99("nghttpx") },
+    failedFrozen: { dialtone: rows.dialtone.freeze!.failed, haproxy: rows.haproxy.freeze!.failed, nghttpx: rows.nghttpx.freeze!.failed },
+    failedFrozenVsBestOther: ratio(rows.dialtone.freeze!.failed, bestOtherFailed),
+    // Each proxy ran at its own speed, so counts alone compare unequal amounts of traffic: per 10k requests too.
+    failedFrozenPer10k: { dialtone: per10k(rows.dialtone.freeze!), haproxy: per10k(rows.haproxy.freeze!), nghttpx: per10k(rows.nghttpx.freeze!) },
+  };
+  const notes = [
+    `One run (this machine has 2 shared cores: one h2load thread, one proxy process or thread each, 3 nghttpd backends, all on the same cores). Throughput: h2load -c ${THROUGHPUT.clients} -m ${THROUGHPUT.streams}, ${THROUGHPUT.warmUp} s warm-up + ${THROUGHPUT.seconds} s measured, GET of a 19-byte file. Latency: -c 1 -m 1 for ${LATENCY.seconds} s, quantiles from h2load's per-request log. Freeze: -c ${FAULT.clients} -m ${FAULT.streams} for ${FAULT.seconds} s; 127.0.0.3 is SIGSTOPped ${FAULT.freezeAtMs / 1000} s in and SIGCONTed after the run; "failed" = requests started that did not end with a 2xx.`,
+    `Every proxy: h2c in, h2c out, ${HEALTH.requestTimeoutMs / 1000} s request timeout. Health checks: dialtone PINGs every ${HEALTH.intervalMs} ms (timeout ${HEALTH.timeoutMs} ms, ${HEALTH.fall} misses); HAProxy 2.6 (nbthread 1, leastconn) runs its documented HTTP check over HTTP/2 at the same interval, timeout and fall count (no retry-on); nghttpx (1 worker) has no active backend check, so only its ${HEALTH.requestTimeoutMs / 1000} s backend read timeout finds a frozen backend.`,
+  ];
+  writeReport({
+    file: {
+      scenario: "broker",
+      title: "Scenario 8 — the sidecar broker vs HAProxy and nghttpx",
+      generatedAt: new Date().toISOString(),
+      durationSeconds,
+      machine: machine(),
+      config: { THROUGHPUT, LATENCY, FAULT, HEALTH },
+      headline,
+      results: rows,
+    },
+    markdown: `${table}\n\n${notes.join("\n\n")}`,
+  });
+  console.log(JSON.stringify(headline, null, 2));
+}
+
+main().catch(async (err: unknown) => {
+  console.error(err);
+  await stopAllProcs();
+  process.exitCode = 1;
+});

@@ -1,6 +1,7 @@
 import http from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, it } from "vitest";
 import { startBroker, stopAllBrokers } from "../helpers/broker.js";
+import { expectLossesLikeRequest, killThenFreeze, loadThroughFaults } from "../helpers/fault-load.js";
 import { makeDocroot, startNghttpd, stopRealServers } from "../helpers/real-servers.js";
 import { channelFixture } from "../helpers/setup.js";
 
@@ -42,39 +43,22 @@ describe("broker under faults, beside the library", () => {
         req.on("timeout", () => req.destroy());
         req.end();
       });
-    const viaLibrary = async (): Promise<boolean> => {
-      const r = await ch.request({ path: "/index.html", timeout: 3000 });
-      return r.status === 200;
-    };
-    const counts = { broker: { ok: 0, failed: 0 }, library: { ok: 0, failed: 0 } };
-    const until = Date.now() + 6_000;
-    const worker = async (kind: "broker" | "library"): Promise<void> => {
-      // Bounded by time (6 s) and by count (2000 calls per worker).
-      for (let i = 0; i < 2_000 && Date.now() < until; i++) {
-        const ok = await (kind === "broker" ? viaBroker() : viaLibrary()).catch(() => false);
-        counts[kind][ok ? "ok" : "failed"]++;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-    const faults = (async () => {
-      await new Promise((r) => setTimeout(r, 1_000));
-      await servers[0]!.kill();
-      await new Promise((r) => setTimeout(r, 1_500));
-      servers[1]!.freeze();
-    })();
+    let tallies;
     try {
-      await Promise.all([...Array.from({ length: 4 }, () => worker("broker")), ...Array.from({ length: 4 }, () => worker("library")), faults]);
+      tallies = await loadThroughFaults(
+        {
+          broker: async () => {
+            if (!(await viaBroker())) throw new Error("broker call failed");
+          },
+          request: () => ch.request({ path: "/index.html", timeout: 3000 }),
+        },
+        killThenFreeze(servers),
+      );
     } finally {
       servers[1]!.thaw();
       agent.destroy();
     }
-    console.log(`broker-faults: broker ${JSON.stringify(counts.broker)}, library ${JSON.stringify(counts.library)}`);
-    expect(counts.broker.ok).toBeGreaterThan(100);
-    expect(counts.library.ok).toBeGreaterThan(100);
-    // Only calls in flight at a fault may fail: at most one per worker (4) per fault (2), on either side.
-    expect(counts.library.failed).toBeLessThanOrEqual(8);
-    expect(counts.broker.failed).toBeLessThanOrEqual(8);
-    // And the broker loses about what the library loses (a few calls either way, by chance of timing).
-    expect(counts.broker.failed).toBeLessThanOrEqual(counts.library.failed + 5);
+    console.log(`broker-faults: broker ${JSON.stringify(tallies.broker)}, library ${JSON.stringify(tallies.request)}`);
+    expectLossesLikeRequest(tallies, "broker");
   });
 });

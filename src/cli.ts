@@ -4,15 +4,17 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBroker } from "./broker/command.js";
 import { parseDuration } from "./core/duration.js";
-import { DialtoneError } from "./core/errors.js";
+import { ConfigError, DialtoneError } from "./core/errors.js";
 import { createHttp2Channel } from "./transport/http2/channel.js";
+import { createNatsChannel } from "./transport/nats/channel.js";
 
 const HELP = `dialtone: always-warm connection pools
 
 usage:
   dialtone probe <url> [--discovery D] [--members N] [--wait 5s] [--ca file]
-      Warm a channel to <url>, print its stats as JSON, exit 0 if every member
-      became ready within --wait, 1 otherwise.
+      Warm a channel to <url> (http:// or https:// for HTTP/2; nats:// or
+      tls://, or a comma-separated list, for NATS), print its stats as JSON,
+      exit 0 if every member became ready within --wait, 1 otherwise.
   dialtone broker --config broker.yaml [--check] [flags]
       The sidecar broker: HTTP/1.1 + h2c ingress, NATS bridge, admin page
       (dialtone broker --help lists every flag).
@@ -21,6 +23,17 @@ usage:
   dialtone --version | --help
 
 Durations take 250ms, 5s, 2m.`;
+
+/** The --ca file as text; a missing or unreadable file is a clear ConfigError, not a raw ENOENT. */
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (code ?? "unreadable");
+    throw new ConfigError("--ca", `cannot read the CA file ${JSON.stringify(path)}: ${why}`);
+  }
+}
 
 function version(): string {
   return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -59,14 +72,14 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "probe") {
     const target = rest[0];
-    if (!target) throw new DialtoneError("ERR_DIALTONE_USAGE", "probe needs a URL, e.g. dialtone probe http://127.0.0.1:8080");
+    if (!target) throw new DialtoneError("ERR_DIALTONE_USAGE", "probe needs a URL, e.g. dialtone probe http://127.0.0.1:8080 or nats://127.0.0.1:4222");
     const wait = parseDuration("--wait", values.wait ?? "5s");
-    const ch = createHttp2Channel({
-      target,
-      discovery: values.discovery,
-      members: values.members === undefined ? undefined : Number(values.members),
-      tls: values.ca ? { ca: readFileSync(values.ca) } : undefined,
-    });
+    const ca = values.ca === undefined ? undefined : readCaFile(values.ca);
+    const common = { discovery: values.discovery, members: values.members === undefined ? undefined : Number(values.members) };
+    // nats://, tls:// (and lists of them) are NATS; anything else is an HTTP/2 URL.
+    const ch = /^\s*(nats|tls):\/\//i.test(target)
+      ? createNatsChannel({ target, ...common, tls: ca ? { ca } : undefined })
+      : createHttp2Channel({ target, ...common, tls: ca ? { ca } : undefined });
     let ok = true;
     try {
       await ch.ready(AbortSignal.timeout(wait));

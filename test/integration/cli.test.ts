@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { startBackends, stopAllBackends } from "../helpers/backends.js";
+import { startNatsCluster } from "../helpers/nats-cluster.js";
 
 afterEach(stopAllBackends);
 const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
@@ -43,5 +44,21 @@ describe("dialtone CLI (built dist/cli.js) against real backends", () => {
     const d = await run(["probe", "http://127.0.0.2:1", "--wait", "5 parsecs"]);
     expect(d.code).toBe(2);
     expect(d.stderr).toContain("--wait");
+  });
+
+  it("probe nats:// warms a NATS channel against a real nats-server; a missing --ca file is a clear error, not a raw ENOENT", async () => {
+    const cluster = await startNatsCluster({ hosts: ["127.0.0.6"] });
+    try {
+      const r = await run(["probe", `nats://${cluster.nodes[0]!.key}`, "--members", "1", "--wait", "5s"]);
+      expect(r.code).toBe(0);
+      const stats = JSON.parse(r.stdout) as { ready: number; members: Array<{ state: string }> };
+      expect(stats.ready).toBe(1);
+    } finally {
+      await cluster.stop();
+    }
+    const missing = await run(["probe", "https://127.0.0.2:1", "--ca", "/nonexistent/ca.pem"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read the CA file "/nonexistent/ca.pem": no such file');
+    expect(missing.stderr).not.toMatch(/at |ENOENT/);
   });
 });

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBroker } from "./broker/command.js";
 import { parseDuration } from "./core/duration.js";
@@ -18,8 +17,6 @@ usage:
   dialtone broker --config broker.yaml [--check] [flags]
       The sidecar broker: HTTP/1.1 + h2c ingress, NATS bridge, admin page
       (dialtone broker --help lists every flag).
-  dialtone demo [--seconds N]
-      The newcomer demo (same as npm start).
   dialtone --version | --help
 
 Durations take 250ms, 5s, 2m.`;
@@ -52,7 +49,6 @@ async function main(argv: string[]): Promise<number> {
       members: { type: "string" },
       wait: { type: "string" },
       ca: { type: "string" },
-      seconds: { type: "string" },
     },
   });
   if (values.version) {
@@ -63,12 +59,6 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined) {
     console.log(HELP);
     return values.help ? 0 : 2;
-  }
-  if (command === "demo") {
-    const demo = fileURLToPath(new URL("./demo/demo.js", import.meta.url));
-    process.argv = [process.argv[0] as string, demo, ...(values.seconds ? ["--seconds", values.seconds] : [])];
-    await import(demo);
-    return 0;
   }
   if (command === "probe") {
     const target = rest[0];

@@ -1,5 +1,5 @@
 /**
- * Starts dist/demo/backend.js in child processes (one per loopback address,
+ * Starts .build/test/fixtures/backend.js (test/fixtures/backend.ts, built) in child processes (one per loopback address,
  * all on one port) and controls them over IPC and signals. Every child is
  * tracked; an exit hook SIGCONTs and SIGKILLs survivors, and a backend also
  * exits by itself when its IPC channel to us closes.
@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const SCRIPT = fileURLToPath(new URL("../../dist/demo/backend.js", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("../../.build/test/fixtures/backend.js", import.meta.url));
 const LISTEN_TIMEOUT_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 5_000;
 const STOP_GRACE_MS = 2_000;

@@ -1,7 +1,7 @@
 /**
  * Real-process HTTP/2 backends for integration tests.
  *
- * Each backend is a forked `dist/demo/backend.js` (build first) serving h2c or
+ * Each backend is a forked `.build/test/fixtures/backend.js` (built by `npm run build`) serving h2c or
  * h2 (TLS) on one loopback address. Tests get a handle to control it over IPC
  * (delay / goaway / refuse-next / stats) and via signals (kill / freeze /
  * thaw / stop).
@@ -14,7 +14,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-export const BACKEND_SCRIPT = fileURLToPath(new URL("../../dist/demo/backend.js", import.meta.url));
+export const BACKEND_SCRIPT = fileURLToPath(new URL("../../.build/test/fixtures/backend.js", import.meta.url));
 
 const LISTEN_TIMEOUT_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 5_000;

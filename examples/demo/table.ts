@@ -1,9 +1,9 @@
 /**
- * Pure rendering for the demo (src/demo/demo.ts): every function here turns
+ * Pure rendering for the demo (examples/demo/demo.ts): every function here turns
  * plain data into a string and touches no process state, so what the demo
  * shows is decided in one place and can be checked without a terminal.
  */
-import type { ChannelEvent, ConnectionStatus, MemberState } from "../index.js";
+import type { ChannelEvent, ConnectionStatus, MemberState } from "dialtone";
 
 // ── terminal codes ─────────────────────────────────────────────────────
 

@@ -1,14 +1,14 @@
 /**
  * `npm start`: a 20-second tour of what dialtone does when backends fail.
  *
- * Three local HTTP/2 backends (dist/demo/backend.js, one process each), one
+ * Three local HTTP/2 backends (test/fixtures/backend.ts, one process each), one
  * channel keeping three warm members across them, ~200 requests/s of load,
  * and a fault script: SIGKILL one backend at 25% of the run, SIGSTOP another
  * at 50% and SIGCONT it at 75%. A live table shows the members while it
  * happens; a summary at the end says what it cost and how fast the channel
  * noticed.
  *
- *   node dist/demo/demo.js [--seconds N] [--single-host]
+ *   npm start -- [--seconds N] [--single-host]
  *
  * Exit codes: 0 ran to the end (errors during faults are expected), 1 setup
  * failed, 130 stopped early by Ctrl-C / SIGTERM / SIGHUP (summary still printed).
@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createHttp2Channel, HEALTH_DEFAULTS, RequestError, type ChannelEvent, type Http2Channel } from "../index.js";
+import { createHttp2Channel, HEALTH_DEFAULTS, RequestError, type ChannelEvent, type Http2Channel } from "dialtone";
 import * as view from "./table.js";
 
 const DEFAULT_SECONDS = 20;
@@ -48,7 +48,8 @@ const EXIT_INTERRUPTED = 130;
  */
 const FREEZE_DETECT_WITHIN_MS = HEALTH_DEFAULTS.interval + HEALTH_DEFAULTS.timeout * HEALTH_DEFAULTS.unhealthyAfter;
 
-const BACKEND_SCRIPT = fileURLToPath(new URL("./backend.js", import.meta.url));
+// Built beside the demo into .build/ by `npm run build` (tsconfig.examples.json).
+const BACKEND_SCRIPT = fileURLToPath(new URL("../../test/fixtures/backend.js", import.meta.url));
 
 // ── options ────────────────────────────────────────────────────────────
 
@@ -60,7 +61,7 @@ interface DemoOptions {
 
 class SetupError extends Error {}
 
-const USAGE = `usage: node dist/demo/demo.js [--seconds N] [--single-host]
+const USAGE = `usage: npm start -- [--seconds N] [--single-host]
   --seconds N     run length, clamped to ${MIN_SECONDS}..${MAX_SECONDS} (default ${DEFAULT_SECONDS})
   --single-host   put the three backends on 127.0.0.1 (three ports) instead of 127.0.0.2-4`;
 

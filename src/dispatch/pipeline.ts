@@ -8,6 +8,8 @@ export interface DispatchLease<C> {
   readonly connection: C;
   /** True once close() cut this lease's member at closeGrace: the call failed because the channel closed. */
   readonly closedByChannel?: boolean;
+  /** The attempt resolved but keeps its lease (a streamed body): the member answered. */
+  answered?(): void;
   release(latencyMs?: number): void;
 }
 
@@ -102,7 +104,9 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     let kept = false;
     try {
       const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, keepLease: () => (kept = true) });
+      // A kept lease resolved at its response head: the member answered, the body still streams.
       if (!kept) lease.release(performance.now() - started);
+      else lease.answered?.();
       return res;
     } catch (err) {
       lease.release();

@@ -1,6 +1,7 @@
 import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
+import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
@@ -130,20 +131,24 @@ export class Pool<C = unknown> {
 
   /**
    * P2C over usable members; counts the pick as in flight. A suspect member
-   * costs infinitely much, and when a draw still lands on one, up to four
-   * more draws look for another (all suspect: the first draw stands).
+   * costs infinitely much, an overdue one more the longer it is silent, and
+   * when a draw still lands on one of them (both drawn were), up to four
+   * more draws look for another (all avoided: the first draw stands). The
+   * redraws matter when two members share a backend that froze: P2C alone
+   * then hands a third of the picks to one of the two.
    */
   pick(): PoolMember<C> | undefined {
     let m = pickP2C(this.#usable, this.#pickCost, this.#random);
     if (!m) return undefined;
-    for (let i = 0; i < 4 && this.#usable.size > 1 && this.#isSuspect(m); i++) {
+    for (let i = 0; i < 4 && this.#usable.size > 1 && this.#avoid(m); i++) {
       const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
-      if (!this.#isSuspect(alt)) m = alt;
+      if (!this.#avoid(alt)) m = alt;
     }
     const load = m.load;
     // busySince only feeds suspicion: no clock read per pick when that is off.
     if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = this.#now();
     load.start();
+    m.progress.start(this.#now);
     if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
   }
@@ -154,7 +159,21 @@ export class Pool<C = unknown> {
     member.suspected = false;
   }
 
-  #pickCost = (m: PoolMember<C>): number => (this.#isSuspect(m) ? Number.POSITIVE_INFINITY : m.load.cost());
+  /**
+   * The load's cost, times how overdue the member's unanswered requests are
+   * (overdue.ts): a member that stopped answering loses every comparison
+   * within milliseconds, long before suspectAfter. No clock read while it has
+   * nothing pending.
+   */
+  #pickCost = (m: PoolMember<C>): number => {
+    if (this.#isSuspect(m)) return Number.POSITIVE_INFINITY;
+    const cost = m.load.cost();
+    return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#now(), m.rtt);
+  };
+
+  #avoid(m: PoolMember<C>): boolean {
+    return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#now(), m.rtt) >= AVOID_FACTOR);
+  }
 
   /** Busy and silent for suspectAfter. Reported once per episode so the owner can probe it. */
   #isSuspect(m: PoolMember<C>): boolean {
@@ -168,10 +187,28 @@ export class Pool<C = unknown> {
     return true;
   }
 
-  /** Ends one in-flight request; `latency` (ms), given when the member answered, is a load sample. */
-  release(member: PoolMember<C>, latency?: number): void {
+  /**
+   * A request's response head arrived while its body still streams: the
+   * member answered (progress, and proof of life), though the request stays
+   * in flight until release().
+   */
+  answered(member: PoolMember<C>): void {
+    member.progress.answer(this.#now());
+    this.heard(member);
+  }
+
+  /**
+   * Ends one in-flight request; `latency` (ms), given when the member
+   * answered, is a load sample. `wasAnswered`: answered() already counted
+   * its answer.
+   */
+  release(member: PoolMember<C>, latency?: number, wasAnswered = false): void {
     member.load.end(latency);
     if (latency !== undefined) this.heard(member);
+    if (!wasAnswered) {
+      if (latency !== undefined) member.progress.answer(member.lastHeardAt, latency);
+      else member.progress.drop();
+    }
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 

@@ -70,6 +70,8 @@ export interface Lease<C> {
    * the peer.
    */
   readonly closedByChannel: boolean;
+  /** The response head arrived; the request stays in flight until release() (a streamed body). */
+  answered(): void;
   release(latencyMs?: number): void;
 }
 
@@ -553,6 +555,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     if (!m) return undefined;
     this.#outstanding++;
     let released = false;
+    let answered = false;
     const cut = this.#cut;
     return {
       member: m,
@@ -560,11 +563,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       get closedByChannel(): boolean {
         return cut.has(m);
       },
+      answered: () => {
+        if (answered || released) return;
+        answered = true;
+        this.pool.answered(m);
+      },
       release: (latencyMs?: number) => {
         if (released) return;
         released = true;
         this.#outstanding--;
-        this.pool.release(m, latencyMs);
+        this.pool.release(m, latencyMs, answered);
       },
     };
   }

@@ -56,6 +56,11 @@ export type ChannelEvent =
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "status"; status: ConnectionStatus }
   | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
+  /**
+   * A retry (or hedge) was not sent because the channel's retry budget was
+   * spent; `address` is the member the failed attempt went to.
+   */
+  | { type: "retry-budget-exhausted"; kind: "retry" | "hedge"; address: string }
   /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */
   | { type: "subscription-moved"; subject: string; from: string | undefined; to: string; gapMs: number }
   /**

@@ -1,6 +1,7 @@
 import { AbortedError, ClosedError, DialtoneError, NoMemberError, OverloadedError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
 import type { ChannelEvent, RequestOutcome } from "../core/events.js";
 import type { Listeners } from "../core/listeners.js";
+import type { RetryBudget } from "./retry-budget.js";
 
 /** A picked member, held for one attempt; release it exactly once. */
 export interface DispatchLease<C> {
@@ -33,6 +34,8 @@ export interface DispatchOptions {
   acquireTimeout: number;
   /** False once the request can no longer be sent again (a one-shot body was read). */
   replayable?: () => boolean;
+  /** The channel's retry budget, shared by all its calls; undefined: no budget. */
+  budget?: RetryBudget | undefined;
 }
 
 export interface AttemptContext {
@@ -85,6 +88,7 @@ export async function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOp
 async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
   const signal = o.signal;
   if (signal?.aborted) throw new AbortedError(o.target, signal.reason);
+  o.budget?.deposit();
   const deadline = performance.now() + o.timeout;
   let last: unknown;
   for (let n = 1; n <= 1 + o.maxRetries; n++) {
@@ -116,6 +120,11 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       if (!(last instanceof RequestError)) throw last;
       source.noteError(last);
       if (!mayRetry(last, o)) throw last;
+      // Past the budget no retry goes out: the caller gets this attempt's error.
+      if (n <= o.maxRetries && o.budget && !o.budget.tryWithdraw()) {
+        source.events.emit({ type: "retry-budget-exhausted", kind: "retry", address: lease.member.key });
+        throw last;
+      }
     }
   }
   throw last;

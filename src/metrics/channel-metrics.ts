@@ -64,6 +64,7 @@ export class ChannelMetrics {
     for (const result of ["ok", "error"]) this.#inc(f.resolves, { result }, 0);
     for (const outcome of ["ok", "error"]) this.#inc(f.requests, { outcome }, 0);
     this.#inc(f.requestRetries, {}, 0);
+    for (const kind of ["retry", "hedge"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
   }
 
   #onEvent(e: ChannelEvent): void {
@@ -108,6 +109,9 @@ export class ChannelMetrics {
         this.#inc(f.requests, { outcome: snake(e.outcome) });
         if (e.retries > 0) this.#inc(f.requestRetries, {}, e.retries);
         this.#observe(f.requestDuration, {}, e.durationMs / 1000);
+        break;
+      case "retry-budget-exhausted":
+        this.#inc(f.retryBudgetExhausted, { kind: e.kind });
         break;
       case "server-error":
         this.#inc(f.serverErrors, { kind: e.kind });

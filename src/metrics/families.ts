@@ -29,6 +29,7 @@ export class Families {
   readonly resolves: Counter<"channel" | "result">;
   readonly requests: Counter<"channel" | "outcome">;
   readonly requestRetries: Counter<"channel">;
+  readonly retryBudgetExhausted: Counter<"channel" | "kind">;
   readonly requestDuration: Histogram<"channel">;
   readonly serverErrors: Counter<"channel" | "kind">;
   readonly messagesDropped: Counter<"channel">;
@@ -89,6 +90,12 @@ export class Families {
       registers,
     });
     this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    this.retryBudgetExhausted = new Counter({
+      name: "dialtone_retry_budget_exhausted_total",
+      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge).",
+      labelNames: ["channel", "kind"],
+      registers,
+    });
     // No subject label: subjects are unbounded, and the event carries them.
     this.serverErrors = new Counter({
       name: "dialtone_server_errors_total",

@@ -4,6 +4,7 @@ import { ClosedError } from "../core/errors.js";
 import { iterateEvents } from "../core/event-iterator.js";
 import type { ChannelEvent, ConnectionStatus } from "../core/events.js";
 import { dispatch, type Attempt } from "../dispatch/pipeline.js";
+import { RetryBudget, type RetryBudgetOptions } from "../dispatch/retry-budget.js";
 import { ChannelMetrics, type MetricsOptions } from "../metrics/channel-metrics.js";
 import type { MemberConnection } from "../supervisor/connection.js";
 import type { Supervisor, SupervisorStats } from "../supervisor/supervisor.js";
@@ -28,11 +29,14 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
   readonly name: string;
   protected readonly sup: Supervisor<C>;
   readonly #metrics = new Set<ChannelMetrics>();
+  /** Shared by every call of this channel: retries and hedges together stay within it. */
+  readonly #budget: RetryBudget | undefined;
 
-  protected constructor(target: string, name: string, sup: Supervisor<C>) {
+  protected constructor(target: string, name: string, sup: Supervisor<C>, retryBudget: RetryBudgetOptions | false) {
     this.target = target;
     this.name = name;
     this.sup = sup;
+    this.#budget = retryBudget === false ? undefined : new RetryBudget(retryBudget);
   }
 
   /** Resolves when every member is connected and has answered a PING. Pass a signal to bound the wait. */
@@ -121,6 +125,7 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
         maxRetries: limits.maxRetries,
         acquireTimeout: limits.acquireTimeout,
         replayable: limits.replayable,
+        budget: this.#budget,
       },
       attempt,
     );

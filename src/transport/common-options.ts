@@ -2,6 +2,7 @@ import { requireDuration, requireInteger, requirePositiveDuration } from "../cor
 import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
+import { resolveRetryBudget, type RetryBudgetOptions } from "../dispatch/retry-budget.js";
 import type { Balancer } from "../pool/pool.js";
 import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
 import type { Resolver } from "../resolve/resolver.js";
@@ -51,13 +52,19 @@ export interface CommonChannelOptions {
   minHold?: number;
   /** A connection that dies within this long of its first PONG counts as a failure of its address (default 5000). */
   flapWindow?: number;
+  /**
+   * Retries and hedges together may add at most `ratio` of the channel's
+   * calls over `window` plus `minPerSecond` (default { ratio: 0.2,
+   * minPerSecond: 10, window: 10000 }, Finagle's); false: no budget.
+   */
+  retryBudget?: Partial<RetryBudgetOptions> | false;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "random",
 ];
 
 /**
@@ -85,6 +92,7 @@ export interface ResolvedCommon {
   maxOutstanding: number;
   minHold: number;
   flapWindow: number;
+  retryBudget: RetryBudgetOptions | false;
   random: (() => number) | undefined;
 }
 
@@ -125,6 +133,7 @@ export function resolveCommon(
     maxOutstanding: requireInteger("maxOutstanding", o.maxOutstanding ?? 10_000, 1),
     minHold: requireDuration("minHold", o.minHold ?? 30_000),
     flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
+    retryBudget: resolveRetryBudget(o.retryBudget),
     random: o.random,
   };
 }

@@ -31,7 +31,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     const o = resolveHttp2Options(options);
     const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
-    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector));
+    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o.retryBudget);
     this.#o = o;
   }
 

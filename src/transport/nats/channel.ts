@@ -47,7 +47,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       // Set before the member joins the pool, so no -ERR from its first moments is missed.
       adopt: (conn) => (conn.onServerError = (e) => emit(e)),
     });
-    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }));
+    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }), o.retryBudget);
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;

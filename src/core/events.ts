@@ -55,7 +55,13 @@ export type ChannelEvent =
   | { type: "gave-up"; slot: number; error: Error }
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "status"; status: ConnectionStatus }
-  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
+  /**
+   * A call ended. `retries`: attempts re-sent after a failure; `hedges`:
+   * extra attempts sent while the first was still waiting (hedge option);
+   * `hedgeWon`: the answer came from one of those; `address`: the member
+   * that answered (or failed last).
+   */
+  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; hedges: number; hedgeWon: boolean; code: string | undefined; address: string | undefined }
   /**
    * A retry (or hedge) was not sent because the channel's retry budget was
    * spent; `address` is the member the failed attempt went to.

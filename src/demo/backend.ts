@@ -18,7 +18,9 @@
  *   {cmd:"delay", ms}      set the per-request delay
  *   {cmd:"goaway"}         GOAWAY(NO_ERROR) on every open session + server.close()
  *   {cmd:"refuse-next", n} reset the next n streams with REFUSED_STREAM
- *   {cmd:"stats"}          reply includes stats: {requests, sessions, refused, pings}
+ *   {cmd:"stall", percent, ms} answer `percent` % of requests (evenly spread) `ms` late
+ *   {cmd:"stats"}          reply includes stats: {requests, sessions, refused, pings, stalled, cancelled}
+ *                          (cancelled: streams the client reset before the answer)
  * Every command is answered with {ack: cmd, ...} after it has been applied; an
  * `id` field on the command is echoed back so the parent can correlate.
  *
@@ -119,7 +121,15 @@ let delayMs = config.delayMs ?? 0;
 let refuseRemaining = 0;
 /** What /healthz answers; set with {cmd:"health", status}. */
 let healthStatus = 200;
-const stats = { requests: 0, sessions: 0, refused: 0, pings: 0 };
+const stats = { requests: 0, sessions: 0, refused: 0, pings: 0, stalled: 0, cancelled: 0 };
+/** {cmd:"stall"}: this share of requests (0..100) waits stallMs more. */
+let stallPercent = 0;
+let stallMs = 0;
+
+/** Whether the n-th request (from 1) is one of the stalled `percent` %: evenly spread, deterministic. */
+function stalls(n: number): boolean {
+  return Math.floor((n * stallPercent) / 100) > Math.floor(((n - 1) * stallPercent) / 100);
+}
 const sessions = new Set<http2.ServerHttp2Session>();
 let backendKey = "";
 let shuttingDown = false;
@@ -311,7 +321,15 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
     stream.resume();
   }
 
-  const totalDelay = delayMs + extraDelay;
+  let stall = 0;
+  if (stallPercent > 0 && stalls(stats.requests)) {
+    stall = stallMs;
+    stats.stalled += 1;
+  }
+  stream.once("close", () => {
+    if (!stream.headersSent && stream.rstCode === http2.constants.NGHTTP2_CANCEL) stats.cancelled += 1;
+  });
+  const totalDelay = delayMs + extraDelay + stall;
   if (totalDelay > 0) {
     const timer = setTimeout(() => {
       delayDone = true;
@@ -400,6 +418,18 @@ process.on("message", (raw: unknown) => {
         return;
       }
       refuseRemaining = n;
+      reply({ ack: cmd }, msg.id);
+      return;
+    }
+    case "stall": {
+      const percent = Number((msg as { percent?: unknown }).percent);
+      const ms = Number(msg.ms);
+      if (!(percent >= 0 && percent <= 100) || !Number.isFinite(ms) || ms < 0) {
+        reply({ ack: cmd, error: "percent must be 0..100 and ms a finite number >= 0" }, msg.id);
+        return;
+      }
+      stallPercent = percent;
+      stallMs = ms;
       reply({ ack: cmd }, msg.id);
       return;
     }

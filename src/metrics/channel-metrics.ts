@@ -65,6 +65,8 @@ export class ChannelMetrics {
     for (const outcome of ["ok", "error"]) this.#inc(f.requests, { outcome }, 0);
     this.#inc(f.requestRetries, {}, 0);
     for (const kind of ["retry", "hedge"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
+    this.#inc(f.hedges, {}, 0);
+    this.#inc(f.hedgesWon, {}, 0);
   }
 
   #onEvent(e: ChannelEvent): void {
@@ -108,6 +110,8 @@ export class ChannelMetrics {
       case "request":
         this.#inc(f.requests, { outcome: snake(e.outcome) });
         if (e.retries > 0) this.#inc(f.requestRetries, {}, e.retries);
+        if (e.hedges > 0) this.#inc(f.hedges, {}, e.hedges);
+        if (e.hedgeWon) this.#inc(f.hedgesWon, {});
         this.#observe(f.requestDuration, {}, e.durationMs / 1000);
         break;
       case "retry-budget-exhausted":

@@ -56,6 +56,8 @@ export class Pool<C = unknown> {
   #decay: number;
   #now: () => number;
   #suspectAfter: number;
+  /** Members the pick in progress must not return (a hedge's); set only during pick(). */
+  #exclude: readonly object[] | undefined;
 
   constructor(options: PoolOptions) {
     this.#criticalMin = options.criticalMin;
@@ -136,14 +138,32 @@ export class Pool<C = unknown> {
    * more draws look for another (all avoided: the first draw stands). The
    * redraws matter when two members share a backend that froze: P2C alone
    * then hands a third of the picks to one of the two.
+   *
+   * `exclude` (a hedge: members already running this call) is avoided
+   * harder still; when every draw lands on one, nothing is picked.
    */
-  pick(): PoolMember<C> | undefined {
+  pick(exclude?: readonly object[]): PoolMember<C> | undefined {
+    this.#exclude = exclude;
+    try {
+      return this.#pick(exclude);
+    } finally {
+      this.#exclude = undefined;
+    }
+  }
+
+  #pick(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
     let m = pickP2C(this.#usable, this.#pickCost, this.#random);
     if (!m) return undefined;
-    for (let i = 0; i < 4 && this.#usable.size > 1 && this.#avoid(m); i++) {
+    let rank = this.#rank(m, exclude);
+    for (let i = 0; i < 4 && this.#usable.size > 1 && rank > 0; i++) {
       const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
-      if (!this.#avoid(alt)) m = alt;
+      const altRank = this.#rank(alt, exclude);
+      if (altRank < rank) {
+        m = alt;
+        rank = altRank;
+      }
     }
+    if (rank === 2) return undefined;
     const load = m.load;
     // busySince only feeds suspicion: no clock read per pick when that is off.
     if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = this.#now();
@@ -166,10 +186,17 @@ export class Pool<C = unknown> {
    * nothing pending.
    */
   #pickCost = (m: PoolMember<C>): number => {
-    if (this.#isSuspect(m)) return Number.POSITIVE_INFINITY;
+    // An excluded member loses every comparison against one that is not.
+    if (this.#isSuspect(m) || this.#exclude?.includes(m)) return Number.POSITIVE_INFINITY;
     const cost = m.load.cost();
     return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#now(), m.rtt);
   };
+
+  /** 0: a good pick; 1: suspect or overdue; 2: excluded. */
+  #rank(m: PoolMember<C>, exclude: readonly object[] | undefined): number {
+    if (exclude?.includes(m)) return 2;
+    return this.#avoid(m) ? 1 : 0;
+  }
 
   #avoid(m: PoolMember<C>): boolean {
     return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#now(), m.rtt) >= AVOID_FACTOR);

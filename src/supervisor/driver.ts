@@ -240,6 +240,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     );
   }
 
+  /**
+   * A usable member other than those in `exclude`, now, or undefined (a
+   * hedge: it goes to a different member or not at all, and never queues).
+   */
+  tryAcquire(exclude: readonly object[]): Lease<C> | undefined {
+    if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
+    return this.#tryPick(exclude);
+  }
+
   /** Records a request-level failure as the channel's most recent error. */
   noteError(error: Error): void {
     this.#lastError = error;
@@ -550,8 +559,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── picks and status ─────────────────────────────────────────────────
 
-  #tryPick(): Lease<C> | undefined {
-    const m = this.pool.pick();
+  #tryPick(exclude?: readonly object[]): Lease<C> | undefined {
+    const m = this.pool.pick(exclude);
     if (!m) return undefined;
     this.#outstanding++;
     let released = false;

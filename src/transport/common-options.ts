@@ -2,6 +2,7 @@ import { requireDuration, requireInteger, requirePositiveDuration } from "../cor
 import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
+import { resolveHedge, type HedgeOptions } from "../dispatch/hedge-timing.js";
 import { resolveRetryBudget, type RetryBudgetOptions } from "../dispatch/retry-budget.js";
 import type { Balancer } from "../pool/pool.js";
 import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
@@ -58,13 +59,21 @@ export interface CommonChannelOptions {
    * minPerSecond: 10, window: 10000 }, Finagle's); false: no budget.
    */
   retryBudget?: Partial<RetryBudgetOptions> | false;
+  /**
+   * Hedged requests for calls marked idempotent (off by default): with no
+   * response after `delay` ms (or the channel's running p95: "p95", the
+   * default), another attempt goes to a different member, up to `max`
+   * (default 1); the first response wins, the others are cancelled. Paid
+   * from the retry budget.
+   */
+  hedge?: Partial<HedgeOptions> | false;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "random",
 ];
 
 /**
@@ -93,6 +102,7 @@ export interface ResolvedCommon {
   minHold: number;
   flapWindow: number;
   retryBudget: RetryBudgetOptions | false;
+  hedge: HedgeOptions | undefined;
   random: (() => number) | undefined;
 }
 
@@ -134,6 +144,7 @@ export function resolveCommon(
     minHold: requireDuration("minHold", o.minHold ?? 30_000),
     flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
     retryBudget: resolveRetryBudget(o.retryBudget),
+    hedge: resolveHedge(o.hedge),
     random: o.random,
   };
 }

@@ -31,7 +31,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     const o = resolveHttp2Options(options);
     const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
-    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o.retryBudget);
+    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o);
     this.#o = o;
   }
 
@@ -44,7 +44,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   async request(init: Http2RequestInit): Promise<Http2Response> {
     const req = prepareRequest(init, this.target);
     return await this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) =>
-      sendOnConnection(lease.connection, this.target, req, ctx.budgetMs, this.#o.maxResponseBytes),
+      sendOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, this.#o.maxResponseBytes),
     );
   }
 
@@ -61,7 +61,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
       const started = performance.now();
       // The member stays leased while the body streams; the stream's end releases it.
       ctx.keepLease();
-      return openOnConnection(lease.connection, this.target, req, ctx.budgetMs, (completed) =>
+      return openOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, (completed) =>
         lease.release(completed ? performance.now() - started : undefined),
       );
     });
@@ -103,6 +103,11 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: () => boolean } {
     return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
   }
+}
+
+/** The request as one attempt sends it: with that attempt's signal (a hedge's also aborts when another attempt won). */
+function forAttempt(req: PreparedRequest, signal: AbortSignal | undefined): PreparedRequest {
+  return signal === req.signal ? req : { ...req, signal };
 }
 
 export function createHttp2Channel(options: Http2ChannelOptions): Http2Channel {

@@ -25,6 +25,9 @@ export interface MemberInfo {
 /** Why a member was taken out of service. */
 export type EvictionReason = "unhealthy" | "peer-closed";
 
+/** Why request outcomes ejected a member (outlier detection; Envoy's detectors). */
+export type EjectionReason = "consecutive-5xx" | "consecutive-gateway" | "consecutive-local";
+
 /** Why a member was asked to drain. */
 export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
 
@@ -51,6 +54,10 @@ export type ChannelEvent =
   /** A busy member went silent for health.suspectAfter: picks avoid it and it is PINGed at once. */
   | { type: "suspect"; member: MemberInfo }
   | { type: "evicted"; member: MemberInfo; reason: EvictionReason; detail: string }
+  /** Request outcomes ejected a member: it stays connected and PINGed but takes no picks for `durationMs`. */
+  | { type: "ejected"; member: MemberInfo; reason: EjectionReason; durationMs: number }
+  /** An ejection's time is up: the member takes picks again. */
+  | { type: "ejection-ended"; member: MemberInfo }
   | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
   | { type: "gave-up"; slot: number; error: Error }
   | { type: "degraded"; degraded: boolean; healthy: number }

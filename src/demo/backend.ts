@@ -18,6 +18,7 @@
  *   {cmd:"delay", ms}      set the per-request delay
  *   {cmd:"goaway"}         GOAWAY(NO_ERROR) on every open session + server.close()
  *   {cmd:"refuse-next", n} reset the next n streams with REFUSED_STREAM
+ *   {cmd:"status", status} answer every request but /healthz with this status (0: back to normal)
  *   {cmd:"stall", percent, ms} answer `percent` % of requests (evenly spread) `ms` late
  *   {cmd:"stats"}          reply includes stats: {requests, sessions, refused, pings, stalled, cancelled}
  *                          (cancelled: streams the client reset before the answer)
@@ -123,6 +124,8 @@ let refuseRemaining = 0;
 let healthStatus = 200;
 const stats = { requests: 0, sessions: 0, refused: 0, pings: 0, stalled: 0, cancelled: 0 };
 /** {cmd:"stall"}: this share of requests (0..100) waits stallMs more. */
+/** {cmd:"status"}: every request but /healthz gets this status; 0 = normal. */
+let forcedStatus = 0;
 let stallPercent = 0;
 let stallMs = 0;
 
@@ -287,7 +290,7 @@ function handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
     /* malformed path: treat as "/" */
   }
 
-  let status = pathname === "/healthz" ? healthStatus : 200;
+  let status = pathname === "/healthz" ? healthStatus : forcedStatus || 200;
   const statusMatch = /^\/status\/(\d{3})$/.exec(pathname);
   if (statusMatch) {
     const code = Number(statusMatch[1]);
@@ -418,6 +421,16 @@ process.on("message", (raw: unknown) => {
         return;
       }
       refuseRemaining = n;
+      reply({ ack: cmd }, msg.id);
+      return;
+    }
+    case "status": {
+      const n = Number((msg as { status?: unknown }).status);
+      if (!(n === 0 || (Number.isInteger(n) && n >= 200 && n <= 599))) {
+        reply({ ack: cmd, error: "status must be 0 or an HTTP status from 200 to 599" }, msg.id);
+        return;
+      }
+      forcedStatus = n;
       reply({ ack: cmd }, msg.id);
       return;
     }

@@ -22,6 +22,11 @@ export function settle(err: unknown, o: DispatchOptions): DialtoneError {
   return new RequestError("ERR_DIALTONE_STREAM", o.target, undefined, e.message, false, { cause: err });
 }
 
+/** A failure that is the member's (reset, timeout, connection lost), not the caller's input or an abort: a local failure for outlier ejection. */
+export function memberFailure(e: DialtoneError): boolean {
+  return e instanceof RequestError && e.code !== "ERR_DIALTONE_BAD_REQUEST" && e.code !== "ERR_DIALTONE_REQUEST_BODY";
+}
+
 export function outcomeOf(err: unknown): RequestOutcome {
   if (err instanceof RequestTimeoutError) return "timeout";
   if (err instanceof NoMemberError) return "no-member";

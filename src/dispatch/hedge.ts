@@ -1,5 +1,6 @@
 import { ClosedError, RequestError, RequestTimeoutError, type DialtoneError } from "../core/errors.js";
-import { mayRetry, settle } from "./classify.js";
+import type { AttemptOutcome } from "../pool/outlier.js";
+import { mayRetry, memberFailure, settle } from "./classify.js";
 import type { HedgeTiming } from "./hedge-timing.js";
 import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
@@ -104,9 +105,12 @@ class HedgedCall<C, T> {
     this.#active.add(run);
     const started = performance.now();
     let kept = false;
-    this.attempt(lease, { budgetMs: Math.max(1, this.#deadline - started), attempt: ++this.#attempts, signal, keepLease: () => (kept = true) }).then(
+    let verdict: AttemptOutcome = "ok";
+    const ctx = { budgetMs: Math.max(1, this.#deadline - started), attempt: ++this.#attempts, signal, keepLease: () => (kept = true), classify: (v: AttemptOutcome) => (verdict = v) };
+    this.attempt(lease, ctx).then(
       (res) => {
         this.#active.delete(run);
+        lease.report?.(verdict);
         const latency = performance.now() - started;
         if (!kept) lease.release(latency);
         else lease.answered?.();
@@ -125,6 +129,7 @@ class HedgedCall<C, T> {
         if (this.#done) return;
         if (lease.closedByChannel) return this.#fail(new ClosedError(`channel ${this.o.target}`));
         const e = settle(err, this.o);
+        if (memberFailure(e)) lease.report?.("local");
         if (this.trace) this.trace.address = lease.member.key;
         if (!(e instanceof RequestError) || !mayRetry(e, this.o)) return this.#fail(e);
         this.source.noteError(e);

@@ -1,5 +1,6 @@
 import type { ChannelEvent } from "../core/events.js";
 import type { Listeners } from "../core/listeners.js";
+import type { AttemptOutcome } from "../pool/outlier.js";
 import type { HedgeTiming } from "./hedge-timing.js";
 import type { RetryBudget } from "./retry-budget.js";
 
@@ -11,6 +12,8 @@ export interface DispatchLease<C> {
   readonly closedByChannel?: boolean;
   /** The attempt resolved but keeps its lease (a streamed body): the member answered. */
   answered?(): void;
+  /** How the attempt ended, for outlier ejection. */
+  report?(outcome: AttemptOutcome): void;
   release(latencyMs?: number): void;
 }
 
@@ -61,6 +64,11 @@ export interface AttemptContext {
    * flight) and will release it itself.
    */
   keepLease(): void;
+  /**
+   * The protocol's verdict on a response that arrived (an HTTP 503, gRPC
+   * UNAVAILABLE), for outlier ejection; a success says "ok" by default.
+   */
+  classify(outcome: AttemptOutcome): void;
 }
 
 export type Attempt<C, T> = (lease: DispatchLease<C>, ctx: AttemptContext) => Promise<T>;

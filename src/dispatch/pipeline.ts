@@ -1,5 +1,6 @@
 import { AbortedError, ClosedError, DialtoneError, RequestError, RequestTimeoutError } from "../core/errors.js";
-import { mayRetry, outcomeOf, settle } from "./classify.js";
+import type { AttemptOutcome } from "../pool/outlier.js";
+import { mayRetry, memberFailure, outcomeOf, settle } from "./classify.js";
 import { hedgedAttempts } from "./hedge.js";
 import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
@@ -62,8 +63,10 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     }
     const started = performance.now();
     let kept = false;
+    let verdict: AttemptOutcome = "ok";
     try {
-      const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, signal, keepLease: () => (kept = true) });
+      const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, signal, keepLease: () => (kept = true), classify: (v) => (verdict = v) });
+      lease.report?.(verdict);
       const latency = performance.now() - started;
       // A kept lease resolved at its response head: the member answered, the body still streams.
       if (!kept) lease.release(latency);
@@ -75,7 +78,9 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       lease.release();
       // Closing is its own reason: a request cut by close() is not a stream or member failure.
       if (lease.closedByChannel) throw new ClosedError(`channel ${o.target}`);
-      last = settle(err, o);
+      const failure = settle(err, o);
+      last = failure;
+      if (memberFailure(failure)) lease.report?.("local");
       if (!(last instanceof RequestError)) throw last;
       source.noteError(last);
       if (!mayRetry(last, o)) throw last;

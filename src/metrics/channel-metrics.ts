@@ -66,6 +66,7 @@ export class ChannelMetrics {
     this.#inc(f.requestRetries, {}, 0);
     for (const kind of ["retry", "hedge"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
     this.#inc(f.hedges, {}, 0);
+    for (const reason of ["consecutive_5xx", "consecutive_gateway", "consecutive_local"]) this.#inc(f.ejections, { reason }, 0);
     this.#inc(f.hedgesWon, {}, 0);
   }
 
@@ -113,6 +114,9 @@ export class ChannelMetrics {
         if (e.hedges > 0) this.#inc(f.hedges, {}, e.hedges);
         if (e.hedgeWon) this.#inc(f.hedgesWon, {});
         this.#observe(f.requestDuration, {}, e.durationMs / 1000);
+        break;
+      case "ejected":
+        this.#inc(f.ejections, { reason: snake(e.reason) });
         break;
       case "retry-budget-exhausted":
         this.#inc(f.retryBudgetExhausted, { kind: e.kind });

@@ -31,6 +31,7 @@ export class Families {
   readonly requestRetries: Counter<"channel">;
   readonly retryBudgetExhausted: Counter<"channel" | "kind">;
   readonly hedges: Counter<"channel">;
+  readonly ejections: Counter<"channel" | "reason">;
   readonly hedgesWon: Counter<"channel">;
   readonly requestDuration: Histogram<"channel">;
   readonly serverErrors: Counter<"channel" | "kind">;
@@ -92,6 +93,12 @@ export class Families {
       registers,
     });
     this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    this.ejections = new Counter({
+      name: "dialtone_ejections_total",
+      help: "Members ejected by outlier detection, by reason (consecutive_5xx, consecutive_gateway, consecutive_local).",
+      labelNames: ["channel", "reason"],
+      registers,
+    });
     this.hedges = new Counter({ name: "dialtone_hedges_total", help: "Hedged attempts sent: extra attempts of idempotent calls still waiting for an answer.", labelNames: ["channel"], registers });
     this.hedgesWon = new Counter({ name: "dialtone_hedges_won_total", help: "Calls whose answer came from a hedged attempt.", labelNames: ["channel"], registers });
     this.retryBudgetExhausted = new Counter({

@@ -2,6 +2,7 @@ import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
 import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
+import { ejectionTime, mayEject, noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
@@ -19,6 +20,8 @@ export interface PoolOptions {
    * (ms) is suspect: picks avoid it while any other usable member exists. 0 disables.
    */
   suspectAfter?: number;
+  /** Outlier ejection from request outcomes; undefined: off. */
+  outlier?: OutlierOptions | undefined;
   now?: () => number;
 }
 
@@ -27,7 +30,10 @@ export type PoolEvent =
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
-  | { type: "suspect"; member: PoolMember };
+  | { type: "suspect"; member: PoolMember }
+  /** Request outcomes ejected a member for `durationMs`; the owner calls restore() when that is up. */
+  | { type: "ejected"; member: PoolMember; reason: EjectionReason; durationMs: number }
+  | { type: "restored"; member: PoolMember };
 
 /**
  * Members, their states and load, and the rules that decide who may take a
@@ -56,6 +62,8 @@ export class Pool<C = unknown> {
   #decay: number;
   #now: () => number;
   #suspectAfter: number;
+  #outlier: OutlierOptions | undefined;
+  #ejected = 0;
   /** Members the pick in progress must not return (a hedge's); set only during pick(). */
   #exclude: readonly object[] | undefined;
 
@@ -70,6 +78,11 @@ export class Pool<C = unknown> {
         ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt })
         : () => new InFlight();
     this.#suspectAfter = options.suspectAfter ?? 0;
+    this.#outlier = options.outlier;
+  }
+
+  get ejectedCount(): number {
+    return this.#ejected;
   }
 
   get degraded(): boolean {
@@ -122,7 +135,13 @@ export class Pool<C = unknown> {
     if (to === "ready") this.#ready++;
     if (from === "unhealthy") this.#unhealthy--;
     if (to === "unhealthy") this.#unhealthy++;
-    if (to === "closed") this.#members.delete(member);
+    if (to === "closed") {
+      this.#members.delete(member);
+      if (member.outlier.ejected) {
+        member.outlier.ejected = false;
+        this.#ejected--;
+      }
+    }
     this.#afterChange(member, { type: "state", member, from, to, reason });
   }
 
@@ -239,13 +258,44 @@ export class Pool<C = unknown> {
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 
+  /**
+   * How one attempt on `member` ended, for outlier ejection (off unless
+   * configured). Past a threshold, and while fewer than maxEjectedPercent
+   * are ejected, the member takes no picks for its ejection time; it stays
+   * connected and PINGed.
+   */
+  outcome(member: PoolMember<C>, outcome: AttemptOutcome): void {
+    const o = this.#outlier;
+    if (!o || member.state === "closed") return;
+    const reason = noteOutcome(member.outlier, outcome, o);
+    if (!reason || member.outlier.ejected || !mayEject(this.#ejected, this.#members.size, o)) return;
+    member.outlier.ejected = true;
+    member.outlier.ejections++;
+    this.#ejected++;
+    const durationMs = ejectionTime(member.outlier, o);
+    this.#refreshUsable(member);
+    this.events.emit({ type: "ejected", member, reason, durationMs });
+  }
+
+  /** An ejection's time is up: the member takes picks again, its counts start over. */
+  restore(member: PoolMember<C>): void {
+    const s = member.outlier;
+    if (!s.ejected) return;
+    s.ejected = false;
+    s.consecutive5xx = s.consecutiveGateway = s.consecutiveLocal = 0;
+    this.#ejected--;
+    if (member.state === "closed") return;
+    this.#refreshUsable(member);
+    this.events.emit({ type: "restored", member });
+  }
+
   isUsable(member: PoolMember<C>): boolean {
     return member.usableIndex >= 0;
   }
 
   #shouldBeUsable(m: PoolMember<C>): boolean {
     const byState = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
-    return byState && m.load.inFlight < m.maxConcurrent;
+    return byState && !m.outlier.ejected && m.load.inFlight < m.maxConcurrent;
   }
 
   /** Re-files one member; returns true when the usable count changed. */

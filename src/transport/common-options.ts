@@ -4,6 +4,8 @@ import { checkKeys, describeType, optionalBoolean, optionalString, requireObject
 import { resolveHealth, type HealthOptions } from "../health/options.js";
 import { resolveHedge, type HedgeOptions } from "../dispatch/hedge-timing.js";
 import { resolveRetryBudget, type RetryBudgetOptions } from "../dispatch/retry-budget.js";
+import type { OutlierOptions } from "../pool/outlier.js";
+import { resolveOutlier } from "../pool/outlier-options.js";
 import type { Balancer } from "../pool/pool.js";
 import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
 import type { Resolver } from "../resolve/resolver.js";
@@ -67,13 +69,21 @@ export interface CommonChannelOptions {
    * from the retry budget.
    */
   hedge?: Partial<HedgeOptions> | false;
+  /**
+   * Outlier ejection from request outcomes (off unless given; Envoy's names):
+   * `{ consecutive5xx: 5, consecutiveGatewayErrors: 5, consecutiveLocalFailures: 5,
+   * baseEjection: 30000, maxEjection: 300000, maxEjectedPercent: 50 }` fill in
+   * what is missing. An ejected member stays connected and PINGed but takes
+   * no picks until its time is up.
+   */
+  outlier?: Partial<OutlierOptions> | false;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "outlier", "random",
 ];
 
 /**
@@ -103,6 +113,7 @@ export interface ResolvedCommon {
   flapWindow: number;
   retryBudget: RetryBudgetOptions | false;
   hedge: HedgeOptions | undefined;
+  outlier: OutlierOptions | undefined;
   random: (() => number) | undefined;
 }
 
@@ -145,6 +156,7 @@ export function resolveCommon(
     flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
     retryBudget: resolveRetryBudget(o.retryBudget),
     hedge: resolveHedge(o.hedge),
+    outlier: resolveOutlier(o.outlier),
     random: o.random,
   };
 }
@@ -211,6 +223,7 @@ export function supervisorFor<C extends MemberConnection>(
     maxOutstanding: o.maxOutstanding,
     minHold: o.minHold,
     flapWindow: o.flapWindow,
+    outlier: o.outlier,
     random: o.random,
   });
 }

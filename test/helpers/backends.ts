@@ -42,6 +42,8 @@ export type BackendCommand =
   | { cmd: "delay"; ms: number }
   | { cmd: "goaway" }
   | { cmd: "refuse-next"; n: number }
+  /** Answer every request but /healthz with `status` (0: back to normal). */
+  | { cmd: "status"; status: number }
   /** Answer `percent` % of requests (evenly spread) `ms` late. */
   | { cmd: "stall"; percent: number; ms: number }
   | { cmd: "stats" }

@@ -48,7 +48,7 @@ class HedgedCall<C, T> {
   }
 
   start(): void {
-    this.o.budget?.deposit();
+    this.o.budget?.deposit(this.#deadline - this.o.timeout);
     this.#acquireAndLaunch(false);
   }
 

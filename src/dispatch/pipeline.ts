@@ -45,8 +45,10 @@ function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attem
 async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
   const signal = o.signal;
   if (signal?.aborted) throw new AbortedError(o.target, signal.reason);
-  o.budget?.deposit();
-  const deadline = performance.now() + o.timeout;
+  const begun = performance.now();
+  // The budget's clock is performance.now() too: one read for both.
+  o.budget?.deposit(begun);
+  const deadline = begun + o.timeout;
   let last: unknown;
   for (let n = 1; n <= 1 + o.maxRetries; n++) {
     const remaining = deadline - performance.now();

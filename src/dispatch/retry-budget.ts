@@ -49,9 +49,12 @@ export class RetryBudget {
     this.#slotStart = now();
   }
 
-  /** A call started (once per call, not per attempt). */
-  deposit(): void {
-    this.#roll();
+  /**
+   * A call started (once per call, not per attempt). `now` (from the budget's
+   * clock) saves a clock read when the caller has just made one.
+   */
+  deposit(now: number = this.#now()): void {
+    this.#roll(now);
     this.#calls[this.#slot] = (this.#calls[this.#slot] ?? 0) + 1;
     this.#callTotal++;
   }
@@ -72,8 +75,7 @@ export class RetryBudget {
   }
 
   /** Drops the slots that fell out of the window. */
-  #roll(): void {
-    const now = this.#now();
+  #roll(now: number = this.#now()): void {
     const passed = Math.floor((now - this.#slotStart) / this.#slotMs);
     if (passed <= 0) return;
     for (let i = 0; i < Math.min(passed, SLOTS); i++) {

@@ -184,10 +184,16 @@ export class Pool<C = unknown> {
     }
     if (rank === 2) return undefined;
     const load = m.load;
-    // busySince only feeds suspicion: no clock read per pick when that is off.
-    if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = this.#now();
+    const p = m.progress;
+    if (p.pending === 0) {
+      // One clock read when the member goes from nothing pending to busy, shared with suspicion's busySince.
+      const now = this.#now();
+      if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = now;
+      p.start(now);
+    } else {
+      p.more();
+    }
     load.start();
-    m.progress.start(this.#now);
     if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
   }

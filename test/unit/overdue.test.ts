@@ -29,7 +29,7 @@ describe("overdueFactor: the pure rule", () => {
 
   it("is 1 within the expected time, then grows linearly with the silence past it", () => {
     const p = new Progress();
-    p.start(() => 100);
+    p.start(100);
     // No latency known yet: expected is the floor.
     expect(overdueFactor(p, 100 + OVERDUE_MIN_MS, undefined)).toBe(1);
     expect(overdueFactor(p, 100 + 2 * OVERDUE_MIN_MS, undefined)).toBe(2);
@@ -38,9 +38,9 @@ describe("overdueFactor: the pure rule", () => {
 
   it("expects 4 × the member's typical latency, at least its PING round trip", () => {
     const p = new Progress();
-    p.start(() => 0);
+    p.start(0);
     p.answer(0, 10); // typical 10 ms → expected 40 ms
-    p.start(() => 0);
+    p.start(0);
     expect(overdueFactor(p, 40, undefined)).toBe(1);
     expect(overdueFactor(p, 80, undefined)).toBe(2);
     // A long round trip raises the bar: nothing answers faster than a round trip.
@@ -49,12 +49,12 @@ describe("overdueFactor: the pure rule", () => {
 
   it("an answer is progress and resets the silence; a dropped request is not", () => {
     const p = new Progress();
-    p.start(() => 0);
-    p.start(() => 0);
+    p.start(0);
+    p.start(0);
     p.drop();
     expect(p.pending).toBe(1);
     expect(overdueFactor(p, 20, undefined)).toBe(10);
-    p.start(() => 20);
+    p.start(20);
     p.answer(20, 1);
     expect(p.pending).toBe(1);
     expect(overdueFactor(p, 21, undefined)).toBe(1);
@@ -77,11 +77,11 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     for (const m of [b, c]) {
       for (let i = 0; i < 3; i++) {
         m.load.start();
-        m.progress.start(() => 1000);
+        m.progress.start(1000);
       }
     }
     a.load.start();
-    a.progress.start(() => 1000);
+    a.progress.start(1000);
     // Silent for 5 ms: past 2 × the 2 ms floor, a's cost (1 × 2.5) is above b's and c's (2), who just answered one.
     advance(5);
     pool.release(b, 0.5);
@@ -158,7 +158,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     const { pool, ms, advance } = setup();
     const a = ms[0] as PoolMember<null>;
     a.load.start();
-    a.progress.start(() => 1000);
+    a.progress.start(1000);
     advance(20);
     pool.heard(a);
     expect(overdueFactor(a.progress, 1020, a.rtt)).toBe(10);

@@ -52,6 +52,23 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     expect(hedged.every((e) => e.hedgeWon)).toBe(true);
   });
 
+  it("attemptTimeout: an idempotent request with no reply within it is asked again on another member", async () => {
+    cluster = await startNatsCluster();
+    const [frozen, ...live] = cluster.nodes;
+    const responders = await startResponders(live, "echo");
+    cleanups.push(() => responders.stop());
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, attemptTimeout: 100 });
+    channels.push(ch);
+    cleanups.push(async () => frozen!.thaw());
+    await ch.ready(AbortSignal.timeout(10_000));
+    frozen!.freeze();
+    const rec = recordEvents(ch);
+    for (let i = 0; i < 20; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
+    const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
+    expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key && e.durationMs < 500)).toBe(true);
+    expect(evs.some((e) => e.hedges > 0 && e.hedgeWon)).toBe(true);
+  });
+
   it("a request not marked idempotent is not hedged: it waits for its reply", async () => {
     cluster = await startNatsCluster();
     const [slowNode, ...fastNodes] = cluster.nodes;

@@ -1,4 +1,6 @@
+import { request as undiciRequest, type Dispatcher } from "undici";
 import { describe, expect, it } from "vitest";
+import { createDispatcher } from "../../src/adapters/undici.js";
 import type { ChannelEvent } from "../../src/index.js";
 import { startBackends, type Backend } from "../helpers/backends.js";
 import { recordEvents } from "../helpers/channel.js";
@@ -71,6 +73,22 @@ describe("hedged requests against real HTTP/2 backends", () => {
     expect((await slow.stats()).cancelled).toBe(hedged.length);
     // Nothing stays leased: every member is idle again.
     expect(ch.stats().members.every((m) => m.inFlight === 0)).toBe(true);
+  });
+
+  it("through the undici adapter (dialtone/undici): an undici request marked idempotent is hedged", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    // undici's request() types its dispatcher as its own Dispatcher class; ours is what it calls.
+    const dispatcher = createDispatcher(ch) as unknown as Dispatcher;
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      const res = await undiciRequest(`http://svc.test:${slow.port}/`, { dispatcher, idempotent: true });
+      expect(await res.body.text()).toBe(`ok ${fast.key}`);
+      expect(performance.now() - t0).toBeLessThan(600);
+    }
+    expect(requests(rec.events).some((e) => e.hedges === 1 && e.hedgeWon)).toBe(true);
   });
 
   it("hedges are paid from the retry budget: with a tiny one, one hedge goes out, then none, each refusal an event", async () => {

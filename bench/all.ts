@@ -15,6 +15,9 @@ const SCENARIOS = [
   { name: "dns", limitS: 120 },
   { name: "nats", limitS: 150 },
   { name: "memory", limitS: 120 },
+  { name: "tail", limitS: 240 },
+  { name: "appfail", limitS: 120 },
+  { name: "nats-stale", limitS: 240 },
 ];
 /** SIGTERM at the limit; SIGKILL this long after. */
 const KILL_GRACE_MS = 5000;

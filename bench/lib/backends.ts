@@ -14,12 +14,23 @@ const COMMAND_TIMEOUT_MS = 5_000;
 const STOP_GRACE_MS = 2_000;
 const PORT_ATTEMPTS = 10;
 
-export type BackendCommand = { cmd: "delay"; ms: number } | { cmd: "goaway" } | { cmd: "refuse-next"; n: number } | { cmd: "stats" };
+export type BackendCommand =
+  | { cmd: "delay"; ms: number }
+  | { cmd: "goaway" }
+  | { cmd: "refuse-next"; n: number }
+  | { cmd: "stats" }
+  /** Answer `percent` % of requests (evenly spread) `ms` late. */
+  | { cmd: "stall"; percent: number; ms: number }
+  /** Answer every request but /healthz (and gRPC echo) with `status`; 0: normal. */
+  | { cmd: "status"; status: number };
 
 export interface BackendStats {
   requests: number;
   sessions: number;
   refused: number;
+  stalled: number;
+  /** Streams the client cancelled before the answer (hedges that lost). */
+  cancelled: number;
 }
 
 export interface Backend {

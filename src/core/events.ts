@@ -25,6 +25,9 @@ export interface MemberInfo {
 /** Why a member was taken out of service. */
 export type EvictionReason = "unhealthy" | "peer-closed";
 
+/** Why request outcomes ejected a member (outlier detection; Envoy's detectors). */
+export type EjectionReason = "consecutive-5xx" | "consecutive-gateway" | "consecutive-local";
+
 /** Why a member was asked to drain. */
 export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
 
@@ -51,11 +54,26 @@ export type ChannelEvent =
   /** A busy member went silent for health.suspectAfter: picks avoid it and it is PINGed at once. */
   | { type: "suspect"; member: MemberInfo }
   | { type: "evicted"; member: MemberInfo; reason: EvictionReason; detail: string }
+  /** Request outcomes ejected a member: it stays connected and PINGed but takes no picks for `durationMs`. */
+  | { type: "ejected"; member: MemberInfo; reason: EjectionReason; durationMs: number }
+  /** An ejection's time is up: the member takes picks again. */
+  | { type: "ejection-ended"; member: MemberInfo }
   | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
   | { type: "gave-up"; slot: number; error: Error }
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "status"; status: ConnectionStatus }
-  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
+  /**
+   * A call ended. `retries`: attempts re-sent after a failure; `hedges`:
+   * extra attempts sent while the first was still waiting (hedge option);
+   * `hedgeWon`: the answer came from one of those; `address`: the member
+   * that answered (or failed last).
+   */
+  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; hedges: number; hedgeWon: boolean; code: string | undefined; address: string | undefined }
+  /**
+   * A retry (or hedge) was not sent because the channel's retry budget was
+   * spent; `address` is the member the failed attempt went to.
+   */
+  | { type: "retry-budget-exhausted"; kind: "retry" | "hedge"; address: string }
   /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */
   | { type: "subscription-moved"; subject: string; from: string | undefined; to: string; gapMs: number }
   /**

@@ -1,89 +1,54 @@
-import { AbortedError, ClosedError, DialtoneError, NoMemberError, OverloadedError, QueueFullError, RequestError, RequestTimeoutError } from "../core/errors.js";
-import type { ChannelEvent, RequestOutcome } from "../core/events.js";
-import type { Listeners } from "../core/listeners.js";
+import { AbortedError, ClosedError, DialtoneError, RequestError, RequestTimeoutError } from "../core/errors.js";
+import type { AttemptOutcome } from "../pool/outlier.js";
+import { mayRetry, memberFailure, outcomeOf, settle } from "./classify.js";
+import { hedgedAttempts } from "./hedge.js";
+import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
-/** A picked member, held for one attempt; release it exactly once. */
-export interface DispatchLease<C> {
-  readonly member: { readonly key: string };
-  readonly connection: C;
-  /** True once close() cut this lease's member at closeGrace: the call failed because the channel closed. */
-  readonly closedByChannel?: boolean;
-  release(latencyMs?: number): void;
-}
-
-/** Where leases come from: the supervisor, seen only through what dispatch needs. */
-export interface LeaseSource<C> {
-  acquire(signal: AbortSignal | undefined, timeoutMs: number): Promise<DispatchLease<C>>;
-  /** Records a request-level failure as the channel's most recent error. */
-  noteError(error: Error): void;
-  readonly events: Listeners<ChannelEvent>;
-}
-
-export interface DispatchOptions {
-  /** Named in every error. */
-  target: string;
-  signal?: AbortSignal | undefined;
-  /** Budget for the whole call: waiting for a member, attempts, retries (ms). */
-  timeout: number;
-  /** The caller asserts the call may be repeated. */
-  idempotent?: boolean | undefined;
-  maxRetries: number;
-  acquireTimeout: number;
-  /** False once the request can no longer be sent again (a one-shot body was read). */
-  replayable?: () => boolean;
-}
-
-export interface AttemptContext {
-  /** ms left of the call's budget when the attempt started. */
-  readonly budgetMs: number;
-  /** 1 for the first attempt. */
-  readonly attempt: number;
-  /**
-   * The attempt keeps its lease past success (a streamed response still in
-   * flight) and will release it itself.
-   */
-  keepLease(): void;
-}
-
-export type Attempt<C, T> = (lease: DispatchLease<C>, ctx: AttemptContext) => Promise<T>;
-
-interface Trace {
-  retries: number;
-  address: string | undefined;
-}
+export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from "./lease.js";
 
 /**
  * The one request pipeline every operation goes through: acquire a member
  * (bounded queue, acquireTimeout), run one attempt on it, classify a failure,
  * and send again on another member only when the protocol proves the first
  * attempt was not processed (`RequestError.unprocessed`) or the caller said
- * the call may be repeated. Retry is a decision around the attempt, as
- * undici's retry interceptor wraps `dispatch`; later wrappers (hedging,
- * budgets) sit here too.
+ * the call may be repeated — within the channel's retry budget. Retry is a
+ * decision around the attempt, as undici's retry interceptor wraps
+ * `dispatch`; hedging (hedge.ts) is another such wrapper, taken for
+ * idempotent calls when the channel has a hedge policy.
  *
  * Every rejection is a DialtoneError: an abort becomes AbortedError with the
  * signal's reason as `cause`, whatever part of the pipeline noticed it.
  */
 export async function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOptions, attempt: Attempt<C, T>): Promise<T> {
+  const run = options.hedge && options.idempotent === true && source.tryAcquire ? options.hedge : undefined;
   // Outcome events cost an allocation per call, so only when someone listens.
-  if (source.events.size === 0) return attempts(source, options, attempt, undefined);
+  if (source.events.size === 0) return run ? hedged(source, options, attempt, undefined) : attempts(source, options, attempt, undefined);
   const started = performance.now();
-  const trace: Trace = { retries: 0, address: undefined };
+  const trace: Trace = { retries: 0, hedges: 0, hedgeWon: false, address: undefined };
+  const emit = (outcome: ReturnType<typeof outcomeOf>, code: string | undefined): void =>
+    source.events.emit({ type: "request", outcome, durationMs: performance.now() - started, retries: trace.retries, hedges: trace.hedges, hedgeWon: trace.hedgeWon, code, address: trace.address });
   try {
-    const res = await attempts(source, options, attempt, trace);
-    source.events.emit({ type: "request", outcome: "ok", durationMs: performance.now() - started, retries: trace.retries, code: undefined, address: trace.address });
+    const res = await (run ? hedged(source, options, attempt, trace) : attempts(source, options, attempt, trace));
+    emit("ok", undefined);
     return res;
   } catch (err) {
-    const code = err instanceof DialtoneError ? err.code : undefined;
-    source.events.emit({ type: "request", outcome: outcomeOf(err), durationMs: performance.now() - started, retries: trace.retries, code, address: trace.address });
+    emit(outcomeOf(err), err instanceof DialtoneError ? err.code : undefined);
     throw err;
   }
+}
+
+function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
+  if (o.signal?.aborted) return Promise.reject(new AbortedError(o.target, o.signal.reason));
+  return hedgedAttempts(source, o, attempt, trace, o.hedge as NonNullable<DispatchOptions["hedge"]>);
 }
 
 async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
   const signal = o.signal;
   if (signal?.aborted) throw new AbortedError(o.target, signal.reason);
-  const deadline = performance.now() + o.timeout;
+  const begun = performance.now();
+  // The budget's clock is performance.now() too: one read for both.
+  o.budget?.deposit(begun);
+  const deadline = begun + o.timeout;
   let last: unknown;
   for (let n = 1; n <= 1 + o.maxRetries; n++) {
     const remaining = deadline - performance.now();
@@ -100,49 +65,33 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     }
     const started = performance.now();
     let kept = false;
+    let verdict: AttemptOutcome = "ok";
     try {
-      const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, keepLease: () => (kept = true) });
-      if (!kept) lease.release(performance.now() - started);
+      const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, signal, keepLease: () => (kept = true), classify: (v) => (verdict = v) });
+      lease.report?.(verdict);
+      const latency = performance.now() - started;
+      // A kept lease resolved at its response head: the member answered, the body still streams.
+      if (!kept) lease.release(latency);
+      else lease.answered?.();
+      // A p95 hedge delay learns from every call, hedged or not.
+      o.hedge?.record(latency);
       return res;
     } catch (err) {
       lease.release();
       // Closing is its own reason: a request cut by close() is not a stream or member failure.
       if (lease.closedByChannel) throw new ClosedError(`channel ${o.target}`);
-      last = settle(err, o);
+      const failure = settle(err, o);
+      last = failure;
+      if (memberFailure(failure)) lease.report?.("local");
       if (!(last instanceof RequestError)) throw last;
       source.noteError(last);
       if (!mayRetry(last, o)) throw last;
+      // Past the budget no retry goes out: the caller gets this attempt's error.
+      if (n <= o.maxRetries && o.budget && !o.budget.tryWithdraw()) {
+        source.events.emit({ type: "retry-budget-exhausted", kind: "retry", address: lease.member.key });
+        throw last;
+      }
     }
   }
   throw last;
-}
-
-/** Retry only what HTTP/2 (or NATS) proves unprocessed, or what the caller called idempotent. */
-function mayRetry(err: RequestError, o: DispatchOptions): boolean {
-  if (err instanceof RequestTimeoutError || err.code === "ERR_DIALTONE_BAD_REQUEST" || err.code === "ERR_DIALTONE_REQUEST_BODY") return false;
-  if (o.replayable && !o.replayable()) return false;
-  return err.unprocessed || o.idempotent === true;
-}
-
-/**
- * The error the caller sees: an abort is AbortedError whoever noticed it
- * first (the queue, the stream, a timer), and nothing outside the taxonomy
- * escapes.
- */
-function settle(err: unknown, o: DispatchOptions): DialtoneError {
-  if (err instanceof AbortedError) return err;
-  if (o.signal?.aborted && !(err instanceof ClosedError)) return new AbortedError(o.target, o.signal.reason);
-  if (err instanceof DialtoneError) return err;
-  const e = err instanceof Error ? err : new Error(String(err));
-  return new RequestError("ERR_DIALTONE_STREAM", o.target, undefined, e.message, false, { cause: err });
-}
-
-function outcomeOf(err: unknown): RequestOutcome {
-  if (err instanceof RequestTimeoutError) return "timeout";
-  if (err instanceof NoMemberError) return "no-member";
-  if (err instanceof QueueFullError) return "queue-full";
-  if (err instanceof OverloadedError) return "overloaded";
-  if (err instanceof ClosedError) return "closed";
-  if (err instanceof AbortedError) return "aborted";
-  return "error";
 }

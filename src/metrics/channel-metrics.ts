@@ -64,6 +64,10 @@ export class ChannelMetrics {
     for (const result of ["ok", "error"]) this.#inc(f.resolves, { result }, 0);
     for (const outcome of ["ok", "error"]) this.#inc(f.requests, { outcome }, 0);
     this.#inc(f.requestRetries, {}, 0);
+    for (const kind of ["retry", "hedge"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
+    this.#inc(f.hedges, {}, 0);
+    for (const reason of ["consecutive_5xx", "consecutive_gateway", "consecutive_local"]) this.#inc(f.ejections, { reason }, 0);
+    this.#inc(f.hedgesWon, {}, 0);
   }
 
   #onEvent(e: ChannelEvent): void {
@@ -107,7 +111,15 @@ export class ChannelMetrics {
       case "request":
         this.#inc(f.requests, { outcome: snake(e.outcome) });
         if (e.retries > 0) this.#inc(f.requestRetries, {}, e.retries);
+        if (e.hedges > 0) this.#inc(f.hedges, {}, e.hedges);
+        if (e.hedgeWon) this.#inc(f.hedgesWon, {});
         this.#observe(f.requestDuration, {}, e.durationMs / 1000);
+        break;
+      case "ejected":
+        this.#inc(f.ejections, { reason: snake(e.reason) });
+        break;
+      case "retry-budget-exhausted":
+        this.#inc(f.retryBudgetExhausted, { kind: e.kind });
         break;
       case "server-error":
         this.#inc(f.serverErrors, { kind: e.kind });

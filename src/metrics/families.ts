@@ -29,6 +29,10 @@ export class Families {
   readonly resolves: Counter<"channel" | "result">;
   readonly requests: Counter<"channel" | "outcome">;
   readonly requestRetries: Counter<"channel">;
+  readonly retryBudgetExhausted: Counter<"channel" | "kind">;
+  readonly hedges: Counter<"channel">;
+  readonly ejections: Counter<"channel" | "reason">;
+  readonly hedgesWon: Counter<"channel">;
   readonly requestDuration: Histogram<"channel">;
   readonly serverErrors: Counter<"channel" | "kind">;
   readonly messagesDropped: Counter<"channel">;
@@ -89,6 +93,20 @@ export class Families {
       registers,
     });
     this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    this.ejections = new Counter({
+      name: "dialtone_ejections_total",
+      help: "Members ejected by outlier detection, by reason (consecutive_5xx, consecutive_gateway, consecutive_local).",
+      labelNames: ["channel", "reason"],
+      registers,
+    });
+    this.hedges = new Counter({ name: "dialtone_hedges_total", help: "Hedged attempts sent: extra attempts of idempotent calls still waiting for an answer.", labelNames: ["channel"], registers });
+    this.hedgesWon = new Counter({ name: "dialtone_hedges_won_total", help: "Calls whose answer came from a hedged attempt.", labelNames: ["channel"], registers });
+    this.retryBudgetExhausted = new Counter({
+      name: "dialtone_retry_budget_exhausted_total",
+      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge).",
+      labelNames: ["channel", "kind"],
+      registers,
+    });
     // No subject label: subjects are unbounded, and the event carries them.
     this.serverErrors = new Counter({
       name: "dialtone_server_errors_total",

@@ -2,6 +2,8 @@ import type { Address } from "../core/address.js";
 
 import type { MemberState } from "../core/events.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
+import { OutlierState } from "./outlier.js";
+import { Progress } from "./overdue.js";
 
 export type { MemberState };
 
@@ -27,6 +29,10 @@ export class PoolMember<C = unknown> {
   lastHeardAt = 0;
   /** When in-flight last went from 0 to 1, pool clock ms. */
   busySince = 0;
+  /** Unanswered requests and when the member last answered one (pool-owned; see overdue.ts). */
+  readonly progress = new Progress();
+  /** Outcome counts and ejection (pool-owned; see outlier.ts). */
+  readonly outlier = new OutlierState();
   /** Reported as suspect and not yet heard from since. */
   suspected = false;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */

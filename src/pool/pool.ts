@@ -1,6 +1,8 @@
 import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
+import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
+import { ejectionTime, mayEject, noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
@@ -18,6 +20,8 @@ export interface PoolOptions {
    * (ms) is suspect: picks avoid it while any other usable member exists. 0 disables.
    */
   suspectAfter?: number;
+  /** Outlier ejection from request outcomes; undefined: off. */
+  outlier?: OutlierOptions | undefined;
   now?: () => number;
 }
 
@@ -26,7 +30,10 @@ export type PoolEvent =
   | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
-  | { type: "suspect"; member: PoolMember };
+  | { type: "suspect"; member: PoolMember }
+  /** Request outcomes ejected a member for `durationMs`; the owner calls restore() when that is up. */
+  | { type: "ejected"; member: PoolMember; reason: EjectionReason; durationMs: number }
+  | { type: "restored"; member: PoolMember };
 
 /**
  * Members, their states and load, and the rules that decide who may take a
@@ -55,6 +62,10 @@ export class Pool<C = unknown> {
   #decay: number;
   #now: () => number;
   #suspectAfter: number;
+  #outlier: OutlierOptions | undefined;
+  #ejected = 0;
+  /** Members the pick in progress must not return (a hedge's); set only during pick(). */
+  #exclude: readonly object[] | undefined;
 
   constructor(options: PoolOptions) {
     this.#criticalMin = options.criticalMin;
@@ -67,6 +78,11 @@ export class Pool<C = unknown> {
         ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt })
         : () => new InFlight();
     this.#suspectAfter = options.suspectAfter ?? 0;
+    this.#outlier = options.outlier;
+  }
+
+  get ejectedCount(): number {
+    return this.#ejected;
   }
 
   get degraded(): boolean {
@@ -119,7 +135,13 @@ export class Pool<C = unknown> {
     if (to === "ready") this.#ready++;
     if (from === "unhealthy") this.#unhealthy--;
     if (to === "unhealthy") this.#unhealthy++;
-    if (to === "closed") this.#members.delete(member);
+    if (to === "closed") {
+      this.#members.delete(member);
+      if (member.outlier.ejected) {
+        member.outlier.ejected = false;
+        this.#ejected--;
+      }
+    }
     this.#afterChange(member, { type: "state", member, from, to, reason });
   }
 
@@ -130,19 +152,47 @@ export class Pool<C = unknown> {
 
   /**
    * P2C over usable members; counts the pick as in flight. A suspect member
-   * costs infinitely much, and when a draw still lands on one, up to four
-   * more draws look for another (all suspect: the first draw stands).
+   * costs infinitely much, an overdue one more the longer it is silent, and
+   * when a draw still lands on one of them (both drawn were), up to four
+   * more draws look for another (all avoided: the first draw stands). The
+   * redraws matter when two members share a backend that froze: P2C alone
+   * then hands a third of the picks to one of the two.
+   *
+   * `exclude` (a hedge: members already running this call) is avoided
+   * harder still; when every draw lands on one, nothing is picked.
    */
-  pick(): PoolMember<C> | undefined {
+  pick(exclude?: readonly object[]): PoolMember<C> | undefined {
+    this.#exclude = exclude;
+    try {
+      return this.#pick(exclude);
+    } finally {
+      this.#exclude = undefined;
+    }
+  }
+
+  #pick(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
     let m = pickP2C(this.#usable, this.#pickCost, this.#random);
     if (!m) return undefined;
-    for (let i = 0; i < 4 && this.#usable.size > 1 && this.#isSuspect(m); i++) {
+    let rank = this.#rank(m, exclude);
+    for (let i = 0; i < 4 && this.#usable.size > 1 && rank > 0; i++) {
       const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
-      if (!this.#isSuspect(alt)) m = alt;
+      const altRank = this.#rank(alt, exclude);
+      if (altRank < rank) {
+        m = alt;
+        rank = altRank;
+      }
     }
+    if (rank === 2) return undefined;
     const load = m.load;
-    // busySince only feeds suspicion: no clock read per pick when that is off.
-    if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = this.#now();
+    const p = m.progress;
+    if (p.pending === 0) {
+      // One clock read when the member goes from nothing pending to busy, shared with suspicion's busySince.
+      const now = this.#now();
+      if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = now;
+      p.start(now);
+    } else {
+      p.more();
+    }
     load.start();
     if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
@@ -154,7 +204,28 @@ export class Pool<C = unknown> {
     member.suspected = false;
   }
 
-  #pickCost = (m: PoolMember<C>): number => (this.#isSuspect(m) ? Number.POSITIVE_INFINITY : m.load.cost());
+  /**
+   * The load's cost, times how overdue the member's unanswered requests are
+   * (overdue.ts): a member that stopped answering loses every comparison
+   * within milliseconds, long before suspectAfter. No clock read while it has
+   * nothing pending.
+   */
+  #pickCost = (m: PoolMember<C>): number => {
+    // An excluded member loses every comparison against one that is not.
+    if (this.#isSuspect(m) || this.#exclude?.includes(m)) return Number.POSITIVE_INFINITY;
+    const cost = m.load.cost();
+    return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#now(), m.rtt);
+  };
+
+  /** 0: a good pick; 1: suspect or overdue; 2: excluded. */
+  #rank(m: PoolMember<C>, exclude: readonly object[] | undefined): number {
+    if (exclude?.includes(m)) return 2;
+    return this.#avoid(m) ? 1 : 0;
+  }
+
+  #avoid(m: PoolMember<C>): boolean {
+    return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#now(), m.rtt) >= AVOID_FACTOR);
+  }
 
   /** Busy and silent for suspectAfter. Reported once per episode so the owner can probe it. */
   #isSuspect(m: PoolMember<C>): boolean {
@@ -168,11 +239,60 @@ export class Pool<C = unknown> {
     return true;
   }
 
-  /** Ends one in-flight request; `latency` (ms), given when the member answered, is a load sample. */
-  release(member: PoolMember<C>, latency?: number): void {
+  /**
+   * A request's response head arrived while its body still streams: the
+   * member answered (progress, and proof of life), though the request stays
+   * in flight until release().
+   */
+  answered(member: PoolMember<C>): void {
+    member.progress.answer(this.#now());
+    this.heard(member);
+  }
+
+  /**
+   * Ends one in-flight request; `latency` (ms), given when the member
+   * answered, is a load sample. `wasAnswered`: answered() already counted
+   * its answer.
+   */
+  release(member: PoolMember<C>, latency?: number, wasAnswered = false): void {
     member.load.end(latency);
     if (latency !== undefined) this.heard(member);
+    if (!wasAnswered) {
+      if (latency !== undefined) member.progress.answer(member.lastHeardAt, latency);
+      else member.progress.drop();
+    }
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+  }
+
+  /**
+   * How one attempt on `member` ended, for outlier ejection (off unless
+   * configured). Past a threshold, and while fewer than maxEjectedPercent
+   * are ejected, the member takes no picks for its ejection time; it stays
+   * connected and PINGed.
+   */
+  outcome(member: PoolMember<C>, outcome: AttemptOutcome): void {
+    const o = this.#outlier;
+    if (!o || member.state === "closed") return;
+    const reason = noteOutcome(member.outlier, outcome, o);
+    if (!reason || member.outlier.ejected || !mayEject(this.#ejected, this.#members.size, o)) return;
+    member.outlier.ejected = true;
+    member.outlier.ejections++;
+    this.#ejected++;
+    const durationMs = ejectionTime(member.outlier, o);
+    this.#refreshUsable(member);
+    this.events.emit({ type: "ejected", member, reason, durationMs });
+  }
+
+  /** An ejection's time is up: the member takes picks again, its counts start over. */
+  restore(member: PoolMember<C>): void {
+    const s = member.outlier;
+    if (!s.ejected) return;
+    s.ejected = false;
+    s.consecutive5xx = s.consecutiveGateway = s.consecutiveLocal = 0;
+    this.#ejected--;
+    if (member.state === "closed") return;
+    this.#refreshUsable(member);
+    this.events.emit({ type: "restored", member });
   }
 
   isUsable(member: PoolMember<C>): boolean {
@@ -181,7 +301,7 @@ export class Pool<C = unknown> {
 
   #shouldBeUsable(m: PoolMember<C>): boolean {
     const byState = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
-    return byState && m.load.inFlight < m.maxConcurrent;
+    return byState && !m.outlier.ejected && m.load.inFlight < m.maxConcurrent;
   }
 
   /** Re-files one member; returns true when the usable count changed. */

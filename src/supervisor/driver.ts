@@ -8,6 +8,7 @@ import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import type { HealthOptions } from "../health/options.js";
 import { PoolMember } from "../pool/member.js";
+import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
 import { Pool, type Balancer } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { AcquireQueue } from "./acquire-queue.js";
@@ -53,6 +54,8 @@ export interface SupervisorOptions<C extends MemberConnection> {
   maxOutstanding?: number;
   /** A per-address delay hook replacing the backoff formula (see AddressBookOptions). */
   backoffDelay?: ((failures: number) => number) | undefined;
+  /** Outlier ejection from request outcomes; undefined: off. */
+  outlier?: OutlierOptions | undefined;
   /** Keep the resolver's address order instead of the per-process shuffle. */
   retainOrder?: boolean | undefined;
   random?: () => number;
@@ -70,6 +73,10 @@ export interface Lease<C> {
    * the peer.
    */
   readonly closedByChannel: boolean;
+  /** The response head arrived; the request stays in flight until release() (a streamed body). */
+  answered(): void;
+  /** How the attempt ended, for outlier ejection. */
+  report(outcome: AttemptOutcome): void;
   release(latencyMs?: number): void;
 }
 
@@ -144,7 +151,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
     });
-    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter });
+    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter, outlier: options.outlier });
     this.pool.events.add((e) => {
       if (e.type === "state") {
         const t = this.#tracked.get(e.member.id);
@@ -158,6 +165,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         // Busy and silent: ask now rather than at the next interval.
         t?.health.probeNow();
         return;
+      } else if (e.type === "ejected") {
+        const m = e.member as PoolMember<C>;
+        const t = this.#tracked.get(m.id);
+        this.events.emit({ type: "ejected", member: info(m, t?.slot), reason: e.reason, durationMs: e.durationMs });
+        // The pool has no timers: the driver ends the ejection. Unref'd (the clock's timers are).
+        this.#clock.setTimeout(() => this.pool.restore(m), e.durationMs);
+      } else if (e.type === "restored") {
+        const t = this.#tracked.get(e.member.id);
+        this.events.emit({ type: "ejection-ended", member: info(e.member, t?.slot) });
       }
       // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
       this.#updateStatus();
@@ -236,6 +252,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       () => new NoMemberError(this.target, timeoutMs, this.#lastError),
       () => new QueueFullError(this.target, this.#o.maxQueue, this.#lastError),
     );
+  }
+
+  /**
+   * A usable member other than those in `exclude`, now, or undefined (a
+   * hedge: it goes to a different member or not at all, and never queues).
+   */
+  tryAcquire(exclude: readonly object[]): Lease<C> | undefined {
+    if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
+    return this.#tryPick(exclude);
   }
 
   /** Records a request-level failure as the channel's most recent error. */
@@ -548,11 +573,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── picks and status ─────────────────────────────────────────────────
 
-  #tryPick(): Lease<C> | undefined {
-    const m = this.pool.pick();
+  #tryPick(exclude?: readonly object[]): Lease<C> | undefined {
+    const m = this.pool.pick(exclude);
     if (!m) return undefined;
     this.#outstanding++;
     let released = false;
+    let answered = false;
     const cut = this.#cut;
     return {
       member: m,
@@ -560,11 +586,17 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       get closedByChannel(): boolean {
         return cut.has(m);
       },
+      report: (outcome: AttemptOutcome) => this.pool.outcome(m, outcome),
+      answered: () => {
+        if (answered || released) return;
+        answered = true;
+        this.pool.answered(m);
+      },
       release: (latencyMs?: number) => {
         if (released) return;
         released = true;
         this.#outstanding--;
-        this.pool.release(m, latencyMs);
+        this.pool.release(m, latencyMs, answered);
       },
     };
   }

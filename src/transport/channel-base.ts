@@ -4,9 +4,12 @@ import { ClosedError } from "../core/errors.js";
 import { iterateEvents } from "../core/event-iterator.js";
 import type { ChannelEvent, ConnectionStatus } from "../core/events.js";
 import { dispatch, type Attempt } from "../dispatch/pipeline.js";
+import { HedgeTiming } from "../dispatch/hedge-timing.js";
+import { RetryBudget } from "../dispatch/retry-budget.js";
 import { ChannelMetrics, type MetricsOptions } from "../metrics/channel-metrics.js";
 import type { MemberConnection } from "../supervisor/connection.js";
 import type { Supervisor, SupervisorStats } from "../supervisor/supervisor.js";
+import type { ResolvedCommon } from "./common-options.js";
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
@@ -28,11 +31,17 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
   readonly name: string;
   protected readonly sup: Supervisor<C>;
   readonly #metrics = new Set<ChannelMetrics>();
+  /** Shared by every call of this channel: retries and hedges together stay within it. */
+  readonly #budget: RetryBudget | undefined;
+  /** When idempotent calls are hedged (one per channel: a "p95" delay learns from all its calls). */
+  readonly #hedge: HedgeTiming | undefined;
 
-  protected constructor(target: string, name: string, sup: Supervisor<C>) {
+  protected constructor(target: string, name: string, sup: Supervisor<C>, policy: Pick<ResolvedCommon, "retryBudget" | "hedge">) {
     this.target = target;
     this.name = name;
     this.sup = sup;
+    this.#budget = policy.retryBudget === false ? undefined : new RetryBudget(policy.retryBudget);
+    this.#hedge = policy.hedge ? new HedgeTiming(policy.hedge) : undefined;
   }
 
   /** Resolves when every member is connected and has answered a PING. Pass a signal to bound the wait. */
@@ -121,6 +130,8 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
         maxRetries: limits.maxRetries,
         acquireTimeout: limits.acquireTimeout,
         replayable: limits.replayable,
+        budget: this.#budget,
+        hedge: this.#hedge,
       },
       attempt,
     );

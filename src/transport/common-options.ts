@@ -2,6 +2,10 @@ import { requireDuration, requireInteger, requirePositiveDuration } from "../cor
 import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
+import { resolveHedge, type HedgeOptions } from "../dispatch/hedge-timing.js";
+import { resolveRetryBudget, type RetryBudgetOptions } from "../dispatch/retry-budget.js";
+import type { OutlierOptions } from "../pool/outlier.js";
+import { resolveOutlier } from "../pool/outlier-options.js";
 import type { Balancer } from "../pool/pool.js";
 import { DNS_OPTION_KEYS, type DnsResolverOptions } from "../resolve/dns-resolver.js";
 import type { Resolver } from "../resolve/resolver.js";
@@ -51,13 +55,35 @@ export interface CommonChannelOptions {
   minHold?: number;
   /** A connection that dies within this long of its first PONG counts as a failure of its address (default 5000). */
   flapWindow?: number;
+  /**
+   * Retries and hedges together may add at most `ratio` of the channel's
+   * calls over `window` plus `minPerSecond` (default { ratio: 0.2,
+   * minPerSecond: 10, window: 10000 }, Finagle's); false: no budget.
+   */
+  retryBudget?: Partial<RetryBudgetOptions> | false;
+  /**
+   * Hedged requests for calls marked idempotent (off by default): with no
+   * response after `delay` ms (or the channel's running p95: "p95", the
+   * default), another attempt goes to a different member, up to `max`
+   * (default 1); the first response wins, the others are cancelled. Paid
+   * from the retry budget.
+   */
+  hedge?: Partial<HedgeOptions> | false;
+  /**
+   * Outlier ejection from request outcomes (off unless given; Envoy's names):
+   * `{ consecutive5xx: 5, consecutiveGatewayErrors: 5, consecutiveLocalFailures: 5,
+   * baseEjection: 30000, maxEjection: 300000, maxEjectedPercent: 50 }` fill in
+   * what is missing. An ejected member stays connected and PINGed but takes
+   * no picks until its time is up.
+   */
+  outlier?: Partial<OutlierOptions> | false;
   /** Picker randomness; tests pin it. */
   random?: () => number;
 }
 
 export const COMMON_KEYS: readonly string[] = [
   "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "random",
+  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "outlier", "random",
 ];
 
 /**
@@ -85,6 +111,9 @@ export interface ResolvedCommon {
   maxOutstanding: number;
   minHold: number;
   flapWindow: number;
+  retryBudget: RetryBudgetOptions | false;
+  hedge: HedgeOptions | undefined;
+  outlier: OutlierOptions | undefined;
   random: (() => number) | undefined;
 }
 
@@ -125,6 +154,9 @@ export function resolveCommon(
     maxOutstanding: requireInteger("maxOutstanding", o.maxOutstanding ?? 10_000, 1),
     minHold: requireDuration("minHold", o.minHold ?? 30_000),
     flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
+    retryBudget: resolveRetryBudget(o.retryBudget),
+    hedge: resolveHedge(o.hedge),
+    outlier: resolveOutlier(o.outlier),
     random: o.random,
   };
 }
@@ -191,6 +223,7 @@ export function supervisorFor<C extends MemberConnection>(
     maxOutstanding: o.maxOutstanding,
     minHold: o.minHold,
     flapWindow: o.flapWindow,
+    outlier: o.outlier,
     random: o.random,
   });
 }

@@ -42,6 +42,10 @@ export type BackendCommand =
   | { cmd: "delay"; ms: number }
   | { cmd: "goaway" }
   | { cmd: "refuse-next"; n: number }
+  /** Answer every request but /healthz with `status` (0: back to normal). */
+  | { cmd: "status"; status: number }
+  /** Answer `percent` % of requests (evenly spread) `ms` late. */
+  | { cmd: "stall"; percent: number; ms: number }
   | { cmd: "stats" }
   | { cmd: "health"; status: number };
 
@@ -54,6 +58,10 @@ export interface BackendStats {
   refused: number;
   /** PING frames received (acks excluded), over all sessions. */
   pings: number;
+  /** Requests the stall command delayed. */
+  stalled: number;
+  /** Streams the client reset with CANCEL before they were answered (e.g. a hedge that lost). */
+  cancelled: number;
 }
 
 export interface BackendReply {

@@ -20,8 +20,11 @@ export function dialtonePeer(balancer: Balancer = "in-flight", members?: number)
   );
 }
 
-/** A dialtone channel built from `options(target)`, as a bench client: POST echo, x-backend back. */
-export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions): Peer {
+/**
+ * A dialtone channel built from `options(target)`, as a bench client: POST
+ * echo, x-backend back; `idempotent` marks the calls so (hedging needs it).
+ */
+export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions, idempotent = false): Peer {
   return {
     id,
     label,
@@ -34,7 +37,7 @@ export function dialtoneWith(id: string, label: string, options: (t: Target) => 
         async call(body) {
           let res;
           try {
-            res = await channel.request({ method: "POST", path: ECHO_PATH, body, timeout: t.timeoutMs });
+            res = await channel.request({ method: "POST", path: ECHO_PATH, body, timeout: t.timeoutMs, idempotent });
           } catch (err) {
             throw new CallError((err as Error).message, err instanceof RequestError ? err.address : undefined, { cause: err });
           }

@@ -36,7 +36,12 @@ const TUNED: grpc.ChannelOptions = {
  * @grpc/grpc-js with round_robin over a static ipv4: target, defaults or tuned
  * keepalive. `as` replaces the id, label and target (e.g. a dns:// target).
  */
-export function grpcJsPeer(tuned: boolean, as?: { id: string; label: string; target: (t: Target) => string }): Peer {
+export function grpcJsPeer(
+  tuned: boolean,
+  as?: { id: string; label: string; target: (t: Target) => string },
+  /** A gRFC A6 hedgingPolicy for the Echo method: `maxAttempts` in all, one every `delayMs`. */
+  hedge?: { delayMs: number; maxAttempts: number },
+): Peer {
   return {
     id: as?.id ?? (tuned ? "grpc-js-keepalive" : "grpc-js"),
     label: as?.label ?? (tuned ? "grpc-js round_robin, keepalive 1 s" : "grpc-js round_robin"),
@@ -45,7 +50,19 @@ export function grpcJsPeer(tuned: boolean, as?: { id: string; label: string; tar
     async open(t: Target): Promise<BenchClient> {
       const target = as ? as.target(t) : `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`;
       const options: grpc.ChannelOptions = {
-        "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+        "grpc.service_config": JSON.stringify({
+          loadBalancingConfig: [{ round_robin: {} }],
+          ...(hedge
+            ? {
+                methodConfig: [
+                  {
+                    name: [{ service: GRPC_PATH.split("/")[1] }],
+                    hedgingPolicy: { maxAttempts: hedge.maxAttempts, hedgingDelay: `${hedge.delayMs / 1000}s`, nonFatalStatusCodes: [] },
+                  },
+                ],
+              }
+            : {}),
+        }),
         ...(tuned ? TUNED : {}),
       };
       const raw = new EchoClient(target, grpc.credentials.createInsecure(), options);

@@ -7,6 +7,7 @@ import { replayable } from "./body.js";
 import type { Http2Connection } from "./connection.js";
 import { Http2Connector } from "./connector.js";
 import { openOnConnection, sendOnConnection, type Http2Response, type Http2StreamingResponse } from "./exchange.js";
+import { http2Outcome } from "./outcome.js";
 import { resolveHttp2Options, type Http2ChannelOptions, type ResolvedHttp2Options } from "./options.js";
 import { prepareRequest, type Http2RequestInit, type PreparedRequest } from "./request-input.js";
 
@@ -31,7 +32,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     const o = resolveHttp2Options(options);
     const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
-    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector));
+    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o);
     this.#o = o;
   }
 
@@ -43,9 +44,11 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
    */
   async request(init: Http2RequestInit): Promise<Http2Response> {
     const req = prepareRequest(init, this.target);
-    return await this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) =>
-      sendOnConnection(lease.connection, this.target, req, ctx.budgetMs, this.#o.maxResponseBytes),
-    );
+    return await this.call(this.#callOptions(req), this.#limits(req), async (lease, ctx) => {
+      const res = await sendOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, this.#o.maxResponseBytes);
+      ctx.classify(http2Outcome(res.status, res.headers, res.trailers));
+      return res;
+    });
   }
 
   /**
@@ -57,13 +60,16 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
    */
   async requestStream(init: Http2RequestInit): Promise<Http2StreamingResponse> {
     const req = prepareRequest(init, this.target);
-    return await this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) => {
+    return await this.call(this.#callOptions(req), this.#limits(req), async (lease, ctx) => {
       const started = performance.now();
       // The member stays leased while the body streams; the stream's end releases it.
       ctx.keepLease();
-      return openOnConnection(lease.connection, this.target, req, ctx.budgetMs, (completed) =>
+      const res = await openOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, (completed) =>
         lease.release(completed ? performance.now() - started : undefined),
       );
+      // gRPC puts a failure in the trailers; a trailers-only response (UNAVAILABLE at once) has it in the headers.
+      ctx.classify(http2Outcome(res.status, res.headers));
+      return res;
     });
   }
 
@@ -103,6 +109,11 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: () => boolean } {
     return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
   }
+}
+
+/** The request as one attempt sends it: with that attempt's signal (a hedge's also aborts when another attempt won). */
+function forAttempt(req: PreparedRequest, signal: AbortSignal | undefined): PreparedRequest {
+  return signal === req.signal ? req : { ...req, signal };
 }
 
 export function createHttp2Channel(options: Http2ChannelOptions): Http2Channel {

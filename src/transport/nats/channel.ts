@@ -47,7 +47,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       // Set before the member joins the pool, so no -ERR from its first moments is missed.
       adopt: (conn) => (conn.onServerError = (e) => emit(e)),
     });
-    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }));
+    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }), o);
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
@@ -73,7 +73,8 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
         throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
       }
       try {
-        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), signal);
+        // The attempt's signal: a hedge that lost is dropped here, and its late reply with it.
+        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), ctx.signal);
       } catch (err) {
         // The client fails pending requests a moment before it marks itself closed.
         await new Promise((r) => setImmediate(r));

@@ -33,6 +33,14 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
   tlsFirst?: boolean;
   /** Default request timeout, ms (default 5000). */
   requestTimeout?: number;
+  /**
+   * Per-attempt timeout for idempotent requests, ms (off by default): with
+   * no reply within it, the request is asked again on another member (the
+   * first may still answer: the first reply wins), up to twice, within the
+   * retry budget. Shorthand for `hedge: { delay: attemptTimeout, max: 2 }`;
+   * not together with `hedge`.
+   */
+  attemptTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
   maxPending?: number;
   /** Bytes a subscription buffers for a slow reader before dropping the oldest (default 64 MiB, as nats.go). */
@@ -61,7 +69,7 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
 }
 
 const NATS_KEYS = [
-  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
+  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
 ];
 
 /**
@@ -83,6 +91,11 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   const { target, servers } = list;
   const backoffDelay = resolveBackoffHook(o.backoff);
   const common = resolveCommon({ ...o, backoff: backoffDelay ? undefined : (o.backoff as Partial<BackoffOptions> | undefined) }, target, NATS_KEYS);
+  if (o.attemptTimeout !== undefined) {
+    if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
+    // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
+    common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2 };
+  }
   const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
   const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;
   const tls = resolveNatsTls(o.tls, list.tlsRequired, tlsFirst);

@@ -1,0 +1,82 @@
+import type { ChannelEvent } from "../core/events.js";
+import type { Listeners } from "../core/listeners.js";
+import type { AttemptOutcome } from "../pool/outlier.js";
+import type { HedgeTiming } from "./hedge-timing.js";
+import type { RetryBudget } from "./retry-budget.js";
+
+/** A picked member, held for one attempt; release it exactly once. */
+export interface DispatchLease<C> {
+  readonly member: { readonly key: string };
+  readonly connection: C;
+  /** True once close() cut this lease's member at closeGrace: the call failed because the channel closed. */
+  readonly closedByChannel?: boolean;
+  /** The attempt resolved but keeps its lease (a streamed body): the member answered. */
+  answered?(): void;
+  /** How the attempt ended, for outlier ejection. */
+  report?(outcome: AttemptOutcome): void;
+  release(latencyMs?: number): void;
+}
+
+/** Where leases come from: the supervisor, seen only through what dispatch needs. */
+export interface LeaseSource<C> {
+  acquire(signal: AbortSignal | undefined, timeoutMs: number): Promise<DispatchLease<C>>;
+  /**
+   * A usable member other than those in `exclude`, now, or undefined: a
+   * hedge goes to a different member or not at all, and never queues.
+   */
+  tryAcquire?(exclude: readonly DispatchLease<C>["member"][]): DispatchLease<C> | undefined;
+  /** Records a request-level failure as the channel's most recent error. */
+  noteError(error: Error): void;
+  readonly events: Listeners<ChannelEvent>;
+}
+
+export interface DispatchOptions {
+  /** Named in every error. */
+  target: string;
+  signal?: AbortSignal | undefined;
+  /** Budget for the whole call: waiting for a member, attempts, retries (ms). */
+  timeout: number;
+  /** The caller asserts the call may be repeated. */
+  idempotent?: boolean | undefined;
+  maxRetries: number;
+  acquireTimeout: number;
+  /** False once the request can no longer be sent again (a one-shot body was read). */
+  replayable?: () => boolean;
+  /** The channel's retry budget, shared by all its calls; undefined: no budget. */
+  budget?: RetryBudget | undefined;
+  /** The channel's hedging policy; undefined: off. Only idempotent calls are hedged. */
+  hedge?: HedgeTiming | undefined;
+}
+
+export interface AttemptContext {
+  /** ms left of the call's budget when the attempt started. */
+  readonly budgetMs: number;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /**
+   * The signal this attempt must honour: the caller's, or (hedged calls) one
+   * that also aborts when another attempt won — cancelling this one
+   * (RST_STREAM CANCEL; a NATS late reply is dropped).
+   */
+  readonly signal: AbortSignal | undefined;
+  /**
+   * The attempt keeps its lease past success (a streamed response still in
+   * flight) and will release it itself.
+   */
+  keepLease(): void;
+  /**
+   * The protocol's verdict on a response that arrived (an HTTP 503, gRPC
+   * UNAVAILABLE), for outlier ejection; a success says "ok" by default.
+   */
+  classify(outcome: AttemptOutcome): void;
+}
+
+export type Attempt<C, T> = (lease: DispatchLease<C>, ctx: AttemptContext) => Promise<T>;
+
+/** What the request event reports of one call. */
+export interface Trace {
+  retries: number;
+  hedges: number;
+  hedgeWon: boolean;
+  address: string | undefined;
+}

@@ -1,0 +1,91 @@
+/**
+ * Outlier ejection from request outcomes, with Envoy's names and semantics
+ * (outlier_detection, split between errors the upstream answered and errors
+ * of the connection itself): a member whose last N calls in a row answered
+ * 5xx, or a gateway error, or failed locally, is ejected — it stays
+ * connected and PINGed, but takes no picks until its time is up. That time
+ * is `baseEjection` × the number of times it was ejected, capped at
+ * `maxEjection`; never more than `maxEjectedPercent` of the members are
+ * ejected at once.
+ *
+ * PING/PONG proves the connection alive; this sees that the application
+ * behind it answers 503 to everything.
+ */
+
+/** How one attempt ended, as outlier detection counts it. */
+export type AttemptOutcome =
+  /** Anything but a 5xx: the upstream works. */
+  | "ok"
+  /** A 5xx that is not a gateway error. */
+  | "5xx"
+  /** 502, 503, 504, or gRPC UNAVAILABLE: counts as a 5xx and as a gateway error. */
+  | "gateway"
+  /** No answer: reset, timeout, connection lost. */
+  | "local";
+
+import type { EjectionReason } from "../core/events.js";
+
+export type { EjectionReason };
+
+export interface OutlierOptions {
+  /** 5xx answers in a row that eject (0: off). Envoy's consecutive_5xx. */
+  consecutive5xx: number;
+  /** 502/503/504 or gRPC UNAVAILABLE in a row that eject (0: off). Envoy's consecutive_gateway_failure. */
+  consecutiveGatewayErrors: number;
+  /** Local failures (reset, timeout, connection lost) in a row that eject (0: off). Envoy's consecutive_local_origin_failure. */
+  consecutiveLocalFailures: number;
+  /** First ejection, ms; each repeat is this × the number of ejections. */
+  baseEjection: number;
+  /** Longest ejection, ms. */
+  maxEjection: number;
+  /** Most members ejected at once, as a percentage of the members. */
+  maxEjectedPercent: number;
+}
+
+/** One member's counts. Pool-owned. */
+export class OutlierState {
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  consecutiveLocal = 0;
+  /** Times ejected so far: the ejection time grows with it. */
+  ejections = 0;
+  ejected = false;
+}
+
+/**
+ * Counts one outcome; returns why the member should be ejected now, if it
+ * should. Pure but for the counters it updates.
+ */
+export function noteOutcome(s: OutlierState, outcome: AttemptOutcome, o: OutlierOptions): EjectionReason | undefined {
+  switch (outcome) {
+    case "ok":
+      s.consecutive5xx = 0;
+      s.consecutiveGateway = 0;
+      s.consecutiveLocal = 0;
+      return undefined;
+    case "local":
+      s.consecutiveLocal++;
+      return o.consecutiveLocalFailures > 0 && s.consecutiveLocal >= o.consecutiveLocalFailures ? "consecutive-local" : undefined;
+    case "gateway":
+      s.consecutiveGateway++;
+      s.consecutive5xx++;
+      s.consecutiveLocal = 0;
+      if (o.consecutiveGatewayErrors > 0 && s.consecutiveGateway >= o.consecutiveGatewayErrors) return "consecutive-gateway";
+      return o.consecutive5xx > 0 && s.consecutive5xx >= o.consecutive5xx ? "consecutive-5xx" : undefined;
+    case "5xx":
+      s.consecutive5xx++;
+      s.consecutiveGateway = 0;
+      s.consecutiveLocal = 0;
+      return o.consecutive5xx > 0 && s.consecutive5xx >= o.consecutive5xx ? "consecutive-5xx" : undefined;
+  }
+}
+
+/** How long this ejection lasts (ms): base × ejections so far (this one included), capped. */
+export function ejectionTime(s: OutlierState, o: OutlierOptions): number {
+  return Math.min(o.baseEjection * Math.max(1, s.ejections), Math.max(o.maxEjection, o.baseEjection));
+}
+
+/** Whether one more member may be ejected: never past maxEjectedPercent of `members`. */
+export function mayEject(ejected: number, members: number, o: OutlierOptions): boolean {
+  return ((ejected + 1) * 100) / members <= o.maxEjectedPercent;
+}

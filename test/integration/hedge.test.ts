@@ -1,0 +1,115 @@
+import { request as undiciRequest, type Dispatcher } from "undici";
+import { describe, expect, it } from "vitest";
+import { createDispatcher } from "../../src/adapters/undici.js";
+import type { ChannelEvent } from "../../src/index.js";
+import { startBackends, type Backend } from "../helpers/backends.js";
+import { recordEvents } from "../helpers/channel.js";
+import { channelFixture, staticDiscovery } from "../helpers/setup.js";
+
+const { open } = channelFixture();
+
+type RequestEvent = Extract<ChannelEvent, { type: "request" }>;
+const requests = (events: ChannelEvent[]): RequestEvent[] => events.filter((e): e is RequestEvent => e.type === "request");
+
+/** Two backends, the first answering every request 1 s late (it still PINGs fine). */
+async function stalledPair(): Promise<[Backend, Backend]> {
+  const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
+  await backends[0]!.command({ cmd: "stall", percent: 100, ms: 1000 });
+  return backends as [Backend, Backend];
+}
+
+describe("hedged requests against real HTTP/2 backends", () => {
+  it("an idempotent call with no answer after `delay` goes to the other member; the first answer wins and the loser is cancelled", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    const took: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      const t0 = performance.now();
+      const res = await ch.request({ path: "/", idempotent: true });
+      took.push(performance.now() - t0);
+      expect(res.status).toBe(200);
+      expect(res.headers["x-backend"]).toBe(fast.key);
+    }
+    // Without hedging, every call that P2C sends to the stalled member takes 1 s.
+    expect(Math.max(...took)).toBeLessThan(600);
+    const evs = requests(rec.events);
+    const hedged = evs.filter((e) => e.hedges === 1);
+    expect(hedged.length).toBeGreaterThan(0);
+    expect(hedged.every((e) => e.hedgeWon && e.address === fast.key && e.outcome === "ok")).toBe(true);
+    expect(evs.filter((e) => e.hedges === 0).every((e) => !e.hedgeWon && e.address === fast.key)).toBe(true);
+    // Each loser was reset with RST_STREAM CANCEL before the stalled backend answered it.
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await slow.stats()).cancelled).toBe(hedged.length);
+  });
+
+  it("calls not marked idempotent are never hedged: they wait for the stalled member", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    const results = await Promise.all(Array.from({ length: 8 }, () => ch.request({ path: "/", method: "POST", body: "x" })));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(results.some((r) => r.headers["x-backend"] === slow.key)).toBe(true);
+    expect(requests(rec.events).every((e) => e.hedges === 0)).toBe(true);
+    expect((await slow.stats()).cancelled).toBe(0);
+  });
+
+  it("a streamed response (requestStream, what the adapters use) is hedged too: the winner streams, the loser is cancelled", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    for (let i = 0; i < 8; i++) {
+      const res = await ch.requestStream({ path: "/", idempotent: true });
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).toString()).toBe(`ok ${fast.key}`);
+    }
+    const hedged = requests(rec.events).filter((e) => e.hedges === 1);
+    expect(hedged.length).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await slow.stats()).cancelled).toBe(hedged.length);
+    // Nothing stays leased: every member is idle again.
+    expect(ch.stats().members.every((m) => m.inFlight === 0)).toBe(true);
+  });
+
+  it("through the undici adapter (dialtone/undici): an undici request marked idempotent is hedged", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    // undici's request() types its dispatcher as its own Dispatcher class; ours is what it calls.
+    const dispatcher = createDispatcher(ch) as unknown as Dispatcher;
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      const res = await undiciRequest(`http://svc.test:${slow.port}/`, { dispatcher, idempotent: true });
+      expect(await res.body.text()).toBe(`ok ${fast.key}`);
+      expect(performance.now() - t0).toBeLessThan(600);
+    }
+    expect(requests(rec.events).some((e) => e.hedges === 1 && e.hedgeWon)).toBe(true);
+  });
+
+  it("hedges are paid from the retry budget: with a tiny one, one hedge goes out, then none, each refusal an event", async () => {
+    const [slow, fast] = await stalledPair();
+    const ch = open({
+      target: `http://svc.test:${slow.port}`,
+      discovery: staticDiscovery([slow, fast]),
+      members: 2,
+      hedge: { delay: 30, max: 1 },
+      retryBudget: { ratio: 0, minPerSecond: 0.1, window: 10_000 },
+    });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    // Concurrent calls, so some land on the stalled member whatever P2C's draws.
+    await Promise.all(Array.from({ length: 12 }, () => ch.request({ path: "/", idempotent: true })));
+    const evs = requests(rec.events);
+    expect(evs.filter((e) => e.hedges > 0)).toHaveLength(1);
+    const exhausted = rec.events.filter((e) => e.type === "retry-budget-exhausted");
+    expect(exhausted.length).toBeGreaterThan(0);
+    expect(exhausted.every((e) => e.type === "retry-budget-exhausted" && e.kind === "hedge")).toBe(true);
+    // Every call sent to the stalled member and not hedged waited for it.
+    expect(evs.filter((e) => e.address === slow.key).length).toBe(exhausted.length);
+  });
+});

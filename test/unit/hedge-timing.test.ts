@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/core/errors.js";
+import { HedgeTiming, resolveHedge } from "../../src/dispatch/hedge-timing.js";
+import { PoolMember } from "../../src/pool/member.js";
+import { Pool } from "../../src/pool/pool.js";
+import { mulberry32 } from "../helpers/random.js";
+
+describe("HedgeTiming: when a call's next hedge is due", () => {
+  it("a fixed delay is that delay, whatever was recorded", () => {
+    const t = new HedgeTiming({ delay: 40, max: 2 });
+    for (let i = 0; i < 100; i++) t.record(1000);
+    expect(t.delayMs()).toBe(40);
+    expect(t.max).toBe(2);
+  });
+
+  it('"p95": no hedging before 32 samples, then the 95th percentile of the recent ones', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1 });
+    for (let i = 1; i <= 31; i++) t.record(i);
+    expect(t.delayMs()).toBeUndefined();
+    t.record(32);
+    expect(t.delayMs()).toBe(31); // ceil(0.95 × 32) = 31st smallest
+    // 100 samples of 1..100 (the p95 is re-sorted every 32 samples): 95.
+    const u = new HedgeTiming({ delay: "p95", max: 1 });
+    for (let i = 0; i < 128; i++) u.record((i % 100) + 1);
+    expect(u.delayMs()).toBeGreaterThanOrEqual(90);
+    expect(u.delayMs()).toBeLessThanOrEqual(96);
+  });
+
+  it('"p95" follows the recent window (512 samples): old latencies leave', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1 });
+    for (let i = 0; i < 512; i++) t.record(500);
+    expect(t.delayMs()).toBe(500);
+    for (let i = 0; i < 512; i++) t.record(5);
+    expect(t.delayMs()).toBe(5);
+    t.record(Number.NaN);
+    t.record(-1);
+    expect(t.delayMs()).toBe(5);
+  });
+
+  it("options: off unless given; defaults p95 and 1; bad values are ConfigErrors naming the option", () => {
+    expect(resolveHedge(undefined)).toBeUndefined();
+    expect(resolveHedge(false)).toBeUndefined();
+    expect(resolveHedge({})).toEqual({ delay: "p95", max: 1 });
+    expect(resolveHedge({ delay: 20, max: 3 })).toEqual({ delay: 20, max: 3 });
+    for (const [input, option] of [
+      [{ delay: 0 }, "hedge.delay"],
+      [{ delay: "p99" }, "hedge.delay"],
+      [{ max: 0 }, "hedge.max"],
+      [{ max: 1.5 }, "hedge.max"],
+      [{ dealy: 5 }, "hedge.dealy"],
+      [5, "hedge"],
+    ] as const) {
+      expect(() => resolveHedge(input), option).toThrow(ConfigError);
+      expect(() => resolveHedge(input)).toThrow(option);
+    }
+  });
+});
+
+describe("Pool.pick(exclude): a hedge goes to a different member or nowhere", () => {
+  const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
+  it("never returns an excluded member; undefined when only excluded ones are usable", () => {
+    const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(11) });
+    const ms = [1, 2, 3].map((i) => {
+      const m = new PoolMember<null>(i, addr(i + 1), `k${i}`, null);
+      m.state = "ready";
+      pool.add(m);
+      return m;
+    });
+    const [a, b, c] = ms as [PoolMember<null>, PoolMember<null>, PoolMember<null>];
+    for (let i = 0; i < 200; i++) {
+      const m = pool.pick([a]) as PoolMember<null>;
+      expect(m === b || m === c).toBe(true);
+      pool.release(m, 1);
+    }
+    // One usable member left: a draw of the two excluded ones (1 in 3) is redrawn up to four times, then nothing.
+    let toC = 0;
+    for (let i = 0; i < 200; i++) {
+      const m = pool.pick([a, b]);
+      expect(m === c || m === undefined).toBe(true);
+      if (m) {
+        toC++;
+        pool.release(m, 1);
+      }
+    }
+    expect(toC).toBeGreaterThanOrEqual(190);
+    expect(pool.pick([a, b, c])).toBeUndefined();
+    expect(ms.every((m) => m.inFlight === 0)).toBe(true);
+  });
+});

@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/core/errors.js";
+import { PoolMember } from "../../src/pool/member.js";
+import { OutlierState, ejectionTime, mayEject, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
+import { DEFAULT_OUTLIER, resolveOutlier } from "../../src/pool/outlier-options.js";
+import { Pool, type PoolEvent } from "../../src/pool/pool.js";
+import { mulberry32 } from "../helpers/random.js";
+
+const O: OutlierOptions = { ...DEFAULT_OUTLIER, consecutive5xx: 3, consecutiveGatewayErrors: 0, consecutiveLocalFailures: 2, baseEjection: 1000, maxEjection: 2500 };
+
+describe("outlier rules (Envoy's detectors), pure", () => {
+  it("counts in a row; any ok answer starts over", () => {
+    const s = new OutlierState();
+    expect(noteOutcome(s, "5xx", O)).toBeUndefined();
+    expect(noteOutcome(s, "5xx", O)).toBeUndefined();
+    expect(noteOutcome(s, "ok", O)).toBeUndefined();
+    expect(noteOutcome(s, "5xx", O)).toBeUndefined();
+    expect(noteOutcome(s, "gateway", O)).toBeUndefined(); // a gateway error is a 5xx too
+    expect(noteOutcome(s, "5xx", O)).toBe("consecutive-5xx");
+  });
+
+  it("gateway errors have their own threshold (off at 0); local failures theirs, and an answer breaks their run", () => {
+    const g = { ...O, consecutiveGatewayErrors: 2, consecutive5xx: 0 };
+    const s = new OutlierState();
+    expect(noteOutcome(s, "gateway", g)).toBeUndefined();
+    expect(noteOutcome(s, "gateway", g)).toBe("consecutive-gateway");
+    const l = new OutlierState();
+    expect(noteOutcome(l, "local", O)).toBeUndefined();
+    expect(noteOutcome(l, "5xx", O)).toBeUndefined();
+    expect(noteOutcome(l, "local", O)).toBeUndefined();
+    expect(noteOutcome(l, "local", O)).toBe("consecutive-local");
+  });
+
+  it("the ejection time grows with each repeat, capped at maxEjection; never past maxEjectedPercent", () => {
+    const s = new OutlierState();
+    s.ejections = 1;
+    expect(ejectionTime(s, O)).toBe(1000);
+    s.ejections = 2;
+    expect(ejectionTime(s, O)).toBe(2000);
+    s.ejections = 5;
+    expect(ejectionTime(s, O)).toBe(2500);
+    expect(mayEject(0, 3, O)).toBe(true); // 1 of 3 = 33 % ≤ 50 %
+    expect(mayEject(1, 3, O)).toBe(false); // 2 of 3 = 67 %
+    expect(mayEject(0, 1, O)).toBe(false); // the only member is never ejected at 50 %
+    expect(mayEject(1, 4, O)).toBe(true);
+  });
+
+  it("options: off unless given; defaults fill in; bad values are ConfigErrors naming the option", () => {
+    expect(resolveOutlier(undefined)).toBeUndefined();
+    expect(resolveOutlier(false)).toBeUndefined();
+    expect(resolveOutlier({})).toEqual(DEFAULT_OUTLIER);
+    expect(DEFAULT_OUTLIER).toMatchObject({ baseEjection: 30_000, maxEjectedPercent: 50 });
+    for (const [input, option] of [
+      [{ consecutive5xx: -1 }, "outlier.consecutive5xx"],
+      [{ baseEjection: 0 }, "outlier.baseEjection"],
+      [{ maxEjectedPercent: 101 }, "outlier.maxEjectedPercent"],
+      [{ baseEjection: 5000, maxEjection: 1000 }, "outlier.maxEjection"],
+      [{ consecutive5XX: 1 }, "outlier.consecutive5XX"],
+    ] as const) {
+      expect(() => resolveOutlier(input), option).toThrow(ConfigError);
+      expect(() => resolveOutlier(input)).toThrow(option);
+    }
+  });
+});
+
+describe("Pool: ejection is pickability", () => {
+  function setup(n = 3) {
+    const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(4), outlier: O });
+    const events: PoolEvent[] = [];
+    pool.events.add((e) => events.push(e));
+    const ms = Array.from({ length: n }, (_, i) => {
+      const m = new PoolMember<null>(i + 1, { host: `127.0.0.${i + 2}`, port: 1, family: 4 }, `k${i + 1}`, null);
+      m.state = "ready";
+      pool.add(m);
+      return m;
+    });
+    return { pool, ms, events };
+  }
+
+  it("an ejected member takes no picks but stays ready (connected, PINGed); restore() brings it back with fresh counts", () => {
+    const { pool, ms, events } = setup();
+    const a = ms[0] as PoolMember<null>;
+    for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
+    expect(events.find((e) => e.type === "ejected")).toMatchObject({ member: a, reason: "consecutive-5xx", durationMs: 1000 });
+    expect(pool.isUsable(a)).toBe(false);
+    expect(a.state).toBe("ready");
+    expect(pool.servingCount).toBe(3);
+    for (let i = 0; i < 100; i++) {
+      const m = pool.pick() as PoolMember<null>;
+      expect(m).not.toBe(a);
+      pool.release(m, 1);
+    }
+    pool.restore(a);
+    expect(pool.isUsable(a)).toBe(true);
+    expect(events.at(-1)).toMatchObject({ type: "restored", member: a });
+    // Fresh counts: two more 5xx do not eject; the third does, for twice as long.
+    pool.outcome(a, "5xx");
+    pool.outcome(a, "5xx");
+    expect(pool.isUsable(a)).toBe(true);
+    pool.outcome(a, "5xx");
+    expect(events.filter((e) => e.type === "ejected").at(-1)).toMatchObject({ durationMs: 2000 });
+  });
+
+  it("never more than maxEjectedPercent ejected: a second failing member keeps taking picks", () => {
+    const { pool, ms } = setup();
+    const [a, b] = ms as [PoolMember<null>, PoolMember<null>];
+    for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
+    for (let i = 0; i < 10; i++) pool.outcome(b, "5xx");
+    expect(pool.isUsable(a)).toBe(false);
+    expect(pool.isUsable(b)).toBe(true);
+    expect(pool.ejectedCount).toBe(1);
+    // A closed ejected member frees its share.
+    pool.setState(a, "closed", "test");
+    expect(pool.ejectedCount).toBe(0);
+    pool.outcome(b, "5xx");
+    expect(pool.isUsable(b)).toBe(false);
+  });
+});
+
+describe("http2Outcome: what an HTTP/2 answer counts as", () => {
+  it("502/503/504 and gRPC UNAVAILABLE (headers of a trailers-only response, or trailers) are gateway errors; other 5xx are 5xx", async () => {
+    const { http2Outcome } = await import("../../src/transport/http2/outcome.js");
+    expect(http2Outcome(200, {})).toBe("ok");
+    expect(http2Outcome(404, {})).toBe("ok");
+    expect(http2Outcome(500, {})).toBe("5xx");
+    for (const s of [502, 503, 504]) expect(http2Outcome(s, {})).toBe("gateway");
+    expect(http2Outcome(200, { "grpc-status": "14" })).toBe("gateway");
+    expect(http2Outcome(200, {}, { "grpc-status": "14" })).toBe("gateway");
+    expect(http2Outcome(200, {}, { "grpc-status": "2" })).toBe("ok");
+  });
+});

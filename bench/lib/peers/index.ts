@@ -4,7 +4,7 @@ import { dialtoneConnectPeer, dialtoneFetchPeer } from "./dialtone-adapters.js";
 import { grpcJsPeer } from "./grpcjs.js";
 import { rawPeer } from "./raw.js";
 import type { Peer } from "./types.js";
-import { undiciBalanced, undiciPoolPeer } from "./undici.js";
+import { undiciBalanced, undiciFetchPeer, undiciPoolPeer } from "./undici.js";
 
 export const dialtone = dialtonePeer();
 export const dialtonePeakEwma = dialtonePeer("peak-ewma");
@@ -15,7 +15,7 @@ export const grpcJsKeepalive = grpcJsPeer(true);
 export const undiciBalancedPeer = undiciBalanced();
 /** Every POST marked idempotent, so undici multiplexes them (throughput only). */
 export const undiciBalancedIdempotent = undiciBalanced(true);
-export { connectPeer, dialtoneConnectPeer, dialtoneFetchPeer, rawPeer, undiciPoolPeer };
+export { connectPeer, dialtoneConnectPeer, dialtoneFetchPeer, rawPeer, undiciFetchPeer, undiciPoolPeer };
 
 /** Every client, dialtone first. */
 export const ALL_PEERS: Peer[] = [dialtone, rawPeer, undiciPoolPeer, undiciBalancedPeer, connectPeer, grpcJs, grpcJsKeepalive];

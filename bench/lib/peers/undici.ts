@@ -80,3 +80,34 @@ export function undiciBalanced(idempotent = false): Peer {
     },
   };
 }
+
+/**
+ * Node's global fetch over the same undici Pool (h2c): the control for
+ * "fetch via dialtone", so the cost of fetch itself (WHATWG streams, Response
+ * objects) shows apart from the dispatcher under it.
+ */
+export const undiciFetchPeer: Peer = {
+  id: "undici-pool-fetch",
+  label: "fetch via undici Pool (h2c)",
+  protocol: "http2",
+  namesFailedBackend: false,
+  async open(t) {
+    const pool = new Pool(`http://${HOSTNAME}:${t.port}`, {
+      factory: h2c,
+      connections: t.hosts.length,
+      connect: h2cConnect({ lookup: rotatingLookup(t.hosts) }),
+    });
+    const url = `http://${HOSTNAME}:${t.port}${ECHO_PATH}`;
+    const client: BenchClient = {
+      async call(body) {
+        const res = await fetch(url, { method: "POST", body, dispatcher: pool, signal: AbortSignal.timeout(t.timeoutMs) } as unknown as RequestInit);
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`status ${res.status}`);
+        return res.headers.get("x-backend") ?? undefined;
+      },
+      close: () => pool.destroy(),
+    };
+    await warmUp(client);
+    return client;
+  },
+};

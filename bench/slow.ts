@@ -8,7 +8,7 @@ import { withClient } from "./lib/client-run.js";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
-import { ALL_PEERS, dialtonePeakEwma } from "./lib/peers/index.js";
+import { ALL_PEERS, dialtoneInFlight } from "./lib/peers/index.js";
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, roundsFromEnv } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
@@ -19,7 +19,7 @@ const DURATION_MS = 1500;
 const TIMEOUT_MS = 2000;
 const DELAY_MS = 20;
 const ROUNDS = roundsFromEnv(3);
-const PEERS = [...ALL_PEERS.slice(0, 1), dialtonePeakEwma, ...ALL_PEERS.slice(1)];
+const PEERS = [...ALL_PEERS.slice(0, 1), dialtoneInFlight, ...ALL_PEERS.slice(1)];
 
 interface RunResult {
   p50Ms: number;

@@ -25,7 +25,7 @@ export interface CommonChannelOptions {
   /** Redial backoff for member slots (default 100 ms ×2 up to 10 s, never gives up). */
   backoff?: Partial<BackoffOptions>;
   degraded?: { criticalMin?: number };
-  /** P2C cost: "in-flight" (default) or "peak-ewma". */
+  /** P2C cost: "peak-ewma" (default: latency estimate × (in-flight + 1), decaying toward the PING RTT) or "in-flight". */
   balancer?: Balancer;
   /** Longest wait for a usable member (default 5000). */
   acquireTimeout?: number;
@@ -129,7 +129,8 @@ export function resolveCommon(
   checkKeys("", o, [...COMMON_KEYS, ...known]);
   const members = requireInteger("members", o.members ?? 3, 1, MAX_MEMBERS);
   const criticalMin = resolveDegraded(o.degraded, members);
-  const balancer = o.balancer ?? "in-flight";
+  // peak-ewma by default: with decay on read it no longer starves a once-slow member, and bench/slow shows it better.
+  const balancer = o.balancer ?? "peak-ewma";
   if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
   const name = o.name ?? target;
   if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");

@@ -142,7 +142,9 @@ describe("faults against real HTTP/2 backends in child processes", () => {
       },
       { concurrency: 1, maxMs: 10_000, stop: () => n >= 300 },
     );
-    expect((share.get(backends[2]!.key) ?? 0) / n).toBeLessThan(0.05);
+    // Not zero: the estimate decays on read, so the slow member is tried again now and then
+    // rather than starved for good (in-flight would give it about a third).
+    expect((share.get(backends[2]!.key) ?? 0) / n).toBeLessThan(0.12);
   });
 
   it("passive suspicion: under load a frozen backend is avoided long before PINGs mark it unhealthy", async () => {

@@ -51,7 +51,8 @@ describe("outlier ejection against real HTTP/2 backends", () => {
   it("off unless configured: without `outlier` the 503 backend keeps its share", async () => {
     const backends = await startBackends(HOSTS);
     await backends[0]!.command({ cmd: "status", status: 503 });
-    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3 });
+    // The in-flight balancer spreads one-at-a-time calls evenly, so only ejection could take the share away.
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3, balancer: "in-flight" });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const statuses: number[] = [];

@@ -3,11 +3,11 @@ import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, ty
 
 /**
  * dialtone's HTTP/2 channel with its defaults: one member per backend
- * address, PING every 1 s, P2C on in-flight counts. `members` pins the
+ * address, PING every 1 s, P2C on peak-EWMA cost. `members` pins the
  * member count instead (the 1-member control variant).
  */
-export function dialtonePeer(balancer: Balancer = "in-flight", members?: number): Peer {
-  const variant = [balancer !== "in-flight" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : ""].filter(Boolean);
+export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number): Peer {
+  const variant = [balancer !== "peak-ewma" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : ""].filter(Boolean);
   return dialtoneWith(
     ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
     variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",

@@ -7,9 +7,10 @@ import type { Peer } from "./types.js";
 import { undiciBalanced, undiciFetchPeer, undiciPoolPeer } from "./undici.js";
 
 export const dialtone = dialtonePeer();
-export const dialtonePeakEwma = dialtonePeer("peak-ewma");
+/** The other balancer, for bench/slow. */
+export const dialtoneInFlight = dialtonePeer("in-flight");
 /** Control: one member, so one backend, like the raw session; separates client cost from the 3-backend spread. */
-export const dialtoneOneMember = dialtonePeer("in-flight", 1);
+export const dialtoneOneMember = dialtonePeer("peak-ewma", 1);
 export const grpcJs = grpcJsPeer(false);
 export const grpcJsKeepalive = grpcJsPeer(true);
 export const undiciBalancedPeer = undiciBalanced();

@@ -28,7 +28,8 @@ function grpcFrame(value: Buffer): Buffer {
 describe("dialtone/connect: Connect and gRPC clients over a channel (Python gRPC and connect-node servers)", () => {
   it("gRPC unary and server-streaming calls to three Python gRPC servers balance over the warm members", async () => {
     const servers = [await startPythonGrpc("127.0.0.2"), await startPythonGrpc("127.0.0.3"), await startPythonGrpc("127.0.0.4")];
-    const ch = await channelOver(servers);
+    // In-flight spreads one-at-a-time calls evenly: this test is about the adapter reaching every member.
+    const ch = await channelOver(servers, { balancer: "in-flight" });
     const transport = createGrpcTransport({ baseUrl: ch.target, sessionManager: createSessionManager(ch) });
     const echo = createClient(EchoService, transport);
     const backends = new Set<string>();

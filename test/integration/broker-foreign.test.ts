@@ -44,6 +44,8 @@ upstreams:
     target: "http://grpc.internal:${grpcs[0]!.port}"
     discovery: "static:///${grpcs.map((s) => s.key).join(",")}"
     members: 2
+    # One call at a time from the client: in-flight spreads them evenly (the test checks both servers serve).
+    balancer: in-flight
     hosts: ["grpc.internal"]
     warm: true
 `);

@@ -6,7 +6,7 @@ import type { RetryBudget } from "./retry-budget.js";
 
 /** A picked member, held for one attempt; release it exactly once. */
 export interface DispatchLease<C> {
-  readonly member: { readonly key: string };
+  readonly member: { readonly key: string; readonly id: number };
   readonly connection: C;
   /** True once close() cut this lease's member at closeGrace: the call failed because the channel closed. */
   readonly closedByChannel?: boolean;

@@ -44,7 +44,9 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
       took.push(performance.now() - t0);
       expect(msg.string()).toMatch(new RegExp(`\\|m${i}$`));
     }
-    expect(Math.max(...took)).toBeLessThan(500);
+    // Unhedged, a request on the frozen member would wait out its 1500 ms timeout; hedged it is
+    // answered in about the hedge delay (the bound leaves room for a loaded 2-core CI machine).
+    expect(Math.max(...took)).toBeLessThan(1000);
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
     expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key)).toBe(true);
     const hedged = evs.filter((e) => e.hedges === 1);
@@ -65,7 +67,7 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const rec = recordEvents(ch);
     for (let i = 0; i < 20; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
-    expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key && e.durationMs < 500)).toBe(true);
+    expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key && e.durationMs < 1000)).toBe(true);
     expect(evs.some((e) => e.hedges > 0 && e.hedgeWon)).toBe(true);
   });
 

@@ -117,11 +117,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     validateSubject(subject, this.target, true);
     const opts = checkSubscribeOptions(options, this.target);
     const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
-      place: async (signal) => {
-        const lease = await this.sup.acquire(signal);
-        lease.release();
-        return { memberId: lease.member.id, address: lease.member.key, nc: lease.connection.nc };
-      },
+      // Placement is a call like any other (the dispatch pipeline: bounded wait, typed aborts, the request event).
+      place: (signal) =>
+        this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => ({
+          memberId: lease.member.id,
+          address: lease.member.key,
+          nc: lease.connection.nc,
+        })),
       emit: (e) => this.sup.events.emit(e),
     });
     await s.start();

@@ -3,7 +3,7 @@ import { addressKey } from "../core/address.js";
 import { systemClock, withTimeout, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
 import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, asError } from "../core/errors.js";
-import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo } from "../core/events.js";
+import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import type { HealthOptions } from "../health/options.js";
@@ -61,6 +61,15 @@ export interface SupervisorOptions<C extends MemberConnection> {
   random?: () => number;
   /** Where the driver reads time and sets its timers (default: the system clock). */
   clock?: Clock;
+}
+
+/** A member as a transport sees it: read-only, live, and not the pool's record itself. */
+export interface MemberView<C> {
+  readonly id: number;
+  readonly key: string;
+  readonly state: MemberState;
+  readonly inFlight: number;
+  readonly connection: C;
 }
 
 /** A picked member; release it exactly once when the request ends. */
@@ -266,6 +275,28 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   /** Records a request-level failure as the channel's most recent error. */
   noteError(error: Error): void {
     this.#lastError = error;
+  }
+
+  /**
+   * The members now, as read-only live views: what a transport may know of them
+   * (to flush every ready one, or find where a subscription lives) without
+   * reaching into the pool's own records.
+   */
+  *members(): IterableIterator<MemberView<C>> {
+    for (const m of this.pool.members()) {
+      // Getters, not copies: a caller waiting for in-flight work to end must see it end.
+      yield {
+        id: m.id,
+        key: m.key,
+        get state() {
+          return m.state;
+        },
+        get inFlight() {
+          return m.inFlight;
+        },
+        connection: m.connection,
+      };
+    }
   }
 
   stats(): SupervisorStats {

@@ -97,7 +97,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   /** Round-trips every ready member, so everything published before it has reached a server. */
   async flush(): Promise<void> {
-    const ready = [...this.sup.pool.members()].filter((m) => m.state === "ready");
+    const ready = [...this.sup.members()].filter((m) => m.state === "ready");
     await Promise.all(
       ready.map((m) =>
         Promise.race([
@@ -143,13 +143,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   /** Round-trips every member that can still take traffic, each bounded by `ms`. */
   async #flushWithin(ms: number): Promise<void> {
-    const live = [...this.sup.pool.members()].filter((m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed());
+    const live = [...this.sup.members()].filter((m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed());
     await Promise.all(live.map((m) => raceTimeout(m.connection.nc.flush(), ms)));
   }
 
   /** New member: hear the servers it advertises, and move its subscriptions off before it drains. */
   #adopt(memberId: number): void {
-    const m = [...this.sup.pool.members()].find((x) => x.id === memberId);
+    const m = [...this.sup.members()].find((x) => x.id === memberId);
     if (!m) return;
     // Before a drain: subscriptions move first, and requests waiting for replies get them
     // (nats.js would fail them when the drain closes the connection), within drainTimeout.

@@ -198,6 +198,21 @@ export class Pool<C = unknown> {
     return m;
   }
 
+  /** The member's smoothed PING round trip, ms (health reports it; peak-EWMA uses it as its floor). */
+  recordRtt(member: PoolMember<C>, rttMs: number): void {
+    member.rtt = rttMs;
+  }
+
+  /** The member proved itself (its first PONG) at `at` (wall clock, for stats). */
+  recordConnected(member: PoolMember<C>, at: number): void {
+    member.connectedSince = at;
+  }
+
+  /** The member's latest failure, for stats and the reason it leaves. */
+  recordError(member: PoolMember<C>, error: Error): void {
+    member.lastError = error;
+  }
+
   /** The peer proved alive (a PONG, a completed response): not suspect any more. */
   heard(member: PoolMember<C>): void {
     member.lastHeardAt = this.#now();

@@ -473,8 +473,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     }
     t.warming = false;
     if (t.finished || this.closed) return;
-    member.rtt = rtt;
-    member.connectedSince = Date.now();
+    this.pool.recordRtt(member, rtt);
+    this.pool.recordConnected(member, Date.now());
     this.pool.heard(member);
     this.pool.setMaxConcurrent(member, conn.maxConcurrent);
     t.health.start(rtt);
@@ -486,7 +486,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const error = err instanceof DialtoneError ? err : new ConnectError(this.target, key, asError(err).message, { cause: err });
     if (t) {
       t.warming = false;
-      t.member.lastError = error;
+      this.pool.recordError(t.member, error);
     }
     // Closing, or a cancelled dial, is nobody's failure.
     if (!this.closed && !this.#dials.get(dial)?.signal.aborted) {
@@ -536,12 +536,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     if (t.finished || m.state === "closed" || m.state === "draining") return;
     switch (r.type) {
       case "ping-ok":
-        m.rtt = r.rttEwma;
+        this.pool.recordRtt(m, r.rttEwma);
         this.pool.heard(m);
         this.events.emit({ type: "ping", member: info(m, t.slot), rtt: r.rtt });
         return;
       case "ping-failed":
-        m.lastError = r.error;
+        this.pool.recordError(m, r.error);
         this.events.emit({ type: "ping-failed", member: info(m, t.slot), error: r.error });
         return;
       case "unhealthy":
@@ -594,7 +594,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     t.finished = true;
     t.health.stop();
     const m = t.member;
-    if (error) m.lastError = error;
+    if (error) this.pool.recordError(m, error);
     this.pool.setState(m, "closed", reason);
     this.events.emit({ type: "member-removed", member: info(m, t.slot), reason });
     this.#tracked.delete(m.id);

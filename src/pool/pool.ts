@@ -16,13 +16,19 @@ export interface PoolOptions {
   /** Peak-EWMA decay window, ms (tower's decay_ns; default 10 s). */
   decay?: number;
   /**
-   * A member with work in flight that has not been heard from for this long
-   * (ms) is suspect: picks avoid it while any other usable member exists. 0 disables.
+   * Passive suspicion (health/passive.ts, handed in by the supervisor): a
+   * suspect member is avoided by picks while another is usable. None: off.
    */
-  suspectAfter?: number;
+  suspect?: SuspectRule;
   /** Outlier ejection from request outcomes; undefined: off. */
   outlier?: OutlierOptions | undefined;
   now?: () => number;
+}
+
+/** Passive suspicion as the pool sees it (implemented by health/passive.ts's PassiveSuspicion). */
+export interface SuspectRule {
+  readonly enabled: boolean;
+  isSuspect(member: { readonly inFlight: number; readonly lastHeardAt: number; readonly busySince: number }, now: number): boolean;
 }
 
 export type PoolEvent =
@@ -61,7 +67,7 @@ export class Pool<C = unknown> {
   #random: () => number;
   #decay: number;
   #now: () => number;
-  #suspectAfter: number;
+  #suspect: SuspectRule | undefined;
   #outlier: OutlierOptions | undefined;
   #ejected = 0;
   /** Members the pick in progress must not return (a hedge's); set only during pick(). */
@@ -77,7 +83,7 @@ export class Pool<C = unknown> {
       options.balancer === "peak-ewma"
         ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt })
         : () => new InFlight();
-    this.#suspectAfter = options.suspectAfter ?? 0;
+    this.#suspect = options.suspect?.enabled ? options.suspect : undefined;
     this.#outlier = options.outlier;
   }
 
@@ -188,7 +194,7 @@ export class Pool<C = unknown> {
     if (p.pending === 0) {
       // One clock read when the member goes from nothing pending to busy, shared with suspicion's busySince.
       const now = this.#now();
-      if (this.#suspectAfter > 0 && load.inFlight === 0) m.busySince = now;
+      if (this.#suspect && load.inFlight === 0) m.busySince = now;
       p.start(now);
     } else {
       p.more();
@@ -242,11 +248,9 @@ export class Pool<C = unknown> {
     return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#now(), m.rtt) >= AVOID_FACTOR);
   }
 
-  /** Busy and silent for suspectAfter. Reported once per episode so the owner can probe it. */
+  /** The suspect rule says so. Reported once per episode so the owner can probe it. */
   #isSuspect(m: PoolMember<C>): boolean {
-    if (this.#suspectAfter === 0 || m.inFlight === 0) return false;
-    const silentFor = this.#now() - Math.max(m.lastHeardAt, m.busySince);
-    if (silentFor <= this.#suspectAfter) return false;
+    if (!this.#suspect || m.inFlight === 0 || !this.#suspect.isSuspect(m, this.#now())) return false;
     if (!m.suspected) {
       m.suspected = true;
       this.events.emit({ type: "suspect", member: m });

@@ -6,6 +6,7 @@ import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError,
 import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
+import { PassiveSuspicion } from "../health/passive.js";
 import type { HealthOptions } from "../health/options.js";
 import { PoolMember } from "../pool/member.js";
 import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
@@ -160,7 +161,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
     });
-    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspectAfter: options.health.suspectAfter, outlier: options.outlier });
+    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspect: new PassiveSuspicion(options.health.suspectAfter), outlier: options.outlier });
     this.pool.events.add((e) => {
       if (e.type === "state") {
         const t = this.#tracked.get(e.member.id);

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { HealthChecker, type Pingable } from "../../src/health/health-checker.js";
+import { PassiveSuspicion } from "../../src/health/passive.js";
 import { PoolMember } from "../../src/pool/member.js";
 import { Pool, type PoolEvent } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
@@ -9,7 +10,7 @@ const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const
 /** A pool on a hand-driven clock, three ready members. */
 function setup(suspectAfter = 250) {
   let now = 1000;
-  const pool = new Pool({ criticalMin: 1, balancer: "in-flight", random: mulberry32(9), suspectAfter, now: () => now });
+  const pool = new Pool({ criticalMin: 1, balancer: "in-flight", random: mulberry32(9), suspect: new PassiveSuspicion(suspectAfter), now: () => now });
   const events: PoolEvent[] = [];
   pool.events.add((e) => events.push(e));
   const ms = [1, 2, 3].map((i) => {
@@ -122,5 +123,20 @@ describe("HealthChecker.probeNow", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe("PassiveSuspicion (health/passive.ts): the rule alone, time passed in", () => {
+  it("suspect only when busy and silent for longer than suspectAfter, since last heard or since busy; 0 is off", () => {
+    const rule = new PassiveSuspicion(250);
+    expect(rule.enabled).toBe(true);
+    expect(rule.isSuspect({ inFlight: 0, lastHeardAt: 0, busySince: 0 }, 10_000)).toBe(false);
+    expect(rule.isSuspect({ inFlight: 1, lastHeardAt: 1000, busySince: 900 }, 1250)).toBe(false);
+    expect(rule.isSuspect({ inFlight: 1, lastHeardAt: 1000, busySince: 900 }, 1251)).toBe(true);
+    // Busy since after it was last heard: the silence counts from when it became busy.
+    expect(rule.isSuspect({ inFlight: 2, lastHeardAt: 0, busySince: 5000 }, 5200)).toBe(false);
+    const off = new PassiveSuspicion(0);
+    expect(off.enabled).toBe(false);
+    expect(off.isSuspect({ inFlight: 5, lastHeardAt: 0, busySince: 0 }, 1e9)).toBe(false);
   });
 });

@@ -13,13 +13,18 @@
  * Exit codes: 0 ran to the end (errors during faults are expected), 1 setup
  * failed, 130 stopped early by Ctrl-C / SIGTERM / SIGHUP (summary still printed).
  */
-import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createHttp2Channel, HEALTH_DEFAULTS, RequestError, type ChannelEvent, type Http2Channel } from "dialtone";
 import * as view from "./table.js";
+import {
+  BACKEND_SCRIPT,
+  BackendStartError,
+  startBackend,
+  startBackends as startSharedPort,
+  type Backend as BackendProcess,
+} from "../../test/fixtures/backend-process.js";
 
 const DEFAULT_SECONDS = 20;
 const MIN_SECONDS = 5;
@@ -27,10 +32,7 @@ const MAX_SECONDS = 120;
 /** Three distinct loopback IPs on one port look like three hosts of one service. */
 const SHARED_PORT_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"] as const;
 const FALLBACK_HOST = "127.0.0.1";
-const SAME_PORT_TRIES = 10;
-const LISTEN_TIMEOUT_MS = 10_000;
 const READY_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 2_000;
 const CLOSE_BOUND_MS = 7_000;
 /** 2 requests every 10 ms ≈ 200/s, whether or not earlier ones have answered. */
 const LOAD_TICK_MS = 10;
@@ -48,8 +50,6 @@ const EXIT_INTERRUPTED = 130;
  */
 const FREEZE_DETECT_WITHIN_MS = HEALTH_DEFAULTS.interval + HEALTH_DEFAULTS.timeout * HEALTH_DEFAULTS.unhealthyAfter;
 
-// Built beside the demo into .build/ by `npm run build` (tsconfig.examples.json).
-const BACKEND_SCRIPT = fileURLToPath(new URL("../../test/fixtures/backend.js", import.meta.url));
 
 // ── options ────────────────────────────────────────────────────────────
 
@@ -88,188 +88,61 @@ function parseOptions(argv: string[]): DemoOptions | "help" {
 
 // ── backend processes ──────────────────────────────────────────────────
 
-/** Every forked backend until it exits: the 'exit' hook SIGKILLs whatever is left. */
-const liveChildren = new Set<ChildProcess>();
-
-class BackendStartError extends SetupError {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** One backend process, and what the demo has done to it. */
+/**
+ * One backend process (the tests' and benchmarks' controller starts and
+ * reaps it), and what the demo has done to it.
+ */
 class Backend {
   state: view.BackendProcessState = "running";
   /** "#1 127.0.0.2", set once the whole set is up. */
   label = "";
   /** How the narration names it: the IP when all share a port, else IP:port. */
   name = "";
-  readonly key: string;
-  #stopping: Promise<void> | undefined;
 
-  constructor(
-    readonly child: ChildProcess,
-    readonly host: string,
-    readonly port: number,
-    readonly exited: Promise<void>,
-  ) {
-    // Same format as the x-backend response header and dialtone's address keys.
-    this.key = `${host}:${port}`;
+  constructor(readonly proc: BackendProcess) {}
+
+  get key(): string {
+    return this.proc.key;
   }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+  get host(): string {
+    return this.proc.host;
   }
-
-  #signal(sig: NodeJS.Signals): void {
-    if (!this.alive) return;
-    try {
-      this.child.kill(sig);
-    } catch {
-      // Raced with its exit: nothing left to signal.
-    }
+  get port(): number {
+    return this.proc.port;
+  }
+  get pid(): number {
+    return this.proc.pid;
   }
 
   kill(): void {
-    this.#signal("SIGKILL");
+    void this.proc.kill();
     this.state = "killed";
   }
 
   freeze(): void {
-    this.#signal("SIGSTOP");
+    this.proc.freeze();
     this.state = "frozen";
   }
 
   thaw(): void {
-    this.#signal("SIGCONT");
+    this.proc.thaw();
     if (this.state === "frozen") this.state = "running";
   }
 
-  /** SIGCONT (a stopped process never handles SIGTERM), SIGTERM, SIGKILL after a grace period. */
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#signal("SIGCONT");
-      this.#signal("SIGTERM");
-      const timer = setTimeout(() => this.#signal("SIGKILL"), STOP_GRACE_MS);
-      await this.exited;
-      clearTimeout(timer);
-      if (this.state !== "killed") this.state = "stopped";
-    })();
-    return this.#stopping;
+  async stop(): Promise<void> {
+    await this.proc.stop();
+    if (this.state !== "killed") this.state = "stopped";
   }
 }
 
-interface ListenLine {
-  listening?: { host: string; port: number };
-  error?: { code?: string; message?: string };
-}
-
-/** The backend's single stdout line: where it listens, or why it could not. */
-function firstLine(child: ChildProcess, signal: AbortSignal): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const stdout = child.stdout;
-    if (!stdout) return reject(new SetupError("backend stdout is not a pipe"));
-    let buffer = "";
-    const done = (err: Error | undefined, line = ""): void => {
-      clearTimeout(timer);
-      stdout.off("data", onData);
-      child.off("exit", onExit);
-      signal.removeEventListener("abort", onAbort);
-      // Keep draining so the child can never block on a full pipe.
-      stdout.resume();
-      if (err) reject(err);
-      else resolve(line);
-    };
-    const onData = (chunk: Buffer): void => {
-      buffer += chunk.toString("utf8");
-      const nl = buffer.indexOf("\n");
-      if (nl >= 0) done(undefined, buffer.slice(0, nl).trim());
-    };
-    const onExit = (code: number | null, sig: NodeJS.Signals | null): void =>
-      done(new SetupError(`backend exited (code ${code}, signal ${sig}) before listening`));
-    const onAbort = (): void => done(new SetupError("interrupted while starting backends"));
-    const timer = setTimeout(() => done(new SetupError(`backend did not report listening within ${LISTEN_TIMEOUT_MS} ms`)), LISTEN_TIMEOUT_MS);
-    stdout.on("data", onData);
-    child.once("exit", onExit);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-async function spawnBackend(host: string, port: number, signal: AbortSignal): Promise<Backend> {
-  const child = fork(BACKEND_SCRIPT, [JSON.stringify({ host, port })], {
-    stdio: ["ignore", "pipe", "inherit", "ipc"],
-    // Not the demo's flags (loaders, inspector…): a plain node process.
-    execArgv: [],
-    // Ctrl-C at a terminal signals the whole foreground process group. Kept
-    // out of it, backends stop when the demo says so, after the last
-    // request has settled, so the summary counts only the scripted faults.
-    detached: true,
-  });
-  liveChildren.add(child);
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    // A failed spawn may emit 'error' and never 'exit'.
-    child.once("error", () => {
-      if (child.pid === undefined) resolve();
-    });
-  });
-  void exited.then(() => liveChildren.delete(child));
-  child.on("error", () => {
-    // Only ever send() after exit, which the demo does not rely on.
-  });
-  try {
-    const line = await firstLine(child, signal);
-    const parsed = JSON.parse(line) as ListenLine;
-    if (parsed.listening) return new Backend(child, parsed.listening.host, parsed.listening.port, exited);
-    const code = parsed.error?.code ?? "EUNKNOWN";
-    throw new BackendStartError(code, `backend ${host}:${port} failed to listen: ${code}: ${parsed.error?.message ?? line}`);
-  } catch (err) {
-    child.kill("SIGKILL");
-    await exited;
-    throw err instanceof SyntaxError ? new SetupError(`backend ${host}:${port} wrote something unexpected: ${err.message}`) : err;
+/** Starts the backends; an interruption meanwhile stops whatever did start. */
+async function startChecked(start: Promise<BackendProcess[]>, signal: AbortSignal): Promise<Backend[]> {
+  const procs = await start;
+  if (signal.aborted) {
+    await Promise.all(procs.map((p) => p.stop()));
+    throw new SetupError("interrupted while starting backends");
   }
-}
-
-/** Starts every spec at once; if any fails, stops the others and throws the first failure. */
-async function spawnAll(specs: Array<{ host: string; port: number }>, signal: AbortSignal): Promise<Backend[]> {
-  const results = await Promise.allSettled(specs.map((s) => spawnBackend(s.host, s.port, signal)));
-  const started = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (!failed) return started;
-  await Promise.all(started.map((b) => b.stop()));
-  throw failed.reason;
-}
-
-function randomPort(): number {
-  return 20_000 + Math.floor(Math.random() * 25_001);
-}
-
-/**
- * The first backend takes an ephemeral port and the others bind the same
- * one; another program may already hold it on their IP (EADDRINUSE), so
- * then the whole set retries on a random port.
- */
-async function spawnOnSharedPort(signal: AbortSignal): Promise<Backend[]> {
-  const [first, ...rest] = SHARED_PORT_HOSTS;
-  let last: unknown;
-  for (let attempt = 0; attempt < SAME_PORT_TRIES; attempt++) {
-    try {
-      const a = await spawnBackend(first, attempt === 0 ? 0 : randomPort(), signal);
-      try {
-        return [a, ...(await spawnAll(rest.map((host) => ({ host, port: a.port })), signal))];
-      } catch (err) {
-        await a.stop();
-        throw err;
-      }
-    } catch (err) {
-      if (!(err instanceof BackendStartError && err.code === "EADDRINUSE")) throw err;
-      last = err;
-    }
-  }
-  throw new SetupError(`no free port shared by ${SHARED_PORT_HOSTS.join(", ")} after ${SAME_PORT_TRIES} tries: ${(last as Error).message}`);
+  return procs.map((p) => new Backend(p));
 }
 
 async function startBackends(options: DemoOptions, signal: AbortSignal): Promise<{ backends: Backend[]; note: string | undefined }> {
@@ -278,7 +151,8 @@ async function startBackends(options: DemoOptions, signal: AbortSignal): Promise
     note = `--single-host: backends on three ports of ${FALLBACK_HOST}`;
   } else {
     try {
-      const backends = await spawnOnSharedPort(signal);
+      // One port shared by 127.0.0.2-4 (retried on another port when it is taken).
+      const backends = await startChecked(startSharedPort([...SHARED_PORT_HOSTS]), signal);
       for (const b of backends) b.name = b.host;
       return { backends, note: undefined };
     } catch (err) {
@@ -287,7 +161,7 @@ async function startBackends(options: DemoOptions, signal: AbortSignal): Promise
       note = `${SHARED_PORT_HOSTS.join(", ")} cannot be bound here (EADDRNOTAVAIL), so the backends use three ports on ${FALLBACK_HOST}`;
     }
   }
-  const backends = await spawnAll(SHARED_PORT_HOSTS.map(() => ({ host: FALLBACK_HOST, port: 0 })), signal);
+  const backends = await startChecked(Promise.all(SHARED_PORT_HOSTS.map(() => startBackend({ host: FALLBACK_HOST, port: 0 }))), signal);
   for (const b of backends) b.name = b.key;
   return { backends, note };
 }
@@ -789,7 +663,7 @@ async function setUp(options: DemoOptions, stop: AbortSignal): Promise<Run> {
   backends.forEach((b, i) => {
     b.label = `#${i + 1} ${b.name}`;
   });
-  say(`backends up: ${backends.map((b) => `${b.label} (pid ${b.child.pid})`).join(", ")}`);
+  say(`backends up: ${backends.map((b) => `${b.label} (pid ${b.pid})`).join(", ")}`);
   const target = `http://demo.backend:${backends[0]?.port}`;
   const discovery = `static:///${backends.map((b) => b.key).join(",")}`;
   let channel: Http2Channel | undefined;
@@ -852,13 +726,7 @@ function installStopSignals(stop: AbortController): void {
 
 function installExitHook(): void {
   process.on("exit", () => {
-    for (const child of liveChildren) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
+    // The backend controller's own exit hook SIGKILLs any backend still alive.
     if (cursorHidden) process.stdout.write(view.TERMINAL.showCursor);
   });
 }

@@ -26,7 +26,7 @@ export interface MemberInfo {
 export type EvictionReason = "unhealthy" | "peer-closed";
 
 /** Why a member was asked to drain. */
-export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
+export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced" | "surplus";
 
 /** How a request ended, as metrics label it. */
 export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "overloaded" | "aborted" | "closed";
@@ -54,6 +54,8 @@ export type ChannelEvent =
   | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
   | { type: "gave-up"; slot: number; error: Error }
   | { type: "degraded"; degraded: boolean; healthy: number }
+  /** The member count changed: members that follow load grew or shrank by one. */
+  | { type: "members"; from: number; to: number; reason: string }
   | { type: "status"; status: ConnectionStatus }
   | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; code: string | undefined; address: string | undefined }
   /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */

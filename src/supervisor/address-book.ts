@@ -25,7 +25,8 @@ export type SpreadDecision = { kind: "dial"; address: Address } | { kind: "wait"
  * - the address with the fewest members wins, among those not backing off;
  * - an address whose member is still proving itself takes no second member
  *   (stacking waits until the first has proven itself or backed off), and no
- *   address is stacked deeper than one whose first member is still proving;
+ *   address is stacked deeper than one that is still proving (its first
+ *   member, or a full batch);
  * - an address that has proven itself takes further members in growing
  *   batches: as many proving at once as it has proven members (1, 2, 4, …),
  *   so 1,000 members over 10 addresses warm up in a few round trips rather
@@ -46,8 +47,12 @@ export function chooseAddress(loads: readonly AddressLoad[], now: number): Sprea
         if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
         continue;
       }
-      // Proven: its batch is full while as many are proving as have proven.
-      if ((l.provingCount ?? 1) >= proven) continue;
+      // Proven: its batch is full while as many are proving as have proven, and, like an
+      // unproven one, it then holds back deeper stacking elsewhere so spread stays even.
+      if ((l.provingCount ?? 1) >= proven) {
+        if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
+        continue;
+      }
     }
     if (l.coolingUntil > now) {
       if (earliestCooling === undefined || l.coolingUntil < earliestCooling) earliestCooling = l.coolingUntil;

@@ -68,6 +68,12 @@ describe("AddressBook with subset", () => {
     expect(ranks(99, 50)).toEqual(expected);
   });
 
+  it("takes precedence over retainOrder (NATS retainServerOrder)", () => {
+    const b = new AddressBook({ backoff, minHold: 0, random: mulberry32(1), retainOrder: true, subset: { clientId: 3, size: 2 } });
+    b.update(list(8), 0);
+    expect(b.entries().map((e) => e.key)).toEqual(subsetOrder(list(8).map((a) => `${a.host}:80`), 3, 2));
+  });
+
   it("choose() fills the subset first, then (with a subset address failing) the next positions", () => {
     const b = new AddressBook({ backoff, minHold: 0, random: mulberry32(1), subset: { clientId: 2, size: 3 } });
     b.update(list(9), 0);

@@ -409,17 +409,25 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     }
   }
 
-  /** One load sample for members that follow load: in flight on ready members, and the lowest peer stream limit. */
+  /** One load sample for members that follow load: in flight on ready members, the lowest peer stream limit, mean latency estimate. */
   #sampleLoad(): void {
     if (this.closed) return;
     let inFlight = 0;
     let streamLimit = Number.POSITIVE_INFINITY;
+    let latencySum = 0;
+    let latencies = 0;
     for (const m of this.pool.members()) {
       if (m.state !== "ready") continue;
       inFlight += m.inFlight;
       streamLimit = Math.min(streamLimit, m.maxConcurrent);
+      // Peak-EWMA only: the in-flight balancer keeps no latency estimate.
+      const l = m.latency;
+      if (l !== undefined) {
+        latencySum += l;
+        latencies++;
+      }
     }
-    this.#feed({ type: "load", inFlight, streamLimit });
+    this.#feed({ type: "load", inFlight, streamLimit, latency: latencies > 0 ? latencySum / latencies : undefined });
   }
 
   // ── members ──────────────────────────────────────────────────────────

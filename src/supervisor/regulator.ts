@@ -23,9 +23,10 @@ export type RegulatorEvent =
   | { type: "tick" }
   /**
    * A load sample (members that follow load): requests in flight on ready
-   * members, and the lowest stream limit a peer set (Infinity: none).
+   * members, the lowest stream limit a peer set (Infinity: none), and their
+   * mean latency estimate in ms (peak-EWMA balancer only; undefined otherwise).
    */
-  | { type: "load"; inFlight: number; streamLimit: number }
+  | { type: "load"; inFlight: number; streamLimit: number; latency?: number | undefined }
   | { type: "close" };
 
 /** What the regulator asks the driver to do, in order. */
@@ -130,6 +131,8 @@ export class Regulator {
   /** Since when load has been above target / below a quarter of it (members that follow load). */
   #highSince: number | undefined;
   #lowSince: number | undefined;
+  /** The latency estimate while quiet (smoothed): what "latency rises with load" is measured against. */
+  #quietLatency: number | undefined;
 
   constructor(options: RegulatorOptions) {
     this.#o = options;
@@ -198,7 +201,7 @@ export class Regulator {
         this.#wakeAt = undefined;
         break;
       case "load":
-        this.#onLoad(event.inFlight, event.streamLimit, now, out);
+        this.#onLoad(event.inFlight, event.streamLimit, event.latency, now, out);
         break;
       case "close":
         this.#closing = true;
@@ -318,11 +321,14 @@ export class Regulator {
   /**
    * Members that follow load, with hysteresis: grow one member while the
    * average in-flight per ready member stays above target for growAfter
-   * (and only once every slot is served, so growth never outruns proof);
-   * shrink one after shrinkAfter below a quarter of target. Between the two
+   * (and only once every slot is served, so growth never outruns proof), or
+   * while there is load (above a quarter of target) and the latency
+   * estimate stays above LATENCY_RISE × what it was when quiet: queueing on
+   * the connections shows there before the in-flight count reaches target.
+   * Shrink one after shrinkAfter below a quarter of target. Between the two
    * nothing changes, so steady load in that band never flaps.
    */
-  #onLoad(inFlight: number, streamLimit: number, now: number, out: Action[]): void {
+  #onLoad(inFlight: number, streamLimit: number, latency: number | undefined, now: number, out: Action[]): void {
     const max = this.#o.maxMembers ?? this.#o.members;
     if (max <= this.#o.members) return;
     let ready = 0;
@@ -335,15 +341,21 @@ export class Regulator {
     if (ready === 0) return;
     const target = this.#o.loadTarget ?? (Number.isFinite(streamLimit) ? Math.max(1, Math.floor(streamLimit / 2)) : 64);
     const average = inFlight / ready;
-    if (average > target) {
+    const quiet = average < target / 4;
+    // Learned only while requests flow: an idle peak-EWMA estimate decays toward zero and would make any load look slow.
+    if (quiet && inFlight > 0 && latency !== undefined) this.#quietLatency = this.#quietLatency === undefined ? latency : 0.8 * this.#quietLatency + 0.2 * latency;
+    const q = this.#quietLatency;
+    const slowed = !quiet && latency !== undefined && q !== undefined && latency > Math.max(LATENCY_RISE * q, q + LATENCY_RISE_MIN_MS);
+    if (average > target || slowed) {
       this.#lowSince = undefined;
       this.#highSince ??= now;
       if (settled && this.#slots.length < max && now - this.#highSince >= (this.#o.growAfter ?? 1000)) {
-        this.#resize(this.#slots.length + 1, `${round1(average)} in flight per member > target ${target}`, out);
+        const why = average > target ? `${round1(average)} in flight per member > target ${target}` : `latency ${round1(latency ?? 0)} ms > ${LATENCY_RISE} × ${round1(this.#quietLatency ?? 0)} ms when quiet`;
+        this.#resize(this.#slots.length + 1, why, out);
         // The next member must earn its own period of high load.
         this.#highSince = now;
       }
-    } else if (average < target / 4) {
+    } else if (quiet) {
       this.#highSince = undefined;
       this.#lowSince ??= now;
       if (this.#slots.length > this.#o.members && now - this.#lowSince >= (this.#o.shrinkAfter ?? 30_000)) {
@@ -571,6 +583,11 @@ export class Regulator {
     out.push({ type: "degraded", degraded, healthy: this.#ready });
   }
 }
+
+/** How far the latency estimate must rise over its quiet level before members grow for it. */
+const LATENCY_RISE = 2;
+/** …and by at least this much (ms): on loopback, 0.1 → 0.3 ms is noise, not queueing. */
+const LATENCY_RISE_MIN_MS = 2;
 
 function newSlot(index: number): Slot {
   return { index, active: undefined, pending: undefined, failures: 0, failingSince: undefined, lastError: undefined, gaveUp: false };

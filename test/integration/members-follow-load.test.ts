@@ -58,4 +58,30 @@ describe("members that follow load, against real HTTP/2 backends", () => {
     expect(sample(await registry.metrics(), "dialtone_member_count_changes_total", { channel: "ramp", direction: "down" })).toBe(3);
     expect(sample(await registry.metrics(), "dialtone_members_wanted", { channel: "ramp" })).toBe(1);
   }, 60_000);
+
+  it("with the peak-EWMA balancer, latency that rises under load grows members before in-flight reaches target", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3"], { delayMs: 5 });
+    const ch = createHttp2Channel({
+      target: `http://backend.test:${backends[0]!.port}`,
+      discovery: `static:///${backends.map((b) => b.key).join(",")}`,
+      balancer: "peak-ewma",
+      members: { min: 1, max: 2, target: 8 },
+    });
+    channels.push(ch);
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const call = (): Promise<unknown> => ch.request({ path: "/" });
+    // Quiet: one request at a time (below a quarter of target), ~5 ms each: the quiet latency.
+    await steadyLoad(call, { concurrency: 1, maxMs: 2000, stop: () => false });
+    expect(ch.stats().wanted).toBe(1);
+    // Load in the band (3 in flight on 1 member, target 8) and the backends slow to 40 ms: latency, not in-flight, says grow.
+    for (const b of backends) await b.command({ cmd: "delay", ms: 40 });
+    let stop = false;
+    const load = steadyLoad(call, { concurrency: 3, maxMs: 10_000, stop: () => stop });
+    await eventually(() => ch.stats().wanted === 2, 8000, "a second member");
+    stop = true;
+    expect((await load).every((r) => r.ok)).toBe(true);
+    const grew = rec.events.find((e) => e.type === "members");
+    expect(grew?.type === "members" && grew.reason).toMatch(/^latency/);
+  }, 30_000);
 });

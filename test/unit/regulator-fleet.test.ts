@@ -187,3 +187,57 @@ describe("Regulator: members that follow load", () => {
     expect(addr(1).port).toBe(443);
   });
 });
+
+describe("Regulator: members that follow latency", () => {
+  const range = { members: 2, maxMembers: 4, loadTarget: 10, growAfter: 1000, shrinkAfter: 5000 };
+
+  function at(s: Sim, inFlight: number, latency: number | undefined, ms: number): void {
+    for (let t = 0; t < ms; t += 250) {
+      s.advance(250);
+      s.send({ type: "load", inFlight, streamLimit: Number.POSITIVE_INFINITY, latency });
+      warmUp(s);
+    }
+  }
+
+  function started(): Sim {
+    const s = new Sim(range);
+    s.answer(1, 2, 3, 4);
+    warmUp(s);
+    s.clear();
+    return s;
+  }
+
+  it("grows while there is load and the latency estimate stays above twice its quiet level", () => {
+    const s = started();
+    at(s, 2, 5, 3000); // quiet: 1 per member, 5 ms
+    at(s, 10, 6, 3000); // load in the band, latency unchanged: nothing
+    expect(changes(s)).toEqual([]);
+    at(s, 10, 15, 1250); // 3 × the quiet level, 5 per member (below target): one more member
+    expect(changes(s)).toEqual([[2, 3]]);
+  });
+
+  it("a latency rise while quiet is not load: no growth", () => {
+    const s = started();
+    at(s, 2, 5, 3000);
+    at(s, 1, 50, 5000);
+    expect(changes(s)).toEqual([]);
+  });
+
+  it("an idle estimate (decayed toward zero) is not learned as the quiet level, and sub-2 ms rises are noise", () => {
+    const s = started();
+    at(s, 0, 0.01, 3000);
+    at(s, 10, 1.5, 3000);
+    expect(changes(s)).toEqual([]);
+    // Learned at 0.2 ms with requests flowing: 1.5 ms is 7 × that, but only 1.3 ms more.
+    at(s, 2, 0.2, 3000);
+    at(s, 10, 1.5, 3000);
+    expect(changes(s)).toEqual([]);
+  });
+
+  it("without a latency estimate (in-flight balancer) only the in-flight count decides", () => {
+    const s = started();
+    at(s, 2, undefined, 3000);
+    at(s, 10, undefined, 5000);
+    expect(changes(s)).toEqual([]);
+  });
+});

@@ -343,7 +343,11 @@ export class Regulator {
     const average = inFlight / ready;
     const quiet = average < target / 4;
     // Learned only while requests flow: an idle peak-EWMA estimate decays toward zero and would make any load look slow.
-    if (quiet && inFlight > 0 && latency !== undefined) this.#quietLatency = this.#quietLatency === undefined ? latency : 0.8 * this.#quietLatency + 0.2 * latency;
+    // It follows a drop at once and a rise slowly, so one slow spike (a GC pause) does not raise the bar.
+    if (quiet && inFlight > 0 && latency !== undefined) {
+      const q = this.#quietLatency;
+      this.#quietLatency = q === undefined || latency < q ? latency : 0.9 * q + 0.1 * latency;
+    }
     const q = this.#quietLatency;
     const slowed = !quiet && latency !== undefined && q !== undefined && latency > Math.max(LATENCY_RISE * q, q + LATENCY_RISE_MIN_MS);
     if (average > target || slowed) {

@@ -74,8 +74,8 @@ describe("members that follow load, against real HTTP/2 backends", () => {
     // Quiet: one request at a time (below a quarter of target), ~5 ms each: the quiet latency.
     await steadyLoad(call, { concurrency: 1, maxMs: 2000, stop: () => false });
     expect(ch.stats().wanted).toBe(1);
-    // Load in the band (3 in flight on 1 member, target 8) and the backends slow to 40 ms: latency, not in-flight, says grow.
-    for (const b of backends) await b.command({ cmd: "delay", ms: 40 });
+    // Load in the band (3 in flight on 1 member, target 8) and the backends slow to 100 ms: latency, not in-flight, says grow.
+    for (const b of backends) await b.command({ cmd: "delay", ms: 100 });
     let stop = false;
     const load = steadyLoad(call, { concurrency: 3, maxMs: 10_000, stop: () => stop });
     await eventually(() => ch.stats().wanted === 2, 8000, "a second member");

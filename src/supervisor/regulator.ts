@@ -338,6 +338,9 @@ export class Regulator {
       if (m?.state === "ready") ready++;
       if (slot.pending || !m) settled = false;
     }
+    // Shrinking drops the last slot, whatever it holds: only when every other slot has a ready member,
+    // so it never costs the channel a good member it cannot spare (and a dial stuck on a dead address does not block it).
+    const othersReady = this.#slots.slice(0, -1).every((slot) => slot.active !== undefined && this.#members.get(slot.active)?.state === "ready");
     if (ready === 0) return;
     const target = this.#o.loadTarget ?? (Number.isFinite(streamLimit) ? Math.max(1, Math.floor(streamLimit / 2)) : 64);
     const average = inFlight / ready;
@@ -362,7 +365,7 @@ export class Regulator {
     } else if (quiet) {
       this.#highSince = undefined;
       this.#lowSince ??= now;
-      if (this.#slots.length > this.#o.members && now - this.#lowSince >= (this.#o.shrinkAfter ?? 30_000)) {
+      if (othersReady && this.#slots.length > this.#o.members && now - this.#lowSince >= (this.#o.shrinkAfter ?? 30_000)) {
         this.#resize(this.#slots.length - 1, `${round1(average)} in flight per member < ${round1(target / 4)} for ${this.#o.shrinkAfter ?? 30_000} ms`, out);
         this.#lowSince = now;
       }

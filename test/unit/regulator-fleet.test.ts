@@ -241,3 +241,26 @@ describe("Regulator: members that follow latency", () => {
     expect(changes(s)).toEqual([]);
   });
 });
+
+describe("Regulator: shrinking never costs a good member", () => {
+  it("waits while another slot lacks a ready member (here the first is evicted and re-dialing)", () => {
+    const s = new Sim({ members: 1, maxMembers: 3, loadTarget: 10, growAfter: 1000, shrinkAfter: 2000, criticalMin: 0 });
+    s.answer(1, 2, 3);
+    warmUp(s);
+    sample(s, 100, 5000);
+    expect(s.reg.wanted).toBe(3);
+    // Degraded mode is off (criticalMin 0): take the first ready member's slot out of the count by making it unhealthy
+    // while its eviction's replacement dial stays open.
+    const first = s.of("state").find((a) => a.to === "ready")?.member as number;
+    s.send({ type: "unhealthy", member: first, error: new Error("no PONG") });
+    s.clear();
+    for (let t = 0; t < 5000; t += 250) {
+      s.advance(250);
+      s.send({ type: "load", inFlight: 0, streamLimit: Number.POSITIVE_INFINITY });
+    }
+    expect(changes(s)).toEqual([]);
+    warmUp(s);
+    sample(s, 0, 2500);
+    expect(changes(s)[0]).toEqual([3, 2]);
+  });
+});

@@ -2,6 +2,7 @@ import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
 import type { DrainReason, EvictionReason } from "../core/events.js";
 import { AddressBook, type AddressUse } from "./address-book.js";
+import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
 
 /** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
@@ -128,11 +129,8 @@ export class Regulator {
   /** A refresh was asked since the last answer. */
   #refreshed = false;
   #wakeAt: number | undefined;
-  /** Since when load has been above target / below a quarter of it (members that follow load). */
-  #highSince: number | undefined;
-  #lowSince: number | undefined;
-  /** The latency estimate while quiet (smoothed): what "latency rises with load" is measured against. */
-  #quietLatency: number | undefined;
+  /** Members that follow load; undefined for a fixed count. */
+  #follower: LoadFollower | undefined;
 
   constructor(options: RegulatorOptions) {
     this.#o = options;
@@ -145,6 +143,16 @@ export class Regulator {
       subset: options.subset ? { clientId: options.subset.clientId, size: options.members } : undefined,
     });
     this.#slots = Array.from({ length: options.members }, (_, index) => newSlot(index));
+    const max = options.maxMembers ?? options.members;
+    if (max > options.members) {
+      this.#follower = new LoadFollower({
+        min: options.members,
+        max,
+        target: options.loadTarget,
+        growAfter: options.growAfter ?? 1000,
+        shrinkAfter: options.shrinkAfter ?? 30_000,
+      });
+    }
   }
 
   /** Members the channel keeps now: `members`, or where load has taken it within the range. */
@@ -318,19 +326,9 @@ export class Regulator {
     this.#updateDegraded(now, out);
   }
 
-  /**
-   * Members that follow load, with hysteresis: grow one member while the
-   * average in-flight per ready member stays above target for growAfter
-   * (and only once every slot is served, so growth never outruns proof), or
-   * while there is load (above a quarter of target) and the latency
-   * estimate stays above LATENCY_RISE × what it was when quiet: queueing on
-   * the connections shows there before the in-flight count reaches target.
-   * Shrink one after shrinkAfter below a quarter of target. Between the two
-   * nothing changes, so steady load in that band never flaps.
-   */
+  /** A load sample: the follower decides, the regulator adds or drops the last slot. */
   #onLoad(inFlight: number, streamLimit: number, latency: number | undefined, now: number, out: Action[]): void {
-    const max = this.#o.maxMembers ?? this.#o.members;
-    if (max <= this.#o.members) return;
+    if (!this.#follower) return;
     let ready = 0;
     let settled = true;
     for (const slot of this.#slots) {
@@ -338,41 +336,9 @@ export class Regulator {
       if (m?.state === "ready") ready++;
       if (slot.pending || !m) settled = false;
     }
-    // Shrinking drops the last slot, whatever it holds: only when every other slot has a ready member,
-    // so it never costs the channel a good member it cannot spare (and a dial stuck on a dead address does not block it).
     const othersReady = this.#slots.slice(0, -1).every((slot) => slot.active !== undefined && this.#members.get(slot.active)?.state === "ready");
-    if (ready === 0) return;
-    const target = this.#o.loadTarget ?? (Number.isFinite(streamLimit) ? Math.max(1, Math.floor(streamLimit / 2)) : 64);
-    const average = inFlight / ready;
-    const quiet = average < target / 4;
-    // Learned only while requests flow: an idle peak-EWMA estimate decays toward zero and would make any load look slow.
-    // It follows a drop at once and a rise slowly, so one slow spike (a GC pause) does not raise the bar.
-    if (quiet && inFlight > 0 && latency !== undefined) {
-      const q = this.#quietLatency;
-      this.#quietLatency = q === undefined || latency < q ? latency : 0.9 * q + 0.1 * latency;
-    }
-    const q = this.#quietLatency;
-    const slowed = !quiet && latency !== undefined && q !== undefined && latency > Math.max(LATENCY_RISE * q, q + LATENCY_RISE_MIN_MS);
-    if (average > target || slowed) {
-      this.#lowSince = undefined;
-      this.#highSince ??= now;
-      if (settled && this.#slots.length < max && now - this.#highSince >= (this.#o.growAfter ?? 1000)) {
-        const why = average > target ? `${round1(average)} in flight per member > target ${target}` : `latency ${round1(latency ?? 0)} ms > ${LATENCY_RISE} × ${round1(this.#quietLatency ?? 0)} ms when quiet`;
-        this.#resize(this.#slots.length + 1, why, out);
-        // The next member must earn its own period of high load.
-        this.#highSince = now;
-      }
-    } else if (quiet) {
-      this.#highSince = undefined;
-      this.#lowSince ??= now;
-      if (othersReady && this.#slots.length > this.#o.members && now - this.#lowSince >= (this.#o.shrinkAfter ?? 30_000)) {
-        this.#resize(this.#slots.length - 1, `${round1(average)} in flight per member < ${round1(target / 4)} for ${this.#o.shrinkAfter ?? 30_000} ms`, out);
-        this.#lowSince = now;
-      }
-    } else {
-      this.#highSince = undefined;
-      this.#lowSince = undefined;
-    }
+    const d = this.#follower.sample({ inFlight, streamLimit, latency, size: this.#slots.length, ready, settled, othersReady }, now);
+    if (d) this.#resize(d.to, d.reason, out);
   }
 
   /** Adds an empty slot (planning fills it) or removes the last one: its dial is cancelled, its member drains. */
@@ -591,11 +557,6 @@ export class Regulator {
   }
 }
 
-/** How far the latency estimate must rise over its quiet level before members grow for it. */
-const LATENCY_RISE = 2;
-/** …and by at least this much (ms): on loopback, 0.1 → 0.3 ms is noise, not queueing. */
-const LATENCY_RISE_MIN_MS = 2;
-
 function newSlot(index: number): Slot {
   return { index, active: undefined, pending: undefined, failures: 0, failingSince: undefined, lastError: undefined, gaveUp: false };
 }
@@ -613,8 +574,4 @@ function bumpUse(use: Map<string, AddressUse>, key: string, kind: "proving" | "r
     u.proven = (u.proven ?? 0) + 1;
   }
   use.set(key, u);
-}
-
-function round1(x: number): number {
-  return Math.round(x * 10) / 10;
 }

@@ -2,8 +2,9 @@
  * The HTTP/2 soak target: 3 members over 4 backends named by dnsmasq
  * (soak.test), a fifth backend waiting as the spare a DNS change swaps in.
  * Faults, in turn, each on a backend that holds a member: SIGKILL then a
- * restart 2 s later, SIGSTOP for 3 s, GOAWAY, and a DNS change (one named
- * address replaced by the spare; minHold keeps its member 30 s, then it moves).
+ * restart 2 s later, SIGSTOP for 3 s, GOAWAY (the server stops listening and
+ * is restarted 2 s later), and a DNS change (one named address replaced by
+ * the spare; minHold keeps its member 30 s, then it moves).
  */
 import { createHttp2Channel, type Http2Channel } from "../../dist/index.js";
 import { startBackend, startBackends, type Backend } from "./backends.js";
@@ -94,9 +95,18 @@ export async function openHttp2Soak(timeoutMs: number): Promise<Http2Soak> {
           kind: "goaway",
           cuts: false,
           windowMs: 0,
-          run: async () => {
-            await victim().command({ cmd: "goaway" });
-          },
+          // The demo backend's GOAWAY also stops its listener (a server shutting down): it comes back
+          // 2 s later, as in a rolling restart, or the soak would run out of backends.
+          run: () =>
+            track(
+              (async () => {
+                const b = victim();
+                await b.command({ cmd: "goaway" });
+                await sleep(RESTART_AFTER_MS);
+                await b.stop();
+                if (!closed) backends.set(b.host, await startBackend(b.host, port));
+              })(),
+            ),
         },
         {
           kind: "dns",

@@ -29,7 +29,7 @@ export type EvictionReason = "unhealthy" | "peer-closed";
 export type EjectionReason = "consecutive-5xx" | "consecutive-gateway" | "consecutive-local";
 
 /** Why a member was asked to drain. */
-export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced";
+export type DrainReason = "goaway" | "lame-duck" | "address-removed" | "rebalanced" | "surplus";
 
 /** How a request ended, as metrics label it. */
 export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-full" | "overloaded" | "aborted" | "closed";
@@ -61,6 +61,8 @@ export type ChannelEvent =
   | { type: "draining"; member: MemberInfo; reason: DrainReason; detail: string }
   | { type: "gave-up"; slot: number; error: Error }
   | { type: "degraded"; degraded: boolean; healthy: number }
+  /** The member count changed: members that follow load grew or shrank by one. */
+  | { type: "members"; from: number; to: number; reason: string }
   | { type: "status"; status: ConnectionStatus }
   /**
    * A call ended. `retries`: attempts re-sent after a failure; `hedges`:

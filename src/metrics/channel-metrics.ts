@@ -127,6 +127,9 @@ export class ChannelMetrics {
       case "messages-dropped":
         this.#inc(f.messagesDropped, {}, e.count);
         break;
+      case "members":
+        this.#inc(f.memberCountChanges, { direction: e.to > e.from ? "up" : "down" });
+        break;
       default:
         break;
     }

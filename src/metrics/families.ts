@@ -36,6 +36,7 @@ export class Families {
   readonly requestDuration: Histogram<"channel">;
   readonly serverErrors: Counter<"channel" | "kind">;
   readonly messagesDropped: Counter<"channel">;
+  readonly memberCountChanges: Counter<"channel" | "direction">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -52,7 +53,7 @@ export class Families {
         },
       });
     };
-    gauge("dialtone_members_wanted", "Members the channel keeps warm (its members option).", (s, set) => set(s.stats().wanted));
+    gauge("dialtone_members_wanted", "Members the channel keeps warm now (its members option; within { min, max } it follows load).", (s, set) => set(s.stats().wanted));
     gauge("dialtone_members_current", "Members that exist now, in any state but closed.", (s, set) => set(s.stats().members.length));
     gauge("dialtone_members_healthy", "Members that are ready: connected and answering PINGs.", (s, set) => set(s.stats().ready));
     gauge("dialtone_channel_connected", "1 when the channel has at least one usable member, else 0.", (s, set) => set(s.stats().status === "connected" ? 1 : 0));
@@ -79,7 +80,7 @@ export class Families {
     this.connects = new Counter({ name: "dialtone_connects_total", help: "Member dials, by result (ok, error).", labelNames: ["channel", "result", "address"], registers });
     this.evictions = new Counter({
       name: "dialtone_evictions_total",
-      help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, lame_duck, address_removed, rebalanced).",
+      help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, lame_duck, address_removed, rebalanced, surplus).",
       labelNames: ["channel", "reason"],
       registers,
     });
@@ -115,6 +116,12 @@ export class Families {
       registers,
     });
     this.messagesDropped = new Counter({ name: "dialtone_messages_dropped_total", help: "Messages dropped because a subscription's reader fell behind its bounded buffer.", labelNames: ["channel"], registers });
+    this.memberCountChanges = new Counter({
+      name: "dialtone_member_count_changes_total",
+      help: "Times members that follow load grew or shrank the member count, by direction (up, down).",
+      labelNames: ["channel", "direction"],
+      registers,
+    });
     this.requestDuration = new Histogram({ name: "dialtone_request_duration_seconds", help: "Whole-request duration including waiting and retries, seconds.", labelNames: ["channel"], buckets: REQUEST_BUCKETS, registers });
   }
 }

@@ -1,5 +1,6 @@
 import { addressKey, type Address } from "../core/address.js";
 import { baseDelay, jitterExtra, type BackoffOptions } from "./backoff.js";
+import { subsetOrder } from "./subset.js";
 
 /** How one address stands when a slot needs somewhere to dial. */
 export interface AddressLoad {
@@ -10,6 +11,10 @@ export interface AddressLoad {
   readonly proving: boolean;
   /** Until when (ms, same clock as `now`) it is backing off after a failure; 0 if not. */
   readonly coolingUntil: number;
+  /** Members on it that have proven themselves (default 0). */
+  readonly proven?: number | undefined;
+  /** How many of its members are proving (default: 1 when `proving`). */
+  readonly provingCount?: number | undefined;
 }
 
 export type SpreadDecision = { kind: "dial"; address: Address } | { kind: "wait"; until: number | undefined };
@@ -20,7 +25,12 @@ export type SpreadDecision = { kind: "dial"; address: Address } | { kind: "wait"
  * - the address with the fewest members wins, among those not backing off;
  * - an address whose member is still proving itself takes no second member
  *   (stacking waits until the first has proven itself or backed off), and no
- *   address is stacked deeper than one that is still proving;
+ *   address is stacked deeper than one that is still proving (its first
+ *   member, or a full batch);
+ * - an address that has proven itself takes further members in growing
+ *   batches: as many proving at once as it has proven members (1, 2, 4, …),
+ *   so 1,000 members over 10 addresses warm up in a few round trips rather
+ *   than one round trip per member;
  * - when every eligible address is backing off, wait for the earliest to end;
  * - with nothing eligible at all, wait for a change (`until` undefined).
  */
@@ -31,8 +41,18 @@ export function chooseAddress(loads: readonly AddressLoad[], now: number): Sprea
   let provingMin = Number.POSITIVE_INFINITY;
   for (const l of loads) {
     if (l.members > 0 && l.proving) {
-      if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
-      continue;
+      const proven = l.proven ?? 0;
+      // Unproven: nothing stacks there, nor deeper elsewhere, until it answers.
+      if (proven === 0) {
+        if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
+        continue;
+      }
+      // Proven: its batch is full while as many are proving as have proven, and, like an
+      // unproven one, it then holds back deeper stacking elsewhere so spread stays even.
+      if ((l.provingCount ?? 1) >= proven) {
+        if (l.coolingUntil <= now) provingMin = Math.min(provingMin, l.members);
+        continue;
+      }
     }
     if (l.coolingUntil > now) {
       if (earliestCooling === undefined || l.coolingUntil < earliestCooling) earliestCooling = l.coolingUntil;
@@ -49,8 +69,8 @@ export function chooseAddress(loads: readonly AddressLoad[], now: number): Sprea
 export interface AddressEntry {
   readonly key: string;
   readonly address: Address;
-  /** Position in this process's order (lower first): the per-process shuffle. */
-  readonly rank: number;
+  /** Position in this process's order (lower first): the per-process shuffle, or the subsetting order. */
+  rank: number;
   /** Failures since the address last held a member for a whole flap window. */
   failures: number;
   /** Backing off until then (regulator clock, ms); 0 when not. */
@@ -68,6 +88,10 @@ export interface AddressUse {
   proving: boolean;
   /** One of them is ready: the address answers now, whatever its failure count says. */
   live: boolean;
+  /** How many are proving (default: 1 when `proving`). */
+  provingCount?: number;
+  /** How many have proven themselves (default 0). */
+  proven?: number;
 }
 
 export interface AddressBookOptions {
@@ -86,6 +110,13 @@ export interface AddressBookOptions {
   backoffDelay?: ((failures: number) => number) | undefined;
   /** Rank new addresses in the order the resolver gave them, not shuffled (NATS's no-randomize). */
   retainOrder?: boolean | undefined;
+  /**
+   * Deterministic subsetting (see subset.ts): rank every address by this
+   * client's place in the fleet instead of a per-process shuffle. `size` is
+   * the subset each client takes (its member count). SRV weights do not
+   * apply: evenness across the fleet is the point.
+   */
+  subset?: { clientId: number; size: number } | undefined;
 }
 
 /**
@@ -98,6 +129,8 @@ export class AddressBook {
   #o: AddressBookOptions;
   #entries = new Map<string, AddressEntry>();
   #nextRank = 0;
+  /** entries() sorted by rank; undefined after ranks change. */
+  #sorted: AddressEntry[] | undefined;
 
   constructor(options: AddressBookOptions) {
     this.#o = options;
@@ -117,7 +150,9 @@ export class AddressBook {
 
   /** The entries in rank order. */
   entries(): AddressEntry[] {
-    return [...this.#entries.values()].sort((a, b) => a.rank - b.rank);
+    // choose() runs once per slot per event: sorting each time made warm-up of many members quadratic.
+    this.#sorted ??= [...this.#entries.values()].sort((a, b) => a.rank - b.rank);
+    return [...this.#sorted];
   }
 
   /**
@@ -139,7 +174,23 @@ export class AddressBook {
     for (const [key, address] of this.#o.retainOrder ? fresh : weightedShuffle(fresh, this.#o.random)) {
       this.#entries.set(key, { key, address, rank: this.#nextRank++, failures: 0, coolingUntil: 0, lastError: undefined, lastSeen: now });
     }
+    if (this.#o.subset && (removed.length > 0 || fresh.length > 0)) this.#rankBySubset(this.#o.subset);
+    this.#sorted = undefined;
     return removed;
+  }
+
+  /**
+   * Subsetting ranks depend on the whole set (its size decides the rounds),
+   * so every change re-ranks every address. Members already connected stay
+   * where they are (the regulator only re-dials lost slots), so a change
+   * moves only the members it must.
+   */
+  #rankBySubset(subset: { clientId: number; size: number }): void {
+    const order = subsetOrder([...this.#entries.keys()], subset.clientId, subset.size);
+    order.forEach((key, rank) => {
+      const e = this.#entries.get(key);
+      if (e) e.rank = rank;
+    });
   }
 
   /** One more failure: the address backs off on its own clock. */
@@ -184,7 +235,14 @@ export class AddressBook {
     for (const e of this.entries()) {
       const u = use.get(e.key);
       // An address with a ready member answers now: its backoff (from some other connection's loss) does not apply.
-      const load: AddressLoad = { address: e.address, members: u?.members ?? 0, proving: u?.proving ?? false, coolingUntil: u?.live ? 0 : e.coolingUntil };
+      const load: AddressLoad = {
+        address: e.address,
+        members: u?.members ?? 0,
+        proving: u?.proving ?? false,
+        coolingUntil: u?.live ? 0 : e.coolingUntil,
+        proven: u?.proven,
+        provingCount: u?.provingCount,
+      };
       (e.failures === 0 || u?.live ? good : failing).push(load);
     }
     if (good.length > 0) {

@@ -25,6 +25,19 @@ export type { MemberStats, SupervisorStats };
 export const DEFAULT_FLAP_WINDOW = 5000;
 /** How long an address that rotating answers omit keeps its members. */
 export const DEFAULT_MIN_HOLD = 30_000;
+/** How often a channel whose members follow load samples it. */
+export const LOAD_SAMPLE_INTERVAL = 250;
+
+/** Members that follow load: see MembersRange in transport/common-options.ts. */
+export interface MembersRangeOptions {
+  min: number;
+  max: number;
+  target?: number | undefined;
+  shrinkAfter?: number | undefined;
+  /** How long load must stay high before one member is added (default 1000). */
+  growAfter?: number | undefined;
+}
+
 /** Requests in flight on one channel past which acquire() fails at once. */
 export const DEFAULT_MAX_OUTSTANDING = 10_000;
 
@@ -33,7 +46,10 @@ export interface SupervisorOptions<C extends MemberConnection> {
   target: string;
   resolver: Resolver;
   connector: Connector<C>;
-  members: number;
+  /** A fixed count, or a range that follows load. */
+  members: number | MembersRangeOptions;
+  /** Deterministic subsetting: this process's index in its fleet. */
+  subset?: { clientId: number } | undefined;
   health: HealthOptions;
   /** Each address's own backoff after failures; `timeout` (0 = never) is how long an empty slot keeps trying. */
   backoff: BackoffOptions;
@@ -132,6 +148,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #feeding = false;
   #clock: Clock;
   #wake: Timer | undefined;
+  #sampler: ReturnType<typeof setInterval> | undefined;
+  /** What ready() waits for: the fixed count, or a range's minimum. */
+  #minMembers: number;
   #nextId = 1;
   #outstanding = 0;
   #maxOutstanding: number;
@@ -150,9 +169,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#clock = options.clock ?? systemClock;
     this.#maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
     this.#queue = new AcquireQueue(options.maxQueue);
+    const range = typeof options.members === "number" ? undefined : options.members;
+    this.#minMembers = range ? range.min : (options.members as number);
     this.#reg = new Regulator({
       target: options.target,
-      members: options.members,
+      members: this.#minMembers,
+      maxMembers: range?.max,
+      loadTarget: range?.target,
+      shrinkAfter: range?.shrinkAfter,
+      growAfter: range?.growAfter,
+      subset: options.subset,
       criticalMin: options.criticalMin,
       backoff: options.backoff,
       flapWindow: options.flapWindow ?? DEFAULT_FLAP_WINDOW,
@@ -188,6 +214,11 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
       this.#updateStatus();
     });
+    if (range && range.max > range.min) {
+      // Sampling is an effect, so it lives here; what a sample means is the regulator's call.
+      this.#sampler = setInterval(() => this.#sampleLoad(), LOAD_SAMPLE_INTERVAL);
+      this.#sampler.unref();
+    }
     options.resolver.start({
       onAddresses: (set) => {
         if (this.closed) return;
@@ -231,13 +262,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const started = this.#clock.now();
     const own = signal ? undefined : withTimeout(this.#o.readyTimeout);
     try {
-      while (this.pool.readyCount < this.#o.members) {
+      while (this.pool.readyCount < this.#minMembers) {
         if (this.closed) throw new ClosedError(`channel ${this.target}`);
         await raceSignal(this.#nextChange(), signal ?? own);
       }
     } catch (err) {
       if (!this.closed && (own?.aborted || signal?.aborted)) {
-        throw new NotReadyError(this.target, this.pool.readyCount, this.#o.members, Math.round(this.#clock.now() - started), this.#lastError);
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#minMembers, Math.round(this.#clock.now() - started), this.#lastError);
       }
       throw err;
     } finally {
@@ -307,7 +338,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     return {
       target: this.target,
       status: this.#status.current,
-      wanted: this.#o.members,
+      wanted: this.#reg.wanted,
       ready: this.pool.readyCount,
       usable: this.pool.usableCount,
       degraded: this.pool.degraded,
@@ -336,6 +367,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async #close(): Promise<void> {
     const closed = new ClosedError(`channel ${this.target}`);
     this.#feed({ type: "close" });
+    clearInterval(this.#sampler);
     this.#abort.abort(closed);
     this.#wake?.cancel();
     this.#o.resolver.close();
@@ -428,7 +460,31 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.#lastError = a.error;
         this.events.emit({ type: "gave-up", slot: a.slot, error: a.error });
         return;
+      case "members":
+        this.events.emit({ type: "members", from: a.from, to: a.to, reason: a.reason });
+        return;
     }
+  }
+
+  /** One load sample for members that follow load: in flight on ready members, the lowest peer stream limit, mean latency estimate. */
+  #sampleLoad(): void {
+    if (this.closed) return;
+    let inFlight = 0;
+    let streamLimit = Number.POSITIVE_INFINITY;
+    let latencySum = 0;
+    let latencies = 0;
+    for (const m of this.pool.members()) {
+      if (m.state !== "ready") continue;
+      inFlight += m.inFlight;
+      streamLimit = Math.min(streamLimit, m.maxConcurrent);
+      // Peak-EWMA only: the in-flight balancer keeps no latency estimate.
+      const l = m.latency;
+      if (l !== undefined) {
+        latencySum += l;
+        latencies++;
+      }
+    }
+    this.#feed({ type: "load", inFlight, streamLimit, latency: latencies > 0 ? latencySum / latencies : undefined });
   }
 
   // ── members ──────────────────────────────────────────────────────────

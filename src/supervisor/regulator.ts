@@ -2,6 +2,7 @@ import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
 import type { DrainReason, EvictionReason } from "../core/events.js";
 import { AddressBook, type AddressUse } from "./address-book.js";
+import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
 
 /** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
@@ -21,6 +22,12 @@ export type RegulatorEvent =
   | { type: "lost"; member: number; error: Error | undefined }
   /** A time the regulator asked for has come. */
   | { type: "tick" }
+  /**
+   * A load sample (members that follow load): requests in flight on ready
+   * members, the lowest stream limit a peer set (Infinity: none), and their
+   * mean latency estimate in ms (peak-EWMA balancer only; undefined otherwise).
+   */
+  | { type: "load"; inFlight: number; streamLimit: number; latency?: number | undefined }
   | { type: "close" };
 
 /** What the regulator asks the driver to do, in order. */
@@ -40,11 +47,24 @@ export type Action =
   | { type: "wake"; at: number }
   /** Every address is failing: ask the resolver for a fresh answer. */
   | { type: "refresh" }
-  | { type: "gave-up"; slot: number; error: Error };
+  | { type: "gave-up"; slot: number; error: Error }
+  /** The member count changed (members that follow load). */
+  | { type: "members"; from: number; to: number; reason: string };
 
 export interface RegulatorOptions {
   target: string;
+  /** Members to keep; with `maxMembers` above it, the minimum of a range that follows load. */
   members: number;
+  /** Most members under load (default: `members`, a fixed count). */
+  maxMembers?: number | undefined;
+  /** In-flight per ready member above which the pool grows (default: half the peers' stream limit, or 64). */
+  loadTarget?: number | undefined;
+  /** How long load must stay above target before one member is added (ms, default 1000). */
+  growAfter?: number | undefined;
+  /** How long load must stay below a quarter of target before one member is let go (ms, default 30000). */
+  shrinkAfter?: number | undefined;
+  /** Deterministic subsetting (see subset.ts); the subset size is `members`. */
+  subset?: { clientId: number } | undefined;
   criticalMin: number;
   backoff: BackoffOptions;
   /** A connection lost this soon (ms) after its first PONG is a failure of its address. */
@@ -109,6 +129,8 @@ export class Regulator {
   /** A refresh was asked since the last answer. */
   #refreshed = false;
   #wakeAt: number | undefined;
+  /** Members that follow load; undefined for a fixed count. */
+  #follower: LoadFollower | undefined;
 
   constructor(options: RegulatorOptions) {
     this.#o = options;
@@ -118,16 +140,24 @@ export class Regulator {
       random: options.random,
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
+      subset: options.subset ? { clientId: options.subset.clientId, size: options.members } : undefined,
     });
-    this.#slots = Array.from({ length: options.members }, (_, index) => ({
-      index,
-      active: undefined,
-      pending: undefined,
-      failures: 0,
-      failingSince: undefined,
-      lastError: undefined,
-      gaveUp: false,
-    }));
+    this.#slots = Array.from({ length: options.members }, (_, index) => newSlot(index));
+    const max = options.maxMembers ?? options.members;
+    if (max > options.members) {
+      this.#follower = new LoadFollower({
+        min: options.members,
+        max,
+        target: options.loadTarget,
+        growAfter: options.growAfter ?? 1000,
+        shrinkAfter: options.shrinkAfter ?? 30_000,
+      });
+    }
+  }
+
+  /** Members the channel keeps now: `members`, or where load has taken it within the range. */
+  get wanted(): number {
+    return this.#slots.length;
   }
 
   get degraded(): boolean {
@@ -177,6 +207,9 @@ export class Regulator {
         break;
       case "tick":
         this.#wakeAt = undefined;
+        break;
+      case "load":
+        this.#onLoad(event.inFlight, event.streamLimit, event.latency, now, out);
         break;
       case "close":
         this.#closing = true;
@@ -293,6 +326,41 @@ export class Regulator {
     this.#updateDegraded(now, out);
   }
 
+  /** A load sample: the follower decides, the regulator adds or drops the last slot. */
+  #onLoad(inFlight: number, streamLimit: number, latency: number | undefined, now: number, out: Action[]): void {
+    if (!this.#follower) return;
+    let ready = 0;
+    let settled = true;
+    for (const slot of this.#slots) {
+      const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
+      if (m?.state === "ready") ready++;
+      if (slot.pending || !m) settled = false;
+    }
+    const othersReady = this.#slots.slice(0, -1).every((slot) => slot.active !== undefined && this.#members.get(slot.active)?.state === "ready");
+    const d = this.#follower.sample({ inFlight, streamLimit, latency, size: this.#slots.length, ready, settled, othersReady }, now);
+    if (d) this.#resize(d.to, d.reason, out);
+  }
+
+  /** Adds an empty slot (planning fills it) or removes the last one: its dial is cancelled, its member drains. */
+  #resize(to: number, reason: string, out: Action[]): void {
+    const from = this.#slots.length;
+    if (to > from) this.#slots.push(newSlot(from));
+    else {
+      const slot = this.#slots.pop() as Slot;
+      const p = slot.pending;
+      if (p) {
+        out.push({ type: "cancel", dial: p.dial });
+        if (p.member !== undefined) {
+          this.#forget(p.member);
+          out.push({ type: "close", member: p.member, reason: "surplus member (load fell)", error: undefined });
+        }
+      }
+      const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
+      if (m) this.#drain(m, "surplus", "load fell", out);
+    }
+    out.push({ type: "members", from, to, reason });
+  }
+
   // ── planning ─────────────────────────────────────────────────────────
 
   /** Fills empty slots, replaces members on addresses that left the book, repairs spread; asks for a wake-up. */
@@ -309,13 +377,23 @@ export class Regulator {
         this.#evict(m, "unhealthy", "unhealthy after degraded mode ended", error, now, out);
       }
     }
+    // One use map for the whole pass, updated as dials go out: recomputing it per slot made warm-up quadratic.
+    const use = this.#use();
+    let waiting = false;
     for (const slot of this.#slots) {
       if (slot.gaveUp || slot.pending) continue;
       const active = slot.active === undefined ? undefined : this.#members.get(slot.active);
       if (active && this.book.has(active.key)) continue;
-      const d = this.book.choose(this.#use(), now);
-      if (d.kind === "dial") this.#dial(slot, d.address, active ? "replace" : "fill", out);
-      else later(d.until);
+      // The choice depends only on the use map: once it says wait, every other slot would hear the same.
+      if (waiting) continue;
+      const d = this.book.choose(use, now);
+      if (d.kind === "dial") {
+        this.#dial(slot, d.address, active ? "replace" : "fill", out);
+        bumpUse(use, addressKey(d.address), "proving");
+      } else {
+        later(d.until);
+        waiting = true;
+      }
     }
     later(this.#rebalance(now, out));
     for (const m of this.#members.values()) {
@@ -379,17 +457,10 @@ export class Regulator {
   /** Members per address as spread counts them: active and pending, not draining. */
   #use(): Map<string, AddressUse> {
     const use = new Map<string, AddressUse>();
-    const bump = (key: string, proving: boolean, live: boolean): void => {
-      const u = use.get(key) ?? { members: 0, proving: false, live: false };
-      u.members++;
-      u.proving ||= proving;
-      u.live ||= live;
-      use.set(key, u);
-    };
     for (const slot of this.#slots) {
       const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
-      if (m) bump(m.key, false, m.state === "ready");
-      if (slot.pending) bump(slot.pending.key, true, false);
+      if (m) bumpUse(use, m.key, m.state === "ready" ? "ready" : "other");
+      if (slot.pending) bumpUse(use, slot.pending.key, "proving");
     }
     return use;
   }
@@ -484,4 +555,23 @@ export class Regulator {
     this.#degraded = degraded;
     out.push({ type: "degraded", degraded, healthy: this.#ready });
   }
+}
+
+function newSlot(index: number): Slot {
+  return { index, active: undefined, pending: undefined, failures: 0, failingSince: undefined, lastError: undefined, gaveUp: false };
+}
+
+/** Counts one member (or pending dial) on an address, as spread sees it. */
+function bumpUse(use: Map<string, AddressUse>, key: string, kind: "proving" | "ready" | "other"): void {
+  const u = use.get(key) ?? { members: 0, proving: false, live: false, provingCount: 0, proven: 0 };
+  u.members++;
+  if (kind === "proving") {
+    u.proving = true;
+    u.provingCount = (u.provingCount ?? 0) + 1;
+  }
+  if (kind === "ready") {
+    u.live = true;
+    u.proven = (u.proven ?? 0) + 1;
+  }
+  use.set(key, u);
 }

@@ -19,8 +19,18 @@ export interface CommonChannelOptions {
   discovery?: string | Resolver;
   /** Options for dns:/// and dns+srv:/// discovery (nameservers, TTL bounds, family…). */
   dns?: DnsResolverOptions;
-  /** Warm members to keep (default 3). */
-  members?: number;
+  /**
+   * Warm members to keep (default 3): a number stays fixed; `{ min, max }`
+   * follows load (see MembersRange).
+   */
+  members?: number | MembersRange;
+  /**
+   * Deterministic subsetting: this process's stable 0-based index in its
+   * fleet (a StatefulSet ordinal, an env var). Clients 0…N−1 then spread
+   * their members evenly over the backends; without it each process
+   * shuffles the addresses at random.
+   */
+  subset?: { clientId: number };
   health?: Partial<HealthOptions>;
   /** Redial backoff for member slots (default 100 ms ×2 up to 10 s, never gives up). */
   backoff?: Partial<BackoffOptions>;
@@ -81,8 +91,22 @@ export interface CommonChannelOptions {
   random?: () => number;
 }
 
+/**
+ * Members that follow load: the channel starts at `min`, grows one member at
+ * a time while the average in-flight per member stays above `target`, and
+ * shrinks one at a time after `shrinkAfter` ms below a quarter of it.
+ */
+export interface MembersRange {
+  min: number;
+  max: number;
+  /** In-flight requests per member that count as busy (default: half the peer's SETTINGS_MAX_CONCURRENT_STREAMS, or 64). */
+  target?: number;
+  /** How long load must stay low before one member is let go (default 30000). */
+  shrinkAfter?: number;
+}
+
 export const COMMON_KEYS: readonly string[] = [
-  "discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
+  "discovery", "dns", "members", "subset", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
   "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "outlier", "random",
 ];
 
@@ -95,9 +119,21 @@ export const MAX_MEMBERS = 10_000;
 
 /** Every key of DnsResolverOptions; a Record over keyof makes tsc flag a key added there and not here. */
 
+/** How the member count is decided: fixed (min = max) or following load. */
+export interface ResolvedMembers {
+  min: number;
+  max: number;
+  /** undefined: from the peer's stream limit, or 64. */
+  target: number | undefined;
+  shrinkAfter: number;
+}
+
 export interface ResolvedCommon {
   name: string;
+  /** The fixed count, or the minimum of a range: what ready() waits for. */
   members: number;
+  range: ResolvedMembers;
+  subset: { clientId: number } | undefined;
   health: HealthOptions;
   backoff: BackoffOptions;
   criticalMin: number;
@@ -127,7 +163,8 @@ export function resolveCommon(
 ): ResolvedCommon {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   checkKeys("", o, [...COMMON_KEYS, ...known]);
-  const members = requireInteger("members", o.members ?? 3, 1, MAX_MEMBERS);
+  const range = resolveMembers(o.members);
+  const members = range.min;
   const criticalMin = resolveDegraded(o.degraded, members);
   // peak-ewma by default: with decay on read it no longer starves a once-slow member, and bench/slow shows it better.
   const balancer = o.balancer ?? "peak-ewma";
@@ -141,6 +178,8 @@ export function resolveCommon(
   return {
     name,
     members,
+    range,
+    subset: resolveSubset(o.subset),
     health,
     backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
     criticalMin,
@@ -160,6 +199,37 @@ export function resolveCommon(
     outlier: resolveOutlier(o.outlier),
     random: o.random,
   };
+}
+
+/** `members`: an integer, or `{ min, max, target?, shrinkAfter? }` with 1 ≤ min ≤ max ≤ MAX_MEMBERS. */
+function resolveMembers(input: unknown): ResolvedMembers {
+  if (input === undefined || typeof input === "number" || input === null || typeof input !== "object") {
+    const n = requireInteger("members", input ?? 3, 1, MAX_MEMBERS);
+    return { min: n, max: n, target: undefined, shrinkAfter: DEFAULT_SHRINK_AFTER };
+  }
+  const r = requireObject("members", input);
+  checkKeys("members", r, ["min", "max", "target", "shrinkAfter"]);
+  const min = requireInteger("members.min", r.min, 1, MAX_MEMBERS);
+  const max = requireInteger("members.max", r.max, 1, MAX_MEMBERS);
+  if (max < min) throw new ConfigError("members.max", `must be ≥ members.min (${min}), got ${max}`);
+  return {
+    min,
+    max,
+    target: r.target === undefined ? undefined : requireInteger("members.target", r.target, 1),
+    shrinkAfter: requirePositiveDuration("members.shrinkAfter", r.shrinkAfter ?? DEFAULT_SHRINK_AFTER),
+  };
+}
+
+/** How long load must stay low before a member is let go, by default. */
+const DEFAULT_SHRINK_AFTER = 30_000;
+
+/** `subset: { clientId }`: a non-negative integer index in the fleet. */
+function resolveSubset(input: unknown): { clientId: number } | undefined {
+  if (input === undefined) return undefined;
+  const s = requireObject("subset", input);
+  checkKeys("subset", s, ["clientId"]);
+  // 2^31−1: ids times the subset size stay exact integers.
+  return { clientId: requireInteger("subset.clientId", s.clientId, 0, 2 ** 31 - 1) };
 }
 
 /** `degraded: { criticalMin }`: an object with that one key, criticalMin ≤ members. */
@@ -211,7 +281,8 @@ export function supervisorFor<C extends MemberConnection>(
     target,
     resolver,
     connector,
-    members: o.members,
+    members: o.range,
+    subset: o.subset,
     health: o.health,
     backoff: o.backoff,
     criticalMin: o.criticalMin,

@@ -17,6 +17,8 @@ export interface NatsNode {
   thaw(): void;
   /** Lame duck mode, as `nats-server --signal ldm=<pid>` does (SIGUSR2). */
   lameDuck(): void;
+  /** Starts the node again after it was killed or left lame duck mode (no-op while it runs); resolves once it accepts clients. */
+  restart(): Promise<void>;
 }
 
 export interface NatsCluster {
@@ -55,7 +57,7 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
     const auth = opts.user ? `authorization { user: "${opts.user}", password: "${opts.pass ?? ""}" }\n` : "";
     writeFileSync(conf, `lame_duck_duration: "30s"\nlame_duck_grace_period: "1s"\nmax_payload: 1048576\n${auth}`);
     const routes = hosts.map((h) => `nats://${h}:${routePort}`).join(",");
-    const children = hosts.map((h, i) => {
+    const spawnNode = (h: string, i: number): ChildProcess => {
       const c = spawn(
         bin,
         ["-c", conf, "-a", h, "-p", String(port), "-n", `node${i}`, "--cluster_name", "dialtone", "--cluster", `nats://${h}:${routePort}`, "--routes", routes],
@@ -63,7 +65,8 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
       );
       live.add(c);
       return c;
-    });
+    };
+    const children = hosts.map(spawnNode);
     let stderr = "";
     for (const c of children) c.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     const stopAll = async (): Promise<void> => {
@@ -86,13 +89,23 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
       throw new Error(`nats cluster did not form: ${stderr.slice(0, 2000)}`);
     }
     const nodes: NatsNode[] = hosts.map((h, i) => {
-      const c = children[i] as ChildProcess;
+      let c = children[i] as ChildProcess;
       return {
         name: `node${i}`,
         host: h,
         port,
         key: `${h}:${port}`,
-        pid: c.pid as number,
+        get pid() {
+          return c.pid as number;
+        },
+        restart: async () => {
+          if (c.exitCode === null && c.signalCode === null) return;
+          live.delete(c);
+          c = spawnNode(h, i);
+          // stop() reaps whatever runs now.
+          children[i] = c;
+          await waitAccepting(h, port, c, opts);
+        },
         kill: async () => {
           if (c.exitCode !== null || c.signalCode !== null) return;
           c.kill("SIGCONT");
@@ -107,6 +120,22 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
     return { nodes, port, stop: stopAll };
   }
   throw new Error("could not find free ports for a nats cluster");
+}
+
+/** Bounded (10 s) wait until a restarted node accepts a client connection. */
+async function waitAccepting(host: string, port: number, child: ChildProcess, auth: { user?: string; pass?: string }): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`nats-server on ${host}:${port} exited while restarting`);
+    try {
+      const nc = await connect({ servers: `${host}:${port}`, reconnect: false, user: auth.user, pass: auth.pass, timeout: 500 });
+      await nc.close();
+      return;
+    } catch {
+      if (performance.now() > deadline) throw new Error(`nats-server on ${host}:${port} not accepting after restart`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 /** Bounded wait until a message published on each node reaches a subscriber on the first. */

@@ -127,7 +127,9 @@ describe("faults against real HTTP/2 backends in child processes", () => {
 
   it("with balancer peak-ewma, the slow backend gets (almost) nothing", async () => {
     const backends = await startBackends(HOSTS);
-    await backends[2]!.command({ cmd: "delay", ms: 20 });
+    // 100 ms, far above what CPU contention on a loaded 2-core machine adds to the fast members
+    // (with 20 ms the estimates could meet under load and the test measured the machine).
+    await backends[2]!.command({ cmd: "delay", ms: 100 });
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3, balancer: "peak-ewma" });
     await ch.ready(AbortSignal.timeout(10_000));
     const share = new Map<string, number>();

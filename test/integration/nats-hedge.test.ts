@@ -30,7 +30,7 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const [frozen, ...live] = cluster.nodes;
     const responders = await startResponders(live, "echo");
     cleanups.push(() => responders.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, hedge: { delay: 50, max: 1 } });
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
@@ -54,12 +54,14 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     expect(hedged.every((e) => e.hedgeWon)).toBe(true);
   });
 
+  // One request at a time: the in-flight balancer sends some to the frozen member, which is what
+  // these tests need to see hedged (peak-EWMA could rightly keep away from it from the start).
   it("attemptTimeout: an idempotent request with no reply within it is asked again on another member", async () => {
     cluster = await startNatsCluster();
     const [frozen, ...live] = cluster.nodes;
     const responders = await startResponders(live, "echo");
     cleanups.push(() => responders.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, attemptTimeout: 100 });
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", attemptTimeout: 100 });
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
@@ -77,7 +79,7 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const slow = await startResponders([slowNode!], "echo", { delayMs: 600 });
     const fast = await startResponders(fastNodes, "echo");
     cleanups.push(() => slow.stop(), () => fast.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, hedge: { delay: 50, max: 1 } });
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);

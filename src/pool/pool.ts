@@ -1,3 +1,4 @@
+import type { Address } from "../core/address.js";
 import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
@@ -30,6 +31,12 @@ export interface SuspectRule {
   readonly enabled: boolean;
   isSuspect(member: { readonly inFlight: number; readonly lastHeardAt: number; readonly busySince: number }, now: number): boolean;
 }
+
+/**
+ * A member as every other part sees it: read-only. Only the pool changes a
+ * member's record; the supervisor asks it to (setState, record*, release…).
+ */
+export type PoolMemberRef<C = unknown> = Readonly<PoolMember<C>>;
 
 export type PoolEvent =
   | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
@@ -115,8 +122,15 @@ export class Pool<C = unknown> {
     return this.#members.size;
   }
 
-  members(): IterableIterator<PoolMember<C>> {
+  members(): IterableIterator<PoolMemberRef<C>> {
     return this.#members.values();
+  }
+
+  /** A new member for `connection` (state connecting), made and kept by the pool. */
+  admit(id: number, address: Address, key: string, connection: C): PoolMemberRef<C> {
+    const member = new PoolMember<C>(id, address, key, connection);
+    this.add(member);
+    return member;
   }
 
   add(member: PoolMember<C>): void {
@@ -133,7 +147,8 @@ export class Pool<C = unknown> {
    * listener never sees a half-applied change (e.g. the last ready member
    * turning unhealthy before degraded mode makes it pickable).
    */
-  setState(member: PoolMember<C>, to: MemberState, reason: string): void {
+  setState(ref: PoolMemberRef<C>, to: MemberState, reason: string): void {
+    const member = ref as PoolMember<C>;
     const from = member.state;
     if (from === to || from === "closed") return;
     member.state = to;
@@ -151,7 +166,8 @@ export class Pool<C = unknown> {
     this.#afterChange(member, { type: "state", member, from, to, reason });
   }
 
-  setMaxConcurrent(member: PoolMember<C>, max: number): void {
+  setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
+    const member = ref as PoolMember<C>;
     member.maxConcurrent = max > 0 ? max : 0;
     this.#afterChange(member, undefined);
   }
@@ -167,7 +183,7 @@ export class Pool<C = unknown> {
    * `exclude` (a hedge: members already running this call) is avoided
    * harder still; when every draw lands on one, nothing is picked.
    */
-  pick(exclude?: readonly object[]): PoolMember<C> | undefined {
+  pick(exclude?: readonly object[]): PoolMemberRef<C> | undefined {
     this.#exclude = exclude;
     try {
       return this.#pick(exclude);
@@ -205,22 +221,26 @@ export class Pool<C = unknown> {
   }
 
   /** The member's smoothed PING round trip, ms (health reports it; peak-EWMA uses it as its floor). */
-  recordRtt(member: PoolMember<C>, rttMs: number): void {
+  recordRtt(ref: PoolMemberRef<C>, rttMs: number): void {
+    const member = ref as PoolMember<C>;
     member.rtt = rttMs;
   }
 
   /** The member proved itself (its first PONG) at `at` (wall clock, for stats). */
-  recordConnected(member: PoolMember<C>, at: number): void {
+  recordConnected(ref: PoolMemberRef<C>, at: number): void {
+    const member = ref as PoolMember<C>;
     member.connectedSince = at;
   }
 
   /** The member's latest failure, for stats and the reason it leaves. */
-  recordError(member: PoolMember<C>, error: Error): void {
+  recordError(ref: PoolMemberRef<C>, error: Error): void {
+    const member = ref as PoolMember<C>;
     member.lastError = error;
   }
 
   /** The peer proved alive (a PONG, a completed response): not suspect any more. */
-  heard(member: PoolMember<C>): void {
+  heard(ref: PoolMemberRef<C>): void {
+    const member = ref as PoolMember<C>;
     member.lastHeardAt = this.#now();
     member.suspected = false;
   }
@@ -263,7 +283,8 @@ export class Pool<C = unknown> {
    * member answered (progress, and proof of life), though the request stays
    * in flight until release().
    */
-  answered(member: PoolMember<C>): void {
+  answered(ref: PoolMemberRef<C>): void {
+    const member = ref as PoolMember<C>;
     member.progress.answer(this.#now());
     this.heard(member);
   }
@@ -273,7 +294,8 @@ export class Pool<C = unknown> {
    * answered, is a load sample. `wasAnswered`: answered() already counted
    * its answer.
    */
-  release(member: PoolMember<C>, latency?: number, wasAnswered = false): void {
+  release(ref: PoolMemberRef<C>, latency?: number, wasAnswered = false): void {
+    const member = ref as PoolMember<C>;
     member.load.end(latency);
     if (latency !== undefined) this.heard(member);
     if (!wasAnswered) {
@@ -289,7 +311,8 @@ export class Pool<C = unknown> {
    * are ejected, the member takes no picks for its ejection time; it stays
    * connected and PINGed.
    */
-  outcome(member: PoolMember<C>, outcome: AttemptOutcome): void {
+  outcome(ref: PoolMemberRef<C>, outcome: AttemptOutcome): void {
+    const member = ref as PoolMember<C>;
     const o = this.#outlier;
     if (!o || member.state === "closed") return;
     const reason = noteOutcome(member.outlier, outcome, o);
@@ -303,7 +326,8 @@ export class Pool<C = unknown> {
   }
 
   /** An ejection's time is up: the member takes picks again, its counts start over. */
-  restore(member: PoolMember<C>): void {
+  restore(ref: PoolMemberRef<C>): void {
+    const member = ref as PoolMember<C>;
     const s = member.outlier;
     if (!s.ejected) return;
     s.ejected = false;
@@ -314,7 +338,8 @@ export class Pool<C = unknown> {
     this.events.emit({ type: "restored", member });
   }
 
-  isUsable(member: PoolMember<C>): boolean {
+  isUsable(ref: PoolMemberRef<C>): boolean {
+    const member = ref as PoolMember<C>;
     return member.usableIndex >= 0;
   }
 

@@ -8,9 +8,8 @@ import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
 import type { HealthOptions } from "../health/options.js";
-import { PoolMember } from "../pool/member.js";
 import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
-import { Pool, type Balancer } from "../pool/pool.js";
+import { Pool, type Balancer, type PoolMemberRef } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { AcquireQueue } from "./acquire-queue.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -91,7 +90,7 @@ export interface MemberView<C> {
 
 /** A picked member; release it exactly once when the request ends. */
 export interface Lease<C> {
-  readonly member: PoolMember<C>;
+  readonly member: PoolMemberRef<C>;
   readonly connection: C;
   /**
    * True once close() destroyed this lease's member because closeGrace ran
@@ -108,7 +107,7 @@ export interface Lease<C> {
 
 /** The driver's side of one member: its health loop and how far it got. */
 interface Tracked<C> {
-  readonly member: PoolMember<C>;
+  readonly member: PoolMemberRef<C>;
   readonly slot: number;
   readonly health: HealthChecker;
   /** Dialed, first PING not answered yet. */
@@ -158,7 +157,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #resolution: Resolution | undefined;
   /** Members close() destroyed when closeGrace ran out. */
-  #cut = new WeakSet<PoolMember<C>>();
+  #cut = new WeakSet<PoolMemberRef<C>>();
 
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
@@ -202,7 +201,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         t?.health.probeNow();
         return;
       } else if (e.type === "ejected") {
-        const m = e.member as PoolMember<C>;
+        const m = e.member as PoolMemberRef<C>;
         const t = this.#tracked.get(m.id);
         this.events.emit({ type: "ejected", member: info(m, t?.slot), reason: e.reason, durationMs: e.durationMs });
         // The pool has no timers: the driver ends the ejection. Unref'd (the clock's timers are).
@@ -513,9 +512,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       this.#dialFailed(a.dial, a.slot, key, undefined, err);
       return;
     }
-    const member = new PoolMember<C>(this.#nextId++, a.address, key, conn);
+    const member = this.pool.admit(this.#nextId++, a.address, key, conn);
     const t = this.#track(member, a.slot);
-    this.pool.add(member);
     this.events.emit({ type: "member-added", member: info(member, a.slot) });
     conn.onEvent((e) => this.#onConnectionEvent(t, e));
     this.#feed({ type: "connected", dial: a.dial, member: member.id });
@@ -568,7 +566,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     }
   }
 
-  #track(member: PoolMember<C>, slot: number): Tracked<C> {
+  #track(member: PoolMemberRef<C>, slot: number): Tracked<C> {
     let fail!: (error: Error) => void;
     const failed = new Promise<never>((_, reject) => (fail = reject));
     // Only a warm-up awaits it; later failures must not surface as unhandled.

@@ -1,5 +1,5 @@
 import type { ConnectionStatus, MemberState } from "../core/events.js";
-import type { PoolMember } from "../pool/member.js";
+import type { PoolMemberRef } from "../pool/pool.js";
 import type { AddressEntry } from "./address-book.js";
 
 export interface MemberStats {
@@ -42,7 +42,7 @@ export interface Resolution {
   error: Error | undefined;
 }
 
-export function memberStats(m: PoolMember, slot: number): MemberStats {
+export function memberStats(m: PoolMemberRef, slot: number): MemberStats {
   return {
     id: m.id,
     slot,

@@ -26,24 +26,32 @@ export interface NatsPeer {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export const dialtoneNats: NatsPeer = {
-  id: "dialtone",
-  label: "dialtone",
-  async open(nodes, timeoutMs) {
-    const channel = createNatsChannel({
-      target: `nats://${nodes.map((n) => n.key).join(",")}`,
-      members: nodes.length,
-      ignoreDiscoveredServers: true,
-      requestTimeout: timeoutMs,
-    });
-    await channel.ready(AbortSignal.timeout(CONNECT_TIMEOUT_MS));
-    return {
-      call: async (body) => (await channel.request(SUBJECT, body, { timeout: timeoutMs })).string(),
-      server: () => undefined,
-      close: () => channel.close(),
-    };
-  },
-};
+/** dialtone's NATS channel with its defaults, or with the other balancer (to show what the default costs or saves). */
+function dialtoneNatsPeer(balancer?: "in-flight"): NatsPeer {
+  return {
+    id: balancer ? `dialtone-${balancer}` : "dialtone",
+    label: balancer ? `dialtone (${balancer})` : "dialtone",
+    open: (nodes, timeoutMs) => openDialtone(nodes, timeoutMs, balancer),
+  };
+}
+
+export const dialtoneNats: NatsPeer = dialtoneNatsPeer();
+
+async function openDialtone(nodes: NatsNode[], timeoutMs: number, balancer: "in-flight" | undefined): Promise<NatsBenchClient> {
+  const channel = createNatsChannel({
+    target: `nats://${nodes.map((n) => n.key).join(",")}`,
+    members: nodes.length,
+    ignoreDiscoveredServers: true,
+    requestTimeout: timeoutMs,
+    ...(balancer ? { balancer } : {}),
+  });
+  await channel.ready(AbortSignal.timeout(CONNECT_TIMEOUT_MS));
+  return {
+    call: async (body) => (await channel.request(SUBJECT, body, { timeout: timeoutMs })).string(),
+    server: () => undefined,
+    close: () => channel.close(),
+  };
+}
 
 function officialPeer(id: string, label: string, tuning: { reconnectTimeWait?: number; pingInterval?: number; maxPingOut?: number }): NatsPeer {
   return {
@@ -63,4 +71,4 @@ function officialPeer(id: string, label: string, tuning: { reconnectTimeWait?: n
 export const officialDefault = officialPeer("nats-js", "nats.js, 1 connection, defaults", {});
 export const officialTuned = officialPeer("nats-js-tuned", "nats.js, 1 connection, tuned", { reconnectTimeWait: 250, pingInterval: 1000, maxPingOut: 2 });
 
-export const NATS_PEERS: NatsPeer[] = [dialtoneNats, officialDefault, officialTuned];
+export const NATS_PEERS: NatsPeer[] = [dialtoneNats, officialDefault, officialTuned, dialtoneNatsPeer("in-flight")];

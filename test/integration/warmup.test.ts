@@ -24,6 +24,9 @@ describe("warm-up against real HTTP/2 backends", () => {
       target: `http://backend.test:${port}`,
       discovery: `static:///${backends.map((b) => b.key).join(",")}`,
       members: 3,
+      // One request at a time below must reach every member: the in-flight balancer spreads them evenly
+      // (the peak-EWMA default may rightly prefer the faster members for a while).
+      balancer: "in-flight",
     });
     const rec = recordEvents(ch);
     await ch.ready(AbortSignal.timeout(10_000));

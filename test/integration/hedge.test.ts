@@ -21,7 +21,7 @@ async function stalledPair(): Promise<[Backend, Backend]> {
 describe("hedged requests against real HTTP/2 backends", () => {
   it("an idempotent call with no answer after `delay` goes to the other member; the first answer wins and the loser is cancelled", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const took: number[] = [];
@@ -46,7 +46,7 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("calls not marked idempotent are never hedged: they wait for the stalled member", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const results = await Promise.all(Array.from({ length: 8 }, () => ch.request({ path: "/", method: "POST", body: "x" })));
@@ -58,7 +58,7 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("a streamed response (requestStream, what the adapters use) is hedged too: the winner streams, the loser is cancelled", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     for (let i = 0; i < 8; i++) {
@@ -77,7 +77,7 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("through the undici adapter (dialtone/undici): an undici request marked idempotent is hedged", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, hedge: { delay: 50, max: 1 } });
+    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     // undici's request() types its dispatcher as its own Dispatcher class; ours is what it calls.
@@ -97,6 +97,8 @@ describe("hedged requests against real HTTP/2 backends", () => {
       target: `http://svc.test:${slow.port}`,
       discovery: staticDiscovery([slow, fast]),
       members: 2,
+      // These tests are about hedging, not balancing: in-flight sends the slow member its share.
+      balancer: "in-flight",
       hedge: { delay: 30, max: 1 },
       retryBudget: { ratio: 0, minPerSecond: 0.1, window: 10_000 },
     });

@@ -22,9 +22,10 @@ export interface LeaseSource<C> {
   acquire(signal: AbortSignal | undefined, timeoutMs: number): Promise<DispatchLease<C>>;
   /**
    * A usable member other than those in `exclude`, now, or undefined: a
-   * hedge goes to a different member or not at all, and never queues.
+   * hedge goes to a different member or not at all, and never queues. The
+   * pipeline also takes a first attempt's member this way when one is free.
    */
-  tryAcquire?(exclude: readonly DispatchLease<C>["member"][]): DispatchLease<C> | undefined;
+  tryAcquire?(exclude?: readonly DispatchLease<C>["member"][]): DispatchLease<C> | undefined;
   /** Records a request-level failure as the channel's most recent error. */
   noteError(error: Error): void;
   readonly events: Listeners<ChannelEvent>;

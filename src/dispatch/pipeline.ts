@@ -2,7 +2,7 @@ import { AbortedError, ClosedError, DialtoneError, RequestError, RequestTimeoutE
 import type { AttemptOutcome } from "../pool/outlier.js";
 import { mayRetry, memberFailure, outcomeOf, settle } from "./classify.js";
 import { hedgedAttempts } from "./hedge.js";
-import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
+import type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
 export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from "./lease.js";
 
@@ -44,7 +44,13 @@ function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attem
 
 async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
   const signal = o.signal;
-  if (signal?.aborted) throw new AbortedError(o.target, signal.reason);
+  if (signal) {
+    if (signal.aborted) throw new AbortedError(o.target, signal.reason);
+    // A member free now is taken without waiting, so yield once here: a call
+    // its caller aborts in the same tick must send nothing.
+    await Promise.resolve();
+    if (signal.aborted) throw new AbortedError(o.target, signal.reason);
+  }
   const begun = performance.now();
   // The budget's clock is performance.now() too: one read for both.
   o.budget?.deposit(begun);
@@ -55,7 +61,8 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     if (remaining <= 0) throw last ?? new RequestTimeoutError(o.target, undefined, o.timeout);
     let lease: DispatchLease<C>;
     try {
-      lease = await source.acquire(signal, Math.min(o.acquireTimeout, remaining));
+      // A member free now is taken without a promise; only a wait goes through the queue.
+      lease = source.tryAcquire?.() ?? (await source.acquire(signal, Math.min(o.acquireTimeout, remaining)));
     } catch (err) {
       throw settle(err, o);
     }
@@ -64,14 +71,13 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       trace.address = lease.member.key;
     }
     const started = performance.now();
-    let kept = false;
-    let verdict: AttemptOutcome = "ok";
+    const ctx = new Context(Math.max(1, deadline - started), n, signal);
     try {
-      const res = await attempt(lease, { budgetMs: Math.max(1, deadline - started), attempt: n, signal, keepLease: () => (kept = true), classify: (v) => (verdict = v) });
-      lease.report?.(verdict);
+      const res = await attempt(lease, ctx);
+      lease.report?.(ctx.verdict);
       const latency = performance.now() - started;
       // A kept lease resolved at its response head: the member answered, the body still streams.
-      if (!kept) lease.release(latency);
+      if (!ctx.kept) lease.release(latency);
       else lease.answered?.();
       // A p95 hedge delay learns from every call, hedged or not.
       o.hedge?.record(latency);
@@ -94,4 +100,23 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     }
   }
   throw last;
+}
+
+/** One attempt's context (a class: one allocation, no closures per attempt). */
+class Context implements AttemptContext {
+  kept = false;
+  verdict: AttemptOutcome = "ok";
+  constructor(
+    readonly budgetMs: number,
+    readonly attempt: number,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  keepLease(): void {
+    this.kept = true;
+  }
+
+  classify(outcome: AttemptOutcome): void {
+    this.verdict = outcome;
+  }
 }

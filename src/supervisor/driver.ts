@@ -12,6 +12,7 @@ import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
 import { Pool, type Balancer, type PoolMemberRef } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { AcquireQueue } from "./acquire-queue.js";
+import { MemberLease, type LeaseOwner } from "./member-lease.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
 import { Regulator, type Action, type RegulatorEvent } from "./regulator.js";
@@ -158,6 +159,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #resolution: Resolution | undefined;
   /** Members close() destroyed when closeGrace ran out. */
   #cut = new WeakSet<PoolMemberRef<C>>();
+  /** What every lease of this channel shares (see MemberLease). */
+  readonly #leaseOwner: LeaseOwner<C>;
 
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
@@ -187,6 +190,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       retainOrder: options.retainOrder,
     });
     this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspect: new PassiveSuspicion(options.health.suspectAfter), outlier: options.outlier });
+    this.#leaseOwner = { pool: this.pool, isCut: (m) => this.#cut.has(m), released: () => void this.#outstanding-- };
     this.pool.events.add((e) => {
       if (e.type === "state") {
         const t = this.#tracked.get(e.member.id);
@@ -298,7 +302,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * A usable member other than those in `exclude`, now, or undefined (a
    * hedge: it goes to a different member or not at all, and never queues).
    */
-  tryAcquire(exclude: readonly object[]): Lease<C> | undefined {
+  tryAcquire(exclude?: readonly object[]): Lease<C> | undefined {
     if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
     return this.#tryPick(exclude);
   }
@@ -663,28 +667,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const m = this.pool.pick(exclude);
     if (!m) return undefined;
     this.#outstanding++;
-    let released = false;
-    let answered = false;
-    const cut = this.#cut;
-    return {
-      member: m,
-      connection: m.connection,
-      get closedByChannel(): boolean {
-        return cut.has(m);
-      },
-      report: (outcome: AttemptOutcome) => this.pool.outcome(m, outcome),
-      answered: () => {
-        if (answered || released) return;
-        answered = true;
-        this.pool.answered(m);
-      },
-      release: (latencyMs?: number) => {
-        if (released) return;
-        released = true;
-        this.#outstanding--;
-        this.pool.release(m, latencyMs, answered);
-      },
-    };
+    return new MemberLease(this.#leaseOwner, m);
   }
 
   #updateStatus(): void {

@@ -42,13 +42,17 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
    * first attempt was not processed, or when `idempotent` is set. Bad input
    * rejects with BadRequestError before any member sees it.
    */
-  async request(init: Http2RequestInit): Promise<Http2Response> {
-    const req = prepareRequest(init, this.target);
-    return await this.call(this.#callOptions(req), this.#limits(req), async (lease, ctx) => {
-      const res = await sendOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, this.#o.maxResponseBytes);
-      ctx.classify(http2Outcome(res.status, res.headers, res.trailers));
-      return res;
-    });
+  request(init: Http2RequestInit): Promise<Http2Response> {
+    let req: PreparedRequest;
+    try {
+      req = prepareRequest(init, this.target);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    // The exchange classifies the response for outlier ejection itself (ctx): no promise step of our own per attempt.
+    return this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) =>
+      sendOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, this.#o.maxResponseBytes, ctx),
+    );
   }
 
   /**
@@ -106,8 +110,9 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     return { signal: req.signal, timeout: req.timeout ?? this.#o.requestTimeout, idempotent: req.idempotent };
   }
 
-  #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: () => boolean } {
-    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
+  #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: (() => boolean) | undefined } {
+    // Bytes and Blobs can always be sent again: only a stream body needs asking.
+    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined };
   }
 }
 

@@ -84,11 +84,18 @@ export class Http2Connection implements MemberConnection {
 
   /** Counts a stream we opened, so a graceful close knows when nothing is left. */
   track(stream: ClientHttp2Stream): void {
+    this.streamOpened();
+    stream.once("close", () => this.streamClosed());
+  }
+
+  /** The same count, for a caller that already listens for the stream's close: call streamClosed() from it. */
+  streamOpened(): void {
     this.#open++;
-    stream.once("close", () => {
-      this.#open--;
-      if (this.#closing && this.#open === 0) this.#finishClose();
-    });
+  }
+
+  streamClosed(): void {
+    this.#open--;
+    if (this.#closing && this.#open === 0) this.#finishClose();
   }
 
   close(graceful: boolean): void {

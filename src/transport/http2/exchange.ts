@@ -1,8 +1,11 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { Readable } from "node:stream";
+import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
 import { AbortedError, BadRequestError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import type { AttemptOutcome } from "../../pool/outlier.js";
 import { writeBody } from "./body.js";
 import type { Http2Connection } from "./connection.js";
+import { http2Outcome } from "./outcome.js";
 import type { PreparedRequest } from "./request-input.js";
 
 /** A complete response: the body collected, trailers included. */
@@ -34,6 +37,25 @@ const SESSION_REFUSED = new Set(["ERR_HTTP2_INVALID_SESSION", "ERR_HTTP2_GOAWAY_
 
 type Sink = { kind: "collect"; maxBytes: number } | { kind: "stream"; onClosed: (completed: boolean) => void };
 
+/** Where a complete response's verdict goes (outlier ejection): the attempt's context. */
+export interface Verdict {
+  classify(outcome: AttemptOutcome): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Every exchange's deadline, in one queue with one timer (see DeadlineQueue). */
+const deadlines = new DeadlineQueue();
+
+/** Node ends the request side by itself for these methods when no endStream option is given (isPayloadMeaningless). */
+const ENDS_BY_DEFAULT = new Set(["GET", "HEAD", "DELETE"]);
+const END_NOW = { endStream: true } as const;
+const KEEP_OPEN = { endStream: false } as const;
+
+/** The exchange a stream belongs to, kept on the stream so its listeners can be shared functions, not closures per request. */
+const EXCHANGE = Symbol("dialtone.exchange");
+type Owned = ClientHttp2Stream & { [EXCHANGE]: Exchange };
+
 /**
  * One request on one connection: open the stream, send the body, and follow
  * it to its end, deciding what the end means. Success needs END_STREAM from
@@ -51,11 +73,14 @@ class Exchange {
   readonly #req: PreparedRequest;
   readonly #sink: Sink;
   #stream: ClientHttp2Stream | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #deadline: Deadline | undefined;
+  #timeoutMs = 0;
   #status: number | undefined;
-  #headers: IncomingHttpHeaders = {};
-  #trailers: IncomingHttpHeaders = {};
-  #chunks: Buffer[] = [];
+  #headers: IncomingHttpHeaders | undefined;
+  #trailers: IncomingHttpHeaders | undefined;
+  /** The body's first chunk; #chunks only once a second arrives (most small bodies come in one). */
+  #first: Buffer | undefined;
+  #chunks: Buffer[] | undefined;
   #size = 0;
   /** END_STREAM arrived from the peer (see watchEndOfStream). */
   #endOfStream = false;
@@ -67,13 +92,53 @@ class Exchange {
   #onHead: ((r: Http2Response | Http2StreamingResponse) => void) | undefined;
   #onFail: ((e: Error) => void) | undefined;
   #trailersDone: { resolve(t: IncomingHttpHeaders): void; reject(e: Error): void } | undefined;
+  #onAbort: (() => void) | undefined;
+  readonly #verdict: Verdict | undefined;
 
-  constructor(conn: Http2Connection, target: string, req: PreparedRequest, sink: Sink) {
+  constructor(conn: Http2Connection, target: string, req: PreparedRequest, sink: Sink, verdict?: Verdict) {
     this.#conn = conn;
     this.#target = target;
     this.#req = req;
     this.#sink = sink;
+    this.#verdict = verdict;
   }
+
+  /**
+   * The stream's listeners, one set for every exchange: each finds its
+   * exchange on the stream, so a request allocates no closures for them.
+   */
+  static readonly #on = {
+    response(this: Owned, h: IncomingHttpHeaders): void {
+      this[EXCHANGE].#onResponse(h);
+    },
+    data(this: Owned, chunk: Buffer): void {
+      this[EXCHANGE].#onData(chunk);
+    },
+    trailers(this: Owned, t: IncomingHttpHeaders): void {
+      this[EXCHANGE].#trailers = t;
+    },
+    error(this: Owned, err: Error): void {
+      this[EXCHANGE].#streamError = err;
+    },
+    close(this: Owned): void {
+      const ex = this[EXCHANGE];
+      ex.#conn.streamClosed();
+      ex.#onClose();
+    },
+    /**
+     * Node ends a response stream's readable side the same way for END_STREAM
+     * and for an RST_STREAM(NO_ERROR) that cuts the body short: both emit
+     * 'end' with rstCode 0. The difference is the order inside Node:
+     * END_STREAM pushes the end of the body while the stream is still open, a
+     * reset closes the stream first. Watching that one push tells them apart
+     * (checked on Node 20 to 26 by the raw-frame tests, which fail if it ever
+     * stops holding).
+     */
+    push(this: Owned, chunk: unknown, encoding?: BufferEncoding): boolean {
+      if (chunk === null && !this.closed) this[EXCHANGE].#endOfStream = true;
+      return (pushOf(this) as (c: unknown, e?: BufferEncoding) => boolean).call(this, chunk, encoding);
+    },
+  };
 
   run(timeoutMs: number): Promise<Http2Response | Http2StreamingResponse> {
     return new Promise((resolve, reject) => {
@@ -87,25 +152,41 @@ class Exchange {
         return this.#fail(new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`, { reason: "too-large" }));
       }
       let stream: ClientHttp2Stream;
+      const req = this.#req;
+      const ends = req.body.kind === "none";
       try {
-        stream = this.#conn.session.request(this.#req.headers, { endStream: this.#req.body.kind === "none" });
+        // Passing options costs Node a few µs per request; leave them out when its default is what we want.
+        stream = ENDS_BY_DEFAULT.has(req.method) === ends ? this.#conn.session.request(req.headers) : this.#conn.session.request(req.headers, ends ? END_NOW : KEEP_OPEN);
       } catch (err) {
         return this.#fail(this.#refused(err));
       }
       this.#stream = stream;
-      this.#conn.track(stream);
-      watchEndOfStream(stream, () => (this.#endOfStream = true));
-      this.#timer = setTimeout(() => this.#cancel(new RequestTimeoutError(this.#target, this.#conn.address, timeoutMs)), timeoutMs);
-      signal?.addEventListener("abort", this.#onAbort, { once: true });
-      stream.on("response", (h) => this.#onResponse(h));
-      stream.on("data", (chunk: Buffer) => this.#onData(chunk));
-      stream.on("trailers", (t) => (this.#trailers = t));
-      stream.on("error", (err: Error) => (this.#streamError = err));
-      stream.on("close", () => this.#onClose());
-      if (this.#req.body.kind !== "none") {
-        writeBody(this.#req.body, stream, this.#target, this.#conn.address).catch((err: Error) => this.#cancel(err));
+      const owned = stream as Owned;
+      owned[EXCHANGE] = this;
+      pushOf(stream);
+      owned.push = Exchange.#on.push;
+      this.#conn.streamOpened();
+      this.#timeoutMs = timeoutMs;
+      this.#deadline = deadlines.add(timeoutMs, Exchange.timedOut, this);
+      if (signal) {
+        this.#onAbort = () => this.#aborted();
+        signal.addEventListener("abort", this.#onAbort, { once: true });
       }
+      const on = Exchange.#on;
+      stream.on("response", on.response);
+      stream.on("data", on.data);
+      stream.on("trailers", on.trailers);
+      stream.on("error", on.error);
+      stream.on("close", on.close);
+      if (req.body.kind === "bytes") stream.end(req.body.bytes);
+      else if (!ends) writeBody(req.body, stream, this.#target, this.#conn.address).catch((err: Error) => this.#cancel(err));
     });
+  }
+
+  /** The call's time is up (a shared function, so the deadline needs no closure). */
+  static timedOut(this: void, ex: Exchange): void {
+    ex.#deadline = undefined;
+    ex.#cancel(new RequestTimeoutError(ex.#target, ex.#conn.address, ex.#timeoutMs));
   }
 
   /** A synchronous throw from session.request(): a refusing session is "not sent", anything else is the input's fault. */
@@ -119,18 +200,18 @@ class Exchange {
     return new BadRequestError(this.#target, "headers", `refused by Node's HTTP/2 client (${code ?? "unknown error"})`);
   }
 
-  #onAbort = (): void => {
+  #aborted(): void {
     const signal = this.#req.signal as AbortSignal;
     const id = this.#stream?.id;
     this.#cancel(new AbortedError(this.#target, signal.reason, id === undefined ? "not sent" : `stream ${id} cancelled with RST_STREAM CANCEL`));
-  };
+  }
 
   #onResponse(h: IncomingHttpHeaders): void {
     this.#status = Number(h[":status"]);
     this.#headers = h;
     if (this.#sink.kind !== "stream") return;
     // The head is the streaming caller's answer; from here the body has its own life.
-    clearTimeout(this.#timer);
+    this.#clearDeadline();
     const stream = this.#stream as ClientHttp2Stream;
     this.#body = new Readable({
       read: () => void stream.resume(),
@@ -151,10 +232,16 @@ class Exchange {
       if (this.#size > this.#sink.maxBytes) {
         return this.#cancel(new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#sink.maxBytes} bytes`, false));
       }
-      this.#chunks.push(chunk);
+      if (this.#first === undefined) this.#first = chunk;
+      else (this.#chunks ??= [this.#first]).push(chunk);
     } else if (this.#body && !this.#body.push(chunk)) {
       this.#stream?.pause();
     }
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline) deadlines.cancel(this.#deadline);
+    this.#deadline = undefined;
   }
 
   #cancel(err: Error): void {
@@ -168,16 +255,22 @@ class Exchange {
   #onClose(): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#timer);
-    this.#req.signal?.removeEventListener("abort", this.#onAbort);
+    this.#clearDeadline();
+    if (this.#onAbort) this.#req.signal?.removeEventListener("abort", this.#onAbort);
     const err = this.#cancelled ?? this.#outcome();
     if (this.#sink.kind === "stream") this.#sink.onClosed(err === undefined);
     if (err) return this.#fail(err);
+    const trailers = this.#trailers ?? {};
     if (this.#sink.kind === "collect") {
-      this.#onHead?.({ status: this.#status as number, headers: this.#headers, trailers: this.#trailers, body: Buffer.concat(this.#chunks, this.#size) });
+      const status = this.#status as number;
+      const headers = this.#headers as IncomingHttpHeaders;
+      this.#verdict?.classify(http2Outcome(status, headers, trailers));
+      // One chunk (a small body) is handed over as it came: Node never reuses a stream's data buffers.
+      const body = this.#chunks ? Buffer.concat(this.#chunks, this.#size) : (this.#first ?? EMPTY);
+      this.#onHead?.({ status, headers, trailers, body });
     } else {
       this.#body?.push(null);
-      this.#trailersDone?.resolve(this.#trailers);
+      this.#trailersDone?.resolve(trailers);
     }
   }
 
@@ -196,7 +289,7 @@ class Exchange {
     const stream = this.#stream as ClientHttp2Stream;
     const address = this.#conn.address;
     if (this.#status !== undefined && this.#endOfStream) {
-      const declared = this.#headers["content-length"];
+      const declared = (this.#headers as IncomingHttpHeaders)["content-length"];
       const bodyless = this.#req.method === "HEAD" || this.#status === 204 || this.#status === 304;
       if (declared !== undefined && !bodyless && Number(declared) !== this.#size) {
         return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response body of ${this.#size} bytes, but content-length said ${declared}`, false);
@@ -227,25 +320,22 @@ class Exchange {
   }
 }
 
-/**
- * Node ends a response stream's readable side the same way for END_STREAM
- * and for an RST_STREAM(NO_ERROR) that cuts the body short: both emit 'end'
- * with rstCode 0. The difference is the order inside Node: END_STREAM pushes
- * the end of the body while the stream is still open, a reset closes the
- * stream first. Watching that one push tells them apart (checked on Node 20
- * and 24 by the raw-frame tests, which fail if it ever stops holding).
- */
-function watchEndOfStream(stream: ClientHttp2Stream, onEnd: () => void): void {
-  const push = stream.push;
-  stream.push = function (this: ClientHttp2Stream, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk === null && !stream.closed) onEnd();
-    return push.call(this, chunk, encoding);
-  };
+/** Readable's own push, looked up once from the first stream (before an exchange overrides it on the instance). */
+let originalPush: ClientHttp2Stream["push"] | undefined;
+function pushOf(stream: ClientHttp2Stream): ClientHttp2Stream["push"] {
+  return (originalPush ??= Object.getPrototypeOf(stream).push as ClientHttp2Stream["push"]);
 }
 
 /** Sends one request on one connection and collects the whole response. */
-export function sendOnConnection(conn: Http2Connection, target: string, req: PreparedRequest, timeoutMs: number, maxResponseBytes: number): Promise<Http2Response> {
-  return new Exchange(conn, target, req, { kind: "collect", maxBytes: maxResponseBytes }).run(timeoutMs) as Promise<Http2Response>;
+export function sendOnConnection(
+  conn: Http2Connection,
+  target: string,
+  req: PreparedRequest,
+  timeoutMs: number,
+  maxResponseBytes: number,
+  verdict?: Verdict,
+): Promise<Http2Response> {
+  return new Exchange(conn, target, req, { kind: "collect", maxBytes: maxResponseBytes }, verdict).run(timeoutMs) as Promise<Http2Response>;
 }
 
 /** Sends one request and resolves at the response head; `onClosed` runs once when the stream ends, however it ends. */

@@ -1,0 +1,54 @@
+import type { AttemptOutcome } from "../pool/outlier.js";
+import type { Pool, PoolMemberRef } from "../pool/pool.js";
+
+/** What a lease needs from the supervisor that handed it out: one object per channel, not closures per request. */
+export interface LeaseOwner<C> {
+  readonly pool: Pool<C>;
+  /** close() destroyed this member at closeGrace. */
+  isCut(member: PoolMemberRef<C>): boolean;
+  /** One lease fewer outstanding. */
+  released(): void;
+}
+
+/**
+ * A picked member, held for one request; released exactly once (a second
+ * release is ignored, so a late close cannot count a request twice). A class
+ * rather than an object of closures: one allocation per request on the hot
+ * path.
+ */
+export class MemberLease<C> {
+  readonly member: PoolMemberRef<C>;
+  readonly connection: C;
+  readonly #owner: LeaseOwner<C>;
+  #released = false;
+  #answered = false;
+
+  constructor(owner: LeaseOwner<C>, member: PoolMemberRef<C>) {
+    this.#owner = owner;
+    this.member = member;
+    this.connection = member.connection;
+  }
+
+  get closedByChannel(): boolean {
+    return this.#owner.isCut(this.member);
+  }
+
+  /** How the attempt ended, for outlier ejection. */
+  report(outcome: AttemptOutcome): void {
+    this.#owner.pool.outcome(this.member, outcome);
+  }
+
+  /** The response head arrived; the request stays in flight until release() (a streamed body). */
+  answered(): void {
+    if (this.#answered || this.#released) return;
+    this.#answered = true;
+    this.#owner.pool.answered(this.member);
+  }
+
+  release(latencyMs?: number): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#owner.released();
+    this.#owner.pool.release(this.member, latencyMs, this.#answered);
+  }
+}

@@ -2,6 +2,7 @@ import { register as defaultRegistry, type Registry } from "prom-client";
 import type { ChannelEvent } from "../core/events.js";
 import { ConfigError } from "../core/errors.js";
 import { familiesFor, type Families } from "./families.js";
+import { RequestTally } from "./request-tally.js";
 import type { MetricsSource } from "./source.js";
 
 export interface MetricsOptions {
@@ -26,6 +27,7 @@ export class ChannelMetrics {
   #perAddress: boolean;
   #off: () => void;
   #closed = false;
+  readonly #tally: RequestTally;
   /** Every label set this channel used, per metric, so close() can remove them. */
   #used = new Map<{ remove(labels: Record<string, string>): void }, Map<string, Record<string, string>>>();
 
@@ -38,6 +40,8 @@ export class ChannelMetrics {
     this.#source = source;
     this.#perAddress = options.perAddress ?? false;
     this.#f.sources.add(source);
+    this.#tally = new RequestTally(source.name);
+    this.#f.tallies.add(this.#tally);
     this.#zeroes();
     this.#off = source.on((e) => this.#onEvent(e));
   }
@@ -47,6 +51,8 @@ export class ChannelMetrics {
     this.#closed = true;
     this.#off();
     this.#f.sources.delete(this.#source);
+    this.#f.tallies.delete(this.#tally);
+    for (const outcome of this.#tally.outcomes.keys()) this.#track(this.#f.requests, this.#labels({ outcome }));
     for (const [metric, sets] of this.#used) for (const labels of sets.values()) metric.remove(labels);
     this.#used.clear();
   }
@@ -109,11 +115,8 @@ export class ChannelMetrics {
         this.#inc(f.resolves, { result: "error" });
         break;
       case "request":
-        this.#inc(f.requests, { outcome: snake(e.outcome) });
-        if (e.retries > 0) this.#inc(f.requestRetries, {}, e.retries);
-        if (e.hedges > 0) this.#inc(f.hedges, {}, e.hedges);
-        if (e.hedgeWon) this.#inc(f.hedgesWon, {});
-        this.#observe(f.requestDuration, {}, e.durationMs / 1000);
+        // Every call: counted in plain numbers, read by the families when scraped (request-tally.ts).
+        if (!this.#closed) this.#tally.record(e.outcome, e.durationMs / 1000, e.retries, e.hedges, e.hedgeWon);
         break;
       case "ejected":
         this.#inc(f.ejections, { reason: snake(e.reason) });

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { MemberState } from "../core/events.js";
 import { reconnectAttemptsFor } from "./reconnect-attempts.js";
+import { TallyHistogram, type RequestTally } from "./request-tally.js";
 import type { MetricsSource } from "./source.js";
 
 /** Every state a member can be in; the by-state gauge reports zeros too. */
@@ -8,7 +9,6 @@ const STATES: readonly MemberState[] = ["connecting", "ready", "unhealthy", "dra
 
 /** PING round trips on loopback are tens of µs; across a region, tens of ms. */
 const PING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * The dialtone metric families on one registry. Many channels share them,
@@ -17,6 +17,8 @@ const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  */
 export class Families {
   readonly sources = new Set<MetricsSource>();
+  /** Each channel's request counts (request-tally.ts), read when scraped. */
+  readonly tallies = new Set<RequestTally>();
   readonly statusChanges: Counter<"channel" | "status">;
   readonly degradedEpisodes: Counter<"channel">;
   readonly pingRtt: Histogram<"channel" | "address">;
@@ -33,7 +35,7 @@ export class Families {
   readonly hedges: Counter<"channel">;
   readonly ejections: Counter<"channel" | "reason">;
   readonly hedgesWon: Counter<"channel">;
-  readonly requestDuration: Histogram<"channel">;
+  readonly requestDuration: TallyHistogram;
   readonly serverErrors: Counter<"channel" | "kind">;
   readonly messagesDropped: Counter<"channel">;
   readonly memberCountChanges: Counter<"channel" | "direction">;
@@ -41,6 +43,15 @@ export class Families {
   constructor(registry: Registry) {
     const registers = [registry];
     const sources = this.sources;
+    const tallies = this.tallies;
+    // Counters fed from the tallies: each scrape adds what changed since the last.
+    const flushOne = (counter: Counter<"channel">, key: "retries" | "hedges" | "hedgesWon"): void => {
+      for (const t of tallies) {
+        const delta = t[key] - t.flushed[key];
+        if (delta > 0) counter.inc({ channel: t.channel }, delta);
+        t.flushed[key] = t[key];
+      }
+    };
     const gauge = (name: string, help: string, read: (s: MetricsSource, set: (v: number) => void) => void): void => {
       new Gauge({
         name,
@@ -92,16 +103,49 @@ export class Families {
       help: "Requests, by outcome (ok, error, timeout, no_member, queue_full, overloaded, aborted, closed).",
       labelNames: ["channel", "outcome"],
       registers,
+      collect() {
+        for (const t of tallies) {
+          for (const [outcome, n] of t.outcomes) {
+            const delta = n - (t.flushed.outcomes.get(outcome) ?? 0);
+            if (delta > 0) this.inc({ channel: t.channel, outcome }, delta);
+            t.flushed.outcomes.set(outcome, n);
+          }
+        }
+      },
     });
-    this.requestRetries = new Counter({ name: "dialtone_request_retries_total", help: "Requests re-sent on another member.", labelNames: ["channel"], registers });
+    this.requestRetries = new Counter({
+      name: "dialtone_request_retries_total",
+      help: "Requests re-sent on another member.",
+      labelNames: ["channel"],
+      registers,
+      collect() {
+        flushOne(this, "retries");
+      },
+    });
     this.ejections = new Counter({
       name: "dialtone_ejections_total",
       help: "Members ejected by outlier detection, by reason (consecutive_5xx, consecutive_gateway, consecutive_local).",
       labelNames: ["channel", "reason"],
       registers,
     });
-    this.hedges = new Counter({ name: "dialtone_hedges_total", help: "Hedged attempts sent: extra attempts of idempotent calls still waiting for an answer.", labelNames: ["channel"], registers });
-    this.hedgesWon = new Counter({ name: "dialtone_hedges_won_total", help: "Calls whose answer came from a hedged attempt.", labelNames: ["channel"], registers });
+    this.hedges = new Counter({
+      name: "dialtone_hedges_total",
+      help: "Hedged attempts sent: extra attempts of idempotent calls still waiting for an answer.",
+      labelNames: ["channel"],
+      registers,
+      collect() {
+        flushOne(this, "hedges");
+      },
+    });
+    this.hedgesWon = new Counter({
+      name: "dialtone_hedges_won_total",
+      help: "Calls whose answer came from a hedged attempt.",
+      labelNames: ["channel"],
+      registers,
+      collect() {
+        flushOne(this, "hedgesWon");
+      },
+    });
     this.retryBudgetExhausted = new Counter({
       name: "dialtone_retry_budget_exhausted_total",
       help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge).",
@@ -122,7 +166,7 @@ export class Families {
       labelNames: ["channel", "direction"],
       registers,
     });
-    this.requestDuration = new Histogram({ name: "dialtone_request_duration_seconds", help: "Whole-request duration including waiting and retries, seconds.", labelNames: ["channel"], buckets: REQUEST_BUCKETS, registers });
+    this.requestDuration = new TallyHistogram(registry, "dialtone_request_duration_seconds", "Whole-request duration including waiting and retries, seconds.", tallies);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   dialtoneFetchPeer,
   dialtone,
   dialtoneOneMember,
+  dialtoneOneMemberMetered,
   grpcJs,
   rawPeer,
   undiciBalancedIdempotent,
@@ -32,7 +33,7 @@ import { markdownTable } from "./lib/table.js";
  * grpc-js with tuned keepalive is left out (keepalive changes nothing in steady
  * state); dialtone with 1 member and undici with idempotent POSTs are controls.
  */
-const PEERS: Peer[] = [dialtone, dialtoneOneMember, dialtoneFetchPeer, dialtoneConnectPeer, rawPeer, undiciPoolPeer, undiciFetchPeer, undiciBalancedPeer, undiciBalancedIdempotent, connectPeer, grpcJs];
+const PEERS: Peer[] = [dialtone, dialtoneOneMember, dialtoneOneMemberMetered, dialtoneFetchPeer, dialtoneConnectPeer, rawPeer, undiciPoolPeer, undiciFetchPeer, undiciBalancedPeer, undiciBalancedIdempotent, connectPeer, grpcJs];
 /** The full matrix: 64 B and 16 KiB bodies at concurrency 1, 16 and 256. */
 const CELLS = [
   { bytes: 64, concurrency: 1 },

@@ -1,4 +1,5 @@
-import { RequestError, createHttp2Channel, type Balancer, type Http2ChannelOptions } from "../../../dist/index.js";
+import { Registry } from "prom-client";
+import { RequestError, createHttp2Channel, type Balancer, type Http2Channel, type Http2ChannelOptions } from "../../../dist/index.js";
 import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /**
@@ -6,8 +7,8 @@ import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, ty
  * address, PING every 1 s, P2C on peak-EWMA cost. `members` pins the
  * member count instead (the 1-member control variant).
  */
-export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number): Peer {
-  const variant = [balancer !== "peak-ewma" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : ""].filter(Boolean);
+export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number, metered = false): Peer {
+  const variant = [balancer !== "peak-ewma" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : "", metered ? "metrics + listener" : ""].filter(Boolean);
   return dialtoneWith(
     ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
     variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
@@ -17,14 +18,23 @@ export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number)
       members: members ?? t.hosts.length,
       balancer,
     }),
+    false,
+    metered ? meter : undefined,
   );
+}
+
+/** What a real deployment has on: the channel's metrics on a prom-client registry, and an event listener. */
+function meter(channel: Http2Channel): void {
+  channel.metrics(new Registry());
+  let seen = 0;
+  channel.on(() => void seen++);
 }
 
 /**
  * A dialtone channel built from `options(target)`, as a bench client: POST
  * echo, x-backend back; `idempotent` marks the calls so (hedging needs it).
  */
-export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions, idempotent = false): Peer {
+export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions, idempotent = false, instrument?: (channel: Http2Channel) => void): Peer {
   return {
     id,
     label,
@@ -32,6 +42,7 @@ export function dialtoneWith(id: string, label: string, options: (t: Target) => 
     protocol: "http2",
     async open(t: Target): Promise<BenchClient> {
       const channel = createHttp2Channel({ ...options(t), requestTimeout: t.timeoutMs });
+      instrument?.(channel);
       await channel.ready(AbortSignal.timeout(10_000));
       const client: BenchClient = {
         async call(body) {

@@ -11,6 +11,8 @@ export const dialtone = dialtonePeer();
 export const dialtoneInFlight = dialtonePeer("in-flight");
 /** Control: one member, so one backend, like the raw session; separates client cost from the 3-backend spread. */
 export const dialtoneOneMember = dialtonePeer("peak-ewma", 1);
+/** The same with metrics on a prom-client registry and an event listener, as a real deployment runs (issue 15). */
+export const dialtoneOneMemberMetered = dialtonePeer("peak-ewma", 1, true);
 export const grpcJs = grpcJsPeer(false);
 export const grpcJsKeepalive = grpcJsPeer(true);
 export const undiciBalancedPeer = undiciBalanced();

@@ -51,7 +51,8 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
-    this.sup.events.add((e) => {
+    // An observer, not a listener: the channel's own bookkeeping must not make every request build a request event.
+    this.sup.events.observe((e) => {
       if (e.type === "member-added") this.#adopt(e.member.id);
       // A member that drains, dies or is evicted takes no subscription with it.
       else if (e.type === "draining" || e.type === "member-removed") void this.#moveOff(e.member.id);

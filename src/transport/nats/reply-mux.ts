@@ -48,7 +48,8 @@ export class ReplyMux {
   request(subject: string, data: string | Uint8Array | undefined, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Msg> {
     if (this.#closed) return Promise.reject(this.#closed);
     try {
-      if (!this.#sub) this.#subscribe();
+      // A reply subscription the client closed (a drain, a refusal) is made again.
+      if (this.#sub === undefined || this.#sub.isClosed()) this.#subscribe();
     } catch (err) {
       return Promise.reject(err as Error);
     }

@@ -5,6 +5,8 @@
  * rate at concurrency 64; (b) open-loop load while the server the official
  * client is on is SIGKILLed, another SIGSTOPped and later SIGCONTed.
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { faultTimelineSvg } from "./lib/chart.js";
 import { closedLoop } from "./lib/closedloop.js";
 import { machine } from "./lib/machine.js";
@@ -31,8 +33,29 @@ const SETTLE_MS = 300;
 const ROUNDS = roundsFromEnv(3);
 const PEERS = NATS_PEERS;
 
+/** Clock ticks per second for /proc/<pid>/stat (Linux); NaN elsewhere. */
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim() || NaN);
+
+/** CPU µs the cluster's nats-server processes have used so far (NaN without /proc). */
+function serversCpuMicros(nodes: NatsNode[]): number {
+  try {
+    let ticks = 0;
+    for (const n of nodes) {
+      const f = (readFileSync(`/proc/${n.pid}/stat`, "utf8").split(") ")[1] ?? "").split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    return (ticks * 1e6) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
 interface RunResult {
   rps: number;
+  /** CPU of this process (client and the in-process responders) per request in the rate window, µs. */
+  cpuUsPerReq: number;
+  /** CPU of the three nats-server processes per request over the rate run (warm-up included, so approximate), µs. */
+  serversCpuUsPerReq: number;
   p50Ms: number;
   p99Ms: number;
   rateErrors: number;
@@ -50,7 +73,7 @@ interface RunResult {
   latencyByWindow: number[][];
 }
 
-function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop"> {
+function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop"> {
   const killAt = faults.kill ?? AT.kill;
   const stopAt = faults.stop ?? AT.stop;
   const contAt = faults.cont ?? AT.cont;
@@ -88,7 +111,10 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
         const body = new Uint8Array(64);
         // (a) rate: responders on every node.
         await warm(client);
+        const s0 = { t: performance.now(), cpu: serversCpuMicros(cluster.nodes) };
         const rate = await closedLoop({ concurrency: CONCURRENCY, warmupMs: RATE_WARMUP_MS, measureMs: RATE_MEASURE_MS, call: () => client.call(body) });
+        const serversCpu = serversCpuMicros(cluster.nodes) - s0.cpu;
+        const rateRequests = (rate.requests / rate.seconds) * ((performance.now() - s0.t) / 1000);
         // (b) failover: only the node that is neither killed nor frozen keeps a responder (see docs/nats.md).
         await responders.stop([killed, frozen]);
         await sleep(SETTLE_MS);
@@ -115,6 +141,8 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
         });
         return {
           rps: round(rate.requests / rate.seconds, 0),
+          cpuUsPerReq: round(rate.cpuMicros / rate.requests, 1),
+          serversCpuUsPerReq: round(serversCpu / rateRequests, 1),
           p50Ms: round(quantile(rate.latencies, 0.5), 3),
           p99Ms: round(quantile(rate.latencies, 0.99), 3),
           rateErrors: rate.errors,
@@ -140,7 +168,7 @@ for (let r = 0; r < ROUNDS; r++) {
     const res = await runOnce(peer);
     runs.set(peer.id, [...(runs.get(peer.id) ?? []), res]);
     console.log(
-      `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} ${res.rps} req/s (p99 ${res.p99Ms} ms); failover errors ${res.errors} (timeouts ${res.timeouts}), slow ${res.slow}, on at SIGSTOP ${res.onAtStop ?? "-"}`,
+      `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} ${res.rps} req/s (p99 ${res.p99Ms} ms, CPU ${res.cpuUsPerReq} + servers ${res.serversCpuUsPerReq} µs/req); failover errors ${res.errors} (timeouts ${res.timeouts}), slow ${res.slow}, on at SIGSTOP ${res.onAtStop ?? "-"}`,
     );
   }
 }
@@ -154,6 +182,8 @@ const results = PEERS.map((peer) => {
     id: peer.id,
     label: peer.label,
     rps: round(m((x) => x.rps), 0),
+    cpuUsPerReq: round(m((x) => x.cpuUsPerReq), 1),
+    serversCpuUsPerReq: round(m((x) => x.serversCpuUsPerReq), 1),
     p50Ms: round(m((x) => x.p50Ms), 3),
     p99Ms: round(m((x) => x.p99Ms), 3),
     rateErrors: m((x) => x.rateErrors),
@@ -170,6 +200,8 @@ const results = PEERS.map((peer) => {
     errorsWhenOnOther: median(rs.filter((x) => x.onAtStop === "other").map((x) => x.errors)),
     perRound: rs.map((x) => ({
       rps: x.rps,
+      cpuUsPerReq: x.cpuUsPerReq,
+      serversCpuUsPerReq: x.serversCpuUsPerReq,
       errors: x.errors,
       errorsAfterKill: x.errorsAfterKill,
       errorsDuringFreeze: x.errorsDuringFreeze,
@@ -189,6 +221,8 @@ const headline = {
   dialtoneRps: dt?.rps ?? null,
   /** dialtone's requests/s ÷ each official-client variant's (concurrency 64). */
   dialtoneRpsOver: Object.fromEntries(others.map((x) => [x.id, ratio(dt?.rps ?? NaN, x.rps)])),
+  /** The same ratio round by round (each round runs every client once, one after the other): the spread the median hides. */
+  dialtoneRpsOverEachRound: Object.fromEntries(others.map((x) => [x.id, (dt?.perRound ?? []).map((p, i) => ratio(p.rps, x.perRound[i]?.rps ?? NaN))])),
   dialtoneErrors: dt?.errors ?? null,
   dialtoneErrorsEachRound: dt?.perRound.map((p) => p.errors) ?? [],
   errors: Object.fromEntries(results.map((x) => [x.id, x.errors])),
@@ -201,8 +235,18 @@ const headline = {
 };
 
 const rateTable = markdownTable(
-  ["client", "req/s", "× nats.js defaults", "p50 ms", "p99 ms", "errors"],
-  results.map((x) => [x.id === "dialtone" ? `**${x.label}**` : x.label, x.rps, ratio(x.rps, base?.rps ?? NaN), x.p50Ms, x.p99Ms, x.rateErrors]),
+  ["client", "req/s", "× nats.js defaults", "req/s in each round", "process CPU µs/req", "servers' CPU µs/req", "p50 ms", "p99 ms", "errors"],
+  results.map((x) => [
+    x.id === "dialtone" ? `**${x.label}**` : x.label,
+    x.rps,
+    ratio(x.rps, base?.rps ?? NaN),
+    x.perRound.map((p) => p.rps).join(" / "),
+    x.cpuUsPerReq,
+    x.serversCpuUsPerReq,
+    x.p50Ms,
+    x.p99Ms,
+    x.rateErrors,
+  ]),
 );
 const failTable = markdownTable(
   ["client", "errors", "errors in each round", "of which timeouts", "errors after SIGKILL", "errors while frozen", "slower than 1 s", "last error after SIGKILL", "on the frozen server at SIGSTOP"],
@@ -215,7 +259,7 @@ const failTable = markdownTable(
     x.errorsDuringFreeze,
     x.slowerThan1s,
     `${x.lastErrorAfterKillS} s`,
-    x.id === "dialtone" ? "(on every server)" : x.perRound.map((p) => (p.onAtStop === "frozen" ? "yes" : "no")).join(" / "),
+    x.id.startsWith("dialtone") ? "(on every server)" : x.perRound.map((p) => (p.onAtStop === "frozen" ? "yes" : "no")).join(" / "),
   ]),
 );
 const markdown = [
@@ -223,7 +267,7 @@ const markdown = [
   "",
   rateTable,
   "",
-  `Closed loop at concurrency ${CONCURRENCY}, ${RATE_WARMUP_MS} ms warm-up + ${RATE_MEASURE_MS} ms measured, 64 B requests, one responder per server; latencies are service times at that concurrency.`,
+  `Closed loop at concurrency ${CONCURRENCY}, ${RATE_WARMUP_MS} ms warm-up + ${RATE_MEASURE_MS} ms measured, 64 B requests, one responder per server; latencies are service times at that concurrency. Process CPU: this process (the client and the three in-process responders) in the measured window ÷ requests; servers' CPU: the three nats-server processes over warm-up and window ÷ the requests at the measured rate (approximate).`,
   "",
   "**(b) Failover**",
   "",

@@ -4,7 +4,7 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jw
 import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { NatsAuthError, NotReadyError, createNatsChannel, type ChannelEvent, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import { NatsAuthError, NotReadyError, RequestError, createNatsChannel, type ChannelEvent, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
 import { eventually, recordEvents } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.js";
@@ -255,5 +255,20 @@ describe("NATS server errors are events and metrics", () => {
     await roundTrip(ch, "open.echo");
     const text = await registry.metrics();
     expect(sample(text, "dialtone_server_errors_total", { kind: "permission" })).toBe(2);
+  });
+
+  it("a request on a subject the server refuses to take a publish on fails at once with the server's reason, not at its timeout", async () => {
+    const s = await server(() => `authorization { users: [ { user: "app", password: "pw", permissions: { publish: { deny: ["secret.>"] } } } ] }\n`);
+    const ch = open({ target: `nats://${s.key}`, members: 1, auth: { user: "app", pass: "pw" } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const started = performance.now();
+    const err = await ch.request("secret.ask", "?", { timeout: 5000 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestError);
+    expect((err as RequestError).code).toBe("ERR_DIALTONE_NATS");
+    expect((err as Error).message).toMatch(/permissions violation/i);
+    expect(performance.now() - started).toBeLessThan(2500);
+    // The member stays and serves other subjects.
+    expect(ch.stats().ready).toBe(1);
+    await roundTrip(ch, "open.echo");
   });
 });

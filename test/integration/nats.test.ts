@@ -1,7 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { AbortedError, BadRequestError, createNatsChannel, DialtoneError, MemberLostError, NoMemberError, NoRespondersError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import { AbortedError, BadRequestError, createNatsChannel, DialtoneError, MemberLostError, NoMemberError, NoRespondersError, RequestTimeoutError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
 import { eventually, recordEvents, steadyLoad } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startResponders } from "../helpers/nats-responders.js";
@@ -173,6 +173,47 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     await z.kill();
     const settled = await Promise.allSettled(many);
     expect(settled.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+  });
+
+  it("each request ends at its own deadline (a short one sent after a long one too); a late reply is dropped and the member keeps serving", async () => {
+    cluster = await startNatsCluster();
+    const [x] = cluster.nodes as [typeof cluster.nodes[0]];
+    // Answers "late <ms>" after the number of ms the request carries.
+    const nc = await connect({ servers: x.key, reconnect: false });
+    cleanups.push(() => nc.close());
+    nc.subscribe("delay", {
+      callback: (_err, m) => {
+        const ms = Number(m.string());
+        setTimeout(() => {
+          try {
+            m.respond(`late ${ms}`);
+          } catch {
+            // closed at the end of the test
+          }
+        }, ms);
+      },
+    });
+    await nc.flush();
+    const ch = open({ target: `nats://${x.key}`, members: 1, ignoreDiscoveredServers: true });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const t0 = performance.now();
+    const timed = (p: Promise<unknown>): Promise<[unknown, number]> => p.then((v) => [v, performance.now() - t0], (e: unknown) => [e, performance.now() - t0]);
+    const long = timed(ch.request("delay", "2500", { timeout: 1500 }));
+    const short = timed(ch.request("delay", "2500", { timeout: 300 }));
+    expect((await ch.request("delay", "0", { timeout: 3000 })).string()).toBe("late 0");
+    const [shortErr, shortMs] = await short;
+    expect(shortErr).toBeInstanceOf(RequestTimeoutError);
+    expect(shortMs).toBeGreaterThanOrEqual(290);
+    expect(shortMs).toBeLessThan(1200);
+    const [longErr, longMs] = await long;
+    expect(longErr).toBeInstanceOf(RequestTimeoutError);
+    expect(longMs).toBeGreaterThanOrEqual(1490);
+
+    // Its reply comes after it timed out: dropped; the next request gets its own.
+    expect(await ch.request("delay", "400", { timeout: 200 }).then(() => undefined, (e: unknown) => e)).toBeInstanceOf(RequestTimeoutError);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await ch.request("delay", "1", { timeout: 2000 })).string()).toBe("late 1");
+    expect(ch.stats().ready).toBe(1);
   });
 
   it("no responders is its own typed error, at once", async () => {

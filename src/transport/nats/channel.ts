@@ -51,7 +51,8 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
-    this.sup.events.add((e) => {
+    // An observer, not a listener: the channel's own bookkeeping must not make every request build a request event.
+    this.sup.events.observe((e) => {
       if (e.type === "member-added") this.#adopt(e.member.id);
       // A member that drains, dies or is evicted takes no subscription with it.
       else if (e.type === "draining" || e.type === "member-removed") void this.#moveOff(e.member.id);
@@ -67,14 +68,15 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const signal = checkSignal(options.signal, this.target);
     return await this.call({ signal, timeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, ctx) => {
       const budget = ctx.budgetMs;
-      const nc = lease.connection.nc;
+      const conn = lease.connection;
+      const nc = conn.nc;
       const address = lease.member.key;
       if (nc.isClosed() || nc.isDraining()) {
         throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
       }
       try {
         // The attempt's signal: a hedge that lost is dropped here, and its late reply with it.
-        return await raceSignal(nc.request(subject, data, { timeout: Math.max(1, Math.floor(budget)), headers: hdrs }), ctx.signal);
+        return await raceSignal(conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget))), ctx.signal);
       } catch (err) {
         // The client fails pending requests a moment before it marks itself closed.
         await new Promise((r) => setImmediate(r));

@@ -1,6 +1,7 @@
 import { errors as natsErrors, type NatsConnection } from "@nats-io/transport-node";
 import type { ChannelEvent } from "../../core/events.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
+import { ReplyMux } from "./reply-mux.js";
 
 export type ServerErrorEvent = Extract<ChannelEvent, { type: "server-error" }>;
 
@@ -12,6 +13,8 @@ export type ServerErrorEvent = Extract<ChannelEvent, { type: "server-error" }>;
 export class NatsMemberConnection implements MemberConnection {
   readonly nc: NatsConnection;
   readonly address: string;
+  /** Request/reply on this connection: one shared reply subscription, one deadline timer. */
+  readonly requests: ReplyMux;
   readonly maxConcurrent = Number.POSITIVE_INFINITY;
   /**
    * Runs before a graceful close drains the connection: the channel moves
@@ -27,8 +30,10 @@ export class NatsMemberConnection implements MemberConnection {
   constructor(nc: NatsConnection, address: string) {
     this.nc = nc;
     this.address = address;
+    this.requests = new ReplyMux(nc);
     void this.#watch();
     void nc.closed().then((err) => {
+      this.requests.close();
       this.#listener?.({ type: "closed", error: err instanceof Error ? err : this.#error });
     });
   }
@@ -73,6 +78,8 @@ export class NatsMemberConnection implements MemberConnection {
         else if (s.type === "error") {
           // A permission violation is about one subject; it is not why a connection would close.
           if (!(s.error instanceof natsErrors.PermissionViolationError)) this.#error = s.error;
+          // A refused publish fails the request that sent it, as the client's own request() does.
+          else if (s.error.operation === "publish") this.requests.failPublish(s.error.subject, s.error);
           this.onServerError?.(serverError(this.address, s.error));
         }
       }

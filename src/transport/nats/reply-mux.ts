@@ -1,0 +1,149 @@
+import { ClosedConnectionError, createInbox, NoRespondersError, TimeoutError, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+
+interface Pending {
+  resolve(msg: Msg): void;
+  reject(err: Error): void;
+  /** performance.now() past which the request has timed out. */
+  deadline: number;
+  subject: string;
+}
+
+/**
+ * Request/reply for one member connection over one shared reply
+ * subscription (`_INBOX.<nuid>.*`), as nats.js's own "mux" does — but
+ * without what nats.js spends per request on top of it: two or three Error
+ * objects with captured stacks (async traces, a timeout error and a
+ * "cancelled" error built whether or not anything fails), a random token,
+ * a deferred and a setTimeout/clearTimeout pair. Here a request is a Map
+ * entry under a counter token; deadlines share one timer, armed for the
+ * earliest pending one (equal timeouts arrive in deadline order, so under
+ * load the timer is re-armed about once per timeout, not per request).
+ *
+ * Outcomes are nats.js's own error types, so callers map them as before: a
+ * reply with no data and status 503 is NoRespondersError; a deadline is
+ * TimeoutError; the connection closing fails what is pending with
+ * ClosedConnectionError; a publish refused by a permission violation fails
+ * the oldest pending request on that subject (nats.js does the same); a
+ * refused reply subscription fails every pending request.
+ */
+export class ReplyMux {
+  readonly #nc: NatsConnection;
+  readonly #pending = new Map<string, Pending>();
+  #sub: Subscription | undefined;
+  #prefix = "";
+  #seq = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #closed: Error | undefined;
+
+  constructor(nc: NatsConnection) {
+    this.#nc = nc;
+  }
+
+  /** Requests waiting for a reply. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  request(subject: string, data: string | Uint8Array | undefined, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Msg> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    try {
+      // A reply subscription the client closed (a drain, a refusal) is made again.
+      if (this.#sub === undefined || this.#sub.isClosed()) this.#subscribe();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const token = (++this.#seq).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const deadline = performance.now() + timeoutMs;
+      this.#pending.set(token, { resolve, reject, deadline, subject });
+      try {
+        this.#nc.publish(subject, data, { reply: this.#prefix + token, headers });
+      } catch (err) {
+        this.#pending.delete(token);
+        reject(err as Error);
+        return;
+      }
+      if (deadline < this.#timerAt) this.#arm(deadline);
+    });
+  }
+
+  /** The server refused a publish on `subject`: the oldest request sent there fails with its error. */
+  failPublish(subject: string, err: Error): void {
+    for (const [token, p] of this.#pending) {
+      if (p.subject !== subject) continue;
+      this.#settle(token);
+      p.reject(err);
+      return;
+    }
+  }
+
+  /** The connection closed: everything pending fails, and so does every later request. */
+  close(err: Error = new ClosedConnectionError()): void {
+    this.#closed ??= err;
+    this.#sub = undefined;
+    this.#failAll(this.#closed);
+  }
+
+  #subscribe(): void {
+    const prefix = `${createInbox()}.`;
+    this.#sub = this.#nc.subscribe(`${prefix}*`, { callback: this.#onReply });
+    this.#prefix = prefix;
+  }
+
+  #onReply = (err: Error | null, msg: Msg): void => {
+    if (err) {
+      // The reply subscription was refused (a permission violation): nothing pending can be answered; the next request subscribes again.
+      this.#sub = undefined;
+      this.#failAll(err);
+      return;
+    }
+    const token = msg.subject.startsWith(this.#prefix) ? msg.subject.slice(this.#prefix.length) : undefined;
+    const p = token === undefined ? undefined : this.#pending.get(token);
+    // A late reply (its request timed out, or a hedge that lost) is dropped.
+    if (!p || token === undefined) return;
+    this.#settle(token);
+    if (msg.data.length === 0 && msg.headers?.code === 503) p.reject(new NoRespondersError(p.subject));
+    else p.resolve(msg);
+  };
+
+  #settle(token: string): void {
+    this.#pending.delete(token);
+    if (this.#pending.size === 0) this.#disarm();
+  }
+
+  #failAll(err: Error): void {
+    const all = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#disarm();
+    for (const p of all) p.reject(err);
+  }
+
+  #arm(at: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#expire, Math.max(1, Math.ceil(at - performance.now())));
+  }
+
+  #disarm(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  #expire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    const expired: Pending[] = [];
+    for (const [token, p] of this.#pending) {
+      if (p.deadline <= now) {
+        this.#pending.delete(token);
+        expired.push(p);
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
+    for (const p of expired) p.reject(new TimeoutError());
+  };
+}

@@ -104,7 +104,7 @@ export class Families {
     this.hedgesWon = new Counter({ name: "dialtone_hedges_won_total", help: "Calls whose answer came from a hedged attempt.", labelNames: ["channel"], registers });
     this.retryBudgetExhausted = new Counter({
       name: "dialtone_retry_budget_exhausted_total",
-      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge).",
+      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge; hedge-load: past hedge.maxExtraLoad).",
       labelNames: ["channel", "kind"],
       registers,
     });

@@ -94,7 +94,7 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o.attemptTimeout !== undefined) {
     if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
     // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
-    common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2 };
+    common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2, maxExtraLoad: false };
   }
   const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
   const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;

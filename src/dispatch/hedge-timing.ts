@@ -17,9 +17,10 @@ export interface HedgeOptions {
   /** Extra attempts per call (default 1). */
   max: number;
   /**
-   * Most hedges per hedgeable call, over a sliding 10 s window (plus one a
-   * second, so a quiet channel can still hedge); false: only the retry
-   * budget bounds them. Default 0.05 with delay "p95" (what a p95 delay
+   * Most hedges per hedgeable call, over a sliding 10 s window (at least one
+   * a second, so a quiet channel can still hedge); false: only the retry
+   * budget bounds them. A hedge past it waits in line for room, the longest
+   * waiting first. Default 0.05 with delay "p95" (what a p95 delay
    * should cost: a latency shift, or an event-loop stall that makes every
    * waiting call overdue at once, cannot turn into a burst of hedges), false
    * with a fixed delay (the caller chose when to hedge; NATS's
@@ -37,7 +38,7 @@ const RECOMPUTE_EVERY = 32;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
-/** The maxExtraLoad budget's window and its floor (Finagle's backup budget has both). */
+/** The maxExtraLoad budget's window, and its floor: hedges a quiet channel may send whatever its calls. */
 const LOAD_WINDOW_MS = 10_000;
 const LOAD_MIN_PER_SECOND = 1;
 
@@ -59,6 +60,8 @@ export class HedgeTiming {
   readonly #fixed: number | undefined;
   /** maxExtraLoad's own budget; undefined: none. */
   readonly #load: RetryBudget | undefined;
+  /** Hedges past maxExtraLoad, waiting for room, longest-waiting first (a Set keeps insertion order). */
+  readonly #line = new Set<() => void>();
   readonly #samples = new Float64Array(WINDOW);
   readonly #scratch = new Float64Array(WINDOW);
   #count = 0;
@@ -70,17 +73,45 @@ export class HedgeTiming {
   constructor(options: HedgeOptions, now?: () => number) {
     this.max = options.max;
     this.#fixed = options.delay === "p95" ? undefined : options.delay;
-    this.#load = options.maxExtraLoad === false ? undefined : new RetryBudget({ ratio: options.maxExtraLoad, minPerSecond: LOAD_MIN_PER_SECOND, window: LOAD_WINDOW_MS }, now);
+    this.#load = options.maxExtraLoad === false ? undefined : new RetryBudget({ ratio: options.maxExtraLoad, minPerSecond: LOAD_MIN_PER_SECOND, window: LOAD_WINDOW_MS }, now, "floor");
   }
 
-  /** A hedgeable call started (once per call): it adds maxExtraLoad to what hedges may spend. */
+  /**
+   * A hedgeable call started (once per call): it adds maxExtraLoad to what
+   * hedges may spend, and the room it makes goes to the hedge that has
+   * waited longest.
+   */
   deposit(now?: number): void {
-    this.#load?.deposit(now);
+    if (!this.#load) return;
+    this.#load.deposit(now);
+    while (this.#line.size > 0 && this.#load.tryWithdraw()) {
+      const next = this.#line.values().next().value as () => void;
+      this.#line.delete(next);
+      next();
+    }
   }
 
-  /** A hedge wants to go: true (and counted) while within maxExtraLoad, or when there is no such bound. */
-  tryWithdraw(): boolean {
-    return this.#load ? this.#load.tryWithdraw() : true;
+  /**
+   * A hedge wants to go: true (and counted) while within maxExtraLoad (or
+   * when there is no such bound). Otherwise false, and `granted` joins the
+   * line: it is called (already counted) when room is made for it, unless it
+   * leaves the line first. While others wait, a newcomer waits behind them.
+   */
+  tryWithdraw(granted: () => void): boolean {
+    if (!this.#load) return true;
+    if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
+    this.#line.add(granted);
+    return false;
+  }
+
+  /** The call ended: its hedge no longer waits. */
+  leaveLine(granted: () => void): void {
+    this.#line.delete(granted);
+  }
+
+  /** Hedges waiting for room (for tests and stats). */
+  get waiting(): number {
+    return this.#line.size;
   }
 
   /** ms to wait before hedging; undefined: too few samples for a p95, do not hedge yet. */

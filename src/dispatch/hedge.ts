@@ -38,6 +38,10 @@ class HedgedCall<C, T> {
   #attempts = 0;
   #hedges = 0;
   #retries = 0;
+  /** maxExtraLoad refused this call a hedge: it waits in line (said once per call). */
+  #refused = false;
+  /** Its place in maxExtraLoad's line: called when the budget has room for it. */
+  readonly #granted = (): void => this.#send();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -91,17 +95,28 @@ class HedgedCall<C, T> {
     if (this.#done || this.#remaining() <= 0) return;
     // A one-shot body already read cannot be sent twice.
     if (this.o.replayable && !this.o.replayable()) return;
+    // maxExtraLoad first, as Finagle's backup requests do: it is the tighter bound, so the shared
+    // budget (retries need it too) is rarely drawn for a hedge that then may not go. Past it the
+    // call waits in line, and the next room the budget makes goes to the call that has waited
+    // longest: a call still waiting long after the delay is more likely stuck than slow.
+    if (!this.timing.tryWithdraw(this.#granted)) {
+      if (!this.#refused) {
+        this.#refused = true;
+        const waiting = this.#active.values().next().value;
+        this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge-load", address: waiting?.lease.member.key ?? "" });
+      }
+      return;
+    }
+    this.#send();
+  }
+
+  /** Sends the hedge maxExtraLoad allowed, to a member this call is not on yet, within the retry budget. */
+  #send(): void {
+    if (this.#done || this.#remaining() <= 0) return;
     const exclude = [...this.#active].map((r) => r.lease.member);
     const lease = this.source.tryAcquire?.(exclude);
     // No other member usable now: look again after another delay.
     if (!lease) return this.#armHedge();
-    // maxExtraLoad first, as Finagle's backup requests do: it is the tighter bound, so the shared
-    // budget (retries need it too) is rarely drawn for a hedge that then may not go.
-    if (!this.timing.tryWithdraw()) {
-      lease.release();
-      this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge-load", address: lease.member.key });
-      return;
-    }
     if (this.o.budget && !this.o.budget.tryWithdraw()) {
       lease.release();
       this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge", address: lease.member.key });
@@ -168,6 +183,7 @@ class HedgedCall<C, T> {
   #finish(answered: boolean): void {
     this.#done = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#refused) this.timing.leaveLine(this.#granted);
     const now = answered ? performance.now() : 0;
     for (const r of this.#active) {
       if (answered && r.first) this.timing.record(now - r.started);

@@ -113,6 +113,8 @@ class HedgedCall<C, T> {
   /** Sends the hedge maxExtraLoad allowed, to a member this call is not on yet, within the retry budget. */
   #send(): void {
     if (this.#done || this.#remaining() <= 0) return;
+    // Granted from the line later: the body may have been read meanwhile.
+    if (this.o.replayable && !this.o.replayable()) return;
     const exclude = [...this.#active].map((r) => r.lease.member);
     const lease = this.source.tryAcquire?.(exclude);
     // No other member usable now: look again after another delay.

@@ -5,7 +5,13 @@
  * server is SIGKILLed at 3 s and another SIGSTOPped at 6 s; 200 idempotent
  * requests/s. The cluster keeps routing some requests to the frozen
  * server's stale queue subscriptions long after, and no client can stop
- * that: it can only ask again. Requesters: dialtone without and with
+ * that: it can only ask again — but only if the frozen server held one of
+ * the responders' queue subscriptions when it froze (nats-server picks a
+ * queue subscriber among its local ones and the routes' at random, for a
+ * message from a client; a stale route entry is only there if the frozen
+ * server had interest). Where the subscriptions sit is a random pick, so the
+ * server SIGSTOPped is the live one holding the most of them: every round
+ * then has the stale interest, instead of about half. Requesters: dialtone without and with
  * `attemptTimeout`, and the official client (one connection). Counted:
  * failures among requests started after the health deadline (SIGSTOP +
  * 2.5 s), and extra requests the requester sent (dialtone's request events:
@@ -73,19 +79,21 @@ const REQUESTERS: Requester[] = [
   },
 ];
 
-/** Two responders, each a dialtone channel over all three servers, answering in queue group "workers"; counts what they receive. */
-async function startResponders(nodes: NatsNode[]): Promise<{ stop(): Promise<void> }> {
+/** Two responders, each a dialtone channel over all three servers, answering in queue group "workers"; `where()`: the servers their subscriptions live on now. */
+async function startResponders(nodes: NatsNode[]): Promise<{ where(): (string | undefined)[]; stop(): Promise<void> }> {
   const channels: NatsChannel[] = [];
+  const subs: { address: string | undefined }[] = [];
   for (let i = 0; i < 2; i++) {
     const ch = createNatsChannel({ target: target(nodes), members: 3, ignoreDiscoveredServers: true });
     await ch.ready(AbortSignal.timeout(10_000));
     channels.push(ch);
     const sub = await ch.subscribe(SUBJECT, { queue: "workers" });
+    subs.push(sub);
     void (async () => {
       for await (const m of sub) m.respond(`responder${i}`);
     })().catch(() => {});
   }
-  return { stop: async () => void (await Promise.all(channels.map((c) => c.close().catch(() => {})))) };
+  return { where: () => subs.map((x) => x.address), stop: async () => void (await Promise.all(channels.map((c) => c.close().catch(() => {})))) };
 }
 
 interface RunResult {
@@ -93,6 +101,8 @@ interface RunResult {
   afterDeadline: number;
   failedAfterDeadline: number;
   extra: number;
+  /** Responder subscriptions on the server that was frozen, when it froze. */
+  subsOnFrozen: number;
 }
 
 const t0 = performance.now();
@@ -109,7 +119,20 @@ for (let r = 0; r < ROUNDS; r++) {
         for (let i = 0; i < 20; i++) await client.call(body);
         await sleep(200);
         const before = client.extra();
-        const [killed, frozen] = cluster.nodes as [NatsNode, NatsNode, NatsNode];
+        const [killed] = cluster.nodes as [NatsNode, NatsNode, NatsNode];
+        // Chosen at SIGSTOP time (after the subscriptions on the killed server moved): the live server holding the most.
+        let frozen = cluster.nodes[1] as NatsNode;
+        let placement = "";
+        let subsOnFrozen = 0;
+        const freeze = (): void => {
+          const where = responders.where();
+          const live = cluster.nodes.filter((n) => n !== killed);
+          const count = (n: NatsNode): number => where.filter((a) => a === n.key).length;
+          frozen = live.reduce((a, b) => (count(b) > count(a) ? b : a));
+          subsOnFrozen = count(frozen);
+          placement = `${count(frozen)} of ${where.length} subscriptions on the frozen server`;
+          frozen.freeze();
+        };
         const res = await openLoop({
           rate: RATE,
           durationMs: AT.end,
@@ -117,7 +140,7 @@ for (let r = 0; r < ROUNDS; r++) {
           call: () => client.call(body),
           faults: [
             { atMs: AT.kill, name: "kill", run: () => void killed.kill() },
-            { atMs: AT.stop, name: "stop", run: () => frozen.freeze() },
+            { atMs: AT.stop, name: "stop", run: freeze },
           ],
         });
         const deadline = (res.faults.stop ?? AT.stop) + HEALTH_DEADLINE_MS;
@@ -127,10 +150,11 @@ for (let r = 0; r < ROUNDS; r++) {
           afterDeadline: after.length,
           failedAfterDeadline: after.filter((s) => !s.ok).length,
           extra: (client.extra() - before) / res.samples.length,
+          subsOnFrozen,
         };
         frozen.thaw();
         runs.set(req.id, [...(runs.get(req.id) ?? []), run]);
-        console.log(`round ${r + 1}/${ROUNDS} ${req.label.padEnd(34)} failed ${run.failed}, after the health deadline ${run.failedAfterDeadline} of ${run.afterDeadline} (${((run.failedAfterDeadline / run.afterDeadline) * 100).toFixed(1)} %), extra requests ${(run.extra * 100).toFixed(1)} %`);
+        console.log(`round ${r + 1}/${ROUNDS} ${req.label.padEnd(34)} failed ${run.failed}, after the health deadline ${run.failedAfterDeadline} of ${run.afterDeadline} (${((run.failedAfterDeadline / run.afterDeadline) * 100).toFixed(1)} %), extra requests ${(run.extra * 100).toFixed(1)} % (${placement})`);
       } finally {
         await Promise.race([client.close().catch(() => {}), sleep(3000)]);
         await Promise.race([responders.stop(), sleep(3000)]);
@@ -151,7 +175,7 @@ const results = REQUESTERS.map((req) => {
     failedPercentAfterDeadline: round(median(rs.map(pct)), 2),
     worstFailedPercentAfterDeadline: round(Math.max(...rs.map(pct)), 2),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
-    perRound: rs.map((x) => ({ failed: x.failed, failedPercentAfterDeadline: round(pct(x), 2), extraPercent: round(x.extra * 100, 1) })),
+    perRound: rs.map((x) => ({ failed: x.failed, failedPercentAfterDeadline: round(pct(x), 2), extraPercent: round(x.extra * 100, 1), subsOnFrozen: x.subsOnFrozen })),
   };
 });
 
@@ -172,6 +196,6 @@ writeReport({
       results.map((x) => [x.id === "dialtone-attempt" ? `**${x.label}**` : x.label, x.failed, `${x.failedPercentAfterDeadline} %`, `${x.worstFailedPercentAfterDeadline} %`, `${x.extraPercent} %`]),
     ),
     "",
-    `${RATE} idempotent requests/s open-loop for ${AT.end / 1000} s (deadline ${TIMEOUT_MS} ms) per requester and round, a fresh 3-node cluster each run; 2 responders, each a dialtone channel over all three servers (queue group "workers"); SIGKILL of node 1 at ${AT.kill / 1000} s, SIGSTOP of node 2 at ${AT.stop / 1000} s (not resumed). "After the health deadline": requests due from SIGSTOP + ${HEALTH_DEADLINE_MS / 1000} s on. Extra requests: hedges and retries the requester sent ÷ calls (from dialtone's request events; nats.js sends none). dialtone's default retry budget (20 % of calls + 10/s) bounds them. Medians of ${ROUNDS} rounds.`,
+    `${RATE} idempotent requests/s open-loop for ${AT.end / 1000} s (deadline ${TIMEOUT_MS} ms) per requester and round, a fresh 3-node cluster each run; 2 responders, each a dialtone channel over all three servers (queue group "workers"); SIGKILL of node 1 at ${AT.kill / 1000} s, SIGSTOP at ${AT.stop / 1000} s (not resumed) of the live node holding the most responder subscriptions, so that every round has stale interest. "After the health deadline": requests due from SIGSTOP + ${HEALTH_DEADLINE_MS / 1000} s on. Extra requests: hedges and retries the requester sent ÷ calls (from dialtone's request events; nats.js sends none). dialtone's default retry budget (20 % of calls + 10/s) bounds them. Medians of ${ROUNDS} rounds.`,
   ].join("\n"),
 });

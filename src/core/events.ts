@@ -73,9 +73,11 @@ export type ChannelEvent =
   | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; hedges: number; hedgeWon: boolean; code: string | undefined; address: string | undefined }
   /**
    * A retry (or hedge) was not sent because the channel's retry budget was
-   * spent; `address` is the member the failed attempt went to.
+   * spent (`hedge-load`: a hedge held back by `hedge.maxExtraLoad`, said once
+   * per call; it waits in line and may still go when room is made);
+   * `address` is the member the failed or waiting attempt went to.
    */
-  | { type: "retry-budget-exhausted"; kind: "retry" | "hedge"; address: string }
+  | { type: "retry-budget-exhausted"; kind: "retry" | "hedge" | "hedge-load"; address: string }
   /** A subscription moved to another member after its member went away; `gapMs` from loss to re-subscribed. */
   | { type: "subscription-moved"; subject: string; from: string | undefined; to: string; gapMs: number }
   /**

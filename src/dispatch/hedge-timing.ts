@@ -1,33 +1,67 @@
 import { requireInteger, requirePositiveDuration } from "../core/duration.js";
 import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, requireObject } from "../core/options-check.js";
+import { RetryBudget } from "./retry-budget.js";
 
 /**
- * `hedge: { delay, max }` (off unless given): an idempotent call with no
- * response after `delay` ms — or after the channel's running p95 — is sent
- * again to a different member, up to `max` extra attempts; the first
- * complete response wins and the others are cancelled. gRFC A6's
- * hedgingDelay / maxAttempts, Finagle's backup requests.
+ * `hedge: { delay, max, maxExtraLoad }` (off unless given): an idempotent
+ * call with no response after `delay` ms — or after the channel's running
+ * p95 — is sent again to a different member, up to `max` extra attempts; the
+ * first complete response wins and the others are cancelled. gRFC A6's
+ * hedgingDelay / maxAttempts, Finagle's backup requests (whose
+ * `maxExtraLoad` bounds the hedges with a budget of their own).
  */
 export interface HedgeOptions {
-  /** ms, or "p95": the 95th percentile of the channel's recent successful attempts (default "p95"). */
+  /** ms, or "p95": the 95th percentile of the first attempts of the channel's recent calls (default "p95"). */
   delay: number | "p95";
   /** Extra attempts per call (default 1). */
   max: number;
+  /**
+   * Most hedges per hedgeable call, over a sliding 10 s window (at least one
+   * a second, so a quiet channel can still hedge); false: only the retry
+   * budget bounds them. A hedge past it waits in line for room, the longest
+   * waiting first. Default 0.05 with delay "p95" (what a p95 delay
+   * should cost: a latency shift, or an event-loop stall that makes every
+   * waiting call overdue at once, cannot turn into a burst of hedges), false
+   * with a fixed delay (the caller chose when to hedge; NATS's
+   * attemptTimeout must be able to ask again for every lost request).
+   */
+  maxExtraLoad: number | false;
 }
 
-/** Successful attempts the running p95 is taken over. */
+/** First attempts the running p95 is taken over. */
 const WINDOW = 512;
 /** Below this many samples there is no p95 yet, and no hedge: a guess would hedge everything or nothing. */
 const MIN_SAMPLES = 32;
 /** The p95 is re-sorted after this many new samples, not on every call. */
 const RECOMPUTE_EVERY = 32;
 export const MAX_HEDGES = 10;
+/** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
+export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
+/** The maxExtraLoad budget's window, and its floor: hedges a quiet channel may send whatever its calls. */
+const LOAD_WINDOW_MS = 10_000;
+const LOAD_MIN_PER_SECOND = 1;
 
-/** When a call's next hedge is due. Records attempt latencies when the delay is "p95". */
+/**
+ * When a call's next hedge is due, and whether one may go (maxExtraLoad).
+ * With delay "p95" it learns the latency of each call's *first* attempt —
+ * the attempt whose lateness the delay decides on — not of whichever
+ * attempt won: a hedged call's winner is a fast attempt by selection, so
+ * learning from winners would pull the p95 down and hedge ever more. A first
+ * attempt cancelled because another won is a censored sample: its latency
+ * is at least the time it ran. That lower bound is recorded; it only ever
+ * sits below the true latency, and since the cancellation comes after the
+ * delay plus the winner's own time, it lies above the current delay — on the
+ * side of the p95 that the true value would be on. A delay that starts low
+ * therefore climbs to the true p95 instead of staying low.
+ */
 export class HedgeTiming {
   readonly max: number;
   readonly #fixed: number | undefined;
+  /** maxExtraLoad's own budget; undefined: none. */
+  readonly #load: RetryBudget | undefined;
+  /** Hedges past maxExtraLoad, waiting for room, longest-waiting first (a Set keeps insertion order). */
+  readonly #line = new Set<() => void>();
   readonly #samples = new Float64Array(WINDOW);
   readonly #scratch = new Float64Array(WINDOW);
   #count = 0;
@@ -35,9 +69,49 @@ export class HedgeTiming {
   #fresh = 0;
   #p95: number | undefined;
 
-  constructor(options: HedgeOptions) {
+  /** `now`: the budget's clock (tests pass a fake one). */
+  constructor(options: HedgeOptions, now?: () => number) {
     this.max = options.max;
     this.#fixed = options.delay === "p95" ? undefined : options.delay;
+    this.#load = options.maxExtraLoad === false ? undefined : new RetryBudget({ ratio: options.maxExtraLoad, minPerSecond: LOAD_MIN_PER_SECOND, window: LOAD_WINDOW_MS }, now, "floor");
+  }
+
+  /**
+   * A hedgeable call started (once per call): it adds maxExtraLoad to what
+   * hedges may spend, and the room it makes goes to the hedge that has
+   * waited longest.
+   */
+  deposit(now?: number): void {
+    if (!this.#load) return;
+    this.#load.deposit(now);
+    while (this.#line.size > 0 && this.#load.tryWithdraw()) {
+      const next = this.#line.values().next().value as () => void;
+      this.#line.delete(next);
+      next();
+    }
+  }
+
+  /**
+   * A hedge wants to go: true (and counted) while within maxExtraLoad (or
+   * when there is no such bound). Otherwise false, and `granted` joins the
+   * line: it is called (already counted) when room is made for it, unless it
+   * leaves the line first. While others wait, a newcomer waits behind them.
+   */
+  tryWithdraw(granted: () => void): boolean {
+    if (!this.#load) return true;
+    if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
+    this.#line.add(granted);
+    return false;
+  }
+
+  /** The call ended: its hedge no longer waits. */
+  leaveLine(granted: () => void): void {
+    this.#line.delete(granted);
+  }
+
+  /** Hedges waiting for room (for tests and stats). */
+  get waiting(): number {
+    return this.#line.size;
   }
 
   /** ms to wait before hedging; undefined: too few samples for a p95, do not hedge yet. */
@@ -45,7 +119,12 @@ export class HedgeTiming {
     return this.#fixed ?? this.#p95;
   }
 
-  /** A successful attempt's latency, ms. */
+  /**
+   * A call's first attempt, ms: its latency when it answered, or — when it
+   * was cancelled because another attempt answered first — how long it had
+   * run (a lower bound). Failed attempts are not recorded: a fast failure
+   * says nothing about how long an answer takes.
+   */
   record(ms: number): void {
     if (this.#fixed !== undefined || !(ms >= 0) || !Number.isFinite(ms)) return;
     this.#samples[this.#next] = ms;
@@ -61,15 +140,20 @@ export class HedgeTiming {
   }
 }
 
-/** `hedge`: undefined or false (off), or { delay?, max? }. */
+/** `hedge`: undefined or false (off), or { delay?, max?, maxExtraLoad? }. */
 export function resolveHedge(input: unknown): HedgeOptions | undefined {
   if (input === undefined || input === false) return undefined;
   const o = requireObject("hedge", input);
-  checkKeys("hedge", o, ["delay", "max"]);
+  checkKeys("hedge", o, ["delay", "max", "maxExtraLoad"]);
   const delay = o.delay ?? "p95";
   if (delay !== "p95" && typeof delay !== "number") throw new ConfigError("hedge.delay", `expected a number of milliseconds or "p95", got ${describeType(delay)}`);
+  const load = o.maxExtraLoad ?? (delay === "p95" ? DEFAULT_MAX_EXTRA_LOAD : false);
+  if (load !== false && (typeof load !== "number" || !(load > 0 && load <= 1))) {
+    throw new ConfigError("hedge.maxExtraLoad", `expected a share of calls above 0 and at most 1 (0.05: 5 %), or false, got ${typeof load === "number" ? String(load) : describeType(load)}`);
+  }
   return {
     delay: delay === "p95" ? delay : requirePositiveDuration("hedge.delay", delay),
     max: requireInteger("hedge.max", o.max ?? 1, 1, MAX_HEDGES),
+    maxExtraLoad: load,
   };
 }

@@ -8,14 +8,19 @@ interface Running<C> {
   readonly lease: DispatchLease<C>;
   readonly cancel: AbortController;
   readonly hedge: boolean;
+  /** The call's first attempt: the one whose latency a "p95" delay learns. */
+  readonly first: boolean;
+  readonly started: number;
 }
 
 /**
  * A hedged call (gRFC A6, "The Tail at Scale"): the first attempt goes out
  * as usual; while no attempt has answered, every `delay` another goes to a
- * different member (up to `max`, each paid from the retry budget), and the
- * first success wins: the others are aborted through their attempt signal,
- * which cancels their streams (RST_STREAM CANCEL) or drops a late NATS reply.
+ * different member (up to `max`, each paid from maxExtraLoad's budget and
+ * the retry budget), and the first success wins: the others are aborted
+ * through their attempt signal, which cancels their streams (RST_STREAM
+ * CANCEL) or drops a late NATS reply. The delay learns from each call's
+ * first attempt: its latency, or the time it ran before a hedge won.
  *
  * A failed attempt is retried as in the plain pipeline (maxRetries, within
  * the budget) only when no other attempt is still running: a hedge in
@@ -33,6 +38,10 @@ class HedgedCall<C, T> {
   #attempts = 0;
   #hedges = 0;
   #retries = 0;
+  /** maxExtraLoad refused this call a hedge: it waits in line (said once per call). */
+  #refused = false;
+  /** Its place in maxExtraLoad's line: called when the budget has room for it. */
+  readonly #granted = (): void => this.#send();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -48,7 +57,9 @@ class HedgedCall<C, T> {
   }
 
   start(): void {
-    this.o.budget?.deposit(this.#deadline - this.o.timeout);
+    const now = this.#deadline - this.o.timeout;
+    this.o.budget?.deposit(now);
+    this.timing.deposit(now);
     this.#acquireAndLaunch(false);
   }
 
@@ -84,6 +95,26 @@ class HedgedCall<C, T> {
     if (this.#done || this.#remaining() <= 0) return;
     // A one-shot body already read cannot be sent twice.
     if (this.o.replayable && !this.o.replayable()) return;
+    // maxExtraLoad first, as Finagle's backup requests do: it is the tighter bound, so the shared
+    // budget (retries need it too) is rarely drawn for a hedge that then may not go. Past it the
+    // call waits in line, and the next room the budget makes goes to the call that has waited
+    // longest: a call still waiting long after the delay is more likely stuck than slow.
+    if (!this.timing.tryWithdraw(this.#granted)) {
+      if (!this.#refused) {
+        this.#refused = true;
+        const waiting = this.#active.values().next().value;
+        this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge-load", address: waiting?.lease.member.key ?? "" });
+      }
+      return;
+    }
+    this.#send();
+  }
+
+  /** Sends the hedge maxExtraLoad allowed, to a member this call is not on yet, within the retry budget. */
+  #send(): void {
+    if (this.#done || this.#remaining() <= 0) return;
+    // Granted from the line later: the body may have been read meanwhile.
+    if (this.o.replayable && !this.o.replayable()) return;
     const exclude = [...this.#active].map((r) => r.lease.member);
     const lease = this.source.tryAcquire?.(exclude);
     // No other member usable now: look again after another delay.
@@ -101,9 +132,9 @@ class HedgedCall<C, T> {
   #launch(lease: DispatchLease<C>, hedge: boolean): void {
     const cancel = new AbortController();
     const signal = this.o.signal ? AbortSignal.any([this.o.signal, cancel.signal]) : cancel.signal;
-    const run: Running<C> = { lease, cancel, hedge };
-    this.#active.add(run);
     const started = performance.now();
+    const run: Running<C> = { lease, cancel, hedge, first: this.#attempts === 0, started };
+    this.#active.add(run);
     let kept = false;
     let verdict: AttemptOutcome = "ok";
     const ctx = { budgetMs: Math.max(1, this.#deadline - started), attempt: ++this.#attempts, signal, keepLease: () => (kept = true), classify: (v: AttemptOutcome) => (verdict = v) };
@@ -114,9 +145,9 @@ class HedgedCall<C, T> {
         const latency = performance.now() - started;
         if (!kept) lease.release(latency);
         else lease.answered?.();
-        this.timing.record(latency);
         if (this.#done) return;
-        this.#finish();
+        if (run.first) this.timing.record(latency);
+        this.#finish(true);
         if (this.trace) {
           this.trace.address = lease.member.key;
           this.trace.hedgeWon = hedge;
@@ -145,11 +176,21 @@ class HedgedCall<C, T> {
     );
   }
 
-  /** Ends the call: no more hedges, every other attempt cancelled. */
-  #finish(): void {
+  /**
+   * Ends the call: no more hedges, every other attempt cancelled. When it
+   * ends with an answer, a first attempt still running is cut short by it:
+   * its latency is at least the time it ran (a censored sample), and that
+   * is what the delay learns.
+   */
+  #finish(answered: boolean): void {
     this.#done = true;
     if (this.#timer) clearTimeout(this.#timer);
-    for (const r of this.#active) r.cancel.abort();
+    if (this.#refused) this.timing.leaveLine(this.#granted);
+    const now = answered ? performance.now() : 0;
+    for (const r of this.#active) {
+      if (answered && r.first) this.timing.record(now - r.started);
+      r.cancel.abort();
+    }
     if (this.trace) {
       this.trace.retries = this.#retries;
       this.trace.hedges = this.#hedges;
@@ -158,7 +199,7 @@ class HedgedCall<C, T> {
 
   #fail(e: DialtoneError): void {
     if (this.#done) return;
-    this.#finish();
+    this.#finish(false);
     this.reject(e);
   }
 }

@@ -41,12 +41,26 @@ export class RetryBudget {
   #callTotal = 0;
   #retryTotal = 0;
 
-  constructor(options: RetryBudgetOptions, now: () => number = () => performance.now()) {
+  readonly #floor: boolean;
+
+  /**
+   * `reserve`: "added" (Finagle's RetryBudget: ratio × calls + minPerSecond ×
+   * window), or "floor" (the larger of the two: a busy client never passes
+   * `ratio`, a quiet one still gets minPerSecond).
+   */
+  constructor(options: RetryBudgetOptions, now: () => number = () => performance.now(), reserve: "added" | "floor" = "added") {
     this.options = options;
     this.#now = now;
     this.#slotMs = options.window / SLOTS;
     this.#reserve = (options.minPerSecond * options.window) / 1000;
+    this.#floor = reserve === "floor";
     this.#slotStart = now();
+  }
+
+  /** Retries and hedges the window allows in all. */
+  #allowance(): number {
+    const earned = this.options.ratio * this.#callTotal;
+    return this.#floor ? Math.max(earned, this.#reserve) : earned + this.#reserve;
   }
 
   /**
@@ -62,7 +76,7 @@ export class RetryBudget {
   /** A retry or hedge wants to go: true (and counted) when the budget allows it. */
   tryWithdraw(): boolean {
     this.#roll();
-    if (this.#retryTotal + 1 > this.options.ratio * this.#callTotal + this.#reserve) return false;
+    if (this.#retryTotal + 1 > this.#allowance()) return false;
     this.#retries[this.#slot] = (this.#retries[this.#slot] ?? 0) + 1;
     this.#retryTotal++;
     return true;
@@ -71,7 +85,7 @@ export class RetryBudget {
   /** Retries and hedges still allowed now (for stats and tests). */
   available(): number {
     this.#roll();
-    return Math.max(0, Math.floor(this.options.ratio * this.#callTotal + this.#reserve - this.#retryTotal));
+    return Math.max(0, Math.floor(this.#allowance() - this.#retryTotal));
   }
 
   /** Drops the slots that fell out of the window. */

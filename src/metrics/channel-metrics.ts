@@ -70,7 +70,7 @@ export class ChannelMetrics {
     for (const result of ["ok", "error"]) this.#inc(f.resolves, { result }, 0);
     for (const outcome of ["ok", "error"]) this.#inc(f.requests, { outcome }, 0);
     this.#inc(f.requestRetries, {}, 0);
-    for (const kind of ["retry", "hedge"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
+    for (const kind of ["retry", "hedge", "hedge-load"]) this.#inc(f.retryBudgetExhausted, { kind }, 0);
     this.#inc(f.hedges, {}, 0);
     for (const reason of ["consecutive_5xx", "consecutive_gateway", "consecutive_local"]) this.#inc(f.ejections, { reason }, 0);
     this.#inc(f.hedgesWon, {}, 0);

@@ -148,7 +148,7 @@ export class Families {
     });
     this.retryBudgetExhausted = new Counter({
       name: "dialtone_retry_budget_exhausted_total",
-      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge).",
+      help: "Retries and hedges not sent because the retry budget was spent, by kind (retry, hedge; hedge-load: past hedge.maxExtraLoad).",
       labelNames: ["channel", "kind"],
       registers,
     });

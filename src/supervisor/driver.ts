@@ -210,9 +210,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.events.emit({ type: "ejected", member: info(m, t?.slot), reason: e.reason, durationMs: e.durationMs });
         // The pool has no timers: the driver ends the ejection. Unref'd (the clock's timers are).
         this.#clock.setTimeout(() => this.pool.restore(m), e.durationMs);
+        // Not usable now: the regulator may dial a replacement for its slot.
+        this.#feed({ type: "ejected", member: m.id });
       } else if (e.type === "restored") {
         const t = this.#tracked.get(e.member.id);
         this.events.emit({ type: "ejection-ended", member: info(e.member, t?.slot) });
+        this.#feed({ type: "ejection-ended", member: e.member.id });
       }
       // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
       this.#updateStatus();

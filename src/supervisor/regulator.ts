@@ -1,7 +1,7 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
 import type { DrainReason, EvictionReason } from "../core/events.js";
-import { AddressBook, type AddressUse } from "./address-book.js";
+import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
 
@@ -20,6 +20,10 @@ export type RegulatorEvent =
   | { type: "goaway"; member: number; kind: "goaway" | "lame-duck"; detail: string; error: Error }
   /** The connection is gone (`error` when it did not close on our request). */
   | { type: "lost"; member: number; error: Error | undefined }
+  /** Request outcomes ejected the member (outlier detection): connected and PINGed, it takes no picks. */
+  | { type: "ejected"; member: number }
+  /** The member's ejection time is up: it takes picks again. */
+  | { type: "ejection-ended"; member: number }
   /** A time the regulator asked for has come. */
   | { type: "tick" }
   /**
@@ -87,13 +91,19 @@ interface Member {
   provenAt: number | undefined;
   /** Its address has been told it works (the member outlived the flap window). */
   stable: boolean;
+  /** Outlier detection took it out of picks: its slot may dial a replacement. */
+  ejected: boolean;
 }
 
 interface Pending {
   readonly dial: number;
   readonly key: string;
-  /** fill: the slot is empty; replace: its member's address left the book; rebalance: spread repair. */
-  purpose: "fill" | "replace" | "rebalance";
+  /**
+   * fill: the slot is empty; replace: its member's address left the book;
+   * rebalance: spread repair; eject: its member is ejected, and this one (on
+   * an address no member uses) serves the slot meanwhile.
+   */
+  purpose: "fill" | "replace" | "rebalance" | "eject";
   member: number | undefined;
 }
 
@@ -115,6 +125,16 @@ interface Slot {
  * `accept(event, now)` returns the actions for the driver to carry out, as
  * warm_channels' PoolRegulator does; it never reads a clock itself, so tests
  * script events against a fake one.
+ *
+ * An outlier-ejected member is not usable, so its slot dials a replacement
+ * on an address that no member uses (never a second member on a backend
+ * that has one, never the ejected one's); once the replacement has proven
+ * itself it serves the slot, and the ejected member, still connected and
+ * PINGed, is a spare. When its ejection ends the spare is surplus and drains
+ * — the replacement has answered meanwhile, the spare's backend had not. An
+ * ejection that ends before its replacement proved cancels the dial. With
+ * no unused address (as many addresses as members) nothing is dialed: the
+ * ejected member sits out its time in its slot.
  */
 export class Regulator {
   readonly book: AddressBook;
@@ -205,6 +225,12 @@ export class Regulator {
       case "lost":
         this.#onLost(event.member, event.error, now, out);
         break;
+      case "ejected":
+        this.#onEjected(event.member);
+        break;
+      case "ejection-ended":
+        this.#onEjectionEnded(event.member, out);
+        break;
       case "tick":
         this.#wakeAt = undefined;
         break;
@@ -237,7 +263,7 @@ export class Regulator {
       return;
     }
     p.member = id;
-    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, stable: false });
+    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, stable: false, ejected: false });
   }
 
   #onProven(id: number, now: number, out: Action[]): void {
@@ -254,10 +280,11 @@ export class Regulator {
     this.#setState(m, "ready", "first PONG", out);
     const old = slot.active === undefined ? undefined : this.#members.get(slot.active);
     slot.active = id;
-    if (old) {
+    // An ejected member replaced stays, a spare, until its ejection ends (see #onEjectionEnded).
+    if (old && !(p.purpose === "eject" && old.ejected)) {
       // Dial first, then drain: the slot never dips.
-      const reason: DrainReason = p.purpose === "rebalance" ? "rebalanced" : "address-removed";
-      const detail = p.purpose === "rebalance" ? `rebalanced to ${m.key}` : "address removed by resolver";
+      const reason: DrainReason = p.purpose === "rebalance" ? "rebalanced" : p.purpose === "eject" ? "surplus" : "address-removed";
+      const detail = p.purpose === "rebalance" ? `rebalanced to ${m.key}` : p.purpose === "eject" ? `replaced by ${m.key}` : "address removed by resolver";
       this.#drain(old, reason, detail, out);
     }
     this.#updateDegraded(now, out);
@@ -324,6 +351,36 @@ export class Regulator {
     const cause = error ?? new Error("connection closed by peer");
     this.#evict(m, "peer-closed", cause.message, cause, now, out);
     this.#updateDegraded(now, out);
+  }
+
+  #onEjected(id: number): void {
+    const m = this.#members.get(id);
+    if (m && m.state !== "draining") m.ejected = true;
+  }
+
+  /**
+   * A replaced (spare) member is surplus now: it drains. One still serving
+   * its slot takes picks again, and a replacement still on its way is not
+   * needed: its dial is cancelled.
+   */
+  #onEjectionEnded(id: number, out: Action[]): void {
+    const m = this.#members.get(id);
+    if (!m?.ejected) return;
+    m.ejected = false;
+    if (m.state === "draining") return;
+    const slot = this.#slots[m.slot];
+    if (slot?.active === id) {
+      const p = slot.pending;
+      if (p?.purpose !== "eject") return;
+      slot.pending = undefined;
+      out.push({ type: "cancel", dial: p.dial });
+      if (p.member !== undefined) {
+        this.#forget(p.member);
+        out.push({ type: "close", member: p.member, reason: "replacement no longer needed (ejection ended)", error: undefined });
+      }
+      return;
+    }
+    this.#drain(m, "surplus", "ejection ended; a replacement serves its slot", out);
   }
 
   /** A load sample: the follower decides, the regulator adds or drops the last slot. */
@@ -395,6 +452,7 @@ export class Regulator {
         waiting = true;
       }
     }
+    later(this.#replaceEjected(use, now, out));
     later(this.#rebalance(now, out));
     for (const m of this.#members.values()) {
       if (m.provenAt === undefined || m.stable || m.state === "draining") continue;
@@ -447,6 +505,33 @@ export class Regulator {
     return undefined;
   }
 
+  /**
+   * A slot whose serving member is ejected dials an address no member uses
+   * (not backing off; one not known to fail first, in rank order). Returns
+   * when to look again if the only such addresses are backing off.
+   */
+  #replaceEjected(use: Map<string, AddressUse>, now: number, out: Action[]): number | undefined {
+    let earliest: number | undefined;
+    for (const slot of this.#slots) {
+      if (slot.gaveUp || slot.pending || slot.active === undefined) continue;
+      const m = this.#members.get(slot.active);
+      if (!m?.ejected || m.state !== "ready") continue;
+      let target: AddressEntry | undefined;
+      for (const e of this.book.entries()) {
+        if ((use.get(e.key)?.members ?? 0) > 0) continue;
+        if (e.coolingUntil > now) {
+          if (earliest === undefined || e.coolingUntil < earliest) earliest = e.coolingUntil;
+          continue;
+        }
+        if (!target || (target.failures > 0 && e.failures === 0)) target = e;
+      }
+      if (!target) return earliest;
+      this.#dial(slot, target.address, "eject", out);
+      bumpUse(use, target.key, "proving");
+    }
+    return undefined;
+  }
+
   #dial(slot: Slot, address: Address, purpose: Pending["purpose"], out: Action[]): void {
     const dial = this.#nextDial++;
     slot.pending = { dial, key: addressKey(address), purpose, member: undefined };
@@ -454,13 +539,20 @@ export class Regulator {
     out.push({ type: "dial", dial, slot: slot.index, address, attempt: slot.active === undefined ? slot.failures + 1 : 0 });
   }
 
-  /** Members per address as spread counts them: active and pending, not draining. */
+  /**
+   * Members per address as spread counts them: active and pending, not
+   * draining; and ejected spares, so that nothing is dialed to their
+   * backend while they sit out (they do not make it live).
+   */
   #use(): Map<string, AddressUse> {
     const use = new Map<string, AddressUse>();
     for (const slot of this.#slots) {
       const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
       if (m) bumpUse(use, m.key, m.state === "ready" ? "ready" : "other");
       if (slot.pending) bumpUse(use, slot.pending.key, "proving");
+    }
+    for (const m of this.#members.values()) {
+      if (m.ejected && m.state !== "draining" && this.#slots[m.slot]?.active !== m.id) bumpUse(use, m.key, "other");
     }
     return use;
   }

@@ -76,7 +76,8 @@ export interface CommonChannelOptions {
    * response after `delay` ms (or the channel's running p95: "p95", the
    * default), another attempt goes to a different member, up to `max`
    * (default 1); the first response wins, the others are cancelled. Paid
-   * from the retry budget.
+   * from the retry budget, and bounded by `maxExtraLoad` (hedges per call
+   * over 10 s; default 0.05 with "p95", false with a fixed delay).
    */
   hedge?: Partial<HedgeOptions> | false;
   /**

@@ -51,6 +51,52 @@ describe("outlier ejection against real HTTP/2 backends", () => {
     expect(await registry.metrics()).toMatch(/dialtone_ejections_total\{channel="[^"]+",reason="consecutive_gateway"\} 2/);
   });
 
+  /**
+   * Four addresses, three members: the fourth address has no member. When a
+   * member's backend answers 503 to everything and is ejected, its slot
+   * dials the fourth address; that member serves, and when the ejection
+   * ends the ejected one drains as surplus.
+   */
+  it("an ejected member's slot dials a replacement on the address no member uses, which serves; the ejected one drains when its time is up", async () => {
+    const backends = await startBackends([...HOSTS, "127.0.0.5"]);
+    const ch = open({
+      target: `http://svc.test:${backends[0]!.port}`,
+      discovery: staticDiscovery(backends),
+      members: 3,
+      balancer: "in-flight",
+      outlier: { consecutiveGatewayErrors: 3, baseEjection: 1500 },
+    });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const used = new Set(ch.stats().members.map((m) => m.address));
+    expect(used.size).toBe(3);
+    const spare = backends.find((b) => !used.has(b.key))!;
+    const bad = backends.find((b) => used.has(b.key))!;
+    await bad.command({ cmd: "status", status: 503 });
+    const rec = recordEvents(ch);
+    const send = async (): Promise<{ status: number; backend: unknown }> => {
+      const res = await ch.request({ path: "/" });
+      return { status: res.status, backend: res.headers["x-backend"] };
+    };
+    for (let i = 0; i < 60 && !rec.events.some((e) => e.type === "ejected"); i++) await send();
+    expect(rec.events.find((e) => e.type === "ejected")).toMatchObject({ member: { address: bad.key } });
+    // The replacement: dialed to the unused address, proven, and serving.
+    await eventually(() => ch.stats().members.some((m) => m.address === spare.key && m.state === "ready"), 5000, "a member on the unused address");
+    const served = await Promise.all(Array.from({ length: 60 }, send));
+    expect(served.every((r) => r.status === 200)).toBe(true);
+    expect(served.some((r) => r.backend === spare.key)).toBe(true);
+    expect(served.some((r) => r.backend === bad.key)).toBe(false);
+    // Meanwhile the ejected member is still connected and PINGed.
+    expect(ch.stats().members.find((m) => m.address === bad.key)?.state).toBe("ready");
+    // Its time is up: surplus, it drains; the three members left serve, none on the bad backend.
+    await eventually(() => rec.events.some((e) => e.type === "draining" && e.member.address === bad.key && e.reason === "surplus"), 5000, "the ejected member to drain");
+    await eventually(() => !ch.stats().members.some((m) => m.address === bad.key), 5000, "the ejected member to close");
+    expect(ch.stats().members.map((m) => m.address).sort()).toEqual(backends.filter((b) => b !== bad).map((b) => b.key).sort());
+    const before = (await bad.stats()).requests;
+    const after = await Promise.all(Array.from({ length: 60 }, send));
+    expect(after.every((r) => r.status === 200)).toBe(true);
+    expect((await bad.stats()).requests).toBe(before);
+  });
+
   it("off unless configured: without `outlier` the 503 backend keeps its share", async () => {
     const backends = await startBackends(HOSTS);
     await backends[0]!.command({ cmd: "status", status: 503 });

@@ -7,27 +7,27 @@ import { mulberry32 } from "../helpers/random.js";
 
 describe("HedgeTiming: when a call's next hedge is due", () => {
   it("a fixed delay is that delay, whatever was recorded", () => {
-    const t = new HedgeTiming({ delay: 40, max: 2 });
+    const t = new HedgeTiming({ delay: 40, max: 2, maxExtraLoad: false });
     for (let i = 0; i < 100; i++) t.record(1000);
     expect(t.delayMs()).toBe(40);
     expect(t.max).toBe(2);
   });
 
   it('"p95": no hedging before 32 samples, then the 95th percentile of the recent ones', () => {
-    const t = new HedgeTiming({ delay: "p95", max: 1 });
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
     for (let i = 1; i <= 31; i++) t.record(i);
     expect(t.delayMs()).toBeUndefined();
     t.record(32);
     expect(t.delayMs()).toBe(31); // ceil(0.95 × 32) = 31st smallest
     // 100 samples of 1..100 (the p95 is re-sorted every 32 samples): 95.
-    const u = new HedgeTiming({ delay: "p95", max: 1 });
+    const u = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
     for (let i = 0; i < 128; i++) u.record((i % 100) + 1);
     expect(u.delayMs()).toBeGreaterThanOrEqual(90);
     expect(u.delayMs()).toBeLessThanOrEqual(96);
   });
 
   it('"p95" follows the recent window (512 samples): old latencies leave', () => {
-    const t = new HedgeTiming({ delay: "p95", max: 1 });
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
     for (let i = 0; i < 512; i++) t.record(500);
     expect(t.delayMs()).toBe(500);
     for (let i = 0; i < 512; i++) t.record(5);
@@ -40,8 +40,8 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
   it("options: off unless given; defaults p95 and 1; bad values are ConfigErrors naming the option", () => {
     expect(resolveHedge(undefined)).toBeUndefined();
     expect(resolveHedge(false)).toBeUndefined();
-    expect(resolveHedge({})).toEqual({ delay: "p95", max: 1 });
-    expect(resolveHedge({ delay: 20, max: 3 })).toEqual({ delay: 20, max: 3 });
+    expect(resolveHedge({})).toEqual({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
+    expect(resolveHedge({ delay: 20, max: 3 })).toEqual({ delay: 20, max: 3, maxExtraLoad: false });
     for (const [input, option] of [
       [{ delay: 0 }, "hedge.delay"],
       [{ delay: "p99" }, "hedge.delay"],

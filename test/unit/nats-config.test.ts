@@ -244,7 +244,7 @@ describe("NATS attemptTimeout (issue 17, item 5)", () => {
   it("is hedge: { delay: attemptTimeout, max: 2 }; off by default; not together with hedge; a bad value is a ConfigError", () => {
     const t = "nats://127.0.0.2:4222";
     expect(resolveNatsOptions({ target: t }).hedge).toBeUndefined();
-    expect(resolveNatsOptions({ target: t, attemptTimeout: 200 }).hedge).toEqual({ delay: 200, max: 2 });
+    expect(resolveNatsOptions({ target: t, attemptTimeout: 200 }).hedge).toEqual({ delay: 200, max: 2, maxExtraLoad: false });
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 200, hedge: { delay: 50 } })).toThrow(/attemptTimeout/);
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 0 })).toThrow(ConfigError);
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 0 })).toThrow(/attemptTimeout/);

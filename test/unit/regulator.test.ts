@@ -320,3 +320,108 @@ describe("Regulator: rotating answers and minHold", () => {
     expect(s.of("drain").map((x) => x.member)).toEqual([a]);
   });
 });
+
+describe("Regulator: an ejected member's slot dials a replacement", () => {
+  /** Four addresses, three members, all proven: address 4 is the one no member uses. */
+  function warm(): { s: Sim; byAddress: Map<number, number> } {
+    const s = new Sim({ members: 3, retainOrder: true });
+    s.answer(1, 2, 3, 4);
+    const byAddress = new Map<number, number>();
+    for (const i of [1, 2, 3]) byAddress.set(i, s.up(i)[0] as number);
+    expect(s.open.size).toBe(0);
+    s.clear();
+    return { s, byAddress };
+  }
+
+  it("dials the address no member uses; once proven it serves the slot, the ejected member stays until its ejection ends, then drains as surplus", () => {
+    const { s, byAddress } = warm();
+    const bad = byAddress.get(1) as number;
+    s.send({ type: "ejected", member: bad });
+    expect(s.of("dial")).toEqual([expect.objectContaining({ slot: s.reg.slotOf(bad), address: addr(4), attempt: 0 })]);
+    const replacement = s.prove(s.of("dial")[0] as Dial);
+    // The replacement serves the slot; the ejected member is neither drained nor closed while it sits out.
+    expect(s.reg.slotOf(replacement)).toBe(s.reg.slotOf(bad));
+    expect(s.actions.filter((a) => "member" in a && a.member === bad)).toEqual([]);
+    expect(s.of("dial")).toHaveLength(1);
+    s.clear();
+    s.send({ type: "ejection-ended", member: bad });
+    expect(s.actions).toEqual([{ type: "drain", member: bad, reason: "surplus", detail: "ejection ended; a replacement serves its slot" }]);
+    // Settled: three members on 2, 3 and 4; no dial back to 1 (it is drained, not failed, and no slot is empty).
+    s.send({ type: "lost", member: bad, error: undefined });
+    s.advance(60_000);
+    expect(s.of("dial")).toEqual([]);
+  });
+
+  it("never dials the backend of an ejected spare: a replacement that is ejected in turn is replaced on yet another address", () => {
+    const s = new Sim({ members: 3, retainOrder: true });
+    s.answer(1, 2, 3, 4, 5);
+    const first = [1, 2, 3].map((i) => s.up(i)[0] as number)[0] as number;
+    s.clear();
+    s.send({ type: "ejected", member: first });
+    const second = s.prove(s.of("dial")[0] as Dial);
+    expect(s.of("dial").map((d) => d.address)).toEqual([addr(4)]);
+    s.send({ type: "ejected", member: second });
+    // Address 1 has no member in a slot, but its ejected spare still sits there: 5 it is.
+    expect(s.of("dial").map((d) => d.address)).toEqual([addr(4), addr(5)]);
+    const third = s.prove(s.of("dial")[1] as Dial);
+    expect(s.reg.slotOf(third)).toBe(s.reg.slotOf(first));
+    s.clear();
+    s.send({ type: "ejection-ended", member: first });
+    s.send({ type: "ejection-ended", member: second });
+    expect(s.of("drain").map((a) => a.member)).toEqual([first, second]);
+  });
+
+  it("as many addresses as members: nothing to dial, the ejected member sits out its time in its slot", () => {
+    const s = new Sim({ members: 3 });
+    s.answer(1, 2, 3);
+    const ids = [1, 2, 3].map((i) => s.up(i)[0] as number);
+    s.clear();
+    s.send({ type: "ejected", member: ids[0] as number });
+    s.advance(60_000);
+    expect(s.of("dial")).toEqual([]);
+    s.send({ type: "ejection-ended", member: ids[0] as number });
+    expect(s.actions).toEqual([]);
+  });
+
+  it("an ejection that ends before the replacement proved cancels its dial (and closes its connection if it had one)", () => {
+    const { s, byAddress } = warm();
+    const bad = byAddress.get(2) as number;
+    s.send({ type: "ejected", member: bad });
+    const d = s.of("dial")[0] as Dial;
+    s.send({ type: "connected", dial: d.dial, member: 999 });
+    s.send({ type: "ejection-ended", member: bad });
+    expect(s.of("cancel")).toEqual([{ type: "cancel", dial: d.dial }]);
+    expect(s.of("close")).toEqual([expect.objectContaining({ member: 999 })]);
+    expect(s.of("drain")).toEqual([]);
+    // Its late PONG changes nothing.
+    s.send({ type: "proven", member: 999 });
+    expect(s.reg.slotOf(bad)).toBeGreaterThanOrEqual(0);
+    expect(s.of("state").filter((a) => a.member === 999)).toEqual([]);
+  });
+
+  it("a replacement refused backs off like any dial: the next one goes when that address's backoff ends", () => {
+    const { s, byAddress } = warm();
+    s.send({ type: "ejected", member: byAddress.get(3) as number });
+    expect(s.dialsTo(4)).toHaveLength(1);
+    s.refuse(4);
+    s.clear();
+    s.advance(99);
+    expect(s.of("dial")).toEqual([]);
+    s.advance(1);
+    expect(s.of("dial").map((d) => d.address)).toEqual([addr(4)]);
+  });
+
+  it("the ejected member lost before its replacement proved: the replacement fills the slot", () => {
+    const { s, byAddress } = warm();
+    const bad = byAddress.get(1) as number;
+    const slot = s.reg.slotOf(bad);
+    s.send({ type: "ejected", member: bad });
+    const d = s.of("dial")[0] as Dial;
+    s.send({ type: "lost", member: bad, error: new Error("reset") });
+    // No second dial for the emptied slot: the replacement already under way fills it.
+    expect(s.of("dial")).toHaveLength(1);
+    const id = s.prove(d);
+    expect(s.reg.slotOf(id)).toBe(slot);
+    expect(s.of("drain")).toEqual([]);
+  });
+});

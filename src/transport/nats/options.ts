@@ -37,8 +37,9 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
    * Per-attempt timeout for idempotent requests, ms (off by default): with
    * no reply within it, the request is asked again on another member (the
    * first may still answer: the first reply wins), up to twice, within the
-   * retry budget. Shorthand for `hedge: { delay: attemptTimeout, max: 2 }`;
-   * not together with `hedge`.
+   * retry budget. Shorthand for `hedge: { delay: attemptTimeout, max: 2,
+   * maxExtraLoad: false }` (a lost request must be asked again whatever the
+   * share); not together with `hedge`.
    */
   attemptTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
@@ -94,7 +95,7 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o.attemptTimeout !== undefined) {
     if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
     // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
-    common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2 };
+    common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2, maxExtraLoad: false };
   }
   const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
   const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;

@@ -1,0 +1,203 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { ChannelEvent } from "../../src/core/events.js";
+import { Listeners } from "../../src/core/listeners.js";
+import { hedgedAttempts } from "../../src/dispatch/hedge.js";
+import { HedgeTiming, resolveHedge } from "../../src/dispatch/hedge-timing.js";
+import type { Attempt, DispatchLease, LeaseSource } from "../../src/dispatch/lease.js";
+import { mulberry32 } from "../helpers/random.js";
+
+/**
+ * Hedged calls in fake time: three fake members whose attempts take a
+ * scripted latency (a timer) and honour their attempt signal, calls started
+ * open-loop every 2 ms. Latencies are in the hundreds of ms so that fake
+ * timers' whole milliseconds do not skew a quantile. What is counted is what a backend would: attempts
+ * sent per call.
+ */
+type Member = { key: string; id: number };
+const MEMBERS: Member[] = [1, 2, 3].map((id) => ({ key: `m${id}`, id }));
+
+function fakeSource(): { source: LeaseSource<null>; events: ChannelEvent[] } {
+  const events: ChannelEvent[] = [];
+  const listeners = new Listeners<ChannelEvent>();
+  listeners.add((e) => events.push(e));
+  let next = 0;
+  const lease = (member: Member): DispatchLease<null> => ({ member, connection: null, release: () => undefined });
+  const source: LeaseSource<null> = {
+    acquire: () => Promise.resolve(lease(MEMBERS[next++ % MEMBERS.length] as Member)),
+    tryAcquire: (exclude) => {
+      const m = MEMBERS.find((x) => !exclude.includes(x));
+      return m ? lease(m) : undefined;
+    },
+    noteError: () => undefined,
+    events: listeners,
+  };
+  return { source, events };
+}
+
+interface Run {
+  calls: number;
+  attempts: number;
+  /** Attempts each call sent. */
+  perCall: number[];
+  /** How long each call took, ms. */
+  durations: number[];
+  firstLatencies: number[];
+  events: ChannelEvent[];
+}
+
+/** `calls` idempotent calls, one every 2 ms; `latency(member, callIndex)` scripts each attempt. */
+async function run(timing: HedgeTiming, calls: number, latency: (member: Member, call: number) => number, timeout = 5000): Promise<Run> {
+  const { source, events } = fakeSource();
+  let attempts = 0;
+  const perCall = new Array<number>(calls).fill(0);
+  const durations = new Array<number>(calls).fill(0);
+  const firstLatencies: number[] = [];
+  const done: Promise<unknown>[] = [];
+  for (let i = 0; i < calls; i++) {
+    setTimeout(() => {
+      const attempt: Attempt<null, number> = (lease, ctx) => {
+        attempts++;
+        perCall[i] = (perCall[i] ?? 0) + 1;
+        const ms = latency(lease.member as Member, i);
+        if (ctx.attempt === 1) firstLatencies.push(ms);
+        return new Promise((resolve, reject) => {
+          const t = setTimeout(() => resolve(ms), ms);
+          ctx.signal?.addEventListener("abort", () => {
+            clearTimeout(t);
+            reject(new Error("cancelled"));
+          });
+        });
+      };
+      const t0 = performance.now();
+      done.push(hedgedAttempts(source, { target: "fake", timeout, idempotent: true, maxRetries: 0, acquireTimeout: 1000 }, attempt, undefined, timing).then(() => (durations[i] = performance.now() - t0)));
+    }, i * 2);
+  }
+  await vi.advanceTimersByTimeAsync(calls * 2 + timeout + 1000);
+  await Promise.all(done);
+  return { calls, attempts, perCall, durations, firstLatencies, events };
+}
+
+/** The bench's tail scenario, scaled: base latency 100–300 ms, member 1 answers 10 % of its attempts `stall` ms late. */
+function tailLatency(seed: number, stall = 3000): (member: Member) => number {
+  const random = mulberry32(seed);
+  return (member) => (member.id === 1 && random() < 0.1 ? stall : 0) + 100 + 200 * random();
+}
+
+const quantile = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.ceil(q * xs.length) - 1] as number;
+
+describe('hedge delay "p95" learns from first attempts, cancelled ones as censored samples', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("hedges about 5 % of calls, at about the first attempts' true p95 (no maxExtraLoad, so only the delay decides)", async () => {
+    const timing = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false });
+    const r = await run(timing, 2000, tailLatency(7));
+    const extra = r.attempts / r.calls - 1;
+    // Learning from whichever attempt won records each stalled call (3.3 % of calls) as its fast
+    // hedge: the p95 then runs low and about 8 % of calls are hedged. From first attempts: 5 %.
+    expect(extra).toBeGreaterThan(0.04);
+    expect(extra).toBeLessThan(0.065);
+    const truth = quantile(r.firstLatencies, 0.95);
+    // (Learnt from winners it ends near 0.97 × the truth, where 9 % of first attempts are slower.)
+    expect(timing.delayMs()).toBeGreaterThan(truth * 0.98);
+    expect(timing.delayMs()).toBeLessThan(truth * 1.03);
+  });
+
+  it("a delay learnt low climbs back: censored samples sit above it, so the p95 they give is not below the truth", async () => {
+    const timing = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false });
+    // Learnt at 50 ms (every first attempt took 10–50 ms), then every attempt takes 100–300 ms:
+    // at first every call is hedged; each cancelled first attempt records ≥ 50 ms + the hedge's time.
+    for (let i = 0; i < 512; i++) timing.record(10 + 10 * (i % 5));
+    expect(timing.delayMs()).toBe(50);
+    const random = mulberry32(3);
+    const r = await run(timing, 1500, () => 100 + 200 * random());
+    const truth = quantile(r.firstLatencies, 0.95);
+    expect(timing.delayMs()).toBeGreaterThan(truth * 0.95);
+    // Once the low samples have left the window (512 calls), calls are hedged at about the true rate.
+    const late = r.perCall.slice(600);
+    expect(late.reduce((a, b) => a + b, 0) / late.length - 1).toBeLessThan(0.065);
+  });
+});
+
+describe("hedge.maxExtraLoad: a budget of hedges per hedgeable call", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("when more calls are overdue than maxExtraLoad allows, the hedges stop at 5 % + 1/s; each refusal an event", async () => {
+    // A delay at the median: half the calls are overdue. Without the bound half are hedged.
+    const latency = (seed: number) => {
+      const random = mulberry32(seed);
+      return () => 100 + 200 * random();
+    };
+    const loose = await run(new HedgeTiming({ delay: 200, max: 1, maxExtraLoad: false }), 1500, latency(5));
+    const bounded = await run(new HedgeTiming({ delay: 200, max: 1, maxExtraLoad: 0.05 }), 1500, latency(5));
+    expect(loose.attempts - loose.calls).toBeGreaterThan(600);
+    // 1500 calls over 3 s, all within the 10 s window: 5 % of them (the floor of 1/s × 10 s is less).
+    expect(bounded.attempts - bounded.calls).toBeLessThanOrEqual(0.05 * 1500);
+    expect(bounded.attempts - bounded.calls).toBeGreaterThan(0.05 * 1500 - 5);
+    // One event per call refused (a refused call looks again later, but says so once).
+    const refused = bounded.events.filter((e) => e.type === "retry-budget-exhausted");
+    expect(refused.length).toBeGreaterThan(500);
+    expect(refused.length).toBeLessThanOrEqual(1500);
+    expect(refused.every((e) => e.type === "retry-budget-exhausted" && e.kind === "hedge-load")).toBe(true);
+  });
+
+  it("a call refused waits in line and the next room goes to the longest waiting: the stalled calls get the hedges the budget frees", async () => {
+    // The tail scenario with the bench's proportions (a stall 100 times the delay): the budget refuses some
+    // hedges, and the calls stuck must not be among those left unhedged.
+    const timing = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
+    const r = await run(timing, 2000, tailLatency(11, 30_000), 40_000);
+    expect(r.events.filter((e) => e.type === "retry-budget-exhausted").length).toBeGreaterThan(10);
+    // 5 % of the calls while they come (4 s, in one window); after that only the floor is left, 10 per 10 s,
+    // for the calls still waiting out a 30 s stall.
+    expect(r.attempts - r.calls).toBeLessThanOrEqual(0.05 * 2000 + 30);
+    // Once there is a p95 to hedge at, no call waited out a stall: each stuck one was hedged,
+    // if not at the delay then when its turn in line came. (Calls started before 32 first attempts had
+    // answered, the first 150 or so, have no delay to hedge at: three of them waited 30 s.)
+    expect(Math.max(...r.durations.slice(200))).toBeLessThan(2500);
+    expect(r.durations.filter((d) => d > 10_000).length).toBeLessThanOrEqual(3);
+  });
+
+  it("the budget slides: deposits buy 5 % of hedges each, at least one a second, over 10 s; past it hedges wait in line, longest first", () => {
+    let t = 0;
+    const timing = new HedgeTiming({ delay: 20, max: 1, maxExtraLoad: 0.05 }, () => t);
+    for (let i = 0; i < 1000; i++) timing.deposit(t);
+    const granted: number[] = [];
+    const hedges = Array.from({ length: 200 }, (_, i) => () => void granted.push(i));
+    let allowed = 0;
+    for (const h of hedges) if (timing.tryWithdraw(h)) allowed++;
+    // 5 % of 1000 calls; the floor (1/s × 10 s = 10) is not added to it. The other 150 wait.
+    expect(allowed).toBe(50);
+    expect(timing.waiting).toBe(150);
+    // 20 more calls make room for one more: the one that has waited longest.
+    for (let i = 0; i < 20; i++) timing.deposit(t);
+    expect(granted).toEqual([50]);
+    // A newcomer waits behind the line even when there is room; a call that ended leaves it.
+    timing.leaveLine(hedges[51] as () => void);
+    // 10 s later those calls and hedges have left the window: the floor (10) is what is left, for the next in line.
+    t += 10_500;
+    timing.deposit(t);
+    expect(granted).toEqual([50, ...Array.from({ length: 10 }, (_, k) => 52 + k)]);
+    expect(timing.tryWithdraw(() => undefined)).toBe(false);
+    // Without the bound, every hedge may go (the retry budget still applies, in the call).
+    const free = new HedgeTiming({ delay: 20, max: 1, maxExtraLoad: false }, () => t);
+    for (let i = 0; i < 200; i++) expect(free.tryWithdraw(() => undefined)).toBe(true);
+    expect(free.waiting).toBe(0);
+  });
+
+  it("options: 0.05 by default with p95, off with a fixed delay; a share in (0, 1] or false", () => {
+    expect(resolveHedge({})?.maxExtraLoad).toBe(0.05);
+    expect(resolveHedge({ delay: 20 })?.maxExtraLoad).toBe(false);
+    expect(resolveHedge({ delay: 20, maxExtraLoad: 0.1 })?.maxExtraLoad).toBe(0.1);
+    expect(resolveHedge({ maxExtraLoad: false })?.maxExtraLoad).toBe(false);
+    for (const bad of [0, -0.1, 1.5, "5%", Number.NaN]) expect(() => resolveHedge({ maxExtraLoad: bad })).toThrow("hedge.maxExtraLoad");
+  });
+});

@@ -1,7 +1,13 @@
 /**
  * Scenario 1: the cost of one pick + release in dialtone's pool (P2C over
- * the usable set) at 3 … 4096 ready members, beside a plain round-robin
- * index over an array of the same members. P2C should stay flat: O(1).
+ * the usable set) at 3 … 4096 ready members, with each load object (the
+ * default peak-EWMA and in-flight), beside a plain round-robin index over an
+ * array of the same members. P2C should stay flat: O(1).
+ *
+ * Picks and releases are called as the dispatch pipeline calls them: with
+ * the clock reading the pipeline already took for the call (its budget,
+ * deadline and latency need it anyway), and each release carrying a latency
+ * sample. The pool then reads no clock of its own.
  */
 import { PoolMember } from "../dist/pool/member.js";
 import { Pool } from "../dist/pool/pool.js";
@@ -17,7 +23,8 @@ const OPS = 2_000_000;
 const WARMUP_OPS = 300_000;
 const ROUNDS = roundsFromEnv(3);
 
-type Method = "p2c" | "rr";
+type Method = "p2c-peak-ewma" | "p2c-in-flight" | "rr";
+const METHODS: readonly Method[] = ["p2c-peak-ewma", "p2c-in-flight", "rr"];
 
 function members(n: number): Array<PoolMember<null>> {
   return Array.from({ length: n }, (_, i) => {
@@ -29,10 +36,13 @@ function members(n: number): Array<PoolMember<null>> {
 
 function p2cLoop(pool: Pool<null>, ops: number): number {
   let sink = 0;
+  // The pipeline's clock readings: a request of ~1 ms every 10 µs.
+  let now = performance.now();
   for (let i = 0; i < ops; i++) {
-    const m = pool.pick() as PoolMember<null>;
+    const m = pool.pick(undefined, now) as PoolMember<null>;
     sink += m.id;
-    pool.release(m);
+    pool.release(m, 1, false, now + 1);
+    now += 0.01;
   }
   return sink;
 }
@@ -55,9 +65,9 @@ function rrLoop(list: Array<PoolMember<null>>, ops: number): number {
 /** ns per pick + release. */
 function measure(method: Method, n: number): number {
   const list = members(n);
-  const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight" });
+  const pool = new Pool<null>({ criticalMin: 1, balancer: method === "p2c-in-flight" ? "in-flight" : "peak-ewma" });
   for (const m of list) pool.add(m);
-  const run = (ops: number): number => (method === "p2c" ? p2cLoop(pool, ops) : rrLoop(list, ops));
+  const run = (ops: number): number => (method === "rr" ? rrLoop(list, ops) : p2cLoop(pool, ops));
   run(WARMUP_OPS);
   const t0 = process.hrtime.bigint();
   const sink = run(OPS);
@@ -70,7 +80,7 @@ const t0 = performance.now();
 const host = machine();
 const samples = new Map<string, number[]>();
 for (let r = 0; r < ROUNDS; r++) {
-  for (const method of orderFor(r, ["p2c", "rr"] as const)) {
+  for (const method of orderFor(r, METHODS)) {
     for (const n of orderFor(r, SIZES)) {
       const key = `${method}:${n}`;
       samples.set(key, [...(samples.get(key) ?? []), measure(method, n)]);
@@ -79,9 +89,10 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 
 const rows = SIZES.map((members) => {
-  const p2cNsPerOp = round(median(samples.get(`p2c:${members}`) ?? []), 1);
+  const p2cNsPerOp = round(median(samples.get(`p2c-peak-ewma:${members}`) ?? []), 1);
+  const p2cInFlightNsPerOp = round(median(samples.get(`p2c-in-flight:${members}`) ?? []), 1);
   const rrNsPerOp = round(median(samples.get(`rr:${members}`) ?? []), 1);
-  return { members, p2cNsPerOp, rrNsPerOp, p2cOverRr: ratio(p2cNsPerOp, rrNsPerOp) };
+  return { members, p2cNsPerOp, p2cInFlightNsPerOp, rrNsPerOp, p2cOverRr: ratio(p2cNsPerOp, rrNsPerOp) };
 });
 const first = rows[0] as (typeof rows)[number];
 const last = rows[rows.length - 1] as (typeof rows)[number];
@@ -90,16 +101,18 @@ const headline = {
   p2cNsPerOpAt4096: last.p2cNsPerOp,
   /** P2C cost at 4096 members ÷ at 3: 1.0 means flat (O(1)). */
   p2cGrowth3To4096: ratio(last.p2cNsPerOp, first.p2cNsPerOp),
+  p2cInFlightNsPerOpAt3: first.p2cInFlightNsPerOp,
+  p2cInFlightNsPerOpAt4096: last.p2cInFlightNsPerOp,
   p2cOverRrAt4096: last.p2cOverRr,
 };
 
 const markdown = [
   markdownTable(
-    ["members", "P2C pick+release (ns/op)", "round-robin (ns/op)", "P2C ÷ RR"],
-    rows.map((r) => [r.members, r.p2cNsPerOp, r.rrNsPerOp, r.p2cOverRr]),
+    ["members", "P2C pick+release, peak-EWMA (default) (ns/op)", "P2C pick+release, in-flight (ns/op)", "round-robin (ns/op)", "P2C ÷ RR"],
+    rows.map((r) => [r.members, r.p2cNsPerOp, r.p2cInFlightNsPerOp, r.rrNsPerOp, r.p2cOverRr]),
   ),
   "",
-  `P2C at 4096 members costs **${headline.p2cGrowth3To4096}×** what it costs at 3 (1.0 = flat). Medians of ${ROUNDS} rounds of ${OPS.toLocaleString("en")} ops.`,
+  `P2C (peak-EWMA) at 4096 members costs **${headline.p2cGrowth3To4096}×** what it costs at 3 (1.0 = flat). Medians of ${ROUNDS} rounds of ${OPS.toLocaleString("en")} ops; picks and releases get the pipeline's clock reading, as in dispatch, so the pool reads no clock itself.`,
 ].join("\n");
 
 const svg = await renderSvg({
@@ -109,7 +122,8 @@ const svg = await renderSvg({
   height: 240,
   config: CHART_CONFIG,
   data: { values: rows.flatMap((r) => [
-    { members: r.members, picker: "dialtone P2C (pick + release)", ns: r.p2cNsPerOp },
+    { members: r.members, picker: "dialtone P2C, peak-EWMA (pick + release)", ns: r.p2cNsPerOp },
+    { members: r.members, picker: "dialtone P2C, in-flight (pick + release)", ns: r.p2cInFlightNsPerOp },
     { members: r.members, picker: "round-robin index", ns: r.rrNsPerOp },
   ]) },
   mark: { type: "line", point: true },
@@ -127,7 +141,7 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { sizes: SIZES, opsPerMeasurement: OPS, warmupOps: WARMUP_OPS, rounds: ROUNDS, balancer: "in-flight" },
+    config: { sizes: SIZES, opsPerMeasurement: OPS, warmupOps: WARMUP_OPS, rounds: ROUNDS, balancers: ["peak-ewma", "in-flight"] },
     headline,
     results: rows,
   },

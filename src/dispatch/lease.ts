@@ -14,7 +14,8 @@ export interface DispatchLease<C> {
   answered?(): void;
   /** How the attempt ended, for outlier ejection. */
   report?(outcome: AttemptOutcome): void;
-  release(latencyMs?: number): void;
+  /** `now`: the clock reading the latency was measured with (performance.now()), saving the pool a read. */
+  release(latencyMs?: number, now?: number): void;
 }
 
 /** Where leases come from: the supervisor, seen only through what dispatch needs. */
@@ -25,7 +26,7 @@ export interface LeaseSource<C> {
    * hedge goes to a different member or not at all, and never queues. The
    * pipeline also takes a first attempt's member this way when one is free.
    */
-  tryAcquire?(exclude?: readonly DispatchLease<C>["member"][]): DispatchLease<C> | undefined;
+  tryAcquire?(exclude?: readonly DispatchLease<C>["member"][], now?: number): DispatchLease<C> | undefined;
   /** Records a request-level failure as the channel's most recent error. */
   noteError(error: Error): void;
   readonly events: Listeners<ChannelEvent>;

@@ -2,7 +2,7 @@ import { AbortedError, ClosedError, DialtoneError, RequestError, RequestTimeoutE
 import type { AttemptOutcome } from "../pool/outlier.js";
 import { mayRetry, memberFailure, outcomeOf, settle } from "./classify.js";
 import { hedgedAttempts } from "./hedge.js";
-import type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
+import type { Attempt, AttemptContext, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
 export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from "./lease.js";
 
@@ -57,27 +57,34 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
   const deadline = begun + o.timeout;
   let last: unknown;
   for (let n = 1; n <= 1 + o.maxRetries; n++) {
-    const remaining = deadline - performance.now();
+    // The first attempt starts at `begun`; one clock read serves the pick, the budget and the latency.
+    let now = n === 1 ? begun : performance.now();
+    const remaining = deadline - now;
     if (remaining <= 0) throw last ?? new RequestTimeoutError(o.target, undefined, o.timeout);
-    let lease: DispatchLease<C>;
-    try {
-      // A member free now is taken without a promise; only a wait goes through the queue.
-      lease = source.tryAcquire?.() ?? (await source.acquire(signal, Math.min(o.acquireTimeout, remaining)));
-    } catch (err) {
-      throw settle(err, o);
+    // A member free now is taken without a promise; only a wait goes through the queue.
+    let lease = source.tryAcquire?.(undefined, now);
+    if (!lease) {
+      try {
+        lease = await source.acquire(signal, Math.min(o.acquireTimeout, remaining));
+      } catch (err) {
+        throw settle(err, o);
+      }
+      // The wait took time: the attempt starts when the member came.
+      now = performance.now();
     }
     if (trace) {
       trace.retries = n - 1;
       trace.address = lease.member.key;
     }
-    const started = performance.now();
+    const started = now;
     const ctx = new Context(Math.max(1, deadline - started), n, signal);
     try {
       const res = await attempt(lease, ctx);
       lease.report?.(ctx.verdict);
-      const latency = performance.now() - started;
+      const end = performance.now();
+      const latency = end - started;
       // A kept lease resolved at its response head: the member answered, the body still streams.
-      if (!ctx.kept) lease.release(latency);
+      if (!ctx.kept) lease.release(latency, end);
       else lease.answered?.();
       // A p95 hedge delay learns from every call, hedged or not.
       o.hedge?.record(latency);

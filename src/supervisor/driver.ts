@@ -103,7 +103,8 @@ export interface Lease<C> {
   answered(): void;
   /** How the attempt ended, for outlier ejection. */
   report(outcome: AttemptOutcome): void;
-  release(latencyMs?: number): void;
+  /** `now`: the caller's clock reading when it has one (it measured the latency), so the pool need not read again. */
+  release(latencyMs?: number, now?: number): void;
 }
 
 /** The driver's side of one member: its health loop and how far it got. */
@@ -305,9 +306,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * A usable member other than those in `exclude`, now, or undefined (a
    * hedge: it goes to a different member or not at all, and never queues).
    */
-  tryAcquire(exclude?: readonly object[]): Lease<C> | undefined {
+  tryAcquire(exclude?: readonly object[], now?: number): Lease<C> | undefined {
     if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
-    return this.#tryPick(exclude);
+    return this.#tryPick(exclude, now);
   }
 
   /** Records a request-level failure as the channel's most recent error. */
@@ -666,8 +667,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── picks and status ─────────────────────────────────────────────────
 
-  #tryPick(exclude?: readonly object[]): Lease<C> | undefined {
-    const m = this.pool.pick(exclude);
+  #tryPick(exclude?: readonly object[], now?: number): Lease<C> | undefined {
+    const m = this.pool.pick(exclude, now);
     if (!m) return undefined;
     this.#outstanding++;
     return new MemberLease(this.#leaseOwner, m);

@@ -45,10 +45,10 @@ export class MemberLease<C> {
     this.#owner.pool.answered(this.member);
   }
 
-  release(latencyMs?: number): void {
+  release(latencyMs?: number, now?: number): void {
     if (this.#released) return;
     this.#released = true;
     this.#owner.released();
-    this.#owner.pool.release(this.member, latencyMs, this.#answered);
+    this.#owner.pool.release(this.member, latencyMs, this.#answered, now);
   }
 }

@@ -25,7 +25,7 @@ function fakeSource(): { source: LeaseSource<null>; events: ChannelEvent[] } {
   const source: LeaseSource<null> = {
     acquire: () => Promise.resolve(lease(MEMBERS[next++ % MEMBERS.length] as Member)),
     tryAcquire: (exclude) => {
-      const m = MEMBERS.find((x) => !exclude.includes(x));
+      const m = MEMBERS.find((x) => !(exclude ?? []).includes(x));
       return m ? lease(m) : undefined;
     },
     noteError: () => undefined,

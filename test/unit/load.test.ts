@@ -119,6 +119,21 @@ describe("PeakEwma: decays on read", () => {
   });
 });
 
+describe("PeakEwma: decay without Math.exp just after an update", () => {
+  it("matches e^(-elapsed/decay) to within 1e-6 at every elapsed time, on both sides of the shortcut", () => {
+    const decay = 10_000;
+    for (const elapsed of [0, 0.001, 0.5, 5, 9.99, 10, 10.01, 50, 1000, 20_000]) {
+      const { load, clock } = peakEwma(decay);
+      load.start();
+      load.end(100);
+      clock.advance(elapsed);
+      expect(Math.abs((load.estimate() as number) / (100 * Math.exp(-elapsed / decay)) - 1)).toBeLessThan(1e-6);
+      // The clock reading passed by the pool gives the same as the load's own.
+      expect(load.cost(clock.now())).toBe(load.cost());
+    }
+  });
+});
+
 describe("PeakEwma: peak-sensitive", () => {
   it("a slower sample replaces the estimate at once; a faster one moves it by the time elapsed", () => {
     const { load, clock } = peakEwma(1000);

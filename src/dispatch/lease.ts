@@ -81,4 +81,6 @@ export interface Trace {
   hedges: number;
   hedgeWon: boolean;
   address: string | undefined;
+  /** When the call began (performance.now()), for its duration. */
+  started: number;
 }

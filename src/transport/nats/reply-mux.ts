@@ -1,12 +1,17 @@
+import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
 import { ClosedConnectionError, createInbox, NoRespondersError, TimeoutError, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
 interface Pending {
   resolve(msg: Msg): void;
   reject(err: Error): void;
-  /** performance.now() past which the request has timed out. */
-  deadline: number;
   subject: string;
+  token: string;
+  mux: ReplyMux;
+  deadline: Deadline | undefined;
 }
+
+/** Every NATS request's deadline, in one queue with one timer (see DeadlineQueue). */
+const deadlines = new DeadlineQueue();
 
 /**
  * Request/reply for one member connection over one shared reply
@@ -15,9 +20,9 @@ interface Pending {
  * objects with captured stacks (async traces, a timeout error and a
  * "cancelled" error built whether or not anything fails), a random token,
  * a deferred and a setTimeout/clearTimeout pair. Here a request is a Map
- * entry under a counter token; deadlines share one timer, armed for the
- * earliest pending one (equal timeouts arrive in deadline order, so under
- * load the timer is re-armed about once per timeout, not per request).
+ * entry under a counter token, and its deadline sits in the DeadlineQueue
+ * that HTTP/2 exchanges use too: one timer, re-armed about once per timeout
+ * period under load, not per request.
  *
  * Outcomes are nats.js's own error types, so callers map them as before: a
  * reply with no data and status 503 is NoRespondersError; a deadline is
@@ -32,8 +37,6 @@ export class ReplyMux {
   #sub: Subscription | undefined;
   #prefix = "";
   #seq = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
   #closed: Error | undefined;
 
   constructor(nc: NatsConnection) {
@@ -55,8 +58,8 @@ export class ReplyMux {
     }
     const token = (++this.#seq).toString(36);
     return new Promise<Msg>((resolve, reject) => {
-      const deadline = performance.now() + timeoutMs;
-      this.#pending.set(token, { resolve, reject, deadline, subject });
+      const p: Pending = { resolve, reject, subject, token, mux: this, deadline: undefined };
+      this.#pending.set(token, p);
       try {
         this.#nc.publish(subject, data, { reply: this.#prefix + token, headers });
       } catch (err) {
@@ -64,7 +67,7 @@ export class ReplyMux {
         reject(err as Error);
         return;
       }
-      if (deadline < this.#timerAt) this.#arm(deadline);
+      p.deadline = deadlines.add(timeoutMs, ReplyMux.timedOut, p);
     });
   }
 
@@ -108,42 +111,25 @@ export class ReplyMux {
   };
 
   #settle(token: string): void {
+    const p = this.#pending.get(token);
+    if (p?.deadline) deadlines.cancel(p.deadline);
     this.#pending.delete(token);
-    if (this.#pending.size === 0) this.#disarm();
   }
 
   #failAll(err: Error): void {
     const all = [...this.#pending.values()];
     this.#pending.clear();
-    this.#disarm();
-    for (const p of all) p.reject(err);
-  }
-
-  #arm(at: number): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(this.#expire, Math.max(1, Math.ceil(at - performance.now())));
-  }
-
-  #disarm(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-  }
-
-  #expire = (): void => {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
-    let next = Number.POSITIVE_INFINITY;
-    const expired: Pending[] = [];
-    for (const [token, p] of this.#pending) {
-      if (p.deadline <= now) {
-        this.#pending.delete(token);
-        expired.push(p);
-      } else if (p.deadline < next) next = p.deadline;
+    for (const p of all) {
+      if (p.deadline) deadlines.cancel(p.deadline);
+      p.reject(err);
     }
-    if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
-    for (const p of expired) p.reject(new TimeoutError());
-  };
+  }
+
+  /** A request's deadline passed (a shared function: the queue passes the request, no closure per request). */
+  static timedOut(this: void, p: Pending): void {
+    const mux = p.mux;
+    if (mux.#pending.get(p.token) !== p) return;
+    mux.#pending.delete(p.token);
+    p.reject(new TimeoutError());
+  }
 }

@@ -8,6 +8,9 @@ import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
 import type { IngressRequest } from "./ingress.js";
 import type { Upstreams } from "./upstreams.js";
 
+/** Methods RFC 9110 §9.2.1 calls safe, hence idempotent: the ones the broker lets the channel retry and hedge (only without a body). */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /** Thrown inside forwarding when the client went away: nothing more to send. */
 class ClientGone extends Error {}
 
@@ -38,12 +41,17 @@ export async function forward(upstreams: Upstreams, name: string, req: IngressRe
   res.once("close", onClose);
   let upstream: Http2StreamingResponse | undefined;
   try {
+    const method = req.method ?? "GET";
+    const body = hasBody(req) ? (req as Readable) : undefined;
     upstream = await lease.channel.requestStream({
-      method: req.method ?? "GET",
+      method,
       path,
       headers,
-      body: hasBody(req) ? (req as Readable) : undefined,
+      body,
       signal: ac.signal,
+      // GET, HEAD and OPTIONS are safe (RFC 9110 §9.2.1), so repeating one is harmless: the channel may send it again
+      // on another member after a failure that is not a timeout, and hedge it when the upstream has a hedge policy.
+      idempotent: body === undefined && SAFE_METHODS.has(method),
     });
     if (isTrailersOnly(req, upstream.headers)) {
       upstream.body.resume();

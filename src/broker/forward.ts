@@ -35,14 +35,21 @@ export interface ClientSide {
   readonly headersSent: boolean;
   /** The whole response was handed to the transport: a client hanging up now is not cutting it short. */
   readonly finished: boolean;
-  /** The response head. false: this response carries no body (HEAD, 204, 304), so none may be written. */
-  head(status: number, headers: OutgoingHttpHeaders): boolean;
+  /**
+   * The response head. `trailers`: the upstream's, when its whole response is already in (undefined: not yet
+   * known, so the head must leave room for them). false: this response carries no body (HEAD, 204, 304), so
+   * none may be written.
+   */
+  head(status: number, headers: OutgoingHttpHeaders, trailers: OutgoingHttpHeaders | undefined): boolean;
+  /** Whether knowing the trailers before the head saves anything (h2c: an END_STREAM on the last DATA frame, not an extra frame). */
+  readonly wantsEarlyTrailers: boolean;
   /** gRPC's Trailers-Only response as one HEADERS frame with END_STREAM (h2c only). */
   readonly trailersOnly: ((status: number, headers: OutgoingHttpHeaders) => void) | undefined;
   /** false: wait for drained() before writing more. */
   write(chunk: Buffer): boolean;
   drained(): Promise<void>;
-  end(trailers: OutgoingHttpHeaders): void;
+  /** Ends the response, with `last` as its final bytes if given. */
+  end(trailers: OutgoingHttpHeaders, last?: Buffer): void;
   fail(f: Failure): void;
   /** Cuts a response whose head already left (h2 RST_STREAM, or the HTTP/1.1 connection), so a cut body never looks complete. */
   reset(): void;
@@ -98,13 +105,25 @@ export async function forward(upstreams: Upstreams, name: string, call: IngressC
     }
     const cl = upstream.headers["content-length"];
     if (typeof cl === "string" && /^\d+$/.test(cl)) expected = Number(cl);
-    if (client.head(upstream.status, clientResponseHeaders(upstream.headers))) {
-      await copyBody(upstream.body, client, (n) => (written += n));
-      client.end(clientResponseHeaders(await upstream.trailers));
-    } else {
+    // A small response is usually complete by the next turn of the event loop: then the client's stream can end
+    // with its last DATA frame. Otherwise the head goes now and the trailers (if any) follow the body.
+    const known = client.wantsEarlyTrailers ? await settledSoon(upstream.trailers) : undefined;
+    const trailers = known && clientResponseHeaders(known);
+    if (!client.head(upstream.status, clientResponseHeaders(upstream.headers), trailers)) {
       // Nothing may follow this head: the upstream's (empty) body ends on its own.
       upstream.body.resume();
       expected = 0;
+    } else if (trailers !== undefined) {
+      // The whole body is already buffered: it goes out with the end of the stream, in one write.
+      const chunks: Buffer[] = [];
+      for (let c = upstream.body.read() as Buffer | null; c !== null; c = upstream.body.read() as Buffer | null) chunks.push(c);
+      const rest = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      written += rest?.length ?? 0;
+      upstream.body.resume();
+      client.end(trailers, rest);
+    } else {
+      await copyBody(upstream.body, client, (n) => (written += n));
+      client.end(clientResponseHeaders(await upstream.trailers));
     }
     return upstream.status;
   } catch (err) {
@@ -121,6 +140,23 @@ export async function forward(upstreams: Upstreams, name: string, call: IngressC
     client.offClose(onClose);
     lease.release();
   }
+}
+
+/** The trailers if the response ends within this turn of the event loop, else undefined (a failure included: copying the body reports it). */
+function settledSoon(trailers: Promise<IncomingHttpHeaders>): Promise<IncomingHttpHeaders | undefined> {
+  return new Promise((resolve) => {
+    const timer = setImmediate(() => resolve(undefined));
+    trailers.then(
+      (t) => {
+        clearImmediate(timer);
+        resolve(t);
+      },
+      () => {
+        clearImmediate(timer);
+        resolve(undefined);
+      },
+    );
+  });
 }
 
 /**
@@ -168,6 +204,7 @@ export class CompatClient implements ClientSide {
   readonly #req: IngressRequest;
   readonly #res: IngressResponse;
   readonly trailersOnly: ((status: number, headers: OutgoingHttpHeaders) => void) | undefined;
+  readonly wantsEarlyTrailers = false;
 
   constructor(req: IngressRequest, res: IngressResponse) {
     this.#req = req;
@@ -198,9 +235,10 @@ export class CompatClient implements ClientSide {
     return drained(this.#req instanceof Http2ServerRequest ? (this.#res as Http2ServerResponse).stream : (this.#res as ServerResponse));
   }
 
-  end(trailers: OutgoingHttpHeaders): void {
+  end(trailers: OutgoingHttpHeaders, last?: Buffer): void {
     if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers);
-    this.#res.end();
+    if (last === undefined) this.#res.end();
+    else this.#res.end(last);
   }
 
   fail(f: Failure): void {
@@ -255,13 +293,20 @@ export class StreamClient implements ClientSide {
     return this.#stream.writableFinished;
   }
 
-  head(status: number, headers: OutgoingHttpHeaders): boolean {
+  readonly wantsEarlyTrailers = true;
+
+  head(status: number, headers: OutgoingHttpHeaders, trailers: OutgoingHttpHeaders | undefined): boolean {
     const stream = this.#stream;
     headers[":status"] = status;
     // A response to HEAD, and a 204, 205 or 304, has no body, so nothing (trailers neither) may follow its HEADERS frame.
     if (this.#head || status === 204 || status === 205 || status === 304) {
       stream.respond(headers, { endStream: true });
       return false;
+    }
+    if (trailers !== undefined && Object.keys(trailers).length === 0) {
+      // Known to have none: the stream ends with its last DATA frame.
+      stream.respond(headers);
+      return true;
     }
     stream.respond(headers, { waitForTrailers: true });
     stream.once("wantTrailers", () => {
@@ -283,9 +328,10 @@ export class StreamClient implements ClientSide {
     return drained(this.#stream);
   }
 
-  end(trailers: OutgoingHttpHeaders): void {
+  end(trailers: OutgoingHttpHeaders, last?: Buffer): void {
     this.#trailers = trailers;
-    this.#stream.end();
+    if (last === undefined) this.#stream.end();
+    else this.#stream.end(last);
   }
 
   fail(f: Failure): void {

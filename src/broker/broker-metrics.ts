@@ -27,17 +27,37 @@ export class BrokerMetrics {
     this.connectionsTotal = new Counter({ name: "dialtone_broker_ingress_connections_total", help: "Ingress connections accepted by protocol (http1, h2c).", labelNames: ["protocol"], registers });
   }
 
+  /** Per upstream, its labelled series: a request then costs no label hashing (upstream names are bounded by the config). */
+  readonly #children = new Map<string, UpstreamSeries>();
+
   /** Starts timing one request; the returned function records its end with the status sent. */
   start(upstream: string): (status: number) => void {
-    this.inFlight.inc({ upstream });
-    const end = this.duration.startTimer({ upstream });
+    let c = this.#children.get(upstream);
+    if (c === undefined) {
+      c = { inFlight: this.inFlight.labels(upstream), duration: this.duration.labels(upstream), byStatus: new Map() };
+      this.#children.set(upstream, c);
+    }
+    const series = c;
+    series.inFlight.inc();
+    const started = process.hrtime.bigint();
     let done = false;
     return (status) => {
       if (done) return;
       done = true;
-      this.inFlight.dec({ upstream });
-      end();
-      this.requests.inc({ upstream, status: String(status) });
+      series.inFlight.dec();
+      series.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      let requests = series.byStatus.get(status);
+      if (requests === undefined) {
+        requests = this.requests.labels(upstream, String(status));
+        series.byStatus.set(status, requests);
+      }
+      requests.inc();
     };
   }
+}
+
+interface UpstreamSeries {
+  inFlight: { inc(): void; dec(): void };
+  duration: { observe(seconds: number): void };
+  byStatus: Map<number, { inc(): void }>;
 }

@@ -1,9 +1,10 @@
+import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Registry } from "prom-client";
 import { AdminServer } from "./admin.js";
 import { BrokerMetrics } from "./broker-metrics.js";
 import type { BrokerConfig } from "./config.js";
-import { sendFailure, type IngressResponse } from "./error-response.js";
-import { authorityOf, forward } from "./forward.js";
+import { sendFailure, sendStreamFailure, type Failure, type IngressResponse } from "./error-response.js";
+import { authorityOf, CompatClient, compatCall, forward, StreamClient, streamAuthority, streamCall } from "./forward.js";
 import { Ingress, type IngressRequest } from "./ingress.js";
 import { isNatsBridgePath, natsBridge } from "./nats-bridge.js";
 import { Router } from "./router.js";
@@ -34,7 +35,12 @@ export class Broker {
     this.#config = config;
     this.#router = new Router(config.upstreams);
     this.#upstreams = new Upstreams(config.upstreams, this.registry, config.idle.timeout);
-    this.#ingress = new Ingress((req, res) => this.#handle(req, res), config.limits, this.#metrics);
+    this.#ingress = new Ingress(
+      (req, res) => this.#handle(req, res),
+      (stream, headers) => this.#handleStream(stream, headers),
+      config.limits,
+      this.#metrics,
+    );
     this.#admin = config.admin ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }) : undefined;
     if (config.idle.timeout > 0) {
       this.#reaper = setInterval(() => this.#upstreams.reapIdle(), config.idle.checkInterval);
@@ -82,16 +88,36 @@ export class Broker {
   }
 
   #handle(req: IngressRequest, res: IngressResponse): void {
+    this.#track(this.#serve(req, res), () => {
+      if (!res.headersSent) sendFailure(res, INTERNAL);
+      else res.destroy();
+    });
+  }
+
+  /**
+   * An h2c stream, served on Node's core stream API when it is a plain
+   * request to forward; the NATS bridge, CONNECT and Expect go to the compat
+   * handler (false).
+   */
+  #handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
+    const path = headers[":path"];
+    if (typeof path !== "string" || isNatsBridgePath(path) || headers[":method"] === "CONNECT" || headers.expect !== undefined) return false;
+    // The compat layer listens for stream errors; bare, an unheard 'error' (a client's reset) would throw.
+    stream.on("error", noop);
+    this.#track(this.#serveStream(stream, headers), () => {
+      if (!stream.headersSent) sendStreamFailure(stream, INTERNAL);
+      else if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    return true;
+  }
+
+  /** Counts a request being served until it settles (shutdown waits for the count to reach 0). */
+  #track(serving: Promise<void>, onError: () => void): void {
     this.#active++;
-    this.#serve(req, res)
-      .catch(() => {
-        if (!res.headersSent) sendFailure(res, { status: 500, code: "ERR_DIALTONE_BROKER", reason: "internal error" });
-        else res.destroy();
-      })
-      .finally(() => {
-        this.#active--;
-        if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
-      });
+    serving.catch(onError).finally(() => {
+      this.#active--;
+      if (this.#active === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    });
   }
 
   async #serve(req: IngressRequest, res: IngressResponse): Promise<void> {
@@ -104,16 +130,33 @@ export class Broker {
       return;
     }
     const authority = authorityOf(req);
-    const name = this.#router.route(authority);
-    if (name === undefined) {
-      const done = this.#metrics.start("none");
-      const host = (authority ?? "").slice(0, 255).replace(/[^\x21-\x7e]/g, "?");
-      sendFailure(res, { status: 404, code: "ERR_DIALTONE_BROKER_NO_ROUTE", reason: authority ? `no upstream for host ${JSON.stringify(host)} (and no default upstream)` : "no Host header or :authority, and no default upstream" });
-      done(404);
+    const name = this.#route(authority);
+    if (typeof name !== "string") {
+      sendFailure(res, name);
       return;
     }
     const done = this.#metrics.start(name);
-    done(await forward(this.#upstreams, name, req, res));
+    done(await forward(this.#upstreams, name, compatCall(req), new CompatClient(req, res)));
+  }
+
+  async #serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const name = this.#route(streamAuthority(headers));
+    if (typeof name !== "string") {
+      sendStreamFailure(stream, name);
+      return;
+    }
+    const done = this.#metrics.start(name);
+    const call = streamCall(stream, headers);
+    done(await forward(this.#upstreams, name, call, new StreamClient(stream, call.method)));
+  }
+
+  /** The upstream for a host, or the 404 to send (counted under upstream "none"). */
+  #route(authority: string | undefined): string | Failure {
+    const name = this.#router.route(authority);
+    if (name !== undefined) return name;
+    this.#metrics.start("none")(404);
+    const host = (authority ?? "").slice(0, 255).replace(/[^\x21-\x7e]/g, "?");
+    return { status: 404, code: "ERR_DIALTONE_BROKER_NO_ROUTE", reason: authority ? `no upstream for host ${JSON.stringify(host)} (and no default upstream)` : "no Host header or :authority, and no default upstream" };
   }
 
   /**
@@ -141,6 +184,9 @@ export class Broker {
     return this.#closing;
   }
 }
+
+const INTERNAL: Failure = { status: 500, code: "ERR_DIALTONE_BROKER", reason: "internal error" };
+const noop = (): void => {};
 
 function decodeSafe(s: string): string {
   try {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Http2ServerResponse } from "node:http2";
+import type { Http2ServerResponse, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { BadRequestError, DialtoneError } from "../core/errors.js";
 
 export type IngressResponse = ServerResponse | Http2ServerResponse;
@@ -55,12 +55,27 @@ export function oneLine(s: string): string {
 export function sendFailure(res: IngressResponse, f: Failure): void {
   if (res.headersSent || res.writableEnded || res.destroyed) return;
   const body = `${f.reason}\n`;
-  const headers: Record<string, string | number> = {
+  res.writeHead(f.status, failureHeaders(f, body));
+  res.end(body);
+}
+
+/** The same, on an h2c stream served without the compat layer. */
+export function sendStreamFailure(stream: ServerHttp2Stream, f: Failure): void {
+  if (stream.headersSent || stream.writableEnded || stream.destroyed) return;
+  const body = `${f.reason}\n`;
+  const headers = failureHeaders(f, body);
+  headers[":status"] = f.status;
+  stream.respond(headers);
+  // HEAD: respond() has ended the stream (the head says what the body would be).
+  if (!stream.writableEnded) stream.end(body);
+}
+
+function failureHeaders(f: Failure, body: string): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {
     "content-type": "text/plain; charset=utf-8",
     "content-length": Buffer.byteLength(body),
     "x-dialtone-error": f.code,
   };
-  if (f.retryAfter !== undefined) headers["retry-after"] = f.retryAfter;
-  res.writeHead(f.status, headers);
-  res.end(body);
+  if (f.retryAfter !== undefined) headers["retry-after"] = String(f.retryAfter);
+  return headers;
 }

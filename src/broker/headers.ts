@@ -21,12 +21,25 @@ const HOP_BY_HOP = new Set([
   "host",
 ]);
 
-/** Names listed in a Connection header are hop-by-hop for that message too. */
-function connectionListed(headers: IncomingHttpHeaders): Set<string> {
-  const listed = new Set<string>();
+/** Names listed in a Connection header are hop-by-hop for that message too (undefined: none listed, the usual case). */
+function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
   const c = headers.connection;
-  if (typeof c === "string") for (const n of c.split(",")) listed.add(n.trim().toLowerCase());
+  if (typeof c !== "string") return undefined;
+  const listed = new Set<string>();
+  for (const n of c.split(",")) listed.add(n.trim().toLowerCase());
   return listed;
+}
+
+/** Every field but pseudo-headers, hop-by-hop ones and those the Connection header lists. Runs per request: a for-in, no entry arrays. */
+function endToEnd(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ":" */ || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
 }
 
 /**
@@ -36,12 +49,7 @@ function connectionListed(headers: IncomingHttpHeaders): Set<string> {
  * with a BadRequestError that the ingress turns into a 400.
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    out[name] = value;
-  }
+  const out = endToEnd(headers);
   const te = headers.te;
   if (typeof te === "string" && /(^|,)\s*trailers\s*(;|,|$)/i.test(te)) out.te = "trailers";
   return out;
@@ -49,11 +57,5 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders): OutgoingHt
 
 /** Response (or trailer) fields to send back to the client: no pseudo-headers, nothing hop-by-hop. */
 export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
+  return endToEnd(headers);
 }

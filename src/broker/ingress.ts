@@ -1,6 +1,6 @@
 import { chmodSync, unlinkSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net, { type Socket } from "node:net";
 import type { BrokerLimits } from "./config.js";
 import type { BrokerMetrics } from "./broker-metrics.js";
@@ -8,6 +8,8 @@ import type { ListenAddress } from "./listen-address.js";
 
 export type IngressRequest = IncomingMessage | Http2ServerRequest;
 export type IngressHandler = (req: IngressRequest, res: ServerResponse | Http2ServerResponse) => void;
+/** Serves one h2c stream on Node's core API and returns true, or returns false to leave it to the compat handler. */
+export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
 /** The client connection preface every h2c-with-prior-knowledge connection opens with (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -18,10 +20,18 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * server, anything else to an http server; neither server listens itself.
  * The sniff has its own deadline (headersTimeout), so a client that connects
  * and sends nothing is cut like any slowloris.
+ *
+ * h2c streams go to the stream handler first, on Node's core API: Node's
+ * compat layer (an Http2ServerRequest and Http2ServerResponse per stream)
+ * costs more than the rest of a small request's handling in the broker. A
+ * stream the handler declines goes through the compat layer exactly as
+ * before, by way of a second http2 server that owns no session and only
+ * turns streams into compat requests.
  */
 export class Ingress {
   readonly #h1: http.Server;
   readonly #h2: http2.Http2Server;
+  readonly #h2compat: http2.Http2Server;
   readonly #listeners: net.Server[] = [];
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<Http2Session>();
@@ -30,7 +40,7 @@ export class Ingress {
   readonly #unixPaths: string[] = [];
   #closing = false;
 
-  constructor(handler: IngressHandler, limits: BrokerLimits, metrics: BrokerMetrics) {
+  constructor(handler: IngressHandler, streamHandler: StreamHandler, limits: BrokerLimits, metrics: BrokerMetrics) {
     this.#limits = limits;
     this.#metrics = metrics;
     this.#h1 = http.createServer(
@@ -50,16 +60,20 @@ export class Ingress {
     // slowloris head would never be cut and idle keep-alive connections would not close on shutdown.
     this.#h1.emit("listening");
     this.#h1.setTimeout(limits.idleTimeout);
-    this.#h2 = http2.createServer(
-      {
-        settings: { maxConcurrentStreams: limits.maxStreams, maxHeaderListSize: limits.maxHeaderBytes },
-        maxSessionMemory: 32,
-        // Bounds how many streams a client may reset per second (rapid-reset floods).
-        maxSessionInvalidFrames: 100,
-        maxSessionRejectedStreams: 100,
-      },
-      handler,
-    );
+    const h2options: http2.ServerOptions = {
+      settings: { maxConcurrentStreams: limits.maxStreams, maxHeaderListSize: limits.maxHeaderBytes },
+      maxSessionMemory: 32,
+      // Bounds how many streams a client may reset per second (rapid-reset floods).
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+    };
+    // No 'request' listener: Node then adds no compat layer to this server, and its streams reach the 'stream' event bare.
+    this.#h2 = http2.createServer(h2options);
+    // Never given a connection: emitting 'stream' on it runs Node's compat layer (CONNECT, Expect, then 'request').
+    this.#h2compat = http2.createServer(h2options, handler);
+    this.#h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      if (!streamHandler(stream, headers)) this.#h2compat.emit("stream", stream, headers, flags, rawHeaders);
+    });
     this.#h2.setTimeout(limits.idleTimeout);
     this.#h2.on("session", (s: Http2Session) => {
       this.#sessions.add(s);

@@ -226,6 +226,37 @@ describe("broker lifecycle", () => {
     // At most the 8 in flight on the killed member can fail; the library gives the same bound.
     expect(failed).toBeLessThanOrEqual(8);
   });
+
+  it("GETs in flight on a backend that is killed are sent again on another member: none fail", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    // The in-flight balancer spreads the 9 GETs evenly, so the killed member surely holds some of them.
+    const b = await startBroker(`listen: ["http://127.0.0.1:0"]\nadmin: off\nupstreams:\n${upstreamYaml("api", backends, ', warm: true, balancer: "in-flight"')}`);
+    await new Promise((r) => setTimeout(r, 500));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 9 });
+    const u = new URL(b.listen[0]!);
+    const one = (): Promise<number> =>
+      new Promise((resolve) => {
+        // Each GET stays on its backend 300 ms, so the kill finds some of them there.
+        const req = http.request({ host: u.hostname, port: Number(u.port), path: "/?delay=300", agent, headers: { host: "api.internal" }, timeout: 5_000 }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+          res.on("error", () => resolve(0));
+        });
+        req.on("error", () => resolve(0));
+        req.end();
+      });
+    const statuses: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const batch = Promise.all(Array.from({ length: 9 }, one));
+      if (round === 1) {
+        await new Promise((r) => setTimeout(r, 100));
+        void backends[0]!.kill();
+      }
+      statuses.push(...(await batch));
+    }
+    agent.destroy();
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
 });
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -209,6 +209,39 @@ describe("broker ingress: h2c prior knowledge", () => {
     }
   });
 
+  it("ends bodyless answers (HEAD, 204), maps an oversized header block to 431 with x-dialtone-error, and lets a client cancel mid-body", async () => {
+    const session = http2.connect(base);
+    session.on("error", () => {});
+    try {
+      const head = await h2(session, { ":path": "/", ":method": "HEAD", ":authority": "api.internal" });
+      expect(head.headers[":status"]).toBe(200);
+      expect(head.body.length).toBe(0);
+      const empty = await h2(session, { ":path": "/status/204", ":authority": "api.internal" });
+      expect(empty.headers[":status"]).toBe(204);
+      expect(empty.body.length).toBe(0);
+      // Under the ingress limit (64 KiB) but over what the channel sends (60 KiB): refused before any member sees it.
+      const big = await h2(session, { ":path": "/headers", ":authority": "api.internal", "x-big": "a".repeat(62 * 1024) });
+      expect(big.headers[":status"]).toBe(431);
+      expect(big.headers["x-dialtone-error"]).toBe("ERR_DIALTONE_BAD_REQUEST");
+      expect(big.body.toString()).toMatch(/header/);
+      // Cancelled after its first chunk: the broker cancels the upstream stream and the request is over (nothing left in flight).
+      await new Promise<void>((resolve, reject) => {
+        const st = session.request({ ":path": "/stream?chunks=20&size=100&every=100", ":authority": "api.internal" });
+        st.once("data", () => st.close(http2.constants.NGHTTP2_CANCEL));
+        st.once("close", () => resolve());
+        st.once("error", reject);
+      });
+      const stats = async (): Promise<number> => ((await (await fetch(`${broker.admin}/stats`)).json()) as { broker: { in_flight: number } }).broker.in_flight;
+      const until = Date.now() + 3_000;
+      while ((await stats()) !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await stats()).toBe(0);
+      // The session is still good for the next request.
+      expect((await h2(session, { ":path": "/headers", ":authority": "api.internal" })).headers[":status"]).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
   it("carries a gRPC unary call from @grpc/grpc-js through to the backend and back", async () => {
     const url = new URL(base);
     const Client = grpc.makeGenericClientConstructor(

@@ -82,6 +82,30 @@ describe("bad input fails its own call, never a member (real HTTP/2 backends)", 
   });
 });
 
+describe("deadlines (real HTTP/2 backend that answers 400 ms late)", () => {
+  it("each request times out at its own deadline, a short one sent behind long ones first; the cancelled streams free the member", async () => {
+    const backends = await startBackends(["127.0.0.2"], { delayMs: 400 });
+    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const started = performance.now();
+    const settled = (p: Promise<unknown>): Promise<{ err: unknown; ms: number }> =>
+      p.then(
+        () => ({ err: undefined, ms: performance.now() - started }),
+        (err: unknown) => ({ err, ms: performance.now() - started }),
+      );
+    // Long deadlines first, then a short one: it must not wait behind them.
+    const long = Array.from({ length: 5 }, () => settled(ch.request({ path: "/", timeout: 5_000 })));
+    const short = settled(ch.request({ path: "/", timeout: 120 }));
+    const s = await short;
+    expect(s.err).toBeInstanceOf(RequestError);
+    expect((s.err as RequestError).code).toBe("ERR_DIALTONE_REQUEST_TIMEOUT");
+    // Not before its deadline; and it failed, so it did not wait for the backend's answer at 400 ms.
+    expect(s.ms).toBeGreaterThanOrEqual(115);
+    for (const l of await Promise.all(long)) expect(l.err).toBeUndefined();
+    expect(ch.stats().members[0]!.inFlight).toBe(0);
+  });
+});
+
 describe("aborts (real HTTP/2 backend)", () => {
   it("a pre-aborted signal, or one aborted in the same tick, never reaches the backend", async () => {
     const backends = await startBackends(["127.0.0.2"]);

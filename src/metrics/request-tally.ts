@@ -43,6 +43,8 @@ export class RequestTally {
     this.retries += retries;
     this.hedges += hedges;
     if (hedgeWon) this.hedgesWon++;
+    // A duration that is not one (a clock step) would poison the sum for good; prom-client refuses it too.
+    if (!(seconds >= 0) || seconds === Number.POSITIVE_INFINITY) return;
     let b = 0;
     while (b < REQUEST_BUCKETS.length && seconds > (REQUEST_BUCKETS[b] as number)) b++;
     this.buckets[b] = (this.buckets[b] as number) + 1;

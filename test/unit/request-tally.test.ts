@@ -35,5 +35,11 @@ describe("request tally (no sockets)", () => {
     expect(Object.fromEntries(t.outcomes)).toEqual({ ok: 1, no_member: 2 });
     expect([t.retries, t.hedges, t.hedgesWon, t.count]).toEqual([2, 1, 1, 3]);
     expect(t.sum).toBeCloseTo(0.005, 9);
+    // A duration that is not one counts the call but not its time.
+    t.record("ok", Number.NaN, 0, 0, false);
+    t.record("ok", -1, 0, 0, false);
+    expect(t.outcomes.get("ok")).toBe(3);
+    expect(t.count).toBe(3);
+    expect(Number.isFinite(t.sum)).toBe(true);
   });
 });

@@ -8,7 +8,14 @@
  * the clock reading the pipeline already took for the call (its budget,
  * deadline and latency need it anyway), and each release carrying a latency
  * sample. The pool then reads no clock of its own.
+ *
+ * Each load class is measured in a process of its own, as in a service whose
+ * channels share one balancer: in one process the two classes would make
+ * every load call site polymorphic, a cost of mixing balancers, not of
+ * either.
  */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { PoolMember } from "../dist/pool/member.js";
 import { Pool } from "../dist/pool/pool.js";
 import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
@@ -76,14 +83,26 @@ function measure(method: Method, n: number): number {
   return ns;
 }
 
+/** A child process: one method, every size in the round's order; prints ns per op by size as JSON. */
+if (process.argv[2] === "--child") {
+  const method = process.argv[3] as Method;
+  const round = Number(process.argv[4]);
+  const out: Record<string, number> = {};
+  for (const n of orderFor(round, SIZES)) out[n] = measure(method, n);
+  process.stdout.write(JSON.stringify(out));
+  process.exit(0);
+}
+
 const t0 = performance.now();
 const host = machine();
 const samples = new Map<string, number[]>();
+const self = fileURLToPath(import.meta.url);
 for (let r = 0; r < ROUNDS; r++) {
   for (const method of orderFor(r, METHODS)) {
-    for (const n of orderFor(r, SIZES)) {
+    const out = JSON.parse(execFileSync(process.execPath, [...process.execArgv, self, "--child", method, String(r)], { encoding: "utf8" })) as Record<string, number>;
+    for (const n of SIZES) {
       const key = `${method}:${n}`;
-      samples.set(key, [...(samples.get(key) ?? []), measure(method, n)]);
+      samples.set(key, [...(samples.get(key) ?? []), out[n] as number]);
     }
   }
 }
@@ -112,7 +131,7 @@ const markdown = [
     rows.map((r) => [r.members, r.p2cNsPerOp, r.p2cInFlightNsPerOp, r.rrNsPerOp, r.p2cOverRr]),
   ),
   "",
-  `P2C (peak-EWMA) at 4096 members costs **${headline.p2cGrowth3To4096}×** what it costs at 3 (1.0 = flat). Medians of ${ROUNDS} rounds of ${OPS.toLocaleString("en")} ops; picks and releases get the pipeline's clock reading, as in dispatch, so the pool reads no clock itself.`,
+  `P2C (peak-EWMA) at 4096 members costs **${headline.p2cGrowth3To4096}×** what it costs at 3 (1.0 = flat). Medians of ${ROUNDS} rounds of ${OPS.toLocaleString("en")} ops, each load class in a process of its own; picks and releases get the pipeline's clock reading, as in dispatch, so the pool reads no clock itself.`,
 ].join("\n");
 
 const svg = await renderSvg({

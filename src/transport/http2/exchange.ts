@@ -82,7 +82,7 @@ class Exchange {
   #first: Buffer | undefined;
   #chunks: Buffer[] | undefined;
   #size = 0;
-  /** END_STREAM arrived from the peer (see watchEndOfStream). */
+  /** END_STREAM arrived from the peer (see the shared push override in #on). */
   #endOfStream = false;
   #streamError: Error | undefined;
   /** The error we cancelled the stream for (timeout, abort, too large, body source failed). */

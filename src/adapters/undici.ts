@@ -48,7 +48,8 @@ export interface DispatchController {
   resume(): void;
 }
 
-type HeaderRecord = Record<string, string | string[]>;
+/** Response headers or trailers as undici's controller-style handlers receive them. */
+export type HeaderRecord = Record<string, string | string[]>;
 
 /** undici 8 style. */
 export interface ControllerHandler {

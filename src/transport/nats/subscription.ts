@@ -45,6 +45,7 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
   #failure: Error | undefined;
   #draining: Promise<void> | undefined;
 
+  /** @internal Made by `NatsChannel.subscribe()`. */
   constructor(subject: string, options: ChannelSubscribeOptions, limits: SubscriptionLimits, host: SubscriptionHost) {
     this.subject = subject;
     this.queue = options.queue;

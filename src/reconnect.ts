@@ -14,8 +14,9 @@ import { Reconnect as ReconnectLoop } from "./supervisor/reconnect.js";
  * interface, and this file, above both like index.ts, joins them. A factory
  * that metrics/ registers into the supervisor would also keep the rule, but
  * would make `metrics()` work only if some import had run first.
- * The channel's member slots keep using the plain loop; they report through
- * the channel's own metrics.
+ * A channel's member slots do not use this loop at all (the supervisor dials
+ * them, with one backoff per address); they report through the channel's own
+ * metrics.
  */
 export class Reconnect<T> extends ReconnectLoop<T> {
   readonly #metrics = new Set<ReconnectMetrics>();

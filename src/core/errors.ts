@@ -182,7 +182,7 @@ export class GaveUpError extends DialtoneError {
   }
 }
 
-/** A request failed on the wire. `retryable` says whether HTTP/2 proved it unprocessed. */
+/** A request failed on the wire. `unprocessed` says whether the protocol proved the peer never processed it (so it may be sent again). */
 export class RequestError extends DialtoneError {
   readonly target: string;
   readonly address: string | undefined;

@@ -3,7 +3,8 @@ import type { Indexed, UsableSet } from "./usable-set.js";
 /**
  * Power of two choices: two distinct members at random, the cheaper wins
  * (ties go to the first draw, which is itself random). O(1) whatever the size.
- * Pure: `cost` is a member's load read (see load.ts), which changes nothing.
+ * The draw itself changes nothing; the pool's `cost` is not pure (a read of a
+ * suspect member marks it and emits `suspect` once per episode, pool.ts).
  */
 export function pickP2C<T extends Indexed>(set: UsableSet<T>, cost: (m: T) => number, random: () => number): T | undefined {
   const n = set.size;

@@ -114,7 +114,6 @@ interface Slot {
   /** Consecutive failed dials while empty: the attempt number of the next one. */
   failures: number;
   failingSince: number | undefined;
-  lastError: Error | undefined;
   gaveUp: boolean;
 }
 
@@ -287,7 +286,7 @@ export class Regulator {
       const detail = p.purpose === "rebalance" ? `rebalanced to ${m.key}` : p.purpose === "eject" ? `replaced by ${m.key}` : "address removed by resolver";
       this.#drain(old, reason, detail, out);
     }
-    this.#updateDegraded(now, out);
+    this.#updateDegraded(out);
   }
 
   #onDialFailed(dial: number, id: number | undefined, error: Error, now: number, out: Action[]): void {
@@ -307,7 +306,7 @@ export class Regulator {
     const m = this.#members.get(id);
     if (!m || m.state !== "ready") return;
     this.#setState(m, "unhealthy", error.message, out);
-    this.#updateDegraded(now, out);
+    this.#updateDegraded(out);
     // Degraded mode keeps doubtful members rather than none.
     if (!this.#degraded) this.#evict(m, "unhealthy", `unhealthy: ${error.message}`, error, now, out);
   }
@@ -316,7 +315,7 @@ export class Regulator {
     const m = this.#members.get(id);
     if (!m || m.state !== "unhealthy") return;
     this.#setState(m, "ready", "PINGs answered again", out);
-    this.#updateDegraded(now, out);
+    this.#updateDegraded(out);
   }
 
   #onGoaway(id: number, kind: "goaway" | "lame-duck", detail: string, error: Error, now: number, out: Action[]): void {
@@ -332,7 +331,7 @@ export class Regulator {
     const slot = this.#slots[m.slot] as Slot;
     if (slot.active === id) this.#vacate(slot, out);
     this.#drain(m, kind, detail, out);
-    this.#updateDegraded(now, out);
+    this.#updateDegraded(out);
   }
 
   #onLost(id: number, error: Error | undefined, now: number, out: Action[]): void {
@@ -350,7 +349,7 @@ export class Regulator {
     }
     const cause = error ?? new Error("connection closed by peer");
     this.#evict(m, "peer-closed", cause.message, cause, now, out);
-    this.#updateDegraded(now, out);
+    this.#updateDegraded(out);
   }
 
   #onEjected(id: number): void {
@@ -622,7 +621,6 @@ export class Regulator {
 
   #slotFailed(slot: Slot, error: Error, now: number, out: Action[]): void {
     slot.failures++;
-    slot.lastError = error;
     slot.failingSince ??= now;
     const limit = this.#o.backoff.timeout;
     if (limit > 0 && now - slot.failingSince >= limit) {
@@ -638,7 +636,7 @@ export class Regulator {
   }
 
   /** Once criticalMin members have been ready together, falling below it is degraded mode. */
-  #updateDegraded(_now: number, out: Action[]): void {
+  #updateDegraded(out: Action[]): void {
     const min = this.#o.criticalMin;
     if (min === 0) return;
     if (this.#ready >= min) this.#reachedCritical = true;
@@ -650,7 +648,7 @@ export class Regulator {
 }
 
 function newSlot(index: number): Slot {
-  return { index, active: undefined, pending: undefined, failures: 0, failingSince: undefined, lastError: undefined, gaveUp: false };
+  return { index, active: undefined, pending: undefined, failures: 0, failingSince: undefined, gaveUp: false };
 }
 
 /** Counts one member (or pending dial) on an address, as spread sees it. */

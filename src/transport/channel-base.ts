@@ -21,9 +21,10 @@ export interface CallOptions {
 
 /**
  * What every channel offers whatever its protocol: readiness, the status
- * stream, stats, events, metrics, closing, and the retry loop that sends a
- * call again on another member only when the protocol proves the first
- * attempt was not processed (or the caller said it may be repeated).
+ * stream, stats, events, metrics, closing, and `call()`, which hands a call
+ * to dispatch/ (acquire, attempt, retry, hedge within the retry budget): a
+ * call is sent again on another member only when the protocol proves the
+ * first attempt was not processed, or the caller said it may be repeated.
  */
 export abstract class ChannelBase<C extends MemberConnection> implements AsyncDisposable {
   readonly target: string;

@@ -118,8 +118,6 @@ export const COMMON_KEYS: readonly string[] = [
  */
 export const MAX_MEMBERS = 10_000;
 
-/** Every key of DnsResolverOptions; a Record over keyof makes tsc flag a key added there and not here. */
-
 /** How the member count is decided: fixed (min = max) or following load. */
 export interface ResolvedMembers {
   min: number;

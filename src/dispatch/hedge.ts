@@ -1,3 +1,4 @@
+import type { Timer } from "../core/clock.js";
 import { ClosedError, RequestError, RequestTimeoutError, type DialtoneError } from "../core/errors.js";
 import type { AttemptOutcome } from "../pool/outlier.js";
 import { mayRetry, memberFailure, settle } from "./classify.js";
@@ -42,7 +43,7 @@ class HedgedCall<C, T> {
   #refused = false;
   /** Its place in maxExtraLoad's line: called when the budget has room for it. */
   readonly #granted = (): void => this.#send();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
 
   constructor(
     private readonly source: LeaseSource<C>,
@@ -53,7 +54,7 @@ class HedgedCall<C, T> {
     private readonly resolve: (v: T) => void,
     private readonly reject: (e: DialtoneError) => void,
   ) {
-    this.#deadline = performance.now() + o.timeout;
+    this.#deadline = source.clock.now() + o.timeout;
   }
 
   start(): void {
@@ -64,7 +65,7 @@ class HedgedCall<C, T> {
   }
 
   #remaining(): number {
-    return this.#deadline - performance.now();
+    return this.#deadline - this.source.clock.now();
   }
 
   /** The first attempt, or a retry: may wait (bounded) in the acquire queue. */
@@ -87,7 +88,7 @@ class HedgedCall<C, T> {
   #armHedge(): void {
     const delay = this.timing.delayMs();
     if (delay === undefined || this.#hedges >= this.timing.max || this.#done) return;
-    this.#timer = setTimeout(() => this.#hedge(), delay);
+    this.#timer = this.source.clock.setTimeout(() => this.#hedge(), delay);
   }
 
   #hedge(): void {
@@ -132,7 +133,7 @@ class HedgedCall<C, T> {
   #launch(lease: DispatchLease<C>, hedge: boolean): void {
     const cancel = new AbortController();
     const signal = this.o.signal ? AbortSignal.any([this.o.signal, cancel.signal]) : cancel.signal;
-    const started = performance.now();
+    const started = this.source.clock.now();
     const run: Running<C> = { lease, cancel, hedge, first: this.#attempts === 0, started };
     this.#active.add(run);
     let kept = false;
@@ -142,7 +143,7 @@ class HedgedCall<C, T> {
       (res) => {
         this.#active.delete(run);
         lease.report?.(verdict);
-        const latency = performance.now() - started;
+        const latency = this.source.clock.now() - started;
         if (!kept) lease.release(latency);
         else lease.answered?.();
         if (this.#done) return;
@@ -184,9 +185,9 @@ class HedgedCall<C, T> {
    */
   #finish(answered: boolean): void {
     this.#done = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     if (this.#refused) this.timing.leaveLine(this.#granted);
-    const now = answered ? performance.now() : 0;
+    const now = answered ? this.source.clock.now() : 0;
     for (const r of this.#active) {
       if (answered && r.first) this.timing.record(now - r.started);
       r.cancel.abort();

@@ -1,3 +1,4 @@
+import type { Clock } from "../core/clock.js";
 import type { ChannelEvent } from "../core/events.js";
 import type { Listeners } from "../core/listeners.js";
 import type { AttemptOutcome } from "../pool/outlier.js";
@@ -14,7 +15,7 @@ export interface DispatchLease<C> {
   answered?(): void;
   /** How the attempt ended, for outlier ejection. */
   report?(outcome: AttemptOutcome): void;
-  /** `now`: the clock reading the latency was measured with (performance.now()), saving the pool a read. */
+  /** `now`: the clock reading the latency was measured with (the source's clock), saving the pool a read. */
   release(latencyMs?: number, now?: number): void;
 }
 
@@ -30,6 +31,8 @@ export interface LeaseSource<C> {
   /** Records a request-level failure as the channel's most recent error. */
   noteError(error: Error): void;
   readonly events: Listeners<ChannelEvent>;
+  /** The channel's clock: deadlines, latencies and hedge timers read it, and the retry budget shares it. */
+  readonly clock: Clock;
 }
 
 export interface DispatchOptions {
@@ -81,6 +84,6 @@ export interface Trace {
   hedges: number;
   hedgeWon: boolean;
   address: string | undefined;
-  /** When the call began (performance.now()), for its duration. */
+  /** When the call began (the source's clock), for its duration. */
   started: number;
 }

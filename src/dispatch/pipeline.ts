@@ -22,13 +22,13 @@ export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSour
 export function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOptions, attempt: Attempt<C, T>): Promise<T> {
   const run = options.hedge && options.idempotent === true && source.tryAcquire ? options.hedge : undefined;
   // Outcome events cost an allocation per call, so only when someone listens.
-  const trace: Trace | undefined = source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: performance.now() };
+  const trace: Trace | undefined = source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: source.clock.now() };
   if (!run) return attempts(source, options, attempt, trace);
   return trace ? tracedHedge(source, options, attempt, trace) : hedged(source, options, attempt, undefined);
 }
 
 /** The request event: one per call, however it ended. */
-function emitRequest<C>(source: LeaseSource<C>, trace: Trace, err: unknown, end = performance.now()): void {
+function emitRequest<C>(source: LeaseSource<C>, trace: Trace, err: unknown, end = source.clock.now()): void {
   const failed = err !== undefined;
   source.events.emit({
     type: "request",
@@ -73,14 +73,15 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       await Promise.resolve();
       if (signal.aborted) throw new AbortedError(o.target, signal.reason);
     }
-    const begun = performance.now();
-    // The budget's clock is performance.now() too: one read for both.
+    const clock = source.clock;
+    const begun = clock.now();
+    // The budget reads the same clock: one read for both.
     o.budget?.deposit(begun);
     const deadline = begun + o.timeout;
     let last: unknown;
     for (let n = 1; n <= 1 + o.maxRetries; n++) {
       // The first attempt starts at `begun`; one clock read serves the pick, the budget and the latency.
-      let now = n === 1 ? begun : performance.now();
+      let now = n === 1 ? begun : clock.now();
       const remaining = deadline - now;
       if (remaining <= 0) throw last ?? new RequestTimeoutError(o.target, undefined, o.timeout);
       // A member free now is taken without a promise; only a wait goes through the queue.
@@ -92,7 +93,7 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
           throw settle(err, o);
         }
         // The wait took time: the attempt starts when the member came.
-        now = performance.now();
+        now = clock.now();
       }
       if (trace) {
         trace.retries = n - 1;
@@ -103,7 +104,7 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
       try {
         const res = await attempt(lease, ctx);
         lease.report?.(ctx.verdict);
-        const end = performance.now();
+        const end = clock.now();
         const latency = end - started;
         // A kept lease resolved at its response head: the member answered, the body still streams.
         if (!ctx.kept) lease.release(latency, end);

@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type Timer } from "../core/clock.js";
 import { PingTimeoutError, asError } from "../core/errors.js";
 import type { HealthOptions } from "./options.js";
 import { RttEstimate } from "./rtt.js";
@@ -30,15 +31,17 @@ export class HealthChecker {
   #healthy = true;
   #failures = 0;
   #successes = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
+  #clock: Clock;
+  #timer: Timer | undefined;
+  #pingTimer: Timer | undefined;
   #stopped = true;
   #pinging = false;
   /** Bumped by stop(): a PING from an earlier run must not restart the loop. */
   #generation = 0;
   #lastError: Error | undefined;
 
-  constructor(target: Pingable, options: HealthOptions, report: (r: HealthReport) => void, random: () => number = Math.random) {
+  constructor(target: Pingable, options: HealthOptions, report: (r: HealthReport) => void, random: () => number = Math.random, clock: Clock = systemClock) {
+    this.#clock = clock;
     this.#target = target;
     this.#options = options;
     this.#report = report;
@@ -64,7 +67,7 @@ export class HealthChecker {
   /** PINGs now rather than at the next interval (a suspect member); no-op while one is out. */
   probeNow(): void {
     if (this.#stopped || this.#pinging) return;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     void this.#pingOnce();
   }
@@ -72,8 +75,8 @@ export class HealthChecker {
   stop(): void {
     this.#stopped = true;
     this.#generation++;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#pingTimer);
+    this.#timer?.cancel();
+    this.#pingTimer?.cancel();
     this.#timer = undefined;
     this.#pingTimer = undefined;
   }
@@ -87,8 +90,8 @@ export class HealthChecker {
     if (this.#stopped) return;
     // 0 means now: a timer would add Node's 1 ms minimum to the detection bound.
     if (ms <= 0) return void this.#pingOnce();
-    this.#timer = setTimeout(() => void this.#pingOnce(), ms);
-    this.#timer.unref();
+    // The clock's timers are unref'd: a health loop never keeps the process alive.
+    this.#timer = this.#clock.setTimeout(() => void this.#pingOnce(), ms);
   }
 
   async #pingOnce(): Promise<void> {
@@ -101,16 +104,15 @@ export class HealthChecker {
       const rtt = await Promise.race([
         this.#target.ping(timeout),
         new Promise<never>((_, reject) => {
-          this.#pingTimer = setTimeout(() => reject(new PingTimeoutError(timeout)), timeout);
-          this.#pingTimer.unref();
+          this.#pingTimer = this.#clock.setTimeout(() => reject(new PingTimeoutError(timeout)), timeout);
         }),
       ]);
-      clearTimeout(this.#pingTimer);
+      this.#pingTimer?.cancel();
       this.#pinging = false;
       if (this.#stopped || generation !== this.#generation) return;
       this.#onSuccess(rtt);
     } catch (err) {
-      clearTimeout(this.#pingTimer);
+      this.#pingTimer?.cancel();
       this.#pinging = false;
       if (this.#stopped || generation !== this.#generation) return;
       this.#onFailure(asError(err));

@@ -23,8 +23,8 @@ export interface Load {
   cost(now?: number): number;
 }
 
-/** Milliseconds on a monotonic clock; the pool's, so tests can fake it. */
-export type Clock = () => number;
+/** Reads milliseconds on a monotonic clock: the channel's clock (core/clock.ts) as the pool was given it. */
+export type ReadNow = () => number;
 
 /** tower's `PendingRequests`: the cost is what the member is doing right now. */
 export class InFlight implements Load {
@@ -49,7 +49,7 @@ export class InFlight implements Load {
 }
 
 export interface PeakEwmaOptions {
-  now: Clock;
+  now: ReadNow;
   /** How fast the estimate forgets, ms (tower's `decay_ns`). */
   decay: number;
   /**
@@ -79,7 +79,7 @@ export class PeakEwma implements Load {
   #estimate = 0;
   #at = 0;
   #sampled = false;
-  readonly #now: Clock;
+  readonly #now: ReadNow;
   readonly #decay: number;
   readonly #rtt: () => number | undefined;
 

@@ -1,4 +1,5 @@
 import { abortReason } from "../core/abort.js";
+import { systemClock, type Clock } from "../core/clock.js";
 
 interface Waiter<T> {
   resolve(value: T): void;
@@ -17,7 +18,10 @@ interface Waiter<T> {
 export class AcquireQueue<T> {
   #waiters = new Set<Waiter<T>>();
 
-  constructor(readonly limit: number) {}
+  constructor(
+    readonly limit: number,
+    readonly clock: Clock = systemClock,
+  ) {}
 
   get length(): number {
     return this.#waiters.size;
@@ -27,7 +31,7 @@ export class AcquireQueue<T> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.#waiters.size >= this.limit) return Promise.reject(onFull());
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.#drop(w);
         reject(onTimeout());
       }, timeoutMs);
@@ -40,7 +44,7 @@ export class AcquireQueue<T> {
         resolve,
         reject,
         cleanup: () => {
-          clearTimeout(timer);
+          timer.cancel();
           signal?.removeEventListener("abort", onAbort);
         },
       };

@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
-import { systemClock, withTimeout, type Clock, type Timer } from "../core/clock.js";
+import { clockTimeout, systemClock, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
 import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, asError } from "../core/errors.js";
 import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
@@ -147,9 +147,11 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #dials = new Map<number, AbortController>();
   #inbox: RegulatorEvent[] = [];
   #feeding = false;
-  #clock: Clock;
+  /** The channel's one clock: every timer and reading of the time below goes through it. */
+  readonly clock: Clock;
   #wake: Timer | undefined;
-  #sampler: ReturnType<typeof setInterval> | undefined;
+  /** Timers that outlive the event that set them (load samples, ejections, drains), cancelled by close(). */
+  #timers = new Set<Timer>();
   /** What ready() waits for: the fixed count, or a range's minimum. */
   #minMembers: number;
   #nextId = 1;
@@ -169,9 +171,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     // Every dial listens on this one signal: no cap.
     setMaxListeners(0, this.#abort.signal);
     this.#random = options.random ?? Math.random;
-    this.#clock = options.clock ?? systemClock;
+    const clock = (this.clock = options.clock ?? systemClock);
     this.#maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
-    this.#queue = new AcquireQueue(options.maxQueue);
+    this.#queue = new AcquireQueue(options.maxQueue, clock);
     const range = typeof options.members === "number" ? undefined : options.members;
     this.#minMembers = range ? range.min : (options.members as number);
     this.#reg = new Regulator({
@@ -190,7 +192,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
     });
-    this.pool = new Pool<C>({ criticalMin: options.criticalMin, balancer: options.balancer, random: this.#random, suspect: new PassiveSuspicion(options.health.suspectAfter), outlier: options.outlier });
+    this.pool = new Pool<C>({
+      criticalMin: options.criticalMin,
+      balancer: options.balancer,
+      random: this.#random,
+      // The system clock's own arrow keeps the pool's hot-path read a plain call.
+      now: clock === systemClock ? systemClock.now : () => clock.now(),
+      suspect: new PassiveSuspicion(options.health.suspectAfter),
+      outlier: options.outlier,
+    });
     this.#leaseOwner = { pool: this.pool, isCut: (m) => this.#cut.has(m), released: () => void this.#outstanding-- };
     this.pool.events.add((e) => {
       if (e.type === "state") {
@@ -210,7 +220,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         const t = this.#tracked.get(m.id);
         this.events.emit({ type: "ejected", member: info(m, t?.slot), reason: e.reason, durationMs: e.durationMs });
         // The pool has no timers: the driver ends the ejection. Unref'd (the clock's timers are).
-        this.#clock.setTimeout(() => this.pool.restore(m), e.durationMs);
+        this.#after(e.durationMs, () => this.pool.restore(m));
         // Not usable now: the regulator may dial a replacement for its slot.
         this.#feed({ type: "ejected", member: m.id });
       } else if (e.type === "restored") {
@@ -223,13 +233,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     });
     if (range && range.max > range.min) {
       // Sampling is an effect, so it lives here; what a sample means is the regulator's call.
-      this.#sampler = setInterval(() => this.#sampleLoad(), LOAD_SAMPLE_INTERVAL);
-      this.#sampler.unref();
+      const sample = (): void => {
+        this.#sampleLoad();
+        if (!this.closed) this.#after(LOAD_SAMPLE_INTERVAL, sample);
+      };
+      this.#after(LOAD_SAMPLE_INTERVAL, sample);
     }
     options.resolver.start({
       onAddresses: (set) => {
         if (this.closed) return;
-        this.#resolution = { at: Date.now(), ttl: set.ttl, error: undefined };
+        this.#resolution = { at: this.clock.now(), ttl: set.ttl, error: undefined };
         this.#feed({ type: "addresses", addresses: set.addresses });
         this.events.emit({ type: "resolve", addresses: [...new Set(set.addresses.map(addressKey))], ttl: set.ttl });
       },
@@ -266,19 +279,20 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async ready(signal?: AbortSignal): Promise<void> {
     // Backoff timers are unref'd; someone awaiting ready() must still keep the process alive.
     const keepAlive = setInterval(() => {}, 60_000);
-    const started = this.#clock.now();
-    const own = signal ? undefined : withTimeout(this.#o.readyTimeout);
+    const started = this.clock.now();
+    const own = signal ? undefined : clockTimeout(this.clock, this.#o.readyTimeout);
     try {
       while (this.pool.readyCount < this.#minMembers) {
         if (this.closed) throw new ClosedError(`channel ${this.target}`);
-        await raceSignal(this.#nextChange(), signal ?? own);
+        await raceSignal(this.#nextChange(), signal ?? own?.signal);
       }
     } catch (err) {
-      if (!this.closed && (own?.aborted || signal?.aborted)) {
-        throw new NotReadyError(this.target, this.pool.readyCount, this.#minMembers, Math.round(this.#clock.now() - started), this.#lastError);
+      if (!this.closed && (own?.signal.aborted || signal?.aborted)) {
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#minMembers, Math.round(this.clock.now() - started), this.#lastError);
       }
       throw err;
     } finally {
+      own?.cancel();
       clearInterval(keepAlive);
     }
   }
@@ -350,9 +364,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       usable: this.pool.usableCount,
       degraded: this.pool.degraded,
       queued: this.#queue.length,
-      addresses: addressStats(this.#reg.book.entries(), this.#clock.now()),
+      addresses: addressStats(this.#reg.book.entries(), this.clock.now()),
       members,
-      resolution: resolutionStats(this.#o.resolver.target, this.#resolution),
+      resolution: resolutionStats(this.#o.resolver.target, this.#resolution, this.clock),
       lastError: this.#lastError?.message,
     };
   }
@@ -374,9 +388,10 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   async #close(): Promise<void> {
     const closed = new ClosedError(`channel ${this.target}`);
     this.#feed({ type: "close" });
-    clearInterval(this.#sampler);
     this.#abort.abort(closed);
     this.#wake?.cancel();
+    for (const t of this.#timers) t.cancel();
+    this.#timers.clear();
     this.#o.resolver.close();
     this.#queue.rejectAll(closed);
     for (const t of this.#tracked.values()) {
@@ -384,14 +399,19 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       t.member.connection.close(true);
     }
     this.#changed();
-    const deadline = this.#clock.now() + this.#o.closeGrace;
-    while (this.pool.size > 0 && this.#clock.now() < deadline) {
-      await Promise.race([this.#nextChange(), new Promise<void>((resolve) => this.#clock.setTimeout(resolve, 50))]);
+    const deadline = this.clock.now() + this.#o.closeGrace;
+    while (this.pool.size > 0 && this.clock.now() < deadline) {
+      let tick: Timer | undefined;
+      await Promise.race([this.#nextChange(), new Promise<void>((resolve) => (tick = this.clock.setTimeout(resolve, Math.min(50, deadline - this.clock.now()))))]);
+      tick?.cancel();
     }
     for (const t of [...this.#tracked.values()]) {
       this.#cut.add(t.member);
       this.#finish(t, "channel closed", undefined);
     }
+    // Drains begun during the grace period set timers of their own: none outlives close().
+    for (const t of this.#timers) t.cancel();
+    this.#timers.clear();
     this.#status.end("disconnected");
   }
 
@@ -404,7 +424,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#feeding = true;
     try {
       for (let e = this.#inbox.shift(); e; e = this.#inbox.shift()) {
-        for (const a of this.#reg.accept(e, this.#clock.now())) this.#do(a);
+        for (const a of this.#reg.accept(e, this.clock.now())) this.#do(a);
       }
     } finally {
       this.#feeding = false;
@@ -458,7 +478,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       case "wake":
         this.#wake?.cancel();
         // Unref'd: an idle channel must not keep the process alive.
-        this.#wake = this.#clock.setTimeout(() => this.#feed({ type: "tick" }), a.at - this.#clock.now());
+        this.#wake = this.clock.setTimeout(() => this.#feed({ type: "tick" }), a.at - this.clock.now());
         return;
       case "refresh":
         this.#o.resolver.refresh?.();
@@ -537,7 +557,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     t.warming = false;
     if (t.finished || this.closed) return;
     this.pool.recordRtt(member, rtt);
-    this.pool.recordConnected(member, Date.now());
+    this.pool.recordConnected(member, this.clock.wall());
     this.pool.heard(member);
     this.pool.setMaxConcurrent(member, conn.maxConcurrent);
     t.health.start(rtt);
@@ -566,7 +586,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       return await Promise.race([
         conn.ping(timeout),
         new Promise<never>((_, reject) => {
-          timer = this.#clock.setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
+          timer = this.clock.setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
         }),
       ]);
     } finally {
@@ -588,7 +608,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       finished: false,
       failed,
       fail,
-      health: new HealthChecker(member.connection, this.#o.health, (r) => this.#onHealth(t, r), this.#random),
+      health: new HealthChecker(member.connection, this.#o.health, (r) => this.#onHealth(t, r), this.#random, this.clock),
     };
     this.#tracked.set(member.id, t);
     return t;
@@ -646,9 +666,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.events.emit({ type: "draining", member: info(m, t.slot), reason, detail });
     // It finishes its in-flight streams, then closes; within drainTimeout at the latest.
     m.connection.close(true);
-    this.#clock.setTimeout(() => {
+    this.#after(this.#o.drainTimeout, () => {
       if (!t.finished) this.#feed({ type: "lost", member: m.id, error: new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): drain took longer than ${this.#o.drainTimeout} ms`) });
-    }, this.#o.drainTimeout);
+    });
   }
 
   /** Out of the pool for good; destroys the connection unless it is already gone. */
@@ -663,6 +683,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#tracked.delete(m.id);
     t.fail(error ?? new ClosedError(`member ${m.key}`));
     if (!t.connClosed) m.connection.close(false);
+  }
+
+  /** A timer on the channel's clock that close() cancels if it has not fired. */
+  #after(ms: number, fn: () => void): void {
+    const timer = this.clock.setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    this.#timers.add(timer);
   }
 
   // ── picks and status ─────────────────────────────────────────────────

@@ -1,3 +1,4 @@
+import type { Clock } from "../core/clock.js";
 import type { ConnectionStatus, MemberState } from "../core/events.js";
 import type { PoolMemberRef } from "../pool/pool.js";
 import type { AddressEntry } from "./address-book.js";
@@ -65,13 +66,15 @@ export function addressStats(entries: readonly AddressEntry[], now: number): Sup
   }));
 }
 
-export function resolutionStats(target: string, r: Resolution | undefined): SupervisorStats["resolution"] {
+/** `r.at` is a reading of `clock.now()`; the wall time shown is derived from it. */
+export function resolutionStats(target: string, r: Resolution | undefined, clock: Clock): SupervisorStats["resolution"] {
   const finite = r?.ttl !== undefined && Number.isFinite(r.ttl);
+  const now = clock.now();
   return {
     target,
-    resolvedAt: r?.at === undefined ? undefined : new Date(r.at).toISOString(),
+    resolvedAt: r?.at === undefined ? undefined : new Date(clock.wall() - (now - r.at)).toISOString(),
     ttlMs: finite ? (r?.ttl as number) : null,
-    nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - Date.now()) : null,
+    nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - now) : null,
     lastError: r?.error?.message,
   };
 }

@@ -1,3 +1,4 @@
+import { systemClock } from "../core/clock.js";
 import type { Registry } from "prom-client";
 import { raceSignal } from "../core/abort.js";
 import { ClosedError } from "../core/errors.js";
@@ -41,8 +42,10 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
     this.target = target;
     this.name = name;
     this.sup = sup;
-    this.#budget = policy.retryBudget === false ? undefined : new RetryBudget(policy.retryBudget);
-    this.#hedge = policy.hedge ? new HedgeTiming(policy.hedge) : undefined;
+    // The budgets read the channel's clock, as dispatch does: one reading serves both.
+    const now = sup.clock === systemClock ? systemClock.now : () => sup.clock.now();
+    this.#budget = policy.retryBudget === false ? undefined : new RetryBudget(policy.retryBudget, now);
+    this.#hedge = policy.hedge ? new HedgeTiming(policy.hedge, now) : undefined;
   }
 
   /** Resolves when every member is connected and has answered a PING. Pass a signal to bound the wait. */

@@ -10,6 +10,9 @@ class FakeClock implements Clock {
   now(): number {
     return this.t;
   }
+  wall(): number {
+    return 1_700_000_000_000 + this.t;
+  }
   setTimeout(fn: () => void, ms: number): Timer {
     const timer = { at: this.t + Math.max(1, ms), fn };
     this.#timers.add(timer);

@@ -15,6 +15,9 @@ class FakeClock implements Clock {
   now(): number {
     return this.#now;
   }
+  wall(): number {
+    return 1_700_000_000_000 + this.#now;
+  }
   setTimeout(fn: () => void, ms: number): Timer {
     const t = { at: this.#now + Math.max(1, ms), fn, live: true };
     this.#timers.push(t);
@@ -95,7 +98,7 @@ function make(connector: FakeConnector, clock: FakeClock, members = 2, addresses
     resolver: new StaticResolver("static:///", addresses),
     connector,
     members,
-    // Long intervals: the health loop's own (real) timers stay out of the way.
+    // Long intervals: the health loop (on the same fake clock) stays out of the way.
     health: resolveHealth({ interval: 60_000, timeout: 30_000, jitter: 0 }),
     backoff: { initial: 100, multiplier: 2, max: 10_000, timeout: 0, jitter: 0 },
     criticalMin: 1,

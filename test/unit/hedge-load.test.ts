@@ -1,3 +1,4 @@
+import { systemClock } from "../../src/core/clock.js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ChannelEvent } from "../../src/core/events.js";
 import { Listeners } from "../../src/core/listeners.js";
@@ -30,6 +31,7 @@ function fakeSource(): { source: LeaseSource<null>; events: ChannelEvent[] } {
     },
     noteError: () => undefined,
     events: listeners,
+    clock: systemClock,
   };
   return { source, events };
 }

@@ -7,7 +7,7 @@
  * seed replays exactly (SIM_SEEDS=<n> runs more seeds, SIM_SEED=<s> one).
  */
 import { describe, expect, it } from "vitest";
-import { addressKey, type Address } from "../../src/core/address.js";
+import { addressKey } from "../../src/core/address.js";
 import type { ChannelEvent } from "../../src/core/events.js";
 import { dispatch } from "../../src/dispatch/pipeline.js";
 import { HedgeTiming } from "../../src/dispatch/hedge-timing.js";

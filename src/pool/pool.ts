@@ -10,8 +10,6 @@ import { UsableSet } from "./usable-set.js";
 export type Balancer = "in-flight" | "peak-ewma";
 
 export interface PoolOptions {
-  /** Healthy members below which (once reached) the pool is degraded. 0 disables degraded mode. */
-  criticalMin: number;
   balancer: Balancer;
   random?: () => number;
   /** Peak-EWMA decay window, ms (tower's decay_ns; default 10 s). */
@@ -40,7 +38,6 @@ export type PoolMemberRef<C = unknown> = Readonly<PoolMember<C>>;
 
 export type PoolEvent =
   | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
-  | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
   | { type: "suspect"; member: PoolMember }
@@ -49,17 +46,14 @@ export type PoolEvent =
   | { type: "restored"; member: PoolMember };
 
 /**
- * Members, their states and load, and the rules that decide who may take a
- * pick. Knows nothing of sockets or timers.
+ * The index of usable members, their load and the P2C pick. Knows nothing
+ * of sockets or timers, and decides nothing about members: their states and
+ * degraded mode are the regulator's (supervisor/regulator.ts), handed down
+ * by the supervisor as setState() and setDegraded().
  *
  * Usable = ready (or, while degraded, unhealthy: connected but failing
- * PINGs) and below its stream limit. The usable members are kept in an
- * indexed set so a pick is O(1).
- *
- * Degraded mode: once `criticalMin` members have been ready at the same
- * time, dropping below that makes unhealthy members pickable again (better
- * a doubtful member than none), and the owner stops evicting. It ends when
- * the ready count is back at `criticalMin`.
+ * PINGs), not ejected, and below its stream limit. The usable members are
+ * kept in an indexed set so a pick is O(1).
  */
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
@@ -67,9 +61,7 @@ export class Pool<C = unknown> {
   #usable = new UsableSet<PoolMember<C>>();
   #ready = 0;
   #unhealthy = 0;
-  #reachedCritical = false;
   #degraded = false;
-  #criticalMin: number;
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
   #decay: number;
@@ -88,7 +80,6 @@ export class Pool<C = unknown> {
   #pickAt = Number.NaN;
 
   constructor(options: PoolOptions) {
-    this.#criticalMin = options.criticalMin;
     this.#random = options.random ?? Math.random;
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
@@ -380,25 +371,25 @@ export class Pool<C = unknown> {
     if (this.#fileUsable(m)) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 
-  /** Applies the degraded rule and usability, then emits: state, degraded, usable, in that order. */
+  /** Re-files the member, then emits: state, usable, in that order. */
   #afterChange(m: PoolMember<C>, stateEvent: PoolEvent | undefined): void {
     const usableBefore = this.#usable.size;
-    const degradedChanged = this.#updateDegraded();
     this.#fileUsable(m);
     if (stateEvent) this.events.emit(stateEvent);
-    if (degradedChanged) this.events.emit({ type: "degraded", degraded: this.#degraded, healthy: this.#ready });
     if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 
-  /** Returns true when the mode changed. */
-  #updateDegraded(): boolean {
-    if (this.#criticalMin === 0) return false;
-    if (this.#ready >= this.#criticalMin) this.#reachedCritical = true;
-    const degraded = this.#reachedCritical && this.#ready < this.#criticalMin;
-    if (degraded === this.#degraded) return false;
+  /**
+   * Degraded mode as the regulator decided it: while on, unhealthy members
+   * take picks too (better a doubtful member than none). Only unhealthy
+   * members change usability with the mode: O(members) per transition, not
+   * per pick.
+   */
+  setDegraded(degraded: boolean): void {
+    if (degraded === this.#degraded) return;
     this.#degraded = degraded;
-    // Only unhealthy members change usability with the mode: O(members) per transition, not per pick.
+    const usableBefore = this.#usable.size;
     for (const u of this.#members) if (u.state === "unhealthy") this.#fileUsable(u);
-    return true;
+    if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 }

@@ -193,7 +193,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       retainOrder: options.retainOrder,
     });
     this.pool = new Pool<C>({
-      criticalMin: options.criticalMin,
       balancer: options.balancer,
       random: this.#random,
       // The system clock's own arrow keeps the pool's hot-path read a plain call.
@@ -228,7 +227,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.events.emit({ type: "ejection-ended", member: info(e.member, t?.slot) });
         this.#feed({ type: "ejection-ended", member: e.member.id });
       }
-      // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
       this.#updateStatus();
     });
     if (range && range.max > range.min) {
@@ -424,7 +422,14 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#feeding = true;
     try {
       for (let e = this.#inbox.shift(); e; e = this.#inbox.shift()) {
-        for (const a of this.#reg.accept(e, this.clock.now())) this.#do(a);
+        const actions = this.#reg.accept(e, this.clock.now());
+        // Degraded mode is the regulator's decision; the pool only indexes by it. Entering it is
+        // applied before the batch's state changes and leaving it after them, so no listener sees
+        // a moment with nothing usable (the last ready member unhealthy, unhealthy ones not yet pickable).
+        const mode = degradedIn(actions);
+        if (mode === true) this.pool.setDegraded(true);
+        for (const a of actions) this.#do(a);
+        if (mode === false) this.pool.setDegraded(false);
       }
     } finally {
       this.#feeding = false;
@@ -723,6 +728,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   }
 }
 
+
+/** The degraded mode a batch of actions ends in, if it changes it. */
+function degradedIn(actions: readonly Action[]): boolean | undefined {
+  let mode: boolean | undefined;
+  for (const a of actions) if (a.type === "degraded") mode = a.degraded;
+  return mode;
+}
 
 function info(m: { id: number; key: string }, slot: number | undefined): MemberInfo {
   return { id: m.id, address: m.key, slot: slot ?? -1 };

@@ -189,7 +189,7 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
    */
   it("gets picks again within a minute, and a fair share over 10 simulated minutes", () => {
     const clock = fakeClock(1000);
-    const pool = new Pool<null>({ criticalMin: 1, balancer: "peak-ewma", random: mulberry32(3), now: clock.now });
+    const pool = new Pool<null>({ balancer: "peak-ewma", random: mulberry32(3), now: clock.now });
     const ms = [1, 2, 3].map((i) => {
       const m = new PoolMember<null>(i, { host: `127.0.0.${i + 1}`, port: 1, family: 4 }, `127.0.0.${i + 1}:1`, null);
       m.rtt = 2;
@@ -223,8 +223,8 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
 
   it("the pool gives each member its balancer's load, on the pool's clock", () => {
     const clock = fakeClock();
-    const ewma = new Pool<null>({ criticalMin: 1, balancer: "peak-ewma", decay: 1000, now: clock.now });
-    const plain = new Pool<null>({ criticalMin: 1, balancer: "in-flight", now: clock.now });
+    const ewma = new Pool<null>({ balancer: "peak-ewma", decay: 1000, now: clock.now });
+    const plain = new Pool<null>({ balancer: "in-flight", now: clock.now });
     const a = new PoolMember<null>(1, { host: "127.0.0.2", port: 1, family: 4 }, "a", null);
     const b = new PoolMember<null>(2, { host: "127.0.0.3", port: 1, family: 4 }, "b", null);
     ewma.add(a);

@@ -65,7 +65,7 @@ describe("outlier rules (Envoy's detectors), pure", () => {
 
 describe("Pool: ejection is pickability", () => {
   function setup(n = 3) {
-    const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(4), outlier: O });
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(4), outlier: O });
     const events: PoolEvent[] = [];
     pool.events.add((e) => events.push(e));
     const ms = Array.from({ length: n }, (_, i) => {

@@ -10,7 +10,7 @@ const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const
 function setup(balancer: Balancer = "in-flight", seed = 5) {
   let t = 1000;
   const now = () => t;
-  const pool = new Pool<null>({ criticalMin: 1, balancer, random: mulberry32(seed), now });
+  const pool = new Pool<null>({ balancer, random: mulberry32(seed), now });
   const ms = [1, 2, 3].map((i) => {
     const m = new PoolMember<null>(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
     m.state = "ready";

@@ -13,7 +13,7 @@ function member(i = nextId): PoolMember<string> {
 }
 
 function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events: PoolEvent[] } {
-  const pool = new Pool<string>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(99), now: () => 0, ...over });
+  const pool = new Pool<string>({ balancer: "in-flight", random: mulberry32(99), now: () => 0, ...over });
   const events: PoolEvent[] = [];
   pool.events.add((e) => events.push(e));
   return { pool, events };
@@ -43,8 +43,6 @@ function pickedSet(pool: Pool<string>, times = 200): Set<PoolMember<string>> {
   return seen;
 }
 
-const degradedEvents = (events: PoolEvent[]): Array<{ degraded: boolean; healthy: number }> =>
-  events.flatMap((e) => (e.type === "degraded" ? [{ degraded: e.degraded, healthy: e.healthy }] : []));
 
 describe("Pool: who takes picks", () => {
   it("never picks a connecting member", () => {
@@ -151,18 +149,21 @@ describe("Pool: who takes picks", () => {
     const [a, b] = addMembers(pool, 2);
     pool.setState(a!, "unhealthy", "x");
     pool.setState(b!, "draining", "goaway");
+    pool.setDegraded(true);
     expect(pool.degraded).toBe(true);
     expect(pickedSet(pool)).toEqual(new Set([a]));
   });
 });
 
-describe("Pool: degraded mode (DESIGN.md)", () => {
+// Degraded mode itself (when it starts and ends) is the regulator's rule (regulator.test.ts);
+// the pool only indexes members by it.
+describe("Pool: an index of usable members, by the degraded mode it is given", () => {
   it("an unhealthy member serving in degraded mode still takes no more than its peer's stream limit", () => {
     const { pool } = makePool();
     const [a] = addMembers(pool, 1);
     pool.setMaxConcurrent(a!, 3);
     pool.setState(a!, "unhealthy", "frozen");
-    expect(pool.degraded).toBe(true);
+    pool.setDegraded(true);
     const picks = [pool.pick(), pool.pick(), pool.pick(), pool.pick()];
     expect(picks.filter((m) => m === a)).toHaveLength(3);
     expect(picks[3]).toBeUndefined();
@@ -171,127 +172,43 @@ describe("Pool: degraded mode (DESIGN.md)", () => {
     expect(pool.pick()).toBe(a);
   });
 
-  it("criticalMin=1: one of three unhealthy is not degraded; all unhealthy degrades; one back ends it", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+  it("unhealthy members take picks only while degraded; the pool never changes the mode itself", () => {
+    const { pool, events } = makePool();
     const [a, b, c] = addMembers(pool, 3);
-
-    pool.setState(a!, "unhealthy", "PING timeout");
+    for (const m of [a, b, c]) pool.setState(m!, "unhealthy", "PING timeout");
+    // Every member unhealthy: the pool has no rule of its own that would make them pickable.
     expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(a!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([b, c]));
-    expect(degradedEvents(events)).toEqual([]);
-
-    pool.setState(b!, "unhealthy", "PING timeout");
-    expect(pool.degraded).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([c]));
-
-    pool.setState(c!, "unhealthy", "PING timeout");
-    expect(pool.degraded).toBe(true);
-    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
+    expect(pool.servingCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
+    events.length = 0;
+    pool.setDegraded(true);
     expect(pool.servingCount).toBe(3);
-    expect(pool.servingCount).toBeGreaterThan(0);
     expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-
+    expect(events.filter((e) => e.type === "usable")).toEqual([{ type: "usable", count: 3 }]);
+    // A member back to ready while still degraded: all three remain usable.
     pool.setState(b!, "ready", "PINGs answered again");
-    expect(pool.degraded).toBe(false);
-    expect(degradedEvents(events)).toEqual([
-      { degraded: true, healthy: 0 },
-      { degraded: false, healthy: 1 },
-    ]);
-    expect(pool.servingCount).toBe(1);
-    expect(pool.isUsable(a!)).toBe(false);
-    expect(pool.isUsable(c!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([b]));
-  });
-
-  it("losing the last ready member by closing it (no unhealthy left) degrades with nothing to serve", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
-    const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, "unhealthy", "x");
-    pool.setState(b!, "closed", "peer gone");
-    expect(pool.degraded).toBe(true);
-    expect(pool.servingCount).toBe(1);
-    expect(pool.pick()).toBe(a);
-    pool.setState(a!, "closed", "evicted");
-    expect(pool.servingCount).toBe(0);
-    expect(pool.pick()).toBeUndefined();
-    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
-  });
-
-  it("degraded mode is never entered before criticalMin was first reached", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
-    const ms = addMembers(pool, 3, "connecting");
-    // Members that never became ready go unhealthy (or close).
-    pool.setState(ms[0]!, "unhealthy", "first PING failed");
-    pool.setState(ms[1]!, "unhealthy", "first PING failed");
-    pool.setState(ms[2]!, "closed", "refused");
-    expect(pool.degraded).toBe(false);
-    expect(degradedEvents(events)).toEqual([]);
-    expect(pool.pick()).toBeUndefined();
-    expect(pool.servingCount).toBe(0);
-  });
-
-  it("criticalMin=2: degrades below two ready (after having had two), recovers at two", () => {
-    const { pool, events } = makePool({ criticalMin: 2 });
-    const [a, b, c] = addMembers(pool, 3, "connecting");
-    // Only one ever ready: below criticalMin, but it was never reached.
-    pool.setState(a!, "ready", "up");
-    pool.setState(b!, "unhealthy", "x");
-    expect(pool.degraded).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([a]));
-
-    pool.setState(c!, "ready", "up");
-    pool.setState(b!, "ready", "up");
-    expect(pool.readyCount).toBe(3);
-    expect(pool.degraded).toBe(false);
-
-    pool.setState(a!, "unhealthy", "x"); // 2 ready: still at criticalMin
-    expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(a!)).toBe(false);
-
-    pool.setState(b!, "unhealthy", "x"); // 1 ready: below
-    expect(pool.degraded).toBe(true);
-    expect(pool.servingCount).toBe(3);
     expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-
-    pool.setState(a!, "ready", "back"); // 2 ready again
-    expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(b!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([a, c]));
-    expect(degradedEvents(events)).toEqual([
-      { degraded: true, healthy: 1 },
-      { degraded: false, healthy: 2 },
-    ]);
+    pool.setDegraded(false);
+    expect(pool.servingCount).toBe(1);
+    expect(pool.isUsable(a!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([b]));
+    // Setting the mode it already has changes nothing and says nothing.
+    events.length = 0;
+    pool.setDegraded(false);
+    expect(events).toEqual([]);
   });
 
-  it("criticalMin=0 never degrades: unhealthy members are never picked", () => {
-    const { pool, events } = makePool({ criticalMin: 0 });
-    const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, "unhealthy", "x");
-    pool.setState(b!, "unhealthy", "x");
-    expect(pool.degraded).toBe(false);
-    expect(pool.servingCount).toBe(0);
-    expect(pool.pick()).toBeUndefined();
-    expect(degradedEvents(events)).toEqual([]);
-  });
-
-  it("emits the state event before the degraded event it causes (both ways)", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+  it("emits the state event before the usable change it causes", () => {
+    const { pool, events } = makePool();
     const [a] = addMembers(pool, 1);
     events.length = 0;
     pool.setState(a!, "unhealthy", "PING timeout");
-    const kinds = events.filter((e) => e.type !== "usable").map((e) => e.type);
-    expect(kinds).toEqual(["state", "degraded"]);
-    const st = events.find((e) => e.type === "state");
-    expect(st).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
-
-    events.length = 0;
-    pool.setState(a!, "ready", "back");
-    expect(events.filter((e) => e.type !== "usable").map((e) => e.type)).toEqual(["state", "degraded"]);
+    expect(events.map((e) => e.type)).toEqual(["state", "usable"]);
+    expect(events[0]).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
   });
 
   it("usable events report the usable count as members come and go", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+    const { pool, events } = makePool();
     const [a, b] = addMembers(pool, 2);
     const usable = (): number[] => events.flatMap((e) => (e.type === "usable" ? [e.count] : []));
     expect(usable()).toEqual([1, 2]);

@@ -10,7 +10,7 @@ const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const
 /** A pool on a hand-driven clock, three ready members. */
 function setup(suspectAfter = 250) {
   let now = 1000;
-  const pool = new Pool({ criticalMin: 1, balancer: "in-flight", random: mulberry32(9), suspect: new PassiveSuspicion(suspectAfter), now: () => now });
+  const pool = new Pool({ balancer: "in-flight", random: mulberry32(9), suspect: new PassiveSuspicion(suspectAfter), now: () => now });
   const events: PoolEvent[] = [];
   pool.events.add((e) => events.push(e));
   const ms = [1, 2, 3].map((i) => {

@@ -36,6 +36,14 @@ export interface SuspectRule {
  */
 export type PoolMemberRef<C = unknown> = Readonly<PoolMember<C>>;
 
+/**
+ * The pool's own record behind a reference it handed out (admit() made it):
+ * the one place a read-only view becomes writable again.
+ */
+function own<C>(ref: PoolMemberRef<C>): PoolMember<C> {
+  return ref as PoolMember<C>;
+}
+
 export type PoolEvent =
   | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
   | { type: "usable"; count: number }
@@ -92,10 +100,6 @@ export class Pool<C = unknown> {
     this.#outlier = options.outlier;
   }
 
-  get ejectedCount(): number {
-    return this.#ejected;
-  }
-
   get degraded(): boolean {
     return this.#degraded;
   }
@@ -127,16 +131,9 @@ export class Pool<C = unknown> {
   /** A new member for `connection` (state connecting), made and kept by the pool. */
   admit(id: number, address: Address, key: string, connection: C): PoolMemberRef<C> {
     const member = new PoolMember<C>(id, address, key, connection);
-    this.add(member);
-    return member;
-  }
-
-  add(member: PoolMember<C>): void {
     member.load = this.#newLoad(member);
     this.#members.add(member);
-    if (member.state === "ready") this.#ready++;
-    if (member.state === "unhealthy") this.#unhealthy++;
-    this.#afterChange(member, undefined);
+    return member;
   }
 
   /**
@@ -146,7 +143,7 @@ export class Pool<C = unknown> {
    * turning unhealthy before degraded mode makes it pickable).
    */
   setState(ref: PoolMemberRef<C>, to: MemberState, reason: string): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const from = member.state;
     if (from === to || from === "closed") return;
     member.state = to;
@@ -165,7 +162,7 @@ export class Pool<C = unknown> {
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.maxConcurrent = max > 0 ? max : 0;
     this.#afterChange(member, undefined);
   }
@@ -227,25 +224,25 @@ export class Pool<C = unknown> {
 
   /** The member's smoothed PING round trip, ms (health reports it; peak-EWMA uses it as its floor). */
   recordRtt(ref: PoolMemberRef<C>, rttMs: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.rtt = rttMs;
   }
 
   /** The member proved itself (its first PONG) at `at` (wall clock, for stats). */
   recordConnected(ref: PoolMemberRef<C>, at: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.connectedSince = at;
   }
 
   /** The member's latest failure, for stats and the reason it leaves. */
   recordError(ref: PoolMemberRef<C>, error: Error): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.lastError = error;
   }
 
   /** The peer proved alive (a PONG, a completed response): not suspect any more. */
   heard(ref: PoolMemberRef<C>, now: number = this.#now()): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.lastHeardAt = now;
     member.suspected = false;
   }
@@ -289,7 +286,7 @@ export class Pool<C = unknown> {
    * in flight until release().
    */
   answered(ref: PoolMemberRef<C>): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.progress.answer(this.#now());
     this.heard(member);
   }
@@ -300,7 +297,7 @@ export class Pool<C = unknown> {
    * its answer.
    */
   release(ref: PoolMemberRef<C>, latency?: number, wasAnswered = false, now?: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     if (latency !== undefined) {
       // One clock read for the load's sample and the proof of life (none when the caller has one).
       const at = now ?? this.#now();
@@ -323,7 +320,7 @@ export class Pool<C = unknown> {
    * connected and PINGed.
    */
   outcome(ref: PoolMemberRef<C>, outcome: AttemptOutcome): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const o = this.#outlier;
     if (!o || member.state === "closed") return;
     const reason = noteOutcome(member.outlier, outcome, o);
@@ -338,7 +335,7 @@ export class Pool<C = unknown> {
 
   /** An ejection's time is up: the member takes picks again, its counts start over. */
   restore(ref: PoolMemberRef<C>): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const s = member.outlier;
     if (!s.ejected) return;
     s.ejected = false;
@@ -347,11 +344,6 @@ export class Pool<C = unknown> {
     if (member.state === "closed") return;
     this.#refreshUsable(member);
     this.events.emit({ type: "restored", member });
-  }
-
-  isUsable(ref: PoolMemberRef<C>): boolean {
-    const member = ref as PoolMember<C>;
-    return member.usableIndex >= 0;
   }
 
   #shouldBeUsable(m: PoolMember<C>): boolean {

@@ -1,15 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
-import { PoolMember, type MemberState } from "../../src/pool/member.js";
-import { Pool, type PoolEvent, type PoolOptions } from "../../src/pool/pool.js";
+import type { MemberState } from "../../src/pool/member.js";
+import { Pool, type PoolEvent, type PoolMemberRef, type PoolOptions } from "../../src/pool/pool.js";
+import { isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 
 let nextId = 1;
-function member(i = nextId): PoolMember<string> {
+function member(pool: Pool<string>, i = nextId): PoolMemberRef<string> {
   const id = nextId++;
   const address: Address = { host: `127.0.0.${(i % 250) + 2}`, port: 8443, family: 4 };
-  return new PoolMember<string>(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
+  return pool.admit(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
 }
 
 function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events: PoolEvent[] } {
@@ -20,11 +21,10 @@ function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events
 }
 
 /** Adds `n` members and moves them to `state` (through connecting). */
-function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMember<string>[] {
-  const ms: PoolMember<string>[] = [];
+function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMemberRef<string>[] {
+  const ms: PoolMemberRef<string>[] = [];
   for (let i = 0; i < n; i++) {
-    const m = member();
-    pool.add(m);
+    const m = member(pool);
     if (state !== "connecting") pool.setState(m, state, "test");
     ms.push(m);
   }
@@ -32,8 +32,8 @@ function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready")
 }
 
 /** Picks many times and releases each pick at once; returns the set of members seen. */
-function pickedSet(pool: Pool<string>, times = 200): Set<PoolMember<string>> {
-  const seen = new Set<PoolMember<string>>();
+function pickedSet(pool: Pool<string>, times = 200): Set<PoolMemberRef<string>> {
+  const seen = new Set<PoolMemberRef<string>>();
   for (let i = 0; i < times; i++) {
     const m = pool.pick();
     if (!m) continue;
@@ -50,7 +50,7 @@ describe("Pool: who takes picks", () => {
     const [m] = addMembers(pool, 1, "connecting");
     expect(m!.state).toBe("connecting");
     expect(pool.pick()).toBeUndefined();
-    expect(pool.isUsable(m!)).toBe(false);
+    expect(isUsable(m!)).toBe(false);
     expect(pool.usableCount).toBe(0);
   });
 
@@ -58,17 +58,17 @@ describe("Pool: who takes picks", () => {
     const { pool } = makePool();
     const [m] = addMembers(pool, 1, "connecting");
     pool.setState(m!, "ready", "first PONG");
-    expect(pool.isUsable(m!)).toBe(true);
+    expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
   });
 
-  it("a member added already ready is pickable", () => {
+  it("a member is admitted connecting: counted, not ready, not pickable", () => {
     const { pool } = makePool();
-    const m = member();
-    m.state = "ready";
-    pool.add(m);
-    expect(pool.readyCount).toBe(1);
-    expect(pool.pick()).toBe(m);
+    const m = member(pool);
+    expect(m.state).toBe("connecting");
+    expect(pool.size).toBe(1);
+    expect(pool.readyCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
   });
 
   it("pick increments inFlight, release decrements (never below 0)", () => {
@@ -91,11 +91,11 @@ describe("Pool: who takes picks", () => {
     expect(pool.pick()).toBe(m);
     expect(pool.pick()).toBe(m);
     expect(m!.inFlight).toBe(2);
-    expect(pool.isUsable(m!)).toBe(false);
+    expect(isUsable(m!)).toBe(false);
     expect(pool.pick()).toBeUndefined();
     expect(m!.inFlight).toBe(2);
     pool.release(m!);
-    expect(pool.isUsable(m!)).toBe(true);
+    expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
   });
 
@@ -127,7 +127,7 @@ describe("Pool: who takes picks", () => {
     const { pool } = makePool();
     const [a, b] = addMembers(pool, 2);
     pool.setState(a!, state, "test");
-    expect(pool.isUsable(a!)).toBe(false);
+    expect(isUsable(a!)).toBe(false);
     expect(pickedSet(pool)).toEqual(new Set([b]));
     pool.setState(b!, state, "test");
     expect(pool.pick()).toBeUndefined();
@@ -190,7 +190,7 @@ describe("Pool: an index of usable members, by the degraded mode it is given", (
     expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
     pool.setDegraded(false);
     expect(pool.servingCount).toBe(1);
-    expect(pool.isUsable(a!)).toBe(false);
+    expect(isUsable(a!)).toBe(false);
     expect(pickedSet(pool)).toEqual(new Set([b]));
     // Setting the mode it already has changes nothing and says nothing.
     events.length = 0;
@@ -240,7 +240,7 @@ describe("Pool: peak-EWMA balancer", () => {
     pool.release(slow!, 10.5);
     pool.release(fast!, 1);
     // fast costs 1 × (in-flight + 1): it takes the first 10 picks (cost ≤ 10 < 10.5); at 10 in flight it costs 11 > 10.5.
-    const picks: PoolMember<string>[] = [];
+    const picks: PoolMemberRef<string>[] = [];
     for (let i = 0; i < 11; i++) picks.push(pool.pick()!);
     expect(picks.slice(0, 10).every((m) => m === fast)).toBe(true);
     expect(picks[10]).toBe(slow);

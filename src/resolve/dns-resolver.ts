@@ -354,11 +354,20 @@ export class DnsResolver implements Resolver {
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 
+  /**
+   * A target's addresses from the SRV answer's additional section, when it
+   * holds every family asked for; otherwise none, and the target is looked
+   * up. That section is optional (RFC 2782) and holds what the server had at
+   * hand (a recursive's cache may have only A): a family missing from it is
+   * asked, never assumed to have no address.
+   */
   #fromAdditionals(resp: DnsResponse, d: SrvData): Array<{ address: Address; ttl: number }> {
-    return resp.additionals
+    const found = resp.additionals
       .filter((r) => (r.type === "A" || r.type === "AAAA") && sameName(r.name, d.target) && typeof r.data === "string" && isIP(r.data))
-      .filter((r) => this.#family === 0 || isIP(r.data as string) === this.#family)
-      .map((r) => ({ address: ipAddress(r.data as string, d.port, this.target, d.weight), ttl: r.ttl * 1000 }));
+      .filter((r) => this.#family === 0 || isIP(r.data as string) === this.#family);
+    const families = this.#family === 0 ? [4, 6] : [this.#family];
+    if (!families.every((f) => found.some((r) => isIP(r.data as string) === f))) return [];
+    return found.map((r) => ({ address: ipAddress(r.data as string, d.port, this.target, d.weight), ttl: r.ttl * 1000 }));
   }
 
   async #resolveHostFor(host: string, port: number, weight: number, notes: LookupNotes): Promise<Lookup> {

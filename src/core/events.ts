@@ -41,7 +41,7 @@ export type RequestOutcome = "ok" | "error" | "timeout" | "no-member" | "queue-f
  */
 export type DnsAnswerKind = "nodata" | "nxdomain" | "timeout" | "servfail" | "refused" | "notimp" | "formerr" | "malformed" | "error";
 
-/** One family's answer, as the DNS resolver reports it (addresses and events say "ipv4"/"ipv6"; SRV is the SRV query itself). */
+/** One family's answer, as the DNS resolver reports it (by record type; events and metrics name the family "ipv4", "ipv6" or "srv": familyOf). */
 export interface FamilyAnswer {
   /** The name asked (after search domains and CNAMEs as asked). */
   name: string;

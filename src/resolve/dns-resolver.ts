@@ -253,7 +253,7 @@ export class DnsResolver implements Resolver {
     notes.answers.push(...merged.answers);
     notes.partial ||= merged.partial;
     if (merged.status === "failed") {
-      throw new ResolveError(this.target, `no address for ${shown}: ${describeAnswers(merged.answers)}`, { answers: notes.answers });
+      throw new ResolveError(this.target, `no address for ${shown}: ${describeAnswers(merged.answers)}`, { answers: [...notes.answers] });
     }
     // An empty answer without an SOA says nothing about how long it holds: re-ask after minTtl.
     const ttl = this.#clamp(Number.isFinite(merged.ttl) ? merged.ttl : this.#minTtl);
@@ -268,7 +268,7 @@ export class DnsResolver implements Resolver {
       return { kind: "none", answer: r.nxdomain ? "nxdomain" : "nodata", ttl: r.ttl, server: r.server };
     } catch (err) {
       if (err instanceof DnsQueryError) return { kind: "failed", answer: err.answer, server: err.server, message: err.detail };
-      if (err instanceof ResolveError && /resolver closed/.test(err.message)) throw err;
+      if (this.#closed) throw err;
       return { kind: "failed", answer: "error", server: undefined, message: asError(err).message };
     }
   }
@@ -308,7 +308,6 @@ export class DnsResolver implements Resolver {
         asked = await this.#ask(candidate, "SRV");
       } catch (err) {
         if (err instanceof DnsQueryError) {
-          notes.partial = true;
           const answer: FamilyAnswer = { name: candidate, type: "SRV", answer: err.answer, server: err.server, kept: 0, message: err.detail };
           throw new ResolveError(this.target, err.detail, { cause: err, answers: [...notes.answers, answer] });
         }
@@ -350,7 +349,10 @@ export class DnsResolver implements Resolver {
       emptyTtl = Math.min(emptyTtl, ...srvs.map((r) => r.ttl * 1000));
     }
     // ...but when none resolved and a lookup failed, the set is unknown, not empty.
-    if (targetFailure !== undefined) throw targetFailure;
+    if (targetFailure !== undefined) {
+      const why = notes.answers.length > 0 ? describeAnswers(notes.answers) : asError(targetFailure).message;
+      throw new ResolveError(this.target, `no SRV target of ${name} has an address: ${why}`, { cause: targetFailure, answers: [...notes.answers] });
+    }
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 

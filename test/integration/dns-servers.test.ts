@@ -45,9 +45,14 @@ let dnsmasq: Dnsmasq;
 let unbound: DnsChild;
 let bind: DnsChild;
 
-/** dnsmasq's hosts file: api.test lies outside its --local zones, so AAAA for it is REFUSED. */
-function dnsmasqHosts(moveTo: string): string[] {
+/**
+ * dnsmasq's hosts file: api.test and keep.test lie outside its --local
+ * zones, so AAAA for them is REFUSED when the file has no IPv6 line for them.
+ */
+function dnsmasqHosts(moveTo: string, keepV6 = true): string[] {
   return [
+    "127.0.0.2 keep.test",
+    ...(keepV6 ? ["::1 keep.test"] : []),
     "127.0.0.2 v4.a.test",
     "::1 v6.a.test",
     "127.0.0.3 dual.a.test",
@@ -94,7 +99,7 @@ beforeAll(async () => {
     `--srv-host=_api._tcp.a.test,dual.a.test,${port},10,1`,
     `--srv-host=_api._tcp.a.test,real.b.test,${port},20,1`,
   ]);
-  const config = { zones: { "a.test": zoneA(1, "127.0.0.2"), "b.test": ZONE_B }, forwards: { "api.test": dnsmasq.server } };
+  const config = { zones: { "a.test": zoneA(1, "127.0.0.2"), "b.test": ZONE_B }, forwards: { "api.test": dnsmasq.server, "keep.test": dnsmasq.server } };
   [unbound, bind] = await Promise.all([startUnbound(config, "ns.a.test"), startBind(config, "ns.a.test")]);
 }, 30_000);
 
@@ -210,6 +215,8 @@ interface ServerCase {
   server: () => string;
   /** Changes move.a.test's one A record. */
   move: (to: string) => Promise<void>;
+  /** Drops (or restores) keep.test's IPv6 address at dnsmasq, which then refuses AAAA for it (unbound and BIND forward keep.test there). */
+  dropV6: (drop: boolean) => Promise<void>;
   freeze: () => void;
   thaw: () => void;
   /** What the server says for AAAA of api.test (an IPv4-only name): REFUSED itself, or SERVFAIL forwarding to dnsmasq. */
@@ -223,6 +230,7 @@ const cases: ServerCase[] = [
     kind: "dnsmasq",
     server: () => dnsmasq.server,
     move: (to) => dnsmasq.setHosts(dnsmasqHosts(to)),
+    dropV6: (drop) => dnsmasq.setHosts(dnsmasqHosts("127.0.0.2", !drop)),
     freeze: () => dnsmasq.freeze(),
     thaw: () => dnsmasq.thaw(),
     oneFamilyFails: "EREFUSED",
@@ -231,6 +239,7 @@ const cases: ServerCase[] = [
     kind: "unbound",
     server: () => unbound.server,
     move: async (to) => unbound.setZone("a.test", zoneA(++unboundSerial, to)),
+    dropV6: (drop) => dnsmasq.setHosts(dnsmasqHosts("127.0.0.2", !drop)),
     freeze: () => unbound.freeze(),
     thaw: () => unbound.thaw(),
     oneFamilyFails: "ESERVFAIL",
@@ -239,6 +248,7 @@ const cases: ServerCase[] = [
     kind: "bind",
     server: () => bind.server,
     move: async (to) => bind.setZone("a.test", zoneA(++bindSerial, to)),
+    dropV6: (drop) => dnsmasq.setHosts(dnsmasqHosts("127.0.0.2", !drop)),
     freeze: () => bind.freeze(),
     thaw: () => bind.thaw(),
     oneFamilyFails: "ESERVFAIL",
@@ -338,6 +348,33 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
     expect(rec.events.filter((e) => e.type === "resolve-failed")).toEqual([]);
     expect(sample(await registry.metrics(), "dialtone_resolve_family_failures_total", { family: "ipv6", answer })).toBeGreaterThanOrEqual(1);
     expect((await ch.request({ path: "/" })).headers["x-backend"]).toBe(key("127.0.0.2"));
+  });
+
+  it(`a family that fails after it had addresses keeps its own last good ones (AAAA ${c.oneFamilyFails} once its record is gone upstream)`, async () => {
+    try {
+      const ref = await reference(c.server(), "keep.test");
+      expect(ref).toEqual({ A: ["127.0.0.2"], AAAA: ["::1"] });
+      const ch = await expectChannelAgrees(c.server(), "keep.test", ref);
+      const rec = recordEvents(ch);
+      await c.dropV6(true);
+      let now: Reference = ref;
+      for (let i = 0; i < 50 && now.AAAA !== c.oneFamilyFails; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        now = await reference(c.server(), "keep.test");
+      }
+      // Node's resolver now has no IPv6 address for the name; dialtone's AAAA stands on its last good answer.
+      expect(now).toEqual({ A: ["127.0.0.2"], AAAA: c.oneFamilyFails });
+      await eventually(() => rec.events.some((e) => e.type === "resolve-family-failed" && e.family === "ipv6"), 10_000, "AAAA's failure");
+      expect(rec.events.find((e) => e.type === "resolve-family-failed")).toMatchObject({ name: "keep.test", family: "ipv6", answer: kindOf(c.oneFamilyFails), kept: 1 });
+      const set = await resolver(c.server(), "keep.test").lookup().catch((e: unknown) => e);
+      // A fresh resolver has no last good AAAA: it agrees with Node.
+      expect(hosts(set as AddressSet)).toEqual(["127.0.0.2"]);
+      expect(ch.stats().addresses.map((a) => a.address).sort()).toEqual([key("127.0.0.2"), key("::1")].sort());
+      expect(ch.stats().ready).toBe(2);
+      expect(rec.events.filter((e) => e.type === "resolve-failed")).toEqual([]);
+    } finally {
+      await c.dropV6(false);
+    }
   });
 
   it("a record moves (TTL 1 s): the member follows, as Node's resolver sees the new address", async () => {

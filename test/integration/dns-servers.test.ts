@@ -25,10 +25,11 @@ import { startUnbound } from "../helpers/unbound.js";
  *   hosts file, asked for the other family, with no upstream: issue 23).
  *   unbound and BIND refuse whole queries (ACLs), never one type of a name;
  *   put in front of that dnsmasq they turn its REFUSED into SERVFAIL.
- * - SERVFAIL for one family: unbound and BIND, forwarding `api.test` to that
- *   dnsmasq (A answered, AAAA refused upstream → SERVFAIL). dnsmasq alone
- *   passes an upstream's REFUSED through unchanged, and answers its own
- *   names itself, so it has no way to SERVFAIL one family.
+ * - SERVFAIL for one family: unbound and BIND, forwarding `api.test` and
+ *   `keep.test` to that dnsmasq (A answered, AAAA refused upstream →
+ *   SERVFAIL). dnsmasq alone passes an upstream's REFUSED through
+ *   unchanged, and answers its own names itself, so it has no way to
+ *   SERVFAIL one family.
  * - NOTIMP for one family, and malformed or cut answers: no real server
  *   sends them on purpose; test/integration/dns-faults.test.ts covers them
  *   with a fault-injection server.

@@ -8,7 +8,7 @@ import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
 import type { HealthOptions } from "../health/options.js";
-import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
+import type { OutlierOptions } from "../pool/outlier.js";
 import { Pool, type Balancer, type PoolMemberRef } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { describeAnswers } from "../resolve/family-answers.js";
@@ -90,24 +90,6 @@ export interface MemberView<C> {
   readonly connection: C;
 }
 
-/** A picked member; release it exactly once when the request ends. */
-export interface Lease<C> {
-  readonly member: PoolMemberRef<C>;
-  readonly connection: C;
-  /**
-   * True once close() destroyed this lease's member because closeGrace ran
-   * out: a request that failed on it was cut by closing (ClosedError), not by
-   * the peer.
-   */
-  readonly closedByChannel: boolean;
-  /** The response head arrived; the request stays in flight until release() (a streamed body). */
-  answered(): void;
-  /** How the attempt ended, for outlier ejection. */
-  report(outcome: AttemptOutcome): void;
-  /** `now`: the caller's clock reading when it has one (it measured the latency), so the pool need not read again. */
-  release(latencyMs?: number, now?: number): void;
-}
-
 /** The driver's side of one member: its health loop and how far it got. */
 interface Tracked<C> {
   readonly member: PoolMemberRef<C>;
@@ -141,7 +123,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #reg: Regulator;
   #abort = new AbortController();
   #tracked = new Map<number, Tracked<C>>();
-  #queue: AcquireQueue<Lease<C>>;
+  #queue: AcquireQueue<MemberLease<C>>;
   #status = new StatusStream<ConnectionStatus>("disconnected");
   #changeWaiters = new Set<() => void>();
   /** Dials in progress, so the regulator can cancel one. */
@@ -314,7 +296,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * Past maxOutstanding requests in flight it fails at once: members that
    * stopped answering must not collect an unbounded pile.
    */
-  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<Lease<C>> {
+  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<MemberLease<C>> {
     if (this.closed) return Promise.reject(new ClosedError(`channel ${this.target}`));
     if (this.#outstanding >= this.#maxOutstanding) return Promise.reject(new OverloadedError(this.target, this.#maxOutstanding, this.#lastError));
     const lease = this.#tryPick();
@@ -331,7 +313,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * A usable member other than those in `exclude`, now, or undefined (a
    * hedge: it goes to a different member or not at all, and never queues).
    */
-  tryAcquire(exclude?: readonly object[], now?: number): Lease<C> | undefined {
+  tryAcquire(exclude?: readonly object[], now?: number): MemberLease<C> | undefined {
     if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
     return this.#tryPick(exclude, now);
   }
@@ -714,7 +696,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── picks and status ─────────────────────────────────────────────────
 
-  #tryPick(exclude?: readonly object[], now?: number): Lease<C> | undefined {
+  #tryPick(exclude?: readonly object[], now?: number): MemberLease<C> | undefined {
     const m = this.pool.pick(exclude, now);
     if (!m) return undefined;
     this.#outstanding++;

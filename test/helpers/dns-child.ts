@@ -124,6 +124,13 @@ async function startOnce(
       writeZone(origin, text);
       child.kill("SIGHUP");
     },
+    ...childControls(child, exited, live, dir),
+  };
+}
+
+/** SIGSTOP/SIGCONT and a stop that reaps the child (SIGTERM, then SIGKILL after 3 s) and removes its folder. */
+export function childControls(child: ChildProcess, exited: Promise<void>, live: Set<ChildProcess>, dir: string): { freeze(): void; thaw(): void; stop(): Promise<void> } {
+  return {
     freeze() {
       child.kill("SIGSTOP");
     },

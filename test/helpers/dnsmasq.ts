@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { childControls } from "./dns-child.js";
 import { freePort } from "./prometheus.js";
 
 export interface Dnsmasq {
@@ -106,22 +107,6 @@ async function startOnce(hosts: string[], ttlSeconds: number, extraArgs: string[
       // dnsmasq re-reads on SIGHUP asynchronously; a short pause lets it finish.
       await new Promise((r) => setTimeout(r, 50));
     },
-    freeze() {
-      child.kill("SIGSTOP");
-    },
-    thaw() {
-      child.kill("SIGCONT");
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGCONT");
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-        await exited;
-        clearTimeout(t);
-      }
-      live.delete(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ...childControls(child, exited, live, dir),
   };
 }

@@ -9,6 +9,7 @@ import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
 import type { NatsMemberConnection } from "./connection.js";
 import { NatsConnector } from "./connector.js";
+import { checkControlLine, checkPayloadSize } from "./limits.js";
 import { advertisedAddresses, resolveNatsOptions, type NatsChannelOptions, type ResolvedNatsOptions } from "./options.js";
 import { ChannelSubscription, type ChannelSubscribeOptions } from "./subscription.js";
 
@@ -62,6 +63,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
   async request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
     validateSubject(subject, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "request");
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const timeout = checkTimeout(options.timeout, this.target) ?? this.#o.requestTimeout;
@@ -74,6 +76,8 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       if (nc.isClosed() || nc.isDraining()) {
         throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
       }
+      // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
+      checkPayloadSize(this.target, nc, data, hdrs);
       try {
         // The attempt's signal: a hedge that lost is dropped here, and its late reply with it.
         return await raceSignal(conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget))), ctx.signal);
@@ -88,11 +92,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Publishes on a picked member (waits, bounded, for one when none is usable). */
   async publish(subject: string, data?: NatsPayload, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<void> {
     validateSubject(subject, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "publish");
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const signal = checkSignal(options.signal, this.target);
     // Through the dispatch pipeline (no retries: a publish is at-most-once), so aborts and waits are typed like requests'.
     await this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => {
+      checkPayloadSize(this.target, lease.connection.nc, data, hdrs);
       lease.connection.nc.publish(subject, data, { headers: hdrs });
     });
   }
@@ -118,6 +124,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   async subscribe(subject: string, options: ChannelSubscribeOptions = {}): Promise<ChannelSubscription> {
     validateSubject(subject, this.target, true);
     const opts = checkSubscribeOptions(options, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "subscribe", opts.queue);
     const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
       // Placement is a call like any other (the dispatch pipeline: bounded wait, typed aborts, the request event).
       place: (signal) =>

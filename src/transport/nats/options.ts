@@ -9,6 +9,7 @@ import type { BackoffOptions } from "../../supervisor/backoff.js";
 import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
 import { resolveAuth, type NatsAuth, type NatsAuthenticator } from "./auth.js";
 import { resolveBackoffHook, type BackoffDelay } from "./backoff-hook.js";
+import { DEFAULT_MAX_CONTROL_LINE } from "./limits.js";
 import { NamedServersResolver } from "./named-servers.js";
 import { hostNames, parseServerList } from "./servers.js";
 import { resolveNatsTls, type NatsTls, type ResolvedNatsTls } from "./tls.js";
@@ -50,6 +51,13 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
   backoff?: Partial<BackoffOptions> | BackoffDelay;
   /** Fill member slots in the order servers are listed instead of a per-process shuffle (nats no-randomize). */
   retainServerOrder?: boolean;
+  /**
+   * The servers' `max_control_line`, bytes (default 4096, nats-server's
+   * default; servers do not announce it). A subject whose control line would
+   * pass it fails its call with a BadRequestError instead of making the
+   * server close the member's connection.
+   */
+  maxControlLine?: number;
 }
 
 export interface ResolvedNatsOptions extends ResolvedCommon {
@@ -67,10 +75,11 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
   /** A backoff function, validated and wrapped; undefined when the numbers are used. */
   backoffDelay: BackoffDelay | undefined;
   retainServerOrder: boolean;
+  maxControlLine: number;
 }
 
 const NATS_KEYS = [
-  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
+  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder", "maxControlLine",
 ];
 
 /**
@@ -125,6 +134,8 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
     maxPendingBytes: requireInteger("maxPendingBytes", o.maxPendingBytes ?? 64 * 1024 * 1024, 1),
     backoffDelay,
     retainServerOrder: optionalBoolean("retainServerOrder", o.retainServerOrder) ?? false,
+    // Below 256 no request's reply subject fits; nats-server refuses a max_control_line over 2^31 − 1.
+    maxControlLine: requireInteger("maxControlLine", o.maxControlLine ?? DEFAULT_MAX_CONTROL_LINE, 256),
   };
 }
 

@@ -78,13 +78,17 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       }
       // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
       checkPayloadSize(this.target, nc, data, hdrs);
+      const sent = conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget)));
       try {
-        // The attempt's signal: a hedge that lost is dropped here, and its late reply with it.
-        return await raceSignal(conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget))), ctx.signal);
+        return await raceSignal(sent, ctx.signal);
       } catch (err) {
-        // The client fails pending requests a moment before it marks itself closed.
-        await new Promise((r) => setImmediate(r));
-        throw this.#mapError(err, address, subject, budget, nc.isClosed() || nc.isDraining());
+        // A hedge that lost (the call's own signal did not abort): the call has its reply, but this
+        // request is still out on the wire, and NATS cannot take it back. The member keeps it in
+        // flight until its late reply (a latency sample) or its deadline, so a member whose requests
+        // go unanswered keeps looking so — overdue, then suspect and PINGed — instead of looking idle
+        // the moment another member answered for it.
+        if (ctx.signal?.aborted && !signal?.aborted) return await this.#settled(sent, address, subject, budget, nc);
+        throw await this.#failure(err, address, subject, budget, nc);
       }
     });
   }
@@ -173,6 +177,21 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   async #moveOff(memberId: number): Promise<void> {
     for (const s of this.#subs) if (s.closed) this.#subs.delete(s);
     await Promise.all([...this.#subs].map((s) => s.moveOff(memberId)));
+  }
+
+  /** A lost hedge's request, held until it settles; nobody waits for its outcome (the call has ended). */
+  async #settled(sent: Promise<Msg>, address: string, subject: string, budget: number, nc: NatsMemberConnection["nc"]): Promise<Msg> {
+    try {
+      return await sent;
+    } catch (err) {
+      throw await this.#failure(err, address, subject, budget, nc);
+    }
+  }
+
+  async #failure(err: unknown, address: string, subject: string, budget: number, nc: NatsMemberConnection["nc"]): Promise<Error> {
+    // The client fails pending requests a moment before it marks itself closed.
+    await new Promise((r) => setImmediate(r));
+    return this.#mapError(err, address, subject, budget, nc.isClosed() || nc.isDraining());
   }
 
   #mapError(err: unknown, address: string, subject: string, budget: number, closed: boolean): Error {

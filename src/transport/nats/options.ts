@@ -6,6 +6,7 @@ import { describeType, optionalBoolean } from "../../core/options-check.js";
 import type { Resolver } from "../../resolve/resolver.js";
 import { resolverFor } from "../../resolve/target.js";
 import type { BackoffOptions } from "../../supervisor/backoff.js";
+import { resolveHedge } from "../../dispatch/hedge-timing.js";
 import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
 import { resolveAuth, type NatsAuth, type NatsAuthenticator } from "./auth.js";
 import { resolveBackoffHook, type BackoffDelay } from "./backoff-hook.js";
@@ -40,7 +41,8 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
    * first may still answer: the first reply wins), up to twice, within the
    * retry budget. Shorthand for `hedge: { delay: attemptTimeout, max: 2,
    * maxExtraLoad: false }` (a lost request must be asked again whatever the
-   * share); not together with `hedge`.
+   * share); not together with `hedge`. Without either, idempotent requests get
+   * NATS_DEFAULT_HEDGE; `hedge: false` turns hedging off.
    */
   attemptTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
@@ -78,6 +80,14 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
   maxControlLine: number;
 }
 
+/**
+ * The NATS channel's hedge when none is given: an idempotent request with no
+ * reply after the channel's running p95 is asked once more on another
+ * member, for at most 5 % of idempotent calls (hedge's own defaults). Requests
+ * not marked idempotent are never hedged.
+ */
+export const NATS_DEFAULT_HEDGE = Object.freeze({ delay: "p95", max: 1, maxExtraLoad: 0.05 } as const);
+
 const NATS_KEYS = [
   "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder", "maxControlLine",
 ];
@@ -105,6 +115,10 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
     if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
     // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
     common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2, maxExtraLoad: false };
+  } else if (o.hedge === undefined) {
+    // Idempotent requests are hedged unless told otherwise (hedge: false): a request published to a
+    // server that froze is never answered nor refused, and asking again elsewhere is its only retry.
+    common.hedge = resolveHedge(NATS_DEFAULT_HEDGE);
   }
   const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
   const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;

@@ -87,11 +87,13 @@ export class SoakJournal {
   }
 
   /**
-   * Each failure against the faults: "frozen member" (sent on the member of
-   * a frozen node), "killed member", "lame-duck member", "routed to a frozen
+   * Each failure against the faults: "freeze member" (sent on the member of
+   * a frozen node), "kill member", "lame-duck member", "routed to a frozen
    * server" (sent on a healthy member while another node was frozen: the
-   * cluster routed it there), and "unexplained" for the rest, each with the
-   * events around it.
+   * cluster routed it to a responder there), "routed to a killed server",
+   * "during a lame duck elsewhere" (a lame-duck server closing a responder
+   * that held it), and "unexplained" for the rest, each with the events
+   * around it.
    */
   report(timeoutMs: number): unknown {
     const during = (f: JournalFault, x: JournalFailure): boolean => x.start <= (f.end ?? Number.POSITIVE_INFINITY) && x.end >= f.at;
@@ -102,6 +104,8 @@ export class SoakJournal {
       }
       if (this.faults.some((f) => f.kind === "freeze" && during(f, x))) return "routed to a frozen server";
       if (this.faults.some((f) => f.kind === "kill" && x.start <= f.at + 100 && x.end >= f.at)) return "routed to a killed server";
+      // A lame-duck server closes its clients, a responder holding a request among them: that request is lost.
+      if (this.faults.some((f) => f.kind === "lame-duck" && during(f, x))) return "during a lame duck elsewhere";
       return "unexplained";
     };
     const byClass: Record<string, { idempotent: number; other: number }> = {};

@@ -14,8 +14,15 @@
  * node a quarter of all requests, whichever member sent them, go to a frozen
  * node's responder and time out (measured: 55 a freeze, nearly all on
  * members whose own server was fine). That is the responders' outage, not
- * the client's; here the soak measures the client's. `DIALTONE_SOAK_NATS_LAYOUT=every-node`
- * puts one responder on each member node as before, to see the other.
+ * the client's; here the soak measures the client's. The same layout made
+ * the "timeout nothing explains" of earlier runs (about one a run): a
+ * lame-duck server closes its clients, the responder on it among them, and a
+ * request another server had routed to that responder a moment before is
+ * lost (reproduced with a responder that answers after 50 ms: the requests
+ * it held timed out on members of other servers; the soak's responder
+ * answers at once, so its window is one round trip wide).
+ * `DIALTONE_SOAK_NATS_LAYOUT=every-node` puts one responder on each member
+ * node as before, to see both.
  *
  * The run's journal (soak-nats-journal.ts) is written to
  * bench/results/soak-nats-journal.json: every failure classified by the

@@ -259,3 +259,12 @@ describe("NATS default hedge (issue 24)", () => {
     expect(resolveNatsOptions({ target: t, attemptTimeout: 200 }).hedge).toEqual({ delay: 200, max: 2, maxExtraLoad: false });
   });
 });
+
+describe("NATS maxControlLine (issue 22, item 8)", () => {
+  it("defaults to nats-server's 4096; a whole number of at least 256, else a ConfigError", () => {
+    const t = "nats://127.0.0.2:4222";
+    expect(resolveNatsOptions({ target: t }).maxControlLine).toBe(4096);
+    expect(resolveNatsOptions({ target: t, maxControlLine: 1024 }).maxControlLine).toBe(1024);
+    for (const bad of [100, 1.5, "4k", -1]) expect(() => resolveNatsOptions({ target: t, maxControlLine: bad as number })).toThrow(/maxControlLine/);
+  });
+});

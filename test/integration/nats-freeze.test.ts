@@ -50,12 +50,21 @@ describe("NATS: one server SIGSTOPped under load", () => {
     const responders = await startResponders([home, home], "echo");
     cleanups.push(() => responders.stop());
     cleanups.push(async () => frozen.thaw());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, ignoreDiscoveredServers: true, requestTimeout: TIMEOUT_MS });
+    // The in-flight balancer: an idle frozen member ties with the others and is certain to be picked
+    // after the freeze (peak-EWMA may rightly keep away from it from the start, and then there is
+    // nothing to suspect). Overdue cost and suspicion apply to both balancers alike.
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", ignoreDiscoveredServers: true, requestTimeout: TIMEOUT_MS });
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     expect(new Set(ch.stats().members.map((m) => m.address))).toEqual(new Set(cluster.nodes.map((n) => n.key)));
     const rec = recordEvents(ch);
 
+    // The channel's own view of the frozen member, sampled: requests in flight on it (placed, unanswered).
+    let frozenBusy = 0;
+    const sampler = setInterval(() => {
+      if (Number.isNaN(frozenAt)) return;
+      if (ch.stats().members.some((m) => m.address === frozen.key && m.inFlight > 0)) frozenBusy++;
+    }, 20);
     const calls: Call[] = [];
     const pending: Array<Promise<void>> = [];
     let frozenAt = Number.NaN;
@@ -79,10 +88,14 @@ describe("NATS: one server SIGSTOPped under load", () => {
       );
     }
     await Promise.all(pending);
+    clearInterval(sampler);
     frozen.thaw();
     await eventually(() => calls.length === 800, 5_000, "every call settled");
     rec.stop();
 
+    // Requests went to it after the freeze (a tie it is certain to win while idle) and stayed
+    // unanswered, so it was busy and silent: what suspicion is about.
+    expect(frozenBusy).toBeGreaterThan(0);
     const suspected = rec.events.find((e): e is Timed<Extract<ChannelEvent, { type: "suspect" }>> => e.type === "suspect" && e.member.address === frozen.key);
     expect(suspected, "the frozen server's member is suspected").toBeDefined();
     const suspectAt = suspected!.at;
@@ -90,6 +103,7 @@ describe("NATS: one server SIGSTOPped under load", () => {
     // loaded 2-core machine can hold the event loop. The ordering assertions below carry the claim.
     expect(suspectAt - frozenAt).toBeLessThan(2_000);
 
+    // Where requests not marked idempotent went (one attempt each: its address is where it was placed).
     const single = rec.events.filter((e): e is RequestEvent => e.type === "request" && e.hedges === 0 && e.retries === 0);
     const placedOnFrozen = single.filter((e) => e.address === frozen.key && e.at - e.durationMs >= frozenAt);
     // Other members suspected too (only when the event loop stalled past suspectAfter) would make every

@@ -73,6 +73,8 @@ interface RunResult {
   freezeFailedIdempotent: number;
   /** dialtone: the last request (not marked idempotent) placed on the frozen server's member after the SIGSTOP, ms after it; null: none, or not dialtone. */
   outOfRotationMs: number | null;
+  /** dialtone: requests (not marked idempotent) placed on the frozen server's member while it was frozen. */
+  placedOnFrozen: number | null;
   slow: number;
   /** Last due time of a failed call minus the SIGKILL time, s (0: none failed after it). */
   lastErrorS: number;
@@ -82,7 +84,7 @@ interface RunResult {
   latencyByWindow: number[][];
 }
 
-function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop" | "outOfRotationMs"> {
+function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop" | "outOfRotationMs" | "placedOnFrozen"> {
   const killAt = faults.kill ?? AT.kill;
   const stopAt = faults.stop ?? AT.stop;
   const contAt = faults.cont ?? AT.cont;
@@ -157,7 +159,9 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
           ],
         });
         const onFrozen = (placements?.stop() ?? []).filter((p) => p.address === frozen.key && p.start >= stoppedAt && p.start < stoppedAt + (AT.cont - AT.stop));
+        // 0 when none was placed on it after the SIGSTOP.
         const outOfRotationMs = placements ? round(Math.max(0, ...onFrozen.map((p) => p.start - stoppedAt)), 1) : null;
+        const placedOnFrozen = placements ? onFrozen.length : null;
         return {
           rps: round(rate.requests / rate.seconds, 0),
           cpuUsPerReq: round(rate.cpuMicros / rate.requests, 1),
@@ -167,6 +171,7 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
           rateErrors: rate.errors,
           onAtStop,
           outOfRotationMs,
+          placedOnFrozen,
           ...analyze(res),
         };
       } finally {
@@ -231,6 +236,7 @@ const results = PEERS.map((peer) => {
       freezeFailed: x.freezeFailed,
       freezeFailedIdempotent: x.freezeFailedIdempotent,
       outOfRotationMs: x.outOfRotationMs,
+      placedOnFrozen: x.placedOnFrozen,
       slowerThan1s: x.slow,
       onAtStop: x.onAtStop,
       maxSendLagMs: x.maxSendLagMs,
@@ -279,12 +285,13 @@ const rateTable = markdownTable(
   ]),
 );
 const freezeTable = markdownTable(
-  ["client", "failed per freeze, not idempotent (each round)", "failed per freeze, idempotent (each round)", "frozen member last picked, ms after SIGSTOP (each round)", "on the frozen server at SIGSTOP"],
+  ["client", "failed per freeze, not idempotent (each round)", "failed per freeze, idempotent (each round)", "frozen member last picked, ms after SIGSTOP (each round)", "requests placed on it while frozen (each round)", "on the frozen server at SIGSTOP"],
   results.map((x) => [
     x.id === "dialtone" ? `**${x.label}**` : x.label,
     `${x.freezeFailed} (${x.perRound.map((p) => p.freezeFailed).join(" / ")})`,
     `${x.freezeFailedIdempotent} (${x.perRound.map((p) => p.freezeFailedIdempotent).join(" / ")})`,
     x.outOfRotationMs === null ? "—" : `${x.outOfRotationMs} (${x.perRound.map((p) => p.outOfRotationMs).join(" / ")})`,
+    x.outOfRotationMs === null ? "—" : x.perRound.map((p) => p.placedOnFrozen).join(" / "),
     x.id.startsWith("dialtone") ? "(on every server)" : x.perRound.map((p) => (p.onAtStop === "frozen" ? "yes" : "no")).join(" / "),
   ]),
 );
@@ -319,7 +326,7 @@ const markdown = [
   "",
   freezeTable,
   "",
-  `Requests sent from ${TIMEOUT_MS / 1000} s before the SIGSTOP until the SIGCONT that failed, for each half of the load: not marked idempotent, and marked idempotent (dialtone hedges those by default at its running p95; the official client treats both alike). "Last picked": the latest start of a request not marked idempotent placed on the frozen server's member while it was frozen, from the channel's request events (the time it stayed in rotation).`,
+  `Requests sent from ${TIMEOUT_MS / 1000} s before the SIGSTOP until the SIGCONT that failed, for each half of the load: not marked idempotent, and marked idempotent (dialtone hedges those by default at its running p95; the official client treats both alike). "Last picked": the latest start of a request not marked idempotent placed on the frozen server's member while it was frozen, from the channel's request events (the time it stayed in rotation; 0 when none was placed on it), and how many were.`,
 ].join("\n");
 
 const svg = await faultTimelineSvg({

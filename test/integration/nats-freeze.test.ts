@@ -127,4 +127,31 @@ describe("NATS: one server SIGSTOPped under load", () => {
     const hedged = rec.events.filter((e): e is RequestEvent => e.type === "request" && e.hedges > 0);
     expect(hedged.every((e) => e.outcome === "ok")).toBe(true);
   });
+
+  it("a hedge that lost keeps its request in flight until its deadline: NATS cannot take it back, and its member must keep looking silent", async () => {
+    cluster = await startNatsCluster();
+    const [home, , frozen] = cluster.nodes as [NonNullable<NatsCluster["nodes"][0]>, unknown, NonNullable<NatsCluster["nodes"][0]>];
+    const responders = await startResponders([home], "echo");
+    cleanups.push(() => responders.stop());
+    cleanups.push(async () => frozen.thaw());
+    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", ignoreDiscoveredServers: true, hedge: { delay: 50, max: 1 } });
+    channels.push(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const rec = recordEvents(ch);
+    frozen.freeze();
+    const onFrozen = (): number => ch.stats().members.find((m) => m.address === frozen.key)?.inFlight ?? 0;
+    // One call at a time, each with a 10 s deadline, until one is hedged away from the frozen member:
+    // right when it resolves, the attempt the hedge beat is still on the frozen member (no other call runs).
+    let beaten = false;
+    for (let i = 0; i < 40 && !beaten; i++) {
+      await ch.request("echo", `m${i}`, { idempotent: true, timeout: 10_000 });
+      const last = rec.events.filter((e): e is RequestEvent => e.type === "request").at(-1);
+      beaten = last?.hedges === 1 && last.hedgeWon && onFrozen() >= 1;
+    }
+    expect(beaten, "a call was hedged away from the frozen member").toBe(true);
+    // A frozen server never answers, so only a release could take it off: 200 ms later (its deadline
+    // is 10 s away) it is still there, and the member still counts it.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(onFrozen()).toBeGreaterThanOrEqual(1);
+  });
 });

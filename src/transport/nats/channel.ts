@@ -19,7 +19,11 @@ export interface NatsRequestOptions {
   timeout?: number;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** May be sent again on another member if its member is lost before the reply. */
+  /**
+   * May be sent again on another member: if its member is lost before the
+   * reply, and, with the channel's hedge (on by default for NATS), when no
+   * reply came within the hedge delay (the first reply wins).
+   */
   idempotent?: boolean;
 }
 

@@ -68,7 +68,8 @@ export async function natsBridge(upstreams: Upstreams, req: IngressRequest, res:
     res.end(Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength));
     return { upstream: name, status: 200 };
   } catch (err) {
-    const f = failureOf(err);
+    // A subject over the server's control line is a bad request line, not a body to send smaller: 400, not 413.
+    const f = err instanceof BadRequestError && err.field === "subject" ? { ...failureOf(err), status: 400 } : failureOf(err);
     sendFailure(res, f);
     return { upstream: name, status: f.status };
   } finally {

@@ -34,7 +34,7 @@ const cuts: Array<{ name: string; script: Script; code: string | string[] }> = [
   {
     name: "the TCP connection closed after the head and a DATA frame",
     script: (id, w, cut) => (w(headersFrame(id, 200)), w(dataFrame(id, "half")), setTimeout(cut, 20)),
-    code: "ERR_DIALTONE_STREAM",
+    code: "ERR_DIALTONE_MEMBER_LOST",
   },
   {
     name: "END_STREAM on a body shorter than its content-length",

@@ -200,6 +200,16 @@ describe("fault matrix: faults from the peer (raw-frame HTTP/2 server: a mock pe
     });
   }
 
+  it("mock peer: a stream refused with RST_STREAM(REFUSED_STREAM) fails Connect UNAVAILABLE, where connect-node alone says INTERNAL (Node's stream error comes before its rstCode mapping)", async () => {
+    const NGHTTP2_REFUSED_STREAM = 7;
+    for (const call of [connectUnary, connectStreaming]) {
+      const { srv, ch } = await mockPeer((id, w) => w(rstFrame(id, NGHTTP2_REFUSED_STREAM)));
+      expect(connectCode(await failsWith(call(viaDialtone(ch), {})))).toBe(Code.Unavailable);
+      expect(connectCode(await failsWith(call(connectAlone(srv), {})))).toBe(Code.Internal);
+      await noneInFlight(ch);
+    }
+  });
+
   it("mock peer: channel.stream() × RST_STREAM mid-body, TCP closed mid-body, short of content-length: the stream emits 'error'", async () => {
     for (const [fault, expected] of [
       ["RST_STREAM mid-body", "ERR_HTTP2_STREAM_ERROR"],
@@ -336,6 +346,15 @@ describe("fault matrix: a backend frozen mid-body is evicted, and its calls fail
     expect(failed).toHaveLength(1);
     expect(connectCode(failed[0]!.error)).toBe(Code.Unavailable);
     expect(dialtoneCause(failed[0]!.error)).toBe("ERR_DIALTONE_MEMBER_LOST");
+    await noneInFlight(ch);
+  }, 60_000);
+
+  it("Connect server-streaming: the backend that sent the first message is SIGKILLed; the call fails UNAVAILABLE (MemberLostError cause), not CANCELED", async () => {
+    const { servers, ch } = await twoMembers();
+    const kill = (backend: string | undefined): void => void servers.find((s) => s.key === backend)?.kill();
+    const err = await failsWith(connectStreaming(viaDialtone(ch), { onFirst: kill }));
+    expect(connectCode(err)).toBe(Code.Unavailable);
+    expect(dialtoneCause(err)).toBe("ERR_DIALTONE_MEMBER_LOST");
     await noneInFlight(ch);
   }, 60_000);
 

@@ -31,8 +31,8 @@ export class Http2Connection implements MemberConnection {
   #error: Error | undefined;
   #closed = false;
   #closing = false;
-  /** Our open streams, so a close or a lost socket can fail each one. */
-  readonly #streams = new Set<ClientHttp2Stream>();
+  /** Our open streams, so a close or a lost socket can fail each one; the value takes a complete response's unread rest. */
+  readonly #streams = new Map<ClientHttp2Stream, (() => void) | undefined>();
 
   readonly #target: string;
   readonly #socket: Duplex | undefined;
@@ -105,9 +105,12 @@ export class Http2Connection implements MemberConnection {
     stream.once("close", () => this.streamClosed(stream));
   }
 
-  /** The same record, for a caller that already listens for the stream's close: call streamClosed() from it. */
-  streamOpened(stream: ClientHttp2Stream): void {
-    this.#streams.add(stream);
+  /**
+   * The same record, for a caller that already listens for the stream's close: call streamClosed() from it.
+   * `drain` reads out what a complete response still holds unread, before the session's end discards it.
+   */
+  streamOpened(stream: ClientHttp2Stream, drain?: () => void): void {
+    this.#streams.set(stream, drain);
   }
 
   streamClosed(stream: ClientHttp2Stream): void {
@@ -141,8 +144,14 @@ export class Http2Connection implements MemberConnection {
    * would pick INTERNAL_ERROR for a stream destroyed with an error while open).
    */
   #cut(reason: DialtoneError): void {
-    for (const stream of this.#streams) {
+    for (const [stream, drain] of this.#streams) {
+      // A closed stream already ended at the HTTP/2 level (END_STREAM both ways, or a reset):
+      // what is left is its reader's, and a complete response must not become an error.
       if (stream.destroyed) continue;
+      if (stream.closed) {
+        drain?.();
+        continue;
+      }
       stream.close(constants.NGHTTP2_CANCEL);
       stream.destroy(reason);
     }

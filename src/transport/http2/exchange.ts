@@ -165,7 +165,7 @@ class Exchange {
       owned[EXCHANGE] = this;
       pushOf(stream);
       owned.push = Exchange.#on.push;
-      this.#conn.streamOpened(stream);
+      this.#conn.streamOpened(stream, () => this.#drainUnread());
       this.#timeoutMs = timeoutMs;
       this.#deadline = deadlines.add(timeoutMs, Exchange.timedOut, this);
       if (signal) {
@@ -239,6 +239,17 @@ class Exchange {
     } else if (this.#body && !this.#body.push(chunk)) {
       this.#stream?.pause();
     }
+  }
+
+  /**
+   * The session is going and Node will discard what this stream still holds:
+   * read it out into the body now (its 'data' listener takes each chunk),
+   * past back-pressure, which HTTP/2's flow-control window bounds.
+   */
+  #drainUnread(): void {
+    const stream = this.#stream;
+    if (!stream || this.#settled) return;
+    while (stream.read() !== null);
   }
 
   #clearDeadline(): void {

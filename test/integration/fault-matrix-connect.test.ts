@@ -340,6 +340,9 @@ describe("fault matrix: a backend frozen mid-body is evicted, and its calls fail
     servers[0]!.freeze();
     const t = viaDialtone(ch);
     const calls = [settle(connectUnary(t, {}), EVICTION_BOUND_MS), settle(connectUnary(t, {}), EVICTION_BOUND_MS)];
+    // connect-node's own session manager, PINGing as the channel does, fails its call to the frozen backend UNAVAILABLE too ("PING timed out").
+    const alone = createGrpcTransport({ baseUrl: `http://${servers[0]!.key}`, pingIntervalMs: 250, pingTimeoutMs: 500 });
+    expect(connectCode(await failsWith(connectUnary(alone, {}), EVICTION_BOUND_MS))).toBe(Code.Unavailable);
     const results = await Promise.all(calls);
     const failed = results.filter((r) => r !== "pending" && !r.ok) as Array<{ error: unknown }>;
     expect(results.filter((r) => r !== "pending" && r.ok)).toHaveLength(1);

@@ -326,7 +326,9 @@ describe("fault matrix: a backend frozen mid-body is evicted, and its calls fail
       members: 2,
       // In-flight cost over two members: a second concurrent call always goes to the other member.
       balancer: "in-flight",
-      health: { interval: 250, timeout: 250, unhealthyAfter: 2, suspectAfter: 0 },
+      // Timeouts generous enough that the live member never misses two PINGs on a loaded machine
+      // (that would make the channel degraded, and a degraded channel evicts nobody).
+      health: { interval: 500, timeout: 1000, unhealthyAfter: 2, suspectAfter: 0 },
       connectTimeout: 1000,
     });
     await ch.ready(AbortSignal.timeout(10_000));

@@ -22,6 +22,8 @@ const NEEDED = [
   // A real gRPC server (Python), run with Debian's own python3: a python3 from a
   // version manager earlier on PATH would not see Debian's grpc module.
   { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
+  // grpc's interop messages (test/fixtures/grpc_testing.py) are built at run time with protobuf: no protoc needed.
+  { bin: "python3-protobuf", pkg: "python3-protobuf", check: () => spawnSync("/usr/bin/python3", ["-c", "import google.protobuf"], { stdio: "ignore" }).status === 0 },
   // Foreign clients for the broker tests: curl (HTTP/1.1) and nghttp (h2c).
   { bin: "curl", pkg: "curl" },
   { bin: "nghttp", pkg: "nghttp2-client" },

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
 import { clockTimeout, systemClock, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
-import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, ResolveError, asError } from "../core/errors.js";
+import { ClosedError, ConnectError, DialtoneError, MemberLostError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, ResolveError, asError } from "../core/errors.js";
 import { familyOf, isFailedAnswer, type ChannelEvent, type ConnectionStatus, type DrainReason, type FamilyAnswer, type MemberInfo, type MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
@@ -682,7 +682,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.events.emit({ type: "member-removed", member: info(m, t.slot), reason });
     this.#tracked.delete(m.id);
     t.fail(error ?? new ClosedError(`member ${m.key}`));
-    if (!t.connClosed) m.connection.close(false);
+    // What the streams still open fail with: the channel's close, or the member's loss and why.
+    if (!t.connClosed) m.connection.close(false, this.closed ? new ClosedError(`channel ${this.target}`) : new MemberLostError(this.target, m.key, reason, { cause: error }));
   }
 
   /** A timer on the channel's clock that close() cancels if it has not fired. */

@@ -23,9 +23,12 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(stopAllBackends);
 
+/** The optional peers of the adapters the consumer imports, as a user of those adapters already has them. */
+const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2" };
+
 function scratch(pkg: object, files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-consumer-"));
-  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, ...pkg }, null, 2));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, dependencies: ADAPTER_PEERS, ...pkg }, null, 2));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   // From the local cache where it can be: the registry is reachable, but a test should not wait on it.
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });

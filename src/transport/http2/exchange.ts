@@ -1,7 +1,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { Readable } from "node:stream";
 import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
-import { AbortedError, BadRequestError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { AbortedError, BadRequestError, DialtoneError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import type { AttemptOutcome } from "../../pool/outlier.js";
 import { writeBody } from "./body.js";
 import type { Http2Connection } from "./connection.js";
@@ -122,7 +122,7 @@ class Exchange {
     },
     close(this: Owned): void {
       const ex = this[EXCHANGE];
-      ex.#conn.streamClosed();
+      ex.#conn.streamClosed(this);
       ex.#onClose();
     },
     /**
@@ -165,7 +165,7 @@ class Exchange {
       owned[EXCHANGE] = this;
       pushOf(stream);
       owned.push = Exchange.#on.push;
-      this.#conn.streamOpened();
+      this.#conn.streamOpened(stream, () => this.#drainUnread());
       this.#timeoutMs = timeoutMs;
       this.#deadline = deadlines.add(timeoutMs, Exchange.timedOut, this);
       if (signal) {
@@ -218,7 +218,9 @@ class Exchange {
       destroy: (err, cb) => {
         // The reader gave up on the body: cancel the stream so the peer stops sending.
         if (!this.#settled) this.#cancel(err ?? new AbortedError(this.#target, undefined, "response body destroyed by the reader"));
-        cb(null);
+        // Hand the error on: a callback of null would make Node emit 'close' without 'error', and a
+        // reader listening for 'end'/'error' (an adapter's body pump) would wait for good.
+        cb(err);
       },
     });
     const trailers = new Promise<IncomingHttpHeaders>((resolve, reject) => (this.#trailersDone = { resolve, reject }));
@@ -237,6 +239,17 @@ class Exchange {
     } else if (this.#body && !this.#body.push(chunk)) {
       this.#stream?.pause();
     }
+  }
+
+  /**
+   * The session is going and Node will discard what this stream still holds:
+   * read it out into the body now (its 'data' listener takes each chunk),
+   * past back-pressure, which HTTP/2's flow-control window bounds.
+   */
+  #drainUnread(): void {
+    const stream = this.#stream;
+    if (!stream || this.#settled) return;
+    while (stream.read() !== null);
   }
 
   #clearDeadline(): void {
@@ -285,7 +298,7 @@ class Exchange {
   }
 
   /** What a stream that closed on its own means: undefined for a complete response. */
-  #outcome(): RequestError | undefined {
+  #outcome(): DialtoneError | undefined {
     const stream = this.#stream as ClientHttp2Stream;
     const address = this.#conn.address;
     if (this.#status !== undefined && this.#endOfStream) {
@@ -309,6 +322,8 @@ class Exchange {
     if (id === undefined && this.#status === undefined) {
       return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, address, `member lost before the request was sent${cause ? `: ${cause.message}` : ""}`, true, { cause });
     }
+    // The connection failed the stream on purpose (eviction, close past its grace) or lost it with its socket: that error says why.
+    if (cause instanceof DialtoneError) return cause;
     if (this.#status !== undefined && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR) && !cause) {
       return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response cut short after ${this.#size} body bytes: the stream closed without END_STREAM`, false);
     }

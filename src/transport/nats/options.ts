@@ -69,7 +69,8 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
   retainServerOrder: boolean;
 }
 
-const NATS_KEYS = [
+/** The NATS channel's own option keys, beside COMMON_KEYS: with them, every key createNatsChannel takes (the broker's config accepts each). */
+export const NATS_KEYS: readonly string[] = [
   "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
 ];
 

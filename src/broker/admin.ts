@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { bind, removeSocket } from "./bind.js";
 import { renderFragment, renderPage } from "./diagnostics-page.js";
 import type { ListenAddress } from "./listen-address.js";
 import type { Upstreams } from "./upstreams.js";
@@ -16,6 +16,7 @@ export class AdminServer {
   readonly #upstreams: () => Upstreams;
   readonly #registry: Registry;
   readonly #meta: { version: string; startedAt: string };
+  #unixPath: string | undefined;
 
   constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }) {
     this.#upstreams = upstreams;
@@ -30,15 +31,11 @@ export class AdminServer {
     this.#server.maxConnections = 64;
   }
 
+  /** Binds the admin listener with the same care as the ingress's (stale unix sockets only, mode 0660); errors name `admin`. */
   async listen(addr: ListenAddress): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      if (addr.kind === "unix") this.#server.listen(addr.path, () => resolve());
-      else this.#server.listen(addr.port, addr.host, () => resolve());
-    });
-    if (addr.kind === "unix") return `unix://${addr.path}`;
-    const a = this.#server.address() as AddressInfo;
-    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+    const shown = await bind(this.#server, addr, "admin");
+    if (addr.kind === "unix") this.#unixPath = addr.path;
+    return shown;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -82,6 +79,7 @@ export class AdminServer {
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#unixPath !== undefined) removeSocket(this.#unixPath);
   }
 }
 

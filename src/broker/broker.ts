@@ -59,7 +59,7 @@ export class Broker {
     Broker.check(config);
     const b = new Broker(config, version);
     try {
-      for (const addr of config.listen) b.listen.push(await b.#ingress.listen(addr));
+      for (const [i, addr] of config.listen.entries()) b.listen.push(await b.#ingress.listen(addr, `listen[${i}]`));
       if (b.#admin && config.admin) b.admin = await b.#admin.listen(config.admin);
     } catch (err) {
       await b.close();

@@ -1,7 +1,7 @@
-import { chmodSync, unlinkSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net, { type Socket } from "node:net";
+import { bind, removeSocket } from "./bind.js";
 import type { BrokerLimits } from "./config.js";
 import type { BrokerMetrics } from "./broker-metrics.js";
 import type { ListenAddress } from "./listen-address.js";
@@ -82,34 +82,19 @@ export class Ingress {
     });
   }
 
-  async listen(addr: ListenAddress): Promise<string> {
+  /** Binds one ingress listener (see bind: stale unix sockets only are replaced, mode 0660); `option` names it in errors. */
+  async listen(addr: ListenAddress, option: string): Promise<string> {
     // noDelay: the http and http2 servers would set it on connections they accept themselves, but these are handed
     // to them; with Nagle on, small responses wait for the client's delayed ACK (40 ms on Linux).
-    const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket));
+    // allowHalfOpen: a client that sends its request and then shuts down its side (nc -N, many scripts) still
+    // reads the response; the http server ends the connection once it has answered.
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket));
     server.maxConnections = this.#limits.maxConnections;
-    if (addr.kind === "unix") {
-      // A stale socket file from a crashed broker would make listen fail with EADDRINUSE.
-      try {
-        unlinkSync(addr.path);
-      } catch {
-        /* not there */
-      }
-    }
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      if (addr.kind === "unix") server.listen(addr.path, () => resolve());
-      else server.listen(addr.port, addr.host, () => resolve());
-    });
+    const shown = await bind(server, addr, option);
     server.on("error", () => {});
     this.#listeners.push(server);
-    if (addr.kind === "unix") {
-      this.#unixPaths.push(addr.path);
-      // Owner and group only: the socket is a way into every upstream.
-      chmodSync(addr.path, 0o660);
-      return `unix://${addr.path}`;
-    }
-    const a = server.address() as net.AddressInfo;
-    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+    if (addr.kind === "unix") this.#unixPaths.push(addr.path);
+    return shown;
   }
 
   #accept(socket: Socket): void {
@@ -169,12 +154,6 @@ export class Ingress {
     this.#h1.closeAllConnections();
     // Stops the connection-checking timer started by the 'listening' event above (the server itself listens nowhere).
     this.#h1.close(() => {});
-    for (const p of this.#unixPaths) {
-      try {
-        unlinkSync(p);
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const p of this.#unixPaths) removeSocket(p);
   }
 }

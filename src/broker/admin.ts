@@ -2,7 +2,9 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import { bind, removeSocket } from "./bind.js";
 import { renderFragment, renderPage } from "./diagnostics-page.js";
+import { sendFailure } from "./error-response.js";
 import type { ListenAddress } from "./listen-address.js";
+import { originRefused } from "./strict-request.js";
 import type { Upstreams } from "./upstreams.js";
 
 /**
@@ -18,7 +20,10 @@ export class AdminServer {
   readonly #meta: { version: string; startedAt: string };
   #unixPath: string | undefined;
 
-  constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }) {
+  readonly #allowOrigins: ReadonlySet<string>;
+
+  constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }, allowOrigins: ReadonlySet<string> = new Set()) {
+    this.#allowOrigins = allowOrigins;
     this.#upstreams = upstreams;
     this.#registry = registry;
     this.#meta = meta;
@@ -40,6 +45,12 @@ export class AdminServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
+    // A web page's cross-site requests (its Origin not listed) never reach the stats or the page; the page's own GETs carry none.
+    const crossSite = originRefused(req.headers, this.#allowOrigins);
+    if (crossSite !== undefined) {
+      sendFailure(res, crossSite);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, "text/plain; charset=utf-8", "admin endpoints take GET\n");

@@ -18,6 +18,8 @@ export interface BrokerConfig {
   /** undefined: no admin listener. */
   admin: ListenAddress | undefined;
   allowRemote: boolean;
+  /** Browser origins (`https://app.example`, lower case) whose requests the NATS bridge and the admin listener take; others with an Origin get 403. */
+  allowOrigins: ReadonlySet<string>;
   idle: { timeout: number; checkInterval: number };
   shutdownGrace: number;
   limits: BrokerLimits;
@@ -60,7 +62,7 @@ export const DEFAULT_ADMIN = "http://127.0.0.1:9901";
 /** Upstreams are named in config; this only keeps a generated file from spawning thousands of pools. */
 export const MAX_UPSTREAMS = 256;
 
-const TOP_KEYS = ["listen", "admin", "allowRemote", "idle", "shutdownGrace", "limits", "upstreams"] as const;
+const TOP_KEYS = ["listen", "admin", "allowRemote", "allowOrigins", "idle", "shutdownGrace", "limits", "upstreams"] as const;
 const IDLE_KEYS = ["timeout", "checkInterval"] as const;
 const LIMIT_KEYS = ["maxConnections", "maxStreams", "headersTimeout", "requestTimeout", "idleTimeout", "maxBodyBytes", "maxHeaderBytes"] as const;
 const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -147,6 +149,7 @@ export function resolveConfig(raw: unknown): BrokerConfig {
     listen,
     admin,
     allowRemote,
+    allowOrigins: origins(c.allowOrigins),
     idle,
     shutdownGrace: duration("shutdownGrace", c.shutdownGrace, DEFAULTS.shutdownGrace),
     limits,
@@ -198,6 +201,29 @@ function checkRoutes(upstreams: UpstreamConfig[]): void {
       seen.set(h, u.name);
     }
   }
+}
+
+/** `allowOrigins`: origins as a browser sends them (scheme://host[:port], no path); default none. */
+function origins(raw: unknown): ReadonlySet<string> {
+  if (raw === undefined) return new Set();
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length > 64) throw new ConfigError("allowOrigins", "at most 64 origins");
+  return new Set(
+    list.map((o: unknown, i: number) => {
+      const option = `allowOrigins[${i}]`;
+      if (typeof o !== "string") throw new ConfigError(option, `expected an origin such as "https://app.example", got ${describeType(o)}`);
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || url.origin === "null" || url.origin !== o.trim().replace(/\/$/, "").toLowerCase()) {
+        throw new ConfigError(option, `expected an origin as browsers send it (scheme://host[:port], lower case, no path), got ${JSON.stringify(o.slice(0, 100))}`);
+      }
+      return url.origin;
+    }),
+  );
 }
 
 function duration(option: string, value: unknown, fallback: number): number {

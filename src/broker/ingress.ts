@@ -4,7 +4,9 @@ import net, { type Socket } from "node:net";
 import { bind, removeSocket } from "./bind.js";
 import type { BrokerLimits } from "./config.js";
 import type { BrokerMetrics } from "./broker-metrics.js";
+import { rawFailure } from "./error-response.js";
 import type { ListenAddress } from "./listen-address.js";
+import { CONNECT_REFUSED } from "./strict-request.js";
 
 export type IngressRequest = IncomingMessage | Http2ServerRequest;
 export type IngressHandler = (req: IngressRequest, res: ServerResponse | Http2ServerResponse) => void;
@@ -59,6 +61,14 @@ export class Ingress {
     // 'listening' event; this one never listens itself (sockets are handed to it), so without this a
     // slowloris head would never be cut and idle keep-alive connections would not close on shutdown.
     this.#h1.emit("listening");
+    // A request followed by the client's FIN (nc -N, scripts that shut down their side) is answered, then the
+    // connection ends, as HAProxy does; Node's default would abort the request on the FIN.
+    (this.#h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // CONNECT: Node hands the socket over (and would just close it without this listener); the broker is no tunnel.
+    this.#h1.on("connect", (_req: IncomingMessage, socket: Socket) => {
+      socket.on("error", () => {});
+      socket.end(rawFailure(CONNECT_REFUSED));
+    });
     this.#h1.setTimeout(limits.idleTimeout);
     const h2options: http2.ServerOptions = {
       settings: { maxConcurrentStreams: limits.maxStreams, maxHeaderListSize: limits.maxHeaderBytes },
@@ -123,6 +133,8 @@ export class Ingress {
       if (h2) {
         // The http2 session reads what is already buffered on the socket before its handle.
         socket.unshift(buf);
+        // Half-open is for HTTP/1.1's request-then-FIN; an h2c client's FIN ends its session, as with Node's own http2 server.
+        socket.allowHalfOpen = false;
         this.#h2.emit("connection", socket);
       } else {
         // The http parser consumes the socket's handle directly and would miss unshifted bytes: hand them over as data.

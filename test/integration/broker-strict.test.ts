@@ -78,8 +78,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+interface UpstreamStats {
+  in_flight: number;
+  open: boolean;
+  channel: { ready: number; members: number } | null;
+}
 interface Stats {
-  upstreams: Record<string, { in_flight: number; open: boolean; channel: { ready: number; members: number } | null }>;
+  upstreams: { rec: UpstreamStats; bus: UpstreamStats };
 }
 
 async function stats(): Promise<Stats> {

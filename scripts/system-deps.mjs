@@ -18,6 +18,8 @@ const NEEDED = [
   // A real gRPC server (Python), run with Debian's own python3: a python3 from a
   // version manager earlier on PATH would not see Debian's grpc module.
   { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
+  // Raw HTTP/2 frames for the broker tests (RST_STREAM at each point of an exchange), on Debian's python3.
+  { bin: "python3-h2", pkg: "python3-h2", check: () => spawnSync("/usr/bin/python3", ["-c", "import h2"], { stdio: "ignore" }).status === 0 },
   // Foreign clients for the broker tests: curl (HTTP/1.1) and nghttp (h2c).
   { bin: "curl", pkg: "curl" },
   { bin: "nghttp", pkg: "nghttp2-client" },

@@ -4,7 +4,7 @@ import net, { type Socket } from "node:net";
 import { bind, removeSocket } from "./bind.js";
 import type { BrokerLimits } from "./config.js";
 import type { BrokerMetrics } from "./broker-metrics.js";
-import { rawFailure } from "./error-response.js";
+import { rawFailure, type Failure } from "./error-response.js";
 import type { ListenAddress } from "./listen-address.js";
 import { CONNECT_REFUSED } from "./strict-request.js";
 
@@ -64,6 +64,13 @@ export class Ingress {
     // A request followed by the client's FIN (nc -N, scripts that shut down their side) is answered, then the
     // connection ends, as HAProxy does; Node's default would abort the request on the FIN.
     (this.#h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // What Node's HTTP/1.1 parser refuses (a malformed head, a head too large or too slow) gets the status Node
+    // would send, with its reason in x-dialtone-error like every other refusal.
+    this.#h1.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (socket.writable && !current?.headersSent) socket.end(rawFailure(parserFailure(err)));
+      socket.destroy();
+    });
     // CONNECT: Node hands the socket over (and would just close it without this listener); the broker is no tunnel.
     this.#h1.on("connect", (_req: IncomingMessage, socket: Socket) => {
       socket.on("error", () => {});
@@ -167,5 +174,17 @@ export class Ingress {
     // Stops the connection-checking timer started by the 'listening' event above (the server itself listens nowhere).
     this.#h1.close(() => {});
     for (const p of this.#unixPaths) removeSocket(p);
+  }
+}
+
+/** The refusal for an error of Node's HTTP/1.1 parser, with the status Node itself would send. */
+function parserFailure(err: NodeJS.ErrnoException): Failure {
+  switch (err.code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, code: "ERR_DIALTONE_BROKER_TIMEOUT", reason: "the request head (or body) did not arrive within limits.headersTimeout / limits.requestTimeout" };
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, code: "ERR_DIALTONE_BAD_REQUEST", reason: "request header block over limits.maxHeaderBytes" };
+    default:
+      return { status: 400, code: "ERR_DIALTONE_BAD_REQUEST", reason: `malformed HTTP/1.1 request (${(err.code ?? "parse error").replace(/[^A-Z0-9_]/g, "")})` };
   }
 }

@@ -310,6 +310,18 @@ describe("ambiguous Host is refused with 400", () => {
   });
 });
 
+describe("what Node's HTTP/1.1 parser refuses names its reason too", () => {
+  // (A head over maxHeaderBytes gets 431 the same way; not tested here: the client's unread bytes make the close a
+  // TCP reset, which may discard the response before a client reads it.)
+  it("a malformed head gets 400 with x-dialtone-error", async () => {
+    const bad = await raw("GET /now-bad HTTP/1.1\r\nHost: rec.internal\r\nBad Header\r\n\r\n");
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bad).toContain("x-dialtone-error: ERR_DIALTONE_BAD_REQUEST");
+    expect(backend.saw("/now-bad")).toBe(false);
+    await expectNothingLeft();
+  });
+});
+
 describe("CONNECT and Upgrade are refused with 501 and a reason", () => {
   it("HTTP/1.1 CONNECT", async () => {
     const out = await raw("CONNECT rec.internal:443 HTTP/1.1\r\nHost: rec.internal:443\r\n\r\n");

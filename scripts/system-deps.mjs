@@ -11,6 +11,10 @@ const NEEDED = [
   { bin: "prometheus", pkg: "prometheus" },
   // dnsmasq-base ships the binary without a service that would start on install.
   { bin: "dnsmasq", pkg: "dnsmasq-base" },
+  // Two more real DNS servers for the resolver's matrix (test/integration/dns-servers.test.ts):
+  // a recursive resolver and an authoritative + forwarding one. The tests start them with their own configs.
+  { bin: "unbound", pkg: "unbound" },
+  { bin: "named", pkg: "bind9" },
   { bin: "nats-server", pkg: "nats-server" },
   // Real HTTP/2 servers no one here wrote, for the fetch/undici adapter tests.
   { bin: "nghttpd", pkg: "nghttp2-server" },

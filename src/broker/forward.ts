@@ -224,6 +224,8 @@ export class CompatClient implements ClientSide {
   }
 
   head(status: number, headers: OutgoingHttpHeaders): boolean {
+    // A half-closed HTTP/1.1 client (request, then FIN) gets this one response, and the head says so.
+    if (!(this.#req instanceof Http2ServerRequest) && this.#req.socket.readableEnded) headers.connection = "close";
     this.#res.writeHead(status, headers);
     return true;
   }

@@ -262,6 +262,7 @@ describe("HTTP/1.1 half-close: a request followed by FIN is answered", () => {
     const get = await raw("GET /now-fin HTTP/1.1\r\nhost: rec.internal\r\n\r\n", { fin: true });
     expect(get).toMatch(/^HTTP\/1\.1 200 /);
     expect(get).toContain("ok");
+    expect(get.toLowerCase()).toContain("connection: close");
     const post = await raw("POST /now-fin-post HTTP/1.1\r\nhost: rec.internal\r\ncontent-length: 5\r\n\r\nhello", { fin: true });
     expect(post).toMatch(/^HTTP\/1\.1 200 /);
     expect(await backend.closed("/now-fin-post")).toMatchObject({ endStream: true, bytes: 5, rstCode: 0 });

@@ -68,12 +68,17 @@ export class Ingress {
     // would send, with its reason in x-dialtone-error like every other refusal.
     this.#h1.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
       const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-      if (socket.writable && !current?.headersSent) socket.end(rawFailure(parserFailure(err)));
+      if (socket.writable && !current?.headersSent) {
+        const f = parserFailure(err);
+        metrics.start("none")(f.status);
+        socket.end(rawFailure(f));
+      }
       socket.destroy();
     });
     // CONNECT: Node hands the socket over (and would just close it without this listener); the broker is no tunnel.
     this.#h1.on("connect", (_req: IncomingMessage, socket: Socket) => {
       socket.on("error", () => {});
+      metrics.start("none")(CONNECT_REFUSED.status);
       socket.end(rawFailure(CONNECT_REFUSED));
     });
     this.#h1.setTimeout(limits.idleTimeout);

@@ -378,6 +378,9 @@ describe("cross-site requests: an Origin not in allowOrigins gets 403", () => {
   });
 
   it("counts every refusal under upstream none with its status", async () => {
+    await raw("GET /now-counted HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    await raw("CONNECT rec.internal:443 HTTP/1.1\r\nHost: rec.internal:443\r\n\r\n");
+    await raw("POST /nats/bus/publish/x HTTP/1.1\r\nHost: a\r\nOrigin: http://evil.example\r\ncontent-length: 0\r\n\r\n");
     const text = await (await fetch(`${broker.admin}/metrics`)).text();
     for (const status of ["400", "403", "501"]) expect(text).toMatch(new RegExp(`dialtone_broker_requests_total\\{upstream="none",status="${status}"\\} [1-9]`));
   });

@@ -52,9 +52,16 @@ export class DialtoneError extends Error {
 /** Bad configuration. Thrown at construction, never later. */
 export class ConfigError extends DialtoneError {
   readonly option: string;
-  constructor(option: string, message: string) {
+  /**
+   * "duration": the option takes a number of milliseconds. Config files may
+   * write "5s" there (the broker converts it); the library's own checks are
+   * what says which options those are.
+   */
+  readonly expected: "duration" | undefined;
+  constructor(option: string, message: string, expected?: "duration") {
     super("ERR_DIALTONE_CONFIG", `invalid option ${option}: ${message}`);
     this.option = option;
+    this.expected = expected;
   }
 }
 

@@ -261,7 +261,7 @@ class Exchange {
     if (this.#settled || this.#cancelled) return;
     this.#cancelled = err;
     const stream = this.#stream;
-    if (stream && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (stream && !stream.closed) cancelStream(stream);
     else this.#onClose();
   }
 
@@ -362,4 +362,17 @@ export function openOnConnection(
   onClosed: (completed: boolean) => void,
 ): Promise<Http2StreamingResponse> {
   return new Exchange(conn, target, req, { kind: "stream", onClosed }).run(timeoutMs) as Promise<Http2StreamingResponse>;
+}
+
+/**
+ * RST_STREAM CANCEL and nothing else. Node's stream.close(code) first ends
+ * the writable side when the request body is still open, which sends
+ * END_STREAM before the RST_STREAM: a cancelled upload would reach the
+ * backend complete, then cancelled. With _final a no-op for this stream
+ * (the Writable implementer's hook Node's end() calls to send END_STREAM)
+ * only the RST_STREAM goes.
+ */
+function cancelStream(stream: ClientHttp2Stream): void {
+  if (!stream.writableEnded) (stream as unknown as { _final: (cb: () => void) => void })._final = (cb) => cb();
+  stream.close(constants.NGHTTP2_CANCEL);
 }

@@ -88,7 +88,8 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
  */
 export const NATS_DEFAULT_HEDGE = Object.freeze({ delay: "p95", max: 1, maxExtraLoad: 0.05 } as const);
 
-const NATS_KEYS = [
+/** The NATS channel's own option keys, beside COMMON_KEYS: with them, every key createNatsChannel takes (the broker's config accepts each). */
+export const NATS_KEYS: readonly string[] = [
   "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder", "maxControlLine",
 ];
 

@@ -12,6 +12,16 @@ import { BadRequestError, ClosedError, DialtoneError, NoMemberError, NotReadyErr
  */
 type UndiciErrorClass = new (message: string) => Error;
 
+/** How much of a response body arrived, against what its head declared. */
+export interface BodyProgress {
+  declared: number | undefined;
+  received: number;
+}
+
+function short(b: BodyProgress): boolean {
+  return b.declared !== undefined && b.received < b.declared;
+}
+
 /** Where the request was when it failed: undici's own client raises different errors before and after the response head. */
 export type Phase = "before-head" | "after-head";
 
@@ -64,7 +74,7 @@ function nodeStreamError(err: DialtoneError): (Error & { code: string }) | undef
  * as undici's own HTTP/2 client raises it in the same place. Messages start
  * with undici's and add dialtone's (target, address, what happened).
  */
-export function toUndiciError(err: unknown, phase: Phase): Error {
+export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress): Error {
   if (!(err instanceof Error)) return make(errors.UndiciError, String(err));
   // undici's own errors, a handler's throw and a caller's abort reason pass through unchanged.
   if (!(err instanceof DialtoneError)) return err;
@@ -90,6 +100,10 @@ export function toUndiciError(err: unknown, phase: Phase): Error {
   }
   if (err instanceof ClosedError) return phase === "before-head" ? make(errors.ClientClosedError, m, err) : make(errors.SocketError, `closed: ${m}`, err);
   const rst = nodeStreamError(err);
+  if (rst && body && short(body) && /PROTOCOL_ERROR/.test(rst.message)) {
+    // Node resets a stream that ends short of its content-length with PROTOCOL_ERROR; undici 8 names the mismatch.
+    return make(errors.ResponseContentLengthMismatchError, `Response body length does not match content-length header: ${body.received} of ${body.declared} bytes (${m})`, err);
+  }
   if (rst) {
     // undici hands a peer's reset to its callers as Node's own error: same name, code and message, dialtone's detail after it.
     const e = make(Error, `${rst.message} (${m})`, err) as Error & { code: string };

@@ -20,7 +20,7 @@ import { Dispatcher } from "undici";
 import type { Dispatcher as UndiciDispatcher } from "undici-types";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
-import { bodyTimeout, dispatcherClosed, dispatcherDestroyed, invalidArgument, notSupported, prematureClose, toUndiciError, type Phase } from "./undici-errors.js";
+import { bodyTimeout, dispatcherClosed, dispatcherDestroyed, invalidArgument, notSupported, prematureClose, toUndiciError, type BodyProgress, type Phase } from "./undici-errors.js";
 import { asControllerHandler, Controller, headerRecord, toRawHeaders, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
 import { toInit, type DispatchOptions } from "./undici-request.js";
 
@@ -129,6 +129,7 @@ export class DialtoneDispatcher extends Base {
     // undici reports every outcome through the handler, never synchronously from dispatch().
     await Promise.resolve();
     let phase: Phase = "before-head";
+    const progress: BodyProgress = { declared: undefined, received: 0 };
     try {
       if (refusal) throw refusal;
       h.onRequestStart?.(controller, {});
@@ -142,18 +143,20 @@ export class DialtoneDispatcher extends Base {
         res.body.destroy();
         throw controller.reason;
       }
+      const declared = res.headers["content-length"];
+      if (declared !== undefined && o.method !== "HEAD") progress.declared = Number(declared);
       const headers = headerRecord(res.headers);
       controller.rawHeaders = toRawHeaders(headers);
       h.onResponseStarted?.();
       h.onResponseStart?.(controller, res.status, headers, "");
       const idle = o.bodyTimeout === undefined || o.bodyTimeout === null ? this.#bodyTimeout : positive(o.bodyTimeout);
-      await pumpBody(res, h, controller, idle);
+      await pumpBody(res, h, controller, idle, progress);
       const trailers = headerRecord(await res.trailers);
       controller.rawTrailers = toRawHeaders(trailers);
       h.onResponseEnd?.(controller, trailers);
     } catch (err) {
       // An abort the caller asked for reaches it as its own reason, as undici does (fetch rejects with it).
-      const e = controller.aborted && controller.reason ? controller.reason : toUndiciError(err, phase);
+      const e = controller.aborted && controller.reason ? controller.reason : toUndiciError(err, phase, progress);
       h.onResponseError?.(controller, e);
     }
   }
@@ -182,7 +185,7 @@ export function createDispatcher(channel: Http2Channel, options?: DispatcherOpti
  * clean end; the response's own failure (its trailers reject with it) says
  * why when it can.
  */
-function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller: Controller, idleMs: number | undefined): Promise<void> {
+function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller: Controller, idleMs: number | undefined, progress: BodyProgress): Promise<void> {
   const body: Readable = res.body;
   return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -205,6 +208,7 @@ function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller:
     };
     body.on("data", (chunk: Buffer) => {
       arm();
+      progress.received += chunk.length;
       try {
         h.onResponseData?.(controller, chunk);
       } catch (err) {

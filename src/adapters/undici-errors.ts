@@ -104,6 +104,10 @@ export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress): 
     // Node resets a stream that ends short of its content-length with PROTOCOL_ERROR; undici 8 names the mismatch.
     return make(errors.ResponseContentLengthMismatchError, `Response body length does not match content-length header: ${body.received} of ${body.declared} bytes (${m})`, err);
   }
+  if (!rst && phase === "before-head" && err.code === "ERR_DIALTONE_STREAM") {
+    // The peer ended the stream without an answer and without an error code: undici's exact words (its tests match them).
+    return make(errors.InformationalError, "HTTP/2: stream half-closed (remote)", err);
+  }
   if (rst) {
     // undici hands a peer's reset to its callers as Node's own error: same name, code and message, dialtone's detail after it.
     const e = make(Error, `${rst.message} (${m})`, err) as Error & { code: string };

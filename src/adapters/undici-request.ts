@@ -38,7 +38,13 @@ export function toInit(o: DispatchOptions, signal: AbortSignal, headersTimeout: 
   const method = typeof o.method === "string" ? o.method.toUpperCase() : o.method;
   const headers = toOutgoing(o.headers);
   const init: Http2RequestInit = { method, path: o.path, headers, signal };
-  const body = o.body === undefined || o.body === null ? undefined : o.body;
+  let body = o.body === undefined || o.body === null ? undefined : o.body;
+  if (body instanceof FormData) {
+    // As undici: a multipart body with its boundary in content-type, streamed (its length is not known up front).
+    const encoded = new Response(body);
+    headers["content-type"] ??= encoded.headers.get("content-type") ?? undefined;
+    body = encoded.body ?? undefined;
+  }
   if (body !== undefined) init.body = body as Http2Body;
   setContentLength(headers, method, body);
   if (o.idempotent === true) init.idempotent = true;

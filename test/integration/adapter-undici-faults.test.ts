@@ -78,7 +78,7 @@ const CLIENTS: Client[] = [
     lib: undici,
     async run(url, o) {
       const chunks: Buffer[] = [];
-      await undici.stream(url, { dispatcher: o.dispatcher as undici.Dispatcher, signal: o.signal }, () => {
+      await undici.stream(url, { dispatcher: o.dispatcher as undici.Dispatcher, method: "GET", signal: o.signal }, () => {
         o.afterHead?.();
         return new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) });
       });

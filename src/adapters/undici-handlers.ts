@@ -14,13 +14,14 @@ export interface DispatchController {
   readonly paused: boolean;
   readonly reason: Error | null;
   /**
-   * The response head as [name, value, name, value, …] Buffers, as undici's
-   * own clients set it before onResponseStart: undici 8's fetch, request()
-   * and interceptors read the headers from here.
+   * The response head as undici's own HTTP/2 client sets it before
+   * onResponseStart: Node's header object without `:status` (undici's HTTP/1
+   * client sets [name, value, …] Buffers; its readers take both). undici 8's
+   * fetch, request() and interceptors read the headers from here.
    */
-  rawHeaders: Buffer[] | null;
+  rawHeaders: HeaderRecord | Buffer[] | null;
   /** The trailers in the same form, set before onResponseEnd. */
-  rawTrailers: Buffer[] | null;
+  rawTrailers: HeaderRecord | Buffer[] | null;
   abort(reason: Error): void;
   pause(): void;
   resume(): void;
@@ -60,8 +61,8 @@ export class Controller implements DispatchController {
   #paused = false;
   #aborted = false;
   #reason: Error | null = null;
-  rawHeaders: Buffer[] | null = null;
-  rawTrailers: Buffer[] | null = null;
+  rawHeaders: HeaderRecord | Buffer[] | null = null;
+  rawTrailers: HeaderRecord | Buffer[] | null = null;
   /** Set by the body pump: called when a paused handler asks for more. */
   onResume: (() => void) | undefined;
   constructor(private readonly onAbort: (reason: Error) => void) {}
@@ -100,13 +101,13 @@ class LegacyWrapper implements ControllerHandler {
     this.h.onResponseStarted?.();
   }
   onResponseStart(c: DispatchController, status: number, headers: HeaderRecord, statusMessage = ""): void {
-    if (this.h.onHeaders?.(status, c.rawHeaders ?? toRawHeaders(headers), () => c.resume(), statusMessage) === false) c.pause();
+    if (this.h.onHeaders?.(status, toRawHeaders(headers), () => c.resume(), statusMessage) === false) c.pause();
   }
   onResponseData(c: DispatchController, chunk: Buffer): void {
     if (this.h.onData?.(chunk) === false) c.pause();
   }
-  onResponseEnd(c: DispatchController, trailers: HeaderRecord): void {
-    this.h.onComplete?.(c.rawTrailers ?? toRawHeaders(trailers));
+  onResponseEnd(_c: DispatchController, trailers: HeaderRecord): void {
+    this.h.onComplete?.(toRawHeaders(trailers));
   }
   onResponseError(_c: DispatchController, err: Error): void {
     this.h.onError?.(err);

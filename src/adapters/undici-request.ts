@@ -5,6 +5,7 @@
  * as it joins them, and the content-length it sends.
  */
 import type { OutgoingHttpHeaders } from "node:http2";
+import { Readable } from "node:stream";
 import type { Http2Body } from "../transport/http2/body.js";
 import type { Http2RequestInit } from "../transport/http2/request-input.js";
 import { contentLengthMismatch, invalidArgument } from "./undici-errors.js";
@@ -45,6 +46,10 @@ export function toInit(o: DispatchOptions, signal: AbortSignal, headersTimeout: 
     headers["content-type"] ??= encoded.headers.get("content-type") ?? undefined;
     body = encoded.body ?? undefined;
   }
+  else if (isSyncIterable(body)) {
+    // undici takes any iterable of chunks (strings or bytes); the channel streams async ones.
+    body = Readable.from(body as Iterable<unknown>, { objectMode: false });
+  }
   if (body !== undefined) init.body = body as Http2Body;
   setContentLength(headers, method, body);
   if (o.idempotent === true) init.idempotent = true;
@@ -70,6 +75,12 @@ function setContentLength(headers: OutgoingHttpHeaders, method: string, body: un
     throw contentLengthMismatch(String(declared), known);
   }
   headers["content-length"] = String(known);
+}
+
+function isSyncIterable(body: unknown): boolean {
+  if (body === undefined || typeof body !== "object" || body === null) return false;
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer || typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function") return false;
+  return typeof (body as Iterable<unknown>)[Symbol.iterator] === "function";
 }
 
 function knownLength(body: unknown): number | undefined {

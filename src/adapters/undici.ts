@@ -21,7 +21,7 @@ import type { Dispatcher as UndiciDispatcher } from "undici-types";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
 import { bodyTimeout, dispatcherClosed, dispatcherDestroyed, invalidArgument, notSupported, prematureClose, toUndiciError, type BodyProgress, type Phase } from "./undici-errors.js";
-import { asControllerHandler, Controller, headerRecord, toRawHeaders, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
+import { asControllerHandler, Controller, headerRecord, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
 import { toInit, type DispatchOptions } from "./undici-request.js";
 
 export type { ControllerHandler, DispatchController, DispatchHandler, HeaderRecord, LegacyHandler } from "./undici-handlers.js";
@@ -146,13 +146,13 @@ export class DialtoneDispatcher extends Base {
       const declared = res.headers["content-length"];
       if (declared !== undefined && o.method !== "HEAD") progress.declared = Number(declared);
       const headers = headerRecord(res.headers);
-      controller.rawHeaders = toRawHeaders(headers);
+      controller.rawHeaders = headers;
       h.onResponseStarted?.();
       h.onResponseStart?.(controller, res.status, headers, "");
       const idle = o.bodyTimeout === undefined || o.bodyTimeout === null ? this.#bodyTimeout : positive(o.bodyTimeout);
       await pumpBody(res, h, controller, idle, progress);
       const trailers = headerRecord(await res.trailers);
-      controller.rawTrailers = toRawHeaders(trailers);
+      controller.rawTrailers = trailers;
       h.onResponseEnd?.(controller, trailers);
     } catch (err) {
       // An abort the caller asked for reaches it as its own reason, as undici does (fetch rejects with it).

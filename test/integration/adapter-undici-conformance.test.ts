@@ -121,7 +121,7 @@ describe("undici's HTTP/2 request bodies through dialtone/undici (http2-body.js,
     for (const [, f] of FETCHES) expect((await f(`${origin}/`, { dispatcher: d, method: "POST" })).headers.get("x-content-length")).toBe("0");
   });
 
-  it("a string, Buffer, Uint8Array, ArrayBuffer and Blob carry their content-length; a Readable, an async iterable and FormData stream whole", async () => {
+  it("a string, Buffer, Uint8Array, ArrayBuffer and Blob carry their content-length; a Readable, an async or sync iterable and FormData stream whole", async () => {
     const p = await peer(echo);
     const { ch, origin } = await channelTo(p);
     const d = undiciDispatcher(ch);
@@ -143,7 +143,13 @@ describe("undici's HTTP/2 request bodies through dialtone/undici (http2-body.js,
       yield bytes.subarray(0, 3);
       yield bytes.subarray(3);
     }
-    for (const body of [Readable.from([bytes.subarray(0, 5), bytes.subarray(5)]), parts()]) {
+    const syncIterable = {
+      *[Symbol.iterator](): Generator<string> {
+        yield text.slice(0, 4);
+        yield text.slice(4);
+      },
+    };
+    for (const body of [Readable.from([bytes.subarray(0, 5), bytes.subarray(5)]), parts(), syncIterable]) {
       const r = await d.request({ origin, path: "/", method: "PUT", body: body as Readable });
       expect(await r.body.text()).toBe(text);
     }
@@ -211,14 +217,14 @@ describe("undici's HTTP/2 headers through dialtone/undici (http2-connection.js, 
     expect(await moved.text()).toBe("at /new");
   });
 
-  it("handlers get the head as undici's clients give it: controller.rawHeaders, and Buffer pairs in a legacy onHeaders", async () => {
+  it("handlers get the head as undici's HTTP/2 client gives it: controller.rawHeaders as Node's header object, Buffer pairs in a legacy onHeaders (http2-body.js)", async () => {
     const p = await peer((s) => {
       s.respond({ ":status": 200, "set-cookie": ["a=1", "b=2"], "x-k": "v" });
       s.end("ok");
     });
     const { ch, origin } = await channelTo(p);
     const d = createDispatcher(ch);
-    const rawHead = await new Promise<Buffer[] | null>((resolve, reject) => {
+    const rawHead = await new Promise<unknown>((resolve, reject) => {
       const h: ControllerHandler = {
         onResponseStart: (c: DispatchController) => resolve(c.rawHeaders),
         onResponseError: (_c, e) => reject(e),
@@ -227,7 +233,8 @@ describe("undici's HTTP/2 headers through dialtone/undici (http2-connection.js, 
     });
     // Node's server adds a date field: the rest must be exactly what was sent, one pair per field line.
     const withoutDate = (raw: Buffer[] | null | undefined): string[] => (raw ?? []).map(String).filter((_v, i, a) => a[i - (i % 2)] !== "date");
-    expect(withoutDate(rawHead)).toEqual(["set-cookie", "a=1", "set-cookie", "b=2", "x-k", "v"]);
+    expect(rawHead).toMatchObject({ "set-cookie": ["a=1", "b=2"], "x-k": "v" });
+    expect(Object.keys(rawHead as object).some((k) => k.startsWith(":"))).toBe(false);
     const legacy = await new Promise<Buffer[]>((resolve, reject) => {
       let got: Buffer[] = [];
       const h: LegacyHandler = {

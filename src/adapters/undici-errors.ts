@@ -39,8 +39,9 @@ export function invalidArgument(message: string, cause?: unknown): Error {
   return make(errors.InvalidArgumentError, message, cause);
 }
 
+/** undici 8's exact words (its tests match them): no body data for `ms`. */
 export function bodyTimeout(ms: number): Error {
-  return make(errors.BodyTimeoutError, `HTTP/2: "body timeout after ${Math.round(ms)}": no response body data for ${Math.round(ms)} ms`);
+  return make(errors.BodyTimeoutError, `HTTP/2: "stream timeout after ${Math.round(ms)}"`);
 }
 
 export function dispatcherClosed(): Error {
@@ -74,12 +75,15 @@ function nodeStreamError(err: DialtoneError): (Error & { code: string }) | undef
  * as undici's own HTTP/2 client raises it in the same place. Messages start
  * with undici's and add dialtone's (target, address, what happened).
  */
-export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress): Error {
+export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress, headersTimeoutMs?: number): Error {
   if (!(err instanceof Error)) return make(errors.UndiciError, String(err));
   // undici's own errors, a handler's throw and a caller's abort reason pass through unchanged.
   if (!(err instanceof DialtoneError)) return err;
   const m = err.message;
-  if (err instanceof RequestTimeoutError) return make(errors.HeadersTimeoutError, `HTTP/2: "headers timeout": ${m}`, err);
+  if (err instanceof RequestTimeoutError) {
+    // undici's exact words when the dispatcher set the timeout; the channel's own requestTimeout says so in dialtone's.
+    return make(errors.HeadersTimeoutError, headersTimeoutMs !== undefined ? `HTTP/2: "headers timeout after ${headersTimeoutMs}"` : `HTTP/2: "headers timeout": ${m}`, err);
+  }
   if (err instanceof BadRequestError) return make(errors.InvalidArgumentError, m, err);
   if (err instanceof NoMemberError || err instanceof QueueFullError || err instanceof OverloadedError || err instanceof NotReadyError) {
     return make(errors.ConnectTimeoutError, m, err);

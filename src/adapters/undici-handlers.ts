@@ -34,6 +34,10 @@ export type HeaderRecord = Record<string, string | string[]>;
 export interface ControllerHandler {
   onRequestStart?(controller: DispatchController, context: unknown): void;
   onResponseStarted?(): void;
+  /** Each chunk of the request body as it is handed to HTTP/2 (undici calls it in both styles). */
+  onBodySent?(chunk: unknown): void;
+  /** The whole request body has been handed to HTTP/2. */
+  onRequestSent?(): void;
   onResponseStart?(controller: DispatchController, statusCode: number, headers: HeaderRecord, statusMessage?: string): void;
   onResponseData?(controller: DispatchController, chunk: Buffer): void;
   onResponseEnd?(controller: DispatchController, trailers: HeaderRecord): void;
@@ -44,6 +48,8 @@ export interface ControllerHandler {
 export interface LegacyHandler {
   onConnect?(abort: (err?: Error) => void, context?: unknown): void;
   onResponseStarted?(): void;
+  onBodySent?(chunk: unknown): void;
+  onRequestSent?(): void;
   onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean | void;
   onData?(chunk: Buffer): boolean | void;
   /** undici 7 passes raw Buffers (what this adapter passes), undici 6's types say strings. */
@@ -99,6 +105,12 @@ class LegacyWrapper implements ControllerHandler {
   }
   onResponseStarted(): void {
     this.h.onResponseStarted?.();
+  }
+  onBodySent(chunk: unknown): void {
+    this.h.onBodySent?.(chunk);
+  }
+  onRequestSent(): void {
+    this.h.onRequestSent?.();
   }
   onResponseStart(c: DispatchController, status: number, headers: HeaderRecord, statusMessage = ""): void {
     if (this.h.onHeaders?.(status, toRawHeaders(headers), () => c.resume(), statusMessage) === false) c.pause();

@@ -35,16 +35,17 @@ const EXPECTS_PAYLOAD = new Set(["PUT", "POST", "PATCH", "QUERY", "PROPFIND", "P
 const NO_CONTENT_LENGTH = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"]);
 
 /** Builds the channel request; throws undici's InvalidArgumentError / RequestContentLengthMismatchError for bad input. */
-export function toInit(o: DispatchOptions, signal: AbortSignal, headersTimeout: number | undefined): Http2RequestInit {
+export async function toInit(o: DispatchOptions, signal: AbortSignal, headersTimeout: number | undefined): Promise<Http2RequestInit> {
   const method = typeof o.method === "string" ? o.method.toUpperCase() : o.method;
   const headers = toOutgoing(o.headers);
   const init: Http2RequestInit = { method, path: o.path, headers, signal };
   let body = o.body === undefined || o.body === null ? undefined : o.body;
-  if (body instanceof FormData) {
-    // As undici: a multipart body with its boundary in content-type, streamed (its length is not known up front).
-    const encoded = new Response(body);
+  if (isFormDataLike(body)) {
+    // As undici: a multipart body with its boundary in content-type and its content-length (every part's size is known).
+    // A FormData from another copy of undici is copied into the global one, which the global Response encodes.
+    const encoded = new Response(body instanceof FormData ? body : copyFormData(body));
     headers["content-type"] ??= encoded.headers.get("content-type") ?? undefined;
-    body = encoded.body ?? undefined;
+    body = Buffer.from(await encoded.arrayBuffer());
   }
   else if (isSyncIterable(body)) {
     // undici takes any iterable of chunks (strings or bytes); the channel streams async ones.
@@ -75,6 +76,21 @@ function setContentLength(headers: OutgoingHttpHeaders, method: string, body: un
     throw contentLengthMismatch(String(declared), known);
   }
   headers["content-length"] = String(known);
+}
+
+/** undici's own test (lib/core/util.js isFormDataLike): any FormData, from whichever copy of undici. */
+function isFormDataLike(body: unknown): body is FormData {
+  const f = body as FormData | undefined;
+  return typeof f === "object" && f !== null && typeof f.append === "function" && typeof f.getAll === "function" && f[Symbol.toStringTag] === "FormData";
+}
+
+function copyFormData(from: FormData): FormData {
+  const to = new FormData();
+  for (const [k, v] of from as unknown as Iterable<[string, string | Blob]>) {
+    if (typeof v === "string") to.append(k, v);
+    else to.append(k, v, (v as File).name);
+  }
+  return to;
 }
 
 function isSyncIterable(body: unknown): boolean {

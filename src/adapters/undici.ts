@@ -20,6 +20,7 @@ import { Dispatcher } from "undici";
 import type { Dispatcher as UndiciDispatcher } from "undici-types";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
+import type { Http2RequestInit } from "../transport/http2/request-input.js";
 import { bodyTimeout, dispatcherClosed, dispatcherDestroyed, invalidArgument, notSupported, prematureClose, toUndiciError, type BodyProgress, type Phase } from "./undici-errors.js";
 import { asControllerHandler, Controller, headerRecord, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
 import { toInit, type DispatchOptions } from "./undici-request.js";
@@ -130,14 +131,18 @@ export class DialtoneDispatcher extends Base {
     await Promise.resolve();
     let phase: Phase = "before-head";
     const progress: BodyProgress = { declared: undefined, received: 0 };
+    let headersTimeout: number | undefined;
     try {
       if (refusal) throw refusal;
       h.onRequestStart?.(controller, {});
       if (controller.aborted) throw controller.reason;
       if (o.upgrade || o.method === "CONNECT") throw notSupported(o.upgrade ? "a protocol upgrade" : "CONNECT");
       this.#checkOrigin(o.origin);
-      const init = toInit(o, signal, o.headersTimeout === undefined || o.headersTimeout === null ? this.#headersTimeout : positive(o.headersTimeout));
+      headersTimeout = o.headersTimeout === undefined || o.headersTimeout === null ? this.#headersTimeout : positive(o.headersTimeout);
+      const init = await toInit(o, signal, headersTimeout);
+      const sent = reportBodySent(init, h);
       const res = await this.#channel.requestStream(init);
+      sent();
       phase = "after-head";
       if (controller.aborted) {
         res.body.destroy();
@@ -156,7 +161,7 @@ export class DialtoneDispatcher extends Base {
       h.onResponseEnd?.(controller, trailers);
     } catch (err) {
       // An abort the caller asked for reaches it as its own reason, as undici does (fetch rejects with it).
-      const e = controller.aborted && controller.reason ? controller.reason : toUndiciError(err, phase, progress);
+      const e = controller.aborted && controller.reason ? controller.reason : toUndiciError(err, phase, progress, headersTimeout);
       h.onResponseError?.(controller, e);
     }
   }
@@ -237,6 +242,33 @@ function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller:
     });
     arm();
   });
+}
+
+/**
+ * undici tells a handler each request body chunk it sends (onBodySent) and
+ * when the request is all sent (onRequestSent). A streamed body is tapped as
+ * the channel reads it; a body of bytes (sent whole, and replayable on a
+ * retry) is reported once the response head proves it arrived. Returns what
+ * to call at the head.
+ */
+function reportBodySent(init: Http2RequestInit, h: ControllerHandler): () => void {
+  if (!h.onBodySent && !h.onRequestSent) return () => {};
+  const body = init.body;
+  const streamed = body !== undefined && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function";
+  if (!streamed) {
+    return () => {
+      if (body !== undefined) h.onBodySent?.(body);
+      h.onRequestSent?.();
+    };
+  }
+  init.body = (async function* tap(): AsyncGenerator<unknown> {
+    for await (const chunk of body as AsyncIterable<unknown>) {
+      h.onBodySent?.(chunk);
+      yield chunk;
+    }
+    h.onRequestSent?.();
+  })() as AsyncIterable<Uint8Array>;
+  return () => {};
 }
 
 function positive(n: number | null | undefined): number | undefined {

@@ -121,7 +121,7 @@ describe("undici's HTTP/2 request bodies through dialtone/undici (http2-body.js,
     for (const [, f] of FETCHES) expect((await f(`${origin}/`, { dispatcher: d, method: "POST" })).headers.get("x-content-length")).toBe("0");
   });
 
-  it("a string, Buffer, Uint8Array, ArrayBuffer and Blob carry their content-length; a Readable, an async or sync iterable and FormData stream whole", async () => {
+  it("a string, Buffer, Uint8Array, ArrayBuffer and Blob carry their content-length; a Readable and an async or sync iterable stream whole; FormData goes as multipart with its content-length", async () => {
     const p = await peer(echo);
     const { ch, origin } = await channelTo(p);
     const d = undiciDispatcher(ch);
@@ -158,6 +158,7 @@ describe("undici's HTTP/2 request bodies through dialtone/undici (http2-body.js,
     const r = await d.request({ origin, path: "/", method: "POST", body: form as unknown as string });
     expect(await r.body.text()).toMatch(/name="field"\r\n\r\nvalue/);
     expect(p.heads.at(-1)?.["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(Number(p.heads.at(-1)?.["content-length"])).toBeGreaterThan(0);
   });
 
   it("DELETE with a body sends it, with its content-length (http2-body-delete.js)", async () => {

@@ -66,12 +66,8 @@ export interface RawH2Server {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/**
- * Listens on `host` (loopback); `onRequest` answers each request by writing
- * frames to `write`, and may cut the TCP connection with `drop` (a peer that
- * vanishes mid-response).
- */
-export async function startRawH2Server(host: string, onRequest: (streamId: number, write: (b: Buffer) => void, drop: () => void) => void): Promise<RawH2Server> {
+/** Listens on `host` (loopback); `onRequest` answers each request by writing frames to `write`. */
+export async function startRawH2Server(host: string, onRequest: (streamId: number, write: (b: Buffer) => void) => void): Promise<RawH2Server> {
   let requests = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -104,7 +100,7 @@ export async function startRawH2Server(host: string, onRequest: (streamId: numbe
         else if (type === FRAME.PING && !(flags & FLAG.ACK)) write(frame(FRAME.PING, FLAG.ACK, 0, Buffer.from(payload)));
         else if (type === FRAME.HEADERS) {
           requests++;
-          onRequest(id, write, () => socket.destroy());
+          onRequest(id, write);
         }
       }
     });

@@ -61,14 +61,23 @@ export interface RawH2Server {
   readonly port: number;
   /** Requests (HEADERS frames from the client) seen so far. */
   readonly requests: number;
+  /** RST_STREAM frames the client sent, in order: which stream, which error code (8 = CANCEL). */
+  readonly resets: ReadonlyArray<{ streamId: number; code: number }>;
   close(): Promise<void>;
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** Listens on `host` (loopback); `onRequest` answers each request by writing frames to `write`. */
-export async function startRawH2Server(host: string, onRequest: (streamId: number, write: (b: Buffer) => void) => void): Promise<RawH2Server> {
+/**
+ * Listens on `host` (loopback); `onRequest` answers each request by writing frames to `write`,
+ * and may `cut` the TCP connection (destroy the socket) wherever the test wants it cut.
+ */
+export async function startRawH2Server(
+  host: string,
+  onRequest: (streamId: number, write: (b: Buffer) => void, cut: () => void) => void,
+): Promise<RawH2Server> {
   let requests = 0;
+  const resets: Array<{ streamId: number; code: number }> = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -98,9 +107,10 @@ export async function startRawH2Server(host: string, onRequest: (streamId: numbe
         buf = buf.subarray(9 + len);
         if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
         else if (type === FRAME.PING && !(flags & FLAG.ACK)) write(frame(FRAME.PING, FLAG.ACK, 0, Buffer.from(payload)));
+        else if (type === FRAME.RST_STREAM && payload.length === 4) resets.push({ streamId: id, code: payload.readUInt32BE(0) });
         else if (type === FRAME.HEADERS) {
           requests++;
-          onRequest(id, write);
+          onRequest(id, write, () => socket.destroy());
         }
       }
     });
@@ -115,6 +125,7 @@ export async function startRawH2Server(host: string, onRequest: (streamId: numbe
     get requests() {
       return requests;
     },
+    resets,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

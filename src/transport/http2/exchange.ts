@@ -218,7 +218,9 @@ class Exchange {
       destroy: (err, cb) => {
         // The reader gave up on the body: cancel the stream so the peer stops sending.
         if (!this.#settled) this.#cancel(err ?? new AbortedError(this.#target, undefined, "response body destroyed by the reader"));
-        cb(null);
+        // Hand the error on: a callback of null would make Node emit 'close' without 'error', and a
+        // reader listening for 'end'/'error' (an adapter's body pump) would wait for good.
+        cb(err);
       },
     });
     const trailers = new Promise<IncomingHttpHeaders>((resolve, reject) => (this.#trailersDone = { resolve, reject }));

@@ -21,6 +21,7 @@ export interface DispatchOptions {
   body?: unknown;
   idempotent?: boolean;
   upgrade?: string | boolean | null;
+  expectContinue?: boolean;
   headersTimeout?: number | null;
   bodyTimeout?: number | null;
 }

@@ -137,6 +137,8 @@ export class DialtoneDispatcher extends Base {
       h.onRequestStart?.(controller, {});
       if (controller.aborted) throw controller.reason;
       if (o.upgrade || o.method === "CONNECT") throw notSupported(o.upgrade ? "a protocol upgrade" : "CONNECT");
+      // The channel sends a request body with its head; it has no way to wait for 100 (Continue) first.
+      if (o.expectContinue === true) throw notSupported("expectContinue (Expect: 100-continue)");
       this.#checkOrigin(o.origin);
       headersTimeout = o.headersTimeout === undefined || o.headersTimeout === null ? this.#headersTimeout : positive(o.headersTimeout);
       const init = await toInit(o, signal, headersTimeout);

@@ -309,12 +309,13 @@ describe("undici's Dispatcher API through dialtone/undici (http2-dispatcher.js, 
     expect(ch.stats().members[0]!.inFlight).toBe(0);
   });
 
-  it("CONNECT and protocol upgrades are refused with undici's NotSupportedError (a deliberate difference: see docs/adapters.md)", async () => {
+  it("CONNECT, protocol upgrades and expectContinue are refused with undici's NotSupportedError (a deliberate difference: see docs/adapters.md)", async () => {
     const p = await peer(echo);
     const { ch, origin } = await channelTo(p);
     const d = undiciDispatcher(ch);
     await expect(d.connect({ origin, path: "/" })).rejects.toBeInstanceOf(undici.errors.NotSupportedError);
     await expect(d.upgrade({ path: "/", protocol: "websocket" })).rejects.toBeInstanceOf(undici.errors.NotSupportedError);
+    await expect(d.request({ origin, path: "/", method: "POST", body: "x", expectContinue: true })).rejects.toBeInstanceOf(undici.errors.NotSupportedError);
     expect(p.heads).toHaveLength(0);
   });
 

@@ -138,7 +138,8 @@ const FAULTS: Fault[] = [
     raw: (id, w) => {
       w(HEAD(id));
       w(dataFrame(id, "part"));
-      w(rstFrame(id, 2));
+      // A moment later, so the head has surely reached the caller (then fetch says "terminated", not "fetch failed").
+      setTimeout(() => w(rstFrame(id, 2)), 20);
     },
   },
   {

@@ -14,7 +14,6 @@
  * stream after its head: a reset, a lost connection, a body short of its
  * content-length, a body timeout, the caller's abort, the dispatcher's destroy.
  */
-import type { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { Dispatcher } from "undici";
 import type { Dispatcher as UndiciDispatcher } from "undici-types";
@@ -53,8 +52,12 @@ interface InFlight {
   done: Promise<void>;
 }
 
-/** undici's class, seen by TypeScript as the EventEmitter it is: this class declares what it implements. */
-const Base = Dispatcher as unknown as new () => EventEmitter;
+/**
+ * undici's class (an EventEmitter with request(), stream(), compose() …),
+ * seen by TypeScript as a plain base: this class declares what it implements,
+ * and createDispatcher() types the result as undici's Dispatcher.
+ */
+const Base = Dispatcher as unknown as new () => object;
 
 /**
  * An undici Dispatcher whose connections are a dialtone channel's members.

@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import { fetch as undiciFetch, request as undiciRequest, stream as undiciStream, type Dispatcher } from "undici";
+import { fetch as undiciFetch, request as undiciRequest, stream as undiciStream, Dispatcher as UndiciDispatcher, type Dispatcher } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { createDispatcher, type ControllerHandler, type DispatchController } from "../../src/adapters/undici.js";
 import { NoMemberError, type ChannelEvent } from "../../src/index.js";
@@ -156,12 +156,14 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
   });
 });
 
-describe("dialtone/undici: what the dispatcher does not do, it says", () => {
-  it("its convenience methods and upgrades throw NotSupportedError naming what to call instead", async () => {
+describe("dialtone/undici: the dispatcher is undici's own kind", () => {
+  it("extends undici's Dispatcher class, so its request(), compose() and the rest are undici's; CONNECT says NotSupportedError", async () => {
     const ch = open({ target: "http://svc.test:1", discovery: "static:///127.0.0.2:1", members: 1 });
     const d = createDispatcher(ch);
-    expect(() => d.request({ path: "/", method: "GET" })).toThrow(/undici's request\(url, \{ dispatcher \}\)/);
-    expect(() => d.compose([])).toThrow(expect.objectContaining({ code: "UND_ERR_NOT_SUPPORTED" }));
+    expect(d).toBeInstanceOf(UndiciDispatcher);
+    expect(d.request).toBe(UndiciDispatcher.prototype.request);
+    expect(d.compose).toBe(UndiciDispatcher.prototype.compose);
+    await expect(d.connect({ origin: "http://svc.test:1", path: "/" })).rejects.toMatchObject({ code: "UND_ERR_NOT_SUPPORTED" });
     await d.close();
   });
 });

@@ -24,7 +24,7 @@ beforeAll(async () => {
 afterAll(stopAllBackends);
 
 /** The optional peers of the adapters the consumer imports, as a user of those adapters already has them. */
-const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2" };
+const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2", undici: "^7.30.2" };
 
 function scratch(pkg: object, files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-consumer-"));
@@ -52,6 +52,25 @@ void main();
 const IMPORTS = 'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\n';
 
 describe("the packed package in scratch projects (npm pack → npm install)", () => {
+  it("a project without the adapters' optional peers (no undici) imports dialtone and makes a request: the main entry never loads undici", () => {
+    const main = `import { createHttp2Channel } from "dialtone";
+const [target, discovery] = process.argv.slice(2);
+const ch = createHttp2Channel({ target, discovery, members: 1 });
+await ch.ready(AbortSignal.timeout(10_000));
+const res = await ch.request({ path: "/" });
+let undici = "absent";
+try { await import("undici"); undici = "present"; } catch {}
+let adapter = "loaded";
+try { await import("dialtone/undici"); } catch (e) { adapter = e.code; }
+console.log(JSON.stringify({ status: res.status, undici, adapter }));
+await ch.close();
+`;
+    const dir = scratch({ type: "module", dependencies: {} }, { "main.mjs": main });
+    const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
+    // dialtone/undici needs its peer; dialtone itself does not.
+    expect(JSON.parse(out)).toEqual({ status: 200, undici: "absent", adapter: "ERR_MODULE_NOT_FOUND" });
+  }, 120_000);
+
   it("an ESM project imports dialtone, dialtone/undici and dialtone/connect and makes requests", () => {
     const dir = scratch({ type: "module" }, { "main.mjs": IMPORTS + BODY(false) });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });

@@ -264,12 +264,14 @@ export class AbortedError extends DialtoneError {
  * never counted against a member. `field` names what was wrong; header
  * values are never echoed (they may carry credentials).
  */
-export class BadRequestError extends RequestError {
+export class BadRequestError extends DialtoneError {
+  readonly target: string;
   readonly field: string;
   /** "too-large" when the input is well-formed but over a size limit (an HTTP front end answers 431 or 413). */
   readonly reason: "invalid" | "too-large";
   constructor(target: string, field: string, message: string, options?: { cause?: unknown; reason?: "invalid" | "too-large" }) {
-    super("ERR_DIALTONE_BAD_REQUEST", target, undefined, `bad request ${field}: ${message}`, false, options);
+    super("ERR_DIALTONE_BAD_REQUEST", `${target}: bad request ${field}: ${message}`, options);
+    this.target = target;
     this.field = field;
     this.reason = options?.reason ?? "invalid";
   }

@@ -4,7 +4,8 @@ import type { DispatchOptions } from "./lease.js";
 
 /** Retry only what HTTP/2 (or NATS) proves unprocessed, or what the caller called idempotent. */
 export function mayRetry(err: RequestError, o: DispatchOptions): boolean {
-  if (err instanceof RequestTimeoutError || err.code === "ERR_DIALTONE_BAD_REQUEST" || err.code === "ERR_DIALTONE_REQUEST_BODY") return false;
+  // The caller's own body stream failing is not the member's doing, and repeating it cannot help.
+  if (err instanceof RequestTimeoutError || err.code === "ERR_DIALTONE_REQUEST_BODY") return false;
   if (o.replayable && !o.replayable()) return false;
   return err.unprocessed || o.idempotent === true;
 }
@@ -24,7 +25,7 @@ export function settle(err: unknown, o: DispatchOptions): DialtoneError {
 
 /** A failure that is the member's (reset, timeout, connection lost), not the caller's input or an abort: a local failure for outlier ejection. */
 export function memberFailure(e: DialtoneError): boolean {
-  return e instanceof RequestError && e.code !== "ERR_DIALTONE_BAD_REQUEST" && e.code !== "ERR_DIALTONE_REQUEST_BODY";
+  return e instanceof RequestError && e.code !== "ERR_DIALTONE_REQUEST_BODY";
 }
 
 export function outcomeOf(err: unknown): RequestOutcome {

@@ -76,6 +76,8 @@ describe("NATS limits are the caller's errors", () => {
     expect((await ch.request("echo", "fits")).string()).toBe("ok:4");
     expect((await inFlight).string()).toBe("slow-ok");
     sameMember(ch, events, id);
+    // The caller's input is not the channel's trouble: it is never its last error.
+    expect(ch.stats().lastError).toBeUndefined();
   });
 
   it("payload and header block are checked against the server's INFO max_payload: data, headers and their sum", async () => {

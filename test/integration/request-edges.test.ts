@@ -65,6 +65,8 @@ describe("bad input fails its own call, never a member (real HTTP/2 backends)", 
     const stats = await Promise.all(backends.map((b) => b.stats()));
     expect(stats.map((s) => s.sessions)).toEqual([1, 1]);
     expect(ch.stats().members.map((m) => m.state)).toEqual(["ready", "ready"]);
+    // Bad input is the caller's, never the channel's last error.
+    expect(ch.stats().lastError).toBeUndefined();
   });
 
   it("per-call options are checked: timeout NaN, -1, \"5s\", Infinity or past 2^31-1 ms is a BadRequestError, not a timeout", async () => {

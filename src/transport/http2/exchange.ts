@@ -190,7 +190,7 @@ class Exchange {
   }
 
   /** A synchronous throw from session.request(): a refusing session is "not sent", anything else is the input's fault. */
-  #refused(err: unknown): RequestError {
+  #refused(err: unknown): RequestError | BadRequestError {
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const s = this.#conn.session;
     if (this.#conn.closed || s.destroyed || s.closed || (code !== undefined && SESSION_REFUSED.has(code))) {

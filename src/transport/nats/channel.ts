@@ -1,6 +1,6 @@
 import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
-import { BadRequestError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { BadRequestError, DialtoneError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { requireInteger } from "../../core/duration.js";
 import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
 import type { ChannelEvent } from "../../core/events.js";
@@ -207,7 +207,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     if (lost) return new MemberLostError(this.target, address, err instanceof Error ? err.message : String(err), { cause: err });
     if (err instanceof NatsTimeout || cause instanceof NatsTimeout) return new RequestTimeoutError(this.target, address, Math.round(budget));
     if (err instanceof Error && err.name === "AbortError") return err;
-    if (err instanceof RequestError) return err;
+    if (err instanceof DialtoneError) return err;
     return new RequestError("ERR_DIALTONE_NATS", this.target, address, err instanceof Error ? err.message : String(err), false, { cause: err });
   }
 }

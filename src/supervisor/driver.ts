@@ -16,31 +16,15 @@ import { AcquireQueue } from "./acquire-queue.js";
 import { MemberLease, type LeaseOwner } from "./member-lease.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
+import type { MembersPlan } from "./members-plan.js";
 import { Regulator, type Action, type RegulatorEvent } from "./regulator.js";
 import { addressStats, memberStats, noAddressReason, resolutionStats, type MemberStats, type Resolution, type SupervisorStats } from "./stats.js";
 import { StatusStream } from "./status-stream.js";
 
 export type { MemberStats, SupervisorStats };
 
-/** A connection that dies this soon after its first PONG counts as a failure of its address. */
-export const DEFAULT_FLAP_WINDOW = 5000;
-/** How long an address that rotating answers omit keeps its members. */
-export const DEFAULT_MIN_HOLD = 30_000;
 /** How often a channel whose members follow load samples it. */
 export const LOAD_SAMPLE_INTERVAL = 250;
-
-/** Members that follow load: see MembersRange in transport/common-options.ts. */
-export interface MembersRangeOptions {
-  min: number;
-  max: number;
-  target?: number | undefined;
-  shrinkAfter?: number | undefined;
-  /** How long load must stay high before one member is added (default 1000). */
-  growAfter?: number | undefined;
-}
-
-/** Requests in flight on one channel past which acquire() fails at once. */
-export const DEFAULT_MAX_OUTSTANDING = 10_000;
 
 export interface SupervisorOptions<C extends MemberConnection> {
   /** The service as users name it; every error message carries it. */
@@ -48,7 +32,7 @@ export interface SupervisorOptions<C extends MemberConnection> {
   resolver: Resolver;
   connector: Connector<C>;
   /** A fixed count, or a range that follows load. */
-  members: number | MembersRangeOptions;
+  members: MembersPlan;
   /** Deterministic subsetting: this process's index in its fleet. */
   subset?: { clientId: number } | undefined;
   health: HealthOptions;
@@ -64,12 +48,12 @@ export interface SupervisorOptions<C extends MemberConnection> {
   drainTimeout: number;
   /** How long ready() waits when the caller gives no signal. */
   readyTimeout: number;
-  /** See DEFAULT_FLAP_WINDOW. */
-  flapWindow?: number;
-  /** See DEFAULT_MIN_HOLD. */
-  minHold?: number;
-  /** See DEFAULT_MAX_OUTSTANDING. */
-  maxOutstanding?: number;
+  /** A connection lost this soon (ms) after its first PONG is a failure of its address. */
+  flapWindow: number;
+  /** How long an address that rotating answers omit keeps its members (ms). */
+  minHold: number;
+  /** Requests in flight on the channel past which acquire() fails at once. */
+  maxOutstanding: number;
   /** A per-address delay hook replacing the backoff formula (see AddressBookOptions). */
   backoffDelay?: ((failures: number) => number) | undefined;
   /** Outlier ejection from request outcomes; undefined: off. */
@@ -155,22 +139,18 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     setMaxListeners(0, this.#abort.signal);
     this.#random = options.random ?? Math.random;
     const clock = (this.clock = options.clock ?? systemClock);
-    this.#maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
+    this.#maxOutstanding = options.maxOutstanding;
     this.#queue = new AcquireQueue(options.maxQueue, clock);
-    const range = typeof options.members === "number" ? undefined : options.members;
-    this.#minMembers = range ? range.min : (options.members as number);
+    const members = options.members;
+    this.#minMembers = members.min;
     this.#reg = new Regulator({
       target: options.target,
-      members: this.#minMembers,
-      maxMembers: range?.max,
-      loadTarget: range?.target,
-      shrinkAfter: range?.shrinkAfter,
-      growAfter: range?.growAfter,
+      members,
       subset: options.subset,
       criticalMin: options.criticalMin,
       backoff: options.backoff,
-      flapWindow: options.flapWindow ?? DEFAULT_FLAP_WINDOW,
-      minHold: options.minHold ?? DEFAULT_MIN_HOLD,
+      flapWindow: options.flapWindow,
+      minHold: options.minHold,
       random: this.#random,
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
@@ -212,7 +192,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       }
       this.#updateStatus();
     });
-    if (range && range.max > range.min) {
+    if (members.max > members.min) {
       // Sampling is an effect, so it lives here; what a sample means is the regulator's call.
       const sample = (): void => {
         this.#sampleLoad();

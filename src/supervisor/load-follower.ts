@@ -12,6 +12,8 @@
  * nothing changes, so steady load in that band never flaps.
  */
 
+import type { MembersPlan } from "./members-plan.js";
+
 /** How far the latency estimate must rise over its quiet level before members grow for it. */
 const LATENCY_RISE = 2;
 /** …and by at least this much (ms): on loopback, 0.1 → 0.3 ms is noise, not queueing. */
@@ -19,16 +21,8 @@ const LATENCY_RISE_MIN_MS = 2;
 /** With no target given and no peer stream limit. */
 const DEFAULT_TARGET = 64;
 
-export interface LoadFollowerOptions {
-  min: number;
-  max: number;
-  /** In-flight per ready member above which the pool grows (default: half the peers' stream limit, or 64). */
-  target?: number | undefined;
-  /** ms of high load before one member is added. */
-  growAfter: number;
-  /** ms below a quarter of target before one member is let go. */
-  shrinkAfter: number;
-}
+/** The channel's members plan, as resolved (members-plan.ts). */
+export type LoadFollowerOptions = MembersPlan;
 
 export interface LoadSample {
   /** Requests in flight on ready members. */

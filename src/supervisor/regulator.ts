@@ -4,6 +4,7 @@ import type { DrainReason, EvictionReason, MemberState as ChannelMemberState } f
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
+import type { MembersPlan } from "./members-plan.js";
 
 /** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
 export type RegulatorEvent =
@@ -57,17 +58,9 @@ export type Action =
 
 export interface RegulatorOptions {
   target: string;
-  /** Members to keep; with `maxMembers` above it, the minimum of a range that follows load. */
-  members: number;
-  /** Most members under load (default: `members`, a fixed count). */
-  maxMembers?: number | undefined;
-  /** In-flight per ready member above which the pool grows (default: half the peers' stream limit, or 64). */
-  loadTarget?: number | undefined;
-  /** How long load must stay above target before one member is added (ms, default 1000). */
-  growAfter?: number | undefined;
-  /** How long load must stay below a quarter of target before one member is let go (ms, default 30000). */
-  shrinkAfter?: number | undefined;
-  /** Deterministic subsetting (see subset.ts); the subset size is `members`. */
+  /** Members to keep: a fixed count, or a range that follows load (max above min). */
+  members: MembersPlan;
+  /** Deterministic subsetting (see subset.ts); the subset size is `members.min`. */
   subset?: { clientId: number } | undefined;
   criticalMin: number;
   backoff: BackoffOptions;
@@ -160,19 +153,10 @@ export class Regulator {
       random: options.random,
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
-      subset: options.subset ? { clientId: options.subset.clientId, size: options.members } : undefined,
+      subset: options.subset ? { clientId: options.subset.clientId, size: options.members.min } : undefined,
     });
-    this.#slots = Array.from({ length: options.members }, (_, index) => newSlot(index));
-    const max = options.maxMembers ?? options.members;
-    if (max > options.members) {
-      this.#follower = new LoadFollower({
-        min: options.members,
-        max,
-        target: options.loadTarget,
-        growAfter: options.growAfter ?? 1000,
-        shrinkAfter: options.shrinkAfter ?? 30_000,
-      });
-    }
+    this.#slots = Array.from({ length: options.members.min }, (_, index) => newSlot(index));
+    if (options.members.max > options.members.min) this.#follower = new LoadFollower(options.members);
   }
 
   /** Members the channel keeps now: `members`, or where load has taken it within the range. */

@@ -1,4 +1,5 @@
 import { requireDuration, requireInteger, requirePositiveDuration } from "../core/duration.js";
+import { SUPERVISOR_DEFAULTS, fixedMembers, type MembersPlan } from "../supervisor/members-plan.js";
 import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, optionalBoolean, optionalString, requireObject } from "../core/options-check.js";
 import { resolveHealth, type HealthOptions } from "../health/options.js";
@@ -102,6 +103,8 @@ export interface MembersRange {
   max: number;
   /** In-flight requests per member that count as busy (default: half the peer's SETTINGS_MAX_CONCURRENT_STREAMS, or 64). */
   target?: number;
+  /** How long load must stay high before one member is added (default 1000). */
+  growAfter?: number;
   /** How long load must stay low before one member is let go (default 30000). */
   shrinkAfter?: number;
 }
@@ -118,20 +121,10 @@ export const COMMON_KEYS: readonly string[] = [
  */
 export const MAX_MEMBERS = 10_000;
 
-/** How the member count is decided: fixed (min = max) or following load. */
-export interface ResolvedMembers {
-  min: number;
-  max: number;
-  /** undefined: from the peer's stream limit, or 64. */
-  target: number | undefined;
-  shrinkAfter: number;
-}
-
 export interface ResolvedCommon {
   name: string;
-  /** The fixed count, or the minimum of a range: what ready() waits for. */
-  members: number;
-  range: ResolvedMembers;
+  /** The fixed count (min = max), or a range that follows load: passed to the supervisor as it is. */
+  members: MembersPlan;
   subset: { clientId: number } | undefined;
   health: HealthOptions;
   backoff: BackoffOptions;
@@ -162,9 +155,8 @@ export function resolveCommon(
 ): ResolvedCommon {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   checkKeys("", o, [...COMMON_KEYS, ...known]);
-  const range = resolveMembers(o.members);
-  const members = range.min;
-  const criticalMin = resolveDegraded(o.degraded, members);
+  const members = resolveMembers(o.members);
+  const criticalMin = resolveDegraded(o.degraded, members.min);
   // peak-ewma by default: with decay on read it no longer starves a once-slow member, and bench/slow shows it better.
   const balancer = o.balancer ?? "peak-ewma";
   if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
@@ -177,7 +169,6 @@ export function resolveCommon(
   return {
     name,
     members,
-    range,
     subset: resolveSubset(o.subset),
     health,
     backoff: resolveBackoff(o.backoff, SLOT_BACKOFF),
@@ -190,9 +181,9 @@ export function resolveCommon(
     closeGrace: requireDuration("closeGrace", o.closeGrace ?? 5000),
     drainTimeout: requireDuration("drainTimeout", o.drainTimeout ?? 30_000),
     readyTimeout: requireDuration("readyTimeout", o.readyTimeout ?? 30_000),
-    maxOutstanding: requireInteger("maxOutstanding", o.maxOutstanding ?? 10_000, 1),
-    minHold: requireDuration("minHold", o.minHold ?? 30_000),
-    flapWindow: requireDuration("flapWindow", o.flapWindow ?? 5000),
+    maxOutstanding: requireInteger("maxOutstanding", o.maxOutstanding ?? SUPERVISOR_DEFAULTS.maxOutstanding, 1),
+    minHold: requireDuration("minHold", o.minHold ?? SUPERVISOR_DEFAULTS.minHold),
+    flapWindow: requireDuration("flapWindow", o.flapWindow ?? SUPERVISOR_DEFAULTS.flapWindow),
     retryBudget: resolveRetryBudget(o.retryBudget),
     hedge: resolveHedge(o.hedge),
     outlier: resolveOutlier(o.outlier),
@@ -200,14 +191,13 @@ export function resolveCommon(
   };
 }
 
-/** `members`: an integer, or `{ min, max, target?, shrinkAfter? }` with 1 ≤ min ≤ max ≤ MAX_MEMBERS. */
-function resolveMembers(input: unknown): ResolvedMembers {
+/** `members`: an integer, or `{ min, max, target?, growAfter?, shrinkAfter? }` with 1 ≤ min ≤ max ≤ MAX_MEMBERS. */
+function resolveMembers(input: unknown): MembersPlan {
   if (input === undefined || typeof input === "number" || input === null || typeof input !== "object") {
-    const n = requireInteger("members", input ?? 3, 1, MAX_MEMBERS);
-    return { min: n, max: n, target: undefined, shrinkAfter: DEFAULT_SHRINK_AFTER };
+    return fixedMembers(requireInteger("members", input ?? 3, 1, MAX_MEMBERS));
   }
   const r = requireObject("members", input);
-  checkKeys("members", r, ["min", "max", "target", "shrinkAfter"]);
+  checkKeys("members", r, ["min", "max", "target", "growAfter", "shrinkAfter"]);
   const min = requireInteger("members.min", r.min, 1, MAX_MEMBERS);
   const max = requireInteger("members.max", r.max, 1, MAX_MEMBERS);
   if (max < min) throw new ConfigError("members.max", `must be ≥ members.min (${min}), got ${max}`);
@@ -215,12 +205,10 @@ function resolveMembers(input: unknown): ResolvedMembers {
     min,
     max,
     target: r.target === undefined ? undefined : requireInteger("members.target", r.target, 1),
-    shrinkAfter: requirePositiveDuration("members.shrinkAfter", r.shrinkAfter ?? DEFAULT_SHRINK_AFTER),
+    growAfter: requirePositiveDuration("members.growAfter", r.growAfter ?? SUPERVISOR_DEFAULTS.growAfter),
+    shrinkAfter: requirePositiveDuration("members.shrinkAfter", r.shrinkAfter ?? SUPERVISOR_DEFAULTS.shrinkAfter),
   };
 }
-
-/** How long load must stay low before a member is let go, by default. */
-const DEFAULT_SHRINK_AFTER = 30_000;
 
 /** `subset: { clientId }`: a non-negative integer index in the fleet. */
 function resolveSubset(input: unknown): { clientId: number } | undefined {
@@ -280,7 +268,7 @@ export function supervisorFor<C extends MemberConnection>(
     target,
     resolver,
     connector,
-    members: o.range,
+    members: o.members,
     subset: o.subset,
     health: o.health,
     backoff: o.backoff,

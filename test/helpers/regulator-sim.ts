@@ -1,5 +1,6 @@
 import type { Address } from "../../src/core/address.js";
 import { Regulator, type Action, type RegulatorEvent, type RegulatorOptions } from "../../src/supervisor/regulator.js";
+import { fixedMembers, type MembersPlan } from "../../src/supervisor/members-plan.js";
 import { mulberry32 } from "./random.js";
 
 export type Dial = Extract<Action, { type: "dial" }>;
@@ -25,16 +26,18 @@ export class Sim {
   memberOf = new Map<number, number>();
   #nextMember = 100;
 
-  constructor(over: Partial<RegulatorOptions> = {}) {
+  /** `members` may be a plain count, as most tests want a fixed one. */
+  constructor(over: Omit<Partial<RegulatorOptions>, "members"> & { members?: number | MembersPlan } = {}) {
+    const { members = 3, ...rest } = over;
     this.reg = new Regulator({
       target: "svc.test",
-      members: 3,
+      members: typeof members === "number" ? fixedMembers(members) : members,
       criticalMin: 1,
       backoff: { initial: 100, multiplier: 2, max: 10_000, timeout: 0, jitter: 0 },
       flapWindow: 5000,
       minHold: 30_000,
       random: mulberry32(1),
-      ...over,
+      ...rest,
     });
   }
 

@@ -1,3 +1,4 @@
+import { SUPERVISOR_DEFAULTS, fixedMembers } from "../../src/supervisor/members-plan.js";
 import { resolveHealth } from "../../src/health/options.js";
 import { StaticResolver } from "../../src/resolve/static-resolver.js";
 import { SLOT_BACKOFF } from "../../src/supervisor/backoff.js";
@@ -13,7 +14,7 @@ export function http2Supervisor(backends: Backend[], over: Partial<SupervisorOpt
     target,
     resolver: new StaticResolver("static:///", backends.map((b) => ({ host: b.host, port: b.port, family: 4 }))),
     connector: new Http2Connector({ url: new URL(target), target, tls: {}, connectTimeout: 2000 }),
-    members: backends.length,
+    members: fixedMembers(backends.length),
     health: resolveHealth({}),
     backoff: { ...SLOT_BACKOFF },
     criticalMin: 1,
@@ -23,6 +24,9 @@ export function http2Supervisor(backends: Backend[], over: Partial<SupervisorOpt
     closeGrace: 100,
     drainTimeout: 1000,
     readyTimeout: 5000,
+    flapWindow: SUPERVISOR_DEFAULTS.flapWindow,
+    minHold: SUPERVISOR_DEFAULTS.minHold,
+    maxOutstanding: SUPERVISOR_DEFAULTS.maxOutstanding,
     ...over,
   });
 }

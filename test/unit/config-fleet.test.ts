@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, createHttp2Channel, type Http2ChannelOptions } from "../../src/index.js";
+import { SUPERVISOR_DEFAULTS, fixedMembers } from "../../src/supervisor/members-plan.js";
+import { resolveHttp2Options } from "../../src/transport/http2/options.js";
 
 const DISCOVERY = "static:///127.0.0.2:1";
 const TARGET = "http://backend.test:8080";
@@ -24,6 +26,8 @@ describe("fleet options: members { min, max } and subset { clientId }", () => {
     [{ max: 2 }, "members.min"],
     [{ min: 1, max: 2, target: 0 }, "members.target"],
     [{ min: 1, max: 2, shrinkAfter: -1 }, "members.shrinkAfter"],
+    [{ min: 1, max: 2, growAfter: 0 }, "members.growAfter"],
+    [{ min: 1, max: 2, growafter: 500 }, "members.growafter"],
     [{ min: 1, max: 2, maximum: 3 }, "members.maximum"],
     [[1, 2], "members"],
     ["3", "members"],
@@ -46,8 +50,15 @@ describe("fleet options: members { min, max } and subset { clientId }", () => {
 
   it("criticalMin is checked against members.min, and a good range and subset construct", async () => {
     expect(configError({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8 }, degraded: { criticalMin: 3 } }).option).toBe("degraded.criticalMin");
-    const ch = createHttp2Channel({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8, target: 16, shrinkAfter: 10_000 }, subset: { clientId: 4 } });
+    const ch = createHttp2Channel({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8, target: 16, growAfter: 500, shrinkAfter: 10_000 }, subset: { clientId: 4 } });
     expect(ch.stats().wanted).toBe(2);
     await ch.close();
+  });
+
+  it("members resolve once into the plan the supervisor gets unchanged, defaults from one place", () => {
+    expect(resolveHttp2Options({ target: TARGET, discovery: DISCOVERY, members: { min: 1, max: 4, growAfter: 500 } }).members).toEqual({ min: 1, max: 4, target: undefined, growAfter: 500, shrinkAfter: SUPERVISOR_DEFAULTS.shrinkAfter });
+    expect(resolveHttp2Options({ target: TARGET, discovery: DISCOVERY, members: 2 }).members).toEqual(fixedMembers(2));
+    const o = resolveHttp2Options({ target: TARGET, discovery: DISCOVERY });
+    expect([o.flapWindow, o.minHold, o.maxOutstanding]).toEqual([SUPERVISOR_DEFAULTS.flapWindow, SUPERVISOR_DEFAULTS.minHold, SUPERVISOR_DEFAULTS.maxOutstanding]);
   });
 });

@@ -6,7 +6,10 @@ import type { ChannelEvent } from "../../src/core/events.js";
 import { resolveHealth } from "../../src/health/options.js";
 import { StaticResolver } from "../../src/resolve/static-resolver.js";
 import type { ConnectionEvent, Connector, MemberConnection } from "../../src/supervisor/connection.js";
+import { SUPERVISOR_DEFAULTS, fixedMembers } from "../../src/supervisor/members-plan.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
+
+const SUPERVISOR_FIXED = { flapWindow: SUPERVISOR_DEFAULTS.flapWindow, minHold: SUPERVISOR_DEFAULTS.minHold, maxOutstanding: SUPERVISOR_DEFAULTS.maxOutstanding };
 
 /** Time that moves only when the test says so. */
 class FakeClock implements Clock {
@@ -97,7 +100,7 @@ function make(connector: FakeConnector, clock: FakeClock, members = 2, addresses
     target: "svc.test",
     resolver: new StaticResolver("static:///", addresses),
     connector,
-    members,
+    members: fixedMembers(members),
     // Long intervals: the health loop (on the same fake clock) stays out of the way.
     health: resolveHealth({ interval: 60_000, timeout: 30_000, jitter: 0 }),
     backoff: { initial: 100, multiplier: 2, max: 10_000, timeout: 0, jitter: 0 },
@@ -110,6 +113,7 @@ function make(connector: FakeConnector, clock: FakeClock, members = 2, addresses
     readyTimeout: 5000,
     random: () => 0.5,
     clock,
+    ...SUPERVISOR_FIXED,
   });
   open.push(sup);
   const events: ChannelEvent[] = [];

@@ -93,7 +93,7 @@ function changes(s: Sim): Array<[number, number]> {
 }
 
 describe("Regulator: members that follow load", () => {
-  const range = { members: 2, maxMembers: 6, loadTarget: 10, growAfter: 1000, shrinkAfter: 5000 };
+  const range = { members: { min: 2, max: 6, target: 10, growAfter: 1000, shrinkAfter: 5000 } };
 
   function started(): Sim {
     const s = new Sim(range);
@@ -146,8 +146,8 @@ describe("Regulator: members that follow load", () => {
     expect(changes(s)).toEqual([]);
   });
 
-  it("without loadTarget, target is half the peers' stream limit (or 64 with none)", () => {
-    const s = new Sim({ ...range, loadTarget: undefined });
+  it("without a target, it is half the peers' stream limit (or 64 with none)", () => {
+    const s = new Sim({ members: { ...range.members, target: undefined } });
     s.answer(1, 2, 3);
     warmUp(s);
     s.clear();
@@ -189,7 +189,7 @@ describe("Regulator: members that follow load", () => {
 });
 
 describe("Regulator: members that follow latency", () => {
-  const range = { members: 2, maxMembers: 4, loadTarget: 10, growAfter: 1000, shrinkAfter: 5000 };
+  const range = { members: { min: 2, max: 4, target: 10, growAfter: 1000, shrinkAfter: 5000 } };
 
   function at(s: Sim, inFlight: number, latency: number | undefined, ms: number): void {
     for (let t = 0; t < ms; t += 250) {
@@ -244,7 +244,7 @@ describe("Regulator: members that follow latency", () => {
 
 describe("Regulator: shrinking never costs a good member", () => {
   it("waits while another slot lacks a ready member (here the first is evicted and re-dialing)", () => {
-    const s = new Sim({ members: 1, maxMembers: 3, loadTarget: 10, growAfter: 1000, shrinkAfter: 2000, criticalMin: 0 });
+    const s = new Sim({ members: { min: 1, max: 3, target: 10, growAfter: 1000, shrinkAfter: 2000 }, criticalMin: 0 });
     s.answer(1, 2, 3);
     warmUp(s);
     sample(s, 100, 5000);

@@ -81,6 +81,7 @@ async function simulate(seed: number): Promise<Report> {
     readyTimeout: 5000,
     flapWindow: 3000,
     minHold: 5000,
+    maxOutstanding: 10_000,
     random,
     clock,
   });

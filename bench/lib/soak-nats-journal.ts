@@ -8,7 +8,8 @@
  * which is how long the member stayed in rotation.
  *
  * Bounded: events are capped (a soak emits a few dozen per fault), failures
- * too; request events are not stored, only folded into the open freezes.
+ * too; request events are not stored, only folded into the open freezes,
+ * and hedges waiting for maxExtraLoad are only counted.
  */
 import type { ChannelEvent } from "../../dist/index.js";
 
@@ -44,6 +45,8 @@ export class SoakJournal {
   readonly events: Array<{ t: number; e: ChannelEvent }> = [];
   readonly faults: JournalFault[] = [];
   readonly failures: JournalFailure[] = [];
+  /** Hedges that waited for maxExtraLoad's room (retry-budget-exhausted, kind hedge-load). */
+  hedgeWaits = 0;
 
   now(): number {
     return performance.now() - this.t0;
@@ -64,6 +67,12 @@ export class SoakJournal {
       return;
     }
     if (e.type === "ping") return;
+    // A hedge waiting for maxExtraLoad's room is routine (about 5 % of idempotent calls): counted, not kept,
+    // so the journal does not grow the heap the soak measures.
+    if (e.type === "retry-budget-exhausted" && e.kind === "hedge-load") {
+      this.hedgeWaits++;
+      return;
+    }
     if (e.type === "suspect") {
       for (const f of this.faults) {
         if (f.kind === "freeze" && f.node === e.member.address && f.end === undefined && f.suspectedAfterMs === undefined) f.suspectedAfterMs = t - f.at;
@@ -137,7 +146,7 @@ export class SoakJournal {
         placedAfterSuspect: f.placedAfterSuspect ?? 0,
       };
     });
-    return { failuresByClass: byClass, perFreeze, unexplained };
+    return { failuresByClass: byClass, perFreeze, unexplained, hedgeWaits: this.hedgeWaits, eventsKept: this.events.length };
   }
 }
 

@@ -3,9 +3,10 @@ import type { NatsNode } from "./nats-cluster.js";
 
 /**
  * Plain official-client connections, one per node, each answering `subject`
- * in queue group "workers" with "<node key>|<payload>" after `delayMs`. NATS
- * prefers a queue subscriber on the publisher's own server, so every live
- * node answers its own clients.
+ * in queue group "workers" with "<node key>|<payload>" after `delayMs`. A
+ * request may be answered by any node's responder: nats-server (2.9) does not
+ * prefer a queue subscriber on the publisher's own server for a client's
+ * message, so tests must not assume which node answers.
  */
 export async function startResponders(
   nodes: NatsNode[],

@@ -262,7 +262,9 @@ describe("HTTP/1.1 half-close: a request followed by FIN is answered", () => {
     const get = await raw("GET /now-fin HTTP/1.1\r\nhost: rec.internal\r\n\r\n", { fin: true });
     expect(get).toMatch(/^HTTP\/1\.1 200 /);
     expect(get).toContain("ok");
-    expect(get.toLowerCase()).toContain("connection: close");
+    // raw() resolves only once the broker has ended the connection after answering. (Whether the head also says
+    // `connection: close` depends on whether Node had read the FIN when the head was written: not asserted.)
+    expect(get).toMatch(/\r\n0\r\n\r\n$|content-length/i);
     const post = await raw("POST /now-fin-post HTTP/1.1\r\nhost: rec.internal\r\ncontent-length: 5\r\n\r\nhello", { fin: true });
     expect(post).toMatch(/^HTTP\/1\.1 200 /);
     expect(await backend.closed("/now-fin-post")).toMatchObject({ endStream: true, bytes: 5, rstCode: 0 });

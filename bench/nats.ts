@@ -3,7 +3,10 @@
  * dialtone's NATS channel (one member per server) against the official
  * client with one connection, with its defaults and tuned. (a) closed-loop
  * rate at concurrency 64; (b) open-loop load while the server the official
- * client is on is SIGKILLed, another SIGSTOPped and later SIGCONTed.
+ * client is on is SIGKILLed, another SIGSTOPped and later SIGCONTed. Every
+ * other request of (b) is marked idempotent (dialtone's default hedge may ask
+ * it again elsewhere; the official client has no such notion), and failures
+ * are counted for each half.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -22,7 +25,7 @@ import { markdownTable } from "./lib/table.js";
 const CONCURRENCY = 64;
 const RATE_WARMUP_MS = 300;
 const RATE_MEASURE_MS = 1500;
-const RATE = 300;
+const RATE = 200;
 const TIMEOUT_MS = 1000;
 const SLOW_MS = 1000;
 const WINDOW_MS = 250;
@@ -64,6 +67,14 @@ interface RunResult {
   hung: number;
   errorsAfterKill: number;
   errorsDuringFreeze: number;
+  /** Failed requests not marked idempotent that were sent from TIMEOUT_MS before the SIGSTOP until the SIGCONT. */
+  freezeFailed: number;
+  /** The same, for the requests marked idempotent. */
+  freezeFailedIdempotent: number;
+  /** dialtone: the last request (not marked idempotent) placed on the frozen server's member after the SIGSTOP, ms after it; null: none, or not dialtone. */
+  outOfRotationMs: number | null;
+  /** dialtone: requests (not marked idempotent) placed on the frozen server's member while it was frozen. */
+  placedOnFrozen: number | null;
   slow: number;
   /** Last due time of a failed call minus the SIGKILL time, s (0: none failed after it). */
   lastErrorS: number;
@@ -73,11 +84,13 @@ interface RunResult {
   latencyByWindow: number[][];
 }
 
-function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop"> {
+function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop" | "outOfRotationMs" | "placedOnFrozen"> {
   const killAt = faults.kill ?? AT.kill;
   const stopAt = faults.stop ?? AT.stop;
   const contAt = faults.cont ?? AT.cont;
   const failed = samples.filter((s) => !s.ok);
+  // Request i is the i-th call, and the odd ones were marked idempotent.
+  const freezeFailed = (idempotent: boolean): number => samples.filter((s, i) => !s.ok && i % 2 === (idempotent ? 1 : 0) && s.at >= stopAt - TIMEOUT_MS && s.at < contAt).length;
   const lastFailed = failed.reduce((m, s) => Math.max(m, s.at), killAt);
   return {
     errors: failed.length,
@@ -85,6 +98,8 @@ function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunRes
     hung: failed.filter((s) => s.hung).length,
     errorsAfterKill: failed.filter((s) => s.at >= killAt && s.at < stopAt).length,
     errorsDuringFreeze: failed.filter((s) => s.at >= stopAt && s.at < contAt).length,
+    freezeFailed: freezeFailed(false),
+    freezeFailedIdempotent: freezeFailed(true),
     slow: samples.filter((s) => s.ms > SLOW_MS).length,
     lastErrorS: round((lastFailed - killAt) / 1000, 2),
     maxSendLagMs: round(maxSendLagMs, 1),
@@ -120,11 +135,14 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
         await sleep(SETTLE_MS);
         await warm(client);
         let onAtStop: RunResult["onAtStop"] = null;
+        let stoppedAt = Number.NaN;
+        let n = 0;
+        const placements = client.placements?.();
         const res = await openLoop({
           rate: RATE,
           durationMs: AT.end,
           timeoutMs: TIMEOUT_MS,
-          call: () => client.call(body),
+          call: () => client.call(body, (n++ & 1) === 1),
           faults: [
             { atMs: AT.kill, name: "kill", run: () => void killed.kill() },
             {
@@ -134,11 +152,16 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
                 const s = client.server();
                 onAtStop = s === undefined ? null : s === frozen.name ? "frozen" : "other";
                 frozen.freeze();
+                stoppedAt = performance.now();
               },
             },
             { atMs: AT.cont, name: "cont", run: () => frozen.thaw() },
           ],
         });
+        const onFrozen = (placements?.stop() ?? []).filter((p) => p.address === frozen.key && p.start >= stoppedAt && p.start < stoppedAt + (AT.cont - AT.stop));
+        // 0 when none was placed on it after the SIGSTOP.
+        const outOfRotationMs = placements ? round(Math.max(0, ...onFrozen.map((p) => p.start - stoppedAt)), 1) : null;
+        const placedOnFrozen = placements ? onFrozen.length : null;
         return {
           rps: round(rate.requests / rate.seconds, 0),
           cpuUsPerReq: round(rate.cpuMicros / rate.requests, 1),
@@ -147,6 +170,8 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
           p99Ms: round(quantile(rate.latencies, 0.99), 3),
           rateErrors: rate.errors,
           onAtStop,
+          outOfRotationMs,
+          placedOnFrozen,
           ...analyze(res),
         };
       } finally {
@@ -193,6 +218,9 @@ const results = PEERS.map((peer) => {
     hung: m((x) => x.hung),
     errorsAfterKill: m((x) => x.errorsAfterKill),
     errorsDuringFreeze: m((x) => x.errorsDuringFreeze),
+    freezeFailed: m((x) => x.freezeFailed),
+    freezeFailedIdempotent: m((x) => x.freezeFailedIdempotent),
+    outOfRotationMs: rs.some((x) => x.outOfRotationMs !== null) ? m((x) => x.outOfRotationMs ?? NaN) : null,
     slowerThan1s: m((x) => x.slow),
     lastErrorAfterKillS: round(m((x) => x.lastErrorS), 2),
     /** Single-connection clients: median errors over the rounds in which they were on the server that froze (NaN: none), and the others. */
@@ -205,6 +233,10 @@ const results = PEERS.map((peer) => {
       errors: x.errors,
       errorsAfterKill: x.errorsAfterKill,
       errorsDuringFreeze: x.errorsDuringFreeze,
+      freezeFailed: x.freezeFailed,
+      freezeFailedIdempotent: x.freezeFailedIdempotent,
+      outOfRotationMs: x.outOfRotationMs,
+      placedOnFrozen: x.placedOnFrozen,
       slowerThan1s: x.slow,
       onAtStop: x.onAtStop,
       maxSendLagMs: x.maxSendLagMs,
@@ -232,6 +264,10 @@ const headline = {
   /** The official client's errors in the rounds where it had reconnected to the server that then froze (null: no such round), and in the others. */
   errorsWhenOnFrozenServer: Object.fromEntries(others.map((x) => [x.id, Number.isFinite(x.errorsWhenOnFrozen) ? x.errorsWhenOnFrozen : null])),
   errorsWhenOnOtherServer: Object.fromEntries(others.map((x) => [x.id, Number.isFinite(x.errorsWhenOnOther) ? x.errorsWhenOnOther : null])),
+  /** Issue 24: failed requests per freeze (median of rounds), not marked idempotent and marked idempotent, and when dialtone last picked the frozen member. */
+  freezeFailed: Object.fromEntries(results.map((x) => [x.id, x.freezeFailed])),
+  freezeFailedIdempotent: Object.fromEntries(results.map((x) => [x.id, x.freezeFailedIdempotent])),
+  dialtoneOutOfRotationMs: dt?.outOfRotationMs ?? null,
 };
 
 const rateTable = markdownTable(
@@ -246,6 +282,17 @@ const rateTable = markdownTable(
     x.p50Ms,
     x.p99Ms,
     x.rateErrors,
+  ]),
+);
+const freezeTable = markdownTable(
+  ["client", "failed per freeze, not idempotent (each round)", "failed per freeze, idempotent (each round)", "frozen member last picked, ms after SIGSTOP (each round)", "requests placed on it while frozen (each round)", "on the frozen server at SIGSTOP"],
+  results.map((x) => [
+    x.id === "dialtone" ? `**${x.label}**` : x.label,
+    `${x.freezeFailed} (${x.perRound.map((p) => p.freezeFailed).join(" / ")})`,
+    `${x.freezeFailedIdempotent} (${x.perRound.map((p) => p.freezeFailedIdempotent).join(" / ")})`,
+    x.outOfRotationMs === null ? "—" : `${x.outOfRotationMs} (${x.perRound.map((p) => p.outOfRotationMs).join(" / ")})`,
+    x.outOfRotationMs === null ? "—" : x.perRound.map((p) => p.placedOnFrozen).join(" / "),
+    x.id.startsWith("dialtone") ? "(on every server)" : x.perRound.map((p) => (p.onAtStop === "frozen" ? "yes" : "no")).join(" / "),
   ]),
 );
 const failTable = markdownTable(
@@ -273,7 +320,13 @@ const markdown = [
   "",
   failTable,
   "",
-  `${RATE} req/s open-loop for ${AT.end / 1000} s (${Math.floor((RATE * AT.end) / 1000)} requests, 64 B, deadline ${TIMEOUT_MS} ms) per client, one responder, on the server that is neither killed nor frozen; SIGKILL at ${AT.kill / 1000} s of the server the official client is on (dialtone: the first), SIGSTOP of another at ${AT.stop / 1000} s, SIGCONT at ${AT.cont / 1000} s. Medians of ${ROUNDS} rounds (the chart pools every round's calls per window), a fresh cluster for every run, client order alternating across rounds.`,
+  `${RATE} req/s open-loop for ${AT.end / 1000} s (${Math.floor((RATE * AT.end) / 1000)} requests, 64 B, deadline ${TIMEOUT_MS} ms, every other one marked idempotent) per client, one responder, on the server that is neither killed nor frozen; SIGKILL at ${AT.kill / 1000} s of the server the official client is on (dialtone: the first), SIGSTOP of another at ${AT.stop / 1000} s, SIGCONT at ${AT.cont / 1000} s. Medians of ${ROUNDS} rounds (the chart pools every round's calls per window), a fresh cluster for every run, client order alternating across rounds.`,
+  "",
+  "**(c) The freeze**",
+  "",
+  freezeTable,
+  "",
+  `Requests sent from ${TIMEOUT_MS / 1000} s before the SIGSTOP until the SIGCONT that failed, for each half of the load: not marked idempotent, and marked idempotent (dialtone hedges those by default at its running p95; the official client treats both alike). "Last picked": the latest start of a request not marked idempotent placed on the frozen server's member while it was frozen, from the channel's request events (the time it stayed in rotation; 0 when none was placed on it), and how many were.`,
 ].join("\n");
 
 const svg = await faultTimelineSvg({

@@ -16,8 +16,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { PoolMember } from "../dist/pool/member.js";
-import { Pool } from "../dist/pool/pool.js";
+import { Pool, type PoolMemberRef } from "../dist/pool/pool.js";
 import { CHART_CONFIG, renderSvg } from "./lib/chart.js";
 import { machine } from "./lib/machine.js";
 import { elapsed, writeReport } from "./lib/results.js";
@@ -33,10 +32,10 @@ const ROUNDS = roundsFromEnv(3);
 type Method = "p2c-peak-ewma" | "p2c-in-flight" | "rr";
 const METHODS: readonly Method[] = ["p2c-peak-ewma", "p2c-in-flight", "rr"];
 
-function members(n: number): Array<PoolMember<null>> {
+function members(pool: Pool<null>, n: number): Array<PoolMemberRef<null>> {
   return Array.from({ length: n }, (_, i) => {
-    const m = new PoolMember<null>(i, { host: "127.0.0.2", port: 1, family: 4 }, `m${i}`, null);
-    m.state = "ready";
+    const m = pool.admit(i, { host: "127.0.0.2", port: 1, family: 4 }, `m${i}`, null);
+    pool.setState(m, "ready", "bench");
     return m;
   });
 }
@@ -46,7 +45,7 @@ function p2cLoop(pool: Pool<null>, ops: number): number {
   // The pipeline's clock readings: a request of ~1 ms every 10 µs.
   let now = performance.now();
   for (let i = 0; i < ops; i++) {
-    const m = pool.pick(undefined, now) as PoolMember<null>;
+    const m = pool.pick(undefined, now) as PoolMemberRef<null>;
     sink += m.id;
     pool.release(m, 1, false, now + 1);
     now += 0.01;
@@ -54,13 +53,13 @@ function p2cLoop(pool: Pool<null>, ops: number): number {
   return sink;
 }
 
-function rrLoop(list: Array<PoolMember<null>>, ops: number): number {
+function rrLoop(list: Array<PoolMemberRef<null>>, ops: number): number {
   let sink = 0;
   let next = 0;
   // The baseline keeps its own in-flight counters: a member's count lives in its pool-owned load object.
   const inFlight = new Uint32Array(list.length);
   for (let i = 0; i < ops; i++) {
-    const m = list[next] as PoolMember<null>;
+    const m = list[next] as PoolMemberRef<null>;
     inFlight[next]!++;
     sink += m.id;
     inFlight[next]!--;
@@ -71,9 +70,8 @@ function rrLoop(list: Array<PoolMember<null>>, ops: number): number {
 
 /** ns per pick + release. */
 function measure(method: Method, n: number): number {
-  const list = members(n);
-  const pool = new Pool<null>({ criticalMin: 1, balancer: method === "p2c-in-flight" ? "in-flight" : "peak-ewma" });
-  for (const m of list) pool.add(m);
+  const pool = new Pool<null>({ balancer: method === "p2c-in-flight" ? "in-flight" : "peak-ewma" });
+  const list = members(pool, n);
   const run = (ops: number): number => (method === "rr" ? rrLoop(list, ops) : p2cLoop(pool, ops));
   run(WARMUP_OPS);
   const t0 = process.hrtime.bigint();

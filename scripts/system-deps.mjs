@@ -11,6 +11,10 @@ const NEEDED = [
   { bin: "prometheus", pkg: "prometheus" },
   // dnsmasq-base ships the binary without a service that would start on install.
   { bin: "dnsmasq", pkg: "dnsmasq-base" },
+  // Two more real DNS servers for the resolver's matrix (test/integration/dns-servers.test.ts):
+  // a recursive resolver and an authoritative + forwarding one. The tests start them with their own configs.
+  { bin: "unbound", pkg: "unbound" },
+  { bin: "named", pkg: "bind9" },
   { bin: "nats-server", pkg: "nats-server" },
   // Real HTTP/2 servers no one here wrote, for the fetch/undici adapter tests.
   { bin: "nghttpd", pkg: "nghttp2-server" },
@@ -18,6 +22,10 @@ const NEEDED = [
   // A real gRPC server (Python), run with Debian's own python3: a python3 from a
   // version manager earlier on PATH would not see Debian's grpc module.
   { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
+  // grpc's interop messages (test/fixtures/grpc_testing.py) are built at run time with protobuf: no protoc needed.
+  { bin: "python3-protobuf", pkg: "python3-protobuf", check: () => spawnSync("/usr/bin/python3", ["-c", "import google.protobuf"], { stdio: "ignore" }).status === 0 },
+  // Raw HTTP/2 frames for the broker tests (RST_STREAM at each point of an exchange), on Debian's python3.
+  { bin: "python3-h2", pkg: "python3-h2", check: () => spawnSync("/usr/bin/python3", ["-c", "import h2"], { stdio: "ignore" }).status === 0 },
   // Foreign clients for the broker tests: curl (HTTP/1.1) and nghttp (h2c).
   { bin: "curl", pkg: "curl" },
   { bin: "nghttp", pkg: "nghttp2-client" },

@@ -16,7 +16,7 @@ export { Reconnect } from "./reconnect.js";
 export type { ReconnectOptions, ReconnectEvent, ReconnectStats, ConnectionStatus } from "./supervisor/reconnect.js";
 export { RECONNECT_BACKOFF, SLOT_BACKOFF, type BackoffOptions } from "./supervisor/backoff.js";
 export { StatusStream } from "./supervisor/status-stream.js";
-export type { ChannelEvent, MemberInfo, EvictionReason, DrainReason, EjectionReason, RequestOutcome } from "./core/events.js";
+export type { ChannelEvent, MemberInfo, EvictionReason, DrainReason, EjectionReason, RequestOutcome, DnsAnswerKind, FamilyAnswer } from "./core/events.js";
 export type { SupervisorStats as ChannelStats, MemberStats } from "./supervisor/supervisor.js";
 export { HEALTH_DEFAULTS, type HealthOptions, type AppCheck } from "./health/options.js";
 export type { MembersRange } from "./transport/common-options.js";

@@ -1,7 +1,7 @@
 import type { Registry } from "prom-client";
 import { ClosedError } from "./core/errors.js";
 import { ReconnectMetrics, type ReconnectMetricsOptions } from "./metrics/reconnect-metrics.js";
-import { Reconnect as ReconnectLoop } from "./supervisor/reconnect.js";
+import { ReconnectLoop } from "./supervisor/reconnect.js";
 
 /**
  * The public Reconnect handle: the supervisor's reconnect loop plus

@@ -11,7 +11,15 @@ import type { NatsNode } from "./nats-cluster.js";
 export const SUBJECT = "echo";
 
 export interface NatsBenchClient {
-  call(body: Uint8Array): Promise<string | undefined>;
+  /** `idempotent`: dialtone marks the request so (its default hedge may ask again elsewhere); the official client has no such notion. */
+  call(body: Uint8Array, idempotent?: boolean): Promise<string | undefined>;
+  /**
+   * dialtone only: starts noting where each request not marked idempotent was
+   * placed (its member's address, and when it started, from the channel's
+   * request events); `stop()` returns them. Not during the rate run: a
+   * listener makes every call build its request event.
+   */
+  placements?(): { stop(): Array<{ address: string; start: number }> };
   /** The server_name ("node1") of the server a single-connection client is on now; undefined for dialtone. */
   server(): string | undefined;
   close(): Promise<void>;
@@ -47,9 +55,22 @@ async function openDialtone(nodes: NatsNode[], timeoutMs: number, balancer: "in-
   });
   await channel.ready(AbortSignal.timeout(CONNECT_TIMEOUT_MS));
   return {
-    call: async (body) => (await channel.request(SUBJECT, body, { timeout: timeoutMs })).string(),
+    call: async (body, idempotent) => (await channel.request(SUBJECT, body, { timeout: timeoutMs, idempotent })).string(),
     server: () => undefined,
     close: () => channel.close(),
+    placements() {
+      const out: Array<{ address: string; start: number }> = [];
+      // One attempt (no hedge, no retry): its address is where the request went; start = end − duration.
+      const off = channel.on((e) => {
+        if (e.type === "request" && e.address !== undefined && e.hedges === 0 && e.retries === 0) out.push({ address: e.address, start: performance.now() - e.durationMs });
+      });
+      return {
+        stop: () => {
+          off();
+          return out;
+        },
+      };
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 /**
- * The broker benchmark's processes: nghttpd backends, and the three proxies
- * in front of them — dialtone broker, HAProxy and nghttpx (Debian's
- * packages) — each h2c in and h2c out, on loopback only. Every child is
+ * The broker benchmark's processes: nghttpd backends, and the proxies in
+ * front of them — dialtone broker, HAProxy and nghttpx (Debian's packages),
+ * and a raw Node HTTP/2 proxy — each h2c in and h2c out, on loopback only. Every child is
  * tracked and reaped: stopAllProcs(), and an exit hook that SIGKILLs (after
  * SIGCONT) whatever is left.
  */
@@ -18,6 +18,8 @@ export interface Proc {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** The process's pid (its CPU time is read from /proc, with its children's: nghttpx's worker). */
+  readonly pid: number;
   freeze(): void;
   thaw(): void;
 }
@@ -72,7 +74,7 @@ async function launch(name: string, cmd: string, args: string[], host: string, p
   live.add(child);
   child.once("exit", () => live.delete(child));
   await waitListening(name, child, host, port);
-  return { name, host, port, freeze: () => void child.kill("SIGSTOP"), thaw: () => void child.kill("SIGCONT") };
+  return { name, host, port, pid: child.pid as number, freeze: () => void child.kill("SIGSTOP"), thaw: () => void child.kill("SIGCONT") };
 }
 
 /** nghttpd serving `docroot` over h2c on host:port (all backends share one port, on 127.0.0.2, .3, …). */
@@ -95,6 +97,42 @@ export async function startDialtone(backends: Proc[]): Promise<Proc> {
     `listen: ["http://127.0.0.1:${port}"]\nadmin: off\nlimits: { maxConnections: 4096, maxStreams: 1024 }\nupstreams:\n  web:\n    target: "http://web.internal:${backends[0]!.port}"\n    discovery: "static:///${backends.map((b) => `${b.host}:${b.port}`).join(",")}"\n    members: ${backends.length}\n    default: true\n    warm: true\n    requestTimeout: ${h.requestTimeoutMs}ms\n    health: { interval: ${h.intervalMs}ms, timeout: ${h.timeoutMs}ms, unhealthyAfter: ${h.fall} }\n`,
   );
   return await launch("dialtone broker", process.execPath, [CLI, "broker", "--config", conf], "127.0.0.1", port);
+}
+
+/**
+ * The floor for any proxy built on Node's http2: a raw one, in the script
+ * below. One h2c session per backend, streams dealt round-robin, each
+ * forwarded with session.request() and piped both ways; a client's reset
+ * cancels the upstream stream. No pool upkeep, health checks, retries,
+ * timeouts, metrics or routing: what the broker adds over this is what it
+ * costs for those.
+ */
+const RAW_PROXY = `
+import http2 from "node:http2";
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const [port, ...backends] = process.argv.slice(1);
+const sessions = backends.map((b) => http2.connect("http://" + b).on("error", () => {}));
+let next = 0;
+const server = http2.createServer({ settings: { maxConcurrentStreams: 1024 } });
+server.on("stream", (stream, headers) => {
+  const session = sessions[next++ % sessions.length];
+  const ends = stream.endAfterHeaders;
+  const up = session.request({ ":method": headers[":method"], ":path": headers[":path"], ":authority": headers[":authority"] }, { endStream: ends });
+  up.on("response", (h) => {
+    if (!stream.destroyed) stream.respond(h);
+  });
+  up.pipe(stream);
+  if (!ends) stream.pipe(up);
+  up.on("error", () => !stream.destroyed && stream.close(NGHTTP2_INTERNAL_ERROR));
+  stream.on("error", () => {});
+  stream.on("close", () => !up.closed && up.close(NGHTTP2_CANCEL));
+});
+server.listen(Number(port), "127.0.0.1");
+`;
+
+export async function startNodeRaw(backends: Proc[]): Promise<Proc> {
+  const port = await freePort();
+  return await launch("raw node proxy", process.execPath, ["--input-type=module", "-e", RAW_PROXY, String(port), ...backends.map((b) => `${b.host}:${b.port}`)], "127.0.0.1", port);
 }
 
 /**

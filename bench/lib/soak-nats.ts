@@ -1,18 +1,47 @@
 /**
- * The NATS soak target: a channel of 3 members over a 4-node nats-server
- * cluster (127.0.0.2–5), requests on "echo" answered by one responder per
- * node (queue group "workers": a server prefers its local subscriber, so a
- * request is answered on the node its member is on). Faults, in turn, on a
- * node that holds a member: SIGKILL then a restart 2 s later, SIGSTOP for
- * 3 s, and lame duck mode (the server closes its clients over 30 s and
- * exits; it is restarted once it has).
+ * The NATS soak target: a channel of 3 members over 4 nats-server nodes
+ * (127.0.0.2–5) of a 5-node cluster; requests on "echo" are answered by two
+ * responders (queue group "workers") on the fifth node (127.0.0.6), which
+ * holds no member and takes no fault. Every other request is marked
+ * idempotent (the channel's default hedge may ask it again elsewhere).
+ * Faults, in turn, on a node that holds a member: SIGKILL then a restart 2 s
+ * later, SIGSTOP for 3 s, and lame duck mode (the server closes its clients
+ * over 30 s and exits; it is restarted once it has).
+ *
+ * Why the responders live apart: for a message from a client, nats-server
+ * 2.9 picks a queue subscriber at random among its own and the other
+ * servers' — it does not prefer its local one — so with a responder on every
+ * node a quarter of all requests, whichever member sent them, go to a frozen
+ * node's responder and time out (measured: 55 a freeze, nearly all on
+ * members whose own server was fine). That is the responders' outage, not
+ * the client's; here the soak measures the client's. The same layout made
+ * the "timeout nothing explains" of earlier runs (about one a run): a
+ * lame-duck server closes its clients, the responder on it among them, and a
+ * request another server had routed to that responder a moment before is
+ * lost (reproduced with a responder that answers after 50 ms: the requests
+ * it held timed out on members of other servers; the soak's responder
+ * answers at once, so its window is one round trip wide).
+ * `DIALTONE_SOAK_NATS_LAYOUT=every-node` puts one responder on each member
+ * node as before, to see both.
+ *
+ * The run's journal (soak-nats-journal.ts) is written to
+ * bench/results/soak-nats-journal.json: every failure classified by the
+ * fault that explains it, the events around any that none does, and per
+ * freeze, how soon the frozen node's member left rotation.
  */
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createNatsChannel, type NatsChannel } from "../../dist/index.js";
 import { startNatsCluster, type NatsCluster, type NatsNode } from "./nats-cluster.js";
+import { SoakJournal } from "./soak-nats-journal.js";
 import type { SoakTarget } from "./soak-loop.js";
 
-const HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+const LAYOUT = process.env.DIALTONE_SOAK_NATS_LAYOUT === "every-node" ? "every-node" : "apart";
+const MEMBER_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+const RESPONDER_HOST = "127.0.0.6";
+const HOSTS = LAYOUT === "apart" ? [...MEMBER_HOSTS, RESPONDER_HOST] : MEMBER_HOSTS;
+const JOURNAL = fileURLToPath(new URL("../results/soak-nats-journal.json", import.meta.url));
 const SUBJECT = "echo";
 const FREEZE_MS = 3000;
 const RESTART_AFTER_MS = 2000;
@@ -27,7 +56,7 @@ export interface NatsSoak {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A responder per node that reconnects to that node only (after a kill or lame duck it comes back with it). */
+/** A responder on one node that reconnects to that node only (after a kill or lame duck it comes back with it). */
 async function responder(node: NatsNode): Promise<NatsConnection> {
   const nc = await connect({ servers: node.key, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000, ignoreClusterUpdates: true });
   const sub = nc.subscribe(SUBJECT, { queue: "workers" });
@@ -40,6 +69,8 @@ async function responder(node: NatsNode): Promise<NatsConnection> {
 
 export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
   const cluster: NatsCluster = await startNatsCluster({ hosts: HOSTS });
+  const memberNodes = cluster.nodes.filter((n) => MEMBER_HOSTS.includes(n.host));
+  const journal = new SoakJournal();
   const responders: NatsConnection[] = [];
   let channel: NatsChannel | undefined;
   // A fault still restarting when the soak ends must not start a server after close().
@@ -51,30 +82,41 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
     await channel?.close();
     await Promise.all(responders.map((nc) => nc.close().catch(() => {})));
     await cluster.stop();
+    const report = journal.report(timeoutMs);
+    writeFileSync(JOURNAL, `${JSON.stringify({ layout: LAYOUT, ...(report as object), faults: journal.faults }, null, 1)}\n`);
   };
   try {
-    for (const n of cluster.nodes) responders.push(await responder(n));
+    if (LAYOUT === "apart") {
+      const home = cluster.nodes.find((n) => n.host === RESPONDER_HOST) as NatsNode;
+      for (let i = 0; i < 2; i++) responders.push(await responder(home));
+    } else {
+      for (const n of memberNodes) responders.push(await responder(n));
+    }
     const ch = createNatsChannel({
-      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      target: `nats://${memberNodes.map((n) => n.key).join(",")}`,
       members: 3,
       ignoreDiscoveredServers: true,
       requestTimeout: timeoutMs,
     });
     channel = ch;
+    ch.on(journal.onEvent);
     await ch.ready(AbortSignal.timeout(10_000));
     let turn = 0;
+    let calls = 0;
     const busy = new Set<NatsNode>();
     /** A node that holds a member and is not already under a fault, taken in turn. */
     const victim = (): NatsNode => {
       const on = new Set(ch.stats().members.filter((m) => m.state === "ready").map((m) => m.address));
-      const candidates = cluster.nodes.filter((n) => on.has(n.key) && !busy.has(n));
-      const pool = candidates.length > 0 ? candidates : cluster.nodes.filter((n) => !busy.has(n));
-      return pool[turn++ % Math.max(1, pool.length)] ?? (cluster.nodes[0] as NatsNode);
+      const candidates = memberNodes.filter((n) => on.has(n.key) && !busy.has(n));
+      const pool = candidates.length > 0 ? candidates : memberNodes.filter((n) => !busy.has(n));
+      return pool[turn++ % Math.max(1, pool.length)] ?? (memberNodes[0] as NatsNode);
     };
-    const withVictim = (fn: (n: NatsNode) => Promise<void>): Promise<void> => {
+    const withVictim = (kind: string, fn: (n: NatsNode) => Promise<void>): Promise<void> => {
       const n = victim();
       busy.add(n);
+      const record = journal.fault(kind, n.key);
       const p = fn(n).finally(() => {
+        record.end = journal.now();
         busy.delete(n);
         running.delete(p);
       });
@@ -83,7 +125,17 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
     };
     const target: SoakTarget = {
       call: async () => {
-        await ch.request(SUBJECT, "soak", { timeout: timeoutMs });
+        // Every other request is marked idempotent: its failures are counted apart (code + " idempotent").
+        const idempotent = (calls++ & 1) === 1;
+        const start = journal.now();
+        try {
+          await ch.request(SUBJECT, "soak", { timeout: timeoutMs, idempotent });
+        } catch (err) {
+          const e = err as { code?: string; address?: string };
+          const code = e.code ?? "Error";
+          journal.failed(start, code, e.address, idempotent);
+          throw idempotent ? Object.assign(new Error(`${code} (idempotent)`), { code: `${code} (idempotent)` }) : err;
+        }
       },
       faults: [
         {
@@ -91,7 +143,7 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
           cuts: true,
           windowMs: 100,
           run: () =>
-            withVictim(async (n) => {
+            withVictim("kill", async (n) => {
               await n.kill();
               await sleep(RESTART_AFTER_MS);
               if (!closed) await n.restart();
@@ -102,7 +154,7 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
           cuts: true,
           windowMs: FREEZE_MS,
           run: () =>
-            withVictim(async (n) => {
+            withVictim("freeze", async (n) => {
               n.freeze();
               await sleep(FREEZE_MS);
               n.thaw();
@@ -113,7 +165,7 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
           cuts: false,
           windowMs: 0,
           run: () =>
-            withVictim(async (n) => {
+            withVictim("lame-duck", async (n) => {
               n.lameDuck();
               const deadline = performance.now() + LAME_DUCK_EXIT_LIMIT_MS;
               // It closes its clients over lame_duck_duration, then exits; restart() is a no-op before that.
@@ -126,7 +178,16 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
     };
     return {
       target,
-      config: { servers: HOSTS.length, members: 3, responders: "one per node, queue group", freezeMs: FREEZE_MS, restartAfterMs: RESTART_AFTER_MS, lameDuck: "30 s lame_duck_duration, restarted after exit" },
+      config: {
+        servers: HOSTS.length,
+        members: 3,
+        responders: LAYOUT === "apart" ? "two, queue group, on a fifth node that holds no member and takes no fault" : "one per member node, queue group",
+        idempotentShare: 0.5,
+        freezeMs: FREEZE_MS,
+        restartAfterMs: RESTART_AFTER_MS,
+        lameDuck: "30 s lame_duck_duration, restarted after exit",
+        journal: "bench/results/soak-nats-journal.json",
+      },
       close: closeAll,
     };
   } catch (err) {

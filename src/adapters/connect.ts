@@ -7,6 +7,8 @@
  * a dead peer when a call fails. It uses only the channel's public API.
  */
 import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DialtoneError, type DialtoneErrorCode } from "../core/errors.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
 
 /** The shape connect-node asks of a session manager (structurally its NodeHttp2ClientSessionManager). */
@@ -21,13 +23,66 @@ export interface ChannelSessionManager {
 export function createSessionManager(channel: Http2Channel): ChannelSessionManager {
   return {
     authority: new URL(channel.target).origin,
-    request(method, path, headers, options) {
+    async request(method, path, headers, options) {
       // connect-node writes the request body itself, so the request side stays
       // open unless it says otherwise (stream() would end it at once by default).
-      return channel.stream({ method, path, headers, endStream: options.endStream ?? false });
+      let stream: ClientHttp2Stream;
+      try {
+        stream = await channel.stream({ method, path, headers, endStream: options.endStream ?? false });
+      } catch (err) {
+        throw connectErrorFor(err, undefined);
+      }
+      asConnectErrors(stream);
+      return stream;
     },
     notifyResponseByteRead() {
       // Liveness is the channel's job (PING/PONG per member, passive suspicion), not this hook's.
     },
   };
+}
+
+/**
+ * The endings that mean "the connection went away", which gRPC's
+ * doc/statuscodes.md makes UNAVAILABLE: a member lost, evicted or closed
+ * with the channel, a stream the peer refused or never saw. Without this,
+ * connect-node would read a DialtoneError as INTERNAL.
+ */
+const UNAVAILABLE = new Set<DialtoneErrorCode>([
+  "ERR_DIALTONE_MEMBER_LOST",
+  "ERR_DIALTONE_CLOSED",
+  "ERR_DIALTONE_NOT_SENT",
+  "ERR_DIALTONE_REFUSED_STREAM",
+  "ERR_DIALTONE_GOAWAY",
+  "ERR_DIALTONE_NO_MEMBER",
+  "ERR_DIALTONE_QUEUE_FULL",
+  "ERR_DIALTONE_OVERLOADED",
+]);
+
+const NGHTTP2_REFUSED_STREAM = 7;
+
+/** connect-node's reading of an error, decided here for the ones dialtone knows better; undefined leaves it to connect-node. */
+function connectErrorFor(err: unknown, rstCode: number | undefined): unknown {
+  if (err instanceof DialtoneError) {
+    const code = UNAVAILABLE.has(err.code) ? Code.Unavailable : err.code === "ERR_DIALTONE_ABORTED" ? Code.Canceled : undefined;
+    return code === undefined ? err : new ConnectError(err.message, code, undefined, undefined, err);
+  }
+  // Node emits ERR_HTTP2_STREAM_ERROR for a peer's REFUSED_STREAM before 'close', so connect-node's own
+  // rstCode mapping (REFUSED_STREAM → UNAVAILABLE) never runs and the call fails INTERNAL.
+  if (rstCode === NGHTTP2_REFUSED_STREAM && err instanceof Error) {
+    return new ConnectError("http/2 stream closed with error code REFUSED_STREAM (0x7)", Code.Unavailable, undefined, undefined, err);
+  }
+  return err;
+}
+
+/**
+ * connect-node listens for the stream's 'error' itself; the only place to
+ * give it a ConnectError with the right code is the event. The stream is
+ * ours (opened for this call), so overriding its emit touches nobody else.
+ */
+function asConnectErrors(stream: ClientHttp2Stream): void {
+  const emit = stream.emit;
+  stream.emit = function (this: ClientHttp2Stream, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error") args[0] = connectErrorFor(args[0], this.rstCode);
+    return emit.call(this, event, ...args);
+  } as ClientHttp2Stream["emit"];
 }

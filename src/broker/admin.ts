@@ -1,8 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { bind, removeSocket } from "./bind.js";
 import { renderFragment, renderPage } from "./diagnostics-page.js";
+import { sendFailure } from "./error-response.js";
 import type { ListenAddress } from "./listen-address.js";
+import { originRefused } from "./strict-request.js";
 import type { Upstreams } from "./upstreams.js";
 
 /**
@@ -16,8 +18,12 @@ export class AdminServer {
   readonly #upstreams: () => Upstreams;
   readonly #registry: Registry;
   readonly #meta: { version: string; startedAt: string };
+  #unixPath: string | undefined;
 
-  constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }) {
+  readonly #allowOrigins: ReadonlySet<string>;
+
+  constructor(upstreams: () => Upstreams, registry: Registry, meta: { version: string; startedAt: string }, allowOrigins: ReadonlySet<string> = new Set()) {
+    this.#allowOrigins = allowOrigins;
     this.#upstreams = upstreams;
     this.#registry = registry;
     this.#meta = meta;
@@ -30,19 +36,21 @@ export class AdminServer {
     this.#server.maxConnections = 64;
   }
 
+  /** Binds the admin listener with the same care as the ingress's (stale unix sockets only, mode 0660); errors name `admin`. */
   async listen(addr: ListenAddress): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      if (addr.kind === "unix") this.#server.listen(addr.path, () => resolve());
-      else this.#server.listen(addr.port, addr.host, () => resolve());
-    });
-    if (addr.kind === "unix") return `unix://${addr.path}`;
-    const a = this.#server.address() as AddressInfo;
-    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+    const shown = await bind(this.#server, addr, "admin");
+    if (addr.kind === "unix") this.#unixPath = addr.path;
+    return shown;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
+    // A web page's cross-site requests (its Origin not listed) never reach the stats or the page; the page's own GETs carry none.
+    const crossSite = originRefused(req.headers, this.#allowOrigins);
+    if (crossSite !== undefined) {
+      sendFailure(res, crossSite);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, "text/plain; charset=utf-8", "admin endpoints take GET\n");
@@ -82,6 +90,7 @@ export class AdminServer {
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (this.#unixPath !== undefined) removeSocket(this.#unixPath);
   }
 }
 

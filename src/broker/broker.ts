@@ -1,4 +1,4 @@
-import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { constants, Http2ServerRequest, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Registry } from "prom-client";
 import { AdminServer } from "./admin.js";
 import { BrokerMetrics } from "./broker-metrics.js";
@@ -8,6 +8,7 @@ import { authorityOf, CompatClient, compatCall, forward, StreamClient, streamAut
 import { Ingress, type IngressRequest } from "./ingress.js";
 import { isNatsBridgePath, natsBridge } from "./nats-bridge.js";
 import { Router } from "./router.js";
+import { ambiguousHostH1, ambiguousHostH2, CONNECT_REFUSED, originRefused, upgradeRefused } from "./strict-request.js";
 import { Upstreams, validateUpstream } from "./upstreams.js";
 
 /**
@@ -41,7 +42,7 @@ export class Broker {
       config.limits,
       this.#metrics,
     );
-    this.#admin = config.admin ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }) : undefined;
+    this.#admin = config.admin ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }, config.allowOrigins) : undefined;
     if (config.idle.timeout > 0) {
       this.#reaper = setInterval(() => this.#upstreams.reapIdle(), config.idle.checkInterval);
       // Reaping is housekeeping: it must never be what keeps the process alive.
@@ -59,7 +60,7 @@ export class Broker {
     Broker.check(config);
     const b = new Broker(config, version);
     try {
-      for (const addr of config.listen) b.listen.push(await b.#ingress.listen(addr));
+      for (const [i, addr] of config.listen.entries()) b.listen.push(await b.#ingress.listen(addr, `listen[${i}]`));
       if (b.#admin && config.admin) b.admin = await b.#admin.listen(config.admin);
     } catch (err) {
       await b.close();
@@ -101,7 +102,13 @@ export class Broker {
    */
   #handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean {
     const path = headers[":path"];
-    if (typeof path !== "string" || isNatsBridgePath(path) || headers[":method"] === "CONNECT" || headers.expect !== undefined) return false;
+    if (headers[":method"] === "CONNECT") {
+      stream.on("error", noop);
+      this.#refuse(CONNECT_REFUSED);
+      sendStreamFailure(stream, CONNECT_REFUSED);
+      return true;
+    }
+    if (typeof path !== "string" || isNatsBridgePath(path) || headers.expect !== undefined) return false;
     // The compat layer listens for stream errors; bare, an unheard 'error' (a client's reset) would throw.
     stream.on("error", noop);
     this.#track(this.#serveStream(stream, headers), () => {
@@ -121,10 +128,26 @@ export class Broker {
   }
 
   async #serve(req: IngressRequest, res: IngressResponse): Promise<void> {
+    const h2 = req instanceof Http2ServerRequest;
+    const refused = h2 ? ambiguousHostH2(req.headers) : (ambiguousHostH1(req.rawHeaders) ?? upgradeRefused(req.headers));
+    if (refused !== undefined) {
+      // The rest of an HTTP/1.1 request refused before its body was read cannot stay on the connection.
+      if (!h2) res.setHeader("connection", "close");
+      this.#refuse(refused);
+      sendFailure(res, refused);
+      return;
+    }
     const url = req.url ?? "/";
     // /nats/<name>/… is the bridge only when <name> is a nats upstream; other paths under /nats/ route by host as usual.
     const natsName = isNatsBridgePath(url) ? decodeSafe(url.split("/")[2] ?? "") : undefined;
     if (natsName !== undefined && this.#upstreams.kindOf(natsName) === "nats") {
+      const crossSite = originRefused(req.headers, this.#config.allowOrigins);
+      if (crossSite !== undefined) {
+        if (!h2) res.setHeader("connection", "close");
+        this.#refuse(crossSite);
+        sendFailure(res, crossSite);
+        return;
+      }
       const done = this.#metrics.start(natsName);
       done((await natsBridge(this.#upstreams, req, res, this.#config.limits.maxBodyBytes)).status);
       return;
@@ -140,6 +163,12 @@ export class Broker {
   }
 
   async #serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const refused = ambiguousHostH2(headers);
+    if (refused !== undefined) {
+      this.#refuse(refused);
+      sendStreamFailure(stream, refused);
+      return;
+    }
     const name = this.#route(streamAuthority(headers));
     if (typeof name !== "string") {
       sendStreamFailure(stream, name);
@@ -148,6 +177,11 @@ export class Broker {
     const done = this.#metrics.start(name);
     const call = streamCall(stream, headers);
     done(await forward(this.#upstreams, name, call, new StreamClient(stream, call.method)));
+  }
+
+  /** A request refused before routing: counted under upstream "none", as a 404 is. */
+  #refuse(f: Failure): void {
+    this.#metrics.start("none")(f.status);
   }
 
   /** The upstream for a host, or the 404 to send (counted under upstream "none"). */

@@ -17,6 +17,8 @@ over variables, variables over the file. Durations take 250ms, 5s, 30m.
   --listen ADDR (repeatable)    http://127.0.0.1:7000, unix:///p    DIALTONE_LISTEN (comma-separated)
   --admin ADDR|off              admin listener (127.0.0.1:9901)     DIALTONE_ADMIN
   --allow-remote                listen beyond loopback              DIALTONE_ALLOW_REMOTE=1
+  --allow-origin URL (repeatable)  browser Origin allowed on the NATS bridge and admin (none)
+                                                                    DIALTONE_ALLOW_ORIGINS (comma-separated)
   --upstream SPEC (repeatable)  NAME=TARGET[;hosts=a,b][;default][;warm][;members=N][;discovery=D][;kind=nats]
                                                                     DIALTONE_UPSTREAMS (SPECs separated by spaces)
   --idle-timeout D              close a channel idle this long (30m; 0 = never)     DIALTONE_IDLE_TIMEOUT
@@ -58,6 +60,7 @@ function parseFlags(argv: string[]): Flags {
     check: { type: "boolean" },
     config: { type: "string" },
     listen: { type: "string", multiple: true },
+    "allow-origin": { type: "string", multiple: true },
     upstream: { type: "string", multiple: true },
     "allow-remote": { type: "boolean" },
   };
@@ -88,10 +91,12 @@ export function loadBrokerConfig(flags: Flags, env: NodeJS.ProcessEnv): BrokerCo
   for (const [, [path, name]] of Object.entries(SCALARS)) if (env[name] !== undefined && env[name] !== "") set(path, env[name]);
   if (env.DIALTONE_LISTEN) set(["listen"], env.DIALTONE_LISTEN.split(",").map((s) => s.trim()));
   if (env.DIALTONE_ALLOW_REMOTE) set(["allowRemote"], env.DIALTONE_ALLOW_REMOTE);
+  if (env.DIALTONE_ALLOW_ORIGINS) set(["allowOrigins"], env.DIALTONE_ALLOW_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean));
   const envUpstreams = env.DIALTONE_UPSTREAMS ? env.DIALTONE_UPSTREAMS.split(/\s+/).filter(Boolean) : [];
   for (const [flag, [path]] of Object.entries(SCALARS)) if (typeof flags[flag] === "string") set(path, flags[flag]);
   if (Array.isArray(flags.listen) && flags.listen.length > 0) set(["listen"], flags.listen);
   if (flags["allow-remote"] === true) set(["allowRemote"], true);
+  if (Array.isArray(flags["allow-origin"]) && flags["allow-origin"].length > 0) set(["allowOrigins"], flags["allow-origin"]);
   const specs = [...envUpstreams, ...(Array.isArray(flags.upstream) ? flags.upstream : [])];
   if (specs.length > 0) {
     const ups = { ...(raw.upstreams !== undefined ? requireObject("upstreams", raw.upstreams) : {}) };

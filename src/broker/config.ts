@@ -5,6 +5,7 @@ import { ConfigError } from "../core/errors.js";
 import { checkKeys, describeType, requireObject } from "../core/options-check.js";
 import { redactTarget } from "../core/redact.js";
 import { parseListenAddress, type ListenAddress } from "./listen-address.js";
+import { resolveChannelOptions } from "./upstream-options.js";
 
 /**
  * The broker's configuration, fully validated: every duration in ms, every
@@ -17,6 +18,8 @@ export interface BrokerConfig {
   /** undefined: no admin listener. */
   admin: ListenAddress | undefined;
   allowRemote: boolean;
+  /** Browser origins (`https://app.example`, lower case) whose requests the NATS bridge and the admin listener take; others with an Origin get 403. */
+  allowOrigins: ReadonlySet<string>;
   idle: { timeout: number; checkInterval: number };
   shutdownGrace: number;
   limits: BrokerLimits;
@@ -50,7 +53,7 @@ export interface UpstreamConfig {
   hosts: string[];
   default: boolean;
   warm: boolean;
-  /** Channel options besides `target` and `name`, durations in ms, files read. */
+  /** Channel options besides `target`, durations in ms, files read, checked by the library. */
   options: Record<string, unknown>;
 }
 
@@ -59,20 +62,9 @@ export const DEFAULT_ADMIN = "http://127.0.0.1:9901";
 /** Upstreams are named in config; this only keeps a generated file from spawning thousands of pools. */
 export const MAX_UPSTREAMS = 256;
 
-const TOP_KEYS = ["listen", "admin", "allowRemote", "idle", "shutdownGrace", "limits", "upstreams"] as const;
+const TOP_KEYS = ["listen", "admin", "allowRemote", "allowOrigins", "idle", "shutdownGrace", "limits", "upstreams"] as const;
 const IDLE_KEYS = ["timeout", "checkInterval"] as const;
 const LIMIT_KEYS = ["maxConnections", "maxStreams", "headersTimeout", "requestTimeout", "idleTimeout", "maxBodyBytes", "maxHeaderBytes"] as const;
-const BROKER_UPSTREAM_KEYS = ["kind", "target", "hosts", "default", "warm"];
-const COMMON_CHANNEL_KEYS = ["discovery", "dns", "members", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue", "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "requestTimeout"];
-const HTTP2_CHANNEL_KEYS = [...COMMON_CHANNEL_KEYS, "tls", "maxRetries", "maxResponseBytes"];
-const NATS_CHANNEL_KEYS = [...COMMON_CHANNEL_KEYS, "tls", "auth", "ignoreDiscoveredServers", "maxPending"];
-/** Channel options that are durations: config files may write "5s". */
-const DURATION_KEYS = new Set(["acquireTimeout", "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "requestTimeout"]);
-const NESTED_DURATIONS: Record<string, readonly string[]> = {
-  health: ["interval", "timeout", "suspectAfter"],
-  backoff: ["initial", "max", "timeout"],
-};
-const HTTP2_TLS_KEYS = ["caFile", "certFile", "keyFile", "servername", "rejectUnauthorized"];
 const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const HOST_NAME = /^[a-z0-9*]([a-z0-9.-]*[a-z0-9])?$/;
 
@@ -157,6 +149,7 @@ export function resolveConfig(raw: unknown): BrokerConfig {
     listen,
     admin,
     allowRemote,
+    allowOrigins: origins(c.allowOrigins),
     idle,
     shutdownGrace: duration("shutdownGrace", c.shutdownGrace, DEFAULTS.shutdownGrace),
     limits,
@@ -172,7 +165,6 @@ function resolveUpstream(name: string, raw: unknown): UpstreamConfig {
   const target = u.target;
   const kind = u.kind === undefined ? (/^(nats|tls):\/\//i.test(target) ? "nats" : "http2") : u.kind;
   if (kind !== "http2" && kind !== "nats") throw new ConfigError(`${p}.kind`, `expected "http2" or "nats", got ${JSON.stringify(kind)}`);
-  checkKeys(p, u, [...BROKER_UPSTREAM_KEYS, ...(kind === "nats" ? NATS_CHANNEL_KEYS : HTTP2_CHANNEL_KEYS)]);
   if (kind === "nats" && (u.hosts !== undefined || u.default !== undefined)) {
     throw new ConfigError(`${p}.${u.hosts !== undefined ? "hosts" : "default"}`, `a nats upstream is reached through /nats/${name}/…, not by Host`);
   }
@@ -182,14 +174,7 @@ function resolveUpstream(name: string, raw: unknown): UpstreamConfig {
     if (typeof h !== "string" || !HOST_NAME.test(h.toLowerCase()) || h.length > 253) throw new ConfigError(`${p}.hosts[${i}]`, `expected a host name without port (api.internal), got ${JSON.stringify(h)}`);
     return h.toLowerCase();
   });
-  const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(u)) {
-    if (BROKER_UPSTREAM_KEYS.includes(k)) continue;
-    if (DURATION_KEYS.has(k)) options[k] = parseDuration(`${p}.${k}`, v as string | number);
-    else if (NESTED_DURATIONS[k] !== undefined) options[k] = withDurations(`${p}.${k}`, v, NESTED_DURATIONS[k]);
-    else if (k === "tls" && kind === "http2") options[k] = http2Tls(`${p}.tls`, v);
-    else options[k] = v;
-  }
+  const options = resolveChannelOptions(p, kind, target, name, u);
   return {
     name,
     kind,
@@ -218,32 +203,27 @@ function checkRoutes(upstreams: UpstreamConfig[]): void {
   }
 }
 
-/** Config files name TLS material by path; the channel takes the bytes. Read at start so a missing file fails then. */
-function http2Tls(option: string, raw: unknown): Record<string, unknown> {
-  const t = requireObject(option, raw);
-  checkKeys(option, t, HTTP2_TLS_KEYS);
-  const out: Record<string, unknown> = {};
-  const file = (key: string): Buffer => {
-    const path = t[key];
-    if (typeof path !== "string") throw new ConfigError(`${option}.${key}`, `expected a file path, got ${describeType(path)}`);
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new ConfigError(`${option}.${key}`, `cannot read ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  };
-  if (t.caFile !== undefined) out.ca = file("caFile");
-  if (t.certFile !== undefined) out.cert = file("certFile");
-  if (t.keyFile !== undefined) out.key = file("keyFile");
-  if (t.servername !== undefined) out.servername = t.servername;
-  if (t.rejectUnauthorized !== undefined) out.rejectUnauthorized = t.rejectUnauthorized;
-  return out;
-}
-
-function withDurations(option: string, raw: unknown, keys: readonly string[]): Record<string, unknown> {
-  const o = { ...requireObject(option, raw) };
-  for (const k of keys) if (o[k] !== undefined) o[k] = parseDuration(`${option}.${k}`, o[k] as string | number);
-  return o;
+/** `allowOrigins`: origins as a browser sends them (scheme://host[:port], no path); default none. */
+function origins(raw: unknown): ReadonlySet<string> {
+  if (raw === undefined) return new Set();
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length > 64) throw new ConfigError("allowOrigins", "at most 64 origins");
+  return new Set(
+    list.map((o: unknown, i: number) => {
+      const option = `allowOrigins[${i}]`;
+      if (typeof o !== "string") throw new ConfigError(option, `expected an origin such as "https://app.example", got ${describeType(o)}`);
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || url.origin === "null" || url.origin !== o.trim().replace(/\/$/, "").toLowerCase()) {
+        throw new ConfigError(option, `expected an origin as browsers send it (scheme://host[:port], lower case, no path), got ${JSON.stringify(o.slice(0, 100))}`);
+      }
+      return url.origin;
+    }),
+  );
 }
 
 function duration(option: string, value: unknown, fallback: number): number {

@@ -79,3 +79,16 @@ function failureHeaders(f: Failure, body: string): OutgoingHttpHeaders {
   if (f.retryAfter !== undefined) headers["retry-after"] = String(f.retryAfter);
   return headers;
 }
+
+/**
+ * The same failure as raw HTTP/1.1 bytes, for a socket Node's http server
+ * has handed over (a CONNECT, a head its parser refused): the connection
+ * closes after it.
+ */
+export function rawFailure(f: Failure): string {
+  const body = `${f.reason}\n`;
+  const head = Object.entries(failureHeaders(f, body)).map(([k, v]) => `${k}: ${String(v)}\r\n`).join("");
+  return `HTTP/1.1 ${f.status} ${STATUS_TEXT[f.status] ?? "Error"}\r\n${head}connection: close\r\n\r\n${body}`;
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed", 408: "Request Timeout", 431: "Request Header Fields Too Large", 501: "Not Implemented" };

@@ -69,6 +69,8 @@ function describe(e: ChannelEvent): string {
       return `resolved ${e.addresses.length} address(es): ${e.addresses.slice(0, 8).join(", ")}${e.addresses.length > 8 ? ", …" : ""}`;
     case "resolve-failed":
       return `resolve failed: ${e.error.message}`;
+    case "resolve-family-failed":
+      return `resolve ${e.family} failed: ${e.message}${e.kept > 0 ? ` (kept ${e.kept} last good)` : ""}`;
     case "connect-attempt":
       return `slot ${e.slot} dials ${e.address} (attempt ${e.attempt})`;
     case "connect-ok":

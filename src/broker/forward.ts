@@ -205,6 +205,8 @@ export class CompatClient implements ClientSide {
   readonly #res: IngressResponse;
   readonly trailersOnly: ((status: number, headers: OutgoingHttpHeaders) => void) | undefined;
   readonly wantsEarlyTrailers = false;
+  /** end() was called: the whole response is handed over (a transport's own end on a client's reset is not). */
+  #ended = false;
 
   constructor(req: IngressRequest, res: IngressResponse) {
     this.#req = req;
@@ -218,10 +220,12 @@ export class CompatClient implements ClientSide {
   }
 
   get finished(): boolean {
-    return this.#res.writableFinished;
+    return this.#ended;
   }
 
   head(status: number, headers: OutgoingHttpHeaders): boolean {
+    // A half-closed HTTP/1.1 client (request, then FIN) gets this one response, and the head says so.
+    if (!(this.#req instanceof Http2ServerRequest) && this.#req.socket.readableEnded) headers.connection = "close";
     this.#res.writeHead(status, headers);
     return true;
   }
@@ -236,6 +240,7 @@ export class CompatClient implements ClientSide {
   }
 
   end(trailers: OutgoingHttpHeaders, last?: Buffer): void {
+    this.#ended = true;
     if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers);
     if (last === undefined) this.#res.end();
     else this.#res.end(last);
@@ -256,11 +261,20 @@ export class CompatClient implements ClientSide {
 
   onClose(listener: () => void): void {
     this.#res.once("close", listener);
+    // HTTP/1.1 keeps a connection half-open after the client's FIN (a request then FIN is answered). A FIN once the
+    // response has begun is a client that went away, not one that finished sending: cut the response, so the
+    // upstream stream is cancelled now rather than when a write fails.
+    if (!(this.#req instanceof Http2ServerRequest)) this.#req.socket.once("end", this.#onEnd);
   }
 
   offClose(listener: () => void): void {
     this.#res.removeListener("close", listener);
+    if (!(this.#req instanceof Http2ServerRequest)) this.#req.socket.removeListener("end", this.#onEnd);
   }
+
+  readonly #onEnd = (): void => {
+    if (this.#res.headersSent && !this.#ended) (this.#res as ServerResponse).destroy();
+  };
 }
 
 /** A compat request as forward() takes it. */
@@ -279,6 +293,8 @@ export class StreamClient implements ClientSide {
   readonly #stream: ServerHttp2Stream;
   readonly #head: boolean;
   #trailers: OutgoingHttpHeaders = {};
+  /** The whole response is handed over: a HEADERS frame with END_STREAM, or end(). */
+  #ended = false;
 
   constructor(stream: ServerHttp2Stream, method: string) {
     this.#stream = stream;
@@ -290,7 +306,8 @@ export class StreamClient implements ClientSide {
   }
 
   get finished(): boolean {
-    return this.#stream.writableFinished;
+    // Not writableFinished: Node ends a stream's writable side itself when the client resets it.
+    return this.#ended;
   }
 
   readonly wantsEarlyTrailers = true;
@@ -300,6 +317,7 @@ export class StreamClient implements ClientSide {
     headers[":status"] = status;
     // A response to HEAD, and a 204, 205 or 304, has no body, so nothing (trailers neither) may follow its HEADERS frame.
     if (this.#head || status === 204 || status === 205 || status === 304) {
+      this.#ended = true;
       stream.respond(headers, { endStream: true });
       return false;
     }
@@ -316,6 +334,7 @@ export class StreamClient implements ClientSide {
   }
 
   readonly trailersOnly = (status: number, headers: OutgoingHttpHeaders): void => {
+    this.#ended = true;
     headers[":status"] = status;
     this.#stream.respond(headers, { endStream: true });
   };
@@ -329,6 +348,7 @@ export class StreamClient implements ClientSide {
   }
 
   end(trailers: OutgoingHttpHeaders, last?: Buffer): void {
+    this.#ended = true;
     this.#trailers = trailers;
     if (last === undefined) this.#stream.end();
     else this.#stream.end(last);

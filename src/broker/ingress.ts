@@ -1,10 +1,12 @@
-import { chmodSync, unlinkSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import net, { type Socket } from "node:net";
+import { bind, removeSocket } from "./bind.js";
 import type { BrokerLimits } from "./config.js";
 import type { BrokerMetrics } from "./broker-metrics.js";
+import { rawFailure, type Failure } from "./error-response.js";
 import type { ListenAddress } from "./listen-address.js";
+import { CONNECT_REFUSED } from "./strict-request.js";
 
 export type IngressRequest = IncomingMessage | Http2ServerRequest;
 export type IngressHandler = (req: IngressRequest, res: ServerResponse | Http2ServerResponse) => void;
@@ -59,6 +61,26 @@ export class Ingress {
     // 'listening' event; this one never listens itself (sockets are handed to it), so without this a
     // slowloris head would never be cut and idle keep-alive connections would not close on shutdown.
     this.#h1.emit("listening");
+    // A request followed by the client's FIN (nc -N, scripts that shut down their side) is answered, then the
+    // connection ends, as HAProxy does; Node's default would abort the request on the FIN.
+    (this.#h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // What Node's HTTP/1.1 parser refuses (a malformed head, a head too large or too slow) gets the status Node
+    // would send, with its reason in x-dialtone-error like every other refusal.
+    this.#h1.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (socket.writable && !current?.headersSent) {
+        const f = parserFailure(err);
+        metrics.start("none")(f.status);
+        socket.end(rawFailure(f));
+      }
+      socket.destroy();
+    });
+    // CONNECT: Node hands the socket over (and would just close it without this listener); the broker is no tunnel.
+    this.#h1.on("connect", (_req: IncomingMessage, socket: Socket) => {
+      socket.on("error", () => {});
+      metrics.start("none")(CONNECT_REFUSED.status);
+      socket.end(rawFailure(CONNECT_REFUSED));
+    });
     this.#h1.setTimeout(limits.idleTimeout);
     const h2options: http2.ServerOptions = {
       settings: { maxConcurrentStreams: limits.maxStreams, maxHeaderListSize: limits.maxHeaderBytes },
@@ -82,34 +104,19 @@ export class Ingress {
     });
   }
 
-  async listen(addr: ListenAddress): Promise<string> {
+  /** Binds one ingress listener (see bind: stale unix sockets only are replaced, mode 0660); `option` names it in errors. */
+  async listen(addr: ListenAddress, option: string): Promise<string> {
     // noDelay: the http and http2 servers would set it on connections they accept themselves, but these are handed
     // to them; with Nagle on, small responses wait for the client's delayed ACK (40 ms on Linux).
-    const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket));
+    // allowHalfOpen: a client that sends its request and then shuts down its side (nc -N, many scripts) still
+    // reads the response; the http server ends the connection once it has answered.
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket));
     server.maxConnections = this.#limits.maxConnections;
-    if (addr.kind === "unix") {
-      // A stale socket file from a crashed broker would make listen fail with EADDRINUSE.
-      try {
-        unlinkSync(addr.path);
-      } catch {
-        /* not there */
-      }
-    }
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      if (addr.kind === "unix") server.listen(addr.path, () => resolve());
-      else server.listen(addr.port, addr.host, () => resolve());
-    });
+    const shown = await bind(server, addr, option);
     server.on("error", () => {});
     this.#listeners.push(server);
-    if (addr.kind === "unix") {
-      this.#unixPaths.push(addr.path);
-      // Owner and group only: the socket is a way into every upstream.
-      chmodSync(addr.path, 0o660);
-      return `unix://${addr.path}`;
-    }
-    const a = server.address() as net.AddressInfo;
-    return a.family === "IPv6" ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`;
+    if (addr.kind === "unix") this.#unixPaths.push(addr.path);
+    return shown;
   }
 
   #accept(socket: Socket): void {
@@ -138,6 +145,8 @@ export class Ingress {
       if (h2) {
         // The http2 session reads what is already buffered on the socket before its handle.
         socket.unshift(buf);
+        // Half-open is for HTTP/1.1's request-then-FIN; an h2c client's FIN ends its session, as with Node's own http2 server.
+        socket.allowHalfOpen = false;
         this.#h2.emit("connection", socket);
       } else {
         // The http parser consumes the socket's handle directly and would miss unshifted bytes: hand them over as data.
@@ -169,12 +178,18 @@ export class Ingress {
     this.#h1.closeAllConnections();
     // Stops the connection-checking timer started by the 'listening' event above (the server itself listens nowhere).
     this.#h1.close(() => {});
-    for (const p of this.#unixPaths) {
-      try {
-        unlinkSync(p);
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const p of this.#unixPaths) removeSocket(p);
+  }
+}
+
+/** The refusal for an error of Node's HTTP/1.1 parser, with the status Node itself would send. */
+function parserFailure(err: NodeJS.ErrnoException): Failure {
+  switch (err.code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, code: "ERR_DIALTONE_BROKER_TIMEOUT", reason: "the request head (or body) did not arrive within limits.headersTimeout / limits.requestTimeout" };
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, code: "ERR_DIALTONE_BAD_REQUEST", reason: "request header block over limits.maxHeaderBytes" };
+    default:
+      return { status: 400, code: "ERR_DIALTONE_BAD_REQUEST", reason: `malformed HTTP/1.1 request (${(err.code ?? "parse error").replace(/[^A-Z0-9_]/g, "")})` };
   }
 }

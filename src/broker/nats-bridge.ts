@@ -42,18 +42,25 @@ export async function natsBridge(upstreams: Upstreams, req: IngressRequest, res:
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > maxBodyBytes) return { upstream: name, status: tooLarge(res, maxBodyBytes) };
   const lease = upstreams.acquire(name, "nats");
+  // A client that goes away gives up its request: the call is abandoned and its slot freed at once, not at its timeout.
+  const gone = new AbortController();
+  const onClose = (): void => {
+    // writableEnded: whether the bridge ended the response (Http2ServerResponse reads as finished once its stream closes).
+    if (!res.writableEnded) gone.abort(new Error("client closed the connection"));
+  };
+  res.once("close", onClose);
   try {
     const body = await readBounded(req, maxBodyBytes);
     if (body === undefined) return { upstream: name, status: tooLarge(res, maxBodyBytes) };
     const headers = natsHeaders(req);
     if (op === "publish") {
-      await lease.channel.publish(subject, body, { headers });
+      await lease.channel.publish(subject, body, { headers, signal: gone.signal });
       res.writeHead(202, { "content-length": 0 });
       res.end();
       return { upstream: name, status: 202 };
     }
     const timeout = timeoutOf(req, new URLSearchParams(m[4] ?? ""));
-    const reply = await lease.channel.request(subject, body, { headers, timeout });
+    const reply = await lease.channel.request(subject, body, { headers, timeout, signal: gone.signal });
     const out: Record<string, string | string[] | number> = { "content-type": "application/octet-stream", "content-length": reply.data.length };
     const h = reply.headers;
     if (h) {
@@ -68,10 +75,12 @@ export async function natsBridge(upstreams: Upstreams, req: IngressRequest, res:
     res.end(Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength));
     return { upstream: name, status: 200 };
   } catch (err) {
-    const f = failureOf(err);
+    // A subject over the server's control line is a bad request line, not a body to send smaller: 400, not 413.
+    const f = err instanceof BadRequestError && err.field === "subject" ? { ...failureOf(err), status: 400 } : failureOf(err);
     sendFailure(res, f);
     return { upstream: name, status: f.status };
   } finally {
+    res.removeListener("close", onClose);
     lease.release();
   }
 }

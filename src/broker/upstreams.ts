@@ -9,11 +9,10 @@ import {
   type Http2ChannelOptions,
   type NatsChannel,
   type NatsChannelOptions,
-  validateHttp2Options,
-  validateNatsOptions,
 } from "../index.js";
 import { describeUpstream, type UpstreamConfig } from "./config.js";
 import { EventLog, type LoggedEvent } from "./event-log.js";
+import { checkUpstream } from "./upstream-options.js";
 
 type Channel = Http2Channel | NatsChannel;
 
@@ -34,7 +33,8 @@ class Upstream {
 
   open(registry: Registry): Channel {
     if (this.channel) return this.channel;
-    const base = { ...this.config.options, target: this.config.target, name: this.config.name };
+    // `name` (the metrics label) is the upstream's own unless its options say otherwise.
+    const base = { name: this.config.name, ...this.config.options, target: this.config.target };
     const ch: Channel = this.config.kind === "nats" ? createNatsChannel(base as NatsChannelOptions) : createHttp2Channel(base as Http2ChannelOptions);
     this.#metrics = ch.metrics(registry);
     this.#off = ch.on((e) => this.log.record(e));
@@ -221,29 +221,9 @@ function sameConfig(a: UpstreamConfig, b: UpstreamConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/**
- * Checks an upstream's channel options at start, as creating its channel
- * would, but without making one: the library's validators start no
- * resolver and open no socket, so `--check` dials nothing. Errors are
- * re-rooted at the upstream's dotted path in the config.
- */
+/** Checks an upstream's (already resolved) channel options again, as creating its channel would, without making one. */
 export function validateUpstream(u: UpstreamConfig): void {
-  const { discovery, ...rest } = u.options;
-  // Target errors are not ConfigErrors and name no option: checking without discovery first tells whether the
-  // target or the discovery string is to blame (the validators are pure, so twice costs nothing).
-  check(u, { ...rest, target: u.target, name: u.name }, "target");
-  if (discovery !== undefined) check(u, { ...rest, discovery, target: u.target, name: u.name }, "discovery");
-}
-
-function check(u: UpstreamConfig, options: Record<string, unknown>, blame: "target" | "discovery"): void {
-  try {
-    if (u.kind === "nats") validateNatsOptions(options as unknown as NatsChannelOptions);
-    else validateHttp2Options(options as unknown as Http2ChannelOptions);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`upstreams.${u.name}.${err.option}`, err.message.replace(/^invalid option [^:]*: /, ""));
-    if (err instanceof Error) throw new ConfigError(`upstreams.${u.name}.${blame}`, err.message);
-    throw err;
-  }
+  checkUpstream(`upstreams.${u.name}`, u.kind, u.target, u.name, u.options);
 }
 
 export type { ChannelEvent };

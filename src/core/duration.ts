@@ -24,7 +24,7 @@ export function parseDuration(option: string, value: number | string): number {
 /** A finite number of milliseconds in [0, MAX_TIMER_MS]. Takes `unknown` so untyped input (JS callers, config files) is checked too. */
 export function requireDuration(option: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new ConfigError(option, `expected a number of milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days), got ${show(value)}`);
+    throw new ConfigError(option, `expected a number of milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days), got ${show(value)}`, "duration");
   }
   return value;
 }
@@ -32,7 +32,7 @@ export function requireDuration(option: string, value: unknown): number {
 /** A duration where 0 makes no sense (a PING interval, a dial timeout): (0, MAX_TIMER_MS]. */
 export function requirePositiveDuration(option: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
-    throw new ConfigError(option, `expected a number of milliseconds above 0 and at most ${MAX_TIMER_MS} (about 24.8 days), got ${show(value)}`);
+    throw new ConfigError(option, `expected a number of milliseconds above 0 and at most ${MAX_TIMER_MS} (about 24.8 days), got ${show(value)}`, "duration");
   }
   return value;
 }

@@ -1,3 +1,5 @@
+import type { FamilyAnswer } from "./events.js";
+
 /**
  * Every error dialtone throws is a DialtoneError with a stable `code`, so
  * callers can branch without parsing messages. Messages name the target, the
@@ -50,9 +52,16 @@ export class DialtoneError extends Error {
 /** Bad configuration. Thrown at construction, never later. */
 export class ConfigError extends DialtoneError {
   readonly option: string;
-  constructor(option: string, message: string) {
+  /**
+   * "duration": the option takes a number of milliseconds. Config files may
+   * write "5s" there (the broker converts it); the library's own checks are
+   * what says which options those are.
+   */
+  readonly expected: "duration" | undefined;
+  constructor(option: string, message: string, expected?: "duration") {
     super("ERR_DIALTONE_CONFIG", `invalid option ${option}: ${message}`);
     this.option = option;
+    this.expected = expected;
   }
 }
 
@@ -86,9 +95,12 @@ export class PingTimeoutError extends DialtoneError {
 /** Resolving a target to addresses failed. */
 export class ResolveError extends DialtoneError {
   readonly target: string;
-  constructor(target: string, message: string, options?: { cause?: unknown }) {
-    super("ERR_DIALTONE_RESOLVE", `resolving ${target}: ${message}`, options);
+  /** From the DNS resolver: what each family that gave no address answered, and from which server. */
+  readonly answers: readonly FamilyAnswer[];
+  constructor(target: string, message: string, options?: { cause?: unknown; answers?: readonly FamilyAnswer[] }) {
+    super("ERR_DIALTONE_RESOLVE", `resolving ${target}: ${message}`, options && "cause" in options ? { cause: options.cause } : undefined);
     this.target = target;
+    this.answers = options?.answers ?? [];
   }
 }
 
@@ -116,15 +128,19 @@ export class NotReadyError extends DialtoneError {
   readonly target: string;
   readonly ready: number;
   readonly wanted: number;
-  constructor(target: string, ready: number, wanted: number, waitedMs: number, lastError: Error | undefined) {
+  /** Why the channel has no address at all (which server answered what for which family), when it has none. */
+  readonly noAddresses: string | undefined;
+  constructor(target: string, ready: number, wanted: number, waitedMs: number, lastError: Error | undefined, noAddresses?: string) {
     super(
       "ERR_DIALTONE_NOT_READY",
-      `${target}: ${ready} of ${wanted} members ready after ${ms(waitedMs)}` + (lastError ? `; last connection error: ${lastError.message}` : ""),
+      `${target}: ${ready} of ${wanted} members ready after ${ms(waitedMs)}` +
+        (noAddresses !== undefined ? `; no address: ${noAddresses}` : lastError ? `; last connection error: ${lastError.message}` : ""),
       { cause: lastError },
     );
     this.target = target;
     this.ready = ready;
     this.wanted = wanted;
+    this.noAddresses = noAddresses;
   }
 }
 

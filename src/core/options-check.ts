@@ -34,7 +34,7 @@ export function checkKeys(prefix: string, value: object, known: readonly string[
 /**
  * The known key a typo most likely meant, best first: the same name in
  * another case or spelling (`ca_file` → `caFile`), one edit away
- * (`timeot` → `timeout`), one being a prefix of the other (`caFile` → `ca`,
+ * (`timeot` → `timeout`, `dealy` → `delay`), one being a prefix of the other (`caFile` → `ca`,
  * `password` → `pass`), a few edits away. Undefined when nothing is close,
  * so the message never suggests nonsense.
  */
@@ -61,15 +61,23 @@ function normalize(key: string): string {
   return key.toLowerCase().replace(/[-_]/g, "");
 }
 
-/** Levenshtein distance; option names are short, so the O(n·m) table is fine. */
+/**
+ * Edit distance with adjacent transpositions counted as one edit (optimal
+ * string alignment): `dealy` is one slip from `delay`, as `intervall` is
+ * from `interval`. Option names are short, so the O(n·m) table is fine.
+ */
 function editDistance(a: string, b: string): number {
+  let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      let d = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (before[j - 2] as number) + 1);
+      cur[j] = d;
     }
+    before = prev;
     prev = cur;
   }
   return prev[b.length] as number;

@@ -84,7 +84,13 @@ export class HedgeTiming {
   deposit(now?: number): void {
     if (!this.#load) return;
     this.#load.deposit(now);
-    while (this.#line.size > 0 && this.#load.tryWithdraw()) {
+    this.#serveLine();
+  }
+
+  /** Room the budget has (made by deposits, or by time: its floor refills) goes to the longest waiting first. */
+  #serveLine(): void {
+    const load = this.#load as RetryBudget;
+    while (this.#line.size > 0 && load.tryWithdraw()) {
       const next = this.#line.values().next().value as () => void;
       this.#line.delete(next);
       next();
@@ -95,10 +101,17 @@ export class HedgeTiming {
    * A hedge wants to go: true (and counted) while within maxExtraLoad (or
    * when there is no such bound). Otherwise false, and `granted` joins the
    * line: it is called (already counted) when room is made for it, unless it
-   * leaves the line first. While others wait, a newcomer waits behind them.
+   * leaves the line first. While others wait, a newcomer waits behind them;
+   * a caller asking again keeps its place (it is served before it asks).
    */
   tryWithdraw(granted: () => void): boolean {
     if (!this.#load) return true;
+    // Those already waiting go first, with whatever room time has made since the last deposit:
+    // once calls stop coming, no deposit would ever serve them. A caller already in line keeps
+    // its place (and is told through `granted` if its turn came now).
+    const waiting = this.#line.has(granted);
+    this.#serveLine();
+    if (waiting) return false;
     if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
     this.#line.add(granted);
     return false;
@@ -146,7 +159,7 @@ export function resolveHedge(input: unknown): HedgeOptions | undefined {
   const o = requireObject("hedge", input);
   checkKeys("hedge", o, ["delay", "max", "maxExtraLoad"]);
   const delay = o.delay ?? "p95";
-  if (delay !== "p95" && typeof delay !== "number") throw new ConfigError("hedge.delay", `expected a number of milliseconds or "p95", got ${describeType(delay)}`);
+  if (delay !== "p95" && typeof delay !== "number") throw new ConfigError("hedge.delay", `expected a number of milliseconds or "p95", got ${describeType(delay)}`, "duration");
   const load = o.maxExtraLoad ?? (delay === "p95" ? DEFAULT_MAX_EXTRA_LOAD : false);
   if (load !== false && (typeof load !== "number" || !(load > 0 && load <= 1))) {
     throw new ConfigError("hedge.maxExtraLoad", `expected a share of calls above 0 and at most 1 (0.05: 5 %), or false, got ${typeof load === "number" ? String(load) : describeType(load)}`);

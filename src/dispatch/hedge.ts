@@ -1,7 +1,7 @@
 import type { Timer } from "../core/clock.js";
-import { ClosedError, RequestError, RequestTimeoutError, type DialtoneError } from "../core/errors.js";
-import type { AttemptOutcome } from "../pool/outlier.js";
-import { mayRetry, memberFailure, settle } from "./classify.js";
+import { RequestError, RequestTimeoutError, type DialtoneError } from "../core/errors.js";
+import { Context, acquireLease, attemptAnswered, attemptFailed, budgetAllows, retryAllowed } from "./attempt.js";
+import { mayRetry } from "./classify.js";
 import type { HedgeTiming } from "./hedge-timing.js";
 import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
@@ -23,10 +23,12 @@ interface Running<C> {
  * CANCEL) or drops a late NATS reply. The delay learns from each call's
  * first attempt: its latency, or the time it ran before a hedge won.
  *
- * A failed attempt is retried as in the plain pipeline (maxRetries, within
- * the budget) only when no other attempt is still running: a hedge in
- * flight is already the retry. A failure that may not be retried (the
- * call's deadline, bad input) ends the call at once.
+ * A failed attempt is retried as in the plain pipeline (attempt.ts's
+ * retryAllowed: maxRetries, within the budget) only when no other attempt is
+ * still running: a hedge in flight is already the retry. A failure that may
+ * not be retried (the call's deadline, bad input) ends the call at once.
+ * Each attempt goes through the same steps as the plain pipeline's
+ * (attempt.ts); this file only decides when attempts go out and which wins.
  */
 export function hedgedAttempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined, timing: HedgeTiming): Promise<T> {
   return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject).start());
@@ -42,7 +44,12 @@ class HedgedCall<C, T> {
   /** maxExtraLoad refused this call a hedge: it waits in line (said once per call). */
   #refused = false;
   /** Its place in maxExtraLoad's line: called when the budget has room for it. */
-  readonly #granted = (): void => this.#send();
+  readonly #granted = (): void => {
+    this.#waiting = false;
+    this.#send();
+  };
+  /** In maxExtraLoad's line, not granted yet. */
+  #waiting = false;
   #timer: Timer | undefined;
 
   constructor(
@@ -70,19 +77,20 @@ class HedgedCall<C, T> {
 
   /** The first attempt, or a retry: may wait (bounded) in the acquire queue. */
   #acquireAndLaunch(retry: boolean): void {
-    const remaining = this.#remaining();
+    const now = this.source.clock.now();
+    const remaining = this.#deadline - now;
     if (remaining <= 0) return this.#fail(new RequestTimeoutError(this.o.target, undefined, this.o.timeout));
-    this.source.acquire(this.o.signal, Math.min(this.o.acquireTimeout, remaining)).then(
-      (lease) => {
-        if (this.#done) return lease.release();
-        if (retry) this.#retries++;
-        this.#launch(lease, false);
-        if (!retry) this.#armHedge();
-      },
-      (err: unknown) => {
-        if (this.#active.size === 0) this.#fail(settle(err, this.o));
-      },
-    );
+    const got = (lease: DispatchLease<C>): void => {
+      if (this.#done) return lease.release();
+      if (retry) this.#retries++;
+      this.#launch(lease, false);
+      if (!retry) this.#armHedge();
+    };
+    const lease = acquireLease(this.source, this.o, remaining, now);
+    if (!(lease instanceof Promise)) return got(lease);
+    lease.then(got, (err: DialtoneError) => {
+      if (this.#active.size === 0) this.#fail(err);
+    });
   }
 
   #armHedge(): void {
@@ -100,14 +108,18 @@ class HedgedCall<C, T> {
     // budget (retries need it too) is rarely drawn for a hedge that then may not go. Past it the
     // call waits in line, and the next room the budget makes goes to the call that has waited
     // longest: a call still waiting long after the delay is more likely stuck than slow.
+    this.#waiting = true;
     if (!this.timing.tryWithdraw(this.#granted)) {
       if (!this.#refused) {
         this.#refused = true;
         const waiting = this.#active.values().next().value;
         this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge-load", address: waiting?.lease.member.key ?? "" });
       }
+      // Still in line (not served just now): ask again after another delay, as time makes room too.
+      if (this.#waiting) this.#armHedge();
       return;
     }
+    this.#waiting = false;
     this.#send();
   }
 
@@ -120,9 +132,8 @@ class HedgedCall<C, T> {
     const lease = this.source.tryAcquire?.(exclude);
     // No other member usable now: look again after another delay.
     if (!lease) return this.#armHedge();
-    if (this.o.budget && !this.o.budget.tryWithdraw()) {
+    if (!budgetAllows(this.source, this.o, "hedge", lease.member.key)) {
       lease.release();
-      this.source.events.emit({ type: "retry-budget-exhausted", kind: "hedge", address: lease.member.key });
       return;
     }
     this.#hedges++;
@@ -136,18 +147,13 @@ class HedgedCall<C, T> {
     const started = this.source.clock.now();
     const run: Running<C> = { lease, cancel, hedge, first: this.#attempts === 0, started };
     this.#active.add(run);
-    let kept = false;
-    let verdict: AttemptOutcome = "ok";
-    const ctx = { budgetMs: Math.max(1, this.#deadline - started), attempt: ++this.#attempts, signal, keepLease: () => (kept = true), classify: (v: AttemptOutcome) => (verdict = v) };
+    const ctx = new Context(Math.max(1, this.#deadline - started), ++this.#attempts, signal);
     this.attempt(lease, ctx).then(
       (res) => {
         this.#active.delete(run);
-        lease.report?.(verdict);
-        const latency = this.source.clock.now() - started;
-        if (!kept) lease.release(latency);
-        else lease.answered?.();
+        const end = attemptAnswered(this.source, lease, ctx, started);
         if (this.#done) return;
-        if (run.first) this.timing.record(latency);
+        if (run.first) this.timing.record(end - started);
         this.#finish(true);
         if (this.trace) {
           this.trace.address = lease.member.key;
@@ -157,21 +163,14 @@ class HedgedCall<C, T> {
       },
       (err: unknown) => {
         this.#active.delete(run);
-        lease.release();
-        if (this.#done) return;
-        if (lease.closedByChannel) return this.#fail(new ClosedError(`channel ${this.o.target}`));
-        const e = settle(err, this.o);
-        if (memberFailure(e)) lease.report?.("local");
+        // A loser this call cancelled: nobody's failure, and not the call's error.
+        if (this.#done) return lease.release();
+        const e = attemptFailed(this.source, this.o, lease, err);
         if (this.trace) this.trace.address = lease.member.key;
         if (!(e instanceof RequestError) || !mayRetry(e, this.o)) return this.#fail(e);
-        this.source.noteError(e);
         // Another attempt still running is this one's retry.
         if (this.#active.size > 0) return;
-        if (this.#retries >= this.o.maxRetries) return this.#fail(e);
-        if (this.o.budget && !this.o.budget.tryWithdraw()) {
-          this.source.events.emit({ type: "retry-budget-exhausted", kind: "retry", address: lease.member.key });
-          return this.#fail(e);
-        }
+        if (!retryAllowed(this.source, this.o, e, this.#retries, lease.member.key)) return this.#fail(e);
         this.#acquireAndLaunch(true);
       },
     );

@@ -1,8 +1,8 @@
-import { AbortedError, ClosedError, DialtoneError, RequestError, RequestTimeoutError } from "../core/errors.js";
-import type { AttemptOutcome } from "../pool/outlier.js";
-import { mayRetry, memberFailure, outcomeOf, settle } from "./classify.js";
+import { AbortedError, DialtoneError, RequestTimeoutError } from "../core/errors.js";
+import { Context, acquireLease, attemptAnswered, attemptFailed, retryAllowed } from "./attempt.js";
+import { outcomeOf } from "./classify.js";
 import { hedgedAttempts } from "./hedge.js";
-import type { Attempt, AttemptContext, DispatchOptions, LeaseSource, Trace } from "./lease.js";
+import type { Attempt, DispatchOptions, LeaseSource, Trace } from "./lease.js";
 
 export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from "./lease.js";
 
@@ -59,9 +59,11 @@ function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attem
 }
 
 /**
- * The plain pipeline. With a trace it also emits the call's request event
- * from inside — success just before returning, failure in the outer catch —
- * so listeners cost no async layer of their own.
+ * The retry wrapper around one attempt (attempt.ts): acquire, attempt, and on
+ * a failure send again only as retryAllowed() says. With a trace it also
+ * emits the call's request event from inside — success just before
+ * returning, failure in the outer catch — so listeners cost no async layer
+ * of their own.
  */
 async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
   try {
@@ -78,20 +80,15 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
     // The budget reads the same clock: one read for both.
     o.budget?.deposit(begun);
     const deadline = begun + o.timeout;
-    let last: unknown;
-    for (let n = 1; n <= 1 + o.maxRetries; n++) {
+    let last: DialtoneError | undefined;
+    for (let n = 1; ; n++) {
       // The first attempt starts at `begun`; one clock read serves the pick, the budget and the latency.
       let now = n === 1 ? begun : clock.now();
       const remaining = deadline - now;
       if (remaining <= 0) throw last ?? new RequestTimeoutError(o.target, undefined, o.timeout);
-      // A member free now is taken without a promise; only a wait goes through the queue.
-      let lease = source.tryAcquire?.(undefined, now);
-      if (!lease) {
-        try {
-          lease = await source.acquire(signal, Math.min(o.acquireTimeout, remaining));
-        } catch (err) {
-          throw settle(err, o);
-        }
+      let lease = acquireLease(source, o, remaining, now);
+      if (lease instanceof Promise) {
+        lease = await lease;
         // The wait took time: the attempt starts when the member came.
         now = clock.now();
       }
@@ -99,59 +96,21 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
         trace.retries = n - 1;
         trace.address = lease.member.key;
       }
-      const started = now;
-      const ctx = new Context(Math.max(1, deadline - started), n, signal);
+      const ctx = new Context(Math.max(1, deadline - now), n, signal);
       try {
         const res = await attempt(lease, ctx);
-        lease.report?.(ctx.verdict);
-        const end = clock.now();
-        const latency = end - started;
-        // A kept lease resolved at its response head: the member answered, the body still streams.
-        if (!ctx.kept) lease.release(latency, end);
-        else lease.answered?.();
+        const end = attemptAnswered(source, lease, ctx, now);
         // A p95 hedge delay learns from every call, hedged or not.
-        o.hedge?.record(latency);
+        o.hedge?.record(end - now);
         if (trace) emitRequest(source, trace, undefined, end);
         return res;
       } catch (err) {
-        lease.release();
-        // Closing is its own reason: a request cut by close() is not a stream or member failure.
-        if (lease.closedByChannel) throw new ClosedError(`channel ${o.target}`);
-        const failure = settle(err, o);
-        last = failure;
-        if (memberFailure(failure)) lease.report?.("local");
-        if (!(last instanceof RequestError)) throw last;
-        source.noteError(last);
-        if (!mayRetry(last, o)) throw last;
-        // Past the budget no retry goes out: the caller gets this attempt's error.
-        if (n <= o.maxRetries && o.budget && !o.budget.tryWithdraw()) {
-          source.events.emit({ type: "retry-budget-exhausted", kind: "retry", address: lease.member.key });
-          throw last;
-        }
+        last = attemptFailed(source, o, lease, err);
+        if (!retryAllowed(source, o, last, n - 1, lease.member.key)) throw last;
       }
     }
-    throw last;
   } catch (err) {
     if (trace) emitRequest(source, trace, err);
     throw err;
-  }
-}
-
-/** One attempt's context (a class: one allocation, no closures per attempt). */
-class Context implements AttemptContext {
-  kept = false;
-  verdict: AttemptOutcome = "ok";
-  constructor(
-    readonly budgetMs: number,
-    readonly attempt: number,
-    readonly signal: AbortSignal | undefined,
-  ) {}
-
-  keepLease(): void {
-    this.kept = true;
-  }
-
-  classify(outcome: AttemptOutcome): void {
-    this.verdict = outcome;
   }
 }

@@ -114,6 +114,10 @@ export class ChannelMetrics {
       case "resolve-failed":
         this.#inc(f.resolves, { result: "error" });
         break;
+      case "resolve-family-failed":
+        // Both labels come from closed sets (familyOf, DnsAnswerKind): bounded.
+        this.#inc(f.resolveFamilyFailures, { family: e.family, answer: e.answer });
+        break;
       case "request":
         // Every call: counted in plain numbers, read by the families when scraped (request-tally.ts).
         if (!this.#closed) this.#tally.record(e.outcome, e.durationMs / 1000, e.retries, e.hedges, e.hedgeWon);

@@ -29,6 +29,7 @@ export class Families {
   readonly reconnectAttempts: Counter<"channel" | "name">;
   readonly reconnectGiveups: Counter<"channel">;
   readonly resolves: Counter<"channel" | "result">;
+  readonly resolveFamilyFailures: Counter<"channel" | "family" | "answer">;
   readonly requests: Counter<"channel" | "outcome">;
   readonly requestRetries: Counter<"channel">;
   readonly retryBudgetExhausted: Counter<"channel" | "kind">;
@@ -98,6 +99,12 @@ export class Families {
     this.reconnectAttempts = reconnectAttemptsFor(registry);
     this.reconnectGiveups = new Counter({ name: "dialtone_reconnect_giveups_total", help: "Member slots that gave up after their backoff timeout.", labelNames: ["channel"], registers });
     this.resolves = new Counter({ name: "dialtone_resolves_total", help: "Address resolutions, by result (ok, error).", labelNames: ["channel", "result"], registers });
+    this.resolveFamilyFailures = new Counter({
+      name: "dialtone_resolve_family_failures_total",
+      help: "DNS families (ipv4, ipv6, srv) that failed in a lookup, by answer (timeout, servfail, refused, notimp, formerr, malformed, error); the family kept its last good addresses.",
+      labelNames: ["channel", "family", "answer"],
+      registers,
+    });
     this.requests = new Counter({
       name: "dialtone_requests_total",
       help: "Requests, by outcome (ok, error, timeout, no_member, queue_full, overloaded, aborted, closed).",

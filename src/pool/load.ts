@@ -21,6 +21,8 @@ export interface Load {
   end(latencyMs?: number, now?: number): void;
   /** Lower is better. A pure read of the load's state at `now` (the pool passes one clock reading per pick; default: read it). */
   cost(now?: number): number;
+  /** The latency estimate at `now`, ms, for loads that keep one (peak-EWMA); undefined before the first sample. */
+  estimate?(now?: number): number | undefined;
 }
 
 /** Reads milliseconds on a monotonic clock: the channel's clock (core/clock.ts) as the pool was given it. */

@@ -1,7 +1,7 @@
 import type { Address } from "../core/address.js";
 
 import type { MemberState } from "../core/events.js";
-import { InFlight, PeakEwma, type Load } from "./load.js";
+import { InFlight, type Load } from "./load.js";
 import { OutlierState } from "./outlier.js";
 import { Progress } from "./overdue.js";
 
@@ -45,7 +45,7 @@ export class PoolMember<C = unknown> {
 
   /** Peak-EWMA latency estimate, ms, decayed to now; undefined with the in-flight balancer or before any response. */
   get latency(): number | undefined {
-    return this.load instanceof PeakEwma ? this.load.estimate() : undefined;
+    return this.load.estimate?.();
   }
 
   constructor(id: number, address: Address, key: string, connection: C) {

@@ -10,8 +10,6 @@ import { UsableSet } from "./usable-set.js";
 export type Balancer = "in-flight" | "peak-ewma";
 
 export interface PoolOptions {
-  /** Healthy members below which (once reached) the pool is degraded. 0 disables degraded mode. */
-  criticalMin: number;
   balancer: Balancer;
   random?: () => number;
   /** Peak-EWMA decay window, ms (tower's decay_ns; default 10 s). */
@@ -38,9 +36,16 @@ export interface SuspectRule {
  */
 export type PoolMemberRef<C = unknown> = Readonly<PoolMember<C>>;
 
+/**
+ * The pool's own record behind a reference it handed out (admit() made it):
+ * the one place a read-only view becomes writable again.
+ */
+function own<C>(ref: PoolMemberRef<C>): PoolMember<C> {
+  return ref as PoolMember<C>;
+}
+
 export type PoolEvent =
   | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
-  | { type: "degraded"; degraded: boolean; healthy: number }
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
   | { type: "suspect"; member: PoolMember }
@@ -49,17 +54,14 @@ export type PoolEvent =
   | { type: "restored"; member: PoolMember };
 
 /**
- * Members, their states and load, and the rules that decide who may take a
- * pick. Knows nothing of sockets or timers.
+ * The index of usable members, their load and the P2C pick. Knows nothing
+ * of sockets or timers, and decides nothing about members: their states and
+ * degraded mode are the regulator's (supervisor/regulator.ts), handed down
+ * by the supervisor as setState() and setDegraded().
  *
  * Usable = ready (or, while degraded, unhealthy: connected but failing
- * PINGs) and below its stream limit. The usable members are kept in an
- * indexed set so a pick is O(1).
- *
- * Degraded mode: once `criticalMin` members have been ready at the same
- * time, dropping below that makes unhealthy members pickable again (better
- * a doubtful member than none), and the owner stops evicting. It ends when
- * the ready count is back at `criticalMin`.
+ * PINGs), not ejected, and below its stream limit. The usable members are
+ * kept in an indexed set so a pick is O(1).
  */
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
@@ -67,9 +69,7 @@ export class Pool<C = unknown> {
   #usable = new UsableSet<PoolMember<C>>();
   #ready = 0;
   #unhealthy = 0;
-  #reachedCritical = false;
   #degraded = false;
-  #criticalMin: number;
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
   #decay: number;
@@ -88,7 +88,6 @@ export class Pool<C = unknown> {
   #pickAt = Number.NaN;
 
   constructor(options: PoolOptions) {
-    this.#criticalMin = options.criticalMin;
     this.#random = options.random ?? Math.random;
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
@@ -99,10 +98,6 @@ export class Pool<C = unknown> {
         : () => new InFlight();
     this.#suspect = options.suspect?.enabled ? options.suspect : undefined;
     this.#outlier = options.outlier;
-  }
-
-  get ejectedCount(): number {
-    return this.#ejected;
   }
 
   get degraded(): boolean {
@@ -136,16 +131,9 @@ export class Pool<C = unknown> {
   /** A new member for `connection` (state connecting), made and kept by the pool. */
   admit(id: number, address: Address, key: string, connection: C): PoolMemberRef<C> {
     const member = new PoolMember<C>(id, address, key, connection);
-    this.add(member);
-    return member;
-  }
-
-  add(member: PoolMember<C>): void {
     member.load = this.#newLoad(member);
     this.#members.add(member);
-    if (member.state === "ready") this.#ready++;
-    if (member.state === "unhealthy") this.#unhealthy++;
-    this.#afterChange(member, undefined);
+    return member;
   }
 
   /**
@@ -155,7 +143,7 @@ export class Pool<C = unknown> {
    * turning unhealthy before degraded mode makes it pickable).
    */
   setState(ref: PoolMemberRef<C>, to: MemberState, reason: string): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const from = member.state;
     if (from === to || from === "closed") return;
     member.state = to;
@@ -174,7 +162,7 @@ export class Pool<C = unknown> {
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.maxConcurrent = max > 0 ? max : 0;
     this.#afterChange(member, undefined);
   }
@@ -236,25 +224,25 @@ export class Pool<C = unknown> {
 
   /** The member's smoothed PING round trip, ms (health reports it; peak-EWMA uses it as its floor). */
   recordRtt(ref: PoolMemberRef<C>, rttMs: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.rtt = rttMs;
   }
 
   /** The member proved itself (its first PONG) at `at` (wall clock, for stats). */
   recordConnected(ref: PoolMemberRef<C>, at: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.connectedSince = at;
   }
 
   /** The member's latest failure, for stats and the reason it leaves. */
   recordError(ref: PoolMemberRef<C>, error: Error): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.lastError = error;
   }
 
   /** The peer proved alive (a PONG, a completed response): not suspect any more. */
   heard(ref: PoolMemberRef<C>, now: number = this.#now()): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.lastHeardAt = now;
     member.suspected = false;
   }
@@ -298,7 +286,7 @@ export class Pool<C = unknown> {
    * in flight until release().
    */
   answered(ref: PoolMemberRef<C>): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     member.progress.answer(this.#now());
     this.heard(member);
   }
@@ -309,7 +297,7 @@ export class Pool<C = unknown> {
    * its answer.
    */
   release(ref: PoolMemberRef<C>, latency?: number, wasAnswered = false, now?: number): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     if (latency !== undefined) {
       // One clock read for the load's sample and the proof of life (none when the caller has one).
       const at = now ?? this.#now();
@@ -332,7 +320,7 @@ export class Pool<C = unknown> {
    * connected and PINGed.
    */
   outcome(ref: PoolMemberRef<C>, outcome: AttemptOutcome): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const o = this.#outlier;
     if (!o || member.state === "closed") return;
     const reason = noteOutcome(member.outlier, outcome, o);
@@ -347,7 +335,7 @@ export class Pool<C = unknown> {
 
   /** An ejection's time is up: the member takes picks again, its counts start over. */
   restore(ref: PoolMemberRef<C>): void {
-    const member = ref as PoolMember<C>;
+    const member = own(ref);
     const s = member.outlier;
     if (!s.ejected) return;
     s.ejected = false;
@@ -356,11 +344,6 @@ export class Pool<C = unknown> {
     if (member.state === "closed") return;
     this.#refreshUsable(member);
     this.events.emit({ type: "restored", member });
-  }
-
-  isUsable(ref: PoolMemberRef<C>): boolean {
-    const member = ref as PoolMember<C>;
-    return member.usableIndex >= 0;
   }
 
   #shouldBeUsable(m: PoolMember<C>): boolean {
@@ -380,25 +363,25 @@ export class Pool<C = unknown> {
     if (this.#fileUsable(m)) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 
-  /** Applies the degraded rule and usability, then emits: state, degraded, usable, in that order. */
+  /** Re-files the member, then emits: state, usable, in that order. */
   #afterChange(m: PoolMember<C>, stateEvent: PoolEvent | undefined): void {
     const usableBefore = this.#usable.size;
-    const degradedChanged = this.#updateDegraded();
     this.#fileUsable(m);
     if (stateEvent) this.events.emit(stateEvent);
-    if (degradedChanged) this.events.emit({ type: "degraded", degraded: this.#degraded, healthy: this.#ready });
     if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 
-  /** Returns true when the mode changed. */
-  #updateDegraded(): boolean {
-    if (this.#criticalMin === 0) return false;
-    if (this.#ready >= this.#criticalMin) this.#reachedCritical = true;
-    const degraded = this.#reachedCritical && this.#ready < this.#criticalMin;
-    if (degraded === this.#degraded) return false;
+  /**
+   * Degraded mode as the regulator decided it: while on, unhealthy members
+   * take picks too (better a doubtful member than none). Only unhealthy
+   * members change usability with the mode: O(members) per transition, not
+   * per pick.
+   */
+  setDegraded(degraded: boolean): void {
+    if (degraded === this.#degraded) return;
     this.#degraded = degraded;
-    // Only unhealthy members change usability with the mode: O(members) per transition, not per pick.
+    const usableBefore = this.#usable.size;
     for (const u of this.#members) if (u.state === "unhealthy") this.#fileUsable(u);
-    return true;
+    if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 }

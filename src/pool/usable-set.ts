@@ -14,10 +14,6 @@ export class UsableSet<T extends Indexed> {
     return this.items.length;
   }
 
-  has(item: T): boolean {
-    return item.usableIndex >= 0;
-  }
-
   add(item: T): void {
     if (item.usableIndex >= 0) return;
     item.usableIndex = this.items.length;

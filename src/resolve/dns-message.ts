@@ -2,6 +2,7 @@ import { randomInt } from "node:crypto";
 import { isIP } from "node:net";
 import dnsPacket from "dns-packet";
 import { ResolveError } from "../core/errors.js";
+import type { DnsAnswerKind } from "../core/events.js";
 
 export type QueryType = "A" | "AAAA" | "SRV";
 
@@ -27,6 +28,39 @@ export interface DnsQuery {
   name: string;
   type: QueryType;
   bytes: Buffer;
+}
+
+/**
+ * One server gave no usable answer to one question: what it was (a bounded
+ * kind, for events and metric labels) and which server it was.
+ */
+export class DnsQueryError extends ResolveError {
+  readonly answer: DnsAnswerKind;
+  readonly server: string;
+  /** The message without the "resolving <target>: " prefix. */
+  readonly detail: string;
+  constructor(target: string, message: string, answer: DnsAnswerKind, server: string, options?: { cause?: unknown }) {
+    super(target, message, options);
+    this.answer = answer;
+    this.server = server;
+    this.detail = message;
+  }
+}
+
+/** A failing rcode as a DnsAnswerKind; rcodes outside the common ones are "error". */
+export function rcodeAnswer(rcode: string): DnsAnswerKind {
+  switch (rcode) {
+    case "SERVFAIL":
+      return "servfail";
+    case "REFUSED":
+      return "refused";
+    case "NOTIMP":
+      return "notimp";
+    case "FORMERR":
+      return "formerr";
+    default:
+      return "error";
+  }
 }
 
 /** A query with a random 16-bit ID (the source port is random too: a fresh socket per query). */

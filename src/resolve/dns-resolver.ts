@@ -2,7 +2,9 @@ import { isIP } from "node:net";
 import { ipAddress, parseHostPort, type Address } from "../core/address.js";
 import { requireDuration, requireInteger } from "../core/duration.js";
 import { ConfigError, ResolveError, TargetError, asError } from "../core/errors.js";
-import { sameName, type DnsRecord, type DnsResponse, type QueryType } from "./dns-message.js";
+import type { FamilyAnswer } from "../core/events.js";
+import { DnsQueryError, rcodeAnswer, sameName, type DnsResponse, type QueryType } from "./dns-message.js";
+import { describeAnswers, FamilyMemory, mergeFamilies, negativeTtl, nextRefresh, type AddressType, type FamilyOutcome } from "./family-answers.js";
 import { askServer, serverKey, type Nameserver } from "./dns-transport.js";
 import { readHosts } from "./hosts-file.js";
 import { checkKeys, requireObject } from "../core/options-check.js";
@@ -50,18 +52,28 @@ interface Lookup {
   empty: boolean;
 }
 
+/** What one lookup learnt on the way: each family that gave no fresh addresses, and the names asked. */
+interface LookupNotes {
+  answers: FamilyAnswer[];
+  names: Set<string>;
+  /** Some family failed (its last good addresses stood in). */
+  partial: boolean;
+}
+
 const MAX_CNAME_HOPS = 8;
 
 /**
  * A stub resolver on dns-packet for `dns:///name:port` (A/AAAA) and
  * `dns+srv:///_service._proto.name` targets. It follows the TTLs of what it
  * gets: the set's TTL is the smallest on its answer chain, clamped to
- * [minTtl, maxTtl], and it re-resolves when that runs out. On failure
- * (timeouts, SERVFAIL, REFUSED, garbage) it keeps the last good set, reports
- * the error, and retries with backoff; with both families asked, either one
- * failing is a failed lookup. NXDOMAIN and empty answers are real
- * answers and are passed on as an empty set (the supervisor decides what
- * that means for live members).
+ * [minTtl, maxTtl], and it re-resolves when that runs out. A and AAAA are
+ * asked apart and judged apart (family-answers.ts): a family that fails
+ * (timeout, SERVFAIL, REFUSED, NOTIMP, garbage) keeps its own last good
+ * addresses and is reported in the set's `answers`, and is asked again with
+ * backoff; the lookup fails only when no family has an address and one
+ * failed, or when every family failed (then the channel keeps its last good
+ * set). NXDOMAIN and empty answers are real answers and are passed on as an
+ * empty set (the supervisor decides what that means for live members).
  */
 export class DnsResolver implements Resolver {
   readonly target: string;
@@ -85,6 +97,7 @@ export class DnsResolver implements Resolver {
   #listener: ResolverListener | undefined;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
+  readonly #memory = new FamilyMemory();
   #inFlight = false;
   #closed = false;
 
@@ -155,8 +168,15 @@ export class DnsResolver implements Resolver {
 
   /** One full resolution, without the refresh loop. */
   async lookup(): Promise<AddressSet> {
-    const r = this.#srv ? await this.#resolveSrv(this.#name) : await this.#resolveHost(this.#name, this.#port as number);
-    return { addresses: r.addresses, ttl: r.ttl };
+    return (await this.#lookup()).set;
+  }
+
+  async #lookup(): Promise<{ set: AddressSet; partial: boolean }> {
+    const notes: LookupNotes = { answers: [], names: new Set(), partial: false };
+    const r = this.#srv ? await this.#resolveSrv(this.#name, notes) : await this.#resolveHost(this.#name, this.#port as number, notes);
+    this.#memory.retain(notes.names);
+    const set: AddressSet = notes.answers.length > 0 ? { addresses: r.addresses, ttl: r.ttl, answers: notes.answers } : { addresses: r.addresses, ttl: r.ttl };
+    return { set, partial: notes.partial };
   }
 
   async #cycle(): Promise<void> {
@@ -164,17 +184,18 @@ export class DnsResolver implements Resolver {
     this.#inFlight = true;
     let next: number;
     try {
-      const set = await this.lookup();
+      const { set, partial } = await this.#lookup();
       if (this.#closed) return;
-      this.#failures = 0;
+      // A family that failed is asked again on the backoff, not only at the other's TTL.
+      this.#failures = partial ? this.#failures + 1 : 0;
       this.#listener.onAddresses(set);
-      next = set.ttl;
+      next = nextRefresh(set.ttl, this.#failures, { initial: this.#retryInitial, max: this.#retryMax });
     } catch (err) {
       if (this.#closed) return;
       this.#failures++;
       const e = err instanceof ResolveError ? err : new ResolveError(this.target, asError(err).message, { cause: err });
       this.#listener.onError(e);
-      next = Math.min(this.#retryMax, this.#retryInitial * 2 ** (this.#failures - 1));
+      next = nextRefresh(Number.POSITIVE_INFINITY, this.#failures, { initial: this.#retryInitial, max: this.#retryMax });
     } finally {
       this.#inFlight = false;
     }
@@ -195,7 +216,7 @@ export class DnsResolver implements Resolver {
     return dots >= this.#ndots ? [name, ...searched] : [...searched, name];
   }
 
-  async #resolveHost(host: string, port: number): Promise<Lookup> {
+  async #resolveHost(host: string, port: number, notes: LookupNotes): Promise<Lookup> {
     const lower = host.toLowerCase().replace(/\.$/, "");
     if (isIP(host)) return { addresses: [ipAddress(host, port, this.target)], ttl: Number.POSITIVE_INFINITY, empty: false };
     // localhost never touches the network.
@@ -209,36 +230,53 @@ export class DnsResolver implements Resolver {
     }
     let emptyTtl = Number.POSITIVE_INFINITY;
     for (const candidate of this.#candidates(host)) {
-      const r = await this.#queryFamilies(candidate, port);
+      const r = await this.#queryFamilies(candidate, port, notes);
       if (!r.empty) return r;
       emptyTtl = Math.min(emptyTtl, r.ttl);
     }
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 
-  async #queryFamilies(name: string, port: number, weight?: number): Promise<Lookup> {
-    const types: Array<"A" | "AAAA"> = this.#family === 4 ? ["A"] : this.#family === 6 ? ["AAAA"] : ["A", "AAAA"];
-    const results = await Promise.allSettled(types.map((t) => this.#lookupType(name, t, 0)));
-    // One family failing fails the lookup, even when the other answered: an
-    // IPv4-only name whose A query timed out while AAAA came back empty would
-    // otherwise look like a name with no addresses, the set would be emptied,
-    // and the members it still has would never be replaced. Failing keeps the
-    // last good set. (Where AAAA queries are dropped for good, set dns.family: 4.)
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason;
-    const ok = results as Array<PromiseFulfilledResult<{ ips: string[]; ttl: number }>>;
-    const ips = ok.flatMap((r) => r.value.ips);
+  /**
+   * Both families of one name, each judged on its own (family-answers.ts):
+   * an IPv4-only name whose AAAA query is refused (dnsmasq serving a hosts
+   * file does that) has its A addresses; an IPv4-only name whose A query
+   * timed out while AAAA came back empty keeps A's last good addresses
+   * rather than looking like a name with none.
+   */
+  async #queryFamilies(name: string, port: number, notes: LookupNotes, weight?: number): Promise<Lookup> {
+    const types: AddressType[] = this.#family === 4 ? ["A"] : this.#family === 6 ? ["AAAA"] : ["A", "AAAA"];
+    const outcomes = await Promise.all(types.map(async (t) => [t, await this.#familyOutcome(name, t)] as const));
+    const shown = name.replace(/\.$/, "");
+    notes.names.add(shown.toLowerCase());
+    const merged = mergeFamilies(shown, outcomes, this.#memory);
+    notes.answers.push(...merged.answers);
+    notes.partial ||= merged.partial;
+    if (merged.status === "failed") {
+      throw new ResolveError(this.target, `no address for ${shown}: ${describeAnswers(merged.answers)}`, { answers: [...notes.answers] });
+    }
     // An empty answer without an SOA says nothing about how long it holds: re-ask after minTtl.
-    const finite = ok.map((r) => r.value.ttl).filter(Number.isFinite);
-    const ttl = this.#clamp(finite.length > 0 ? Math.min(...finite) : this.#minTtl);
-    const addresses = ips.map((ip) => ipAddress(ip, port, this.target, weight));
+    const ttl = this.#clamp(Number.isFinite(merged.ttl) ? merged.ttl : this.#minTtl);
+    const addresses = merged.ips.map((ip) => ipAddress(ip, port, this.target, weight));
     return { addresses, ttl, empty: addresses.length === 0 };
   }
 
+  async #familyOutcome(name: string, type: AddressType): Promise<FamilyOutcome> {
+    try {
+      const r = await this.#lookupType(name, type, 0);
+      if (r.ips.length > 0) return { kind: "addresses", ips: r.ips, ttl: r.ttl };
+      return { kind: "none", answer: r.nxdomain ? "nxdomain" : "nodata", ttl: r.ttl, server: r.server };
+    } catch (err) {
+      if (err instanceof DnsQueryError) return { kind: "failed", answer: err.answer, server: err.server, message: err.detail };
+      if (this.#closed) throw err;
+      return { kind: "failed", answer: "error", server: undefined, message: asError(err).message };
+    }
+  }
+
   /** A or AAAA for one name, following CNAME chains. TTL is the chain's smallest, in ms. */
-  async #lookupType(name: string, type: "A" | "AAAA", depth: number): Promise<{ ips: string[]; ttl: number }> {
-    const resp = await this.#ask(name, type);
-    if (resp.rcode === "NXDOMAIN") return { ips: [], ttl: negativeTtl(resp) };
+  async #lookupType(name: string, type: AddressType, depth: number): Promise<{ ips: string[]; ttl: number; nxdomain: boolean; server: string }> {
+    const { resp, server } = await this.#ask(name, type);
+    if (resp.rcode === "NXDOMAIN") return { ips: [], ttl: negativeTtl(resp), nxdomain: true, server };
     let current = name;
     let ttl = Number.POSITIVE_INFINITY;
     for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
@@ -251,27 +289,35 @@ export class DnsResolver implements Resolver {
     const found = resp.answers.filter((r) => r.type === type && sameName(r.name, current) && typeof r.data === "string" && isIP(r.data) === family);
     if (found.length > 0) {
       for (const r of found) ttl = Math.min(ttl, r.ttl * 1000);
-      return { ips: [...new Set(found.map((r) => r.data as string))], ttl };
+      return { ips: [...new Set(found.map((r) => r.data as string))], ttl, nxdomain: false, server };
     }
     if (!sameName(current, name) && depth < MAX_CNAME_HOPS) {
       // The chain left this answer without an address: ask for where it points.
       const next = await this.#lookupType(current, type, depth + 1);
-      return { ips: next.ips, ttl: Math.min(ttl, next.ttl) };
+      return { ...next, ttl: Math.min(ttl, next.ttl) };
     }
-    return { ips: [], ttl: Math.min(ttl, negativeTtl(resp)) };
+    return { ips: [], ttl: Math.min(ttl, negativeTtl(resp)), nxdomain: false, server };
   }
 
-  async #resolveSrv(name: string): Promise<Lookup> {
+  async #resolveSrv(name: string, notes: LookupNotes): Promise<Lookup> {
     let emptyTtl = Number.POSITIVE_INFINITY;
     let targetFailure: unknown;
     for (const candidate of this.#candidates(name)) {
-      const resp = await this.#ask(candidate, "SRV");
-      if (resp.rcode === "NXDOMAIN") {
-        emptyTtl = Math.min(emptyTtl, negativeTtl(resp));
-        continue;
+      let asked: { resp: DnsResponse; server: string };
+      try {
+        asked = await this.#ask(candidate, "SRV");
+      } catch (err) {
+        if (err instanceof DnsQueryError) {
+          const answer: FamilyAnswer = { name: candidate, type: "SRV", answer: err.answer, server: err.server, kept: 0, message: err.detail };
+          throw new ResolveError(this.target, err.detail, { cause: err, answers: [...notes.answers, answer] });
+        }
+        throw err;
       }
-      const srvs = resp.answers.filter((r) => r.type === "SRV" && isSrvData(r.data));
+      const { resp, server } = asked;
+      const srvs = resp.rcode === "NXDOMAIN" ? [] : resp.answers.filter((r) => r.type === "SRV" && isSrvData(r.data));
       if (srvs.length === 0) {
+        const answer = resp.rcode === "NXDOMAIN" ? "nxdomain" : "nodata";
+        notes.answers.push({ name: candidate, type: "SRV", answer, server, kept: 0, message: `${server} answered ${answer.toUpperCase()} for ${candidate} SRV` });
         emptyTtl = Math.min(emptyTtl, negativeTtl(resp));
         continue;
       }
@@ -290,7 +336,7 @@ export class DnsResolver implements Resolver {
             continue;
           }
           try {
-            const t = await this.#resolveHostFor(d.target, d.port, d.weight);
+            const t = await this.#resolveHostFor(d.target, d.port, d.weight, notes);
             addresses.push(...t.addresses);
             if (!t.empty) ttl = Math.min(ttl, t.ttl);
           } catch (err) {
@@ -303,35 +349,51 @@ export class DnsResolver implements Resolver {
       emptyTtl = Math.min(emptyTtl, ...srvs.map((r) => r.ttl * 1000));
     }
     // ...but when none resolved and a lookup failed, the set is unknown, not empty.
-    if (targetFailure !== undefined) throw targetFailure;
+    if (targetFailure !== undefined) {
+      const why = notes.answers.length > 0 ? describeAnswers(notes.answers) : asError(targetFailure).message;
+      throw new ResolveError(this.target, `no SRV target of ${name} has an address: ${why}`, { cause: targetFailure, answers: [...notes.answers] });
+    }
     return { addresses: [], ttl: this.#clamp(Number.isFinite(emptyTtl) ? emptyTtl : this.#minTtl), empty: true };
   }
 
+  /**
+   * A target's addresses from the SRV answer's additional section, when it
+   * holds every family asked for; otherwise none, and the target is looked
+   * up. That section is optional (RFC 2782) and holds what the server had at
+   * hand (a recursive's cache may have only A): a family missing from it is
+   * asked, never assumed to have no address.
+   */
   #fromAdditionals(resp: DnsResponse, d: SrvData): Array<{ address: Address; ttl: number }> {
-    return resp.additionals
+    const found = resp.additionals
       .filter((r) => (r.type === "A" || r.type === "AAAA") && sameName(r.name, d.target) && typeof r.data === "string" && isIP(r.data))
-      .filter((r) => this.#family === 0 || isIP(r.data as string) === this.#family)
-      .map((r) => ({ address: ipAddress(r.data as string, d.port, this.target, d.weight), ttl: r.ttl * 1000 }));
+      .filter((r) => this.#family === 0 || isIP(r.data as string) === this.#family);
+    const families = this.#family === 0 ? [4, 6] : [this.#family];
+    if (!families.every((f) => found.some((r) => isIP(r.data as string) === f))) return [];
+    return found.map((r) => ({ address: ipAddress(r.data as string, d.port, this.target, d.weight), ttl: r.ttl * 1000 }));
   }
 
-  async #resolveHostFor(host: string, port: number, weight: number): Promise<Lookup> {
-    const r = await this.#resolveHost(host.replace(/\.$/, "") + ".", port);
+  async #resolveHostFor(host: string, port: number, weight: number, notes: LookupNotes): Promise<Lookup> {
+    const r = await this.#resolveHost(host.replace(/\.$/, "") + ".", port, notes);
     return { ...r, addresses: r.addresses.map((a) => ({ ...a, weight })) };
   }
 
-  /** Tries every server `attempts` times; only NOERROR and NXDOMAIN count as answers. */
-  async #ask(name: string, type: QueryType): Promise<DnsResponse> {
+  /**
+   * Tries every server `attempts` times; only NOERROR and NXDOMAIN count as
+   * answers. A failure is a DnsQueryError: the last server's answer.
+   */
+  async #ask(name: string, type: QueryType): Promise<{ resp: DnsResponse; server: string }> {
     const servers = this.#rotate ? rotate(this.#servers, this.#rotation++) : this.#servers;
     let last: Error | undefined;
     for (let attempt = 0; attempt < this.#attempts; attempt++) {
       for (const server of servers) {
         if (this.#closed) throw new ResolveError(this.target, "resolver closed");
+        const key = serverKey(server);
         try {
           const r = await askServer(server, name, type, this.#timeout, this.target);
-          if (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") return r;
-          last = new ResolveError(this.target, `${serverKey(server)} answered ${r.rcode} for ${name} ${type}`);
+          if (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") return { resp: r, server: key };
+          last = new DnsQueryError(this.target, `${key} answered ${r.rcode} for ${name.replace(/\.$/, "")} ${type}`, rcodeAnswer(r.rcode), key);
         } catch (err) {
-          last = asError(err);
+          last = err instanceof DnsQueryError ? err : new DnsQueryError(this.target, asError(err).message, "error", key, { cause: err });
         }
       }
     }
@@ -359,12 +421,6 @@ function isSrvData(d: unknown): d is SrvData {
     Number.isInteger(s.priority) &&
     Number.isInteger(s.weight)
   );
-}
-
-/** How long an empty answer may be believed: the SOA's TTL if the server sent one, ms. */
-function negativeTtl(resp: DnsResponse): number {
-  const soa = resp.authorities.find((r: DnsRecord) => r.type === "SOA");
-  return soa ? soa.ttl * 1000 : Number.POSITIVE_INFINITY;
 }
 
 function rotate<T>(list: readonly T[], by: number): T[] {

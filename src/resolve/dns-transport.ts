@@ -1,8 +1,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { connect as tcpConnect } from "node:net";
 import dnsPacket from "dns-packet";
-import { ResolveError } from "../core/errors.js";
-import { decodeResponse, makeQuery, type DnsResponse, type QueryType } from "./dns-message.js";
+import { DnsQueryError, decodeResponse, makeQuery, type DnsResponse, type QueryType } from "./dns-message.js";
 
 export interface Nameserver {
   host: string;
@@ -35,9 +34,10 @@ function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
     };
     const timer = setTimeout(() => {
       const why = ignored > 0 ? `; ignored ${ignored} bad answer(s), last: ${lastProblem}` : "";
-      done(new ResolveError(target, `no answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms${why}`));
+      // Only bad datagrams came back: the answer was malformed (or cut), not missing.
+      done(new DnsQueryError(target, `no answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms${why}`, ignored > 0 ? "malformed" : "timeout", serverKey(server)));
     }, timeoutMs);
-    socket.on("error", (err) => done(new ResolveError(target, `UDP to ${serverKey(server)}: ${err.message}`, { cause: err })));
+    socket.on("error", (err) => done(new DnsQueryError(target, `UDP to ${serverKey(server)}: ${err.message}`, "error", serverKey(server), { cause: err })));
     socket.on("message", (msg, rinfo) => {
       if (rinfo.address !== server.host || rinfo.port !== server.port) {
         ignored++;
@@ -52,7 +52,7 @@ function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
       }
     });
     socket.send(query.bytes, server.port, server.host, (err) => {
-      if (err) done(new ResolveError(target, `UDP to ${serverKey(server)}: ${err.message}`, { cause: err }));
+      if (err) done(new DnsQueryError(target, `UDP to ${serverKey(server)}: ${err.message}`, "error", serverKey(server), { cause: err }));
     });
   });
 }
@@ -71,20 +71,23 @@ function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
       if (err) reject(err);
       else resolve(res as DnsResponse);
     };
-    const timer = setTimeout(() => done(new ResolveError(target, `no TCP answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms`)), timeoutMs);
-    socket.on("error", (err) => done(new ResolveError(target, `TCP to ${serverKey(server)}: ${err.message}`, { cause: err })));
-    socket.on("close", () => done(new ResolveError(target, `TCP to ${serverKey(server)} closed before a full answer`)));
+    const key = serverKey(server);
+    const timer = setTimeout(() => done(new DnsQueryError(target, `no TCP answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)), timeoutMs);
+    socket.on("error", (err) => done(new DnsQueryError(target, `TCP to ${key}: ${err.message}`, "error", key, { cause: err })));
+    socket.on("close", () => done(new DnsQueryError(target, `TCP to ${key} closed before a full answer`, "malformed", key)));
     socket.on("connect", () => socket.write(dnsPacket.streamEncode({ type: "query", id: query.id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] })));
     socket.on("data", (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (buf.length < 2) return;
       const len = buf.readUInt16BE(0);
       if (buf.length < 2 + len) return;
-      // Over TCP nobody else can inject: a bad answer here is the server's, and final.
       try {
         done(undefined, decodeResponse(buf.subarray(2, 2 + len), query, target));
       } catch (err) {
-        done(err as Error);
+        // Over TCP nobody else can inject: a bad answer here is the server's, and final.
+        const prefix = `resolving ${target}: `;
+        const msg = (err as Error).message;
+        done(new DnsQueryError(target, `${key} sent a bad TCP answer: ${msg.startsWith(prefix) ? msg.slice(prefix.length) : msg}`, "malformed", key, { cause: err }));
       }
     });
   });

@@ -1,10 +1,17 @@
 import type { Address } from "../core/address.js";
+import type { FamilyAnswer } from "../core/events.js";
 
 /** One answer: the addresses a target has now, and how long they may be trusted. */
 export interface AddressSet {
   readonly addresses: readonly Address[];
   /** ms until the set should be refreshed; Infinity for static sets. */
   readonly ttl: number;
+  /**
+   * From the DNS resolver: each family that gave no fresh addresses and what
+   * it answered (NODATA, NXDOMAIN, or a failure that kept its last good
+   * addresses). Says why, when the set is empty.
+   */
+  readonly answers?: readonly FamilyAnswer[];
 }
 
 export interface ResolverListener {

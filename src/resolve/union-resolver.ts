@@ -55,6 +55,6 @@ export class UnionResolver implements Resolver {
     if (!base || !this.#listener) return;
     const seen = new Set(base.addresses.map(addressKey));
     const extra = [...this.#learned.entries()].filter(([k]) => !seen.has(k)).map(([, a]) => a);
-    this.#listener.onAddresses({ addresses: [...base.addresses, ...extra], ttl: base.ttl });
+    this.#listener.onAddresses({ ...base, addresses: [...base.addresses, ...extra] });
   }
 }

@@ -1,4 +1,5 @@
 import type { Address } from "../core/address.js";
+import type { DialtoneError } from "../core/errors.js";
 
 /** What a transport tells the supervisor about one live connection. */
 export type ConnectionEvent =
@@ -20,8 +21,12 @@ export interface MemberConnection {
   readonly maxConcurrent: number;
   /** Sets the single listener the supervisor uses. */
   onEvent(listener: (event: ConnectionEvent) => void): void;
-  /** graceful: take no new work, let in-flight work finish, then close. Otherwise destroy now. */
-  close(graceful: boolean): void;
+  /**
+   * graceful: take no new work, let in-flight work finish, then close.
+   * Otherwise destroy now, failing the work still in flight with `reason`
+   * (never ending it as if it had completed).
+   */
+  close(graceful: boolean, reason?: DialtoneError): void;
 }
 
 /** Dials one address. Must honour `signal` and fail with a typed error naming the address. */

@@ -2,21 +2,22 @@ import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
 import { clockTimeout, systemClock, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
-import { ClosedError, ConnectError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, asError } from "../core/errors.js";
-import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
+import { ClosedError, ConnectError, DialtoneError, MemberLostError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, ResolveError, asError } from "../core/errors.js";
+import { familyOf, isFailedAnswer, type ChannelEvent, type ConnectionStatus, type DrainReason, type FamilyAnswer, type MemberInfo, type MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
 import type { HealthOptions } from "../health/options.js";
-import type { AttemptOutcome, OutlierOptions } from "../pool/outlier.js";
+import type { OutlierOptions } from "../pool/outlier.js";
 import { Pool, type Balancer, type PoolMemberRef } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
+import { describeAnswers } from "../resolve/family-answers.js";
 import { AcquireQueue } from "./acquire-queue.js";
 import { MemberLease, type LeaseOwner } from "./member-lease.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
 import { Regulator, type Action, type RegulatorEvent } from "./regulator.js";
-import { addressStats, memberStats, resolutionStats, type MemberStats, type Resolution, type SupervisorStats } from "./stats.js";
+import { addressStats, memberStats, noAddressReason, resolutionStats, type MemberStats, type Resolution, type SupervisorStats } from "./stats.js";
 import { StatusStream } from "./status-stream.js";
 
 export type { MemberStats, SupervisorStats };
@@ -89,24 +90,6 @@ export interface MemberView<C> {
   readonly connection: C;
 }
 
-/** A picked member; release it exactly once when the request ends. */
-export interface Lease<C> {
-  readonly member: PoolMemberRef<C>;
-  readonly connection: C;
-  /**
-   * True once close() destroyed this lease's member because closeGrace ran
-   * out: a request that failed on it was cut by closing (ClosedError), not by
-   * the peer.
-   */
-  readonly closedByChannel: boolean;
-  /** The response head arrived; the request stays in flight until release() (a streamed body). */
-  answered(): void;
-  /** How the attempt ended, for outlier ejection. */
-  report(outcome: AttemptOutcome): void;
-  /** `now`: the caller's clock reading when it has one (it measured the latency), so the pool need not read again. */
-  release(latencyMs?: number, now?: number): void;
-}
-
 /** The driver's side of one member: its health loop and how far it got. */
 interface Tracked<C> {
   readonly member: PoolMemberRef<C>;
@@ -140,7 +123,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #reg: Regulator;
   #abort = new AbortController();
   #tracked = new Map<number, Tracked<C>>();
-  #queue: AcquireQueue<Lease<C>>;
+  #queue: AcquireQueue<MemberLease<C>>;
   #status = new StatusStream<ConnectionStatus>("disconnected");
   #changeWaiters = new Set<() => void>();
   /** Dials in progress, so the regulator can cancel one. */
@@ -193,7 +176,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       retainOrder: options.retainOrder,
     });
     this.pool = new Pool<C>({
-      criticalMin: options.criticalMin,
       balancer: options.balancer,
       random: this.#random,
       // The system clock's own arrow keeps the pool's hot-path read a plain call.
@@ -228,7 +210,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.events.emit({ type: "ejection-ended", member: info(e.member, t?.slot) });
         this.#feed({ type: "ejection-ended", member: e.member.id });
       }
-      // The pool's own "degraded" events are not forwarded: the regulator's are the channel's.
       this.#updateStatus();
     });
     if (range && range.max > range.min) {
@@ -242,17 +223,28 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     options.resolver.start({
       onAddresses: (set) => {
         if (this.closed) return;
-        this.#resolution = { at: this.clock.now(), ttl: set.ttl, error: undefined };
+        const empty = set.addresses.length > 0 ? undefined : set.answers?.length ? describeAnswers(set.answers) : `${options.resolver.target} returned no addresses`;
+        this.#resolution = { at: this.clock.now(), ttl: set.ttl, error: undefined, empty };
         this.#feed({ type: "addresses", addresses: set.addresses });
         this.events.emit({ type: "resolve", addresses: [...new Set(set.addresses.map(addressKey))], ttl: set.ttl });
+        this.#familyFailures(set.answers);
       },
       onError: (error) => {
         this.#lastError ??= error;
         if (this.#resolution) this.#resolution.error = error;
-        else this.#resolution = { at: undefined, ttl: undefined, error };
+        else this.#resolution = { at: undefined, ttl: undefined, error, empty: undefined };
+        if (error instanceof ResolveError) this.#familyFailures(error.answers);
         this.events.emit({ type: "resolve-failed", error });
       },
     });
+  }
+
+  /** Each DNS family that failed in a lookup (whether or not the lookup succeeded on the other) is an event. */
+  #familyFailures(answers: readonly FamilyAnswer[] | undefined): void {
+    for (const a of answers ?? []) {
+      if (!isFailedAnswer(a)) continue;
+      this.events.emit({ type: "resolve-family-failed", name: a.name, family: familyOf(a.type), answer: a.answer, server: a.server, kept: a.kept, message: a.message });
+    }
   }
 
   get closed(): boolean {
@@ -288,7 +280,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       }
     } catch (err) {
       if (!this.closed && (own?.signal.aborted || signal?.aborted)) {
-        throw new NotReadyError(this.target, this.pool.readyCount, this.#minMembers, Math.round(this.clock.now() - started), this.#lastError);
+        const why = this.#reg.book.entries().length === 0 ? noAddressReason(this.#resolution) : undefined;
+        throw new NotReadyError(this.target, this.pool.readyCount, this.#minMembers, Math.round(this.clock.now() - started), this.#lastError, why);
       }
       throw err;
     } finally {
@@ -303,7 +296,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * Past maxOutstanding requests in flight it fails at once: members that
    * stopped answering must not collect an unbounded pile.
    */
-  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<Lease<C>> {
+  acquire(signal?: AbortSignal, timeoutMs = this.#o.acquireTimeout): Promise<MemberLease<C>> {
     if (this.closed) return Promise.reject(new ClosedError(`channel ${this.target}`));
     if (this.#outstanding >= this.#maxOutstanding) return Promise.reject(new OverloadedError(this.target, this.#maxOutstanding, this.#lastError));
     const lease = this.#tryPick();
@@ -320,7 +313,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
    * A usable member other than those in `exclude`, now, or undefined (a
    * hedge: it goes to a different member or not at all, and never queues).
    */
-  tryAcquire(exclude?: readonly object[], now?: number): Lease<C> | undefined {
+  tryAcquire(exclude?: readonly object[], now?: number): MemberLease<C> | undefined {
     if (this.closed || this.#outstanding >= this.#maxOutstanding) return undefined;
     return this.#tryPick(exclude, now);
   }
@@ -424,7 +417,14 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#feeding = true;
     try {
       for (let e = this.#inbox.shift(); e; e = this.#inbox.shift()) {
-        for (const a of this.#reg.accept(e, this.clock.now())) this.#do(a);
+        const actions = this.#reg.accept(e, this.clock.now());
+        // Degraded mode is the regulator's decision; the pool only indexes by it. Entering it is
+        // applied before the batch's state changes and leaving it after them, so no listener sees
+        // a moment with nothing usable (the last ready member unhealthy, unhealthy ones not yet pickable).
+        const mode = degradedIn(actions);
+        if (mode === true) this.pool.setDegraded(true);
+        for (const a of actions) this.#do(a);
+        if (mode === false) this.pool.setDegraded(false);
       }
     } finally {
       this.#feeding = false;
@@ -682,7 +682,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.events.emit({ type: "member-removed", member: info(m, t.slot), reason });
     this.#tracked.delete(m.id);
     t.fail(error ?? new ClosedError(`member ${m.key}`));
-    if (!t.connClosed) m.connection.close(false);
+    // What the streams still open fail with: the channel's close, or the member's loss and why.
+    if (!t.connClosed) m.connection.close(false, this.closed ? new ClosedError(`channel ${this.target}`) : new MemberLostError(this.target, m.key, reason, { cause: error }));
   }
 
   /** A timer on the channel's clock that close() cancels if it has not fired. */
@@ -696,7 +697,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── picks and status ─────────────────────────────────────────────────
 
-  #tryPick(exclude?: readonly object[], now?: number): Lease<C> | undefined {
+  #tryPick(exclude?: readonly object[], now?: number): MemberLease<C> | undefined {
     const m = this.pool.pick(exclude, now);
     if (!m) return undefined;
     this.#outstanding++;
@@ -723,6 +724,13 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   }
 }
 
+
+/** The degraded mode a batch of actions ends in, if it changes it. */
+function degradedIn(actions: readonly Action[]): boolean | undefined {
+  let mode: boolean | undefined;
+  for (const a of actions) if (a.type === "degraded") mode = a.degraded;
+  return mode;
+}
 
 function info(m: { id: number; key: string }, slot: number | undefined): MemberInfo {
   return { id: m.id, address: m.key, slot: slot ?? -1 };

@@ -14,7 +14,8 @@ export interface LeaseOwner<C> {
  * A picked member, held for one request; released exactly once (a second
  * release is ignored, so a late close cannot count a request twice). A class
  * rather than an object of closures: one allocation per request on the hot
- * path.
+ * path. It is what dispatch/ knows as a DispatchLease (dispatch and
+ * supervisor do not import each other; the shapes match).
  */
 export class MemberLease<C> {
   readonly member: PoolMemberRef<C>;
@@ -29,6 +30,7 @@ export class MemberLease<C> {
     this.connection = member.connection;
   }
 
+  /** close() destroyed this lease's member at closeGrace: a request that failed on it was cut by closing (ClosedError), not by the peer. */
   get closedByChannel(): boolean {
     return this.#owner.isCut(this.member);
   }
@@ -45,6 +47,7 @@ export class MemberLease<C> {
     this.#owner.pool.answered(this.member);
   }
 
+  /** `now`: the caller's clock reading when it has one (it measured the latency), so the pool need not read again. */
   release(latencyMs?: number, now?: number): void {
     if (this.#released) return;
     this.#released = true;

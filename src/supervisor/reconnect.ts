@@ -51,7 +51,7 @@ export interface ReconnectOptions<T> {
  * `status()` streams connected/disconnected with current-state semantics;
  * `closed()` resolves on close() and rejects with GaveUpError on give-up.
  */
-export class Reconnect<T> implements AsyncDisposable {
+export class ReconnectLoop<T> implements AsyncDisposable {
   readonly backoff: BackoffOptions;
   readonly name: string;
   #options: ReconnectOptions<T>;

@@ -1,6 +1,6 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
-import type { DrainReason, EvictionReason } from "../core/events.js";
+import type { DrainReason, EvictionReason, MemberState as ChannelMemberState } from "../core/events.js";
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -81,7 +81,8 @@ export interface RegulatorOptions {
   retainOrder?: boolean | undefined;
 }
 
-type MemberState = "connecting" | "ready" | "unhealthy" | "draining";
+/** A member the regulator tracks is never closed: closing forgets it. */
+type MemberState = Exclude<ChannelMemberState, "closed">;
 
 interface Member {
   readonly id: number;

@@ -32,6 +32,12 @@ export interface SupervisorStats {
     ttlMs: number | null;
     nextRefreshInMs: number | null;
     lastError: string | undefined;
+    /**
+     * Why the channel has no address, when it has none: the failed lookup,
+     * or what each server answered for each family ("127.0.0.1:53 answered
+     * NODATA for api.test A; …").
+     */
+    noAddresses: string | undefined;
   };
   lastError: string | undefined;
 }
@@ -41,6 +47,14 @@ export interface Resolution {
   at: number | undefined;
   ttl: number | undefined;
   error: Error | undefined;
+  /** Why the last set was empty (undefined when it had addresses). */
+  empty: string | undefined;
+}
+
+/** Why a channel has no address: never resolved (the error), or resolved to none (what was answered). */
+export function noAddressReason(r: Resolution | undefined): string | undefined {
+  if (!r || (r.at !== undefined && r.empty === undefined)) return undefined;
+  return r.error?.message ?? r.empty;
 }
 
 export function memberStats(m: PoolMemberRef, slot: number): MemberStats {
@@ -76,5 +90,6 @@ export function resolutionStats(target: string, r: Resolution | undefined, clock
     ttlMs: finite ? (r?.ttl as number) : null,
     nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - now) : null,
     lastError: r?.error?.message,
+    noAddresses: noAddressReason(r),
   };
 }

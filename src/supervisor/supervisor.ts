@@ -3,4 +3,4 @@
  * (where to dial), regulator.ts (every decision, pure) and driver.ts (every
  * effect); this module keeps the import path the transports use.
  */
-export { Supervisor, type Lease, type SupervisorOptions, type MemberStats, type SupervisorStats } from "./driver.js";
+export { Supervisor, type SupervisorOptions, type MemberStats, type SupervisorStats } from "./driver.js";

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { childControls } from "./dns-child.js";
 import { freePort } from "./prometheus.js";
 
 export interface Dnsmasq {
@@ -10,6 +11,9 @@ export interface Dnsmasq {
   server: string;
   /** Rewrites the hosts file dnsmasq serves and makes it re-read it (SIGHUP). */
   setHosts(lines: string[]): Promise<void>;
+  /** SIGSTOP / SIGCONT: a server that stops answering, and comes back. */
+  freeze(): void;
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -29,12 +33,14 @@ function dnsmasqPath(): string {
  * A real dnsmasq on 127.0.0.1 serving only `hosts` (no upstream), with TTL
  * `ttlSeconds`. The port is found free and then bound by dnsmasq, so another
  * socket can take it in between: that is retried on a new port, bounded.
+ * `extraArgs` add records and behaviour (`--local=/zone/`, `--cname=…`,
+ * `--srv-host=…`).
  */
-export async function startDnsmasq(hosts: string[], ttlSeconds = 1): Promise<Dnsmasq> {
+export async function startDnsmasq(hosts: string[], ttlSeconds = 1, extraArgs: string[] = []): Promise<Dnsmasq> {
   let last: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      return await startOnce(hosts, ttlSeconds);
+      return await startOnce(hosts, ttlSeconds, extraArgs);
     } catch (err) {
       last = err;
       if (!/in use/i.test(String(err))) throw err;
@@ -43,7 +49,7 @@ export async function startDnsmasq(hosts: string[], ttlSeconds = 1): Promise<Dns
   throw last;
 }
 
-async function startOnce(hosts: string[], ttlSeconds: number): Promise<Dnsmasq> {
+async function startOnce(hosts: string[], ttlSeconds: number, extraArgs: string[]): Promise<Dnsmasq> {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-dns-"));
   chmodSync(dir, 0o755);
   const file = join(dir, "hosts");
@@ -68,6 +74,7 @@ async function startOnce(hosts: string[], ttlSeconds: number): Promise<Dnsmasq> 
       `--pid-file=${join(dir, "pid")}`,
       "--user=root",
       `--log-facility=${join(dir, "log")}`,
+      ...extraArgs,
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -100,15 +107,6 @@ async function startOnce(hosts: string[], ttlSeconds: number): Promise<Dnsmasq> 
       // dnsmasq re-reads on SIGHUP asynchronously; a short pause lets it finish.
       await new Promise((r) => setTimeout(r, 50));
     },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 3000);
-        await exited;
-        clearTimeout(t);
-      }
-      live.delete(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ...childControls(child, exited, live, dir),
   };
 }

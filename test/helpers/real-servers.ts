@@ -165,3 +165,10 @@ export async function startConnectServer(host: string, opts: { port?: number } =
   const script = new URL("../fixtures/connect-server.ts", import.meta.url).pathname;
   return await spawnFixture("connect-node", process.execPath, ["--import", "tsx", script, host, String(port)], host, port);
 }
+
+/** grpc's interop TestService in Python (test/fixtures/grpc_interop_server.py, Debian's python3-grpcio). */
+export async function startPythonInterop(host: string, opts: { port?: number } = {}): Promise<GrpcServer> {
+  const port = opts.port ?? (await freePort(host));
+  const script = new URL("../fixtures/grpc_interop_server.py", import.meta.url).pathname;
+  return await spawnFixture("python-grpc", "/usr/bin/python3", [script, host, String(port)], host, port);
+}

@@ -34,7 +34,7 @@ const cuts: Array<{ name: string; script: Script; code: string | string[] }> = [
   {
     name: "the TCP connection closed after the head and a DATA frame",
     script: (id, w, cut) => (w(headersFrame(id, 200)), w(dataFrame(id, "half")), setTimeout(cut, 20)),
-    code: "ERR_DIALTONE_STREAM",
+    code: "ERR_DIALTONE_MEMBER_LOST",
   },
   {
     name: "END_STREAM on a body shorter than its content-length",
@@ -72,6 +72,27 @@ describe("a response body cut after its head emits 'error' to its reader (raw-fr
       expect(ch.stats().members.reduce((n, m) => n + m.inFlight, 0)).toBe(0);
     });
   }
+
+  it("mock peer that completes the response, then closes the TCP connection: a reader who reads only afterwards still gets the whole body and 'end'", async () => {
+    // 60000 bytes: past the body's buffer, so most of it still waits in Node's stream when the connection goes.
+    const body = Buffer.alloc(60_000, 0x61);
+    const srv = await startRawH2Server("127.0.0.2", (id, w, drop) => {
+      w(headersFrame(id, 200, { "content-length": String(body.length) }));
+      for (let at = 0; at < body.length; at += 16_384) w(dataFrame(id, body.subarray(at, Math.min(at + 16_384, body.length)), at + 16_384 >= body.length));
+      setTimeout(drop, 20);
+    });
+    servers.push(srv);
+    const ch = open({ target: `http://svc.test:${srv.port}`, discovery: `static:///127.0.0.2:${srv.port}`, members: 1, health: { suspectAfter: 0 } });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const res = await ch.requestStream({ path: "/" });
+    // The connection is gone before the reader starts: a complete response stays complete.
+    await new Promise((r) => setTimeout(r, 200));
+    const chunks: Buffer[] = [];
+    res.body.on("data", (c: Buffer) => chunks.push(c));
+    expect((await pump(res.body)).ended).toBe("end");
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    await expect(res.trailers).resolves.toEqual({});
+  });
 
   it("mock peer that never ends the body: a reader that destroys it with its own error gets that error, and the peer gets RST_STREAM CANCEL", async () => {
     const srv = await startRawH2Server("127.0.0.2", (id, w) => (w(headersFrame(id, 200)), w(dataFrame(id, "first"))));

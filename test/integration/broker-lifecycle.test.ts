@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import http from "node:http";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -192,6 +192,68 @@ describe("broker lifecycle", () => {
     } finally {
       await stopAllBrokers();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("unix sockets, ingress and admin alike: 0660 under umask 000, a crashed broker's stale sockets replaced, a live one or a file refused", async () => {
+    const backends = await startBackends(["127.0.0.2"]);
+    const dir = mkdtempSync(join(tmpdir(), "dialtone-sock-"));
+    const ingress = join(dir, "ingress.sock");
+    const admin = join(dir, "admin.sock");
+    const config = `listen: ["unix://${ingress}"]\nadmin: "unix://${admin}"\nupstreams:\n${upstreamYaml("api", backends, ", default: true")}`;
+    const serves = async (): Promise<void> => {
+      expect((await get("http://localhost/headers", { socketPath: ingress })).status).toBe(200);
+      expect((await get("http://localhost/healthz", { socketPath: admin })).status).toBe(200);
+    };
+    try {
+      const first = await startBroker(config, [], {}, { umask: "000" });
+      expect(first.admin).toBe(`unix://${admin}`);
+      for (const p of [ingress, admin]) expect(statSync(p).mode & 0o777, p).toBe(0o660);
+      await serves();
+      // A crash leaves both socket files behind: the next broker takes them over (no EADDRINUSE).
+      first.child.kill("SIGKILL");
+      await first.exited;
+      expect(statSync(admin).isSocket()).toBe(true);
+      const second = await startBroker(config);
+      await serves();
+      // A live broker's sockets are not taken over: the second start fails naming the setting, and the first keeps serving.
+      const refused = await startBroker(config).then(
+        () => "started",
+        (err: Error) => err.message,
+      );
+      expect(refused).toContain("listen[0]");
+      expect(refused).toContain("live socket");
+      await serves();
+      await second.stop();
+      // Not a socket: refused and left alone, for the admin listener too.
+      writeFileSync(admin, "not mine");
+      const file = await startBroker(config).then(
+        () => "started",
+        (err: Error) => err.message,
+      );
+      expect(file).toContain("invalid option admin");
+      expect(file).toContain("not a socket");
+      expect(readFileSync(admin, "utf8")).toBe("not mine");
+    } finally {
+      await stopAllBrokers();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a failed bind names the listener: an admin port in use is not a bare EADDRINUSE", async () => {
+    const backends = await startBackends(["127.0.0.2"]);
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const msg = await startBroker(`listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:${port}"\nupstreams:\n${upstreamYaml("api", backends, ", default: true")}`).then(
+        () => "started",
+        (err: Error) => err.message,
+      );
+      expect(msg).toContain("invalid option admin");
+      expect(msg).toContain("EADDRINUSE");
+    } finally {
+      await new Promise((r) => taken.close(r));
     }
   });
 

@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
 import http from "node:http";
+import http2 from "node:http2";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, stopAllBrokers, type BrokerProcess } from "../helpers/broker.js";
+import { eventually, startBroker, stopAllBrokers, type BrokerProcess } from "../helpers/broker.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 
 /** The NATS bridge against a real 3-node nats-server cluster, with a responder on its own connection. */
@@ -100,5 +101,30 @@ describe("broker NATS bridge", () => {
     expect(big.status).toBe(413);
     // The bridge is still fine afterwards.
     expect((await post("/nats/prices/request/price.quote", "again")).body).toBe("quote:again");
+  });
+
+  it("a client that goes away mid-request frees its slot at once, not at the request's timeout", async () => {
+    const b = await startBroker(`
+listen: ["http://127.0.0.1:0"]
+admin: "http://127.0.0.1:0"
+upstreams:
+  prices: { kind: nats, target: "nats://${cluster.nodes.map((n) => n.key).join(",")}", members: 1, warm: true }
+`);
+    const inFlight = async (): Promise<number> => ((await (await fetch(`${b.admin}/stats`)).json()) as { upstreams: { prices: { in_flight: number } } }).upstreams.prices.in_flight;
+    const session = http2.connect(b.listen[0]!);
+    session.on("error", () => {});
+    try {
+      // Nobody answers slow.never; the request would wait its whole 30 s.
+      const st = session.request({ ":method": "POST", ":path": "/nats/prices/request/slow.never", "x-dialtone-timeout": "30s" });
+      st.on("error", () => {});
+      st.end("x");
+      expect(await eventually(async () => (await inFlight()) === 1, 10_000)).toBe(true);
+      st.close(http2.constants.NGHTTP2_CANCEL);
+      expect(await eventually(async () => (await inFlight()) === 0, 5_000)).toBe(true);
+      const stats = (await (await fetch(`${b.admin}/stats`)).json()) as { upstreams: { prices: { is_connected: boolean } } };
+      expect(stats.upstreams.prices.is_connected).toBe(true);
+    } finally {
+      session.destroy();
+    }
   });
 });

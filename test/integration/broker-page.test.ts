@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startBackends, stopAllBackends } from "../helpers/backends.js";
-import { startBroker, stopAllBrokers } from "../helpers/broker.js";
+import { eventually, startBroker, stopAllBrokers } from "../helpers/broker.js";
 
 /**
  * The admin diagnostics page in a real browser: Debian's Chromium, headless,
@@ -103,5 +105,56 @@ upstreams:
     // The script never ran (it would have said "live"), yet every member is there with its state.
     expect(await noJs.locator("#live").innerText()).toBe("static");
     for (const x of api) expect(await noJs.locator(`tr[data-member="${x.key}"] td.ready`).count()).toBe(1);
+  });
+
+  it("cross-site: a page from another origin cannot publish through the NATS bridge or read the admin endpoints; a listed origin can; the page's own fetches keep working", async () => {
+    // Two "sites" on loopback, each a different origin from the broker's: one listed in allowOrigins, one not.
+    const site = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>site</title>");
+    });
+    await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
+    const sitePort = (site.address() as AddressInfo).port;
+    const listed = `http://127.0.0.1:${sitePort}`;
+    const unlisted = `http://localhost:${sitePort}`;
+    try {
+      const b = await startBroker(`
+listen: ["http://127.0.0.1:0"]
+admin: "http://127.0.0.1:0"
+allowOrigins: ["${listed}"]
+upstreams:
+  # Nothing listens there: a publish the Origin check lets through fails later (503), and is counted under bus.
+  bus: { kind: nats, target: "nats://127.0.0.1:9", members: 1, acquireTimeout: 300ms }
+`);
+      const ingress = b.listen[0]!;
+      const counted = async (upstream: string, status: string): Promise<number> => {
+        const m = new RegExp(`dialtone_broker_requests_total\\{upstream="${upstream}",status="${status}"\\} (\\d+)`).exec(await (await fetch(`${b.admin}/metrics`)).text());
+        return m ? Number(m[1]) : 0;
+      };
+      const ctx = await launch();
+      // The page's own refresh: same-origin GETs, no Origin header, so allowOrigins (which lists no admin origin) never blocks it.
+      const admin = await ctx.newPage();
+      await admin.goto(`${b.admin}/`, { waitUntil: "load", timeout: 10_000 });
+      await admin.waitForFunction(`document.getElementById("live")?.textContent?.startsWith("live ·") === true`, undefined, { timeout: 5_000 });
+
+      const page = await ctx.newPage();
+      await page.goto(`${unlisted}/`, { waitUntil: "load", timeout: 10_000 });
+      // A "simple" cross-site POST (no preflight): the browser sends it; the broker must refuse it before any NATS work.
+      await page.evaluate(`fetch(${JSON.stringify(`${ingress}/nats/bus/publish/orders`)}, { method: "POST", mode: "no-cors", body: "x" }).catch(() => {})`);
+      await page.evaluate(`fetch(${JSON.stringify(`${b.admin}/stats`)}).catch(() => {})`);
+      expect(await eventually(async () => (await counted("none", "403")) === 1, 5_000)).toBe(true);
+      const stats = (await (await fetch(`${b.admin}/stats`)).json()) as { upstreams: Record<string, { open: boolean }> };
+      expect(stats.upstreams.bus!.open).toBe(false);
+
+      const ok = await ctx.newPage();
+      await ok.goto(`${listed}/`, { waitUntil: "load", timeout: 10_000 });
+      await ok.evaluate(`fetch(${JSON.stringify(`${ingress}/nats/bus/publish/orders`)}, { method: "POST", mode: "no-cors", body: "x" }).catch(() => {})`);
+      expect(await eventually(async () => (await counted("bus", "503")) === 1, 5_000)).toBe(true);
+      expect(await counted("none", "403")).toBe(1);
+    } finally {
+      // Chromium keeps its connections to the site alive: close them, or close() waits for them.
+      site.closeAllConnections();
+      await new Promise((r) => site.close(r));
+    }
   });
 });

@@ -158,7 +158,7 @@ upstreams:
     const raw = await rawH1(`OPTIONS * HTTP/1.1\r\nHost: api.internal\r\nConnection: close\r\n\r\n`);
     expect(raw).toMatch(/^HTTP\/1.1 400/);
     expect(raw.toLowerCase()).toContain("x-dialtone-error: err_dialtone_bad_request");
-    // h2c CONNECT: Node's compat layer answers 405 itself, or the channel refuses it with 400; never a 5xx, never a lost member.
+    // h2c CONNECT: the broker is no tunnel (501 with its reason, as over HTTP/1.1); never a lost member.
     const session = http2.connect(base);
     session.on("error", () => {});
     const connect = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
@@ -168,7 +168,8 @@ upstreams:
       st.setTimeout(5_000, () => st.close());
     });
     session.destroy();
-    expect([400, 405]).toContain(connect[":status"]);
+    expect(connect[":status"]).toBe(501);
+    expect(connect["x-dialtone-error"]).toBe("ERR_DIALTONE_BROKER_UNSUPPORTED");
     const big = await h1({ path: "/headers", host: "api.internal", headers: { "x-big": "a".repeat(62 * 1024) } });
     expect(big.status).toBe(431);
     expect(big.headers["x-dialtone-error"]).toBe("ERR_DIALTONE_BAD_REQUEST");

@@ -69,7 +69,8 @@ describe("draining, refusals and total outage against real HTTP/2 backends", () 
     const err = await pending;
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).unprocessed).toBe(false);
-    expect((err as RequestError).code).toBe("ERR_DIALTONE_STREAM");
+    // The TCP connection closed under it: the member is lost (not a bare stream error).
+    expect((err as RequestError).code).toBe("ERR_DIALTONE_MEMBER_LOST");
   });
 
   it("all backends down: requests fail after acquireTimeout with a typed error naming the target and the last cause; nothing hangs", async () => {

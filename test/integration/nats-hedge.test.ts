@@ -21,9 +21,11 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
    * Responders on two servers; the third server is SIGSTOPped (its member
    * stays ready until PINGs say otherwise, 2.5 s). A request through that
    * member gets no reply; hedged, it is asked again through another member
-   * after 50 ms, the first reply wins and the stuck attempt is dropped (so
-   * the frozen member is idle again and keeps being drawn: the hedges keep
-   * coming). Unhedged, each of those requests would wait out its timeout.
+   * after 50 ms, and the first reply wins. The stuck attempt's late reply
+   * is dropped, but it stays in flight on the frozen member until its
+   * deadline (NATS cannot take a published request back), so that member
+   * keeps looking busy and silent. Unhedged, each request sent through it
+   * would wait out its timeout.
    */
   it("an idempotent request with no reply after `delay` is asked again on another member; the first reply wins", async () => {
     cluster = await startNatsCluster();

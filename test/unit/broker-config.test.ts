@@ -3,6 +3,9 @@ import { loadBrokerConfig, parseUpstreamSpec } from "../../src/broker/command.js
 import { parseConfigText, resolveConfig } from "../../src/broker/config.js";
 import { parseListenAddress } from "../../src/broker/listen-address.js";
 import { ConfigError } from "../../src/index.js";
+import { COMMON_KEYS } from "../../src/transport/common-options.js";
+import { HTTP2_KEYS } from "../../src/transport/http2/options.js";
+import { NATS_KEYS } from "../../src/transport/nats/options.js";
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -94,5 +97,90 @@ describe("broker config", () => {
     expect(parseUpstreamSpec("a=nats://h:1,h2:2;warm")).toEqual(["a", { target: "nats://h:1,h2:2", warm: true }]);
     expect(configError(() => parseUpstreamSpec("a=http://h:1;tls=x")).option).toBe("--upstream a");
     expect(configError(() => parseUpstreamSpec("http://h:1")).option).toBe("--upstream");
+  });
+
+  it("takes every option the library's channels take: the library's own key lists, so a new option cannot be missed", () => {
+    // Whatever the value (a sentinel no option takes), the key must reach the library's own check of that option:
+    // an error, if any, names that option — never "unknown option". Keys whose value YAML cannot write (a
+    // function) reach it too, and are refused there by type.
+    const SENTINEL = Symbol("no option takes this");
+    const kinds = [
+      { kind: "http2", target: "http://a.internal:80", keys: [...COMMON_KEYS, ...HTTP2_KEYS] },
+      { kind: "nats", target: "nats://127.0.0.1:4222", keys: [...COMMON_KEYS, ...NATS_KEYS] },
+    ];
+    let checked = 0;
+    for (const { kind, target, keys } of kinds) {
+      for (const key of keys) {
+        if (key === "target") continue; // the broker's own required key
+        const upstream = { kind, target, [key]: SENTINEL };
+        let err: unknown;
+        try {
+          const c = resolveConfig({ upstreams: { a: upstream } });
+          expect(c.upstreams[0]!.options[key], `${kind} ${key}`).toEqual(SENTINEL);
+        } catch (e) {
+          err = e;
+        }
+        if (err !== undefined) {
+          expect(err, `${kind} ${key}`).toBeInstanceOf(ConfigError);
+          expect((err as ConfigError).message, `${kind} ${key}`).not.toContain("unknown option");
+          expect((err as ConfigError).option.startsWith(`upstreams.a.${key}`), `${kind} ${key}: ${(err as ConfigError).message}`).toBe(true);
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
+  });
+
+  it("takes the options the issue found refused, durations as text, and converts only what the library calls a duration", () => {
+    const c = resolveConfig(
+      parseConfigText(
+        `
+upstreams:
+  api:
+    target: "http://api.internal:80"
+    hedge: { delay: 50ms, max: 2 }
+    outlier: { consecutive5xx: 3, baseEjection: 10s }
+    retryBudget: { ratio: 0.1, window: 5s }
+    subset: { clientId: 4 }
+    maxOutstanding: 500
+    minHold: 1m
+    flapWindow: 2s
+    name: api-east
+    members: { min: 1, max: 4, shrinkAfter: 1m }
+  bus:
+    target: "nats://127.0.0.1:4222"
+    attemptTimeout: 2s
+    tlsFirst: true
+    retainServerOrder: true
+    maxPendingBytes: 1048576
+    auth: { user: "svc", pass: "5s" }
+`,
+        "c.yaml",
+      ),
+    );
+    expect(c.upstreams[0]!.options).toEqual({
+      hedge: { delay: 50, max: 2 },
+      outlier: { consecutive5xx: 3, baseEjection: 10_000 },
+      retryBudget: { ratio: 0.1, window: 5000 },
+      subset: { clientId: 4 },
+      maxOutstanding: 500,
+      minHold: 60_000,
+      flapWindow: 2000,
+      name: "api-east",
+      members: { min: 1, max: 4, shrinkAfter: 60_000 },
+    });
+    // A password that reads like a duration is a password: only what the library checks as milliseconds is converted.
+    expect(c.upstreams[1]!.options).toEqual({ attemptTimeout: 2000, tlsFirst: true, retainServerOrder: true, maxPendingBytes: 1_048_576, auth: { user: "svc", pass: "5s" } });
+    // Duration text where the library wants a count is refused, not read as milliseconds.
+    expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", maxRetries: "5s" } } })).option).toBe("upstreams.a.maxRetries");
+    expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", minHold: "soon" } } })).option).toBe("upstreams.a.minHold");
+  });
+
+  it("suggests the nearest key at any depth, as the library does (hedge.dealy)", () => {
+    const e = configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", hedge: { dealy: 5 } } } }));
+    expect(e.option).toBe("upstreams.a.hedge.dealy");
+    expect(e.message).toContain("did you mean upstreams.a.hedge.delay?");
+    expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", health: { intervall: "1s" } } } })).message).toContain("did you mean upstreams.a.health.interval?");
+    expect(configError(() => resolveConfig({ upstreams: { n: { target: "nats://h:1", atemptTimeout: "1s" } } })).message).toContain("did you mean upstreams.n.attemptTimeout?");
   });
 });

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import { HedgeTiming, resolveHedge } from "../../src/dispatch/hedge-timing.js";
-import { PoolMember } from "../../src/pool/member.js";
-import { Pool } from "../../src/pool/pool.js";
+import { Pool, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 describe("HedgeTiming: when a call's next hedge is due", () => {
@@ -59,16 +58,15 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
 describe("Pool.pick(exclude): a hedge goes to a different member or nowhere", () => {
   const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
   it("never returns an excluded member; undefined when only excluded ones are usable", () => {
-    const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(11) });
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(11) });
     const ms = [1, 2, 3].map((i) => {
-      const m = new PoolMember<null>(i, addr(i + 1), `k${i}`, null);
-      m.state = "ready";
-      pool.add(m);
+      const m = pool.admit(i, addr(i + 1), `k${i}`, null);
+      pool.setState(m, "ready", "test");
       return m;
     });
-    const [a, b, c] = ms as [PoolMember<null>, PoolMember<null>, PoolMember<null>];
+    const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
     for (let i = 0; i < 200; i++) {
-      const m = pool.pick([a]) as PoolMember<null>;
+      const m = pool.pick([a]) as PoolMemberRef<null>;
       expect(m === b || m === c).toBe(true);
       pool.release(m, 1);
     }

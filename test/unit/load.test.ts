@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InFlight, PeakEwma } from "../../src/pool/load.js";
-import { PoolMember } from "../../src/pool/member.js";
-import { Pool } from "../../src/pool/pool.js";
+import { Pool, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 /** A hand-driven clock, ms. */
@@ -189,16 +188,15 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
    */
   it("gets picks again within a minute, and a fair share over 10 simulated minutes", () => {
     const clock = fakeClock(1000);
-    const pool = new Pool<null>({ criticalMin: 1, balancer: "peak-ewma", random: mulberry32(3), now: clock.now });
+    const pool = new Pool<null>({ balancer: "peak-ewma", random: mulberry32(3), now: clock.now });
     const ms = [1, 2, 3].map((i) => {
-      const m = new PoolMember<null>(i, { host: `127.0.0.${i + 1}`, port: 1, family: 4 }, `127.0.0.${i + 1}:1`, null);
-      m.rtt = 2;
-      m.state = "ready";
-      pool.add(m);
+      const m = pool.admit(i, { host: `127.0.0.${i + 1}`, port: 1, family: 4 }, `127.0.0.${i + 1}:1`, null);
+      pool.recordRtt(m, 2);
+      pool.setState(m, "ready", "test");
       return m;
     });
     for (const m of ms) pool.release(m, 20);
-    const slow = ms[0] as PoolMember<null>;
+    const slow = ms[0] as PoolMemberRef<null>;
     pool.release(slow, 1800);
 
     const start = clock.now();
@@ -206,7 +204,7 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
     let firstSlowPickAfter: number | undefined;
     for (let s = 0; s < 600; s++) {
       clock.set(start + s * 1000);
-      const m = pool.pick() as PoolMember<null>;
+      const m = pool.pick() as PoolMemberRef<null>;
       if (m === slow) {
         slowPicks++;
         firstSlowPickAfter ??= clock.now() - start;
@@ -223,12 +221,10 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
 
   it("the pool gives each member its balancer's load, on the pool's clock", () => {
     const clock = fakeClock();
-    const ewma = new Pool<null>({ criticalMin: 1, balancer: "peak-ewma", decay: 1000, now: clock.now });
-    const plain = new Pool<null>({ criticalMin: 1, balancer: "in-flight", now: clock.now });
-    const a = new PoolMember<null>(1, { host: "127.0.0.2", port: 1, family: 4 }, "a", null);
-    const b = new PoolMember<null>(2, { host: "127.0.0.3", port: 1, family: 4 }, "b", null);
-    ewma.add(a);
-    plain.add(b);
+    const ewma = new Pool<null>({ balancer: "peak-ewma", decay: 1000, now: clock.now });
+    const plain = new Pool<null>({ balancer: "in-flight", now: clock.now });
+    const a = ewma.admit(1, { host: "127.0.0.2", port: 1, family: 4 }, "a", null);
+    const b = plain.admit(2, { host: "127.0.0.3", port: 1, family: 4 }, "b", null);
     expect(a.load).toBeInstanceOf(PeakEwma);
     expect(b.load).toBeInstanceOf(InFlight);
     ewma.release(a, 100);

@@ -241,12 +241,30 @@ describe("NATS: every server-list form NATS users write", () => {
 });
 
 describe("NATS attemptTimeout (issue 17, item 5)", () => {
-  it("is hedge: { delay: attemptTimeout, max: 2 }; off by default; not together with hedge; a bad value is a ConfigError", () => {
+  it("is hedge: { delay: attemptTimeout, max: 2 }; not together with hedge; a bad value is a ConfigError", () => {
     const t = "nats://127.0.0.2:4222";
-    expect(resolveNatsOptions({ target: t }).hedge).toBeUndefined();
     expect(resolveNatsOptions({ target: t, attemptTimeout: 200 }).hedge).toEqual({ delay: 200, max: 2, maxExtraLoad: false });
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 200, hedge: { delay: 50 } })).toThrow(/attemptTimeout/);
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 0 })).toThrow(ConfigError);
     expect(() => resolveNatsOptions({ target: t, attemptTimeout: 0 })).toThrow(/attemptTimeout/);
+  });
+});
+
+describe("NATS default hedge (issue 24)", () => {
+  it("idempotent requests are hedged at the running p95, once, for at most 5 % of them, unless hedge is given or false", () => {
+    const t = "nats://127.0.0.2:4222";
+    expect(resolveNatsOptions({ target: t }).hedge).toEqual({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
+    expect(resolveNatsOptions({ target: t, hedge: false }).hedge).toBeUndefined();
+    expect(resolveNatsOptions({ target: t, hedge: { delay: 40 } }).hedge).toEqual({ delay: 40, max: 1, maxExtraLoad: false });
+    expect(resolveNatsOptions({ target: t, attemptTimeout: 200 }).hedge).toEqual({ delay: 200, max: 2, maxExtraLoad: false });
+  });
+});
+
+describe("NATS maxControlLine (issue 22, item 8)", () => {
+  it("defaults to nats-server's 4096; a whole number of at least 256, else a ConfigError", () => {
+    const t = "nats://127.0.0.2:4222";
+    expect(resolveNatsOptions({ target: t }).maxControlLine).toBe(4096);
+    expect(resolveNatsOptions({ target: t, maxControlLine: 1024 }).maxControlLine).toBe(1024);
+    for (const bad of [100, 1.5, "4k", -1]) expect(() => resolveNatsOptions({ target: t, maxControlLine: bad as number })).toThrow(/maxControlLine/);
   });
 });

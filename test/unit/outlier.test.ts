@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { PoolMember } from "../../src/pool/member.js";
 import { OutlierState, ejectionTime, mayEject, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
 import { DEFAULT_OUTLIER, resolveOutlier } from "../../src/pool/outlier-options.js";
-import { Pool, type PoolEvent } from "../../src/pool/pool.js";
+import { Pool, type PoolEvent, type PoolMemberRef } from "../../src/pool/pool.js";
+import { ejectedCount, isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 const O: OutlierOptions = { ...DEFAULT_OUTLIER, consecutive5xx: 3, consecutiveGatewayErrors: 0, consecutiveLocalFailures: 2, baseEjection: 1000, maxEjection: 2500 };
@@ -65,13 +65,12 @@ describe("outlier rules (Envoy's detectors), pure", () => {
 
 describe("Pool: ejection is pickability", () => {
   function setup(n = 3) {
-    const pool = new Pool<null>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(4), outlier: O });
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(4), outlier: O });
     const events: PoolEvent[] = [];
     pool.events.add((e) => events.push(e));
     const ms = Array.from({ length: n }, (_, i) => {
-      const m = new PoolMember<null>(i + 1, { host: `127.0.0.${i + 2}`, port: 1, family: 4 }, `k${i + 1}`, null);
-      m.state = "ready";
-      pool.add(m);
+      const m = pool.admit(i + 1, { host: `127.0.0.${i + 2}`, port: 1, family: 4 }, `k${i + 1}`, null);
+      pool.setState(m, "ready", "test");
       return m;
     });
     return { pool, ms, events };
@@ -79,41 +78,41 @@ describe("Pool: ejection is pickability", () => {
 
   it("an ejected member takes no picks but stays ready (connected, PINGed); restore() brings it back with fresh counts", () => {
     const { pool, ms, events } = setup();
-    const a = ms[0] as PoolMember<null>;
+    const a = ms[0] as PoolMemberRef<null>;
     for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
     expect(events.find((e) => e.type === "ejected")).toMatchObject({ member: a, reason: "consecutive-5xx", durationMs: 1000 });
-    expect(pool.isUsable(a)).toBe(false);
+    expect(isUsable(a)).toBe(false);
     expect(a.state).toBe("ready");
     expect(pool.servingCount).toBe(3);
     for (let i = 0; i < 100; i++) {
-      const m = pool.pick() as PoolMember<null>;
+      const m = pool.pick() as PoolMemberRef<null>;
       expect(m).not.toBe(a);
       pool.release(m, 1);
     }
     pool.restore(a);
-    expect(pool.isUsable(a)).toBe(true);
+    expect(isUsable(a)).toBe(true);
     expect(events.at(-1)).toMatchObject({ type: "restored", member: a });
     // Fresh counts: two more 5xx do not eject; the third does, for twice as long.
     pool.outcome(a, "5xx");
     pool.outcome(a, "5xx");
-    expect(pool.isUsable(a)).toBe(true);
+    expect(isUsable(a)).toBe(true);
     pool.outcome(a, "5xx");
     expect(events.filter((e) => e.type === "ejected").at(-1)).toMatchObject({ durationMs: 2000 });
   });
 
   it("never more than maxEjectedPercent ejected: a second failing member keeps taking picks", () => {
     const { pool, ms } = setup();
-    const [a, b] = ms as [PoolMember<null>, PoolMember<null>];
+    const [a, b] = ms as [PoolMemberRef<null>, PoolMemberRef<null>];
     for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
     for (let i = 0; i < 10; i++) pool.outcome(b, "5xx");
-    expect(pool.isUsable(a)).toBe(false);
-    expect(pool.isUsable(b)).toBe(true);
-    expect(pool.ejectedCount).toBe(1);
+    expect(isUsable(a)).toBe(false);
+    expect(isUsable(b)).toBe(true);
+    expect(ejectedCount(pool)).toBe(1);
     // A closed ejected member frees its share.
     pool.setState(a, "closed", "test");
-    expect(pool.ejectedCount).toBe(0);
+    expect(ejectedCount(pool)).toBe(0);
     pool.outcome(b, "5xx");
-    expect(pool.isUsable(b)).toBe(false);
+    expect(isUsable(b)).toBe(false);
   });
 });
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { OVERDUE_MIN_MS, Progress, overdueFactor } from "../../src/pool/overdue.js";
-import { PoolMember } from "../../src/pool/member.js";
-import { Pool, type Balancer } from "../../src/pool/pool.js";
+import { Pool, type Balancer, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
@@ -10,12 +9,11 @@ const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const
 function setup(balancer: Balancer = "in-flight", seed = 5) {
   let t = 1000;
   const now = () => t;
-  const pool = new Pool<null>({ criticalMin: 1, balancer, random: mulberry32(seed), now });
+  const pool = new Pool<null>({ balancer, random: mulberry32(seed), now });
   const ms = [1, 2, 3].map((i) => {
-    const m = new PoolMember<null>(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
-    m.state = "ready";
-    m.rtt = 0.2;
-    pool.add(m);
+    const m = pool.admit(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
+    pool.recordRtt(m, 0.2);
+    pool.setState(m, "ready", "test");
     return m;
   });
   return { pool, ms, now, set: (ms: number) => (t = ms), advance: (d: number) => (t += d) };
@@ -68,7 +66,7 @@ describe("overdueFactor: the pure rule", () => {
 describe("Pool: a member that stopped answering loses every comparison within milliseconds (issue 17, item 4)", () => {
   it("one unanswered request, silent past the expected time, loses even to members with more in flight", () => {
     const { pool, ms, advance } = setup();
-    const [a, b, c] = ms as [PoolMember<null>, PoolMember<null>, PoolMember<null>];
+    const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
     for (const m of ms) {
       const got = pool.pick();
       pool.release(got ?? m, 0.5);
@@ -88,7 +86,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     pool.release(c, 0.5);
     let toA = 0;
     for (let i = 0; i < 1000; i++) {
-      const m = pool.pick() as PoolMember<null>;
+      const m = pool.pick() as PoolMemberRef<null>;
       if (m === a) {
         toA++;
         continue;
@@ -115,7 +113,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
       const { pool, ms, now, advance } = setup(balancer, seed);
       const rnd = mulberry32(seed * 7);
       const frozen = new Set([ms[0], ms[2]]);
-      const outstanding: { m: PoolMember<null>; at: number; endAt: number }[] = [];
+      const outstanding: { m: PoolMemberRef<null>; at: number; endAt: number }[] = [];
       let frozenFrom: number | undefined;
       let toFrozen = 0;
       // 1 s healthy, then frozen for 250 ms (the default suspectAfter).
@@ -128,7 +126,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
           outstanding.splice(i, 1);
           pool.release(o.m, o.endAt - o.at);
         }
-        const m = pool.pick() as PoolMember<null>;
+        const m = pool.pick() as PoolMemberRef<null>;
         if (frozenFrom !== undefined && frozen.has(m)) {
           toFrozen++;
           continue; // never answered
@@ -141,10 +139,10 @@ describe("Pool: a member that stopped answering loses every comparison within mi
 
   it("a streamed response counts as answered at its head: long streams do not make a member look stuck", () => {
     const { pool, ms, advance } = setup();
-    const [a] = ms as [PoolMember<null>];
+    const [a] = ms as [PoolMemberRef<null>];
     // Force picks onto a: the others are not usable.
     for (const m of ms.slice(1)) pool.setState(m, "draining", "test");
-    const streams = [pool.pick(), pool.pick()] as PoolMember<null>[];
+    const streams = [pool.pick(), pool.pick()] as PoolMemberRef<null>[];
     for (const s of streams) pool.answered(s);
     advance(60_000);
     expect(a.progress.pending).toBe(0);
@@ -156,7 +154,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
 
   it("a PONG is not progress: a member that answers PINGs but not requests still looks overdue", () => {
     const { pool, ms, advance } = setup();
-    const a = ms[0] as PoolMember<null>;
+    const a = ms[0] as PoolMemberRef<null>;
     a.load.start();
     a.progress.start(1000);
     advance(20);

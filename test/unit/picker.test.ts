@@ -177,7 +177,7 @@ describe("UsableSet", () => {
       if (!ref.has(item)) problems.push(`item ${item.id} in set but deleted`);
     });
     for (const item of all) {
-      if (s.has(item) !== ref.has(item)) problems.push(`has(${item.id}) = ${s.has(item)}`);
+      if (item.usableIndex >= 0 !== ref.has(item)) problems.push(`item ${item.id} has usableIndex ${item.usableIndex}`);
       if (!ref.has(item) && item.usableIndex !== -1) problems.push(`deleted item ${item.id} has usableIndex ${item.usableIndex}`);
       if (ref.has(item) && s.at(item.usableIndex) !== item) problems.push(`at(${item.usableIndex}) is not item ${item.id}`);
     }

@@ -1,30 +1,30 @@
 import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
-import { PoolMember, type MemberState } from "../../src/pool/member.js";
-import { Pool, type PoolEvent, type PoolOptions } from "../../src/pool/pool.js";
+import type { MemberState } from "../../src/pool/member.js";
+import { Pool, type PoolEvent, type PoolMemberRef, type PoolOptions } from "../../src/pool/pool.js";
+import { isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 
 let nextId = 1;
-function member(i = nextId): PoolMember<string> {
+function member(pool: Pool<string>, i = nextId): PoolMemberRef<string> {
   const id = nextId++;
   const address: Address = { host: `127.0.0.${(i % 250) + 2}`, port: 8443, family: 4 };
-  return new PoolMember<string>(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
+  return pool.admit(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
 }
 
 function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events: PoolEvent[] } {
-  const pool = new Pool<string>({ criticalMin: 1, balancer: "in-flight", random: mulberry32(99), now: () => 0, ...over });
+  const pool = new Pool<string>({ balancer: "in-flight", random: mulberry32(99), now: () => 0, ...over });
   const events: PoolEvent[] = [];
   pool.events.add((e) => events.push(e));
   return { pool, events };
 }
 
 /** Adds `n` members and moves them to `state` (through connecting). */
-function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMember<string>[] {
-  const ms: PoolMember<string>[] = [];
+function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMemberRef<string>[] {
+  const ms: PoolMemberRef<string>[] = [];
   for (let i = 0; i < n; i++) {
-    const m = member();
-    pool.add(m);
+    const m = member(pool);
     if (state !== "connecting") pool.setState(m, state, "test");
     ms.push(m);
   }
@@ -32,8 +32,8 @@ function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready")
 }
 
 /** Picks many times and releases each pick at once; returns the set of members seen. */
-function pickedSet(pool: Pool<string>, times = 200): Set<PoolMember<string>> {
-  const seen = new Set<PoolMember<string>>();
+function pickedSet(pool: Pool<string>, times = 200): Set<PoolMemberRef<string>> {
+  const seen = new Set<PoolMemberRef<string>>();
   for (let i = 0; i < times; i++) {
     const m = pool.pick();
     if (!m) continue;
@@ -43,8 +43,6 @@ function pickedSet(pool: Pool<string>, times = 200): Set<PoolMember<string>> {
   return seen;
 }
 
-const degradedEvents = (events: PoolEvent[]): Array<{ degraded: boolean; healthy: number }> =>
-  events.flatMap((e) => (e.type === "degraded" ? [{ degraded: e.degraded, healthy: e.healthy }] : []));
 
 describe("Pool: who takes picks", () => {
   it("never picks a connecting member", () => {
@@ -52,7 +50,7 @@ describe("Pool: who takes picks", () => {
     const [m] = addMembers(pool, 1, "connecting");
     expect(m!.state).toBe("connecting");
     expect(pool.pick()).toBeUndefined();
-    expect(pool.isUsable(m!)).toBe(false);
+    expect(isUsable(m!)).toBe(false);
     expect(pool.usableCount).toBe(0);
   });
 
@@ -60,17 +58,17 @@ describe("Pool: who takes picks", () => {
     const { pool } = makePool();
     const [m] = addMembers(pool, 1, "connecting");
     pool.setState(m!, "ready", "first PONG");
-    expect(pool.isUsable(m!)).toBe(true);
+    expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
   });
 
-  it("a member added already ready is pickable", () => {
+  it("a member is admitted connecting: counted, not ready, not pickable", () => {
     const { pool } = makePool();
-    const m = member();
-    m.state = "ready";
-    pool.add(m);
-    expect(pool.readyCount).toBe(1);
-    expect(pool.pick()).toBe(m);
+    const m = member(pool);
+    expect(m.state).toBe("connecting");
+    expect(pool.size).toBe(1);
+    expect(pool.readyCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
   });
 
   it("pick increments inFlight, release decrements (never below 0)", () => {
@@ -93,11 +91,11 @@ describe("Pool: who takes picks", () => {
     expect(pool.pick()).toBe(m);
     expect(pool.pick()).toBe(m);
     expect(m!.inFlight).toBe(2);
-    expect(pool.isUsable(m!)).toBe(false);
+    expect(isUsable(m!)).toBe(false);
     expect(pool.pick()).toBeUndefined();
     expect(m!.inFlight).toBe(2);
     pool.release(m!);
-    expect(pool.isUsable(m!)).toBe(true);
+    expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
   });
 
@@ -129,7 +127,7 @@ describe("Pool: who takes picks", () => {
     const { pool } = makePool();
     const [a, b] = addMembers(pool, 2);
     pool.setState(a!, state, "test");
-    expect(pool.isUsable(a!)).toBe(false);
+    expect(isUsable(a!)).toBe(false);
     expect(pickedSet(pool)).toEqual(new Set([b]));
     pool.setState(b!, state, "test");
     expect(pool.pick()).toBeUndefined();
@@ -151,18 +149,21 @@ describe("Pool: who takes picks", () => {
     const [a, b] = addMembers(pool, 2);
     pool.setState(a!, "unhealthy", "x");
     pool.setState(b!, "draining", "goaway");
+    pool.setDegraded(true);
     expect(pool.degraded).toBe(true);
     expect(pickedSet(pool)).toEqual(new Set([a]));
   });
 });
 
-describe("Pool: degraded mode (DESIGN.md)", () => {
+// Degraded mode itself (when it starts and ends) is the regulator's rule (regulator.test.ts);
+// the pool only indexes members by it.
+describe("Pool: an index of usable members, by the degraded mode it is given", () => {
   it("an unhealthy member serving in degraded mode still takes no more than its peer's stream limit", () => {
     const { pool } = makePool();
     const [a] = addMembers(pool, 1);
     pool.setMaxConcurrent(a!, 3);
     pool.setState(a!, "unhealthy", "frozen");
-    expect(pool.degraded).toBe(true);
+    pool.setDegraded(true);
     const picks = [pool.pick(), pool.pick(), pool.pick(), pool.pick()];
     expect(picks.filter((m) => m === a)).toHaveLength(3);
     expect(picks[3]).toBeUndefined();
@@ -171,127 +172,43 @@ describe("Pool: degraded mode (DESIGN.md)", () => {
     expect(pool.pick()).toBe(a);
   });
 
-  it("criticalMin=1: one of three unhealthy is not degraded; all unhealthy degrades; one back ends it", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+  it("unhealthy members take picks only while degraded; the pool never changes the mode itself", () => {
+    const { pool, events } = makePool();
     const [a, b, c] = addMembers(pool, 3);
-
-    pool.setState(a!, "unhealthy", "PING timeout");
+    for (const m of [a, b, c]) pool.setState(m!, "unhealthy", "PING timeout");
+    // Every member unhealthy: the pool has no rule of its own that would make them pickable.
     expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(a!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([b, c]));
-    expect(degradedEvents(events)).toEqual([]);
-
-    pool.setState(b!, "unhealthy", "PING timeout");
-    expect(pool.degraded).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([c]));
-
-    pool.setState(c!, "unhealthy", "PING timeout");
-    expect(pool.degraded).toBe(true);
-    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
+    expect(pool.servingCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
+    events.length = 0;
+    pool.setDegraded(true);
     expect(pool.servingCount).toBe(3);
-    expect(pool.servingCount).toBeGreaterThan(0);
     expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-
+    expect(events.filter((e) => e.type === "usable")).toEqual([{ type: "usable", count: 3 }]);
+    // A member back to ready while still degraded: all three remain usable.
     pool.setState(b!, "ready", "PINGs answered again");
-    expect(pool.degraded).toBe(false);
-    expect(degradedEvents(events)).toEqual([
-      { degraded: true, healthy: 0 },
-      { degraded: false, healthy: 1 },
-    ]);
-    expect(pool.servingCount).toBe(1);
-    expect(pool.isUsable(a!)).toBe(false);
-    expect(pool.isUsable(c!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([b]));
-  });
-
-  it("losing the last ready member by closing it (no unhealthy left) degrades with nothing to serve", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
-    const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, "unhealthy", "x");
-    pool.setState(b!, "closed", "peer gone");
-    expect(pool.degraded).toBe(true);
-    expect(pool.servingCount).toBe(1);
-    expect(pool.pick()).toBe(a);
-    pool.setState(a!, "closed", "evicted");
-    expect(pool.servingCount).toBe(0);
-    expect(pool.pick()).toBeUndefined();
-    expect(degradedEvents(events)).toEqual([{ degraded: true, healthy: 0 }]);
-  });
-
-  it("degraded mode is never entered before criticalMin was first reached", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
-    const ms = addMembers(pool, 3, "connecting");
-    // Members that never became ready go unhealthy (or close).
-    pool.setState(ms[0]!, "unhealthy", "first PING failed");
-    pool.setState(ms[1]!, "unhealthy", "first PING failed");
-    pool.setState(ms[2]!, "closed", "refused");
-    expect(pool.degraded).toBe(false);
-    expect(degradedEvents(events)).toEqual([]);
-    expect(pool.pick()).toBeUndefined();
-    expect(pool.servingCount).toBe(0);
-  });
-
-  it("criticalMin=2: degrades below two ready (after having had two), recovers at two", () => {
-    const { pool, events } = makePool({ criticalMin: 2 });
-    const [a, b, c] = addMembers(pool, 3, "connecting");
-    // Only one ever ready: below criticalMin, but it was never reached.
-    pool.setState(a!, "ready", "up");
-    pool.setState(b!, "unhealthy", "x");
-    expect(pool.degraded).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([a]));
-
-    pool.setState(c!, "ready", "up");
-    pool.setState(b!, "ready", "up");
-    expect(pool.readyCount).toBe(3);
-    expect(pool.degraded).toBe(false);
-
-    pool.setState(a!, "unhealthy", "x"); // 2 ready: still at criticalMin
-    expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(a!)).toBe(false);
-
-    pool.setState(b!, "unhealthy", "x"); // 1 ready: below
-    expect(pool.degraded).toBe(true);
-    expect(pool.servingCount).toBe(3);
     expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-
-    pool.setState(a!, "ready", "back"); // 2 ready again
-    expect(pool.degraded).toBe(false);
-    expect(pool.isUsable(b!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([a, c]));
-    expect(degradedEvents(events)).toEqual([
-      { degraded: true, healthy: 1 },
-      { degraded: false, healthy: 2 },
-    ]);
+    pool.setDegraded(false);
+    expect(pool.servingCount).toBe(1);
+    expect(isUsable(a!)).toBe(false);
+    expect(pickedSet(pool)).toEqual(new Set([b]));
+    // Setting the mode it already has changes nothing and says nothing.
+    events.length = 0;
+    pool.setDegraded(false);
+    expect(events).toEqual([]);
   });
 
-  it("criticalMin=0 never degrades: unhealthy members are never picked", () => {
-    const { pool, events } = makePool({ criticalMin: 0 });
-    const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, "unhealthy", "x");
-    pool.setState(b!, "unhealthy", "x");
-    expect(pool.degraded).toBe(false);
-    expect(pool.servingCount).toBe(0);
-    expect(pool.pick()).toBeUndefined();
-    expect(degradedEvents(events)).toEqual([]);
-  });
-
-  it("emits the state event before the degraded event it causes (both ways)", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+  it("emits the state event before the usable change it causes", () => {
+    const { pool, events } = makePool();
     const [a] = addMembers(pool, 1);
     events.length = 0;
     pool.setState(a!, "unhealthy", "PING timeout");
-    const kinds = events.filter((e) => e.type !== "usable").map((e) => e.type);
-    expect(kinds).toEqual(["state", "degraded"]);
-    const st = events.find((e) => e.type === "state");
-    expect(st).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
-
-    events.length = 0;
-    pool.setState(a!, "ready", "back");
-    expect(events.filter((e) => e.type !== "usable").map((e) => e.type)).toEqual(["state", "degraded"]);
+    expect(events.map((e) => e.type)).toEqual(["state", "usable"]);
+    expect(events[0]).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
   });
 
   it("usable events report the usable count as members come and go", () => {
-    const { pool, events } = makePool({ criticalMin: 1 });
+    const { pool, events } = makePool();
     const [a, b] = addMembers(pool, 2);
     const usable = (): number[] => events.flatMap((e) => (e.type === "usable" ? [e.count] : []));
     expect(usable()).toEqual([1, 2]);
@@ -323,7 +240,7 @@ describe("Pool: peak-EWMA balancer", () => {
     pool.release(slow!, 10.5);
     pool.release(fast!, 1);
     // fast costs 1 × (in-flight + 1): it takes the first 10 picks (cost ≤ 10 < 10.5); at 10 in flight it costs 11 > 10.5.
-    const picks: PoolMember<string>[] = [];
+    const picks: PoolMemberRef<string>[] = [];
     for (let i = 0; i < 11; i++) picks.push(pool.pick()!);
     expect(picks.slice(0, 10).every((m) => m === fast)).toBe(true);
     expect(picks[10]).toBe(slow);

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError, GaveUpError } from "../../src/core/errors.js";
 import { RECONNECT_BACKOFF, SLOT_BACKOFF, baseDelay, jitterExtra, resolveBackoff, type BackoffOptions } from "../../src/supervisor/backoff.js";
-import { Reconnect, type ConnectionStatus, type ReconnectEvent, type ReconnectOptions } from "../../src/supervisor/reconnect.js";
+import { ReconnectLoop as Reconnect, type ConnectionStatus, type ReconnectEvent, type ReconnectOptions } from "../../src/supervisor/reconnect.js";
 import { StatusStream } from "../../src/supervisor/status-stream.js";
 import { mulberry32 } from "../helpers/random.js";
 

@@ -149,6 +149,49 @@ describe("Regulator: eviction and degraded mode", () => {
     expect(s.of("evict")).toEqual([]);
   });
 
+  it("criticalMin=2: not degraded before two were ready together", () => {
+    const s = new Sim({ members: 3, criticalMin: 2 });
+    s.answer(1, 2, 3);
+    const [a] = s.up(1);
+    s.refuse(2);
+    s.refuse(3);
+    s.clear();
+    // Only one ever ready: below criticalMin, but it was never reached, so the member is evicted.
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("degraded")).toEqual([]);
+    expect(s.of("evict").map((e) => e.member)).toEqual([a]);
+  });
+
+  it("criticalMin=2: degraded below two ready after having had two; it ends at two again", () => {
+    const s = new Sim({ members: 3, criticalMin: 2 });
+    s.answer(1, 2, 3);
+    const [a] = s.up(1);
+    const [b] = s.up(2);
+    s.up(3);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") }); // two ready: still at criticalMin
+    expect(s.of("degraded")).toEqual([]);
+    expect(s.of("evict").map((e) => e.member)).toEqual([a]);
+    for (let i = 1; i <= 3; i++) s.refuse(i);
+    s.clear();
+    s.send({ type: "unhealthy", member: b!, error: new Error("no PONG") }); // one ready: below
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: true, healthy: 1 }]);
+    expect(s.of("evict")).toEqual([]);
+    s.clear();
+    s.send({ type: "healthy", member: b! });
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: false, healthy: 2 }]);
+  });
+
+  it("criticalMin=0 never degrades: an unhealthy last member is evicted", () => {
+    const s = new Sim({ members: 1, criticalMin: 0 });
+    s.answer(1);
+    const [a] = s.up(1);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("degraded")).toEqual([]);
+    expect(s.of("evict").map((e) => e.member)).toEqual([a]);
+  });
+
   it("a peer that closes a serving member is evicted as peer-closed; closing the channel blames nobody", () => {
     const { s, ids } = full();
     s.send({ type: "lost", member: ids[0]!, error: new Error("ECONNRESET") });

@@ -92,9 +92,13 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
       ctx.keepLease();
       return l;
     });
+    if (req.signal?.aborted) {
+      lease.release();
+      throw new AbortedError(this.target, req.signal.reason);
+    }
     let stream: ClientHttp2Stream;
     try {
-      stream = lease.connection.session.request(req.headers, { endStream: endStream ?? true, signal: req.signal });
+      stream = lease.connection.session.request(req.headers, { endStream: endStream ?? true });
     } catch (err) {
       lease.release();
       const code = (err as NodeJS.ErrnoException).code ?? "unknown error";
@@ -103,6 +107,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     lease.connection.track(stream);
     const started = performance.now();
     stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? performance.now() - started : undefined));
+    if (req.signal) cancelOnAbort(stream, req.signal, this.target);
     return stream;
   }
 
@@ -114,6 +119,21 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     // Bytes and Blobs can always be sent again: only a stream body needs asking.
     return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined };
   }
+}
+
+/**
+ * The caller's abort ends the stream as every ending dialtone causes does:
+ * RST_STREAM CANCEL, and an 'error' that is an AbortedError (the signal's
+ * reason its cause). Node's own `signal` option would emit its AbortError.
+ */
+function cancelOnAbort(stream: ClientHttp2Stream, signal: AbortSignal, target: string): void {
+  const onAbort = (): void => {
+    if (stream.destroyed) return;
+    stream.close(constants.NGHTTP2_CANCEL);
+    stream.destroy(new AbortedError(target, signal.reason, "stream cancelled with RST_STREAM CANCEL"));
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  stream.once("close", () => signal.removeEventListener("abort", onAbort));
 }
 
 /** The request as one attempt sends it: with that attempt's signal (a hedge's also aborts when another attempt won). */

@@ -1,15 +1,26 @@
-import type { ClientHttp2Session, ClientHttp2Stream, Settings } from "node:http2";
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Settings } from "node:http2";
 import type { Duplex } from "node:stream";
+import { MemberLostError, type DialtoneError } from "../../core/errors.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
 import type { ConnectionCheck } from "./app-check.js";
 
 /** HTTP/2's "no limit" for SETTINGS_MAX_CONCURRENT_STREAMS (2^32 - 1), and anything past int32. */
 const UNLIMITED = 2 ** 31;
+/** How long a closing connection waits for its last frames to reach the socket before destroying it. */
+const FLUSH_MS = 1000;
 
 /**
  * One HTTP/2 session to one address. PING is a real HTTP/2 PING frame; GOAWAY
  * turns into `draining` (Node closes the session once its streams finish);
  * SETTINGS_MAX_CONCURRENT_STREAMS into `limits`.
+ *
+ * Every stream it ends on purpose (a non-graceful close: eviction, a drain
+ * past its timeout, the channel closed past its grace) or loses with the
+ * socket ends as a failure: RST_STREAM CANCEL on the wire and an 'error'
+ * carrying the DialtoneError that says why. Node alone would end them with
+ * NO_ERROR (session.destroy() without an error) or a bare CANCEL (a socket
+ * that closed), which a reader such as connect-node takes for a clean end or
+ * the caller's own cancel.
  */
 export class Http2Connection implements MemberConnection {
   readonly session: ClientHttp2Session;
@@ -20,16 +31,22 @@ export class Http2Connection implements MemberConnection {
   #error: Error | undefined;
   #closed = false;
   #closing = false;
-  #open = 0;
+  /** Our open streams, so a close or a lost socket can fail each one; the value takes a complete response's unread rest. */
+  readonly #streams = new Map<ClientHttp2Stream, (() => void) | undefined>();
 
+  readonly #target: string;
   readonly #socket: Duplex | undefined;
   readonly #check: ConnectionCheck | undefined;
 
-  constructor(session: ClientHttp2Session, address: string, socket?: Duplex, check?: ConnectionCheck) {
+  constructor(session: ClientHttp2Session, address: string, socket?: Duplex, check?: ConnectionCheck, target = address) {
     this.session = session;
     this.address = address;
+    this.#target = target;
     this.#socket = socket;
     this.#check = check;
+    // Ahead of Node's own listeners, which end our streams without an error (or with a bare ECONNRESET).
+    socket?.prependListener("error", (err: Error) => this.#cut(new MemberLostError(target, address, `connection error: ${err.message}`, { cause: err })));
+    socket?.prependListener("close", () => this.#cut(new MemberLostError(target, address, "connection closed by peer")));
     session.on("error", (err: Error) => {
       this.#error = err;
     });
@@ -82,28 +99,62 @@ export class Http2Connection implements MemberConnection {
     });
   }
 
-  /** Counts a stream we opened, so a graceful close knows when nothing is left. */
+  /** Records a stream we opened, so a graceful close knows when nothing is left and a hard one can fail it. */
   track(stream: ClientHttp2Stream): void {
-    this.streamOpened();
-    stream.once("close", () => this.streamClosed());
+    this.streamOpened(stream);
+    stream.once("close", () => this.streamClosed(stream));
   }
 
-  /** The same count, for a caller that already listens for the stream's close: call streamClosed() from it. */
-  streamOpened(): void {
-    this.#open++;
+  /**
+   * The same record, for a caller that already listens for the stream's close: call streamClosed() from it.
+   * `drain` reads out what a complete response still holds unread, before the session's end discards it.
+   */
+  streamOpened(stream: ClientHttp2Stream, drain?: () => void): void {
+    this.#streams.set(stream, drain);
   }
 
-  streamClosed(): void {
-    this.#open--;
-    if (this.#closing && this.#open === 0) this.#finishClose();
+  streamClosed(stream: ClientHttp2Stream): void {
+    this.#streams.delete(stream);
+    if (this.#closing && this.#streams.size === 0) this.#finishClose();
   }
 
-  close(graceful: boolean): void {
+  /**
+   * graceful: GOAWAY, let our streams finish, then close. Otherwise fail every
+   * open stream with `reason` (RST_STREAM CANCEL) and destroy the session.
+   */
+  close(graceful: boolean, reason?: DialtoneError): void {
     if (this.session.destroyed) return;
-    if (!graceful) return void this.session.destroy();
+    if (!graceful) {
+      this.#closed = true;
+      this.#cut(reason ?? new MemberLostError(this.#target, this.address, "connection closed"));
+      // Node writes the RST_STREAMs just submitted on its next turn; destroying the session at once would drop them.
+      setImmediate(() => {
+        if (!this.session.destroyed) this.session.destroy();
+      });
+      return;
+    }
     this.#closing = true;
     this.session.close();
-    if (this.#open === 0) this.#finishClose();
+    if (this.#streams.size === 0) this.#finishClose();
+  }
+
+  /**
+   * Closing a stream with CANCEL first puts RST_STREAM CANCEL on the wire and
+   * fixes its rstCode; destroying it with the error then emits 'error' (Node
+   * would pick INTERNAL_ERROR for a stream destroyed with an error while open).
+   */
+  #cut(reason: DialtoneError): void {
+    for (const [stream, drain] of this.#streams) {
+      // A closed stream already ended at the HTTP/2 level (END_STREAM both ways, or a reset):
+      // what is left is its reader's, and a complete response must not become an error.
+      if (stream.destroyed) continue;
+      if (stream.closed) {
+        drain?.();
+        continue;
+      }
+      stream.close(constants.NGHTTP2_CANCEL);
+      stream.destroy(reason);
+    }
   }
 
   /**
@@ -115,7 +166,16 @@ export class Http2Connection implements MemberConnection {
   #finishClose(): void {
     setImmediate(() => {
       if (!this.session.destroyed) this.session.destroy();
-      this.#socket?.destroy();
+      const socket = this.#socket;
+      if (!socket || socket.destroyed) return;
+      // Our last frames (the RST_STREAM CANCELs of a close past its grace) leave before the socket
+      // goes: end it and destroy it once flushed, or after a second if a frozen peer never reads.
+      const late = setTimeout(() => socket.destroy(), FLUSH_MS);
+      late.unref();
+      socket.end(() => {
+        clearTimeout(late);
+        socket.destroy();
+      });
     });
   }
 

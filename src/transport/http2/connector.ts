@@ -87,7 +87,7 @@ export class Http2Connector implements Connector<Http2Connection> {
         cleanup();
         s.removeAllListeners("error");
         s.removeAllListeners("close");
-        resolve(new Http2Connection(s, key, socket, this.#o.check));
+        resolve(new Http2Connection(s, key, socket, this.#o.check, this.#o.target));
       });
     });
   }

@@ -1,7 +1,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { Readable } from "node:stream";
 import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
-import { AbortedError, BadRequestError, RequestError, RequestTimeoutError } from "../../core/errors.js";
+import { AbortedError, BadRequestError, DialtoneError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import type { AttemptOutcome } from "../../pool/outlier.js";
 import { writeBody } from "./body.js";
 import type { Http2Connection } from "./connection.js";
@@ -122,7 +122,7 @@ class Exchange {
     },
     close(this: Owned): void {
       const ex = this[EXCHANGE];
-      ex.#conn.streamClosed();
+      ex.#conn.streamClosed(this);
       ex.#onClose();
     },
     /**
@@ -165,7 +165,7 @@ class Exchange {
       owned[EXCHANGE] = this;
       pushOf(stream);
       owned.push = Exchange.#on.push;
-      this.#conn.streamOpened();
+      this.#conn.streamOpened(stream, () => this.#drainUnread());
       this.#timeoutMs = timeoutMs;
       this.#deadline = deadlines.add(timeoutMs, Exchange.timedOut, this);
       if (signal) {
@@ -241,6 +241,17 @@ class Exchange {
     }
   }
 
+  /**
+   * The session is going and Node will discard what this stream still holds:
+   * read it out into the body now (its 'data' listener takes each chunk),
+   * past back-pressure, which HTTP/2's flow-control window bounds.
+   */
+  #drainUnread(): void {
+    const stream = this.#stream;
+    if (!stream || this.#settled) return;
+    while (stream.read() !== null);
+  }
+
   #clearDeadline(): void {
     if (this.#deadline) deadlines.cancel(this.#deadline);
     this.#deadline = undefined;
@@ -250,7 +261,7 @@ class Exchange {
     if (this.#settled || this.#cancelled) return;
     this.#cancelled = err;
     const stream = this.#stream;
-    if (stream && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    if (stream && !stream.closed) cancelStream(stream);
     else this.#onClose();
   }
 
@@ -287,7 +298,7 @@ class Exchange {
   }
 
   /** What a stream that closed on its own means: undefined for a complete response. */
-  #outcome(): RequestError | undefined {
+  #outcome(): DialtoneError | undefined {
     const stream = this.#stream as ClientHttp2Stream;
     const address = this.#conn.address;
     if (this.#status !== undefined && this.#endOfStream) {
@@ -311,6 +322,8 @@ class Exchange {
     if (id === undefined && this.#status === undefined) {
       return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, address, `member lost before the request was sent${cause ? `: ${cause.message}` : ""}`, true, { cause });
     }
+    // The connection failed the stream on purpose (eviction, close past its grace) or lost it with its socket: that error says why.
+    if (cause instanceof DialtoneError) return cause;
     if (this.#status !== undefined && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR) && !cause) {
       return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response cut short after ${this.#size} body bytes: the stream closed without END_STREAM`, false);
     }
@@ -349,4 +362,17 @@ export function openOnConnection(
   onClosed: (completed: boolean) => void,
 ): Promise<Http2StreamingResponse> {
   return new Exchange(conn, target, req, { kind: "stream", onClosed }).run(timeoutMs) as Promise<Http2StreamingResponse>;
+}
+
+/**
+ * RST_STREAM CANCEL and nothing else. Node's stream.close(code) first ends
+ * the writable side when the request body is still open, which sends
+ * END_STREAM before the RST_STREAM: a cancelled upload would reach the
+ * backend complete, then cancelled. With _final a no-op for this stream
+ * (the Writable implementer's hook Node's end() calls to send END_STREAM)
+ * only the RST_STREAM goes.
+ */
+function cancelStream(stream: ClientHttp2Stream): void {
+  if (!stream.writableEnded) (stream as unknown as { _final: (cb: () => void) => void })._final = (cb) => cb();
+  stream.close(constants.NGHTTP2_CANCEL);
 }

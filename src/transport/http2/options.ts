@@ -29,6 +29,9 @@ export interface ResolvedHttp2Options extends ResolvedCommon {
   maxResponseBytes: number;
 }
 
+/** The HTTP/2 channel's own option keys, beside COMMON_KEYS: with them, every key createHttp2Channel takes (the broker's config accepts each). */
+export const HTTP2_KEYS: readonly string[] = ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"];
+
 /**
  * Checks HTTP/2 channel options as createHttp2Channel would, without making a
  * channel (no resolver starts, no socket opens): for tools that check a
@@ -44,7 +47,7 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const url = parseTarget(o.target);
   const target = url.origin;
-  const common = resolveCommon(o, target, ["target", "tls", "requestTimeout", "maxRetries", "maxResponseBytes"], { appCheck: true });
+  const common = resolveCommon(o, target, HTTP2_KEYS, { appCheck: true });
   if (url.protocol !== "https:" && o.tls !== undefined) throw new ConfigError("tls", "TLS options need an https:// target");
   const defaultPort = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");

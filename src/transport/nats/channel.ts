@@ -9,6 +9,7 @@ import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
 import type { NatsMemberConnection } from "./connection.js";
 import { NatsConnector } from "./connector.js";
+import { checkControlLine, checkPayloadSize } from "./limits.js";
 import { advertisedAddresses, resolveNatsOptions, type NatsChannelOptions, type ResolvedNatsOptions } from "./options.js";
 import { ChannelSubscription, type ChannelSubscribeOptions } from "./subscription.js";
 
@@ -18,7 +19,11 @@ export interface NatsRequestOptions {
   timeout?: number;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** May be sent again on another member if its member is lost before the reply. */
+  /**
+   * May be sent again on another member: if its member is lost before the
+   * reply, and, with the channel's hedge (on by default for NATS), when no
+   * reply came within the hedge delay (the first reply wins).
+   */
   idempotent?: boolean;
 }
 
@@ -62,6 +67,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Request/reply on a picked member. No responders and timeouts are typed errors; a lost member is retried only if `idempotent`. */
   async request(subject: string, data?: NatsPayload, options: NatsRequestOptions = {}): Promise<Msg> {
     validateSubject(subject, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "request");
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const timeout = checkTimeout(options.timeout, this.target) ?? this.#o.requestTimeout;
@@ -74,13 +80,19 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       if (nc.isClosed() || nc.isDraining()) {
         throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
       }
+      // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
+      checkPayloadSize(this.target, nc, data, hdrs);
+      const sent = conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget)));
       try {
-        // The attempt's signal: a hedge that lost is dropped here, and its late reply with it.
-        return await raceSignal(conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget))), ctx.signal);
+        return await raceSignal(sent, ctx.signal);
       } catch (err) {
-        // The client fails pending requests a moment before it marks itself closed.
-        await new Promise((r) => setImmediate(r));
-        throw this.#mapError(err, address, subject, budget, nc.isClosed() || nc.isDraining());
+        // A hedge that lost (the call's own signal did not abort): the call has its reply, but this
+        // request is still out on the wire, and NATS cannot take it back. The member keeps it in
+        // flight until its late reply (a latency sample) or its deadline, so a member whose requests
+        // go unanswered keeps looking so — overdue, then suspect and PINGed — instead of looking idle
+        // the moment another member answered for it.
+        if (ctx.signal?.aborted && !signal?.aborted) return await this.#settled(sent, address, subject, budget, nc);
+        throw await this.#failure(err, address, subject, budget, nc);
       }
     });
   }
@@ -88,11 +100,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Publishes on a picked member (waits, bounded, for one when none is usable). */
   async publish(subject: string, data?: NatsPayload, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<void> {
     validateSubject(subject, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "publish");
     checkPayload(data, this.target);
     const hdrs = toHeaders(options.headers, this.target);
     const signal = checkSignal(options.signal, this.target);
     // Through the dispatch pipeline (no retries: a publish is at-most-once), so aborts and waits are typed like requests'.
     await this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => {
+      checkPayloadSize(this.target, lease.connection.nc, data, hdrs);
       lease.connection.nc.publish(subject, data, { headers: hdrs });
     });
   }
@@ -118,6 +132,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   async subscribe(subject: string, options: ChannelSubscribeOptions = {}): Promise<ChannelSubscription> {
     validateSubject(subject, this.target, true);
     const opts = checkSubscribeOptions(options, this.target);
+    checkControlLine(this.target, subject, this.#o.maxControlLine, "subscribe", opts.queue);
     const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
       // Placement is a call like any other (the dispatch pipeline: bounded wait, typed aborts, the request event).
       place: (signal) =>
@@ -166,6 +181,21 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   async #moveOff(memberId: number): Promise<void> {
     for (const s of this.#subs) if (s.closed) this.#subs.delete(s);
     await Promise.all([...this.#subs].map((s) => s.moveOff(memberId)));
+  }
+
+  /** A lost hedge's request, held until it settles; nobody waits for its outcome (the call has ended). */
+  async #settled(sent: Promise<Msg>, address: string, subject: string, budget: number, nc: NatsMemberConnection["nc"]): Promise<Msg> {
+    try {
+      return await sent;
+    } catch (err) {
+      throw await this.#failure(err, address, subject, budget, nc);
+    }
+  }
+
+  async #failure(err: unknown, address: string, subject: string, budget: number, nc: NatsMemberConnection["nc"]): Promise<Error> {
+    // The client fails pending requests a moment before it marks itself closed.
+    await new Promise((r) => setImmediate(r));
+    return this.#mapError(err, address, subject, budget, nc.isClosed() || nc.isDraining());
   }
 
   #mapError(err: unknown, address: string, subject: string, budget: number, closed: boolean): Error {

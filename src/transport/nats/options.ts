@@ -6,9 +6,11 @@ import { describeType, optionalBoolean } from "../../core/options-check.js";
 import type { Resolver } from "../../resolve/resolver.js";
 import { resolverFor } from "../../resolve/target.js";
 import type { BackoffOptions } from "../../supervisor/backoff.js";
+import { resolveHedge } from "../../dispatch/hedge-timing.js";
 import { resolveCommon, type CommonChannelOptions, type ResolvedCommon } from "../common-options.js";
 import { resolveAuth, type NatsAuth, type NatsAuthenticator } from "./auth.js";
 import { resolveBackoffHook, type BackoffDelay } from "./backoff-hook.js";
+import { DEFAULT_MAX_CONTROL_LINE } from "./limits.js";
 import { NamedServersResolver } from "./named-servers.js";
 import { hostNames, parseServerList } from "./servers.js";
 import { resolveNatsTls, type NatsTls, type ResolvedNatsTls } from "./tls.js";
@@ -39,7 +41,8 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
    * first may still answer: the first reply wins), up to twice, within the
    * retry budget. Shorthand for `hedge: { delay: attemptTimeout, max: 2,
    * maxExtraLoad: false }` (a lost request must be asked again whatever the
-   * share); not together with `hedge`.
+   * share); not together with `hedge`. Without either, idempotent requests get
+   * NATS_DEFAULT_HEDGE; `hedge: false` turns hedging off.
    */
   attemptTimeout?: number;
   /** Messages a subscription buffers for a slow reader before dropping the oldest (default 65536). */
@@ -50,6 +53,13 @@ export interface NatsChannelOptions extends Omit<CommonChannelOptions, "backoff"
   backoff?: Partial<BackoffOptions> | BackoffDelay;
   /** Fill member slots in the order servers are listed instead of a per-process shuffle (nats no-randomize). */
   retainServerOrder?: boolean;
+  /**
+   * The servers' `max_control_line`, bytes (default 4096, nats-server's
+   * default; servers do not announce it). A subject whose control line would
+   * pass it fails its call with a BadRequestError instead of making the
+   * server close the member's connection.
+   */
+  maxControlLine?: number;
 }
 
 export interface ResolvedNatsOptions extends ResolvedCommon {
@@ -67,10 +77,20 @@ export interface ResolvedNatsOptions extends ResolvedCommon {
   /** A backoff function, validated and wrapped; undefined when the numbers are used. */
   backoffDelay: BackoffDelay | undefined;
   retainServerOrder: boolean;
+  maxControlLine: number;
 }
 
-const NATS_KEYS = [
-  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder",
+/**
+ * The NATS channel's hedge when none is given: an idempotent request with no
+ * reply after the channel's running p95 is asked once more on another
+ * member, for at most 5 % of idempotent calls (hedge's own defaults). Requests
+ * not marked idempotent are never hedged.
+ */
+export const NATS_DEFAULT_HEDGE = Object.freeze({ delay: "p95", max: 1, maxExtraLoad: 0.05 } as const);
+
+/** The NATS channel's own option keys, beside COMMON_KEYS: with them, every key createNatsChannel takes (the broker's config accepts each). */
+export const NATS_KEYS: readonly string[] = [
+  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder", "maxControlLine",
 ];
 
 /**
@@ -96,6 +116,10 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
     if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
     // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
     common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2, maxExtraLoad: false };
+  } else if (o.hedge === undefined) {
+    // Idempotent requests are hedged unless told otherwise (hedge: false): a request published to a
+    // server that froze is never answered nor refused, and asking again elsewhere is its only retry.
+    common.hedge = resolveHedge(NATS_DEFAULT_HEDGE);
   }
   const { auth, authenticator } = resolveAuth(o.auth, list.credentials, o.authenticator);
   const tlsFirst = optionalBoolean("tlsFirst", o.tlsFirst) ?? false;
@@ -125,6 +149,8 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
     maxPendingBytes: requireInteger("maxPendingBytes", o.maxPendingBytes ?? 64 * 1024 * 1024, 1),
     backoffDelay,
     retainServerOrder: optionalBoolean("retainServerOrder", o.retainServerOrder) ?? false,
+    // Below 256 no request's reply subject fits; nats-server refuses a max_control_line over 2^31 − 1.
+    maxControlLine: requireInteger("maxControlLine", o.maxControlLine ?? DEFAULT_MAX_CONTROL_LINE, 256),
   };
 }
 

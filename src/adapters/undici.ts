@@ -101,7 +101,10 @@ export class DialtoneDispatcher extends Base {
     const controller = new Controller((reason) => ac.abort(reason));
     const entry: InFlight = { abort: (reason) => controller.abort(reason), done: Promise.resolve() };
     this.#inFlight.add(entry);
-    entry.done = this.#run(options, h, controller, ac.signal, refusal).finally(() => this.#inFlight.delete(entry));
+    entry.done = this.#run(options, h, controller, ac.signal, refusal)
+      // A handler that throws from onResponseError throws where undici's would: uncaught, not as a rejection nobody holds.
+      .catch((err: unknown) => process.nextTick(() => { throw err; }))
+      .finally(() => this.#inFlight.delete(entry));
     return !refusal;
   }
 
@@ -245,7 +248,9 @@ function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller:
         (err: unknown) => reject(err),
       );
     });
-    arm();
+    // A handler that paused in onResponseStart gets no data until it resumes.
+    if (controller.paused) body.pause();
+    else arm();
   });
 }
 

@@ -252,6 +252,36 @@ describe("undici's HTTP/2 headers through dialtone/undici (http2-connection.js, 
   });
 });
 
+describe("undici's handler contract through dialtone/undici", () => {
+  it("a handler that pauses in onResponseStart gets no data until it resumes, then the whole body", async () => {
+    const p = await peer((s) => {
+      s.respond({ ":status": 200 });
+      s.end(Buffer.alloc(100_000, 7));
+    });
+    const { ch, origin } = await channelTo(p);
+    const d = createDispatcher(ch);
+    let beforeResume = -1;
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      const h: ControllerHandler = {
+        onResponseStart: (c: DispatchController) => {
+          c.pause();
+          setTimeout(() => {
+            beforeResume = bytes;
+            c.resume();
+          }, 100);
+        },
+        onResponseData: (_c, chunk) => void (bytes += chunk.length),
+        onResponseEnd: () => resolve(),
+        onResponseError: (_c, e) => reject(e),
+      };
+      d.dispatch({ origin, path: "/", method: "GET" }, h);
+    });
+    expect(beforeResume).toBe(0);
+    expect(bytes).toBe(100_000);
+  });
+});
+
 describe("undici's Dispatcher API through dialtone/undici (http2-dispatcher.js, http2-trailers.js)", () => {
   it("request(), stream() and pipeline() are undici's own, trailers included", async () => {
     const p = await peer((s, _h, body) => {

@@ -19,7 +19,10 @@ export default tseslint.config(
   // pool, health, resolve → core; metrics sits on core. A part may import only what is
   // below it, and one protocol never another.
   ...layer("src/core/**", ["resolve", "health", "pool", "supervisor", "dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false }),
-  ...layer("src/{pool,health,resolve}/**", ["supervisor", "dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false, siblings: ["pool", "health", "resolve"] }),
+  ...layer("src/{pool,health,resolve}/**", ["supervisor", "dispatch", "metrics", "transport", "adapters", "broker"], {
+    promClient: false,
+    siblings: ["pool", "health", "resolve"],
+  }),
   ...layer("src/supervisor/**", ["dispatch", "metrics", "transport", "adapters", "broker"], { promClient: false }),
   ...layer("src/dispatch/**", ["supervisor", "metrics", "transport", "adapters", "broker"], { promClient: false }),
   ...layer("src/metrics/**", ["resolve", "health", "pool", "supervisor", "dispatch", "transport", "adapters", "broker"], { promClient: true }),

@@ -66,7 +66,9 @@ updateDoc(
     `| Node.js | ${host.node} |`,
     `| OS | ${host.platform} |`,
     `| load average (1 min) at the start | ${host.loadAvg1m} |`,
-    `| last full \`npm run bench\` | ${totalSeconds} s (${Object.entries(took).map(([k, v]) => `${k} ${v} s`).join(", ")}), build not included |`,
+    `| last full \`npm run bench\` | ${totalSeconds} s (${Object.entries(took)
+      .map(([k, v]) => `${k} ${v} s`)
+      .join(", ")}), build not included |`,
     "",
     "Source: [bench/results/run.json](../bench/results/run.json).",
     "",

@@ -68,13 +68,20 @@ for (let r = 0; r < ROUNDS; r++) {
         const mid = (await at) ?? end;
         const delta = end.map((s, i) => s.requests - (mid[i]?.requests ?? 0));
         return {
-          badShareAfter: (delta[0] ?? 0) / Math.max(1, delta.reduce((a, b) => a + b, 0)),
+          badShareAfter:
+            (delta[0] ?? 0) /
+            Math.max(
+              1,
+              delta.reduce((a, b) => a + b, 0),
+            ),
           failedAfter: out.samples.filter((s) => !s.ok && s.at >= AFTER_MS).length,
           failed: out.samples.filter((s) => !s.ok).length,
         };
       });
       runs.set(peer.id, [...(runs.get(peer.id) ?? []), run]);
-      console.log(`round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} share to the 503 backend after 1 s ${(run.badShareAfter * 100).toFixed(2)} %, failed ${run.failed} (${run.failedAfter} after 1 s)`);
+      console.log(
+        `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} share to the 503 backend after 1 s ${(run.badShareAfter * 100).toFixed(2)} %, failed ${run.failed} (${run.failedAfter} after 1 s)`,
+      );
     } finally {
       await stopAll(backends);
     }
@@ -98,7 +105,13 @@ const headline = { badSharePercentAfter1s: Object.fromEntries(results.map((x) =>
 const markdown = [
   markdownTable(
     ["client", "requests to the 503 backend after 1 s", "worst round", "failed calls", "failed after 1 s"],
-    results.map((x) => [x.id === "dialtone-outlier" ? `**${x.label}**` : x.label, `${x.badSharePercentAfter1s} %`, `${x.worstBadSharePercentAfter1s} %`, x.failed, x.failedAfter1s]),
+    results.map((x) => [
+      x.id === "dialtone-outlier" ? `**${x.label}**` : x.label,
+      `${x.badSharePercentAfter1s} %`,
+      `${x.worstBadSharePercentAfter1s} %`,
+      x.failed,
+      x.failedAfter1s,
+    ]),
   ),
   "",
   `${RATE} req/s open-loop for ${DURATION_MS / 1000} s per client and round (POST 64 B, deadline ${TIMEOUT_MS} ms), fresh backends every run; 127.0.0.2 answers 503 to every request from the start of the load (PINGs fine). Share counted by the backends themselves; medians of ${ROUNDS} rounds. No client here retries a 503.`,

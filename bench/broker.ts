@@ -95,7 +95,9 @@ async function main(): Promise<void> {
     const { throughput, cpuUsPerRequest } = await throughputWithCpu(url(p), name === "direct" ? undefined : p);
     const latency = await h2load({ url: url(p), authority: "web.internal", ...LATENCY });
     rows[name] = { throughput, cpuUsPerRequest, latency };
-    console.log(`${name}: ${round(throughput.reqPerSec, 0)} req/s at ${cpuUsPerRequest} CPU µs/request; p50 ${latency.p50Us} µs, p99 ${latency.p99Us} µs at concurrency 1`);
+    console.log(
+      `${name}: ${round(throughput.reqPerSec, 0)} req/s at ${cpuUsPerRequest} CPU µs/request; p50 ${latency.p50Us} µs, p99 ${latency.p99Us} µs at concurrency 1`,
+    );
   }
   const frozen = backends[1]!;
   for (const [name, p] of targets.slice(1)) {
@@ -118,11 +120,28 @@ function per10k(r: H2loadResult): number {
 function report(rows: Record<Name, Row>, durationSeconds: number): void {
   const d = rows.direct;
   const names: Name[] = ["direct", "dialtone", "noderaw", "haproxy", "nghttpx"];
-  const label: Record<Name, string> = { direct: "direct", dialtone: "**dialtone broker**", noderaw: "raw Node http2 proxy", haproxy: "haproxy", nghttpx: "nghttpx" };
+  const label: Record<Name, string> = {
+    direct: "direct",
+    dialtone: "**dialtone broker**",
+    noderaw: "raw Node http2 proxy",
+    haproxy: "haproxy",
+    nghttpx: "nghttpx",
+  };
   const addedP50 = (n: Name): number => rows[n].latency.p50Us - d.latency.p50Us;
   const addedP99 = (n: Name): number => rows[n].latency.p99Us - d.latency.p99Us;
   const table = markdownTable(
-    ["target", "req/s", "× direct", "× dialtone", "CPU µs / request", "p50 µs (c=1)", "added p50 µs", "p99 µs (c=1)", "added p99 µs", "failed with 1 of 3 frozen"],
+    [
+      "target",
+      "req/s",
+      "× direct",
+      "× dialtone",
+      "CPU µs / request",
+      "p50 µs (c=1)",
+      "added p50 µs",
+      "p99 µs (c=1)",
+      "added p99 µs",
+      "failed with 1 of 3 frozen",
+    ],
     names.map((n) => {
       const r = rows[n];
       return [

@@ -117,7 +117,12 @@ const results = PEERS.map((peer) => {
     lastOldS: round(lastOld, 2),
     /** True when the old addresses still answered at (within one window of) the end of the run. */
     oldUntilEnd: lastOld >= afterMoveS - WINDOW_MS / 1000,
-    perRound: rs.map((x) => ({ firstNewS: Number.isFinite(x.firstNewS) ? x.firstNewS : null, lastOldS: x.lastOldS, errors: x.errors, maxSendLagMs: x.maxSendLagMs })),
+    perRound: rs.map((x) => ({
+      firstNewS: Number.isFinite(x.firstNewS) ? x.firstNewS : null,
+      lastOldS: x.lastOldS,
+      errors: x.errors,
+      maxSendLagMs: x.maxSendLagMs,
+    })),
     newShareByWindow: Array.from({ length: windows }, (_, w) => round(median(rs.map((x) => x.newShareByWindow[w] ?? Number.NaN).filter(Number.isFinite)), 3)),
   };
 });
@@ -162,7 +167,11 @@ const svg = await renderSvg({
       ],
     },
     {
-      data: { values: results.flatMap((x) => x.newShareByWindow.map((share, w) => ({ t: (w * WINDOW_MS) / 1000, share: Number.isFinite(share) ? share : null, client: x.label }))) },
+      data: {
+        values: results.flatMap((x) =>
+          x.newShareByWindow.map((share, w) => ({ t: (w * WINDOW_MS) / 1000, share: Number.isFinite(share) ? share : null, client: x.label })),
+        ),
+      },
       mark: { type: "line", interpolate: "step-after" },
       encoding: {
         x: { field: "t", type: "quantitative", title: "seconds", scale: { domain: [0, AT.end / 1000] } },
@@ -181,7 +190,19 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { name: NAME, oldAddresses: OLD, newAddresses: NEW, ttlSeconds: TTL_S, rate: RATE, durationMs: AT.end, moveAtMs: AT.move, timeoutMs: TIMEOUT_MS, windowMs: WINDOW_MS, bodyBytes: 64, rounds: ROUNDS },
+    config: {
+      name: NAME,
+      oldAddresses: OLD,
+      newAddresses: NEW,
+      ttlSeconds: TTL_S,
+      rate: RATE,
+      durationMs: AT.end,
+      moveAtMs: AT.move,
+      timeoutMs: TIMEOUT_MS,
+      windowMs: WINDOW_MS,
+      bodyBytes: 64,
+      rounds: ROUNDS,
+    },
     headline,
     results,
   },

@@ -52,9 +52,7 @@ function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult, frozen: Back
   const failed = samples.filter((s) => !s.ok);
   // Routed to the frozen backend: the backend a call names is the frozen one (a success it answered after
   // SIGCONT, or a failure the client attributes to it), or a timeout the client cannot attribute.
-  const toFrozen = samples.filter(
-    (s) => s.at >= stopAt && s.at < contAt && (s.backend === frozen.key || (s.backend === undefined && s.timeout)),
-  );
+  const toFrozen = samples.filter((s) => s.at >= stopAt && s.at < contAt && (s.backend === frozen.key || (s.backend === undefined && s.timeout)));
   const lastAt = toFrozen.reduce((m, s) => Math.max(m, s.at), stopAt);
   return {
     errors: failed.length,
@@ -102,7 +100,9 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const peer of orderFor(r, PEERS)) {
     const res = await runOnce(peer);
     runs.set(peer.id, [...(runs.get(peer.id) ?? []), res]);
-    console.log(`round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} errors ${res.errors} (timeouts ${res.timeouts}), slow ${res.slow}, frozen still picked ${res.frozenStillPickedS} s`);
+    console.log(
+      `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} errors ${res.errors} (timeouts ${res.timeouts}), slow ${res.slow}, frozen still picked ${res.frozenStillPickedS} s`,
+    );
   }
 }
 
@@ -158,7 +158,17 @@ const headline = {
 
 const markdown = [
   markdownTable(
-    ["client", "errors", "errors in each round", "of which timeouts", "errors after SIGKILL", "errors while frozen", "slower than 1 s", "sent to the frozen backend", "frozen backend still picked for"],
+    [
+      "client",
+      "errors",
+      "errors in each round",
+      "of which timeouts",
+      "errors after SIGKILL",
+      "errors while frozen",
+      "slower than 1 s",
+      "sent to the frozen backend",
+      "frozen backend still picked for",
+    ],
     results.map((x) => [
       x.id === "dialtone" ? `**${x.label}**` : x.label,
       x.errors,
@@ -197,7 +207,18 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { rate: RATE, durationMs: AT.end, faultsAtMs: AT, killed: "127.0.0.2", frozen: "127.0.0.3", timeoutMs: TIMEOUT_MS, slowMs: SLOW_MS, windowMs: WINDOW_MS, bodyBytes: 64, rounds: ROUNDS },
+    config: {
+      rate: RATE,
+      durationMs: AT.end,
+      faultsAtMs: AT,
+      killed: "127.0.0.2",
+      frozen: "127.0.0.3",
+      timeoutMs: TIMEOUT_MS,
+      slowMs: SLOW_MS,
+      windowMs: WINDOW_MS,
+      bodyBytes: 64,
+      rounds: ROUNDS,
+    },
     headline,
     results,
   },

@@ -86,7 +86,9 @@ try {
       const line = await probe(port, hosts, n);
       const backendSessions = (await sessionsOpened(backends)) - sessions0;
       runs.set(n, [...(runs.get(n) ?? []), { ...line, backendSessions }]);
-      console.log(`round ${r + 1}/${ROUNDS} ${n} members: ${line.ready} ready in ${line.readyMs} ms, heap +${Math.round(line.heapUsedBytes / 1024)} KiB, ${line.sockets} sockets`);
+      console.log(
+        `round ${r + 1}/${ROUNDS} ${n} members: ${line.ready} ready in ${line.readyMs} ms, heap +${Math.round(line.heapUsedBytes / 1024)} KiB, ${line.sockets} sockets`,
+      );
     }
   }
 } finally {
@@ -120,7 +122,16 @@ const headline = {
 const markdown = [
   markdownTable(
     ["members", "ready after ms", "heap KiB", "heap KiB/member", "external KiB/member", "RSS KiB/member", "client sockets/member", "backend sessions/member"],
-    results.map((x) => [x.members, x.readyMs, x.heapUsedKiB, x.heapKiBPerMember, x.externalKiBPerMember, x.rssKiBPerMember, x.socketsPerMember, x.backendSessionsPerMember]),
+    results.map((x) => [
+      x.members,
+      x.readyMs,
+      x.heapUsedKiB,
+      x.heapKiBPerMember,
+      x.externalKiBPerMember,
+      x.rssKiBPerMember,
+      x.socketsPerMember,
+      x.backendSessionsPerMember,
+    ]),
   ),
   "",
   `Each extra member adds **${marginal} KiB** of heap (${small?.members} → ${large?.members} members). Medians of ${ROUNDS} rounds, each size in a fresh process, after GC, ${BACKENDS} backends on one port.` +

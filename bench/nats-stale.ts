@@ -51,7 +51,13 @@ function dialtoneRequester(id: string, label: string, attemptTimeout: number | u
     id,
     label,
     async open(nodes) {
-      const ch = createNatsChannel({ target: target(nodes), members: 3, ignoreDiscoveredServers: true, requestTimeout: TIMEOUT_MS, ...(attemptTimeout ? { attemptTimeout } : {}) });
+      const ch = createNatsChannel({
+        target: target(nodes),
+        members: 3,
+        ignoreDiscoveredServers: true,
+        requestTimeout: TIMEOUT_MS,
+        ...(attemptTimeout ? { attemptTimeout } : {}),
+      });
       await ch.ready(AbortSignal.timeout(10_000));
       let extra = 0;
       ch.on((e) => {
@@ -154,7 +160,9 @@ for (let r = 0; r < ROUNDS; r++) {
         };
         frozen.thaw();
         runs.set(req.id, [...(runs.get(req.id) ?? []), run]);
-        console.log(`round ${r + 1}/${ROUNDS} ${req.label.padEnd(34)} failed ${run.failed}, after the health deadline ${run.failedAfterDeadline} of ${run.afterDeadline} (${((run.failedAfterDeadline / run.afterDeadline) * 100).toFixed(1)} %), extra requests ${(run.extra * 100).toFixed(1)} % (${placement})`);
+        console.log(
+          `round ${r + 1}/${ROUNDS} ${req.label.padEnd(34)} failed ${run.failed}, after the health deadline ${run.failedAfterDeadline} of ${run.afterDeadline} (${((run.failedAfterDeadline / run.afterDeadline) * 100).toFixed(1)} %), extra requests ${(run.extra * 100).toFixed(1)} % (${placement})`,
+        );
       } finally {
         await Promise.race([client.close().catch(() => {}), sleep(3000)]);
         await Promise.race([responders.stop(), sleep(3000)]);
@@ -175,7 +183,12 @@ const results = REQUESTERS.map((req) => {
     failedPercentAfterDeadline: round(median(rs.map(pct)), 2),
     worstFailedPercentAfterDeadline: round(Math.max(...rs.map(pct)), 2),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
-    perRound: rs.map((x) => ({ failed: x.failed, failedPercentAfterDeadline: round(pct(x), 2), extraPercent: round(x.extra * 100, 1), subsOnFrozen: x.subsOnFrozen })),
+    perRound: rs.map((x) => ({
+      failed: x.failed,
+      failedPercentAfterDeadline: round(pct(x), 2),
+      extraPercent: round(x.extra * 100, 1),
+      subsOnFrozen: x.subsOnFrozen,
+    })),
   };
 });
 
@@ -187,13 +200,22 @@ writeReport({
     durationSeconds: elapsed(t0),
     machine: host,
     config: { rate: RATE, timeoutMs: TIMEOUT_MS, attemptTimeoutMs: ATTEMPT_MS, faultsAtMs: AT, healthDeadlineMs: HEALTH_DEADLINE_MS, rounds: ROUNDS },
-    headline: { failedPercentAfterDeadline: Object.fromEntries(results.map((x) => [x.id, x.failedPercentAfterDeadline])), extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])) },
+    headline: {
+      failedPercentAfterDeadline: Object.fromEntries(results.map((x) => [x.id, x.failedPercentAfterDeadline])),
+      extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
+    },
     results,
   },
   markdown: [
     markdownTable(
       ["requester", "failed calls", "failed after the health deadline", "worst round", "extra requests"],
-      results.map((x) => [x.id === "dialtone-attempt" ? `**${x.label}**` : x.label, x.failed, `${x.failedPercentAfterDeadline} %`, `${x.worstFailedPercentAfterDeadline} %`, `${x.extraPercent} %`]),
+      results.map((x) => [
+        x.id === "dialtone-attempt" ? `**${x.label}**` : x.label,
+        x.failed,
+        `${x.failedPercentAfterDeadline} %`,
+        `${x.worstFailedPercentAfterDeadline} %`,
+        `${x.extraPercent} %`,
+      ]),
     ),
     "",
     `${RATE} idempotent requests/s open-loop for ${AT.end / 1000} s (deadline ${TIMEOUT_MS} ms) per requester and round, a fresh 3-node cluster each run; 2 responders, each a dialtone channel over all three servers (queue group "workers"); SIGKILL of node 1 at ${AT.kill / 1000} s, SIGSTOP at ${AT.stop / 1000} s (not resumed) of the live node holding the most responder subscriptions, so that every round has stale interest. "After the health deadline": requests due from SIGSTOP + ${HEALTH_DEADLINE_MS / 1000} s on. Extra requests: hedges and retries the requester sent ÷ calls (from dialtone's request events; nats.js sends none). dialtone's default retry budget (20 % of calls + 10/s) bounds them. Medians of ${ROUNDS} rounds.`,

@@ -84,13 +84,21 @@ interface RunResult {
   latencyByWindow: number[][];
 }
 
-function analyze({ samples, faults, maxSendLagMs }: OpenLoopResult): Omit<RunResult, "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop" | "outOfRotationMs" | "placedOnFrozen"> {
+function analyze({
+  samples,
+  faults,
+  maxSendLagMs,
+}: OpenLoopResult): Omit<
+  RunResult,
+  "rps" | "cpuUsPerReq" | "serversCpuUsPerReq" | "p50Ms" | "p99Ms" | "rateErrors" | "onAtStop" | "outOfRotationMs" | "placedOnFrozen"
+> {
   const killAt = faults.kill ?? AT.kill;
   const stopAt = faults.stop ?? AT.stop;
   const contAt = faults.cont ?? AT.cont;
   const failed = samples.filter((s) => !s.ok);
   // Request i is the i-th call, and the odd ones were marked idempotent.
-  const freezeFailed = (idempotent: boolean): number => samples.filter((s, i) => !s.ok && i % 2 === (idempotent ? 1 : 0) && s.at >= stopAt - TIMEOUT_MS && s.at < contAt).length;
+  const freezeFailed = (idempotent: boolean): number =>
+    samples.filter((s, i) => !s.ok && i % 2 === (idempotent ? 1 : 0) && s.at >= stopAt - TIMEOUT_MS && s.at < contAt).length;
   const lastFailed = failed.reduce((m, s) => Math.max(m, s.at), killAt);
   return {
     errors: failed.length,
@@ -158,7 +166,9 @@ async function runOnce(peer: NatsPeer): Promise<RunResult> {
             { atMs: AT.cont, name: "cont", run: () => frozen.thaw() },
           ],
         });
-        const onFrozen = (placements?.stop() ?? []).filter((p) => p.address === frozen.key && p.start >= stoppedAt && p.start < stoppedAt + (AT.cont - AT.stop));
+        const onFrozen = (placements?.stop() ?? []).filter(
+          (p) => p.address === frozen.key && p.start >= stoppedAt && p.start < stoppedAt + (AT.cont - AT.stop),
+        );
         // 0 when none was placed on it after the SIGSTOP.
         const outOfRotationMs = placements ? round(Math.max(0, ...onFrozen.map((p) => p.start - stoppedAt)), 1) : null;
         const placedOnFrozen = placements ? onFrozen.length : null;
@@ -206,11 +216,26 @@ const results = PEERS.map((peer) => {
   return {
     id: peer.id,
     label: peer.label,
-    rps: round(m((x) => x.rps), 0),
-    cpuUsPerReq: round(m((x) => x.cpuUsPerReq), 1),
-    serversCpuUsPerReq: round(m((x) => x.serversCpuUsPerReq), 1),
-    p50Ms: round(m((x) => x.p50Ms), 3),
-    p99Ms: round(m((x) => x.p99Ms), 3),
+    rps: round(
+      m((x) => x.rps),
+      0,
+    ),
+    cpuUsPerReq: round(
+      m((x) => x.cpuUsPerReq),
+      1,
+    ),
+    serversCpuUsPerReq: round(
+      m((x) => x.serversCpuUsPerReq),
+      1,
+    ),
+    p50Ms: round(
+      m((x) => x.p50Ms),
+      3,
+    ),
+    p99Ms: round(
+      m((x) => x.p99Ms),
+      3,
+    ),
     rateErrors: m((x) => x.rateErrors),
     requests: Math.floor((RATE * AT.end) / 1000),
     errors: m((x) => x.errors),
@@ -222,7 +247,10 @@ const results = PEERS.map((peer) => {
     freezeFailedIdempotent: m((x) => x.freezeFailedIdempotent),
     outOfRotationMs: rs.some((x) => x.outOfRotationMs !== null) ? m((x) => x.outOfRotationMs ?? NaN) : null,
     slowerThan1s: m((x) => x.slow),
-    lastErrorAfterKillS: round(m((x) => x.lastErrorS), 2),
+    lastErrorAfterKillS: round(
+      m((x) => x.lastErrorS),
+      2,
+    ),
     /** Single-connection clients: median errors over the rounds in which they were on the server that froze (NaN: none), and the others. */
     errorsWhenOnFrozen: median(rs.filter((x) => x.onAtStop === "frozen").map((x) => x.errors)),
     errorsWhenOnOther: median(rs.filter((x) => x.onAtStop === "other").map((x) => x.errors)),
@@ -285,7 +313,14 @@ const rateTable = markdownTable(
   ]),
 );
 const freezeTable = markdownTable(
-  ["client", "failed per freeze, not idempotent (each round)", "failed per freeze, idempotent (each round)", "frozen member last picked, ms after SIGSTOP (each round)", "requests placed on it while frozen (each round)", "on the frozen server at SIGSTOP"],
+  [
+    "client",
+    "failed per freeze, not idempotent (each round)",
+    "failed per freeze, idempotent (each round)",
+    "frozen member last picked, ms after SIGSTOP (each round)",
+    "requests placed on it while frozen (each round)",
+    "on the frozen server at SIGSTOP",
+  ],
   results.map((x) => [
     x.id === "dialtone" ? `**${x.label}**` : x.label,
     `${x.freezeFailed} (${x.perRound.map((p) => p.freezeFailed).join(" / ")})`,
@@ -296,7 +331,17 @@ const freezeTable = markdownTable(
   ]),
 );
 const failTable = markdownTable(
-  ["client", "errors", "errors in each round", "of which timeouts", "errors after SIGKILL", "errors while frozen", "slower than 1 s", "last error after SIGKILL", "on the frozen server at SIGSTOP"],
+  [
+    "client",
+    "errors",
+    "errors in each round",
+    "of which timeouts",
+    "errors after SIGKILL",
+    "errors while frozen",
+    "slower than 1 s",
+    "last error after SIGKILL",
+    "on the frozen server at SIGSTOP",
+  ],
   results.map((x) => [
     x.id === "dialtone" ? `**${x.label}**` : x.label,
     x.errors,

@@ -97,7 +97,10 @@ const samples = new Map<string, number[]>();
 const self = fileURLToPath(import.meta.url);
 for (let r = 0; r < ROUNDS; r++) {
   for (const method of orderFor(r, METHODS)) {
-    const out = JSON.parse(execFileSync(process.execPath, [...process.execArgv, self, "--child", method, String(r)], { encoding: "utf8" })) as Record<string, number>;
+    const out = JSON.parse(execFileSync(process.execPath, [...process.execArgv, self, "--child", method, String(r)], { encoding: "utf8" })) as Record<
+      string,
+      number
+    >;
     for (const n of SIZES) {
       const key = `${method}:${n}`;
       samples.set(key, [...(samples.get(key) ?? []), out[n] as number]);
@@ -138,11 +141,13 @@ const svg = await renderSvg({
   width: 420,
   height: 240,
   config: CHART_CONFIG,
-  data: { values: rows.flatMap((r) => [
-    { members: r.members, picker: "dialtone P2C, peak-EWMA (pick + release)", ns: r.p2cNsPerOp },
-    { members: r.members, picker: "dialtone P2C, in-flight (pick + release)", ns: r.p2cInFlightNsPerOp },
-    { members: r.members, picker: "round-robin index", ns: r.rrNsPerOp },
-  ]) },
+  data: {
+    values: rows.flatMap((r) => [
+      { members: r.members, picker: "dialtone P2C, peak-EWMA (pick + release)", ns: r.p2cNsPerOp },
+      { members: r.members, picker: "dialtone P2C, in-flight (pick + release)", ns: r.p2cInFlightNsPerOp },
+      { members: r.members, picker: "round-robin index", ns: r.rrNsPerOp },
+    ]),
+  },
   mark: { type: "line", point: true },
   encoding: {
     x: { field: "members", type: "quantitative", scale: { type: "log", base: 2 }, axis: { values: SIZES }, title: "members" },

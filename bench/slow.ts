@@ -42,13 +42,17 @@ try {
   const body = new Uint8Array(64);
   for (let r = 0; r < ROUNDS; r++) {
     for (const peer of orderFor(r, PEERS)) {
-      const res = await withClient(peer, target, (client) => openLoop({ rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) }));
+      const res = await withClient(peer, target, (client) =>
+        openLoop({ rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) }),
+      );
       const lat = ascending(res.samples.map((s) => s.ms));
       const ok = res.samples.filter((s) => s.ok);
       const share = Object.fromEntries(backends.map((b) => [b.key, ok.filter((s) => s.backend === b.key).length / Math.max(1, ok.length)]));
       const run = { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99), errors: res.samples.length - ok.length, maxSendLagMs: res.maxSendLagMs, share };
       runs.set(peer.id, [...(runs.get(peer.id) ?? []), run]);
-      console.log(`round ${r + 1}/${ROUNDS} ${peer.label.padEnd(36)} p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, slow share ${(share[slow.key] ?? 0).toFixed(3)}`);
+      console.log(
+        `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(36)} p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, slow share ${(share[slow.key] ?? 0).toFixed(3)}`,
+      );
     }
   }
 } finally {

@@ -49,10 +49,13 @@ requireGc();
 
 const durationMs = Math.round(minutes * 60_000);
 // Setup, the lame-duck restart and teardown take well under 2 minutes; past that something hangs.
-const hardDeadline = setTimeout(() => {
-  console.error("soak: hard deadline passed; exiting (exit hooks reap every child)");
-  process.exit(2);
-}, chosen.length * (durationMs + 120_000));
+const hardDeadline = setTimeout(
+  () => {
+    console.error("soak: hard deadline passed; exiting (exit hooks reap every child)");
+    process.exit(2);
+  },
+  chosen.length * (durationMs + 120_000),
+);
 hardDeadline.unref();
 
 async function runTransport(t: Transport): Promise<TransportFile> {
@@ -150,7 +153,9 @@ for (const t of chosen) {
   writeFileSync(`${RESULTS}soak-${t}.md`, `# Soak — ${t}\n\n${transportMarkdown(f)}`);
   console.log(transportMarkdown(f));
 }
-const files = TRANSPORTS.filter((t) => existsSync(`${RESULTS}soak-${t}.json`)).map((t) => JSON.parse(readFileSync(`${RESULTS}soak-${t}.json`, "utf8")) as TransportFile);
+const files = TRANSPORTS.filter((t) => existsSync(`${RESULTS}soak-${t}.json`)).map(
+  (t) => JSON.parse(readFileSync(`${RESULTS}soak-${t}.json`, "utf8")) as TransportFile,
+);
 writeReport({
   file: {
     scenario: "soak",
@@ -160,7 +165,17 @@ writeReport({
     machine: machine(),
     config: { rate: RATE, timeoutMs: TIMEOUT_MS, faultEveryS: FAULT_EVERY_MS / 1000, transportsRun: chosen },
     headline: Object.fromEntries(
-      files.map((f) => [f.transport, { minutes: f.minutes, heapDriftPctAfterMinute3: f.analysis.drift.heapMB.driftPctAfterMinute3, fds: f.analysis.drift.fds.afterMinute1, handles: f.analysis.drift.handles.afterMinute1, failures: f.analysis.failures, unexplained: f.analysis.unexplainedByCode }]),
+      files.map((f) => [
+        f.transport,
+        {
+          minutes: f.minutes,
+          heapDriftPctAfterMinute3: f.analysis.drift.heapMB.driftPctAfterMinute3,
+          fds: f.analysis.drift.fds.afterMinute1,
+          handles: f.analysis.drift.handles.afterMinute1,
+          failures: f.analysis.failures,
+          unexplained: f.analysis.unexplainedByCode,
+        },
+      ]),
     ),
     results: files.map((f) => ({ transport: f.transport, generatedAt: f.generatedAt, minutes: f.minutes, analysis: f.analysis })),
   },

@@ -157,11 +157,21 @@ const rows = results.map((r) => [
   r.movement.liveAfter.maxOverMean,
 ]);
 const table = markdownTable(
-  ["clients × backends × members", "ordering", "max/mean", "min/mean", "connections per backend", "clients moved (live)", "clients moved (restart)", "max/mean after"],
+  [
+    "clients × backends × members",
+    "ordering",
+    "max/mean",
+    "min/mean",
+    "connections per backend",
+    "clients moved (live)",
+    "clients moved (restart)",
+    "max/mean after",
+  ],
   rows,
   ["l", "l", "r", "r", "r", "r", "r", "r"],
 );
-const head = (clients: number, members: number, mode: Mode): CaseResult => results.find((r) => r.clients === clients && r.members === members && r.mode === mode) as CaseResult;
+const head = (clients: number, members: number, mode: Mode): CaseResult =>
+  results.find((r) => r.clients === clients && r.members === members && r.mode === mode) as CaseResult;
 const headline = {
   maxOverMean1000x300x3: { random: head(1000, 3, "random").spread.maxOverMean, subset: head(1000, 3, "subset").spread.maxOverMean },
   maxOverMean300x300x90: { random: head(300, 90, "random").spread.maxOverMean, subset: head(300, 90, "subset").spread.maxOverMean },

@@ -35,10 +35,23 @@ const options = (t: Target) => ({
 const PEERS: { peer: Peer; stalled: boolean }[] = [
   { peer: { ...dialtone, id: "dialtone-healthy", label: "dialtone, all backends healthy" }, stalled: false },
   { peer: dialtone, stalled: true },
-  { peer: dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true), stalled: true },
-  { peer: dialtoneWith("dialtone-hedge-20", `dialtone, hedge { delay: ${HEDGE_MS} }`, (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }), true), stalled: true },
+  {
+    peer: dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true),
+    stalled: true,
+  },
+  {
+    peer: dialtoneWith("dialtone-hedge-20", `dialtone, hedge { delay: ${HEDGE_MS} }`, (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }), true),
+    stalled: true,
+  },
   { peer: grpcJsPeer(false), stalled: true },
-  { peer: grpcJsPeer(false, { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` }, { delayMs: HEDGE_MS, maxAttempts: 2 }), stalled: true },
+  {
+    peer: grpcJsPeer(
+      false,
+      { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` },
+      { delayMs: HEDGE_MS, maxAttempts: 2 },
+    ),
+    stalled: true,
+  },
 ];
 
 interface RunResult {
@@ -69,10 +82,17 @@ for (let r = 0; r < ROUNDS; r++) {
         return { out, sent: (await totalRequests(backends)) - before };
       });
       const calls = res.out.samples.length;
-      const run: RunResult = { latencies: res.out.samples.map((s) => s.ms), errors: res.out.samples.filter((s) => !s.ok).length, calls, extra: res.sent / calls - 1 };
+      const run: RunResult = {
+        latencies: res.out.samples.map((s) => s.ms),
+        errors: res.out.samples.filter((s) => !s.ok).length,
+        calls,
+        extra: res.sent / calls - 1,
+      };
       runs.set(peer.id, [...(runs.get(peer.id) ?? []), run]);
       const lat = ascending(run.latencies);
-      console.log(`round ${r + 1}/${ROUNDS} ${peer.label.padEnd(40)} p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %`);
+      console.log(
+        `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(40)} p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %`,
+      );
     } finally {
       await stopAll(backends);
     }

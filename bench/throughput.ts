@@ -33,7 +33,20 @@ import { markdownTable } from "./lib/table.js";
  * grpc-js with tuned keepalive is left out (keepalive changes nothing in steady
  * state); dialtone with 1 member and undici with idempotent POSTs are controls.
  */
-const PEERS: Peer[] = [dialtone, dialtoneOneMember, dialtoneOneMemberMetered, dialtoneFetchPeer, dialtoneConnectPeer, rawPeer, undiciPoolPeer, undiciFetchPeer, undiciBalancedPeer, undiciBalancedIdempotent, connectPeer, grpcJs];
+const PEERS: Peer[] = [
+  dialtone,
+  dialtoneOneMember,
+  dialtoneOneMemberMetered,
+  dialtoneFetchPeer,
+  dialtoneConnectPeer,
+  rawPeer,
+  undiciPoolPeer,
+  undiciFetchPeer,
+  undiciBalancedPeer,
+  undiciBalancedIdempotent,
+  connectPeer,
+  grpcJs,
+];
 /** The issue's full matrix: 64 B and 16 KiB bodies at concurrency 1, 16 and 256. */
 const CELLS = [
   { bytes: 64, concurrency: 1 },
@@ -142,7 +155,17 @@ const markdown = [
   markdownTable(
     ["body × concurrency", "client", "req/s", "× raw", "p50 ms", "p99 ms", "CPU µs/req", "CPU × raw", "errors"],
     results.flatMap((c) =>
-      c.clients.map((x) => [c.cell, x.id === dialtone.id ? `**${x.label}**` : x.label, x.rps, x.rpsVsRaw, x.p50Ms, x.p99Ms, x.cpuMicrosPerRequest, x.cpuVsRaw, x.errors]),
+      c.clients.map((x) => [
+        c.cell,
+        x.id === dialtone.id ? `**${x.label}**` : x.label,
+        x.rps,
+        x.rpsVsRaw,
+        x.p50Ms,
+        x.p99Ms,
+        x.cpuMicrosPerRequest,
+        x.cpuVsRaw,
+        x.errors,
+      ]),
     ),
   ),
   "",

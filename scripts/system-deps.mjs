@@ -23,7 +23,11 @@ const NEEDED = [
   // version manager earlier on PATH would not see Debian's grpc module.
   { bin: "python3-grpcio", pkg: "python3-grpcio", check: () => spawnSync("/usr/bin/python3", ["-c", "import grpc"], { stdio: "ignore" }).status === 0 },
   // grpc's interop messages (test/fixtures/grpc_testing.py) are built at run time with protobuf: no protoc needed.
-  { bin: "python3-protobuf", pkg: "python3-protobuf", check: () => spawnSync("/usr/bin/python3", ["-c", "import google.protobuf"], { stdio: "ignore" }).status === 0 },
+  {
+    bin: "python3-protobuf",
+    pkg: "python3-protobuf",
+    check: () => spawnSync("/usr/bin/python3", ["-c", "import google.protobuf"], { stdio: "ignore" }).status === 0,
+  },
   // Raw HTTP/2 frames for the broker tests (RST_STREAM at each point of an exchange), on Debian's python3.
   { bin: "python3-h2", pkg: "python3-h2", check: () => spawnSync("/usr/bin/python3", ["-c", "import h2"], { stdio: "ignore" }).status === 0 },
   // Foreign clients for the broker tests: curl (HTTP/1.1) and nghttp (h2c).

@@ -63,7 +63,13 @@ export function faultTimelineSvg(opts: {
         encoding: {
           x: { field: "t", type: "quantitative", title: "seconds", scale: { domain: [0, opts.endMs / 1000] } },
           y: { field: "p99", type: "quantitative", title: "p99 ms", scale: { type: "log", domain: opts.yDomain, clamp: true } },
-          color: { field: "client", type: "nominal", sort: opts.clientOrder, title: null, legend: { orient: "bottom", columns: opts.legendColumns, labelLimit: 400 } },
+          color: {
+            field: "client",
+            type: "nominal",
+            sort: opts.clientOrder,
+            title: null,
+            legend: { orient: "bottom", columns: opts.legendColumns, labelLimit: 400 },
+          },
           strokeWidth: { condition: { test: "datum.client === 'dialtone'", value: 3 }, value: 1.3 },
         },
       },

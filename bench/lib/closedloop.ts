@@ -15,12 +15,7 @@ export interface ClosedLoopResult {
   cpuMicros: number;
 }
 
-export async function closedLoop(o: {
-  concurrency: number;
-  warmupMs: number;
-  measureMs: number;
-  call: () => Promise<unknown>;
-}): Promise<ClosedLoopResult> {
+export async function closedLoop(o: { concurrency: number; warmupMs: number; measureMs: number; call: () => Promise<unknown> }): Promise<ClosedLoopResult> {
   const start = performance.now();
   const windowStart = start + o.warmupMs;
   const windowEnd = windowStart + o.measureMs;

@@ -62,7 +62,8 @@ async function openDialtone(nodes: NatsNode[], timeoutMs: number, balancer: "in-
       const out: Array<{ address: string; start: number }> = [];
       // One attempt (no hedge, no retry): its address is where the request went; start = end − duration.
       const off = channel.on((e) => {
-        if (e.type === "request" && e.address !== undefined && e.hedges === 0 && e.retries === 0) out.push({ address: e.address, start: performance.now() - e.durationMs });
+        if (e.type === "request" && e.address !== undefined && e.hedges === 0 && e.retries === 0)
+          out.push({ address: e.address, start: performance.now() - e.durationMs });
       });
       return {
         stop: () => {

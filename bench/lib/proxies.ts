@@ -132,7 +132,13 @@ server.listen(Number(port), "127.0.0.1");
 
 export async function startNodeRaw(backends: Proc[]): Promise<Proc> {
   const port = await freePort();
-  return await launch("raw node proxy", process.execPath, ["--input-type=module", "-e", RAW_PROXY, String(port), ...backends.map((b) => `${b.host}:${b.port}`)], "127.0.0.1", port);
+  return await launch(
+    "raw node proxy",
+    process.execPath,
+    ["--input-type=module", "-e", RAW_PROXY, String(port), ...backends.map((b) => `${b.host}:${b.port}`)],
+    "127.0.0.1",
+    port,
+  );
 }
 
 /**
@@ -144,7 +150,9 @@ export async function startHaproxy(backends: Proc[]): Promise<Proc> {
   const port = await freePort();
   const conf = join(tempDir(), "haproxy.cfg");
   const h = HEALTH;
-  const servers = backends.map((b, i) => `  server s${i} ${b.host}:${b.port} proto h2 check check-proto h2 inter ${h.intervalMs} fall ${h.fall} rise 2`).join("\n");
+  const servers = backends
+    .map((b, i) => `  server s${i} ${b.host}:${b.port} proto h2 check check-proto h2 inter ${h.intervalMs} fall ${h.fall} rise 2`)
+    .join("\n");
   writeFileSync(
     conf,
     `global\n  nbthread 1\n  maxconn 8192\n\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server ${h.requestTimeoutMs}ms\n  timeout check ${h.timeoutMs}ms\n  retries 2\n  option redispatch\n\nfrontend fe\n  bind 127.0.0.1:${port} proto h2\n  default_backend be\n\nbackend be\n  balance leastconn\n  option httpchk\n  http-check send meth GET uri /index.html ver HTTP/2 hdr host web.internal\n  http-check expect status 200\n${servers}\n`,

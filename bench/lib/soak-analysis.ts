@@ -65,7 +65,13 @@ function drift(samples: ResourceSample[], durationS: number): Drift {
   const [fdMin, fdMax] = range(samples, (s) => s.fds);
   const [hMin, hMax] = range(samples, (s) => s.handles);
   return {
-    heapMB: { firstMinute: first.heapMB, minute3: three.heapMB, last: last.heapMB, driftPctFirstToLast: pct(first.heapMB, last.heapMB), driftPctAfterMinute3: pct(three.heapMB, last.heapMB) },
+    heapMB: {
+      firstMinute: first.heapMB,
+      minute3: three.heapMB,
+      last: last.heapMB,
+      driftPctFirstToLast: pct(first.heapMB, last.heapMB),
+      driftPctAfterMinute3: pct(three.heapMB, last.heapMB),
+    },
     fds: { min: fdMin, max: fdMax, afterMinute1: range(settled, (s) => s.fds) },
     handles: { min: hMin, max: hMax, afterMinute1: range(settled, (s) => s.handles) },
   };

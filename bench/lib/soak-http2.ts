@@ -33,7 +33,10 @@ export async function openHttp2Soak(timeoutMs: number): Promise<Http2Soak> {
   let dns: Dnsmasq | undefined;
   let channel: Http2Channel | undefined;
   try {
-    dns = await startDnsmasq(named.map((h) => `${h} ${NAME}`), 1);
+    dns = await startDnsmasq(
+      named.map((h) => `${h} ${NAME}`),
+      1,
+    );
     const ch = createHttp2Channel({
       target: `http://${NAME}:${port}`,
       discovery: `dns:///${NAME}:${port}`,
@@ -53,7 +56,14 @@ export async function openHttp2Soak(timeoutMs: number): Promise<Http2Soak> {
     };
     /** A backend that holds a member now, taken in turn so every backend gets its share of faults. */
     const victim = (): Backend => {
-      const busy = [...new Set(ch.stats().members.filter((m) => m.state === "ready").map((m) => m.address.split(":")[0] as string))];
+      const busy = [
+        ...new Set(
+          ch
+            .stats()
+            .members.filter((m) => m.state === "ready")
+            .map((m) => m.address.split(":")[0] as string),
+        ),
+      ];
       const pool = busy.length > 0 ? busy : named;
       return backends.get(pool[turn++ % pool.length] as string) as Backend;
     };
@@ -124,7 +134,14 @@ export async function openHttp2Soak(timeoutMs: number): Promise<Http2Soak> {
     };
     return {
       target,
-      config: { backends: HOSTS.length, named: NAMED, members: 3, discovery: "dns:/// via dnsmasq, TTL 1 s", freezeMs: FREEZE_MS, restartAfterMs: RESTART_AFTER_MS },
+      config: {
+        backends: HOSTS.length,
+        named: NAMED,
+        members: 3,
+        discovery: "dns:/// via dnsmasq, TTL 1 s",
+        freezeMs: FREEZE_MS,
+        restartAfterMs: RESTART_AFTER_MS,
+      },
       close: async () => {
         closed = true;
         await Promise.allSettled([...running]);

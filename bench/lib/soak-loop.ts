@@ -112,7 +112,9 @@ export async function soakLoop(o: {
   const sampleTimer = setInterval(() => {
     const s = sampleResources(now() / 1000);
     resources.push(s);
-    o.onProgress?.(`${s.atS} s: heap ${s.heapMB} MB, fds ${s.fds}, handles ${s.handles}, ${settled}/${issued} settled, ${failed} failed, ${faults.length} faults`);
+    o.onProgress?.(
+      `${s.atS} s: heap ${s.heapMB} MB, fds ${s.fds}, handles ${s.handles}, ${settled}/${issued} settled, ${failed} failed, ${faults.length} faults`,
+    );
   }, o.sampleEveryMs);
 
   try {
@@ -136,7 +138,11 @@ export async function soakLoop(o: {
   const out: Outcome[] = [];
   for (let i = 0; i < total; i++) {
     const r = result[i] as number;
-    out.push(r === -1 ? { at: i * interval, ms: now() - i * interval, code: "HUNG" } : { at: i * interval, ms: latency[i] as number, code: r === 0 ? undefined : codes[r - 1] });
+    out.push(
+      r === -1
+        ? { at: i * interval, ms: now() - i * interval, code: "HUNG" }
+        : { at: i * interval, ms: latency[i] as number, code: r === 0 ? undefined : codes[r - 1] },
+    );
   }
   return { outcomes: out, faults, resources, maxSendLagMs };
 }

@@ -127,7 +127,9 @@ export class SoakJournal {
       if (c === "unexplained" && unexplained.length < 20) {
         unexplained.push({
           ...x,
-          faultsBefore: this.faults.filter((f) => f.at <= x.end && f.at >= x.start - 45_000).map((f) => ({ ...f, at: round(f.at), end: f.end === undefined ? undefined : round(f.end) })),
+          faultsBefore: this.faults
+            .filter((f) => f.at <= x.end && f.at >= x.start - 45_000)
+            .map((f) => ({ ...f, at: round(f.at), end: f.end === undefined ? undefined : round(f.end) })),
           events: this.events.filter(({ t }) => t >= x.start - 3000 && t <= x.end + 1000).map(({ t, e }) => ({ t: round(t), ...brief(e) })),
         });
       }

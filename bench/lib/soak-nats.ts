@@ -106,7 +106,12 @@ export async function openNatsSoak(timeoutMs: number): Promise<NatsSoak> {
     const busy = new Set<NatsNode>();
     /** A node that holds a member and is not already under a fault, taken in turn. */
     const victim = (): NatsNode => {
-      const on = new Set(ch.stats().members.filter((m) => m.state === "ready").map((m) => m.address));
+      const on = new Set(
+        ch
+          .stats()
+          .members.filter((m) => m.state === "ready")
+          .map((m) => m.address),
+      );
       const candidates = memberNodes.filter((n) => on.has(n.key) && !busy.has(n));
       const pool = candidates.length > 0 ? candidates : memberNodes.filter((n) => !busy.has(n));
       return pool[turn++ % Math.max(1, pool.length)] ?? (memberNodes[0] as NatsNode);

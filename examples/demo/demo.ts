@@ -50,7 +50,6 @@ const EXIT_INTERRUPTED = 130;
  */
 const FREEZE_DETECT_WITHIN_MS = HEALTH_DEFAULTS.interval + HEALTH_DEFAULTS.timeout * HEALTH_DEFAULTS.unhealthyAfter;
 
-
 // ── options ────────────────────────────────────────────────────────────
 
 interface DemoOptions {
@@ -587,7 +586,10 @@ function worstSecond(run: Run, startMs: number, endMs: number): view.Summary["wo
 
 function summarize(run: Run, startMs: number, endMs: number, interrupted: boolean): view.Summary {
   const records = run.load.records;
-  const latencies = records.filter((r) => r.ok).map((r) => r.endMs - r.startMs).sort((a, b) => a - b);
+  const latencies = records
+    .filter((r) => r.ok)
+    .map((r) => r.endMs - r.startMs)
+    .sort((a, b) => a - b);
   const kinds = new Map<string, number>();
   for (const r of records) if (r.kind !== undefined) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
   const known = new Set(run.backends.map((b) => b.key));
@@ -628,7 +630,11 @@ async function withBound<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 async function tearDown(channel: Http2Channel | undefined, backends: Backend[]): Promise<void> {
   // A peer still frozen would leave the channel's goodbye unanswered.
   for (const b of backends) if (b.state === "frozen") b.thaw();
-  if (channel) await withBound(channel.close().catch(() => undefined), CLOSE_BOUND_MS);
+  if (channel)
+    await withBound(
+      channel.close().catch(() => undefined),
+      CLOSE_BOUND_MS,
+    );
   await Promise.all(backends.map((b) => b.stop()));
 }
 

@@ -151,9 +151,7 @@ export function describeEvent(e: ChannelEvent): string | undefined {
     case "draining":
       return `member #${e.member.id} (slot ${e.member.slot}, ${e.member.address}) draining: ${cause(e.reason)}`;
     case "degraded":
-      return e.degraded
-        ? `degraded mode ON: only ${e.healthy} healthy member(s), doubtful ones keep serving`
-        : `degraded mode off (${e.healthy} healthy)`;
+      return e.degraded ? `degraded mode ON: only ${e.healthy} healthy member(s), doubtful ones keep serving` : `degraded mode off (${e.healthy} healthy)`;
     case "connect-failed":
       return `slot ${e.slot} could not connect to ${e.address}: ${cause(e.error.message, e.address)}`;
     case "status":
@@ -258,9 +256,7 @@ export function frameToScreen(lines: string[], first: boolean): string {
 
 /** The compact once-a-second status for non-TTY output: no colour, no cursor codes. */
 export function renderStatusLine(f: Frame): string {
-  const members = f.members
-    .map((m) => `s${m.slot} ${m.address} ${m.state} ${rtt(m.rttMs)}ms ${m.inFlight}if`)
-    .join(", ");
+  const members = f.members.map((m) => `s${m.slot} ${m.address} ${m.state} ${rtt(m.rttMs)}ms ${m.inFlight}if`).join(", ");
   return (
     `${stamp(f.elapsedMs)} ${f.status} ready ${f.ready}/${f.wanted}${f.degraded ? " DEGRADED" : ""}` +
     ` | ok/s ${orDash(f.okPerSec)} err/s ${orDash(f.errPerSec)} errors ${f.errorsTotal}` +

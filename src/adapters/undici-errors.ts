@@ -1,5 +1,14 @@
 import { errors } from "undici";
-import { BadRequestError, ClosedError, DialtoneError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, RequestTimeoutError } from "../core/errors.js";
+import {
+  BadRequestError,
+  ClosedError,
+  DialtoneError,
+  NoMemberError,
+  NotReadyError,
+  OverloadedError,
+  QueueFullError,
+  RequestTimeoutError,
+} from "../core/errors.js";
 
 /**
  * The errors `dialtone/undici` raises are undici's own classes (from the
@@ -53,7 +62,10 @@ export function dispatcherDestroyed(): Error {
 }
 
 export function contentLengthMismatch(declared: string, actual: number): Error {
-  return make(errors.RequestContentLengthMismatchError, `Request body length does not match content-length header (content-length says ${declared}, the body has ${actual} bytes)`);
+  return make(
+    errors.RequestContentLengthMismatchError,
+    `Request body length does not match content-length header (content-length says ${declared}, the body has ${actual} bytes)`,
+  );
 }
 
 /** A body that closed without its end and without an error of its own: a premature close, as undici's client reports a lost stream. */
@@ -82,7 +94,11 @@ export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress, h
   const m = err.message;
   if (err instanceof RequestTimeoutError) {
     // undici's exact words when the dispatcher set the timeout; the channel's own requestTimeout says so in dialtone's.
-    return make(errors.HeadersTimeoutError, headersTimeoutMs !== undefined ? `HTTP/2: "headers timeout after ${headersTimeoutMs}"` : `HTTP/2: "headers timeout": ${m}`, err);
+    return make(
+      errors.HeadersTimeoutError,
+      headersTimeoutMs !== undefined ? `HTTP/2: "headers timeout after ${headersTimeoutMs}"` : `HTTP/2: "headers timeout": ${m}`,
+      err,
+    );
   }
   if (err instanceof BadRequestError) return make(errors.InvalidArgumentError, m, err);
   if (err instanceof NoMemberError || err instanceof QueueFullError || err instanceof OverloadedError || err instanceof NotReadyError) {
@@ -99,14 +115,19 @@ export function toUndiciError(err: unknown, phase: Phase, body?: BodyProgress, h
     case "ERR_DIALTONE_REFUSED_STREAM":
       return make(errors.InformationalError, `HTTP/2: stream not processed: ${m}`, err);
     case "ERR_DIALTONE_INCOMPLETE_RESPONSE":
-      if (/content-length/.test(m)) return make(errors.ResponseContentLengthMismatchError, `Response body length does not match content-length header: ${m}`, err);
+      if (/content-length/.test(m))
+        return make(errors.ResponseContentLengthMismatchError, `Response body length does not match content-length header: ${m}`, err);
       return make(errors.SocketError, `closed: ${m}`, err);
   }
   if (err instanceof ClosedError) return phase === "before-head" ? make(errors.ClientClosedError, m, err) : make(errors.SocketError, `closed: ${m}`, err);
   const rst = nodeStreamError(err);
   if (rst && body && short(body) && /PROTOCOL_ERROR/.test(rst.message)) {
     // Node resets a stream that ends short of its content-length with PROTOCOL_ERROR; undici 8 names the mismatch.
-    return make(errors.ResponseContentLengthMismatchError, `Response body length does not match content-length header: ${body.received} of ${body.declared} bytes (${m})`, err);
+    return make(
+      errors.ResponseContentLengthMismatchError,
+      `Response body length does not match content-length header: ${body.received} of ${body.declared} bytes (${m})`,
+      err,
+    );
   }
   if (!rst && phase === "before-head" && err.code === "ERR_DIALTONE_STREAM") {
     // The peer ended the stream without an answer and without an error code: undici's exact words (its tests match them).

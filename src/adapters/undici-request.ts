@@ -47,8 +47,7 @@ export async function toInit(o: DispatchOptions, signal: AbortSignal, headersTim
     const encoded = new Response(body instanceof FormData ? body : copyFormData(body));
     headers["content-type"] ??= encoded.headers.get("content-type") ?? undefined;
     body = Buffer.from(await encoded.arrayBuffer());
-  }
-  else if (isSyncIterable(body)) {
+  } else if (isSyncIterable(body)) {
     // undici takes any iterable of chunks (strings or bytes); the channel streams async ones.
     body = Readable.from(body as Iterable<unknown>, { objectMode: false });
   }

@@ -20,7 +20,17 @@ import type { Dispatcher as UndiciDispatcher } from "undici-types";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
 import type { Http2RequestInit } from "../transport/http2/request-input.js";
-import { bodyTimeout, dispatcherClosed, dispatcherDestroyed, invalidArgument, notSupported, prematureClose, toUndiciError, type BodyProgress, type Phase } from "./undici-errors.js";
+import {
+  bodyTimeout,
+  dispatcherClosed,
+  dispatcherDestroyed,
+  invalidArgument,
+  notSupported,
+  prematureClose,
+  toUndiciError,
+  type BodyProgress,
+  type Phase,
+} from "./undici-errors.js";
 import { asControllerHandler, Controller, headerRecord, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
 import { toInit, type DispatchOptions } from "./undici-request.js";
 
@@ -103,7 +113,11 @@ export class DialtoneDispatcher extends Base {
     this.#inFlight.add(entry);
     entry.done = this.#run(options, h, controller, ac.signal, refusal)
       // A handler that throws from onResponseError throws where undici's would: uncaught, not as a rejection nobody holds.
-      .catch((err: unknown) => process.nextTick(() => { throw err; }))
+      .catch((err: unknown) =>
+        process.nextTick(() => {
+          throw err;
+        }),
+      )
       .finally(() => this.#inFlight.delete(entry));
     return !refusal;
   }
@@ -198,7 +212,13 @@ export function createDispatcher(channel: Http2Channel, options?: DispatcherOpti
  * clean end; the response's own failure (its trailers reject with it) says
  * why when it can.
  */
-function pumpBody(res: Http2StreamingResponse, h: ControllerHandler, controller: Controller, idleMs: number | undefined, progress: BodyProgress): Promise<void> {
+function pumpBody(
+  res: Http2StreamingResponse,
+  h: ControllerHandler,
+  controller: Controller,
+  idleMs: number | undefined,
+  progress: BodyProgress,
+): Promise<void> {
   const body: Readable = res.body;
   return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;

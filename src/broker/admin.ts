@@ -72,7 +72,10 @@ export class AdminServer {
         return;
       case "/stats": {
         const snap = upstreams.snapshot();
-        const body = { broker: { ...this.#meta, in_flight: upstreams.inFlight }, upstreams: Object.fromEntries(snap.map(({ events: _e, rtt: _r, ...u }) => [u.name, u])) };
+        const body = {
+          broker: { ...this.#meta, in_flight: upstreams.inFlight },
+          upstreams: Object.fromEntries(snap.map(({ events: _e, rtt: _r, ...u }) => [u.name, u])),
+        };
         send(res, 200, "application/json", `${JSON.stringify(body, null, 2)}\n`);
         return;
       }

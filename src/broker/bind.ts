@@ -21,7 +21,13 @@ const PROBE_TIMEOUT_MS = 1_000;
 export async function bind(server: net.Server, addr: ListenAddress, option: string): Promise<string> {
   if (addr.kind === "unix") await clearStaleSocket(addr.path, option);
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => reject(new ConfigError(option, `cannot listen on ${addr.text}: ${err.code ?? err.message}${err.code === "EADDRINUSE" ? " (another process is listening there)" : ""}`));
+    const onError = (err: NodeJS.ErrnoException): void =>
+      reject(
+        new ConfigError(
+          option,
+          `cannot listen on ${addr.text}: ${err.code ?? err.message}${err.code === "EADDRINUSE" ? " (another process is listening there)" : ""}`,
+        ),
+      );
     server.once("error", onError);
     const listening = (): void => {
       server.removeListener("error", onError);
@@ -65,7 +71,11 @@ async function clearStaleSocket(path: string, option: string): Promise<void> {
     return; // nothing there (or a parent directory missing: listen names it)
   }
   if (!isSocket) throw new ConfigError(option, `${path} exists and is not a socket; refusing to replace it (remove it, or choose another path)`);
-  if (await answers(path)) throw new ConfigError(option, `${path} is a live socket: another process (a running broker?) accepts connections on it; stop it first, or choose another path`);
+  if (await answers(path))
+    throw new ConfigError(
+      option,
+      `${path} is a live socket: another process (a running broker?) accepts connections on it; stop it first, or choose another path`,
+    );
   try {
     unlinkSync(path);
   } catch {

@@ -14,8 +14,18 @@ export class BrokerMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.requests = new Counter({ name: "dialtone_broker_requests_total", help: "Requests through the broker by upstream and HTTP status sent.", labelNames: ["upstream", "status"], registers });
-    this.inFlight = new Gauge({ name: "dialtone_broker_requests_in_flight", help: "Requests the broker is serving now, by upstream.", labelNames: ["upstream"], registers });
+    this.requests = new Counter({
+      name: "dialtone_broker_requests_total",
+      help: "Requests through the broker by upstream and HTTP status sent.",
+      labelNames: ["upstream", "status"],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "dialtone_broker_requests_in_flight",
+      help: "Requests the broker is serving now, by upstream.",
+      labelNames: ["upstream"],
+      registers,
+    });
     this.duration = new Histogram({
       name: "dialtone_broker_request_duration_seconds",
       help: "Time from a request's head arriving to its response ending, by upstream.",
@@ -23,8 +33,18 @@ export class BrokerMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.connections = new Gauge({ name: "dialtone_broker_ingress_connections", help: "Open ingress connections by protocol (http1, h2c).", labelNames: ["protocol"], registers });
-    this.connectionsTotal = new Counter({ name: "dialtone_broker_ingress_connections_total", help: "Ingress connections accepted by protocol (http1, h2c).", labelNames: ["protocol"], registers });
+    this.connections = new Gauge({
+      name: "dialtone_broker_ingress_connections",
+      help: "Open ingress connections by protocol (http1, h2c).",
+      labelNames: ["protocol"],
+      registers,
+    });
+    this.connectionsTotal = new Counter({
+      name: "dialtone_broker_ingress_connections_total",
+      help: "Ingress connections accepted by protocol (http1, h2c).",
+      labelNames: ["protocol"],
+      registers,
+    });
   }
 
   /** Per upstream, its labelled series: a request then costs no label hashing (upstream names are bounded by the config). */

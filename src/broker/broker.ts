@@ -42,7 +42,9 @@ export class Broker {
       config.limits,
       this.#metrics,
     );
-    this.#admin = config.admin ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }, config.allowOrigins) : undefined;
+    this.#admin = config.admin
+      ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }, config.allowOrigins)
+      : undefined;
     if (config.idle.timeout > 0) {
       this.#reaper = setInterval(() => this.#upstreams.reapIdle(), config.idle.checkInterval);
       // Reaping is housekeeping: it must never be what keeps the process alive.
@@ -190,7 +192,11 @@ export class Broker {
     if (name !== undefined) return name;
     this.#metrics.start("none")(404);
     const host = (authority ?? "").slice(0, 255).replace(/[^\x21-\x7e]/g, "?");
-    return { status: 404, code: "ERR_DIALTONE_BROKER_NO_ROUTE", reason: authority ? `no upstream for host ${JSON.stringify(host)} (and no default upstream)` : "no Host header or :authority, and no default upstream" };
+    return {
+      status: 404,
+      code: "ERR_DIALTONE_BROKER_NO_ROUTE",
+      reason: authority ? `no upstream for host ${JSON.stringify(host)} (and no default upstream)` : "no Host header or :authority, and no default upstream",
+    };
   }
 
   /**

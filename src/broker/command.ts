@@ -89,9 +89,19 @@ export function loadBrokerConfig(flags: Flags, env: NodeJS.ProcessEnv): BrokerCo
     o[path[path.length - 1] as string] = value === "off" && path[0] === "admin" ? false : value;
   };
   for (const [, [path, name]] of Object.entries(SCALARS)) if (env[name] !== undefined && env[name] !== "") set(path, env[name]);
-  if (env.DIALTONE_LISTEN) set(["listen"], env.DIALTONE_LISTEN.split(",").map((s) => s.trim()));
+  if (env.DIALTONE_LISTEN)
+    set(
+      ["listen"],
+      env.DIALTONE_LISTEN.split(",").map((s) => s.trim()),
+    );
   if (env.DIALTONE_ALLOW_REMOTE) set(["allowRemote"], env.DIALTONE_ALLOW_REMOTE);
-  if (env.DIALTONE_ALLOW_ORIGINS) set(["allowOrigins"], env.DIALTONE_ALLOW_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean));
+  if (env.DIALTONE_ALLOW_ORIGINS)
+    set(
+      ["allowOrigins"],
+      env.DIALTONE_ALLOW_ORIGINS.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   const envUpstreams = env.DIALTONE_UPSTREAMS ? env.DIALTONE_UPSTREAMS.split(/\s+/).filter(Boolean) : [];
   for (const [flag, [path]] of Object.entries(SCALARS)) if (typeof flags[flag] === "string") set(path, flags[flag]);
   if (Array.isArray(flags.listen) && flags.listen.length > 0) set(["listen"], flags.listen);
@@ -113,7 +123,8 @@ export function loadBrokerConfig(flags: Flags, env: NodeJS.ProcessEnv): BrokerCo
 export function parseUpstreamSpec(spec: string): [string, Record<string, unknown>] {
   const [head = "", ...rest] = spec.split(";");
   const eq = head.indexOf("=");
-  if (eq <= 0) throw new ConfigError("--upstream", `expected NAME=TARGET[;hosts=a,b][;default][;warm], got ${JSON.stringify(head.replace(/\/\/[^@/]*@/, "//***@"))}`);
+  if (eq <= 0)
+    throw new ConfigError("--upstream", `expected NAME=TARGET[;hosts=a,b][;default][;warm], got ${JSON.stringify(head.replace(/\/\/[^@/]*@/, "//***@"))}`);
   const name = head.slice(0, eq);
   const u: Record<string, unknown> = { target: head.slice(eq + 1) };
   for (const part of rest) {
@@ -124,7 +135,11 @@ export function parseUpstreamSpec(spec: string): [string, Record<string, unknown
     else if (k === "hosts") u.hosts = (v ?? "").split(",").filter(Boolean);
     else if (k === "members" || k === "maxQueue" || k === "maxRetries") u[k] = Number(v);
     else if (k === "discovery" || k === "kind" || k === "balancer" || /Timeout$|Grace$/.test(k)) u[k] = v;
-    else throw new ConfigError(`--upstream ${name}`, `unknown setting ${JSON.stringify(k)} (hosts, default, warm, members, discovery, kind, balancer, *Timeout; the rest go in the config file)`);
+    else
+      throw new ConfigError(
+        `--upstream ${name}`,
+        `unknown setting ${JSON.stringify(k)} (hosts, default, warm, members, discovery, kind, balancer, *Timeout; the rest go in the config file)`,
+      );
   }
   return [name, u];
 }
@@ -147,7 +162,9 @@ export async function runBroker(argv: string[], version: string, env: NodeJS.Pro
   const config = loadBrokerConfig(flags, env);
   if (flags.check) {
     Broker.check(config);
-    console.log(`config ok: ${config.listen.length} listener(s), ${config.upstreams.length} upstream(s)${config.upstreams.length ? `: ${config.upstreams.map((u) => u.name).join(", ")}` : ""}`);
+    console.log(
+      `config ok: ${config.listen.length} listener(s), ${config.upstreams.length} upstream(s)${config.upstreams.length ? `: ${config.upstreams.map((u) => u.name).join(", ")}` : ""}`,
+    );
     return 0;
   }
   const broker = await Broker.start(config, version);

@@ -117,7 +117,12 @@ export function resolveConfig(raw: unknown): BrokerConfig {
   if (listenRaw.length === 0) throw new ConfigError("listen", "needs at least one address");
   if (listenRaw.length > 16) throw new ConfigError("listen", "at most 16 listeners");
   const listen = listenRaw.map((v, i) => parseListenAddress(`listen[${i}]`, v, allowRemote));
-  const admin = c.admin === undefined ? parseListenAddress("admin", DEFAULT_ADMIN, allowRemote) : c.admin === false || c.admin === "off" ? undefined : parseListenAddress("admin", c.admin, allowRemote);
+  const admin =
+    c.admin === undefined
+      ? parseListenAddress("admin", DEFAULT_ADMIN, allowRemote)
+      : c.admin === false || c.admin === "off"
+        ? undefined
+        : parseListenAddress("admin", c.admin, allowRemote);
 
   const idleRaw = requireObject("idle", c.idle ?? {});
   checkKeys("idle", idleRaw, IDLE_KEYS);
@@ -161,7 +166,8 @@ function resolveUpstream(name: string, raw: unknown): UpstreamConfig {
   const p = `upstreams.${name}`;
   if (!UPSTREAM_NAME.test(name)) throw new ConfigError(p, "an upstream name is letters, digits, '_', '.' or '-' (at most 63), starting with a letter or digit");
   const u = requireObject(p, raw);
-  if (typeof u.target !== "string" || u.target === "") throw new ConfigError(`${p}.target`, `required: the service URL (http://…, https://… or nats://…), got ${describeType(u.target)}`);
+  if (typeof u.target !== "string" || u.target === "")
+    throw new ConfigError(`${p}.target`, `required: the service URL (http://…, https://… or nats://…), got ${describeType(u.target)}`);
   const target = u.target;
   const kind = u.kind === undefined ? (/^(nats|tls):\/\//i.test(target) ? "nats" : "http2") : u.kind;
   if (kind !== "http2" && kind !== "nats") throw new ConfigError(`${p}.kind`, `expected "http2" or "nats", got ${JSON.stringify(kind)}`);
@@ -171,7 +177,8 @@ function resolveUpstream(name: string, raw: unknown): UpstreamConfig {
   const hostsRaw = u.hosts ?? [];
   if (!Array.isArray(hostsRaw)) throw new ConfigError(`${p}.hosts`, `expected a list of host names, got ${describeType(hostsRaw)}`);
   const hosts = hostsRaw.map((h: unknown, i: number) => {
-    if (typeof h !== "string" || !HOST_NAME.test(h.toLowerCase()) || h.length > 253) throw new ConfigError(`${p}.hosts[${i}]`, `expected a host name without port (api.internal), got ${JSON.stringify(h)}`);
+    if (typeof h !== "string" || !HOST_NAME.test(h.toLowerCase()) || h.length > 253)
+      throw new ConfigError(`${p}.hosts[${i}]`, `expected a host name without port (api.internal), got ${JSON.stringify(h)}`);
     return h.toLowerCase();
   });
   const options = resolveChannelOptions(p, kind, target, name, u);
@@ -219,7 +226,10 @@ function origins(raw: unknown): ReadonlySet<string> {
         url = undefined;
       }
       if (url === undefined || url.origin === "null" || url.origin !== o.trim().replace(/\/$/, "").toLowerCase()) {
-        throw new ConfigError(option, `expected an origin as browsers send it (scheme://host[:port], lower case, no path), got ${JSON.stringify(o.slice(0, 100))}`);
+        throw new ConfigError(
+          option,
+          `expected an origin as browsers send it (scheme://host[:port], lower case, no path), got ${JSON.stringify(o.slice(0, 100))}`,
+        );
       }
       return url.origin;
     }),
@@ -228,7 +238,8 @@ function origins(raw: unknown): ReadonlySet<string> {
 
 function duration(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "string" && typeof value !== "number") throw new ConfigError(option, `expected a duration such as 250ms, 5s or 30m, got ${describeType(value)}`);
+  if (typeof value !== "string" && typeof value !== "number")
+    throw new ConfigError(option, `expected a duration such as 250ms, 5s or 30m, got ${describeType(value)}`);
   return parseDuration(option, value);
 }
 

@@ -44,7 +44,8 @@ function renderUpstream(u: UpstreamSnapshot): string {
     ? `<table><tr><th>#</th><th>address</th><th>state</th><th>RTT</th><th>recent RTT</th><th>in flight</th><th>last error</th></tr>
 ${ch.members
   .map(
-    (m) => `<tr data-member="${esc(m.address)}"><td>${m.id}</td><td>${esc(m.address)}</td><td class="${esc(m.state)}">${esc(m.state)}</td><td>${m.rttMs === undefined ? "–" : `${m.rttMs.toFixed(2)} ms`}</td><td>${sparkline(u.rtt[m.address] ?? [])}</td><td>${m.inFlight}</td><td class="err">${esc(m.lastError ?? "")}</td></tr>`,
+    (m) =>
+      `<tr data-member="${esc(m.address)}"><td>${m.id}</td><td>${esc(m.address)}</td><td class="${esc(m.state)}">${esc(m.state)}</td><td>${m.rttMs === undefined ? "–" : `${m.rttMs.toFixed(2)} ms`}</td><td>${sparkline(u.rtt[m.address] ?? [])}</td><td>${m.inFlight}</td><td class="err">${esc(m.lastError ?? "")}</td></tr>`,
   )
   .join("\n")}</table>
 <p class="meta">${ch.ready}/${ch.wanted} ready · ${ch.usable} usable · ${ch.queued} queued${ch.lastError ? ` · last error: <span class="err">${esc(ch.lastError)}</span>` : ""}</p>`

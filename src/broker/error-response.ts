@@ -87,8 +87,17 @@ function failureHeaders(f: Failure, body: string): OutgoingHttpHeaders {
  */
 export function rawFailure(f: Failure): string {
   const body = `${f.reason}\n`;
-  const head = Object.entries(failureHeaders(f, body)).map(([k, v]) => `${k}: ${String(v)}\r\n`).join("");
+  const head = Object.entries(failureHeaders(f, body))
+    .map(([k, v]) => `${k}: ${String(v)}\r\n`)
+    .join("");
   return `HTTP/1.1 ${f.status} ${STATUS_TEXT[f.status] ?? "Error"}\r\n${head}connection: close\r\n\r\n${body}`;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed", 408: "Request Timeout", 431: "Request Header Fields Too Large", 501: "Not Implemented" };
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+};

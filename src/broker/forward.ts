@@ -212,7 +212,9 @@ export class CompatClient implements ClientSide {
     this.#req = req;
     this.#res = res;
     this.trailersOnly =
-      req instanceof Http2ServerRequest ? (status, headers) => (res as Http2ServerResponse).stream.respond({ ...headers, ":status": status }, { endStream: true }) : undefined;
+      req instanceof Http2ServerRequest
+        ? (status, headers) => (res as Http2ServerResponse).stream.respond({ ...headers, ":status": status }, { endStream: true })
+        : undefined;
   }
 
   get headersSent(): boolean {

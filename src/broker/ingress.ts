@@ -186,10 +186,18 @@ export class Ingress {
 function parserFailure(err: NodeJS.ErrnoException): Failure {
   switch (err.code) {
     case "ERR_HTTP_REQUEST_TIMEOUT":
-      return { status: 408, code: "ERR_DIALTONE_BROKER_TIMEOUT", reason: "the request head (or body) did not arrive within limits.headersTimeout / limits.requestTimeout" };
+      return {
+        status: 408,
+        code: "ERR_DIALTONE_BROKER_TIMEOUT",
+        reason: "the request head (or body) did not arrive within limits.headersTimeout / limits.requestTimeout",
+      };
     case "HPE_HEADER_OVERFLOW":
       return { status: 431, code: "ERR_DIALTONE_BAD_REQUEST", reason: "request header block over limits.maxHeaderBytes" };
     default:
-      return { status: 400, code: "ERR_DIALTONE_BAD_REQUEST", reason: `malformed HTTP/1.1 request (${(err.code ?? "parse error").replace(/[^A-Z0-9_]/g, "")})` };
+      return {
+        status: 400,
+        code: "ERR_DIALTONE_BAD_REQUEST",
+        reason: `malformed HTTP/1.1 request (${(err.code ?? "parse error").replace(/[^A-Z0-9_]/g, "")})`,
+      };
   }
 }

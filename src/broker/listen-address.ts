@@ -11,11 +11,13 @@ export type ListenAddress = { kind: "tcp"; host: string; port: number; text: str
  * proxy into the backends it keeps warm, so that takes an explicit flag.
  */
 export function parseListenAddress(option: string, value: unknown, allowRemote: boolean): ListenAddress {
-  if (typeof value !== "string" || value.trim() === "") throw new ConfigError(option, `expected "http://127.0.0.1:7000" or "unix:///path/to.sock", got ${JSON.stringify(value)}`);
+  if (typeof value !== "string" || value.trim() === "")
+    throw new ConfigError(option, `expected "http://127.0.0.1:7000" or "unix:///path/to.sock", got ${JSON.stringify(value)}`);
   const text = value.trim();
   if (text.startsWith("unix:")) {
     const path = text.replace(/^unix:(\/\/)?/, "");
-    if (!path.startsWith("/")) throw new ConfigError(option, `unix socket path must be absolute (unix:///run/dialtone/broker.sock), got ${JSON.stringify(text)}`);
+    if (!path.startsWith("/"))
+      throw new ConfigError(option, `unix socket path must be absolute (unix:///run/dialtone/broker.sock), got ${JSON.stringify(text)}`);
     // sun_path holds 108 bytes on Linux (104 on macOS); longer paths fail at bind with an unhelpful EINVAL.
     if (Buffer.byteLength(path) > 100) throw new ConfigError(option, `unix socket path is longer than 100 bytes: ${JSON.stringify(path)}`);
     return { kind: "unix", path, text };
@@ -26,7 +28,8 @@ export function parseListenAddress(option: string, value: unknown, allowRemote: 
   } catch {
     throw new ConfigError(option, `${JSON.stringify(text)} is not an address (use http://127.0.0.1:7000 or unix:///path)`);
   }
-  if (url.protocol !== "http:") throw new ConfigError(option, `only http:// (HTTP/1.1 and h2c) and unix:// listeners are supported, got ${JSON.stringify(url.protocol)}`);
+  if (url.protocol !== "http:")
+    throw new ConfigError(option, `only http:// (HTTP/1.1 and h2c) and unix:// listeners are supported, got ${JSON.stringify(url.protocol)}`);
   if (url.pathname !== "/" || url.search !== "" || url.username !== "" || url.password !== "") {
     throw new ConfigError(option, `a listen address is host:port only, got ${JSON.stringify(text.replace(/\/\/[^@/]*@/, "//***@"))}`);
   }
@@ -35,7 +38,10 @@ export function parseListenAddress(option: string, value: unknown, allowRemote: 
   if (port === undefined) throw new ConfigError(option, `${JSON.stringify(text)} needs a port`);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (!allowRemote && !isLoopback(host)) {
-    throw new ConfigError(option, `${host} is not a loopback address; the broker listens only on 127.0.0.0/8, ::1 or unix sockets unless --allow-remote is given`);
+    throw new ConfigError(
+      option,
+      `${host} is not a loopback address; the broker listens only on 127.0.0.0/8, ::1 or unix sockets unless --allow-remote is given`,
+    );
   }
   return { kind: "tcp", host, port, text: `http://${url.host}` };
 }

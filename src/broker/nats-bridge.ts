@@ -23,12 +23,22 @@ export function isNatsBridgePath(url: string): boolean {
  * A request's timeout comes from `x-dialtone-timeout` or `?timeout=` (5s,
  * 250ms), else the channel's requestTimeout.
  */
-export async function natsBridge(upstreams: Upstreams, req: IngressRequest, res: IngressResponse, maxBodyBytes: number): Promise<{ upstream: string; status: number }> {
+export async function natsBridge(
+  upstreams: Upstreams,
+  req: IngressRequest,
+  res: IngressResponse,
+  maxBodyBytes: number,
+): Promise<{ upstream: string; status: number }> {
   const m = ROUTE.exec(req.url ?? "");
-  if (!m) return { upstream: "none", status: fail(res, 404, "ERR_DIALTONE_BROKER_NO_ROUTE", "expected POST /nats/<upstream>/request/<subject> or /nats/<upstream>/publish/<subject>") };
+  if (!m)
+    return {
+      upstream: "none",
+      status: fail(res, 404, "ERR_DIALTONE_BROKER_NO_ROUTE", "expected POST /nats/<upstream>/request/<subject> or /nats/<upstream>/publish/<subject>"),
+    };
   const name = decodeURIComponent(m[1] as string);
   const op = m[2] as "request" | "publish";
-  if (upstreams.kindOf(name) !== "nats") return { upstream: "none", status: fail(res, 404, "ERR_DIALTONE_BROKER_NO_ROUTE", `no nats upstream named ${JSON.stringify(name.slice(0, 64))}`) };
+  if (upstreams.kindOf(name) !== "nats")
+    return { upstream: "none", status: fail(res, 404, "ERR_DIALTONE_BROKER_NO_ROUTE", `no nats upstream named ${JSON.stringify(name.slice(0, 64))}`) };
   if (req.method !== "POST") {
     res.setHeader("allow", "POST");
     return { upstream: name, status: fail(res, 405, "ERR_DIALTONE_BAD_REQUEST", "the NATS bridge takes POST") };

@@ -39,10 +39,18 @@ export function upgradeRefused(headers: IncomingHttpHeaders): Failure | undefine
   if (upgrade === undefined || upgrade === "") return undefined;
   const protocols = upgrade.split(",").map((p) => p.trim().toLowerCase());
   if (protocols.every((p) => p === "h2c" || p === "")) return undefined;
-  return { status: 501, code: UNSUPPORTED, reason: "the broker does not upgrade connections (WebSocket and other protocols): send plain requests, or h2c with prior knowledge" };
+  return {
+    status: 501,
+    code: UNSUPPORTED,
+    reason: "the broker does not upgrade connections (WebSocket and other protocols): send plain requests, or h2c with prior knowledge",
+  };
 }
 
-export const CONNECT_REFUSED: Failure = { status: 501, code: "ERR_DIALTONE_BROKER_UNSUPPORTED", reason: "the broker forwards requests, it is not a tunnel: CONNECT is not supported" };
+export const CONNECT_REFUSED: Failure = {
+  status: 501,
+  code: "ERR_DIALTONE_BROKER_UNSUPPORTED",
+  reason: "the broker forwards requests, it is not a tunnel: CONNECT is not supported",
+};
 
 /**
  * Cross-site requests: a browser sends `Origin` with a page's cross-origin
@@ -60,5 +68,13 @@ export function originRefused(headers: IncomingHttpHeaders, allowOrigins: Readon
 }
 
 const UNSUPPORTED = "ERR_DIALTONE_BROKER_UNSUPPORTED";
-const AMBIGUOUS_HOST_H1: Failure = { status: 400, code: "ERR_DIALTONE_BAD_REQUEST", reason: "more than one Host header: ambiguous target (RFC 9112 section 3.2)" };
-const AMBIGUOUS_HOST_H2: Failure = { status: 400, code: "ERR_DIALTONE_BAD_REQUEST", reason: "the host header names another authority than :authority (RFC 9113 section 8.3.1)" };
+const AMBIGUOUS_HOST_H1: Failure = {
+  status: 400,
+  code: "ERR_DIALTONE_BAD_REQUEST",
+  reason: "more than one Host header: ambiguous target (RFC 9112 section 3.2)",
+};
+const AMBIGUOUS_HOST_H2: Failure = {
+  status: 400,
+  code: "ERR_DIALTONE_BAD_REQUEST",
+  reason: "the host header names another authority than :authority (RFC 9113 section 8.3.1)",
+};

@@ -20,7 +20,13 @@ const DURATION_TEXT = /^\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h)\s*$/;
  * check runs again — so the library, not a list kept here, says which
  * options are durations. Errors are re-rooted at `upstreams.<name>.…`.
  */
-export function resolveChannelOptions(path: string, kind: "http2" | "nats", target: string, name: string, raw: Record<string, unknown>): Record<string, unknown> {
+export function resolveChannelOptions(
+  path: string,
+  kind: "http2" | "nats",
+  target: string,
+  name: string,
+  raw: Record<string, unknown>,
+): Record<string, unknown> {
   const options = copyPlain(raw) as Record<string, unknown>;
   for (const k of BROKER_UPSTREAM_KEYS) delete options[k];
   if (kind === "http2" && options.tls !== undefined) options.tls = http2Tls(`${path}.tls`, options.tls);
@@ -110,4 +116,3 @@ function http2Tls(option: string, raw: unknown): Record<string, unknown> {
   }
   return out;
 }
-

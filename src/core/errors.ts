@@ -150,8 +150,7 @@ export class QueueFullError extends DialtoneError {
   constructor(target: string, limit: number, lastError: Error | undefined) {
     super(
       "ERR_DIALTONE_QUEUE_FULL",
-      `${target}: ${limit} requests already waiting for a usable member` +
-        (lastError ? `; last connection error: ${lastError.message}` : ""),
+      `${target}: ${limit} requests already waiting for a usable member` + (lastError ? `; last connection error: ${lastError.message}` : ""),
       { cause: lastError },
     );
     this.target = target;
@@ -190,8 +189,7 @@ export class GaveUpError extends DialtoneError {
   constructor(what: string, timeoutMs: number, attempts: number, cause: unknown) {
     super(
       "ERR_DIALTONE_GAVE_UP",
-      `${what}: gave up after ${attempts} attempts over ${ms(timeoutMs)}` +
-        (cause instanceof Error ? `; last error: ${cause.message}` : ""),
+      `${what}: gave up after ${attempts} attempts over ${ms(timeoutMs)}` + (cause instanceof Error ? `; last error: ${cause.message}` : ""),
       { cause },
     );
     this.attempts = attempts;
@@ -204,14 +202,7 @@ export class RequestError extends DialtoneError {
   readonly address: string | undefined;
   /** True when the protocol proves the peer did not process the request. */
   readonly unprocessed: boolean;
-  constructor(
-    code: DialtoneErrorCode,
-    target: string,
-    address: string | undefined,
-    message: string,
-    unprocessed: boolean,
-    options?: { cause?: unknown },
-  ) {
+  constructor(code: DialtoneErrorCode, target: string, address: string | undefined, message: string, unprocessed: boolean, options?: { cause?: unknown }) {
     super(code, `${target}${address ? ` (${address})` : ""}: ${message}`, options);
     this.target = target;
     this.address = address;

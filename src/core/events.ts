@@ -77,7 +77,15 @@ export type ChannelEvent =
    * a malformed answer). It keeps `kept` addresses from its last good
    * answer; the lookup itself may still have succeeded on the other family.
    */
-  | { type: "resolve-family-failed"; name: string; family: "ipv4" | "ipv6" | "srv"; answer: DnsAnswerKind; server: string | undefined; kept: number; message: string }
+  | {
+      type: "resolve-family-failed";
+      name: string;
+      family: "ipv4" | "ipv6" | "srv";
+      answer: DnsAnswerKind;
+      server: string | undefined;
+      kept: number;
+      message: string;
+    }
   | { type: "connect-attempt"; slot: number; address: string; attempt: number }
   | { type: "connect-ok"; member: MemberInfo; rtt: number }
   /** A connection exists and joined the pool (state connecting). */
@@ -107,7 +115,16 @@ export type ChannelEvent =
    * `hedgeWon`: the answer came from one of those; `address`: the member
    * that answered (or failed last).
    */
-  | { type: "request"; outcome: RequestOutcome; durationMs: number; retries: number; hedges: number; hedgeWon: boolean; code: string | undefined; address: string | undefined }
+  | {
+      type: "request";
+      outcome: RequestOutcome;
+      durationMs: number;
+      retries: number;
+      hedges: number;
+      hedgeWon: boolean;
+      code: string | undefined;
+      address: string | undefined;
+    }
   /**
    * A retry (or hedge) was not sent because the channel's retry budget was
    * spent (`hedge-load`: a hedge held back by `hedge.maxExtraLoad`, said once

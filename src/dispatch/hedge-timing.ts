@@ -73,7 +73,10 @@ export class HedgeTiming {
   constructor(options: HedgeOptions, now?: () => number) {
     this.max = options.max;
     this.#fixed = options.delay === "p95" ? undefined : options.delay;
-    this.#load = options.maxExtraLoad === false ? undefined : new RetryBudget({ ratio: options.maxExtraLoad, minPerSecond: LOAD_MIN_PER_SECOND, window: LOAD_WINDOW_MS }, now, "floor");
+    this.#load =
+      options.maxExtraLoad === false
+        ? undefined
+        : new RetryBudget({ ratio: options.maxExtraLoad, minPerSecond: LOAD_MIN_PER_SECOND, window: LOAD_WINDOW_MS }, now, "floor");
   }
 
   /**
@@ -159,10 +162,14 @@ export function resolveHedge(input: unknown): HedgeOptions | undefined {
   const o = requireObject("hedge", input);
   checkKeys("hedge", o, ["delay", "max", "maxExtraLoad"]);
   const delay = o.delay ?? "p95";
-  if (delay !== "p95" && typeof delay !== "number") throw new ConfigError("hedge.delay", `expected a number of milliseconds or "p95", got ${describeType(delay)}`, "duration");
+  if (delay !== "p95" && typeof delay !== "number")
+    throw new ConfigError("hedge.delay", `expected a number of milliseconds or "p95", got ${describeType(delay)}`, "duration");
   const load = o.maxExtraLoad ?? (delay === "p95" ? DEFAULT_MAX_EXTRA_LOAD : false);
   if (load !== false && (typeof load !== "number" || !(load > 0 && load <= 1))) {
-    throw new ConfigError("hedge.maxExtraLoad", `expected a share of calls above 0 and at most 1 (0.05: 5 %), or false, got ${typeof load === "number" ? String(load) : describeType(load)}`);
+    throw new ConfigError(
+      "hedge.maxExtraLoad",
+      `expected a share of calls above 0 and at most 1 (0.05: 5 %), or false, got ${typeof load === "number" ? String(load) : describeType(load)}`,
+    );
   }
   return {
     delay: delay === "p95" ? delay : requirePositiveDuration("hedge.delay", delay),

@@ -30,7 +30,13 @@ interface Running<C> {
  * Each attempt goes through the same steps as the plain pipeline's
  * (attempt.ts); this file only decides when attempts go out and which wins.
  */
-export function hedgedAttempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined, timing: HedgeTiming): Promise<T> {
+export function hedgedAttempts<C, T>(
+  source: LeaseSource<C>,
+  o: DispatchOptions,
+  attempt: Attempt<C, T>,
+  trace: Trace | undefined,
+  timing: HedgeTiming,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject).start());
 }
 

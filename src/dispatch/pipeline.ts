@@ -22,7 +22,8 @@ export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSour
 export function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOptions, attempt: Attempt<C, T>): Promise<T> {
   const run = options.hedge && options.idempotent === true && source.tryAcquire ? options.hedge : undefined;
   // Outcome events cost an allocation per call, so only when someone listens.
-  const trace: Trace | undefined = source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: source.clock.now() };
+  const trace: Trace | undefined =
+    source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: source.clock.now() };
   if (!run) return attempts(source, options, attempt, trace);
   return trace ? tracedHedge(source, options, attempt, trace) : hedged(source, options, attempt, undefined);
 }

@@ -79,7 +79,8 @@ function resolveAppCheck(input: unknown, prefix: string): AppCheck {
     const g = requireObject(`${prefix}.grpc`, c.grpc);
     checkKeys(`${prefix}.grpc`, g, ["service"]);
     const service = g.service ?? "";
-    if (typeof service !== "string" || !/^[A-Za-z0-9_.]*$/.test(service)) throw new ConfigError(`${prefix}.grpc.service`, "expected a gRPC service name such as \"\" or \"pkg.Service\"");
+    if (typeof service !== "string" || !/^[A-Za-z0-9_.]*$/.test(service))
+      throw new ConfigError(`${prefix}.grpc.service`, 'expected a gRPC service name such as "" or "pkg.Service"');
     return { grpc: { service } };
   }
   const h = requireObject(`${prefix}.http`, c.http);

@@ -157,14 +157,22 @@ export class ChannelMetrics {
     if (!sets.has(key)) sets.set(key, labels);
   }
 
-  #inc(metric: { inc(labels: Record<string, string>, value?: number): void; remove(labels: Record<string, string>): void }, extra: Record<string, string>, by = 1): void {
+  #inc(
+    metric: { inc(labels: Record<string, string>, value?: number): void; remove(labels: Record<string, string>): void },
+    extra: Record<string, string>,
+    by = 1,
+  ): void {
     if (this.#closed) return;
     const labels = this.#labels(extra);
     this.#track(metric, labels);
     metric.inc(labels, by);
   }
 
-  #observe(metric: { observe(labels: Record<string, string>, value: number): void; remove(labels: Record<string, string>): void }, extra: Record<string, string>, value: number): void {
+  #observe(
+    metric: { observe(labels: Record<string, string>, value: number): void; remove(labels: Record<string, string>): void },
+    extra: Record<string, string>,
+    value: number,
+  ): void {
     if (this.#closed) return;
     const labels = this.#labels(extra);
     this.#track(metric, labels);

@@ -65,10 +65,14 @@ export class Families {
         },
       });
     };
-    gauge("dialtone_members_wanted", "Members the channel keeps warm now (its members option; within { min, max } it follows load).", (s, set) => set(s.stats().wanted));
+    gauge("dialtone_members_wanted", "Members the channel keeps warm now (its members option; within { min, max } it follows load).", (s, set) =>
+      set(s.stats().wanted),
+    );
     gauge("dialtone_members_current", "Members that exist now, in any state but closed.", (s, set) => set(s.stats().members.length));
     gauge("dialtone_members_healthy", "Members that are ready: connected and answering PINGs.", (s, set) => set(s.stats().ready));
-    gauge("dialtone_channel_connected", "1 when the channel has at least one usable member, else 0.", (s, set) => set(s.stats().status === "connected" ? 1 : 0));
+    gauge("dialtone_channel_connected", "1 when the channel has at least one usable member, else 0.", (s, set) =>
+      set(s.stats().status === "connected" ? 1 : 0),
+    );
     gauge("dialtone_channel_degraded", "1 while the channel is in degraded mode, else 0.", (s, set) => set(s.stats().degraded ? 1 : 0));
     gauge("dialtone_resolved_addresses", "Addresses the channel's discovery currently returns.", (s, set) => set(s.stats().addresses.length));
     new Gauge({
@@ -85,11 +89,37 @@ export class Families {
         }
       },
     });
-    this.statusChanges = new Counter({ name: "dialtone_status_changes_total", help: "Channel status changes, by the status entered.", labelNames: ["channel", "status"], registers });
-    this.degradedEpisodes = new Counter({ name: "dialtone_degraded_episodes_total", help: "Times the channel entered degraded mode.", labelNames: ["channel"], registers });
-    this.pingRtt = new Histogram({ name: "dialtone_ping_rtt_seconds", help: "PING/PONG round trip of members, seconds (address label only when opted in).", labelNames: ["channel", "address"], buckets: PING_BUCKETS, registers });
-    this.pingFailures = new Counter({ name: "dialtone_ping_failures_total", help: "PINGs that failed or got no PONG in time (address label only when opted in).", labelNames: ["channel", "address"], registers });
-    this.connects = new Counter({ name: "dialtone_connects_total", help: "Member dials, by result (ok, error).", labelNames: ["channel", "result", "address"], registers });
+    this.statusChanges = new Counter({
+      name: "dialtone_status_changes_total",
+      help: "Channel status changes, by the status entered.",
+      labelNames: ["channel", "status"],
+      registers,
+    });
+    this.degradedEpisodes = new Counter({
+      name: "dialtone_degraded_episodes_total",
+      help: "Times the channel entered degraded mode.",
+      labelNames: ["channel"],
+      registers,
+    });
+    this.pingRtt = new Histogram({
+      name: "dialtone_ping_rtt_seconds",
+      help: "PING/PONG round trip of members, seconds (address label only when opted in).",
+      labelNames: ["channel", "address"],
+      buckets: PING_BUCKETS,
+      registers,
+    });
+    this.pingFailures = new Counter({
+      name: "dialtone_ping_failures_total",
+      help: "PINGs that failed or got no PONG in time (address label only when opted in).",
+      labelNames: ["channel", "address"],
+      registers,
+    });
+    this.connects = new Counter({
+      name: "dialtone_connects_total",
+      help: "Member dials, by result (ok, error).",
+      labelNames: ["channel", "result", "address"],
+      registers,
+    });
     this.evictions = new Counter({
       name: "dialtone_evictions_total",
       help: "Members taken out of service, by reason (unhealthy, peer_closed, goaway, lame_duck, address_removed, rebalanced, surplus).",
@@ -97,8 +127,18 @@ export class Families {
       registers,
     });
     this.reconnectAttempts = reconnectAttemptsFor(registry);
-    this.reconnectGiveups = new Counter({ name: "dialtone_reconnect_giveups_total", help: "Member slots that gave up after their backoff timeout.", labelNames: ["channel"], registers });
-    this.resolves = new Counter({ name: "dialtone_resolves_total", help: "Address resolutions, by result (ok, error).", labelNames: ["channel", "result"], registers });
+    this.reconnectGiveups = new Counter({
+      name: "dialtone_reconnect_giveups_total",
+      help: "Member slots that gave up after their backoff timeout.",
+      labelNames: ["channel"],
+      registers,
+    });
+    this.resolves = new Counter({
+      name: "dialtone_resolves_total",
+      help: "Address resolutions, by result (ok, error).",
+      labelNames: ["channel", "result"],
+      registers,
+    });
     this.resolveFamilyFailures = new Counter({
       name: "dialtone_resolve_family_failures_total",
       help: "DNS families (ipv4, ipv6, srv) that failed in a lookup, by answer (timeout, servfail, refused, notimp, formerr, malformed, error); the family kept its last good addresses.",
@@ -166,14 +206,24 @@ export class Families {
       labelNames: ["channel", "kind"],
       registers,
     });
-    this.messagesDropped = new Counter({ name: "dialtone_messages_dropped_total", help: "Messages dropped because a subscription's reader fell behind its bounded buffer.", labelNames: ["channel"], registers });
+    this.messagesDropped = new Counter({
+      name: "dialtone_messages_dropped_total",
+      help: "Messages dropped because a subscription's reader fell behind its bounded buffer.",
+      labelNames: ["channel"],
+      registers,
+    });
     this.memberCountChanges = new Counter({
       name: "dialtone_member_count_changes_total",
       help: "Times members that follow load grew or shrank the member count, by direction (up, down).",
       labelNames: ["channel", "direction"],
       registers,
     });
-    this.requestDuration = new TallyHistogram(registry, "dialtone_request_duration_seconds", "Whole-request duration including waiting and retries, seconds.", tallies);
+    this.requestDuration = new TallyHistogram(
+      registry,
+      "dialtone_request_duration_seconds",
+      "Whole-request duration including waiting and retries, seconds.",
+      tallies,
+    );
   }
 }
 

@@ -32,13 +32,15 @@ export class ReconnectFamilies {
     };
     gauge("dialtone_reconnect_connected", "1 while the Reconnect handle holds a live connection, else 0.", (s) => (s.status === "connected" ? 1 : 0));
     gauge("dialtone_reconnect_gave_up", "1 once the Reconnect handle gave up after its backoff timeout, else 0.", (s) => (s.gaveUp ? 1 : 0));
-    gauge("dialtone_reconnect_backoff_seconds", "The backoff delay now being waited before the next attempt, seconds; 0 when connected or dialing.", (s) => s.backoffDelay / 1000);
+    gauge(
+      "dialtone_reconnect_backoff_seconds",
+      "The backoff delay now being waited before the next attempt, seconds; 0 when connected or dialing.",
+      (s) => s.backoffDelay / 1000,
+    );
     // 0 rather than absent while disconnected: the series then exists exactly as
     // long as the handle reports, so absent() means "not reporting", never "down".
-    gauge(
-      "dialtone_reconnect_connected_since_seconds",
-      "Unix time the live connection was made, seconds; 0 while disconnected.",
-      (s) => (s.connectedSince === undefined ? 0 : s.connectedSince / 1000),
+    gauge("dialtone_reconnect_connected_since_seconds", "Unix time the live connection was made, seconds; 0 while disconnected.", (s) =>
+      s.connectedSince === undefined ? 0 : s.connectedSince / 1000,
     );
     this.statusChanges = new Counter({
       name: "dialtone_reconnect_status_changes_total",
@@ -47,7 +49,12 @@ export class ReconnectFamilies {
       registers,
     });
     this.attempts = reconnectAttemptsFor(registry);
-    this.failures = new Counter({ name: "dialtone_reconnect_failures_total", help: "Failed dial attempts of a Reconnect handle.", labelNames: ["name"], registers });
+    this.failures = new Counter({
+      name: "dialtone_reconnect_failures_total",
+      help: "Failed dial attempts of a Reconnect handle.",
+      labelNames: ["name"],
+      registers,
+    });
   }
 }
 

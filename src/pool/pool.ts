@@ -92,10 +92,7 @@ export class Pool<C = unknown> {
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
     // Loads read the pool's clock, so a fake clock in tests reaches the decay too.
-    this.#newLoad =
-      options.balancer === "peak-ewma"
-        ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt })
-        : () => new InFlight();
+    this.#newLoad = options.balancer === "peak-ewma" ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt }) : () => new InFlight();
     this.#suspect = options.suspect?.enabled ? options.suspect : undefined;
     this.#outlier = options.outlier;
   }

@@ -125,13 +125,18 @@ function records(list: unknown, target: string): DnsRecord[] {
   if (!Array.isArray(list)) throw new ResolveError(target, "malformed DNS message (a record section is not a list)");
   const out: DnsRecord[] = [];
   for (const r of list as Array<Record<string, unknown> | null>) {
-    if (!r || typeof r.name !== "string" || typeof r.type !== "string") throw new ResolveError(target, "malformed DNS message (a record without a name or type)");
+    if (!r || typeof r.name !== "string" || typeof r.type !== "string")
+      throw new ResolveError(target, "malformed DNS message (a record without a name or type)");
     // OPT (EDNS) is a pseudo-record: it has no TTL and is never used as an answer.
     if (r.type === "OPT") continue;
-    if (typeof r.ttl !== "number" || !Number.isInteger(r.ttl) || r.ttl < 0) throw new ResolveError(target, `malformed DNS message (${r.type} record for ${r.name} has TTL ${String(r.ttl)})`);
+    if (typeof r.ttl !== "number" || !Number.isInteger(r.ttl) || r.ttl < 0)
+      throw new ResolveError(target, `malformed DNS message (${r.type} record for ${r.name} has TTL ${String(r.ttl)})`);
     const family = r.type === "A" ? 4 : r.type === "AAAA" ? 6 : 0;
     if (family !== 0 && (typeof r.data !== "string" || isIP(r.data) !== family)) {
-      throw new ResolveError(target, `malformed DNS message (${r.type} record for ${r.name} holds ${JSON.stringify(String(r.data))}, not an IPv${family} address)`);
+      throw new ResolveError(
+        target,
+        `malformed DNS message (${r.type} record for ${r.name} holds ${JSON.stringify(String(r.data))}, not an IPv${family} address)`,
+      );
     }
     out.push({ name: r.name, type: r.type, ttl: r.ttl, data: r.data });
   }

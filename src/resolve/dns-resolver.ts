@@ -40,8 +40,20 @@ export interface DnsResolverOptions {
 
 /** Every key of DnsResolverOptions, so an unknown (misspelt) one is refused by name. */
 export const DNS_OPTION_KEYS: Readonly<Record<keyof DnsResolverOptions, true>> = {
-  nameservers: true, search: true, ndots: true, timeout: true, attempts: true, rotate: true, resolvConf: true,
-  hostsFile: true, hostsTtl: true, family: true, minTtl: true, maxTtl: true, retryInitial: true, retryMax: true,
+  nameservers: true,
+  search: true,
+  ndots: true,
+  timeout: true,
+  attempts: true,
+  rotate: true,
+  resolvConf: true,
+  hostsFile: true,
+  hostsTtl: true,
+  family: true,
+  minTtl: true,
+  maxTtl: true,
+  retryInitial: true,
+  retryMax: true,
 };
 
 interface Lookup {
@@ -225,7 +237,9 @@ export class DnsResolver implements Resolver {
       return { addresses: ips.map((ip) => ipAddress(ip, port, this.target)), ttl: Number.POSITIVE_INFINITY, empty: false };
     }
     if (this.#hostsFile !== false) {
-      const ips = readHosts(this.#hostsFile).get(lower)?.filter((ip) => this.#family === 0 || isIP(ip) === this.#family);
+      const ips = readHosts(this.#hostsFile)
+        .get(lower)
+        ?.filter((ip) => this.#family === 0 || isIP(ip) === this.#family);
       if (ips && ips.length > 0) return { addresses: ips.map((ip) => ipAddress(ip, port, this.target)), ttl: this.#hostsTtl, empty: false };
     }
     let emptyTtl = Number.POSITIVE_INFINITY;
@@ -317,7 +331,14 @@ export class DnsResolver implements Resolver {
       const srvs = resp.rcode === "NXDOMAIN" ? [] : resp.answers.filter((r) => r.type === "SRV" && isSrvData(r.data));
       if (srvs.length === 0) {
         const answer = resp.rcode === "NXDOMAIN" ? "nxdomain" : "nodata";
-        notes.answers.push({ name: candidate, type: "SRV", answer, server, kept: 0, message: `${server} answered ${answer.toUpperCase()} for ${candidate} SRV` });
+        notes.answers.push({
+          name: candidate,
+          type: "SRV",
+          answer,
+          server,
+          kept: 0,
+          message: `${server} answered ${answer.toUpperCase()} for ${candidate} SRV`,
+        });
         emptyTtl = Math.min(emptyTtl, negativeTtl(resp));
         continue;
       }

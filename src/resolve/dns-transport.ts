@@ -35,7 +35,14 @@ function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
     const timer = setTimeout(() => {
       const why = ignored > 0 ? `; ignored ${ignored} bad answer(s), last: ${lastProblem}` : "";
       // Only bad datagrams came back: the answer was malformed (or cut), not missing.
-      done(new DnsQueryError(target, `no answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms${why}`, ignored > 0 ? "malformed" : "timeout", serverKey(server)));
+      done(
+        new DnsQueryError(
+          target,
+          `no answer from ${serverKey(server)} for ${name} ${type} within ${timeoutMs} ms${why}`,
+          ignored > 0 ? "malformed" : "timeout",
+          serverKey(server),
+        ),
+      );
     }, timeoutMs);
     socket.on("error", (err) => done(new DnsQueryError(target, `UDP to ${serverKey(server)}: ${err.message}`, "error", serverKey(server), { cause: err })));
     socket.on("message", (msg, rinfo) => {
@@ -72,10 +79,15 @@ function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
       else resolve(res as DnsResponse);
     };
     const key = serverKey(server);
-    const timer = setTimeout(() => done(new DnsQueryError(target, `no TCP answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new DnsQueryError(target, `no TCP answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)),
+      timeoutMs,
+    );
     socket.on("error", (err) => done(new DnsQueryError(target, `TCP to ${key}: ${err.message}`, "error", key, { cause: err })));
     socket.on("close", () => done(new DnsQueryError(target, `TCP to ${key} closed before a full answer`, "malformed", key)));
-    socket.on("connect", () => socket.write(dnsPacket.streamEncode({ type: "query", id: query.id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] })));
+    socket.on("connect", () =>
+      socket.write(dnsPacket.streamEncode({ type: "query", id: query.id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] })),
+    );
     socket.on("data", (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (buf.length < 2) return;
@@ -87,7 +99,11 @@ function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
         // Over TCP nobody else can inject: a bad answer here is the server's, and final.
         const prefix = `resolving ${target}: `;
         const msg = (err as Error).message;
-        done(new DnsQueryError(target, `${key} sent a bad TCP answer: ${msg.startsWith(prefix) ? msg.slice(prefix.length) : msg}`, "malformed", key, { cause: err }));
+        done(
+          new DnsQueryError(target, `${key} sent a bad TCP answer: ${msg.startsWith(prefix) ? msg.slice(prefix.length) : msg}`, "malformed", key, {
+            cause: err,
+          }),
+        );
       }
     });
   });

@@ -44,11 +44,7 @@ export const SLOT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({
  * Delays and the give-up timeout are bounded by MAX_TIMER_MS: a longer
  * delay would fire at once and turn backoff into a busy redial loop.
  */
-export function resolveBackoff(
-  input: Partial<BackoffOptions> | undefined,
-  defaults: Readonly<BackoffOptions>,
-  prefix = "backoff",
-): BackoffOptions {
+export function resolveBackoff(input: Partial<BackoffOptions> | undefined, defaults: Readonly<BackoffOptions>, prefix = "backoff"): BackoffOptions {
   if (input !== undefined) checkKeys(prefix, requireObject(prefix, input), Object.keys(defaults));
   const b = { ...defaults, ...stripUndefined(input ?? {}) };
   requireDuration(`${prefix}.initial`, b.initial);

@@ -2,8 +2,28 @@ import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
 import { clockTimeout, systemClock, type Clock, type Timer } from "../core/clock.js";
 import { raceSignal } from "../core/abort.js";
-import { ClosedError, ConnectError, DialtoneError, MemberLostError, NoMemberError, NotReadyError, OverloadedError, QueueFullError, ResolveError, asError } from "../core/errors.js";
-import { familyOf, isFailedAnswer, type ChannelEvent, type ConnectionStatus, type DrainReason, type FamilyAnswer, type MemberInfo, type MemberState } from "../core/events.js";
+import {
+  ClosedError,
+  ConnectError,
+  DialtoneError,
+  MemberLostError,
+  NoMemberError,
+  NotReadyError,
+  OverloadedError,
+  QueueFullError,
+  ResolveError,
+  asError,
+} from "../core/errors.js";
+import {
+  familyOf,
+  isFailedAnswer,
+  type ChannelEvent,
+  type ConnectionStatus,
+  type DrainReason,
+  type FamilyAnswer,
+  type MemberInfo,
+  type MemberState,
+} from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
@@ -203,7 +223,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     options.resolver.start({
       onAddresses: (set) => {
         if (this.closed) return;
-        const empty = set.addresses.length > 0 ? undefined : set.answers?.length ? describeAnswers(set.answers) : `${options.resolver.target} returned no addresses`;
+        const empty =
+          set.addresses.length > 0 ? undefined : set.answers?.length ? describeAnswers(set.answers) : `${options.resolver.target} returned no addresses`;
         this.#resolution = { at: this.clock.now(), ttl: set.ttl, error: undefined, empty };
         this.#feed({ type: "addresses", addresses: set.addresses });
         this.events.emit({ type: "resolve", addresses: [...new Set(set.addresses.map(addressKey))], ttl: set.ttl });
@@ -223,7 +244,15 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #familyFailures(answers: readonly FamilyAnswer[] | undefined): void {
     for (const a of answers ?? []) {
       if (!isFailedAnswer(a)) continue;
-      this.events.emit({ type: "resolve-family-failed", name: a.name, family: familyOf(a.type), answer: a.answer, server: a.server, kept: a.kept, message: a.message });
+      this.events.emit({
+        type: "resolve-family-failed",
+        name: a.name,
+        family: familyOf(a.type),
+        answer: a.answer,
+        server: a.server,
+        kept: a.kept,
+        message: a.message,
+      });
     }
   }
 
@@ -375,7 +404,10 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const deadline = this.clock.now() + this.#o.closeGrace;
     while (this.pool.size > 0 && this.clock.now() < deadline) {
       let tick: Timer | undefined;
-      await Promise.race([this.#nextChange(), new Promise<void>((resolve) => (tick = this.clock.setTimeout(resolve, Math.min(50, deadline - this.clock.now()))))]);
+      await Promise.race([
+        this.#nextChange(),
+        new Promise<void>((resolve) => (tick = this.clock.setTimeout(resolve, Math.min(50, deadline - this.clock.now())))),
+      ]);
       tick?.cancel();
     }
     for (const t of [...this.#tracked.values()]) {
@@ -647,7 +679,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     // It finishes its in-flight streams, then closes; within drainTimeout at the latest.
     m.connection.close(true);
     this.#after(this.#o.drainTimeout, () => {
-      if (!t.finished) this.#feed({ type: "lost", member: m.id, error: new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): drain took longer than ${this.#o.drainTimeout} ms`) });
+      if (!t.finished)
+        this.#feed({
+          type: "lost",
+          member: m.id,
+          error: new DialtoneError("ERR_DIALTONE_DRAINING", `${this.target} (${m.key}): drain took longer than ${this.#o.drainTimeout} ms`),
+        });
     });
   }
 
@@ -663,7 +700,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#tracked.delete(m.id);
     t.fail(error ?? new ClosedError(`member ${m.key}`));
     // What the streams still open fail with: the channel's close, or the member's loss and why.
-    if (!t.connClosed) m.connection.close(false, this.closed ? new ClosedError(`channel ${this.target}`) : new MemberLostError(this.target, m.key, reason, { cause: error }));
+    if (!t.connClosed)
+      m.connection.close(false, this.closed ? new ClosedError(`channel ${this.target}`) : new MemberLostError(this.target, m.key, reason, { cause: error }));
   }
 
   /** A timer on the channel's clock that close() cancels if it has not fired. */
@@ -703,7 +741,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     for (const w of ws) w();
   }
 }
-
 
 /** The degraded mode a batch of actions ends in, if it changes it. */
 function degradedIn(actions: readonly Action[]): boolean | undefined {

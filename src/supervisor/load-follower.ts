@@ -72,7 +72,10 @@ export class LoadFollower {
       if (!s.settled || s.size >= this.#o.max || now - this.#highSince < this.#o.growAfter) return undefined;
       // The next member must earn its own period of high load.
       this.#highSince = now;
-      const why = average > target ? `${round1(average)} in flight per member > target ${target}` : `latency ${round1(s.latency ?? 0)} ms > ${LATENCY_RISE} × ${round1(q ?? 0)} ms when quiet`;
+      const why =
+        average > target
+          ? `${round1(average)} in flight per member > target ${target}`
+          : `latency ${round1(s.latency ?? 0)} ms > ${LATENCY_RISE} × ${round1(q ?? 0)} ms when quiet`;
       return { to: s.size + 1, reason: why };
     }
     if (quiet) {

@@ -243,7 +243,13 @@ export class ReconnectLoop<T> implements AsyncDisposable {
 }
 
 const RECONNECT_KEYS: Readonly<Record<keyof ReconnectOptions<unknown>, true>> = {
-  connect: true, lost: true, dispose: true, backoff: true, signal: true, name: true, unref: true,
+  connect: true,
+  lost: true,
+  dispose: true,
+  backoff: true,
+  signal: true,
+  name: true,
+  unref: true,
 };
 
 /**

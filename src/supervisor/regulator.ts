@@ -464,7 +464,8 @@ export class Regulator {
     if (this.#slots.some((s) => s.pending !== undefined)) return undefined;
     const use = this.#use();
     let donor: { key: string; members: number } | undefined;
-    for (const [key, u] of use) if (this.book.has(key) && u.members >= 2 && !u.proving && (!donor || u.members > donor.members)) donor = { key, members: u.members };
+    for (const [key, u] of use)
+      if (this.book.has(key) && u.members >= 2 && !u.proving && (!donor || u.members > donor.members)) donor = { key, members: u.members };
     if (!donor) return undefined;
     let target: { address: Address; members: number; failing: boolean } | undefined;
     let earliest: number | undefined;
@@ -477,7 +478,8 @@ export class Regulator {
       }
       const failing = e.failures > 0;
       // Prefer addresses not known to fail; among equals, the emptiest.
-      if (!target || (target.failing && !failing) || (target.failing === failing && members < target.members)) target = { address: e.address, members, failing };
+      if (!target || (target.failing && !failing) || (target.failing === failing && members < target.members))
+        target = { address: e.address, members, failing };
     }
     if (!target) return earliest;
     let victim: Member | undefined;

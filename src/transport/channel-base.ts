@@ -123,7 +123,11 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
    * where the protocol proves the first attempt unprocessed (or the caller
    * said idempotent), the request event, and errors kept in the taxonomy.
    */
-  protected call<T>(options: CallOptions, limits: { maxRetries: number; acquireTimeout: number; replayable?: () => boolean }, attempt: Attempt<C, T>): Promise<T> {
+  protected call<T>(
+    options: CallOptions,
+    limits: { maxRetries: number; acquireTimeout: number; replayable?: () => boolean },
+    attempt: Attempt<C, T>,
+  ): Promise<T> {
     return dispatch<C, T>(
       this.sup,
       {

@@ -110,8 +110,28 @@ export interface MembersRange {
 }
 
 export const COMMON_KEYS: readonly string[] = [
-  "discovery", "dns", "members", "subset", "health", "backoff", "degraded", "balancer", "acquireTimeout", "maxQueue",
-  "connectTimeout", "closeGrace", "drainTimeout", "readyTimeout", "name", "maxOutstanding", "minHold", "flapWindow", "retryBudget", "hedge", "outlier", "random",
+  "discovery",
+  "dns",
+  "members",
+  "subset",
+  "health",
+  "backoff",
+  "degraded",
+  "balancer",
+  "acquireTimeout",
+  "maxQueue",
+  "connectTimeout",
+  "closeGrace",
+  "drainTimeout",
+  "readyTimeout",
+  "name",
+  "maxOutstanding",
+  "minHold",
+  "flapWindow",
+  "retryBudget",
+  "hedge",
+  "outlier",
+  "random",
 ];
 
 /**
@@ -159,13 +179,15 @@ export function resolveCommon(
   const criticalMin = resolveDegraded(o.degraded, members.min);
   // peak-ewma by default: with decay on read it no longer starves a once-slow member, and bench/slow shows it better.
   const balancer = o.balancer ?? "peak-ewma";
-  if (balancer !== "in-flight" && balancer !== "peak-ewma") throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
+  if (balancer !== "in-flight" && balancer !== "peak-ewma")
+    throw new ConfigError("balancer", `expected "in-flight" or "peak-ewma", got ${JSON.stringify(balancer)}`);
   const name = o.name ?? target;
   if (typeof name !== "string" || name.trim() === "") throw new ConfigError("name", "expected a non-empty string");
   if (o.random !== undefined && typeof o.random !== "function") throw new ConfigError("random", `expected a function, got ${describeType(o.random)}`);
   checkDnsOptions(o.dns, o.discovery);
   const health = resolveHealth(o.health);
-  if (health.check !== undefined && !can.appCheck) throw new ConfigError("health.check", "application checks need an HTTP/2 channel (gRPC or HTTP); this protocol has PING only");
+  if (health.check !== undefined && !can.appCheck)
+    throw new ConfigError("health.check", "application checks need an HTTP/2 channel (gRPC or HTTP); this protocol has PING only");
   return {
     name,
     members,

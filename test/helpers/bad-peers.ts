@@ -49,7 +49,12 @@ export async function blackHole(host: string): Promise<BadPeer> {
   });
   const port = await listen(server, host);
   tracked(server, sockets);
-  return { key: `${host}:${port}`, get accepted() { return accepted; } };
+  return {
+    key: `${host}:${port}`,
+    get accepted() {
+      return accepted;
+    },
+  };
 }
 
 /** Sends an empty HTTP/2 SETTINGS frame, then ignores everything (no SETTINGS ACK, no PONG). */
@@ -66,7 +71,12 @@ export async function silentH2(host: string): Promise<BadPeer> {
   });
   const port = await listen(server, host);
   tracked(server, sockets);
-  return { key: `${host}:${port}`, get accepted() { return accepted; } };
+  return {
+    key: `${host}:${port}`,
+    get accepted() {
+      return accepted;
+    },
+  };
 }
 
 /** A real HTTP/2 server that sends GOAWAY `afterMs` after each handshake and then closes the session. */
@@ -94,7 +104,12 @@ export async function goawayPeer(host: string, afterMs: number): Promise<BadPeer
   });
   const port = await listen(server as unknown as Server, host);
   tracked(server as unknown as Server, sockets);
-  return { key: `${host}:${port}`, get accepted() { return accepted; } };
+  return {
+    key: `${host}:${port}`,
+    get accepted() {
+      return accepted;
+    },
+  };
 }
 
 export async function closeBadPeers(): Promise<void> {

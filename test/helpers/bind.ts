@@ -11,30 +11,36 @@ import { startDnsChild, systemBinary, zoneFileName, type DnsChild, type DnsChild
  * /run is touched.
  */
 export function startBind(config: DnsChildConfig, probe: string): Promise<DnsChild> {
-  return startDnsChild("named", systemBinary("named", "bind9"), config, (dir, port, c) => {
-    const lines = [
-      "options {",
-      `  directory "${dir}";`,
-      `  pid-file "${join(dir, "named.pid")}";`,
-      `  session-keyfile "${join(dir, "session.key")}";`,
-      `  managed-keys-directory "${dir}";`,
-      `  listen-on port ${port} { 127.0.0.1; };`,
-      "  listen-on-v6 { none; };",
-      "  recursion yes;",
-      "  allow-query { any; };",
-      "  allow-recursion { any; };",
-      "  dnssec-validation no;",
-      "  notify no;",
-      "};",
-      "controls { };",
-    ];
-    for (const origin of Object.keys(c.zones)) lines.push(`zone "${origin}" { type primary; file "${zoneFileName(origin)}"; };`);
-    for (const [zone, server] of Object.entries(c.forwards ?? {})) {
-      const [host, p] = server.split(":");
-      lines.push(`zone "${zone}" { type forward; forward only; forwarders { ${host} port ${p}; }; };`);
-    }
-    const file = join(dir, "named.conf");
-    writeFileSync(file, lines.join("\n") + "\n");
-    return ["-g", "-4", "-n", "1", "-c", file];
-  }, probe);
+  return startDnsChild(
+    "named",
+    systemBinary("named", "bind9"),
+    config,
+    (dir, port, c) => {
+      const lines = [
+        "options {",
+        `  directory "${dir}";`,
+        `  pid-file "${join(dir, "named.pid")}";`,
+        `  session-keyfile "${join(dir, "session.key")}";`,
+        `  managed-keys-directory "${dir}";`,
+        `  listen-on port ${port} { 127.0.0.1; };`,
+        "  listen-on-v6 { none; };",
+        "  recursion yes;",
+        "  allow-query { any; };",
+        "  allow-recursion { any; };",
+        "  dnssec-validation no;",
+        "  notify no;",
+        "};",
+        "controls { };",
+      ];
+      for (const origin of Object.keys(c.zones)) lines.push(`zone "${origin}" { type primary; file "${zoneFileName(origin)}"; };`);
+      for (const [zone, server] of Object.entries(c.forwards ?? {})) {
+        const [host, p] = server.split(":");
+        lines.push(`zone "${zone}" { type forward; forward only; forwarders { ${host} port ${p}; }; };`);
+      }
+      const file = join(dir, "named.conf");
+      writeFileSync(file, lines.join("\n") + "\n");
+      return ["-g", "-4", "-n", "1", "-c", file];
+    },
+    probe,
+  );
 }

@@ -36,12 +36,18 @@ process.on("exit", () => {
 const started = new Set<BrokerProcess>();
 
 /** `umask`: start the broker under this umask (through /bin/sh, which execs node: the pid is the broker's). */
-export async function startBroker(config: string, args: string[] = [], env: Record<string, string> = {}, opts: { umask?: string } = {}): Promise<BrokerProcess> {
+export async function startBroker(
+  config: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  opts: { umask?: string } = {},
+): Promise<BrokerProcess> {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-broker-"));
   const configPath = join(dir, "broker.yaml");
   writeFileSync(configPath, config);
   const argv = [CLI, "broker", "--config", configPath, ...args];
-  const [cmd, cmdArgs] = opts.umask === undefined ? [process.execPath, argv] : ["/bin/sh", ["-c", `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const [cmd, cmdArgs] =
+    opts.umask === undefined ? [process.execPath, argv] : ["/bin/sh", ["-c", `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, ...argv]];
   const child = spawn(cmd, cmdArgs, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { PATH: process.env.PATH ?? "", ...env },

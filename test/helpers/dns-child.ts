@@ -129,7 +129,12 @@ async function startOnce(
 }
 
 /** SIGSTOP/SIGCONT and a stop that reaps the child (SIGTERM, then SIGKILL after 3 s) and removes its folder. */
-export function childControls(child: ChildProcess, exited: Promise<void>, live: Set<ChildProcess>, dir: string): { freeze(): void; thaw(): void; stop(): Promise<void> } {
+export function childControls(
+  child: ChildProcess,
+  exited: Promise<void>,
+  live: Set<ChildProcess>,
+  dir: string,
+): { freeze(): void; thaw(): void; stop(): Promise<void> } {
   return {
     freeze() {
       child.kill("SIGSTOP");

@@ -91,7 +91,10 @@ async function startOnce(hosts: string[], ttlSeconds: number, extraArgs: string[
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`dnsmasq exited: ${stderr}`);
     }
-    const ok = await askServer({ host: "127.0.0.1", port }, "ready.check", "A", 200, "dnsmasq").then(() => true, () => false);
+    const ok = await askServer({ host: "127.0.0.1", port }, "ready.check", "A", 200, "dnsmasq").then(
+      () => true,
+      () => false,
+    );
     if (ok) break;
     if (performance.now() > deadline) {
       child.kill("SIGKILL");

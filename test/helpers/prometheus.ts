@@ -47,7 +47,16 @@ async function startOnce(target: string): Promise<PrometheusServer> {
   const config = join(dir, "prometheus.yml");
   writeFileSync(
     config,
-    ["global:", "  scrape_interval: 1s", "  evaluation_interval: 1s", "scrape_configs:", "  - job_name: dialtone-test", "    static_configs:", `      - targets: ["${target}"]`, ""].join("\n"),
+    [
+      "global:",
+      "  scrape_interval: 1s",
+      "  evaluation_interval: 1s",
+      "scrape_configs:",
+      "  - job_name: dialtone-test",
+      "    static_configs:",
+      `      - targets: ["${target}"]`,
+      "",
+    ].join("\n"),
   );
   const child: ChildProcess = spawn(
     "prometheus",
@@ -74,7 +83,10 @@ async function startOnce(target: string): Promise<PrometheusServer> {
       await stop();
       throw new Error(`prometheus exited at start: ${stderr}`);
     }
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (performance.now() > deadline) {
       await stop();

@@ -73,7 +73,10 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * frames to `write`, and may cut the TCP connection with `drop` (a peer that
  * vanishes mid-response).
  */
-export async function startRawH2Server(host: string, onRequest: (streamId: number, write: (b: Buffer) => void, drop: () => void) => void): Promise<RawH2Server> {
+export async function startRawH2Server(
+  host: string,
+  onRequest: (streamId: number, write: (b: Buffer) => void, drop: () => void) => void,
+): Promise<RawH2Server> {
   let requests = 0;
   const resets: Array<{ streamId: number; code: number }> = [];
   const sockets = new Set<net.Socket>();

@@ -102,7 +102,10 @@ export async function startH2o(host: string, docroot: string, opts: { port?: num
   const conf = join(dir, "h2o.conf");
   // Run as ourselves: h2o started as root otherwise switches to "nobody", who cannot write here.
   const user = process.getuid?.() === 0 ? "user: root\n" : "";
-  writeFileSync(conf, `${user}listen:\n  host: ${host}\n  port: ${port}\nerror-log: ${join(dir, "error.log")}\nhosts:\n  default:\n    paths:\n      /:\n        file.dir: ${docroot}\n`);
+  writeFileSync(
+    conf,
+    `${user}listen:\n  host: ${host}\n  port: ${port}\nerror-log: ${join(dir, "error.log")}\nhosts:\n  default:\n    paths:\n      /:\n        file.dir: ${docroot}\n`,
+  );
   const child = spawn("h2o", ["-c", conf], { stdio: "ignore" });
   await waitListening(host, port, child);
   return handle("h2o", child, host, port, docroot);

@@ -81,7 +81,8 @@ export async function startRecordingBackend(host = "127.0.0.1"): Promise<Recordi
           continue;
         }
         if (e.ev === "request") {
-          if (!records.has(e.path)) records.set(e.path, { path: e.path, method: e.method as string, bytes: 0, endStream: false, rstCode: undefined, closed: false });
+          if (!records.has(e.path))
+            records.set(e.path, { path: e.path, method: e.method as string, bytes: 0, endStream: false, rstCode: undefined, closed: false });
           continue;
         }
         const r = records.get(e.path);

@@ -193,14 +193,17 @@ export class SimConnector implements Connector<SimConnection> {
         // TCP connects (the kernel answers) but the peer never speaks: the dial times out.
         timer = this.clock.world(() => settle(() => reject(new ConnectError(TARGET, key, `connect timed out after ${CONNECT_TIMEOUT} ms`))), CONNECT_TIMEOUT);
       } else {
-        timer = this.clock.world(() => {
-          settle(() => {
-            if (peer.state === "down") return reject(new ConnectError(TARGET, key, "ECONNREFUSED"));
-            const conn = new SimConnection(peer, this.clock);
-            if (peer.flapAfter !== undefined) this.clock.world(() => conn.drop(), peer.flapAfter * (0.5 + this.random()));
-            resolve(conn);
-          });
-        }, 1 + Math.floor(this.random() * 3));
+        timer = this.clock.world(
+          () => {
+            settle(() => {
+              if (peer.state === "down") return reject(new ConnectError(TARGET, key, "ECONNREFUSED"));
+              const conn = new SimConnection(peer, this.clock);
+              if (peer.flapAfter !== undefined) this.clock.world(() => conn.drop(), peer.flapAfter * (0.5 + this.random()));
+              resolve(conn);
+            });
+          },
+          1 + Math.floor(this.random() * 3),
+        );
       }
     });
   }

@@ -12,7 +12,10 @@ export function http2Supervisor(backends: Backend[], over: Partial<SupervisorOpt
   const target = `http://svc.test:${backends[0]!.port}`;
   return new Supervisor<Http2Connection>({
     target,
-    resolver: new StaticResolver("static:///", backends.map((b) => ({ host: b.host, port: b.port, family: 4 }))),
+    resolver: new StaticResolver(
+      "static:///",
+      backends.map((b) => ({ host: b.host, port: b.port, family: 4 })),
+    ),
     connector: new Http2Connector({ url: new URL(target), target, tls: {}, connectTimeout: 2000 }),
     members: fixedMembers(backends.length),
     health: resolveHealth({}),

@@ -12,7 +12,12 @@ const { open } = channelFixture();
 afterEach(stopRealServers);
 
 async function channelOver(servers: RealServer[], extra: Record<string, unknown> = {}): Promise<ReturnType<typeof open>> {
-  const ch = open({ target: `http://grpc.test:${servers[0]!.port}`, discovery: `static:///${servers.map((s) => s.key).join(",")}`, members: servers.length, ...extra });
+  const ch = open({
+    target: `http://grpc.test:${servers[0]!.port}`,
+    discovery: `static:///${servers.map((s) => s.key).join(",")}`,
+    members: servers.length,
+    ...extra,
+  });
   await ch.ready(AbortSignal.timeout(10_000));
   return ch;
 }
@@ -50,7 +55,10 @@ describe("dialtone/connect: Connect and gRPC clients over a channel (Python gRPC
     const servers = [await startConnectServer("127.0.0.2"), await startConnectServer("127.0.0.3")];
     const ch = await channelOver(servers);
     const sessionManager = createSessionManager(ch);
-    for (const transport of [createConnectTransport({ baseUrl: ch.target, httpVersion: "2", sessionManager }), createGrpcTransport({ baseUrl: ch.target, sessionManager })]) {
+    for (const transport of [
+      createConnectTransport({ baseUrl: ch.target, httpVersion: "2", sessionManager }),
+      createGrpcTransport({ baseUrl: ch.target, sessionManager }),
+    ]) {
       const echo = createClient(EchoService, transport);
       expect(Buffer.from((await echo.echo({ value: Buffer.from("hi") })).value).toString()).toBe("hi");
       const got: number[] = [];

@@ -98,7 +98,14 @@ type FetchInit = Omit<RequestInit, "dispatcher"> & { dispatcher?: unknown; duple
 const globalFetch = (url: string, init: FetchInit): Promise<Response> => fetch(url, init as RequestInit);
 const FETCHES: Array<[string, (url: string, init: FetchInit) => Promise<Response>]> = [
   ["Node's global fetch", globalFetch],
-  ...(undici8 ? [["undici 8 fetch", (url: string, init: FetchInit) => undici8.fetch(url, init as never) as unknown as Promise<Response>] as [string, (url: string, init: FetchInit) => Promise<Response>]] : []),
+  ...(undici8
+    ? [
+        ["undici 8 fetch", (url: string, init: FetchInit) => undici8.fetch(url, init as never) as unknown as Promise<Response>] as [
+          string,
+          (url: string, init: FetchInit) => Promise<Response>,
+        ],
+      ]
+    : []),
 ];
 
 const echo = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: Buffer): void => {
@@ -185,8 +192,22 @@ describe("undici's HTTP/2 headers through dialtone/undici (http2-connection.js, 
     const p = await peer((s) => (s.respond({ ":status": 204 }), s.end()));
     const { ch, origin } = await channelTo(p);
     const d = undiciDispatcher(ch);
-    await (await d.request({ origin, path: "/", method: "GET", headers: ["cookie", ["a=b", "c=d"], "x-many", ["1", "2"], "x-one", "v"] as unknown as string[] })).body.dump();
-    await (await d.request({ origin, path: "/", method: "GET", headers: [["cookie", "e=f"], ["cookie", "g=h"], ["x-many", "3"], ["x-many", "4"]] as unknown as string[] })).body.dump();
+    await (
+      await d.request({ origin, path: "/", method: "GET", headers: ["cookie", ["a=b", "c=d"], "x-many", ["1", "2"], "x-one", "v"] as unknown as string[] })
+    ).body.dump();
+    await (
+      await d.request({
+        origin,
+        path: "/",
+        method: "GET",
+        headers: [
+          ["cookie", "e=f"],
+          ["cookie", "g=h"],
+          ["x-many", "3"],
+          ["x-many", "4"],
+        ] as unknown as string[],
+      })
+    ).body.dump();
     await (await d.request({ origin, path: "/", method: "GET", headers: { cookie: ["i=j", "k=l"], "x-many": ["5", "6"] } })).body.dump();
     expect(p.heads.map((h) => [h.cookie, h["x-many"]])).toEqual([
       ["a=b; c=d", "1, 2"],
@@ -194,29 +215,41 @@ describe("undici's HTTP/2 headers through dialtone/undici (http2-connection.js, 
       ["i=j; k=l", "5, 6"],
     ]);
     expect(p.heads[0]?.["x-one"]).toBe("v");
-    for (const [, f] of FETCHES) await (await f(`${origin}/`, { dispatcher: d, headers: [["cookie", "m=n"], ["cookie", "o=p"]] })).arrayBuffer();
+    for (const [, f] of FETCHES)
+      await (
+        await f(`${origin}/`, {
+          dispatcher: d,
+          headers: [
+            ["cookie", "m=n"],
+            ["cookie", "o=p"],
+          ],
+        })
+      ).arrayBuffer();
     for (const h of p.heads.slice(3)) expect(h.cookie).toBe("m=n; o=p");
   });
 
-  it.each(FETCHES)("%s keeps every response header: content-type, each set-cookie, repeated fields, no pseudo-headers; and follows a redirect", async (_name, f) => {
-    const p = await peer((s, h) => {
-      if (h[":path"] === "/old") return void (s.respond({ ":status": 302, location: "/new" }), s.end());
-      s.respond({ ":status": 200, "content-type": "text/plain; charset=utf-8", "set-cookie": ["a=1; Path=/", "b=2; HttpOnly"], "x-multi": ["x", "y"] });
-      s.end(`at ${String(h[":path"])}`);
-    });
-    const { ch, origin } = await channelTo(p);
-    const d = undiciDispatcher(ch);
-    const r = await f(`${origin}/plain`, { dispatcher: d });
-    expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
-    expect(r.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; HttpOnly"]);
-    expect(r.headers.get("x-multi")).toBe("x, y");
-    expect([...r.headers.keys()].some((k) => k.startsWith(":"))).toBe(false);
-    expect(await r.text()).toBe("at /plain");
-    const moved = await f(`${origin}/old`, { dispatcher: d });
-    expect(moved.redirected).toBe(true);
-    expect(moved.url).toBe(`${origin}/new`);
-    expect(await moved.text()).toBe("at /new");
-  });
+  it.each(FETCHES)(
+    "%s keeps every response header: content-type, each set-cookie, repeated fields, no pseudo-headers; and follows a redirect",
+    async (_name, f) => {
+      const p = await peer((s, h) => {
+        if (h[":path"] === "/old") return void (s.respond({ ":status": 302, location: "/new" }), s.end());
+        s.respond({ ":status": 200, "content-type": "text/plain; charset=utf-8", "set-cookie": ["a=1; Path=/", "b=2; HttpOnly"], "x-multi": ["x", "y"] });
+        s.end(`at ${String(h[":path"])}`);
+      });
+      const { ch, origin } = await channelTo(p);
+      const d = undiciDispatcher(ch);
+      const r = await f(`${origin}/plain`, { dispatcher: d });
+      expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+      expect(r.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; HttpOnly"]);
+      expect(r.headers.get("x-multi")).toBe("x, y");
+      expect([...r.headers.keys()].some((k) => k.startsWith(":"))).toBe(false);
+      expect(await r.text()).toBe("at /plain");
+      const moved = await f(`${origin}/old`, { dispatcher: d });
+      expect(moved.redirected).toBe(true);
+      expect(moved.url).toBe(`${origin}/new`);
+      expect(await moved.text()).toBe("at /new");
+    },
+  );
 
   it("handlers get the head as undici's HTTP/2 client gives it: controller.rawHeaders as Node's header object, Buffer pairs in a legacy onHeaders (http2-body.js)", async () => {
     const p = await peer((s) => {
@@ -295,13 +328,19 @@ describe("undici's Dispatcher API through dialtone/undici (http2-dispatcher.js, 
     expect(await r.body.text()).toBe("payload");
     expect(r.trailers).toEqual({ "x-trailer": "t" });
     const chunks: Buffer[] = [];
-    const s = await d.stream({ origin, path: "/", method: "GET", opaque: chunks }, ({ opaque }) => new Writable({ write: (c: Buffer, _e, cb) => ((opaque as Buffer[]).push(c), cb()) }));
+    const s = await d.stream(
+      { origin, path: "/", method: "GET", opaque: chunks },
+      ({ opaque }) => new Writable({ write: (c: Buffer, _e, cb) => ((opaque as Buffer[]).push(c), cb()) }),
+    );
     expect(Buffer.concat(chunks).toString()).toBe("payload");
     expect(s.trailers).toEqual({ "x-trailer": "t" });
     const piped: Buffer[] = [];
     await new Promise<void>((resolve, reject) => {
       const duplex = d.pipeline({ origin, path: "/", method: "POST" }, ({ body }) => body);
-      duplex.on("data", (c: Buffer) => piped.push(c)).on("end", resolve).on("error", reject);
+      duplex
+        .on("data", (c: Buffer) => piped.push(c))
+        .on("end", resolve)
+        .on("error", reject);
       duplex.end("through pipeline");
     });
     expect(Buffer.concat(piped).toString()).toBe("through pipeline");
@@ -393,7 +432,9 @@ describe("undici's HTTP/2 timeouts, aborts and multiplexing through dialtone/und
       if (calls > 1) s.end("done");
     }, false);
     const { ch, origin } = await channelTo(p);
-    const d = undiciDispatcher(ch, { bodyTimeout: 200 }).compose(lib.interceptors.retry({ maxRetries: 2, minTimeout: 10, errorCodes: ["UND_ERR_BODY_TIMEOUT", "UND_ERR_SOCKET"] }));
+    const d = undiciDispatcher(ch, { bodyTimeout: 200 }).compose(
+      lib.interceptors.retry({ maxRetries: 2, minTimeout: 10, errorCodes: ["UND_ERR_BODY_TIMEOUT", "UND_ERR_SOCKET"] }),
+    );
     const r = await lib.request(`${origin}/`, { dispatcher: d });
     expect(await r.body.text()).toBe("done");
     expect(calls).toBe(2);
@@ -493,7 +534,10 @@ describe("undici's interceptors composed onto dialtone/undici", () => {
       const r = await lib.request(`${origin}${path}`, { dispatcher: d as undici.Dispatcher });
       return { status: r.statusCode, text: await r.body.text() };
     };
-    expect(await get(base.compose(lib.interceptors.retry({ maxRetries: 2, minTimeout: 10, statusCodes: [503] })), "/flaky")).toEqual({ status: 200, text: "recovered" });
+    expect(await get(base.compose(lib.interceptors.retry({ maxRetries: 2, minTimeout: 10, statusCodes: [503] })), "/flaky")).toEqual({
+      status: 200,
+      text: "recovered",
+    });
     expect(await get(base.compose(lib.interceptors.redirect({ maxRedirections: 2 })), "/from")).toEqual({ status: 200, text: "landed" });
     expect(await get(base.compose(lib.interceptors.dump({ maxSize: 1024 * 1024 })), "/big")).toEqual({ status: 200, text: "" });
     const caching = base.compose(lib.interceptors.cache());

@@ -243,55 +243,70 @@ async function eventually(check: () => boolean, ms: number, what: string): Promi
 }
 
 describe.each(CLIENTS)("dialtone/undici fault matrix: $name", (client) => {
-  it.each(FAULTS)("$name", async (fault) => {
-    const ac = new AbortController();
-    let channel: Http2Channel;
-    let url: string;
-    let baselineUrl: string | undefined;
-    let freezeServing = (): void => {};
-    if (fault.raw) {
-      const server = await startRawH2Server("127.0.0.2", fault.raw);
-      raws.push(server);
-      url = `http://svc.test:${server.port}/`;
-      baselineUrl = `http://127.0.0.2:${server.port}/`;
-      channel = open({ target: url, discovery: `static:///127.0.0.2:${server.port}`, members: 1 });
-    } else {
-      // Two members, so that the frozen one is evicted (with one, degraded mode keeps it); the request's own member is frozen.
-      const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
-      url = `http://svc.test:${backends[0]!.port}/stream?chunks=400&size=1024&every=20`;
-      channel = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: `static:///${backends.map((b) => b.key).join(",")}`, members: 2, closeGrace: 100 });
-      freezeServing = () => {
-        const serving = channel.stats().members.find((m) => m.inFlight > 0);
-        backends.find((b) => b.key === serving?.address)?.freeze();
-      };
-    }
-    await channel.ready(AbortSignal.timeout(10_000));
-    const dispatcher = createDispatcher(channel, fault.dispatcherOptions);
-    const out = await settle(
-      client.run(url, { dispatcher, signal: ac.signal, afterHead: () => fault.afterHead?.({ ac, channel, freezeServing }) }),
-      fault.boundMs,
-    );
-    expect(out.error, `resolved with ${JSON.stringify(out.value)}`).toBeDefined();
-    const shape = shapeOf(out.error, client.fetchLike);
-    if (fault.expected.name === "AbortError") expect(shape.name).toBe("AbortError");
-    else expect(shape).toEqual(expectedShape(fault.expected, client.fetchLike));
-    // The dialtone error behind it is in the cause chain (a body timeout is the adapter's own verdict, an abort the caller's).
-    if (fault.expected.name !== "AbortError" && fault.expected.name !== "BodyTimeoutError") expect(causeChainHasDialtone(out.error)).toBe(true);
-    // undici's own errors are its classes: instanceof works with the undici the caller has.
-    const undiciErr = client.fetchLike ? (out.error as Error).cause : out.error;
-    if (fault.expected.name !== "AbortError" && fault.expected.name !== "Error") expect(undiciErr).toBeInstanceOf(client.lib.errors.UndiciError);
-    await expect(settle(dispatcher.close(), 3000)).resolves.toMatchObject({ ms: expect.any(Number) });
-    if (fault.real !== "closed") await eventually(() => channel.stats().members.every((m) => m.inFlight === 0), 3000, "in-flight back to 0");
+  it.each(FAULTS)(
+    "$name",
+    async (fault) => {
+      const ac = new AbortController();
+      let channel: Http2Channel;
+      let url: string;
+      let baselineUrl: string | undefined;
+      let freezeServing = (): void => {};
+      if (fault.raw) {
+        const server = await startRawH2Server("127.0.0.2", fault.raw);
+        raws.push(server);
+        url = `http://svc.test:${server.port}/`;
+        baselineUrl = `http://127.0.0.2:${server.port}/`;
+        channel = open({ target: url, discovery: `static:///127.0.0.2:${server.port}`, members: 1 });
+      } else {
+        // Two members, so that the frozen one is evicted (with one, degraded mode keeps it); the request's own member is frozen.
+        const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
+        url = `http://svc.test:${backends[0]!.port}/stream?chunks=400&size=1024&every=20`;
+        channel = open({
+          target: `http://svc.test:${backends[0]!.port}`,
+          discovery: `static:///${backends.map((b) => b.key).join(",")}`,
+          members: 2,
+          closeGrace: 100,
+        });
+        freezeServing = () => {
+          const serving = channel.stats().members.find((m) => m.inFlight > 0);
+          backends.find((b) => b.key === serving?.address)?.freeze();
+        };
+      }
+      await channel.ready(AbortSignal.timeout(10_000));
+      const dispatcher = createDispatcher(channel, fault.dispatcherOptions);
+      const out = await settle(
+        client.run(url, { dispatcher, signal: ac.signal, afterHead: () => fault.afterHead?.({ ac, channel, freezeServing }) }),
+        fault.boundMs,
+      );
+      expect(out.error, `resolved with ${JSON.stringify(out.value)}`).toBeDefined();
+      const shape = shapeOf(out.error, client.fetchLike);
+      if (fault.expected.name === "AbortError") expect(shape.name).toBe("AbortError");
+      else expect(shape).toEqual(expectedShape(fault.expected, client.fetchLike));
+      // The dialtone error behind it is in the cause chain (a body timeout is the adapter's own verdict, an abort the caller's).
+      if (fault.expected.name !== "AbortError" && fault.expected.name !== "BodyTimeoutError") expect(causeChainHasDialtone(out.error)).toBe(true);
+      // undici's own errors are its classes: instanceof works with the undici the caller has.
+      const undiciErr = client.fetchLike ? (out.error as Error).cause : out.error;
+      if (fault.expected.name !== "AbortError" && fault.expected.name !== "Error") expect(undiciErr).toBeInstanceOf(client.lib.errors.UndiciError);
+      await expect(settle(dispatcher.close(), 3000)).resolves.toMatchObject({ ms: expect.any(Number) });
+      if (fault.real !== "closed") await eventually(() => channel.stats().members.every((m) => m.inFlight === 0), 3000, "in-flight back to 0");
 
-    if (fault.baseline && baselineUrl) {
-      // The same fault through undici's own HTTP/2 client: the error a user of undici gets.
-      const own = new client.lib.H2CClient(baselineUrl.replace(/\/$/, ""), { headersTimeout: fault.dispatcherOptions?.headersTimeout, bodyTimeout: fault.dispatcherOptions?.bodyTimeout });
-      const ac2 = new AbortController();
-      const theirs = await settle(client.run(baselineUrl, { dispatcher: own, signal: ac2.signal, afterHead: () => fault.afterHead?.({ ac: ac2, channel, freezeServing }) }), fault.boundMs);
-      await own.destroy();
-      const theirShape = shapeOf(theirs.error, client.fetchLike);
-      if (fault.expected.name === "AbortError") expect(theirShape.name).toBe("AbortError");
-      else expect(theirShape).toEqual(shape);
-    }
-  }, 20_000);
+      if (fault.baseline && baselineUrl) {
+        // The same fault through undici's own HTTP/2 client: the error a user of undici gets.
+        const own = new client.lib.H2CClient(baselineUrl.replace(/\/$/, ""), {
+          headersTimeout: fault.dispatcherOptions?.headersTimeout,
+          bodyTimeout: fault.dispatcherOptions?.bodyTimeout,
+        });
+        const ac2 = new AbortController();
+        const theirs = await settle(
+          client.run(baselineUrl, { dispatcher: own, signal: ac2.signal, afterHead: () => fault.afterHead?.({ ac: ac2, channel, freezeServing }) }),
+          fault.boundMs,
+        );
+        await own.destroy();
+        const theirShape = shapeOf(theirs.error, client.fetchLike);
+        if (fault.expected.name === "AbortError") expect(theirShape.name).toBe("AbortError");
+        else expect(theirShape).toEqual(shape);
+      }
+    },
+    20_000,
+  );
 });

@@ -115,7 +115,9 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
     await reader.read();
     ac.abort();
     await expect(reader.read()).rejects.toMatchObject({ name: "AbortError" });
-    await expect(globalFetch(`http://svc.test:${servers[0]!.port}/`, { dispatcher, signal: AbortSignal.abort() })).rejects.toMatchObject({ name: "AbortError" });
+    await expect(globalFetch(`http://svc.test:${servers[0]!.port}/`, { dispatcher, signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: "AbortError",
+    });
     await new Promise((r) => setTimeout(r, 50));
     expect(ch.stats().members[0]!.inFlight).toBe(0);
     expect(ch.stats().members[0]!.state).toBe("ready");
@@ -128,13 +130,19 @@ describe("dialtone/undici: fetch and undici over a channel, against nghttpd and 
     await servers[0]!.kill();
     const ch = open({ target: `http://svc.test:${port}`, discovery: discoveryOf(servers), members: 1, acquireTimeout: 300 });
     const dispatcher = createDispatcher(ch);
-    const err = (await globalFetch(`http://svc.test:${port}/`, { dispatcher }).catch((e: unknown) => e)) as Error & { cause: Error & { code: string; cause: unknown } };
+    const err = (await globalFetch(`http://svc.test:${port}/`, { dispatcher }).catch((e: unknown) => e)) as Error & {
+      cause: Error & { code: string; cause: unknown };
+    };
     expect(err).toBeInstanceOf(TypeError);
     expect(err.cause.code).toBe("UND_ERR_CONNECT_TIMEOUT");
     expect(err.cause.cause).toBeInstanceOf(NoMemberError);
-    const err2 = (await undiciRequest(`http://svc.test:${port}/`, { dispatcher: dispatcher as unknown as Dispatcher }).catch((e: unknown) => e)) as Error & { code: string };
+    const err2 = (await undiciRequest(`http://svc.test:${port}/`, { dispatcher: dispatcher as unknown as Dispatcher }).catch((e: unknown) => e)) as Error & {
+      code: string;
+    };
     expect(err2.code).toBe("UND_ERR_CONNECT_TIMEOUT");
-    const err3 = (await undiciRequest(`http://elsewhere.test:${port}/`, { dispatcher: dispatcher as unknown as Dispatcher }).catch((e: unknown) => e)) as Error & { code: string };
+    const err3 = (await undiciRequest(`http://elsewhere.test:${port}/`, { dispatcher: dispatcher as unknown as Dispatcher }).catch(
+      (e: unknown) => e,
+    )) as Error & { code: string };
     expect(err3.code).toBe("UND_ERR_INVALID_ARG");
   });
 

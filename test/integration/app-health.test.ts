@@ -30,9 +30,21 @@ describe("per-member application health (health.check), against real servers", (
     await eventually(() => evicted.length > 0, 3000, "the NOT_SERVING member to be evicted");
     expect(evicted[0]).toMatchObject({ reason: "unhealthy" });
     // Its replacement cannot pass warm-up there, so both members end up on the serving backend.
-    await eventually(() => ch.stats().members.filter((m) => m.state === "ready").every((m) => m.address === servers[1]!.key) && ch.stats().ready === 2, 5000, "both members on the serving backend");
+    await eventually(
+      () =>
+        ch
+          .stats()
+          .members.filter((m) => m.state === "ready")
+          .every((m) => m.address === servers[1]!.key) && ch.stats().ready === 2,
+      5000,
+      "both members on the serving backend",
+    );
     servers[0]!.serving();
-    await eventually(() => ch.stats().members.some((m) => m.state === "ready" && m.address === servers[0]!.key), 8000, "a member back on the recovered backend");
+    await eventually(
+      () => ch.stats().members.some((m) => m.state === "ready" && m.address === servers[0]!.key),
+      8000,
+      "a member back on the recovered backend",
+    );
   });
 
   it("HTTP check: a backend whose /healthz answers 503 has its member made unhealthy; 200 again brings one back", async () => {
@@ -46,7 +58,11 @@ describe("per-member application health (health.check), against real servers", (
     });
     await ch.ready(AbortSignal.timeout(10_000));
     await servers[0]!.command({ cmd: "health", status: 503 });
-    await eventually(() => !ch.stats().members.some((m) => m.state === "ready" && m.address === servers[0]!.key), 3000, "no ready member on the failing backend");
+    await eventually(
+      () => !ch.stats().members.some((m) => m.state === "ready" && m.address === servers[0]!.key),
+      3000,
+      "no ready member on the failing backend",
+    );
     expect((await ch.request({ path: "/" })).body.toString()).toBe(`ok ${servers[1]!.key}`);
     await servers[0]!.command({ cmd: "health", status: 200 });
     await eventually(() => ch.stats().members.some((m) => m.state === "ready" && m.address === servers[0]!.key), 8000, "a member back on the healthy backend");

@@ -24,10 +24,7 @@ function track(session: http2.ClientHttp2Session): http2.ClientHttp2Session {
 }
 
 /** Connect and wait for the HTTP/2 session to be established (or fail). */
-function connect(
-  authority: string,
-  options: http2.SecureClientSessionOptions = {},
-): Promise<http2.ClientHttp2Session> {
+function connect(authority: string, options: http2.SecureClientSessionOptions = {}): Promise<http2.ClientHttp2Session> {
   const session = track(http2.connect(authority, options));
   return withTimeout(
     new Promise<http2.ClientHttp2Session>((resolve, reject) => {
@@ -60,11 +57,7 @@ interface Result {
 }
 
 /** One request; resolves when the stream closes (successfully or not). */
-function request(
-  session: http2.ClientHttp2Session,
-  path = "/",
-  init: { method?: string; body?: string } = {},
-): Promise<Result> {
+function request(session: http2.ClientHttp2Session, path = "/", init: { method?: string; body?: string } = {}): Promise<Result> {
   return withTimeout(
     new Promise<Result>((resolve) => {
       const result: Result = { status: undefined, headers: undefined, body: "", rstCode: undefined, error: undefined };
@@ -191,11 +184,7 @@ describe("test backends (real processes)", () => {
       3_000,
       "goaway event",
     );
-    const closed = withTimeout(
-      new Promise<void>((resolve) => session.once("close", () => resolve())),
-      5_000,
-      "session close after goaway",
-    );
+    const closed = withTimeout(new Promise<void>((resolve) => session.once("close", () => resolve())), 5_000, "session close after goaway");
 
     const inFlight = request(session, "/?delay=300");
     await sleep(50); // let the HEADERS frame reach the server
@@ -319,11 +308,7 @@ describe("test backends (real processes)", () => {
     const b = await startBackend({ host: "127.0.0.8" });
     const session = await connect(url(b));
     await request(session);
-    const closed = withTimeout(
-      new Promise<void>((resolve) => session.once("close", () => resolve())),
-      3_000,
-      "session close after kill",
-    );
+    const closed = withTimeout(new Promise<void>((resolve) => session.once("close", () => resolve())), 3_000, "session close after kill");
     await withTimeout(b.kill(), 3_000, "kill");
     expect(b.running).toBe(false);
     expect(await b.exited).toBeNull();

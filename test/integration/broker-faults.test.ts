@@ -33,12 +33,15 @@ describe("broker under faults, beside the library", () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const viaBroker = (): Promise<boolean> =>
       new Promise((resolve) => {
-        const req = http.request({ host: u.hostname, port: Number(u.port), path: "/index.html", agent, headers: { host: "web.internal" }, timeout: 5_000 }, (res) => {
-          let body = "";
-          res.on("data", (c: Buffer) => (body += c.toString()));
-          res.on("end", () => resolve(res.statusCode === 200 && body === "hello from a real server\n"));
-          res.on("error", () => resolve(false));
-        });
+        const req = http.request(
+          { host: u.hostname, port: Number(u.port), path: "/index.html", agent, headers: { host: "web.internal" }, timeout: 5_000 },
+          (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve(res.statusCode === 200 && body === "hello from a real server\n"));
+            res.on("error", () => resolve(false));
+          },
+        );
         req.on("error", () => resolve(false));
         req.on("timeout", () => req.destroy());
         req.end();

@@ -28,7 +28,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "dialtone-foreign-"));
   sock = join(dir, "broker.sock");
   const docroot = makeDocroot();
-  web = [await startNghttpd("127.0.0.2", docroot, { trailers: ["x-checksum: c0ffee"] }), await startNghttpd("127.0.0.3", docroot, { trailers: ["x-checksum: c0ffee"] })];
+  web = [
+    await startNghttpd("127.0.0.2", docroot, { trailers: ["x-checksum: c0ffee"] }),
+    await startNghttpd("127.0.0.3", docroot, { trailers: ["x-checksum: c0ffee"] }),
+  ];
   grpcs = [await startPythonGrpc("127.0.0.4"), await startPythonGrpc("127.0.0.5")];
   broker = await startBroker(`
 listen: ["http://127.0.0.1:0", "unix://${sock}"]
@@ -95,7 +98,17 @@ describe("curl (HTTP/1.1) through the broker to nghttpd", () => {
     const payload = randomBytes(256 * 1024);
     const file = join(dir, "upload.bin");
     writeFileSync(file, payload);
-    const up = await run("curl", ["-sS", "--http1.1", "-H", "Host: web.internal", "-H", "content-type: application/octet-stream", "--data-binary", `@${file}`, `${base.origin}/echo`]);
+    const up = await run("curl", [
+      "-sS",
+      "--http1.1",
+      "-H",
+      "Host: web.internal",
+      "-H",
+      "content-type: application/octet-stream",
+      "--data-binary",
+      `@${file}`,
+      `${base.origin}/echo`,
+    ]);
     expect(up.code).toBe(0);
     expect(up.stdout.equals(payload)).toBe(true);
     const out = join(dir, "big.bin");

@@ -15,11 +15,23 @@ afterEach(async () => {
   await stopAllBackends();
 });
 
-function get(url: string, opts: { host?: string; socketPath?: string; method?: string; body?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(
+  url: string,
+  opts: { host?: string; socketPath?: string; method?: string; body?: string } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname, port: Number(u.port), socketPath: opts.socketPath, path: `${u.pathname}${u.search}`, method: opts.method ?? "GET", agent: false, headers: opts.host ? { host: opts.host } : {}, timeout: 10_000 },
+      {
+        host: u.hostname,
+        port: Number(u.port),
+        socketPath: opts.socketPath,
+        path: `${u.pathname}${u.search}`,
+        method: opts.method ?? "GET",
+        agent: false,
+        headers: opts.host ? { host: opts.host } : {},
+        timeout: 10_000,
+      },
       (res) => {
         let body = "";
         res.on("data", (c: Buffer) => (body += c.toString()));
@@ -38,13 +50,26 @@ function upstreamYaml(name: string, backends: Backend[], extra = ""): string {
 }
 
 interface StatsBody {
-  upstreams: Record<string, { open: boolean; is_connected: boolean; is_healthy: boolean; last_activity: string | null; idle_timeout: number; time_remaining: number | null; channel: { members: Array<{ address: string; connectedSince: string }> } | null }>;
+  upstreams: Record<
+    string,
+    {
+      open: boolean;
+      is_connected: boolean;
+      is_healthy: boolean;
+      last_activity: string | null;
+      idle_timeout: number;
+      time_remaining: number | null;
+      channel: { members: Array<{ address: string; connectedSince: string }> } | null;
+    }
+  >;
 }
 
 describe("broker lifecycle", () => {
   it("closes an idle channel after idle.timeout and re-warms it on the next request", async () => {
     const backends = await startBackends(["127.0.0.2"]);
-    const b = await startBroker(`listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:0"\nidle: { timeout: 400ms, checkInterval: 100ms }\nupstreams:\n${upstreamYaml("api", backends)}`);
+    const b = await startBroker(
+      `listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:0"\nidle: { timeout: 400ms, checkInterval: 100ms }\nupstreams:\n${upstreamYaml("api", backends)}`,
+    );
     const stats = async (): Promise<StatsBody> => JSON.parse((await get(`${b.admin}/stats`)).body) as StatsBody;
     // Lazy: nothing is open before the first request.
     expect((await stats()).upstreams.api!.open).toBe(false);
@@ -146,19 +171,33 @@ describe("broker lifecycle", () => {
   });
 
   it("SIGHUP changes one upstream (re-made on its new backend) and removes another (404, connections closed), keeping the unchanged one's", async () => {
-    const [a, c1, c2, gone] = await Promise.all([startBackends(["127.0.0.2"]), startBackends(["127.0.0.3"]), startBackends(["127.0.0.4"]), startBackends(["127.0.0.5"])]);
+    const [a, c1, c2, gone] = await Promise.all([
+      startBackends(["127.0.0.2"]),
+      startBackends(["127.0.0.3"]),
+      startBackends(["127.0.0.4"]),
+      startBackends(["127.0.0.5"]),
+    ]);
     const head = `listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:0"\nupstreams:\n`;
-    const b = await startBroker(head + upstreamYaml("api", a!, ", warm: true") + upstreamYaml("catalog", c1!, ", warm: true") + upstreamYaml("legacy", gone!, ", warm: true"));
+    const b = await startBroker(
+      head + upstreamYaml("api", a!, ", warm: true") + upstreamYaml("catalog", c1!, ", warm: true") + upstreamYaml("legacy", gone!, ", warm: true"),
+    );
     expect(await eventually(async () => (await get(`${b.admin}/readyz`)).status === 200, 5_000)).toBe(true);
     expect((await get(`${b.listen[0]}/headers`, { host: "catalog.internal" })).headers["x-backend"]).toBe(c1![0]!.key);
     expect((await get(`${b.listen[0]}/headers`, { host: "legacy.internal" })).status).toBe(200);
     const apiSessions = (await a![0]!.stats()).sessions;
     // catalog moves to another backend (a changed setting), legacy is dropped, api is untouched.
-    b.writeConfig(head + upstreamYaml("api", a!, ", warm: true") + `  catalog: { target: "http://catalog.internal:${c2![0]!.port}", discovery: "static:///${c2![0]!.key}", members: 1, hosts: ["catalog.internal"], warm: true }\n`);
+    b.writeConfig(
+      head +
+        upstreamYaml("api", a!, ", warm: true") +
+        `  catalog: { target: "http://catalog.internal:${c2![0]!.port}", discovery: "static:///${c2![0]!.key}", members: 1, hosts: ["catalog.internal"], warm: true }\n`,
+    );
     b.child.kill("SIGHUP");
     // Until a replaced channel's metrics left the registry at once, this reload was refused ("already reports to this registry").
     expect(await eventually(() => b.stderr().includes('"msg":"reloaded"'), 5_000)).toBe(true);
-    const line = b.stderr().split("\n").find((l) => l.includes('"msg":"reloaded"'))!;
+    const line = b
+      .stderr()
+      .split("\n")
+      .find((l) => l.includes('"msg":"reloaded"'))!;
     expect(JSON.parse(line)).toMatchObject({ added: [], changed: ["catalog"], removed: ["legacy"] });
     const r = await get(`${b.listen[0]}/headers`, { host: "catalog.internal" });
     expect(r.status).toBe(200);
@@ -246,7 +285,9 @@ describe("broker lifecycle", () => {
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     try {
       const port = (taken.address() as { port: number }).port;
-      const msg = await startBroker(`listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:${port}"\nupstreams:\n${upstreamYaml("api", backends, ", default: true")}`).then(
+      const msg = await startBroker(
+        `listen: ["http://127.0.0.1:0"]\nadmin: "http://127.0.0.1:${port}"\nupstreams:\n${upstreamYaml("api", backends, ", default: true")}`,
+      ).then(
         () => "started",
         (err: Error) => err.message,
       );
@@ -265,11 +306,14 @@ describe("broker lifecycle", () => {
     const u = new URL(b.listen[0]!);
     const one = (): Promise<number> =>
       new Promise((resolve) => {
-        const req = http.request({ host: u.hostname, port: Number(u.port), path: "/echo", method: "POST", agent, headers: { host: "api.internal" }, timeout: 5_000 }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-          res.on("error", () => resolve(0));
-        });
+        const req = http.request(
+          { host: u.hostname, port: Number(u.port), path: "/echo", method: "POST", agent, headers: { host: "api.internal" }, timeout: 5_000 },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+            res.on("error", () => resolve(0));
+          },
+        );
         req.on("error", () => resolve(0));
         req.end("x");
       });
@@ -292,18 +336,23 @@ describe("broker lifecycle", () => {
   it("GETs in flight on a backend that is killed are sent again on another member: none fail", async () => {
     const backends = await startBackends(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
     // The in-flight balancer spreads the 9 GETs evenly, so the killed member surely holds some of them.
-    const b = await startBroker(`listen: ["http://127.0.0.1:0"]\nadmin: off\nupstreams:\n${upstreamYaml("api", backends, ', warm: true, balancer: "in-flight"')}`);
+    const b = await startBroker(
+      `listen: ["http://127.0.0.1:0"]\nadmin: off\nupstreams:\n${upstreamYaml("api", backends, ', warm: true, balancer: "in-flight"')}`,
+    );
     await new Promise((r) => setTimeout(r, 500));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 9 });
     const u = new URL(b.listen[0]!);
     const one = (): Promise<number> =>
       new Promise((resolve) => {
         // Each GET stays on its backend 300 ms, so the kill finds some of them there.
-        const req = http.request({ host: u.hostname, port: Number(u.port), path: "/?delay=300", agent, headers: { host: "api.internal" }, timeout: 5_000 }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-          res.on("error", () => resolve(0));
-        });
+        const req = http.request(
+          { host: u.hostname, port: Number(u.port), path: "/?delay=300", agent, headers: { host: "api.internal" }, timeout: 5_000 },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+            res.on("error", () => resolve(0));
+          },
+        );
         req.on("error", () => resolve(0));
         req.end();
       });
@@ -342,7 +391,10 @@ describe("dialtone broker CLI", () => {
     const dir = mkdtempSync(join(tmpdir(), "dialtone-check-"));
     try {
       const good = join(dir, "good.yaml");
-      writeFileSync(good, `listen: ["http://127.0.0.1:7000", "unix:///tmp/x.sock"]\nidle: { timeout: 30m, checkInterval: 5m }\nupstreams:\n  api: { target: "https://api.internal:8443", discovery: "dns:///api.internal:8443", members: 3, hosts: ["api.internal"] }\n  prices: { kind: nats, target: "nats://u:hunter22@10.0.0.5:4222,10.0.0.6:4222", warm: true }\n`);
+      writeFileSync(
+        good,
+        `listen: ["http://127.0.0.1:7000", "unix:///tmp/x.sock"]\nidle: { timeout: 30m, checkInterval: 5m }\nupstreams:\n  api: { target: "https://api.internal:8443", discovery: "dns:///api.internal:8443", members: 3, hosts: ["api.internal"] }\n  prices: { kind: nats, target: "nats://u:hunter22@10.0.0.5:4222,10.0.0.6:4222", warm: true }\n`,
+      );
       const ok = await cli(["broker", "--config", good, "--check"]);
       expect(ok.stderr).toBe("");
       expect(ok.code).toBe(0);

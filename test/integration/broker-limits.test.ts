@@ -212,11 +212,17 @@ describe("broker limits: connections and streams", () => {
           const stream = buf.readUInt32BE(5) & 0x7fffffff;
           const payload = buf.subarray(9, 9 + len);
           buf = buf.subarray(9 + len);
-          seen.push({ type, stream, code: type === FRAME.RST_STREAM || type === FRAME.GOAWAY ? payload.readUInt32BE(type === FRAME.GOAWAY ? 4 : 0) : undefined });
+          seen.push({
+            type,
+            stream,
+            code: type === FRAME.RST_STREAM || type === FRAME.GOAWAY ? payload.readUInt32BE(type === FRAME.GOAWAY ? 4 : 0) : undefined,
+          });
           // Once the broker's SETTINGS are acknowledged its limit is in force: then open 5 streams in one write.
           if (type === FRAME.SETTINGS && (flags & FLAG.ACK) === 0 && !sent) {
             sent = true;
-            const streams = [1, 3, 5, 7, 9].map((id) => frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, requestBlock("/headers?delay=500", "api.internal")));
+            const streams = [1, 3, 5, 7, 9].map((id) =>
+              frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, requestBlock("/headers?delay=500", "api.internal")),
+            );
             s.write(Buffer.concat([frame(FRAME.SETTINGS, FLAG.ACK, 0), ...streams]));
           }
         }

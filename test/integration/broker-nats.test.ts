@@ -40,7 +40,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function post(path: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function post(
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const u = new URL(broker.listen[0]!);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: Number(u.port), path, method: "POST", agent: false, headers, timeout: 10_000 }, (res) => {
@@ -64,8 +68,11 @@ describe("broker NATS bridge", () => {
 
   it("curl (a client no one here wrote) gets a reply through the bridge, nats-* headers both ways", async () => {
     const out = await new Promise<string>((resolve, reject) => {
-      execFile("curl", ["-sS", "-i", "--http1.1", "-H", "nats-x-sku: 7", "--data-binary", "sku-7", `${broker.listen[0]}/nats/prices/request/price.quote`], { timeout: 10_000 }, (err, stdout) =>
-        err ? reject(err) : resolve(stdout),
+      execFile(
+        "curl",
+        ["-sS", "-i", "--http1.1", "-H", "nats-x-sku: 7", "--data-binary", "sku-7", `${broker.listen[0]}/nats/prices/request/price.quote`],
+        { timeout: 10_000 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
       );
     });
     expect(out).toMatch(/^HTTP\/1\.1 200/);
@@ -110,7 +117,8 @@ admin: "http://127.0.0.1:0"
 upstreams:
   prices: { kind: nats, target: "nats://${cluster.nodes.map((n) => n.key).join(",")}", members: 1, warm: true }
 `);
-    const inFlight = async (): Promise<number> => ((await (await fetch(`${b.admin}/stats`)).json()) as { upstreams: { prices: { in_flight: number } } }).upstreams.prices.in_flight;
+    const inFlight = async (): Promise<number> =>
+      ((await (await fetch(`${b.admin}/stats`)).json()) as { upstreams: { prices: { in_flight: number } } }).upstreams.prices.in_flight;
     const session = http2.connect(b.listen[0]!);
     session.on("error", () => {});
     try {

@@ -15,7 +15,15 @@ import { eventually, startBroker, stopAllBrokers } from "../helpers/broker.js";
  * closed network refuses Chromium's own connections).
  */
 
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 let profile: string | undefined;
 let browser: BrowserContext | undefined;
@@ -30,7 +38,13 @@ afterEach(async () => {
 async function launch(): Promise<BrowserContext> {
   // A fresh, empty profile each run, as --user-data-dir (playwright takes it as the persistent context's directory).
   profile = mkdtempSync(join(tmpdir(), "dialtone-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 }, timeout: 20_000 });
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+    timeout: 20_000,
+  });
   return browser;
 }
 
@@ -128,7 +142,9 @@ upstreams:
 `);
       const ingress = b.listen[0]!;
       const counted = async (upstream: string, status: string): Promise<number> => {
-        const m = new RegExp(`dialtone_broker_requests_total\\{upstream="${upstream}",status="${status}"\\} (\\d+)`).exec(await (await fetch(`${b.admin}/metrics`)).text());
+        const m = new RegExp(`dialtone_broker_requests_total\\{upstream="${upstream}",status="${status}"\\} (\\d+)`).exec(
+          await (await fetch(`${b.admin}/metrics`)).text(),
+        );
         return m ? Number(m[1]) : 0;
       };
       const ctx = await launch();

@@ -190,7 +190,10 @@ describe("a client's cancel reaches the backend as RST_STREAM CANCEL, and frees 
 
   it("h2c: RST_STREAM while the request body is still open (no response head yet): the upload never looks complete", async () => {
     const path = "/hold-upload";
-    const r = await pyH2({ port, headers: [...base, [":path", path], [":authority", "rec.internal"]], body: "a".repeat(100), end: false, reset: "on-signal" }, eventually(() => backend.saw(path), 10_000));
+    const r = await pyH2(
+      { port, headers: [...base, [":path", path], [":authority", "rec.internal"]], body: "a".repeat(100), end: false, reset: "on-signal" },
+      eventually(() => backend.saw(path), 10_000),
+    );
     expect(r.reset).toBe(true);
     const seen = await backend.closed(path);
     expect(seen).toMatchObject({ endStream: false, rstCode: CANCEL });
@@ -199,7 +202,20 @@ describe("a client's cancel reaches the backend as RST_STREAM CANCEL, and frees 
 
   it("h2c: RST_STREAM after the whole request, before the response head", async () => {
     const path = "/hold-get";
-    const r = await pyH2({ port, headers: [[":method", "GET"], [":scheme", "http"], [":path", path], [":authority", "rec.internal"]], body: null, reset: "on-signal" }, eventually(() => backend.saw(path), 10_000));
+    const r = await pyH2(
+      {
+        port,
+        headers: [
+          [":method", "GET"],
+          [":scheme", "http"],
+          [":path", path],
+          [":authority", "rec.internal"],
+        ],
+        body: null,
+        reset: "on-signal",
+      },
+      eventually(() => backend.saw(path), 10_000),
+    );
     expect(r.status).toBeNull();
     expect(await backend.closed(path)).toMatchObject({ endStream: true, rstCode: CANCEL });
     await expectNothingLeft();
@@ -238,7 +254,10 @@ describe("a client's cancel reaches the backend as RST_STREAM CANCEL, and frees 
 
   it("through HAProxy in front of the broker: an h2c client's RST_STREAM before the head reaches the backend as CANCEL", async () => {
     const path = "/hold-via-haproxy";
-    await pyH2({ port: haproxyPort, headers: [...base, [":path", path], [":authority", "rec.internal"]], body: "d".repeat(100), end: false, reset: "on-signal" }, eventually(() => backend.saw(path), 10_000));
+    await pyH2(
+      { port: haproxyPort, headers: [...base, [":path", path], [":authority", "rec.internal"]], body: "d".repeat(100), end: false, reset: "on-signal" },
+      eventually(() => backend.saw(path), 10_000),
+    );
     // Not endStream: HAProxy 2.6 itself ends the upload it forwards before it resets the stream; what the broker owes is the CANCEL.
     expect(await backend.closed(path)).toMatchObject({ rstCode: CANCEL });
     await expectNothingLeft();
@@ -280,7 +299,10 @@ describe("HTTP/1.1 half-close: a request followed by FIN is answered", () => {
 
 describe("ambiguous Host is refused with 400", () => {
   it("HTTP/1.1 with two Host lines (RFC 9112 §3.2), also when both agree; the backend never sees it", async () => {
-    for (const hosts of [["rec.internal", "other.internal"], ["rec.internal", "rec.internal"]]) {
+    for (const hosts of [
+      ["rec.internal", "other.internal"],
+      ["rec.internal", "rec.internal"],
+    ]) {
       const out = await raw(`GET /now-two-hosts HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}\r\n`);
       expect(out).toMatch(/^HTTP\/1\.1 400 /);
       expect(out).toContain("x-dialtone-error: ERR_DIALTONE_BAD_REQUEST");
@@ -291,12 +313,32 @@ describe("ambiguous Host is refused with 400", () => {
   });
 
   it("h2c with a host field naming another authority than :authority (RFC 9113 §8.3.1); an agreeing one is served", async () => {
-    const bad = await pyH2({ port, headers: [[":method", "GET"], [":scheme", "http"], [":path", "/now-authority"], [":authority", "rec.internal"], ["host", "other.internal"]], body: null });
+    const bad = await pyH2({
+      port,
+      headers: [
+        [":method", "GET"],
+        [":scheme", "http"],
+        [":path", "/now-authority"],
+        [":authority", "rec.internal"],
+        ["host", "other.internal"],
+      ],
+      body: null,
+    });
     expect(bad.status).toBe(400);
     expect(header(bad, "x-dialtone-error")).toBe("ERR_DIALTONE_BAD_REQUEST");
     expect(bad.body).toContain(":authority");
     expect(backend.saw("/now-authority")).toBe(false);
-    const same = await pyH2({ port, headers: [[":method", "GET"], [":scheme", "http"], [":path", "/now-same-host"], [":authority", "rec.internal"], ["host", "REC.internal"]], body: null });
+    const same = await pyH2({
+      port,
+      headers: [
+        [":method", "GET"],
+        [":scheme", "http"],
+        [":path", "/now-same-host"],
+        [":authority", "rec.internal"],
+        ["host", "REC.internal"],
+      ],
+      body: null,
+    });
     expect(same.status).toBe(200);
     await expectNothingLeft();
   });
@@ -333,13 +375,33 @@ describe("CONNECT and Upgrade are refused with 501 and a reason", () => {
   });
 
   it("h2c CONNECT", async () => {
-    const r = await pyH2({ port, headers: [[":method", "CONNECT"], [":authority", "rec.internal:443"]], body: null });
+    const r = await pyH2({
+      port,
+      headers: [
+        [":method", "CONNECT"],
+        [":authority", "rec.internal:443"],
+      ],
+      body: null,
+    });
     expect(r.status).toBe(501);
     expect(header(r, "x-dialtone-error")).toBe("ERR_DIALTONE_BROKER_UNSUPPORTED");
   });
 
   it("a WebSocket Upgrade (curl) is refused, never forwarded as a plain GET; curl --http2's Upgrade: h2c is served over HTTP/1.1", async () => {
-    const ws = await run("curl", ["-s", "-D", "-", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", `http://127.0.0.1:${port}/now-websocket`]);
+    const ws = await run("curl", [
+      "-s",
+      "-D",
+      "-",
+      "-H",
+      "Connection: Upgrade",
+      "-H",
+      "Upgrade: websocket",
+      "-H",
+      "Sec-WebSocket-Version: 13",
+      "-H",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      `http://127.0.0.1:${port}/now-websocket`,
+    ]);
     expect(ws.stdout).toMatch(/^HTTP\/1\.1 501 /);
     expect(ws.stdout.toLowerCase()).toContain("x-dialtone-error: err_dialtone_broker_unsupported");
     expect(backend.saw("/now-websocket")).toBe(false);
@@ -359,14 +421,49 @@ describe("CONNECT and Upgrade are refused with 501 and a reason", () => {
 
 describe("cross-site requests: an Origin not in allowOrigins gets 403", () => {
   it("on the NATS bridge, before any NATS work (the channel is not even opened)", async () => {
-    const r = await run("curl", ["-s", "-D", "-", "-X", "POST", "-H", "Origin: http://evil.example", "--data", "x", `http://127.0.0.1:${port}/nats/bus/publish/orders`]);
+    const r = await run("curl", [
+      "-s",
+      "-D",
+      "-",
+      "-X",
+      "POST",
+      "-H",
+      "Origin: http://evil.example",
+      "--data",
+      "x",
+      `http://127.0.0.1:${port}/nats/bus/publish/orders`,
+    ]);
     expect(r.stdout).toMatch(/^HTTP\/1\.1 403 /);
     expect(r.stdout.toLowerCase()).toContain("x-dialtone-error: err_dialtone_broker_origin");
-    const h2 = await pyH2({ port, headers: [[":method", "POST"], [":scheme", "http"], [":path", "/nats/bus/publish/orders"], [":authority", "x"], ["origin", "null"]], body: "x", end: true });
+    const h2 = await pyH2({
+      port,
+      headers: [
+        [":method", "POST"],
+        [":scheme", "http"],
+        [":path", "/nats/bus/publish/orders"],
+        [":authority", "x"],
+        ["origin", "null"],
+      ],
+      body: "x",
+      end: true,
+    });
     expect(h2.status).toBe(403);
     expect((await stats()).upstreams.bus.open).toBe(false);
     // A listed origin passes the check and reaches the channel (nothing listens there: 503 after acquireTimeout).
-    const ok = await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Origin: https://app.example", "--data", "x", `http://127.0.0.1:${port}/nats/bus/publish/orders`]);
+    const ok = await run("curl", [
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-X",
+      "POST",
+      "-H",
+      "Origin: https://app.example",
+      "--data",
+      "x",
+      `http://127.0.0.1:${port}/nats/bus/publish/orders`,
+    ]);
     expect(ok.stdout).toBe("503");
     await expectNothingLeft();
   });
@@ -384,6 +481,7 @@ describe("cross-site requests: an Origin not in allowOrigins gets 403", () => {
     await raw("CONNECT rec.internal:443 HTTP/1.1\r\nHost: rec.internal:443\r\n\r\n");
     await raw("POST /nats/bus/publish/x HTTP/1.1\r\nHost: a\r\nOrigin: http://evil.example\r\ncontent-length: 0\r\n\r\n");
     const text = await (await fetch(`${broker.admin}/metrics`)).text();
-    for (const status of ["400", "403", "501"]) expect(text).toMatch(new RegExp(`dialtone_broker_requests_total\\{upstream="none",status="${status}"\\} [1-9]`));
+    for (const status of ["400", "403", "501"])
+      expect(text).toMatch(new RegExp(`dialtone_broker_requests_total\\{upstream="none",status="${status}"\\} [1-9]`));
   });
 });

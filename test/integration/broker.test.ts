@@ -55,7 +55,15 @@ function h1(opts: { path: string; method?: string; host?: string; headers?: http
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: Number(url.port), path: opts.path, method: opts.method ?? "GET", agent: false, headers: { ...(opts.host ? { host: opts.host } : {}), ...opts.headers }, timeout: 10_000 },
+      {
+        host: url.hostname,
+        port: Number(url.port),
+        path: opts.path,
+        method: opts.method ?? "GET",
+        agent: false,
+        headers: { ...(opts.host ? { host: opts.host } : {}), ...opts.headers },
+        timeout: 10_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -70,7 +78,11 @@ function h1(opts: { path: string; method?: string; host?: string; headers?: http
   });
 }
 
-async function h2(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer; chunks: Array<{ at: number; n: number }> }> {
+async function h2(
+  session: http2.ClientHttp2Session,
+  headers: http2.OutgoingHttpHeaders,
+  body?: Buffer,
+): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer; chunks: Array<{ at: number; n: number }> }> {
   return await new Promise((resolve, reject) => {
     const s = session.request(headers, { endStream: body === undefined });
     let head: http2.IncomingHttpHeaders = {};
@@ -117,7 +129,15 @@ describe("broker ingress: HTTP/1.1", () => {
     const r = await h1({
       path: "/headers",
       host: "api.internal",
-      headers: { "x-keep": "yes", connection: "keep-alive, x-drop-me", "x-drop-me": "1", "keep-alive": "timeout=5", "proxy-authorization": "Basic c2VjcmV0", te: "trailers, deflate", authorization: "Bearer t" },
+      headers: {
+        "x-keep": "yes",
+        connection: "keep-alive, x-drop-me",
+        "x-drop-me": "1",
+        "keep-alive": "timeout=5",
+        "proxy-authorization": "Basic c2VjcmV0",
+        te: "trailers, deflate",
+        authorization: "Bearer t",
+      },
     });
     const seen = JSON.parse(r.body.toString()) as Record<string, string>;
     expect(seen["x-keep"]).toBe("yes");

@@ -19,7 +19,16 @@ describe("dialtone CLI (built dist/cli.js) against real backends", () => {
   it("probe warms a channel and prints its stats; exit 0 when every member is ready", async () => {
     const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
     const port = backends[0]!.port;
-    const r = await run(["probe", `http://svc.test:${port}`, "--discovery", `static:///${backends.map((b) => b.key).join(",")}`, "--members", "2", "--wait", "5s"]);
+    const r = await run([
+      "probe",
+      `http://svc.test:${port}`,
+      "--discovery",
+      `static:///${backends.map((b) => b.key).join(",")}`,
+      "--members",
+      "2",
+      "--wait",
+      "5s",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const stats = JSON.parse(r.stdout) as { ready: number; members: Array<{ address: string; state: string }> };

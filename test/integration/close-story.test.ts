@@ -14,7 +14,12 @@ describe("close() is its own reason", () => {
     await ch.ready(AbortSignal.timeout(5000));
     const rec = recordEvents(ch);
     // Requests still in flight when closeGrace ends are cut.
-    const inFlight = Array.from({ length: 6 }, () => ch.request({ path: "/", timeout: 10_000 }).then(() => undefined, (e: unknown) => e));
+    const inFlight = Array.from({ length: 6 }, () =>
+      ch.request({ path: "/", timeout: 10_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 100));
     await ch.close();
     const errors = await Promise.all(inFlight);
@@ -34,7 +39,10 @@ describe("close() is its own reason", () => {
     const backends = await startBackends(["127.0.0.2"], { delayMs: 2000 });
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1, closeGrace: 200 });
     await ch.ready(AbortSignal.timeout(5000));
-    const pending = ch.request({ path: "/", timeout: 10_000 }).then(() => undefined, (e: unknown) => e);
+    const pending = ch.request({ path: "/", timeout: 10_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await new Promise((r) => setTimeout(r, 100));
     await ch.close();
     expect(await pending).toBeInstanceOf(ClosedError);

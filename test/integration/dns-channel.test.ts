@@ -65,7 +65,9 @@ describe("a channel whose name vanishes from DNS (fault injection: NXDOMAIN on d
     const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
     const port = backends[0]!.port;
     let vanished = false;
-    faultDns = await startFaultDns(() => (vanished ? { kind: "answer", rcode: "NXDOMAIN" } : { kind: "answer", answers: [a("svc.test", "127.0.0.2", 1), a("svc.test", "127.0.0.3", 1)] }));
+    faultDns = await startFaultDns(() =>
+      vanished ? { kind: "answer", rcode: "NXDOMAIN" } : { kind: "answer", answers: [a("svc.test", "127.0.0.2", 1), a("svc.test", "127.0.0.3", 1)] },
+    );
     const ch = open({
       target: `http://svc.test:${port}`,
       discovery: `dns:///svc.test:${port}`,
@@ -118,7 +120,12 @@ describe("a channel whose name vanishes from DNS (fault injection: NXDOMAIN on d
     await ch.ready(AbortSignal.timeout(10_000));
     broken = true;
     await eventually(() => rec.events.filter((e) => e.type === "resolve-failed").length >= 2, 6000, "two failed refreshes");
-    expect(ch.stats().addresses.map((x) => x.address).sort()).toEqual([backends[0]!.key, backends[1]!.key].sort());
+    expect(
+      ch
+        .stats()
+        .addresses.map((x) => x.address)
+        .sort(),
+    ).toEqual([backends[0]!.key, backends[1]!.key].sort());
     expect(ch.stats().resolution.lastError).toMatch(/SERVFAIL|no answer/);
     for (let i = 0; i < 10; i++) expect((await ch.request({ path: "/" })).status).toBe(200);
     expect(ch.stats().ready).toBe(2);
@@ -139,7 +146,17 @@ describe("a channel whose name vanishes from DNS (fault injection: NXDOMAIN on d
     await ch.ready(AbortSignal.timeout(10_000));
     const before = new Map(ch.stats().members.map((m) => [m.id, m.address]));
     ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-    await eventually(() => new Set(ch.stats().members.filter((m) => m.state === "ready").map((m) => m.address)).size === 3, 4000, "one member on each address");
+    await eventually(
+      () =>
+        new Set(
+          ch
+            .stats()
+            .members.filter((m) => m.state === "ready")
+            .map((m) => m.address),
+        ).size === 3,
+      4000,
+      "one member on each address",
+    );
     await eventually(() => ch.stats().members.length === 3, 2000, "the moved member's drain to finish");
     const after = ch.stats().members;
     // Exactly one of the original members was replaced; the other two kept their connections.

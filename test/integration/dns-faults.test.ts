@@ -62,7 +62,12 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
       { kind: "raw", bytes: Buffer.from("not a dns message at all") },
       { kind: "answer", id: (q.id + 7) % 65536, answers: [a("svc.test", "10.66.66.66")] },
     ]);
-    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server] }).lookup().then(() => undefined, (e: unknown) => e);
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server] })
+      .lookup()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     expect((err as Error).message).toMatch(/ignored 2 bad answer/);
   });
@@ -80,7 +85,12 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
   it("fault injection: SERVFAIL and REFUSED everywhere is a ResolveError naming the server and rcode", async () => {
     const s1 = await fault(() => ({ kind: "answer", rcode: "SERVFAIL" }));
     const s2 = await fault(() => ({ kind: "answer", rcode: "REFUSED" }));
-    const err = await resolver("dns:///svc.test:80", { nameservers: [s1.server, s2.server], attempts: 2 }).lookup().then(() => undefined, (e: unknown) => e);
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s1.server, s2.server], attempts: 2 })
+      .lookup()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     expect((err as Error).message).toContain(`${s2.server} answered REFUSED`);
     expect(s1.queries).toHaveLength(2);
@@ -216,10 +226,12 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
 describe("DNS resolver against a fault-injection DNS server: one family lost, records cut short (issue 9, bug 4)", () => {
   it("fault injection: A queries time out while AAAA answers NOERROR/empty: the lookup fails, it does not report 0 addresses", async () => {
     const s = await fault((q) => (q.question.type === "A" ? { kind: "silent" } : { kind: "answer", answers: [] }));
-    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 0 }).lookup().then(
-      (set) => set,
-      (e: unknown) => e,
-    );
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 0 })
+      .lookup()
+      .then(
+        (set) => set,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     expect((err as Error).message).toMatch(/svc\.test A within/);
   });
@@ -253,23 +265,30 @@ describe("DNS resolver against a fault-injection DNS server: one family lost, re
   it("fault injection: dns+srv whose every target lookup times out fails, it does not report 0 addresses", async () => {
     const s = await fault((q) =>
       q.question.type === "SRV"
-        ? { kind: "answer", answers: [{ type: "SRV", name: "_api._tcp.svc.test", ttl: 20, class: "IN", data: { priority: 10, weight: 1, port: 8001, target: "a.svc.test" } }] }
+        ? {
+            kind: "answer",
+            answers: [{ type: "SRV", name: "_api._tcp.svc.test", ttl: 20, class: "IN", data: { priority: 10, weight: 1, port: 8001, target: "a.svc.test" } }],
+          }
         : { kind: "silent" },
     );
-    const err = await resolver("dns+srv:///_api._tcp.svc.test", { nameservers: [s.server] }).lookup().then(
-      (set) => set,
-      (e: unknown) => e,
-    );
+    const err = await resolver("dns+srv:///_api._tcp.svc.test", { nameservers: [s.server] })
+      .lookup()
+      .then(
+        (set) => set,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     expect((err as Error).message).toMatch(/a\.svc\.test A within/);
   });
 
   it("fault injection: a UDP answer cut short by one byte is malformed (never 127.0.0.undefined, never a partial set)", async () => {
     const s = await fault((q) => ({ kind: "raw", bytes: cutAnswer(q, [a("svc.test", "127.0.0.2"), a("svc.test", "127.0.0.3")], 1) }));
-    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server] }).lookup().then(
-      (set) => set,
-      (e: unknown) => e,
-    );
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server] })
+      .lookup()
+      .then(
+        (set) => set,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     // Over UDP a bad datagram is ignored, not believed: the lookup times out and says what it ignored.
     expect((err as Error).message).toMatch(/ignored 1 bad answer.*cut short/);
@@ -277,10 +296,12 @@ describe("DNS resolver against a fault-injection DNS server: one family lost, re
 
   it("fault injection: an AAAA answer cut short by one byte is malformed (dns-packet would read it as ::)", async () => {
     const s = await fault((q) => ({ kind: "raw", bytes: cutAnswer(q, [aaaa("svc.test", "fd00::2")], 1) }));
-    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 6 }).lookup().then(
-      (set) => set,
-      (e: unknown) => e,
-    );
+    const err = await resolver("dns:///svc.test:80", { nameservers: [s.server], family: 6 })
+      .lookup()
+      .then(
+        (set) => set,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ResolveError);
     expect((err as Error).message).toMatch(/cut short/);
   });
@@ -302,7 +323,9 @@ describe("one family fails, the other answers (issue 23): what no real server se
     const s = await fault((q) => (q.question.type === "A" ? { kind: "answer", answers: [a(v4name, "127.0.0.2")] } : { kind: "answer", rcode: "NOTIMP" }));
     const set = await resolver(`dns:///${v4name}:80`, { nameservers: [s.server], family: 0 }).lookup();
     expect(hosts(set)).toEqual(["127.0.0.2"]);
-    expect(set.answers).toEqual([{ name: v4name, type: "AAAA", answer: "notimp", server: s.server, kept: 0, message: `${s.server} answered NOTIMP for ${v4name} AAAA` }]);
+    expect(set.answers).toEqual([
+      { name: v4name, type: "AAAA", answer: "notimp", server: s.server, kept: 0, message: `${s.server} answered NOTIMP for ${v4name} AAAA` },
+    ]);
   });
 
   it("fault injection: an AAAA answer cut short over TCP is malformed: the A addresses stand, AAAA reported as malformed", async () => {
@@ -342,7 +365,9 @@ describe("one family fails, the other answers (issue 23): what no real server se
           additionals: [a("a.svc.test", "127.0.0.2")],
         };
       }
-      return q.question.type === "A" ? { kind: "answer", answers: [a("a.svc.test", "127.0.0.2")] } : { kind: "answer", answers: [aaaa("a.svc.test", "fd00::2")] };
+      return q.question.type === "A"
+        ? { kind: "answer", answers: [a("a.svc.test", "127.0.0.2")] }
+        : { kind: "answer", answers: [aaaa("a.svc.test", "fd00::2")] };
     });
     const set = await resolver("dns+srv:///_api._tcp.svc.test", { nameservers: [s.server], family: 0 }).lookup();
     expect(set.addresses.map((x) => [x.host, x.port, x.weight]).sort()).toEqual([

@@ -86,7 +86,14 @@ function zoneA(serial: number, moveTo: string): string {
   ].join("\n");
 }
 
-const ZONE_B = ["$TTL 30", `@ IN SOA ns.b.test. host.b.test. 1 60 60 600 ${NEG_TTL_S}`, "@ IN NS ns.b.test.", "ns IN A 127.0.0.1", "real IN A 127.0.0.4", ""].join("\n");
+const ZONE_B = [
+  "$TTL 30",
+  `@ IN SOA ns.b.test. host.b.test. 1 60 60 600 ${NEG_TTL_S}`,
+  "@ IN NS ns.b.test.",
+  "ns IN A 127.0.0.1",
+  "real IN A 127.0.0.4",
+  "",
+].join("\n");
 
 beforeAll(async () => {
   backends = await startBackends(["127.0.0.2", "127.0.0.3", "127.0.0.4", "::1"]);
@@ -160,7 +167,14 @@ const key = (ip: string): string => (ip.includes(":") ? `[${ip}]:${port}` : `${i
 const hosts = (set: AddressSet): string[] => set.addresses.map((a) => a.host).sort();
 
 /** c-ares's error codes as dialtone's answer kinds; an empty list (a CNAME with no address behind it) is NODATA. */
-const KIND: Record<string, string> = { ENODATA: "nodata", ENOTFOUND: "nxdomain", EREFUSED: "refused", ESERVFAIL: "servfail", ETIMEOUT: "timeout", ENOTIMP: "notimp" };
+const KIND: Record<string, string> = {
+  ENODATA: "nodata",
+  ENOTFOUND: "nxdomain",
+  EREFUSED: "refused",
+  ESERVFAIL: "servfail",
+  ETIMEOUT: "timeout",
+  ENOTIMP: "notimp",
+};
 const kindOf = (said: Said): string | undefined => (Array.isArray(said) ? (said.length === 0 ? "nodata" : undefined) : (KIND[said] ?? said));
 
 /**
@@ -170,7 +184,9 @@ const kindOf = (said: Said): string | undefined => (Array.isArray(said) ? (said.
  * addresses are reported with the answer Node got.
  */
 async function expectAgrees(server: string, name: string, ref: Reference): Promise<AddressSet | ResolveError> {
-  const got = await resolver(server, name).lookup().catch((e: unknown) => e);
+  const got = await resolver(server, name)
+    .lookup()
+    .catch((e: unknown) => e);
   const expected = union(ref);
   const failed = [kindOf(ref.A), kindOf(ref.AAAA)].some((k) => k !== undefined && k !== "nodata" && k !== "nxdomain");
   if (expected.length === 0 && failed) {
@@ -195,8 +211,18 @@ async function expectChannelAgrees(server: string, name: string, ref: Reference)
   const ch = channel(server, name, Math.max(1, expected.length));
   if (expected.length > 0) {
     await ch.ready(AbortSignal.timeout(10_000));
-    expect(ch.stats().addresses.map((a) => a.address).sort()).toEqual(expected.map(key).sort());
-    expect(ch.stats().members.map((m) => m.address).sort()).toEqual(expected.map(key).sort());
+    expect(
+      ch
+        .stats()
+        .addresses.map((a) => a.address)
+        .sort(),
+    ).toEqual(expected.map(key).sort());
+    expect(
+      ch
+        .stats()
+        .members.map((m) => m.address)
+        .sort(),
+    ).toEqual(expected.map(key).sort());
   } else {
     // Not ready, and it says why: what each family got, from which server.
     await eventually(() => ch.stats().resolution.noAddresses !== undefined, 10_000, "the resolution to say why there is no address");
@@ -304,7 +330,12 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
     expect(set.addresses.map((a): [string, number, number] => [a.host, a.port, a.weight ?? 1]).sort(byIp)).toEqual(expected.sort(byIp));
     const ch = channel(c.server(), "_api._tcp.a.test", 3, true);
     await ch.ready(AbortSignal.timeout(10_000));
-    expect(ch.stats().members.map((m) => m.address).sort()).toEqual(expected.map((e) => key(e[0])).sort());
+    expect(
+      ch
+        .stats()
+        .members.map((m) => m.address)
+        .sort(),
+    ).toEqual(expected.map((e) => key(e[0])).sort());
   });
 
   it("40 A records: the UDP answer is truncated, and the whole set comes over TCP", async () => {
@@ -366,11 +397,23 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
       // Node's resolver now has no IPv6 address for the name; dialtone's AAAA stands on its last good answer.
       expect(now).toEqual({ A: ["127.0.0.2"], AAAA: c.oneFamilyFails });
       await eventually(() => rec.events.some((e) => e.type === "resolve-family-failed" && e.family === "ipv6"), 10_000, "AAAA's failure");
-      expect(rec.events.find((e) => e.type === "resolve-family-failed")).toMatchObject({ name: "keep.test", family: "ipv6", answer: kindOf(c.oneFamilyFails), kept: 1 });
-      const set = await resolver(c.server(), "keep.test").lookup().catch((e: unknown) => e);
+      expect(rec.events.find((e) => e.type === "resolve-family-failed")).toMatchObject({
+        name: "keep.test",
+        family: "ipv6",
+        answer: kindOf(c.oneFamilyFails),
+        kept: 1,
+      });
+      const set = await resolver(c.server(), "keep.test")
+        .lookup()
+        .catch((e: unknown) => e);
       // A fresh resolver has no last good AAAA: it agrees with Node.
       expect(hosts(set as AddressSet)).toEqual(["127.0.0.2"]);
-      expect(ch.stats().addresses.map((a) => a.address).sort()).toEqual([key("127.0.0.2"), key("::1")].sort());
+      expect(
+        ch
+          .stats()
+          .addresses.map((a) => a.address)
+          .sort(),
+      ).toEqual([key("127.0.0.2"), key("::1")].sort());
       expect(ch.stats().ready).toBe(2);
       expect(rec.events.filter((e) => e.type === "resolve-failed")).toEqual([]);
     } finally {
@@ -391,7 +434,15 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
       }
       expect(now.A).toEqual(["127.0.0.3"]);
       await eventually(() => ch.stats().members.some((m) => m.state === "ready" && m.address === key("127.0.0.3")), 10_000, "a member on the new address");
-      await eventually(() => ch.stats().addresses.map((a) => a.address).join() === key("127.0.0.3"), 10_000, "only the new address");
+      await eventually(
+        () =>
+          ch
+            .stats()
+            .addresses.map((a) => a.address)
+            .join() === key("127.0.0.3"),
+        10_000,
+        "only the new address",
+      );
     } finally {
       await c.move("127.0.0.2");
     }
@@ -407,7 +458,9 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
       const ref = await reference(c.server(), "v4.a.test", 300);
       expect(ref).toEqual({ A: "ETIMEOUT", AAAA: "ETIMEOUT" });
       await eventually(() => rec.events.some((e) => e.type === "resolve-failed"), 20_000, "a failed refresh");
-      const failures = rec.events.filter((e) => e.type === "resolve-family-failed").map((e) => (e.type === "resolve-family-failed" ? `${e.family} ${e.answer} kept ${e.kept}` : ""));
+      const failures = rec.events
+        .filter((e) => e.type === "resolve-family-failed")
+        .map((e) => (e.type === "resolve-family-failed" ? `${e.family} ${e.answer} kept ${e.kept}` : ""));
       expect(failures).toContain("ipv4 timeout kept 1");
       expect(ch.stats().addresses.map((a) => a.address)).toEqual([key("127.0.0.2")]);
       expect(ch.stats().resolution.lastError).toMatch(/no address for v4\.a\.test: no answer from .* for v4\.a\.test A within 2000 ms/);

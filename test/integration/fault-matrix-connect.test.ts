@@ -53,7 +53,13 @@ const faults = {
 async function mockPeer(script: Script): Promise<{ srv: RawH2Server; ch: Http2Channel }> {
   const srv = await startRawH2Server("127.0.0.2", script);
   mocks.push(srv);
-  const ch = open({ target: `http://svc.test:${srv.port}`, discovery: `static:///127.0.0.2:${srv.port}`, members: 1, health: { suspectAfter: 0 }, closeGrace: 200 });
+  const ch = open({
+    target: `http://svc.test:${srv.port}`,
+    discovery: `static:///127.0.0.2:${srv.port}`,
+    members: 1,
+    health: { suspectAfter: 0 },
+    closeGrace: 200,
+  });
   await ch.ready(AbortSignal.timeout(10_000));
   return { srv, ch };
 }
@@ -63,7 +69,13 @@ async function settle(p: Promise<unknown>, ms: number): Promise<{ ok: true } | {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"pending">((resolve) => (timer = setTimeout(() => resolve("pending"), ms)));
   try {
-    return await Promise.race([p.then(() => ({ ok: true as const }), (error: unknown) => ({ ok: false as const, error })), late]);
+    return await Promise.race([
+      p.then(
+        () => ({ ok: true as const }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -102,11 +114,16 @@ function grpcFrame(message: Uint8Array): Buffer {
   return Buffer.concat([head, message]);
 }
 
-const connectUnary = (t: Transport, o: CallOptions): Promise<unknown> => createClient(TestService, t).unaryCall({ responseSize: 8 }, { signal: o.signal, timeoutMs: o.timeoutMs });
+const connectUnary = (t: Transport, o: CallOptions): Promise<unknown> =>
+  createClient(TestService, t).unaryCall({ responseSize: 8 }, { signal: o.signal, timeoutMs: o.timeoutMs });
 
 async function connectStreaming(t: Transport, o: CallOptions): Promise<unknown> {
   let backend: string | undefined;
-  const it = createClient(TestService, t).streamingOutputCall(STREAM_REQUEST, { signal: o.signal, timeoutMs: o.timeoutMs, onHeader: (h) => (backend = h.get("x-backend") ?? undefined) });
+  const it = createClient(TestService, t).streamingOutputCall(STREAM_REQUEST, {
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    onHeader: (h) => (backend = h.get("x-backend") ?? undefined),
+  });
   let first = true;
   for await (const _ of it) {
     if (first) o.onFirst?.(backend);
@@ -117,7 +134,13 @@ async function connectStreaming(t: Transport, o: CallOptions): Promise<unknown> 
 
 /** A raw stream as a Node http2 user reads it: resolves on 'end', rejects on 'error'. */
 async function rawStream(ch: Http2Channel, o: CallOptions): Promise<unknown> {
-  const s: ClientHttp2Stream = await ch.stream({ method: "POST", path: STREAM_PATH, headers: { ...GRPC_HEAD, te: "trailers" }, endStream: false, signal: o.signal });
+  const s: ClientHttp2Stream = await ch.stream({
+    method: "POST",
+    path: STREAM_PATH,
+    headers: { ...GRPC_HEAD, te: "trailers" },
+    endStream: false,
+    signal: o.signal,
+  });
   s.end(grpcFrame(toBinary(StreamingOutputCallRequestSchema, STREAM_REQUEST)));
   return await new Promise((resolve, reject) => {
     let backend: string | undefined;
@@ -243,8 +266,16 @@ describe("fault matrix: faults from the peer (raw-frame HTTP/2 server: a mock pe
 describe("fault matrix: close past closeGrace, the caller's abort, a deadline (raw-frame HTTP/2 server that stops mid-body: a mock peer)", () => {
   it("mock peer: channel.close() past closeGrace fails every row — Connect UNAVAILABLE (ClosedError cause), stream() and requestStream() ClosedError — with RST_STREAM CANCEL on the wire", async () => {
     const rows: Array<[string, (ch: Http2Channel) => Promise<unknown>, (err: unknown) => void]> = [
-      ["Connect unary", (ch) => connectUnary(viaDialtone(ch), {}), (e) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_CLOSED"))],
-      ["Connect server-streaming", (ch) => connectStreaming(viaDialtone(ch), {}), (e) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_CLOSED"))],
+      [
+        "Connect unary",
+        (ch) => connectUnary(viaDialtone(ch), {}),
+        (e) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_CLOSED")),
+      ],
+      [
+        "Connect server-streaming",
+        (ch) => connectStreaming(viaDialtone(ch), {}),
+        (e) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_CLOSED")),
+      ],
       ["channel.stream()", (ch) => rawStream(ch, {}), (e) => expect(dialtoneCode(e)).toBe("ERR_DIALTONE_CLOSED")],
       ["channel.requestStream()", (ch) => requestStream(ch, {}), (e) => expect(dialtoneCode(e)).toBe("ERR_DIALTONE_CLOSED")],
     ];
@@ -364,7 +395,11 @@ describe("fault matrix: a backend frozen mid-body is evicted, and its calls fail
   }, 60_000);
 
   for (const [row, call, check] of [
-    ["Connect server-streaming", (ch: Http2Channel, o: CallOptions) => connectStreaming(viaDialtone(ch), o), (e: unknown) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_MEMBER_LOST"))],
+    [
+      "Connect server-streaming",
+      (ch: Http2Channel, o: CallOptions) => connectStreaming(viaDialtone(ch), o),
+      (e: unknown) => (expect(connectCode(e)).toBe(Code.Unavailable), expect(dialtoneCause(e)).toBe("ERR_DIALTONE_MEMBER_LOST")),
+    ],
     ["channel.stream()", rawStream, (e: unknown) => expect(dialtoneCode(e)).toBe("ERR_DIALTONE_MEMBER_LOST")],
     ["channel.requestStream()", requestStream, (e: unknown) => expect(dialtoneCode(e)).toBe("ERR_DIALTONE_MEMBER_LOST")],
   ] as const) {

@@ -65,7 +65,10 @@ describe("draining, refusals and total outage against real HTTP/2 backends", () 
     const backends = await startBackends(["127.0.0.2"], { delayMs: 300 });
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1, acquireTimeout: 300 });
     await ch.ready(AbortSignal.timeout(10_000));
-    const pending = ch.request({ path: "/", timeout: 3000 }).then(() => undefined, (e: unknown) => e);
+    const pending = ch.request({ path: "/", timeout: 3000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await new Promise((r) => setTimeout(r, 100));
     await backends[0]!.kill();
     const err = await pending;

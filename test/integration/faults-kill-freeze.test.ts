@@ -86,11 +86,7 @@ describe("faults against real HTTP/2 backends in child processes", () => {
     frozen.thaw();
     const thawedAt = performance.now();
     // The address recovers: the spread repair dials it again and moves a stacked member back.
-    await eventually(
-      () => ch.stats().members.some((m) => m.address === frozen.key && m.state === "ready"),
-      12_000,
-      "a ready member on the thawed backend",
-    );
+    await eventually(() => ch.stats().members.some((m) => m.address === frozen.key && m.state === "ready"), 12_000, "a ready member on the thawed backend");
     await eventually(() => (servedBy.get(frozen.key) ?? []).some((t) => t > thawedAt), 5000, "the thawed backend to serve again");
     stop = true;
     const results = await load;

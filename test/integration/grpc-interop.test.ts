@@ -154,9 +154,16 @@ const cases: Record<(typeof CASES)[number], (c: Test, u: Client<typeof Unimpleme
     const status = { code: 2, message: STATUS_MESSAGE };
     const unary = await failure(c.unaryCall({ responseStatus: status }, { timeoutMs: DEADLINE }));
     expect([unary.code, unary.rawMessage]).toEqual([Code.Unknown, STATUS_MESSAGE]);
-    const duplex = await failure(drain(c.fullDuplexCall((async function* () {
-      yield { responseStatus: status };
-    })(), { timeoutMs: DEADLINE })));
+    const duplex = await failure(
+      drain(
+        c.fullDuplexCall(
+          (async function* () {
+            yield { responseStatus: status };
+          })(),
+          { timeoutMs: DEADLINE },
+        ),
+      ),
+    );
     expect([duplex.code, duplex.rawMessage]).toEqual([Code.Unknown, STATUS_MESSAGE]);
   },
   special_status_message: async (c) => {
@@ -171,14 +178,20 @@ const cases: Record<(typeof CASES)[number], (c: Test, u: Client<typeof Unimpleme
     };
     let h: Headers | undefined;
     let t: Headers | undefined;
-    const r = await c.unaryCall({ responseSize: 314159, payload: zeros(271828) }, { headers, timeoutMs: DEADLINE, onHeader: (x) => (h = x), onTrailer: (x) => (t = x) });
+    const r = await c.unaryCall(
+      { responseSize: 314159, payload: zeros(271828) },
+      { headers, timeoutMs: DEADLINE, onHeader: (x) => (h = x), onTrailer: (x) => (t = x) },
+    );
     expect(r.payload?.body.length).toBe(314159);
     check(h, t);
     h = t = undefined;
     const got = await drain(
-      c.fullDuplexCall((async function* () {
-        yield { responseParameters: [{ size: 314159 }], payload: zeros(271828) };
-      })(), { headers, timeoutMs: DEADLINE, onHeader: (x) => (h = x), onTrailer: (x) => (t = x) }),
+      c.fullDuplexCall(
+        (async function* () {
+          yield { responseParameters: [{ size: 314159 }], payload: zeros(271828) };
+        })(),
+        { headers, timeoutMs: DEADLINE, onHeader: (x) => (h = x), onTrailer: (x) => (t = x) },
+      ),
     );
     expect(got.map((m) => m.payload?.body.length)).toEqual([314159]);
     check(h, t);

@@ -21,7 +21,13 @@ async function stalledPair(): Promise<[Backend, Backend]> {
 describe("hedged requests against real HTTP/2 backends", () => {
   it("an idempotent call with no answer after `delay` goes to the other member; the first answer wins and the loser is cancelled", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    const ch = open({
+      target: `http://svc.test:${slow.port}`,
+      discovery: staticDiscovery([slow, fast]),
+      members: 2,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const took: number[] = [];
@@ -52,7 +58,13 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("calls not marked idempotent are never hedged: they wait for the stalled member", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    const ch = open({
+      target: `http://svc.test:${slow.port}`,
+      discovery: staticDiscovery([slow, fast]),
+      members: 2,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const results = await Promise.all(Array.from({ length: 8 }, () => ch.request({ path: "/", method: "POST", body: "x" })));
@@ -64,7 +76,13 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("a streamed response (requestStream, what the adapters use) is hedged too: the winner streams, the loser is cancelled", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    const ch = open({
+      target: `http://svc.test:${slow.port}`,
+      discovery: staticDiscovery([slow, fast]),
+      members: 2,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     const readAll = async (): Promise<string> => {
@@ -89,12 +107,18 @@ describe("hedged requests against real HTTP/2 backends", () => {
 
   it("through the undici adapter (dialtone/undici): an undici request marked idempotent is hedged", async () => {
     const [slow, fast] = await stalledPair();
-    const ch = open({ target: `http://svc.test:${slow.port}`, discovery: staticDiscovery([slow, fast]), members: 2, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    const ch = open({
+      target: `http://svc.test:${slow.port}`,
+      discovery: staticDiscovery([slow, fast]),
+      members: 2,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     // undici's request() types its dispatcher as its own Dispatcher class; ours is what it calls.
     const dispatcher = createDispatcher(ch) as unknown as Dispatcher;
-    const call = async (): Promise<string> => (await (await undiciRequest(`http://svc.test:${slow.port}/`, { dispatcher, idempotent: true })).body.text());
+    const call = async (): Promise<string> => await (await undiciRequest(`http://svc.test:${slow.port}/`, { dispatcher, idempotent: true })).body.text();
     // In pairs: the first pair reaches the stalled member whatever P2C draws (see above).
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();

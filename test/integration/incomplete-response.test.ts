@@ -37,7 +37,10 @@ describe("success needs END_STREAM (raw-frame HTTP/2 server: a mock peer, since 
 
   it("mock peer: HEADERS 200 + DATA without END_STREAM + RST_STREAM(NO_ERROR) is ERR_DIALTONE_INCOMPLETE_RESPONSE, not a 200 with half a body", async () => {
     const ch = await channelOn(scripts["cut by RST_STREAM(NO_ERROR)"]!);
-    const err = await ch.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request({ path: "/" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).code).toBe("ERR_DIALTONE_INCOMPLETE_RESPONSE");
     expect((err as RequestError).unprocessed).toBe(false);
@@ -53,7 +56,10 @@ describe("success needs END_STREAM (raw-frame HTTP/2 server: a mock peer, since 
 
   it("mock peer: a body shorter than its content-length fails", async () => {
     const ch = await channelOn(scripts["shorter than content-length"]!);
-    const err = await ch.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request({ path: "/" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(RequestError);
     expect(["ERR_DIALTONE_INCOMPLETE_RESPONSE", "ERR_DIALTONE_STREAM"]).toContain((err as RequestError).code);
   });

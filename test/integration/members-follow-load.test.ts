@@ -37,7 +37,11 @@ describe("members that follow load, against real HTTP/2 backends", () => {
     await eventually(() => ch.stats().wanted === 4 && ch.stats().ready === 4, 15_000, "4 ready members");
     stop = true;
     expect((await ramp).every((r) => r.ok)).toBe(true);
-    expect(changes()).toEqual([[1, 2], [2, 3], [3, 4]]);
+    expect(changes()).toEqual([
+      [1, 2],
+      [2, 3],
+      [3, 4],
+    ]);
     expect(new Set(ch.stats().members.map((m) => m.address)).size).toBe(4);
     expect(sample(await registry.metrics(), "dialtone_members_wanted", { channel: "ramp" })).toBe(4);
     expect(sample(await registry.metrics(), "dialtone_member_count_changes_total", { channel: "ramp", direction: "up" })).toBe(3);
@@ -51,7 +55,11 @@ describe("members that follow load, against real HTTP/2 backends", () => {
 
     // Pause: nothing in flight; one member goes per shrinkAfter, down to min, each drained as surplus.
     await eventually(() => ch.stats().wanted === 1, 15_000, "members back to min");
-    expect(changes().slice(before)).toEqual([[4, 3], [3, 2], [2, 1]]);
+    expect(changes().slice(before)).toEqual([
+      [4, 3],
+      [3, 2],
+      [2, 1],
+    ]);
     const surplus = rec.events.filter((e) => e.type === "draining" && e.reason === "surplus");
     expect(surplus).toHaveLength(3);
     await eventually(() => ch.stats().members.length === 1, 5000, "surplus members closed");

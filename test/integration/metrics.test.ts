@@ -140,7 +140,9 @@ describe("events and Prometheus metrics under real faults", () => {
     // Per-address labels only where opted in.
     expect(sample(text, "dialtone_connects_total", { channel: "b", result: "ok", address: backends[0]!.key })).toBe(2);
     expect(sample(text, "dialtone_connects_total", { channel: "a", result: "ok", address: "" })).toBe(1);
-    expect(() => open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), name: "a" }).metrics(registry)).toThrow(ConfigError);
+    expect(() => open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), name: "a" }).metrics(registry)).toThrow(
+      ConfigError,
+    );
     await a.close();
     text = await registry.metrics();
     expect(text).not.toContain('channel="a"');

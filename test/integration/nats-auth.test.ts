@@ -4,7 +4,15 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jw
 import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { NatsAuthError, NotReadyError, RequestError, createNatsChannel, type ChannelEvent, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import {
+  NatsAuthError,
+  NotReadyError,
+  RequestError,
+  createNatsChannel,
+  type ChannelEvent,
+  type NatsChannel,
+  type NatsChannelOptions,
+} from "../../src/index.js";
 import { eventually, recordEvents } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startNatsServer, type NatsServer } from "../helpers/nats-server.js";
@@ -169,9 +177,7 @@ describe("NATS auth methods against nats-server configured for each", () => {
     const acctJwt = await encodeAccount("APP", acct, { limits: unlimited }, { signer: op });
     const userJwt = await encodeUser("app", usr, acct);
     const creds = new TextDecoder().decode(fmtCreds(userJwt, usr));
-    const s = await server(
-      () => `operator: ${opJwt}\nresolver: MEMORY\nresolver_preload: { ${acct.getPublicKey()}: ${acctJwt} }\n`,
-    );
+    const s = await server(() => `operator: ${opJwt}\nresolver: MEMORY\nresolver_preload: { ${acct.getPublicKey()}: ${acctJwt} }\n`);
     const credsFile = join(s.dir, "app.creds");
     writeFileSync(credsFile, creds);
     const ch = open({ target: `nats://${s.key}`, members: 2, auth: { credsFile } });
@@ -262,7 +268,10 @@ describe("NATS server errors are events and metrics", () => {
     const ch = open({ target: `nats://${s.key}`, members: 1, auth: { user: "app", pass: "pw" } });
     await ch.ready(AbortSignal.timeout(10_000));
     const started = performance.now();
-    const err = await ch.request("secret.ask", "?", { timeout: 5000 }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request("secret.ask", "?", { timeout: 5000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).code).toBe("ERR_DIALTONE_NATS");
     expect((err as Error).message).toMatch(/permissions violation/i);

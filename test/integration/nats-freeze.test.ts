@@ -53,7 +53,13 @@ describe("NATS: one server SIGSTOPped under load", () => {
     // The in-flight balancer: an idle frozen member ties with the others and is certain to be picked
     // after the freeze (peak-EWMA may rightly keep away from it from the start, and then there is
     // nothing to suspect). Overdue cost and suspicion apply to both balancers alike.
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", ignoreDiscoveredServers: true, requestTimeout: TIMEOUT_MS });
+    const ch = createNatsChannel({
+      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      members: 3,
+      balancer: "in-flight",
+      ignoreDiscoveredServers: true,
+      requestTimeout: TIMEOUT_MS,
+    });
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     expect(new Set(ch.stats().members.map((m) => m.address))).toEqual(new Set(cluster.nodes.map((n) => n.key)));
@@ -83,7 +89,8 @@ describe("NATS: one server SIGSTOPped under load", () => {
       pending.push(
         ch.request("echo", `m${i}`, { idempotent, timeout: TIMEOUT_MS }).then(
           () => void calls.push({ idempotent, start, end: performance.now(), ok: true, code: undefined, address: undefined }),
-          (err: { code?: string; address?: string }) => void calls.push({ idempotent, start, end: performance.now(), ok: false, code: err.code, address: err.address }),
+          (err: { code?: string; address?: string }) =>
+            void calls.push({ idempotent, start, end: performance.now(), ok: false, code: err.code, address: err.address }),
         ),
       );
     }
@@ -134,7 +141,13 @@ describe("NATS: one server SIGSTOPped under load", () => {
     const responders = await startResponders([home], "echo");
     cleanups.push(() => responders.stop());
     cleanups.push(async () => frozen.thaw());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", ignoreDiscoveredServers: true, hedge: { delay: 50, max: 1 } });
+    const ch = createNatsChannel({
+      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      members: 3,
+      balancer: "in-flight",
+      ignoreDiscoveredServers: true,
+      hedge: { delay: 50, max: 1 },
+    });
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);

@@ -32,7 +32,12 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const [frozen, ...live] = cluster.nodes;
     const responders = await startResponders(live, "echo");
     cleanups.push(() => responders.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    const ch = createNatsChannel({
+      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      members: 3,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
@@ -80,8 +85,16 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const [slowNode, ...fastNodes] = cluster.nodes;
     const slow = await startResponders([slowNode!], "echo", { delayMs: 600 });
     const fast = await startResponders(fastNodes, "echo");
-    cleanups.push(() => slow.stop(), () => fast.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", hedge: { delay: 50, max: 1 } });
+    cleanups.push(
+      () => slow.stop(),
+      () => fast.stop(),
+    );
+    const ch = createNatsChannel({
+      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      members: 3,
+      balancer: "in-flight",
+      hedge: { delay: 50, max: 1 },
+    });
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);

@@ -92,7 +92,10 @@ describe("NATS limits are the caller's errors", () => {
     await expect(ch.request("echo", "é".repeat(600))).rejects.toMatchObject({ field: "data", reason: "too-large" });
     await expect(ch.request("echo", "x", { headers: { "x-big": "v".repeat(MAX_PAYLOAD) } })).rejects.toMatchObject({ field: "headers", reason: "too-large" });
     // Each part fits, the two together do not.
-    await expect(ch.request("echo", new Uint8Array(700), { headers: { "x-half": "v".repeat(400) } })).rejects.toMatchObject({ field: "data", reason: "too-large" });
+    await expect(ch.request("echo", new Uint8Array(700), { headers: { "x-half": "v".repeat(400) } })).rejects.toMatchObject({
+      field: "data",
+      reason: "too-large",
+    });
     expect((await ch.request("echo", new Uint8Array(MAX_PAYLOAD))).string()).toBe(`ok:${MAX_PAYLOAD}`);
     expect((await inFlight).string()).toBe("slow-ok");
     sameMember(ch, events, id);
@@ -140,7 +143,10 @@ upstreams:
   }
 
   async function memberIds(): Promise<unknown> {
-    const s = (await fetch(`${broker.admin}/stats`).then((r) => r.json())) as { broker: { in_flight: number }; upstreams: { bus: { in_flight: number; channel: { members: Array<{ id: number; state: string }> } } } };
+    const s = (await fetch(`${broker.admin}/stats`).then((r) => r.json())) as {
+      broker: { in_flight: number };
+      upstreams: { bus: { in_flight: number; channel: { members: Array<{ id: number; state: string }> } } };
+    };
     // Nothing left in flight by a refusal, on the broker or the upstream.
     expect([s.broker.in_flight, s.upstreams.bus.in_flight]).toEqual([0, 0]);
     return s.upstreams.bus.channel.members.map((m) => `${m.id}:${m.state}`);

@@ -19,7 +19,11 @@ beforeAll(async () => {
   ca = makeCa("dialtone nats test CA");
   otherCa = makeCa("some other CA");
   leaf = makeLeaf(ca, ["nats.test", HOST]);
-  tlsServer = await startNatsServer({ host: HOST, files: { "cert.pem": leaf.cert, "key.pem": leaf.key }, config: (d) => `tls { cert_file: "${d}/cert.pem", key_file: "${d}/key.pem", timeout: 2 }\n` });
+  tlsServer = await startNatsServer({
+    host: HOST,
+    files: { "cert.pem": leaf.cert, "key.pem": leaf.key },
+    config: (d) => `tls { cert_file: "${d}/cert.pem", key_file: "${d}/key.pem", timeout: 2 }\n`,
+  });
 }, 20_000);
 afterAll(async () => {
   await tlsServer.stop();
@@ -61,7 +65,7 @@ describe("NATS TLS by name while dialing IPs, against nats-server with TLS", () 
     await roundTrip(ch);
   });
 
-  it("an IP-literal target verifies against the IP (an IP SAN), not against \"localhost\"", async () => {
+  it('an IP-literal target verifies against the IP (an IP SAN), not against "localhost"', async () => {
     const ch = open({ target: `tls://${tlsServer.key}`, tls: { ca: ca.cert } });
     await ch.ready(AbortSignal.timeout(10_000));
     await roundTrip(ch);
@@ -114,10 +118,21 @@ describe("NATS TLS by name while dialing IPs, against nats-server with TLS", () 
   it("mock peer (no handshake_first in nats-server 2.9): tlsFirst: true handshakes before INFO; without it the dial fails", async () => {
     const mock = await startTlsFirstMock(HOST, leaf);
     try {
-      const ch = open({ target: `tls://nats.test:${mock.port}`, discovery: `static:///${HOST}:${mock.port}`, tls: { ca: ca.cert }, tlsFirst: true, connectTimeout: 2000 });
+      const ch = open({
+        target: `tls://nats.test:${mock.port}`,
+        discovery: `static:///${HOST}:${mock.port}`,
+        tls: { ca: ca.cert },
+        tlsFirst: true,
+        connectTimeout: 2000,
+      });
       await ch.ready(AbortSignal.timeout(10_000));
       expect(mock.handshakes()).toBeGreaterThan(0);
-      const err = await firstFailure({ target: `tls://nats.test:${mock.port}`, discovery: `static:///${HOST}:${mock.port}`, tls: { ca: ca.cert }, connectTimeout: 1000 });
+      const err = await firstFailure({
+        target: `tls://nats.test:${mock.port}`,
+        discovery: `static:///${HOST}:${mock.port}`,
+        tls: { ca: ca.cert },
+        connectTimeout: 1000,
+      });
       expect(err).toBeInstanceOf(ConnectError);
     } finally {
       // The channels redial the mock until they close: close them first, then the mock.

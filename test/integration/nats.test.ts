@@ -1,7 +1,18 @@
 import { connect } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { AbortedError, BadRequestError, createNatsChannel, DialtoneError, MemberLostError, NoMemberError, NoRespondersError, RequestTimeoutError, type NatsChannel, type NatsChannelOptions } from "../../src/index.js";
+import {
+  AbortedError,
+  BadRequestError,
+  createNatsChannel,
+  DialtoneError,
+  MemberLostError,
+  NoMemberError,
+  NoRespondersError,
+  RequestTimeoutError,
+  type NatsChannel,
+  type NatsChannelOptions,
+} from "../../src/index.js";
 import { eventually, recordEvents, steadyLoad } from "../helpers/channel.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
 import { startResponders } from "../helpers/nats-responders.js";
@@ -70,7 +81,11 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     frozen.freeze();
     const faultAt = performance.now();
     // The frozen server is found by PING timeout (TCP stays open).
-    await eventually(() => rec.events.some((e) => e.type === "evicted" && e.member.address === frozen.key && e.reason === "unhealthy"), 4500, "the frozen member to be evicted");
+    await eventually(
+      () => rec.events.some((e) => e.type === "evicted" && e.member.address === frozen.key && e.reason === "unhealthy"),
+      4500,
+      "the frozen member to be evicted",
+    );
     const evicted = rec.events.find((e) => e.type === "evicted" && e.member.address === frozen.key)!;
     expect(evicted.type === "evicted" && evicted.detail).toMatch(/PONG|timed out|timeout/i);
     const deadline = faultAt + 2500 + 300;
@@ -153,12 +168,15 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
 
   it("a request whose member dies before the reply fails with MemberLostError; marked idempotent, it is retried elsewhere", async () => {
     cluster = await startNatsCluster();
-    const [x, y, z] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const [x, y, z] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
     const responders = await startResponders([y], "slow", { delayMs: 400 });
     cleanups.push(() => responders.stop());
     const lonely = open({ target: `nats://${x.key}`, members: 1, ignoreDiscoveredServers: true, name: "lonely" });
     await lonely.ready(AbortSignal.timeout(10_000));
-    const pending = lonely.request("slow", "1", { timeout: 3000 }).then(() => undefined, (e: unknown) => e);
+    const pending = lonely.request("slow", "1", { timeout: 3000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await new Promise((r) => setTimeout(r, 100));
     await x.kill();
     const err = await pending;
@@ -177,7 +195,7 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
 
   it("each request ends at its own deadline (a short one sent after a long one too); a late reply is dropped and the member keeps serving", async () => {
     cluster = await startNatsCluster();
-    const [x] = cluster.nodes as [typeof cluster.nodes[0]];
+    const [x] = cluster.nodes as [(typeof cluster.nodes)[0]];
     // Answers "late <ms>" after the number of ms the request carries.
     const nc = await connect({ servers: x.key, reconnect: false });
     cleanups.push(() => nc.close());
@@ -197,7 +215,11 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     const ch = open({ target: `nats://${x.key}`, members: 1, ignoreDiscoveredServers: true });
     await ch.ready(AbortSignal.timeout(10_000));
     const t0 = performance.now();
-    const timed = (p: Promise<unknown>): Promise<[unknown, number]> => p.then((v) => [v, performance.now() - t0], (e: unknown) => [e, performance.now() - t0]);
+    const timed = (p: Promise<unknown>): Promise<[unknown, number]> =>
+      p.then(
+        (v) => [v, performance.now() - t0],
+        (e: unknown) => [e, performance.now() - t0],
+      );
     const long = timed(ch.request("delay", "2500", { timeout: 1500 }));
     const short = timed(ch.request("delay", "2500", { timeout: 300 }));
     expect((await ch.request("delay", "0", { timeout: 3000 })).string()).toBe("late 0");
@@ -210,7 +232,12 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     expect(longMs).toBeGreaterThanOrEqual(1490);
 
     // Its reply comes after it timed out: dropped; the next request gets its own.
-    expect(await ch.request("delay", "400", { timeout: 200 }).then(() => undefined, (e: unknown) => e)).toBeInstanceOf(RequestTimeoutError);
+    expect(
+      await ch.request("delay", "400", { timeout: 200 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    ).toBeInstanceOf(RequestTimeoutError);
     await new Promise((r) => setTimeout(r, 300));
     expect((await ch.request("delay", "1", { timeout: 2000 })).string()).toBe("late 1");
     expect(ch.stats().ready).toBe(1);
@@ -221,7 +248,10 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     const ch = open({ target: targetOf(cluster), members: 2 });
     await ch.ready(AbortSignal.timeout(10_000));
     const started = performance.now();
-    const err = await ch.request("nobody.home", "?", { timeout: 3000 }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request("nobody.home", "?", { timeout: 3000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoRespondersError);
     expect((err as NoRespondersError).subject).toBe("nobody.home");
     expect(performance.now() - started).toBeLessThan(2000);
@@ -232,7 +262,10 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     const responders = await startResponders(cluster.nodes, "echo", { user: "app", pass: "s3cret" });
     cleanups.push(() => responders.stop());
     const wrong = open({ target: targetOf(cluster), members: 1, auth: { user: "app", pass: "nope" }, acquireTimeout: 800, name: "wrong" });
-    const err = await wrong.request("echo", "x").then(() => undefined, (e: unknown) => e);
+    const err = await wrong.request("echo", "x").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoMemberError);
     expect((err as Error).message).toMatch(/authorization|authentication/i);
     const right = open({ target: targetOf(cluster), members: 2, auth: { user: "app", pass: "s3cret" }, name: "right" });
@@ -296,19 +329,31 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
       () => ch.request("svc.echo", "x", { timeout: "5s" as unknown as number }),
     ];
     for (const call of bad) {
-      const err = await call().then(() => undefined, (e: unknown) => e);
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(BadRequestError);
     }
     const reason = new Error("caller left");
-    const aborted = await ch.request("svc.none", "x", { signal: AbortSignal.abort(reason) }).then(() => undefined, (e: unknown) => e);
+    const aborted = await ch.request("svc.none", "x", { signal: AbortSignal.abort(reason) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(aborted).toBeInstanceOf(AbortedError);
     expect((aborted as AbortedError).cause).toBe(reason);
-    const pubAborted = await ch.publish("svc.none", "x", { signal: AbortSignal.abort() }).then(() => undefined, (e: unknown) => e);
+    const pubAborted = await ch.publish("svc.none", "x", { signal: AbortSignal.abort() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(pubAborted).toBeInstanceOf(AbortedError);
     // A request aborted while it waits for its reply.
     const ac = new AbortController();
     const sub = await ch.subscribe("svc.slow");
-    const p = ch.request("svc.slow", "x", { signal: ac.signal, timeout: 5000 }).then(() => undefined, (e: unknown) => e);
+    const p = ch.request("svc.slow", "x", { signal: ac.signal, timeout: 5000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     setTimeout(() => ac.abort(reason), 100);
     const late = await p;
     expect(late).toBeInstanceOf(AbortedError);

@@ -88,9 +88,23 @@ describe("outlier ejection against real HTTP/2 backends", () => {
     // Meanwhile the ejected member is still connected and PINGed.
     expect(ch.stats().members.find((m) => m.address === bad.key)?.state).toBe("ready");
     // Its time is up: surplus, it drains; the three members left serve, none on the bad backend.
-    await eventually(() => rec.events.some((e) => e.type === "draining" && e.member.address === bad.key && e.reason === "surplus"), 5000, "the ejected member to drain");
+    await eventually(
+      () => rec.events.some((e) => e.type === "draining" && e.member.address === bad.key && e.reason === "surplus"),
+      5000,
+      "the ejected member to drain",
+    );
     await eventually(() => !ch.stats().members.some((m) => m.address === bad.key), 5000, "the ejected member to close");
-    expect(ch.stats().members.map((m) => m.address).sort()).toEqual(backends.filter((b) => b !== bad).map((b) => b.key).sort());
+    expect(
+      ch
+        .stats()
+        .members.map((m) => m.address)
+        .sort(),
+    ).toEqual(
+      backends
+        .filter((b) => b !== bad)
+        .map((b) => b.key)
+        .sort(),
+    );
     const before = (await bad.stats()).requests;
     const after = await Promise.all(Array.from({ length: 60 }, send));
     expect(after.every((r) => r.status === 200)).toBe(true);
@@ -114,7 +128,13 @@ describe("outlier ejection against real HTTP/2 backends", () => {
     const backends = await startBackends(HOSTS);
     await backends[0]!.command({ cmd: "status", status: 500 });
     await backends[1]!.command({ cmd: "status", status: 500 });
-    const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 3, balancer: "in-flight", outlier: { consecutive5xx: 2, baseEjection: 30_000 } });
+    const ch = open({
+      target: `http://svc.test:${backends[0]!.port}`,
+      discovery: staticDiscovery(backends),
+      members: 3,
+      balancer: "in-flight",
+      outlier: { consecutive5xx: 2, baseEjection: 30_000 },
+    });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
     for (let i = 0; i < 80; i++) await ch.request({ path: "/" });

@@ -16,7 +16,10 @@ describe("maxOutstanding bounds what a channel holds in flight", () => {
       await sup.ready(AbortSignal.timeout(5000));
       const leases = await Promise.all([1, 2, 3, 4].map(() => sup.acquire()));
       const started = performance.now();
-      const err = await sup.acquire().then(() => undefined, (e: unknown) => e);
+      const err = await sup.acquire().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(performance.now() - started).toBeLessThan(100);
       expect(err).toBeInstanceOf(DialtoneError);
       expect((err as DialtoneError).code).toBe("ERR_DIALTONE_OVERLOADED");

@@ -18,7 +18,10 @@ let backend: Backend;
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-pack-"));
   execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
-  tarball = join(dir, readdirSync(dir).find((f) => f.endsWith(".tgz"))!);
+  tarball = join(
+    dir,
+    readdirSync(dir).find((f) => f.endsWith(".tgz"))!,
+  );
   backend = (await startBackends(["127.0.0.2"]))[0]!;
 }, 120_000);
 afterAll(stopAllBackends);
@@ -31,7 +34,10 @@ function scratch(pkg: object, files: Record<string, string>): string {
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, dependencies: ADAPTER_PEERS, ...pkg }, null, 2));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   // From the local cache where it can be: the registry is reachable, but a test should not wait on it.
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball], {
+    cwd: dir,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   return dir;
 }
 
@@ -49,7 +55,8 @@ async function main()${types ? ": Promise<void>" : ""} {
 }
 void main();
 `;
-const IMPORTS = 'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\n';
+const IMPORTS =
+  'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\n';
 
 describe("the packed package in scratch projects (npm pack → npm install)", () => {
   it("a project without the adapters' optional peers (no undici) imports dialtone and makes a request: the main entry never loads undici", () => {
@@ -82,7 +89,10 @@ await ch.close();
     const dir = scratch({ type: "commonjs" }, { "main.ts": IMPORTS + BODY(true) });
     writeFileSync(
       join(dir, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2022"], strict: true, outDir: "out", types: ["node"] }, files: ["main.ts"] }),
+      JSON.stringify({
+        compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2022"], strict: true, outDir: "out", types: ["node"] },
+        files: ["main.ts"],
+      }),
     );
     // The scratch project borrows this repository's TypeScript and Node types rather than installing them again.
     mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });

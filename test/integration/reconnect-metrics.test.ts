@@ -147,7 +147,8 @@ describe("Reconnect.metrics() with a real HTTP/2 backend and a real Prometheus",
     await expectClean();
     const connectedChanges = count("connected");
     await eventuallyAsync(
-      async () => (await query(`dialtone_reconnect_status_changes_total{name="${NAME}",status="connected"}`)) === connectedChanges && (await query(gauge)) === 1,
+      async () =>
+        (await query(`dialtone_reconnect_status_changes_total{name="${NAME}",status="connected"}`)) === connectedChanges && (await query(gauge)) === 1,
       20_000,
       "Prometheus to see the reconnection",
     );
@@ -164,7 +165,11 @@ describe("Reconnect.metrics() with a real HTTP/2 backend and a real Prometheus",
     expect(read("dialtone_reconnect_failures_total")).toBe(count("failure"));
     expect(read("dialtone_reconnect_status_changes_total", { status: "disconnected" })).toBe(count("disconnected"));
     await expectClean();
-    await eventuallyAsync(async () => (await query(`dialtone_reconnect_gave_up{name="${NAME}"}`)) === 1 && (await query(gauge)) === 0, 20_000, "Prometheus to read the give-up");
+    await eventuallyAsync(
+      async () => (await query(`dialtone_reconnect_gave_up{name="${NAME}"}`)) === 1 && (await query(gauge)) === 0,
+      20_000,
+      "Prometheus to read the give-up",
+    );
     // Prometheus's own history holds the flip: 1 while connected, 0 at the end.
     expect(await query(`max_over_time(${gauge}[5m])`)).toBe(1);
     expect(await query(`min_over_time(${gauge}[5m])`)).toBe(0);

@@ -88,7 +88,10 @@ describe("Reconnect handle against a real HTTP/2 backend", () => {
     });
     const statuses: string[] = [];
     for await (const s of rc.status()) statuses.push(s);
-    const err = await rc.closed().then(() => undefined, (e: unknown) => e);
+    const err = await rc.closed().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(GaveUpError);
     expect((err as GaveUpError).message).toContain("single backend");
     expect((err as GaveUpError).message).toContain("ECONNREFUSED");

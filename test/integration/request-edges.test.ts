@@ -69,7 +69,7 @@ describe("bad input fails its own call, never a member (real HTTP/2 backends)", 
     expect(ch.stats().lastError).toBeUndefined();
   });
 
-  it("per-call options are checked: timeout NaN, -1, \"5s\", Infinity or past 2^31-1 ms is a BadRequestError, not a timeout", async () => {
+  it('per-call options are checked: timeout NaN, -1, "5s", Infinity or past 2^31-1 ms is a BadRequestError, not a timeout', async () => {
     const backends = await startBackends(["127.0.0.2"]);
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 1 });
     await ch.ready(AbortSignal.timeout(10_000));
@@ -328,7 +328,7 @@ describe("TLS to an IP-literal target (real HTTP/2 TLS backend)", () => {
     const strict = open({ target: `https://127.0.0.2:${b!.port}`, members: 1, tls: { ca: byName.ca }, acquireTimeout: 800 });
     const err = await errorOf(strict.request({ path: "/" }));
     expect(err).toBeInstanceOf(NoMemberError);
-    expect(((err as NoMemberError).lastError as Error)).toBeInstanceOf(ConnectError);
+    expect((err as NoMemberError).lastError as Error).toBeInstanceOf(ConnectError);
     expect((err as Error).message).toMatch(/IP: 127\.0\.0\.2 is not in the cert's list|ERR_TLS_CERT_ALTNAME_INVALID/);
     const lax = open({ target: `https://127.0.0.2:${b!.port}`, members: 1, tls: { rejectUnauthorized: false } });
     await lax.ready(AbortSignal.timeout(10_000));

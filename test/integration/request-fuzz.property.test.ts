@@ -12,7 +12,21 @@ const plainText = fc.stringMatching(/^[\x21-\x7e]{0,40}$/);
 // Weighted toward input a server accepts, so both paths (sent and refused) are exercised a lot.
 const headerName = fc.oneof(
   { arbitrary: tokenText.map((t) => `x-${t}`), weight: 6 },
-  fc.constantFrom("x-a", "X-Mixed", "content-type", "connection", "te", "host", ":path", ":authority", "content-length", "authorization", "", "bad header", "x\u00e9"),
+  fc.constantFrom(
+    "x-a",
+    "X-Mixed",
+    "content-type",
+    "connection",
+    "te",
+    "host",
+    ":path",
+    ":authority",
+    "content-length",
+    "authorization",
+    "",
+    "bad header",
+    "x\u00e9",
+  ),
   anyText,
 );
 const headerValue = fc.oneof(
@@ -42,8 +56,16 @@ const body = fc.oneof(
 const init = fc.record(
   {
     method: fc.oneof({ arbitrary: fc.constantFrom("GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "CONNECT", "get", "TRACE"), weight: 8 }, anyText),
-    path: fc.oneof({ arbitrary: fc.constant("/"), weight: 3 }, { arbitrary: plainText.map((s) => `/${s}`), weight: 5 }, anyText.map((s) => `/${s}`), anyText),
-    headers: fc.oneof({ arbitrary: fc.dictionary(headerName, headerValue, { maxKeys: 3 }), weight: 3 }, fc.dictionary(headerName, fc.constant("v"), { maxKeys: 3 })),
+    path: fc.oneof(
+      { arbitrary: fc.constant("/"), weight: 3 },
+      { arbitrary: plainText.map((s) => `/${s}`), weight: 5 },
+      anyText.map((s) => `/${s}`),
+      anyText,
+    ),
+    headers: fc.oneof(
+      { arbitrary: fc.dictionary(headerName, headerValue, { maxKeys: 3 }), weight: 3 },
+      fc.dictionary(headerName, fc.constant("v"), { maxKeys: 3 }),
+    ),
     body,
     idempotent: fc.boolean(),
     timeout: fc.oneof({ arbitrary: fc.constant(3000), weight: 9 }, fc.constantFrom(Number.NaN, -1, 0, 3e9)),

@@ -28,7 +28,13 @@ describe("the retry budget against a real HTTP/2 backend that refuses every stre
     const rec = recordEvents(ch);
     await b!.command({ cmd: "refuse-next", n: 1000 });
     const results: unknown[] = [];
-    for (let i = 0; i < 5; i++) results.push(await ch.request({ path: "/", method: "POST", body: "x" }).then(() => "ok", (e: unknown) => e));
+    for (let i = 0; i < 5; i++)
+      results.push(
+        await ch.request({ path: "/", method: "POST", body: "x" }).then(
+          () => "ok",
+          (e: unknown) => e,
+        ),
+      );
     for (const r of results) {
       expect(r).toBeInstanceOf(RequestError);
       expect((r as RequestError).unprocessed).toBe(true);

@@ -83,7 +83,10 @@ describe("streams, stream limits, abort and close against a real HTTP/2 backend"
     await backends[0]!.kill();
     const ch = open({ target: `http://svc.test:${backends[0]!.port}`, discovery: staticDiscovery(backends), members: 2, readyTimeout: 600 });
     const started = performance.now();
-    const err = await ch.ready().then(() => undefined, (e: unknown) => e);
+    const err = await ch.ready().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NotReadyError);
     expect((err as NotReadyError).ready).toBe(0);
     expect((err as NotReadyError).wanted).toBe(2);

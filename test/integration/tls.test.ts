@@ -34,7 +34,10 @@ describe("TLS with a CA made at test time", () => {
       tls: { ca: pki.ca },
       acquireTimeout: 500,
     });
-    const err = await ch.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request({ path: "/" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoMemberError);
     expect((err as NoMemberError).message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID|altnames/);
     expect((err as NoMemberError).message).toContain("wrong.test");
@@ -49,7 +52,10 @@ describe("TLS with a CA made at test time", () => {
       members: 1,
       acquireTimeout: 500,
     });
-    const err = await ch.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    const err = await ch.request({ path: "/" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoMemberError);
     expect((err as NoMemberError).message).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify|self.signed/i);
   });
@@ -72,7 +78,10 @@ describe("TLS with a CA made at test time", () => {
       tls: { ca: pki.ca },
       acquireTimeout: 700,
     });
-    const err = await without.request({ path: "/" }).then(() => undefined, (e: unknown) => e);
+    const err = await without.request({ path: "/" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoMemberError);
     expect(without.stats().ready).toBe(0);
   });

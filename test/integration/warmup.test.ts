@@ -78,7 +78,10 @@ describe("ready(signal)", () => {
     const [good] = await startBackends(["127.0.0.2"]);
     // Nobody listens there: every dial is refused.
     const ch = open({ target: `http://svc.test:${good!.port}`, discovery: `static:///127.0.0.9:${good!.port}`, members: 2 });
-    const err = await ch.ready(AbortSignal.timeout(300)).then(() => undefined, (e: unknown) => e);
+    const err = await ch.ready(AbortSignal.timeout(300)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NotReadyError);
     expect((err as NotReadyError).ready).toBe(0);
     expect((err as NotReadyError).wanted).toBe(2);

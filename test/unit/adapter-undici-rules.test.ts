@@ -14,8 +14,16 @@ const signal = new AbortController().signal;
 
 describe("undici request options → a dialtone request", () => {
   it("headers in undici's three shapes: cookies joined by '; ', other repeated fields by ', ', HTTP/1 connection fields dropped", () => {
-    expect(toOutgoing(["Cookie", ["a=b", "c=d"], "x-r", ["1", "2"], "x-r", "3", "connection", "keep-alive", "host", "h"])).toEqual({ cookie: "a=b; c=d", "x-r": "1, 2, 3" });
-    expect(toOutgoing([["cookie", "a=b"], ["cookie", "c=d"]])).toEqual({ cookie: "a=b; c=d" });
+    expect(toOutgoing(["Cookie", ["a=b", "c=d"], "x-r", ["1", "2"], "x-r", "3", "connection", "keep-alive", "host", "h"])).toEqual({
+      cookie: "a=b; c=d",
+      "x-r": "1, 2, 3",
+    });
+    expect(
+      toOutgoing([
+        ["cookie", "a=b"],
+        ["cookie", "c=d"],
+      ]),
+    ).toEqual({ cookie: "a=b; c=d" });
     expect(toOutgoing(new Map([["x-one", "v"]]))).toEqual({ "x-one": "v" });
     expect(toOutgoing({ "X-Num": 5, te: "trailers", "transfer-encoding": "chunked" })).toEqual({ "x-num": "5", te: "trailers" });
     expect(() => toOutgoing(["odd"])).toThrow(errors.InvalidArgumentError);
@@ -46,8 +54,16 @@ describe("dialtone errors → undici's", () => {
       [new ClosedError(T), "before-head", errors.ClientClosedError],
       [new ClosedError(T), "after-head", errors.SocketError],
       [new RequestError("ERR_DIALTONE_MEMBER_LOST", T, "127.0.0.2:1", "member lost", false), "after-head", errors.SocketError],
-      [new RequestError("ERR_DIALTONE_STREAM", T, "127.0.0.2:1", "stream closed before the response completed", false), "before-head", errors.InformationalError],
-      [new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", T, "127.0.0.2:1", "response body of 4 bytes, but content-length said 9", false), "after-head", errors.ResponseContentLengthMismatchError],
+      [
+        new RequestError("ERR_DIALTONE_STREAM", T, "127.0.0.2:1", "stream closed before the response completed", false),
+        "before-head",
+        errors.InformationalError,
+      ],
+      [
+        new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", T, "127.0.0.2:1", "response body of 4 bytes, but content-length said 9", false),
+        "after-head",
+        errors.ResponseContentLengthMismatchError,
+      ],
       [new RequestError("ERR_DIALTONE_GOAWAY", T, "127.0.0.2:1", "above GOAWAY", true), "before-head", errors.InformationalError],
       [new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", T, "127.0.0.2:1", "too large", false), "after-head", errors.ResponseExceededMaxSizeError],
     ];

@@ -218,7 +218,13 @@ describe("AddressBook", () => {
     const firsts = new Map<string, number>();
     for (let seed = 1; seed <= 400; seed++) {
       const b = book({ random: mulberry32(seed) });
-      b.update([{ ...addr(0), weight: 1 }, { ...addr(1), weight: 9 }], 0);
+      b.update(
+        [
+          { ...addr(0), weight: 1 },
+          { ...addr(1), weight: 9 },
+        ],
+        0,
+      );
       const first = b.entries()[0]!.key;
       firsts.set(first, (firsts.get(first) ?? 0) + 1);
     }

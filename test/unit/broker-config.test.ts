@@ -34,12 +34,23 @@ describe("broker config", () => {
     expect(c.idle).toEqual({ timeout: 1_800_000, checkInterval: 300_000 });
     expect(c.shutdownGrace).toBe(10_000);
     const [api, prices] = c.upstreams;
-    expect(api).toMatchObject({ name: "api", kind: "http2", hosts: ["api.internal"], warm: false, options: { discovery: "dns:///api.internal:8443", members: 3 } });
+    expect(api).toMatchObject({
+      name: "api",
+      kind: "http2",
+      hosts: ["api.internal"],
+      warm: false,
+      options: { discovery: "dns:///api.internal:8443", members: 3 },
+    });
     expect(prices).toMatchObject({ name: "prices", kind: "nats", warm: true });
   });
 
   it("takes JSON too, and converts durations nested in channel options", () => {
-    const c = resolveConfig(parseConfigText(JSON.stringify({ upstreams: { a: { target: "http://a:1", health: { interval: "2s", timeout: "250ms" }, acquireTimeout: "1m" } } }), "c.json"));
+    const c = resolveConfig(
+      parseConfigText(
+        JSON.stringify({ upstreams: { a: { target: "http://a:1", health: { interval: "2s", timeout: "250ms" }, acquireTimeout: "1m" } } }),
+        "c.json",
+      ),
+    );
     expect(c.upstreams[0]!.options).toEqual({ health: { interval: 2000, timeout: 250 }, acquireTimeout: 60_000 });
   });
 
@@ -170,7 +181,13 @@ upstreams:
       members: { min: 1, max: 4, shrinkAfter: 60_000 },
     });
     // A password that reads like a duration is a password: only what the library checks as milliseconds is converted.
-    expect(c.upstreams[1]!.options).toEqual({ attemptTimeout: 2000, tlsFirst: true, retainServerOrder: true, maxPendingBytes: 1_048_576, auth: { user: "svc", pass: "5s" } });
+    expect(c.upstreams[1]!.options).toEqual({
+      attemptTimeout: 2000,
+      tlsFirst: true,
+      retainServerOrder: true,
+      maxPendingBytes: 1_048_576,
+      auth: { user: "svc", pass: "5s" },
+    });
     // Duration text where the library wants a count is refused, not read as milliseconds.
     expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", maxRetries: "5s" } } })).option).toBe("upstreams.a.maxRetries");
     expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", minHold: "soon" } } })).option).toBe("upstreams.a.minHold");
@@ -180,7 +197,11 @@ upstreams:
     const e = configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", hedge: { dealy: 5 } } } }));
     expect(e.option).toBe("upstreams.a.hedge.dealy");
     expect(e.message).toContain("did you mean upstreams.a.hedge.delay?");
-    expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", health: { intervall: "1s" } } } })).message).toContain("did you mean upstreams.a.health.interval?");
-    expect(configError(() => resolveConfig({ upstreams: { n: { target: "nats://h:1", atemptTimeout: "1s" } } })).message).toContain("did you mean upstreams.n.attemptTimeout?");
+    expect(configError(() => resolveConfig({ upstreams: { a: { target: "http://a:1", health: { intervall: "1s" } } } })).message).toContain(
+      "did you mean upstreams.a.health.interval?",
+    );
+    expect(configError(() => resolveConfig({ upstreams: { n: { target: "nats://h:1", atemptTimeout: "1s" } } })).message).toContain(
+      "did you mean upstreams.n.attemptTimeout?",
+    );
   });
 });

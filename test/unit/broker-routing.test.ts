@@ -10,7 +10,13 @@ function up(name: string, hosts: string[], extra: Partial<UpstreamConfig> = {}):
 }
 
 describe("broker routing", () => {
-  const router = new Router([up("api", ["api.internal"]), up("eu", ["*.eu.internal"]), up("wide", ["*.internal"]), up("fallback", [], { default: true }), up("q", ["q.internal"], { kind: "nats" })]);
+  const router = new Router([
+    up("api", ["api.internal"]),
+    up("eu", ["*.eu.internal"]),
+    up("wide", ["*.internal"]),
+    up("fallback", [], { default: true }),
+    up("q", ["q.internal"], { kind: "nats" }),
+  ]);
 
   it("matches exact hosts ignoring port and case, then the longest wildcard, then the default", () => {
     expect(router.route("api.internal")).toBe("api");
@@ -38,13 +44,27 @@ describe("broker routing", () => {
 
 describe("broker headers", () => {
   it("strips hop-by-hop fields, those the Connection header lists, and Host; keeps te: trailers", () => {
-    const out = upstreamRequestHeaders({ host: "a", connection: "close, X-Private", "x-private": "1", "keep-alive": "5", "transfer-encoding": "chunked", upgrade: "h2c", "proxy-authorization": "secret", te: "trailers", "x-ok": "1", cookie: "c=1" });
+    const out = upstreamRequestHeaders({
+      host: "a",
+      connection: "close, X-Private",
+      "x-private": "1",
+      "keep-alive": "5",
+      "transfer-encoding": "chunked",
+      upgrade: "h2c",
+      "proxy-authorization": "secret",
+      te: "trailers",
+      "x-ok": "1",
+      cookie: "c=1",
+    });
     expect(out).toEqual({ te: "trailers", "x-ok": "1", cookie: "c=1" });
     expect(upstreamRequestHeaders({ te: "gzip" })).toEqual({});
   });
 
   it("sends back neither pseudo-headers nor connection-specific fields", () => {
-    expect(clientResponseHeaders({ ":status": "200", "content-type": "a", connection: "x", "grpc-status": "0" })).toEqual({ "content-type": "a", "grpc-status": "0" });
+    expect(clientResponseHeaders({ ":status": "200", "content-type": "a", connection: "x", "grpc-status": "0" })).toEqual({
+      "content-type": "a",
+      "grpc-status": "0",
+    });
   });
 });
 

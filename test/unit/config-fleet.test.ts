@@ -49,16 +49,33 @@ describe("fleet options: members { min, max } and subset { clientId }", () => {
   });
 
   it("criticalMin is checked against members.min, and a good range and subset construct", async () => {
-    expect(configError({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8 }, degraded: { criticalMin: 3 } }).option).toBe("degraded.criticalMin");
-    const ch = createHttp2Channel({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8, target: 16, growAfter: 500, shrinkAfter: 10_000 }, subset: { clientId: 4 } });
+    expect(configError({ target: TARGET, discovery: DISCOVERY, members: { min: 2, max: 8 }, degraded: { criticalMin: 3 } }).option).toBe(
+      "degraded.criticalMin",
+    );
+    const ch = createHttp2Channel({
+      target: TARGET,
+      discovery: DISCOVERY,
+      members: { min: 2, max: 8, target: 16, growAfter: 500, shrinkAfter: 10_000 },
+      subset: { clientId: 4 },
+    });
     expect(ch.stats().wanted).toBe(2);
     await ch.close();
   });
 
   it("members resolve once into the plan the supervisor gets unchanged, defaults from one place", () => {
-    expect(resolveHttp2Options({ target: TARGET, discovery: DISCOVERY, members: { min: 1, max: 4, growAfter: 500 } }).members).toEqual({ min: 1, max: 4, target: undefined, growAfter: 500, shrinkAfter: SUPERVISOR_DEFAULTS.shrinkAfter });
+    expect(resolveHttp2Options({ target: TARGET, discovery: DISCOVERY, members: { min: 1, max: 4, growAfter: 500 } }).members).toEqual({
+      min: 1,
+      max: 4,
+      target: undefined,
+      growAfter: 500,
+      shrinkAfter: SUPERVISOR_DEFAULTS.shrinkAfter,
+    });
     expect(resolveHttp2Options({ target: TARGET, discovery: DISCOVERY, members: 2 }).members).toEqual(fixedMembers(2));
     const o = resolveHttp2Options({ target: TARGET, discovery: DISCOVERY });
-    expect([o.flapWindow, o.minHold, o.maxOutstanding]).toEqual([SUPERVISOR_DEFAULTS.flapWindow, SUPERVISOR_DEFAULTS.minHold, SUPERVISOR_DEFAULTS.maxOutstanding]);
+    expect([o.flapWindow, o.minHold, o.maxOutstanding]).toEqual([
+      SUPERVISOR_DEFAULTS.flapWindow,
+      SUPERVISOR_DEFAULTS.minHold,
+      SUPERVISOR_DEFAULTS.maxOutstanding,
+    ]);
   });
 });

@@ -78,10 +78,7 @@ describe("createHttp2Channel: construction-time validation", () => {
   });
 
   it("an unknown health key → ConfigError naming it", async () => {
-    await expectConfigError(
-      { target: TARGET, discovery: DISCOVERY, health: { intervalMs: 5 } as Http2ChannelOptions["health"] },
-      "health.intervalMs",
-    );
+    await expectConfigError({ target: TARGET, discovery: DISCOVERY, health: { intervalMs: 5 } as Http2ChannelOptions["health"] }, "health.intervalMs");
   });
 
   it("bad backoff → ConfigError naming the field", async () => {
@@ -389,7 +386,12 @@ describe("option objects are checked at every depth", () => {
   });
 
   it("well-formed tls options are accepted (ca as string, Buffer or a list; cert and key together)", async () => {
-    for (const tls of [{ ca: "pem" }, { ca: Buffer.from("pem") }, { ca: ["a", Buffer.from("b")] }, { cert: "c", key: "k", rejectUnauthorized: true, servername: "x.test" }]) {
+    for (const tls of [
+      { ca: "pem" },
+      { ca: Buffer.from("pem") },
+      { ca: ["a", Buffer.from("b")] },
+      { cert: "c", key: "k", rejectUnauthorized: true, servername: "x.test" },
+    ]) {
       const ch = createHttp2Channel({ target: HTTPS, discovery: DISCOVERY, tls });
       await ch.close();
     }

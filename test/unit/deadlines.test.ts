@@ -103,9 +103,13 @@ describe("DeadlineQueue (fake clock, no sockets)", () => {
     const onError = (err: unknown): void => void thrown.push(err);
     process.on("uncaughtException", onError);
     try {
-      q.add(10, () => {
-        throw new Error("boom");
-      }, 0);
+      q.add(
+        10,
+        () => {
+          throw new Error("boom");
+        },
+        0,
+      );
       for (let i = 1; i <= 3; i++) q.add(10, (x) => fired.push(x), i);
       clock.advance(10);
       expect(fired).toEqual([1, 2, 3]);

@@ -9,11 +9,23 @@ const failed = (answer: "timeout" | "servfail" | "refused" | "notimp" | "malform
   server: "127.0.0.1:53",
   message: `127.0.0.1:53 answered ${answer.toUpperCase()} for api.test ${type}`,
 });
-const soa = (ttl: number, minimum: number) => ({ type: "SOA", name: "test", ttl, data: { mname: "ns.test", rname: "h.test", serial: 1, refresh: 1, retry: 1, expire: 1, minimum } });
+const soa = (ttl: number, minimum: number) => ({
+  type: "SOA",
+  name: "test",
+  ttl,
+  data: { mname: "ns.test", rname: "h.test", serial: 1, refresh: 1, retry: 1, expire: 1, minimum },
+});
 
 describe("the per-family rule (family-answers.ts)", () => {
   it("one refused family does not make a name unreachable: A's addresses, AAAA's refusal reported", () => {
-    const m = mergeFamilies("api.test", [["A", ok(["127.0.0.2"])], ["AAAA", failed("refused")]], new FamilyMemory());
+    const m = mergeFamilies(
+      "api.test",
+      [
+        ["A", ok(["127.0.0.2"])],
+        ["AAAA", failed("refused")],
+      ],
+      new FamilyMemory(),
+    );
     expect(m.status).toBe("addresses");
     expect(m.ips).toEqual(["127.0.0.2"]);
     expect(m.partial).toBe(true);
@@ -26,8 +38,22 @@ describe("the per-family rule (family-answers.ts)", () => {
 
   it("a failed family keeps its own last good addresses (A lost, AAAA empty: A's stay)", () => {
     const memory = new FamilyMemory();
-    mergeFamilies("svc.test", [["A", ok(["127.0.0.2", "127.0.0.3"])], ["AAAA", none("nodata")]], memory);
-    const m = mergeFamilies("svc.test", [["A", failed("timeout", "A")], ["AAAA", none("nodata", 2000)]], memory);
+    mergeFamilies(
+      "svc.test",
+      [
+        ["A", ok(["127.0.0.2", "127.0.0.3"])],
+        ["AAAA", none("nodata")],
+      ],
+      memory,
+    );
+    const m = mergeFamilies(
+      "svc.test",
+      [
+        ["A", failed("timeout", "A")],
+        ["AAAA", none("nodata", 2000)],
+      ],
+      memory,
+    );
     expect(m.status).toBe("addresses");
     expect(m.ips).toEqual(["127.0.0.2", "127.0.0.3"]);
     expect(m.answers.map((a) => [a.type, a.answer, a.kept])).toEqual([
@@ -39,24 +65,73 @@ describe("the per-family rule (family-answers.ts)", () => {
 
   it("both families kept: the last good of each, A first, each from its own memory", () => {
     const memory = new FamilyMemory();
-    mergeFamilies("dual.test", [["A", ok(["127.0.0.3"])], ["AAAA", ok(["::1"])]], memory);
-    const aaaaFails = mergeFamilies("dual.test", [["A", ok(["127.0.0.4"])], ["AAAA", failed("servfail")]], memory);
+    mergeFamilies(
+      "dual.test",
+      [
+        ["A", ok(["127.0.0.3"])],
+        ["AAAA", ok(["::1"])],
+      ],
+      memory,
+    );
+    const aaaaFails = mergeFamilies(
+      "dual.test",
+      [
+        ["A", ok(["127.0.0.4"])],
+        ["AAAA", failed("servfail")],
+      ],
+      memory,
+    );
     expect(aaaaFails.ips).toEqual(["127.0.0.4", "::1"]);
-    const aFails = mergeFamilies("dual.test", [["A", failed("servfail", "A")], ["AAAA", ok(["::2"])]], memory);
+    const aFails = mergeFamilies(
+      "dual.test",
+      [
+        ["A", failed("servfail", "A")],
+        ["AAAA", ok(["::2"])],
+      ],
+      memory,
+    );
     expect(aFails.ips).toEqual(["127.0.0.4", "::2"]);
   });
 
   it("NODATA and NXDOMAIN empty a family: its old addresses are not kept by a later failure", () => {
     const memory = new FamilyMemory();
-    mergeFamilies("move.test", [["A", ok(["127.0.0.2"])], ["AAAA", ok(["::1"])]], memory);
-    mergeFamilies("move.test", [["A", ok(["127.0.0.2"])], ["AAAA", none("nodata")]], memory);
-    const m = mergeFamilies("move.test", [["A", ok(["127.0.0.2"])], ["AAAA", failed("timeout")]], memory);
+    mergeFamilies(
+      "move.test",
+      [
+        ["A", ok(["127.0.0.2"])],
+        ["AAAA", ok(["::1"])],
+      ],
+      memory,
+    );
+    mergeFamilies(
+      "move.test",
+      [
+        ["A", ok(["127.0.0.2"])],
+        ["AAAA", none("nodata")],
+      ],
+      memory,
+    );
+    const m = mergeFamilies(
+      "move.test",
+      [
+        ["A", ok(["127.0.0.2"])],
+        ["AAAA", failed("timeout")],
+      ],
+      memory,
+    );
     expect(m.ips).toEqual(["127.0.0.2"]);
     expect(m.answers[0]?.kept).toBe(0);
   });
 
   it("every family answered with nothing: an empty answer (a real one), with the smallest negative TTL", () => {
-    const m = mergeFamilies("txt.test", [["A", none("nodata", 3000)], ["AAAA", none("nxdomain", 2000)]], new FamilyMemory());
+    const m = mergeFamilies(
+      "txt.test",
+      [
+        ["A", none("nodata", 3000)],
+        ["AAAA", none("nxdomain", 2000)],
+      ],
+      new FamilyMemory(),
+    );
     expect(m.status).toBe("empty");
     expect(m.ips).toEqual([]);
     expect(m.ttl).toBe(2000);
@@ -64,15 +139,36 @@ describe("the per-family rule (family-answers.ts)", () => {
   });
 
   it("no address and one family failed: the lookup fails (the name may have addresses), saying what each family got", () => {
-    const m = mergeFamilies("api.test", [["A", none("nodata")], ["AAAA", failed("refused")]], new FamilyMemory());
+    const m = mergeFamilies(
+      "api.test",
+      [
+        ["A", none("nodata")],
+        ["AAAA", failed("refused")],
+      ],
+      new FamilyMemory(),
+    );
     expect(m.status).toBe("failed");
     expect(describeAnswers(m.answers)).toBe("127.0.0.1:53 answered NODATA for api.test A; 127.0.0.1:53 answered REFUSED for api.test AAAA");
   });
 
   it("every family failed: the lookup fails even with last good addresses (nothing was learnt; the channel keeps its set)", () => {
     const memory = new FamilyMemory();
-    mergeFamilies("api.test", [["A", ok(["127.0.0.2"])], ["AAAA", none("nodata")]], memory);
-    const m = mergeFamilies("api.test", [["A", failed("timeout", "A")], ["AAAA", failed("timeout")]], memory);
+    mergeFamilies(
+      "api.test",
+      [
+        ["A", ok(["127.0.0.2"])],
+        ["AAAA", none("nodata")],
+      ],
+      memory,
+    );
+    const m = mergeFamilies(
+      "api.test",
+      [
+        ["A", failed("timeout", "A")],
+        ["AAAA", failed("timeout")],
+      ],
+      memory,
+    );
     expect(m.status).toBe("failed");
     expect(m.ips).toEqual(["127.0.0.2"]);
     expect(describeAnswers(m.answers)).toMatch(/TIMEOUT for api\.test A \(kept 1 last good\)/);

@@ -9,7 +9,11 @@ import type { ConnectionEvent, Connector, MemberConnection } from "../../src/sup
 import { SUPERVISOR_DEFAULTS, fixedMembers } from "../../src/supervisor/members-plan.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 
-const SUPERVISOR_FIXED = { flapWindow: SUPERVISOR_DEFAULTS.flapWindow, minHold: SUPERVISOR_DEFAULTS.minHold, maxOutstanding: SUPERVISOR_DEFAULTS.maxOutstanding };
+const SUPERVISOR_FIXED = {
+  flapWindow: SUPERVISOR_DEFAULTS.flapWindow,
+  minHold: SUPERVISOR_DEFAULTS.minHold,
+  maxOutstanding: SUPERVISOR_DEFAULTS.maxOutstanding,
+};
 
 /** Time that moves only when the test says so. */
 class FakeClock implements Clock {
@@ -95,7 +99,12 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
-function make(connector: FakeConnector, clock: FakeClock, members = 2, addresses: Address[] = [A, B]): { sup: Supervisor<FakeConnection>; events: ChannelEvent[] } {
+function make(
+  connector: FakeConnector,
+  clock: FakeClock,
+  members = 2,
+  addresses: Address[] = [A, B],
+): { sup: Supervisor<FakeConnection>; events: ChannelEvent[] } {
   const sup = new Supervisor<FakeConnection>({
     target: "svc.test",
     resolver: new StaticResolver("static:///", addresses),
@@ -163,7 +172,10 @@ describe("driver on a fake clock (no sockets)", () => {
     events.length = 0;
     await sup.close();
     expect(events.filter((e) => e.type === "evicted" || e.type === "draining" || e.type === "degraded" || e.type === "connect-failed")).toEqual([]);
-    expect(events.filter((e) => e.type === "member-removed").map((e) => (e.type === "member-removed" ? e.reason : ""))).toEqual(["channel closed", "channel closed"]);
+    expect(events.filter((e) => e.type === "member-removed").map((e) => (e.type === "member-removed" ? e.reason : ""))).toEqual([
+      "channel closed",
+      "channel closed",
+    ]);
     expect(sup.stats().addresses.map((a) => a.failures)).toEqual([0, 0]);
   });
 });

@@ -14,7 +14,11 @@ class FakePeer implements Pingable {
   /** Resolvers of hung PINGs, so a test can answer one late. */
   readonly hung: Array<(rtt: number) => void> = [];
 
-  constructor(script: Outcome[] = [], then: Outcome = "ok", readonly rtt = 5) {
+  constructor(
+    script: Outcome[] = [],
+    then: Outcome = "ok",
+    readonly rtt = 5,
+  ) {
     this.#script = [...script];
     this.#then = then;
   }
@@ -175,23 +179,26 @@ describe("HealthChecker", () => {
     ["jitter 0", { ...HEALTH_DEFAULTS, jitter: 0 }, (): number => 0.5],
     ["default jitter, worst-case draw", { ...HEALTH_DEFAULTS }, (): number => 0],
     ["default jitter, best-case draw", { ...HEALTH_DEFAULTS }, (): number => 0.999999],
-  ] as Array<[string, HealthOptions, () => number]>)("with HEALTH_DEFAULTS (%s), a frozen peer is reported unhealthy within 2500 ms of its last PONG", async (_, options, random) => {
-    // Healthy for a while; the peer freezes right after its third PONG.
-    const peer = new FakePeer(["ok", "ok", "ok"], "hang");
-    const { checker, of } = setup(peer, options, random);
-    checker.start(1);
-    await vi.advanceTimersByTimeAsync(10_000);
-    expect(of("ping-ok")).toHaveLength(3);
-    const lastPong = of("ping-ok")[2]!.at;
-    const unhealthy = of("unhealthy");
-    expect(unhealthy).toHaveLength(1);
-    const elapsed = unhealthy[0]!.at - lastPong;
-    expect(elapsed, "ms from the last PONG to the unhealthy report (interval 1000 + 2 × timeout 750)").toBeLessThanOrEqual(2500);
-    expect(elapsed).toBeGreaterThanOrEqual(2 * 750);
-    // The worst case (full interval) is exactly interval + 2 × timeout.
-    if (random() === 0 || options.jitter === 0) expect(elapsed).toBe(2500);
-    checker.stop();
-  });
+  ] as Array<[string, HealthOptions, () => number]>)(
+    "with HEALTH_DEFAULTS (%s), a frozen peer is reported unhealthy within 2500 ms of its last PONG",
+    async (_, options, random) => {
+      // Healthy for a while; the peer freezes right after its third PONG.
+      const peer = new FakePeer(["ok", "ok", "ok"], "hang");
+      const { checker, of } = setup(peer, options, random);
+      checker.start(1);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(of("ping-ok")).toHaveLength(3);
+      const lastPong = of("ping-ok")[2]!.at;
+      const unhealthy = of("unhealthy");
+      expect(unhealthy).toHaveLength(1);
+      const elapsed = unhealthy[0]!.at - lastPong;
+      expect(elapsed, "ms from the last PONG to the unhealthy report (interval 1000 + 2 × timeout 750)").toBeLessThanOrEqual(2500);
+      expect(elapsed).toBeGreaterThanOrEqual(2 * 750);
+      // The worst case (full interval) is exactly interval + 2 × timeout.
+      if (random() === 0 || options.jitter === 0) expect(elapsed).toBe(2500);
+      checker.stop();
+    },
+  );
 
   it("reports healthy after `healthyAfter` consecutive successes", async () => {
     const peer = new FakePeer(["fail", "fail"], "ok");

@@ -76,7 +76,11 @@ async function run(timing: HedgeTiming, calls: number, latency: (member: Member,
         });
       };
       const t0 = performance.now();
-      done.push(hedgedAttempts(source, { target: "fake", timeout, idempotent: true, maxRetries: 0, acquireTimeout: 1000 }, attempt, undefined, timing).then(() => (durations[i] = performance.now() - t0)));
+      done.push(
+        hedgedAttempts(source, { target: "fake", timeout, idempotent: true, maxRetries: 0, acquireTimeout: 1000 }, attempt, undefined, timing).then(
+          () => (durations[i] = performance.now() - t0),
+        ),
+      );
     }, i * 2);
   }
   await vi.advanceTimersByTimeAsync(calls * 2 + timeout + 1000);

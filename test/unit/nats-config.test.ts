@@ -173,7 +173,10 @@ describe("NATS: auth and tls are checked key by key", () => {
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { user: "u", pass: "p" } }).auth).toEqual({ user: "u", pass: "p" });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { user: "u" } }).auth).toEqual({ user: "u" });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: { token: "t" } }).auth).toEqual({ token: "t" });
-    expect(resolveNatsOptions({ target: `tls://${ONE}`, tls: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" } }).tls).toEqual({ options: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" }, handshakeFirst: false });
+    expect(resolveNatsOptions({ target: `tls://${ONE}`, tls: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" } }).tls).toEqual({
+      options: { caFile: "/ca.pem", certFile: "/c", keyFile: "/k" },
+      handshakeFirst: false,
+    });
     expect(resolveNatsOptions({ target: `nats://${ONE}`, auth: {} }).auth).toEqual({});
   });
 });

@@ -6,7 +6,14 @@ import { Pool, type PoolEvent, type PoolMemberRef } from "../../src/pool/pool.js
 import { ejectedCount, isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
-const O: OutlierOptions = { ...DEFAULT_OUTLIER, consecutive5xx: 3, consecutiveGatewayErrors: 0, consecutiveLocalFailures: 2, baseEjection: 1000, maxEjection: 2500 };
+const O: OutlierOptions = {
+  ...DEFAULT_OUTLIER,
+  consecutive5xx: 3,
+  consecutiveGatewayErrors: 0,
+  consecutiveLocalFailures: 2,
+  baseEjection: 1000,
+  maxEjection: 2500,
+};
 
 describe("outlier rules (Envoy's detectors), pure", () => {
   it("counts in a row; any ok answer starts over", () => {

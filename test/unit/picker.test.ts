@@ -8,7 +8,6 @@ interface Item extends Indexed {
   cost: number;
 }
 
-
 /** A `random` that returns the given values in order and fails the test when it runs out. */
 function sequence(values: number[]): () => number {
   let i = 0;
@@ -200,7 +199,7 @@ describe("UsableSet", () => {
         ref.delete(item);
       }
       const problems = inconsistencies(s, ref, all);
-      if (problems.length > 0) expect.fail(`after op ${op}: ${problems.join('; ')}`);
+      if (problems.length > 0) expect.fail(`after op ${op}: ${problems.join("; ")}`);
     }
   });
 

@@ -5,7 +5,6 @@ import { Pool, type PoolEvent, type PoolMemberRef, type PoolOptions } from "../.
 import { isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
-
 let nextId = 1;
 function member(pool: Pool<string>, i = nextId): PoolMemberRef<string> {
   const id = nextId++;
@@ -42,7 +41,6 @@ function pickedSet(pool: Pool<string>, times = 200): Set<PoolMemberRef<string>> 
   }
   return seen;
 }
-
 
 describe("Pool: who takes picks", () => {
   it("never picks a connecting member", () => {

@@ -27,7 +27,11 @@ function scripted(script: Array<"ok" | "fail">, then: "ok" | "fail" = "fail"): R
 }
 
 const handles: Array<Reconnect<Conn>> = [];
-function open(name: string, connect = scripted([], "ok"), backoff: ReconnectOptions<Conn>["backoff"] = { initial: 100, multiplier: 2, max: 400, jitter: 0, timeout: 0 }): Reconnect<Conn> {
+function open(
+  name: string,
+  connect = scripted([], "ok"),
+  backoff: ReconnectOptions<Conn>["backoff"] = { initial: 100, multiplier: 2, max: 400, jitter: 0, timeout: 0 },
+): Reconnect<Conn> {
   const r = new Reconnect<Conn>({ name, connect, lost: (c) => c.lost, backoff });
   handles.push(r);
   return r;

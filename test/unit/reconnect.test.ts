@@ -5,7 +5,6 @@ import { ReconnectLoop as Reconnect, type ConnectionStatus, type ReconnectEvent,
 import { StatusStream } from "../../src/supervisor/status-stream.js";
 import { mulberry32 } from "../helpers/random.js";
 
-
 interface Conn {
   id: number;
   /** Ends the connection (lost() settles). */
@@ -260,10 +259,7 @@ describe("Reconnect: giving up", () => {
     const d = new Dialer(["ok"], "fail");
     let resolveLost!: (v: unknown) => void;
     const r = open(
-      d.options(
-        { initial: 100, multiplier: 1, max: 100, timeout: 0, jitter: 0 },
-        { lost: () => new Promise<unknown>((resolve) => (resolveLost = resolve)) },
-      ),
+      d.options({ initial: 100, multiplier: 1, max: 100, timeout: 0, jitter: 0 }, { lost: () => new Promise<unknown>((resolve) => (resolveLost = resolve)) }),
     );
     const events = record(r);
     await vi.advanceTimersByTimeAsync(0);

@@ -107,7 +107,12 @@ describe("Regulator: members that follow load", () => {
     const s = started();
     // 2 members × 30 in flight: far above 10 per member.
     sample(s, 60, 20_000);
-    expect(changes(s)).toEqual([[2, 3], [3, 4], [4, 5], [5, 6]]);
+    expect(changes(s)).toEqual([
+      [2, 3],
+      [3, 4],
+      [4, 5],
+      [5, 6],
+    ]);
     expect(s.reg.wanted).toBe(6);
     // Each new member got its own slot and a distinct address.
     expect(new Set(s.of("dial").map((d) => d.address.host)).size).toBe(4);
@@ -128,7 +133,12 @@ describe("Regulator: members that follow load", () => {
     sample(s, 0, 4750);
     expect(changes(s)).toEqual([]);
     sample(s, 0, 30_000);
-    expect(changes(s)).toEqual([[6, 5], [5, 4], [4, 3], [3, 2]]);
+    expect(changes(s)).toEqual([
+      [6, 5],
+      [5, 4],
+      [4, 3],
+      [3, 2],
+    ]);
     expect(s.of("drain").map((a) => a.reason)).toEqual(["surplus", "surplus", "surplus", "surplus"]);
     expect(s.reg.wanted).toBe(2);
   });

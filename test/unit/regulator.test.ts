@@ -6,7 +6,12 @@ describe("Regulator: where slots dial", () => {
     const s = new Sim();
     s.answer(1, 2, 3, 4);
     expect(new Set(s.of("dial").map((d) => d.address.host)).size).toBe(3);
-    expect(s.of("dial").map((d) => d.slot).sort()).toEqual([0, 1, 2]);
+    expect(
+      s
+        .of("dial")
+        .map((d) => d.slot)
+        .sort(),
+    ).toEqual([0, 1, 2]);
   });
 
   it("stacks on a live address at once when an address refuses, and waits for the first member there to prove itself", () => {
@@ -317,7 +322,12 @@ describe("Regulator: rotating answers and minHold", () => {
     s.up(2);
     s.up(3);
     s.clear();
-    for (const set of [[1, 4, 5], [2, 5, 6], [3, 4, 6], [1, 2, 6]]) {
+    for (const set of [
+      [1, 4, 5],
+      [2, 5, 6],
+      [3, 4, 6],
+      [1, 2, 6],
+    ]) {
       s.advance(1000);
       s.answer(...set);
     }

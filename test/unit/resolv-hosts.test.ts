@@ -8,7 +8,14 @@ import { RESOLV_DEFAULTS, parseResolvConf, readResolvConf } from "../../src/reso
 describe("resolv.conf parsing", () => {
   it("reads nameservers, search, ndots, timeout, attempts and rotate", () => {
     const c = parseResolvConf(
-      ["# comment", "nameserver 127.0.0.53", "nameserver ::1", "nameserver not-an-ip", "search corp.test. dev.test", "options ndots:3 timeout:2 attempts:4 rotate edns0"].join("\n"),
+      [
+        "# comment",
+        "nameserver 127.0.0.53",
+        "nameserver ::1",
+        "nameserver not-an-ip",
+        "search corp.test. dev.test",
+        "options ndots:3 timeout:2 attempts:4 rotate edns0",
+      ].join("\n"),
     );
     expect(c).toEqual({ nameservers: ["127.0.0.53:53", "[::1]:53"], search: ["corp.test", "dev.test"], ndots: 3, timeout: 2000, attempts: 4, rotate: true });
   });

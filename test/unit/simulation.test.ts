@@ -63,7 +63,10 @@ async function simulate(seed: number): Promise<Report> {
   }
   const all = [...peers.values()];
   // Three addresses to start with, fewer than members.max: members stack, then spread as addresses come.
-  const resolver = new SimResolver(all.slice(0, 3).map((p) => p.address), clock);
+  const resolver = new SimResolver(
+    all.slice(0, 3).map((p) => p.address),
+    clock,
+  );
   const connector = new SimConnector(peers, clock, world);
   const sup = new Supervisor<SimConnection>({
     target: TARGET,
@@ -109,21 +112,19 @@ async function simulate(seed: number): Promise<Report> {
     const started = clock.now();
     const serviceMs = 5 + world() * 30;
     pending.add(id);
-    dispatch(
-      sup,
-      { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge },
-      (lease, ctx) => {
-        attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.pool.degraded });
-        return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
-      },
-    ).then(
-      () => ok++,
-      () => {},
-    ).finally(() => {
-      pending.delete(id);
-      // Nothing waits past its own deadline: the pipeline bounds the wait and every attempt.
-      if (clock.now() - started > CALL_TIMEOUT + 1) violate(`call ${id} settled after ${clock.now() - started} ms`);
-    });
+    dispatch(sup, { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge }, (lease, ctx) => {
+      attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.pool.degraded });
+      return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
+    })
+      .then(
+        () => ok++,
+        () => {},
+      )
+      .finally(() => {
+        pending.delete(id);
+        // Nothing waits past its own deadline: the pipeline bounds the wait and every attempt.
+        if (clock.now() - started > CALL_TIMEOUT + 1) violate(`call ${id} settled after ${clock.now() - started} ms`);
+      });
     clock.world(arrive, -Math.log(1 - world()) * (1000 / rate));
   };
   clock.world(arrive, 1);

@@ -15,7 +15,13 @@ function perBackend(n: number, clients: number, size: number): number[] {
 
 describe("subsetOrder (SRE book deterministic subsetting)", () => {
   it("lists every key exactly once, subset first", () => {
-    for (const [n, c, size] of [[10, 0, 3], [10, 7, 3], [7, 100, 3], [3, 5, 10], [1, 0, 1]] as const) {
+    for (const [n, c, size] of [
+      [10, 0, 3],
+      [10, 7, 3],
+      [7, 100, 3],
+      [3, 5, 10],
+      [1, 0, 1],
+    ] as const) {
       const order = subsetOrder(keys(n), c, size);
       expect(order).toHaveLength(n);
       expect(new Set(order).size).toBe(n);
@@ -60,10 +66,17 @@ describe("AddressBook with subset", () => {
   it("ranks by the client's subset whatever the process's randomness or the SRV weights", () => {
     const ranks = (seed: number, weight: number): string[] => {
       const b = new AddressBook({ backoff, minHold: 0, random: mulberry32(seed), subset: { clientId: 4, size: 3 } });
-      b.update(list(12).map((a, i) => ({ ...a, weight: i === 0 ? weight : 1 })), 0);
+      b.update(
+        list(12).map((a, i) => ({ ...a, weight: i === 0 ? weight : 1 })),
+        0,
+      );
       return b.entries().map((e) => e.key);
     };
-    const expected = subsetOrder(list(12).map((a) => `${a.host}:80`), 4, 3);
+    const expected = subsetOrder(
+      list(12).map((a) => `${a.host}:80`),
+      4,
+      3,
+    );
     expect(ranks(1, 1)).toEqual(expected);
     expect(ranks(99, 50)).toEqual(expected);
   });
@@ -71,7 +84,13 @@ describe("AddressBook with subset", () => {
   it("takes precedence over retainOrder (NATS retainServerOrder)", () => {
     const b = new AddressBook({ backoff, minHold: 0, random: mulberry32(1), retainOrder: true, subset: { clientId: 3, size: 2 } });
     b.update(list(8), 0);
-    expect(b.entries().map((e) => e.key)).toEqual(subsetOrder(list(8).map((a) => `${a.host}:80`), 3, 2));
+    expect(b.entries().map((e) => e.key)).toEqual(
+      subsetOrder(
+        list(8).map((a) => `${a.host}:80`),
+        3,
+        2,
+      ),
+    );
   });
 
   it("choose() fills the subset first, then (with a subset address failing) the next positions", () => {
@@ -99,7 +118,13 @@ describe("AddressBook with subset", () => {
     b.update(list(10), 0);
     b.failed("10.1.0.5:80", new Error("refused"), 0);
     b.update(list(9), 0);
-    expect(b.entries().map((e) => e.key)).toEqual(subsetOrder(list(9).map((a) => `${a.host}:80`), 0, 3));
+    expect(b.entries().map((e) => e.key)).toEqual(
+      subsetOrder(
+        list(9).map((a) => `${a.host}:80`),
+        0,
+        3,
+      ),
+    );
     expect(b.get("10.1.0.5:80")?.failures).toBe(1);
   });
 });

@@ -40,7 +40,12 @@ describe("passive suspicion: busy and silent members are avoided and reported", 
       if (m === c) pool.release(m, 1);
     }
     expect(picks.get(3)).toBeGreaterThanOrEqual(297);
-    expect(events.filter((e) => e.type === "suspect").map((e) => (e.type === "suspect" ? e.member.id : 0)).sort()).toEqual([1, 2]);
+    expect(
+      events
+        .filter((e) => e.type === "suspect")
+        .map((e) => (e.type === "suspect" ? e.member.id : 0))
+        .sort(),
+    ).toEqual([1, 2]);
   });
 
   it("before suspectAfter nothing is suspect; an idle member is never suspect however long it was silent", () => {

@@ -13,9 +13,7 @@ const registry = createFileRegistry(
     package: "dialtone.bench",
     dependency: ["google/protobuf/wrappers.proto"],
     syntax: "proto3",
-    service: [
-      { name: "Echo", method: [{ name: "Echo", inputType: ".google.protobuf.BytesValue", outputType: ".google.protobuf.BytesValue" }] },
-    ],
+    service: [{ name: "Echo", method: [{ name: "Echo", inputType: ".google.protobuf.BytesValue", outputType: ".google.protobuf.BytesValue" }] }],
   }),
   (name) => (name === file_google_protobuf_wrappers.name + ".proto" ? file_google_protobuf_wrappers : undefined),
 );
@@ -46,10 +44,7 @@ export const connectPeer: Peer = {
     const client: BenchClient = {
       async call(body) {
         let backend: string | undefined;
-        await echo.echo(
-          { value: body },
-          { timeoutMs: t.timeoutMs, onHeader: (h) => void (backend = h.get("x-backend") ?? undefined) },
-        );
+        await echo.echo({ value: body }, { timeoutMs: t.timeoutMs, onHeader: (h) => void (backend = h.get("x-backend") ?? undefined) });
         return backend;
       },
       async close() {

@@ -8,7 +8,11 @@ import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, ty
  * member count instead (the 1-member control variant).
  */
 export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number, metered = false): Peer {
-  const variant = [balancer !== "peak-ewma" ? balancer : "", members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : "", metered ? "metrics + listener" : ""].filter(Boolean);
+  const variant = [
+    balancer !== "peak-ewma" ? balancer : "",
+    members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : "",
+    metered ? "metrics + listener" : "",
+  ].filter(Boolean);
   return dialtoneWith(
     ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
     variant.length ? `dialtone (${variant.join(", ")})` : "dialtone",
@@ -34,7 +38,13 @@ function meter(channel: Http2Channel): void {
  * A dialtone channel built from `options(target)`, as a bench client: POST
  * echo, x-backend back; `idempotent` marks the calls so (hedging needs it).
  */
-export function dialtoneWith(id: string, label: string, options: (t: Target) => Http2ChannelOptions, idempotent = false, instrument?: (channel: Http2Channel) => void): Peer {
+export function dialtoneWith(
+  id: string,
+  label: string,
+  options: (t: Target) => Http2ChannelOptions,
+  idempotent = false,
+  instrument?: (channel: Http2Channel) => void,
+): Peer {
   return {
     id,
     label,

@@ -22,7 +22,9 @@ export function connectionCheck(check: AppCheck, target: string): ConnectionChec
       // A trailers-only reply (an error such as UNIMPLEMENTED) carries grpc-status in its headers.
       const grpcStatus = res.trailers["grpc-status"] ?? res.headers["grpc-status"];
       if (res.status !== 200 || grpcStatus !== "0") {
-        throw new Error(`gRPC health check failed: HTTP ${res.status}, grpc-status ${String(grpcStatus)}${res.headers["grpc-message"] ? ` (${String(res.headers["grpc-message"])})` : ""}`);
+        throw new Error(
+          `gRPC health check failed: HTTP ${res.status}, grpc-status ${String(grpcStatus)}${res.headers["grpc-message"] ? ` (${String(res.headers["grpc-message"])})` : ""}`,
+        );
       }
       const status = servingStatus(res.body);
       if (status !== 1) throw new Error(`gRPC health check: ${GRPC_STATUS_NAMES[status] ?? `status ${status}`}`);
@@ -52,7 +54,7 @@ function grpcHealthRequest(service: string, target: string): PreparedRequest {
 function servingStatus(body: Buffer): number {
   if (body.length < 5) return 0;
   const msg = body.subarray(5, 5 + body.readUInt32BE(1));
-  for (let i = 0; i < msg.length; ) {
+  for (let i = 0; i < msg.length;) {
     const tag = msg[i++] as number;
     const [value, next] = readVarint(msg, i);
     i = next;

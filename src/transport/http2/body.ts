@@ -9,15 +9,7 @@ import { BadRequestError, RequestError } from "../../core/errors.js";
  * strings) are streamed with back-pressure, never buffered, and so can be
  * retried only while none of them has been read.
  */
-export type Http2Body =
-  | string
-  | Uint8Array
-  | ArrayBuffer
-  | ArrayBufferView
-  | Blob
-  | Readable
-  | ReadableStream<Uint8Array>
-  | AsyncIterable<Uint8Array | string>;
+export type Http2Body = string | Uint8Array | ArrayBuffer | ArrayBufferView | Blob | Readable | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array | string>;
 
 export type PreparedBody =
   | { kind: "none"; length: 0 }
@@ -81,7 +73,9 @@ export async function writeBody(body: PreparedBody, stream: ClientHttp2Stream, t
       if (!stream.write(buf)) await drained(stream);
     }
   } catch (err) {
-    throw new RequestError("ERR_DIALTONE_REQUEST_BODY", target, address, `request body failed: ${err instanceof Error ? err.message : String(err)}`, false, { cause: err });
+    throw new RequestError("ERR_DIALTONE_REQUEST_BODY", target, address, `request body failed: ${err instanceof Error ? err.message : String(err)}`, false, {
+      cause: err,
+    });
   }
   if (!stream.destroyed && !stream.closed) stream.end();
 }

@@ -88,10 +88,14 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     if (endStream !== undefined && typeof endStream !== "boolean") throw new BadRequestError(this.target, "endStream", "expected a boolean");
     const req = prepareRequest(rest, this.target);
     if (req.signal?.aborted) throw new AbortedError(this.target, req.signal.reason);
-    const lease = await this.call({ signal: req.signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (l, ctx) => {
-      ctx.keepLease();
-      return l;
-    });
+    const lease = await this.call(
+      { signal: req.signal, timeout: this.#o.acquireTimeout },
+      { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout },
+      async (l, ctx) => {
+        ctx.keepLease();
+        return l;
+      },
+    );
     if (req.signal?.aborted) {
       lease.release();
       throw new AbortedError(this.target, req.signal.reason);
@@ -117,7 +121,11 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
 
   #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: (() => boolean) | undefined } {
     // Bytes and Blobs can always be sent again: only a stream body needs asking.
-    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined };
+    return {
+      maxRetries: this.#o.maxRetries,
+      acquireTimeout: this.#o.acquireTimeout,
+      replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined,
+    };
   }
 }
 

@@ -149,14 +149,21 @@ class Exchange {
       if (signal?.aborted) return this.#fail(new AbortedError(this.#target, signal.reason));
       const limit = this.#conn.session.remoteSettings?.maxHeaderListSize;
       if (limit !== undefined && this.#req.headerBytes > limit) {
-        return this.#fail(new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`, { reason: "too-large" }));
+        return this.#fail(
+          new BadRequestError(this.#target, "headers", `header block of ${this.#req.headerBytes} bytes is over the peer's limit of ${limit}`, {
+            reason: "too-large",
+          }),
+        );
       }
       let stream: ClientHttp2Stream;
       const req = this.#req;
       const ends = req.body.kind === "none";
       try {
         // Passing options costs Node a few µs per request; leave them out when its default is what we want.
-        stream = ENDS_BY_DEFAULT.has(req.method) === ends ? this.#conn.session.request(req.headers) : this.#conn.session.request(req.headers, ends ? END_NOW : KEEP_OPEN);
+        stream =
+          ENDS_BY_DEFAULT.has(req.method) === ends
+            ? this.#conn.session.request(req.headers)
+            : this.#conn.session.request(req.headers, ends ? END_NOW : KEEP_OPEN);
       } catch (err) {
         return this.#fail(this.#refused(err));
       }
@@ -194,7 +201,14 @@ class Exchange {
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const s = this.#conn.session;
     if (this.#conn.closed || s.destroyed || s.closed || (code !== undefined && SESSION_REFUSED.has(code))) {
-      return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, this.#conn.address, `request not sent: the session refused it (${code ?? "closed"})`, true, { cause: err });
+      return new RequestError(
+        "ERR_DIALTONE_NOT_SENT",
+        this.#target,
+        this.#conn.address,
+        `request not sent: the session refused it (${code ?? "closed"})`,
+        true,
+        { cause: err },
+      );
     }
     // Node's message may quote a header value; only its code is safe to repeat.
     return new BadRequestError(this.#target, "headers", `refused by Node's HTTP/2 client (${code ?? "unknown error"})`);
@@ -232,7 +246,9 @@ class Exchange {
     this.#size += chunk.length;
     if (this.#sink.kind === "collect") {
       if (this.#size > this.#sink.maxBytes) {
-        return this.#cancel(new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#sink.maxBytes} bytes`, false));
+        return this.#cancel(
+          new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#sink.maxBytes} bytes`, false),
+        );
       }
       if (this.#first === undefined) this.#first = chunk;
       else (this.#chunks ??= [this.#first]).push(chunk);
@@ -305,7 +321,13 @@ class Exchange {
       const declared = (this.#headers as IncomingHttpHeaders)["content-length"];
       const bodyless = this.#req.method === "HEAD" || this.#status === 204 || this.#status === 304;
       if (declared !== undefined && !bodyless && Number(declared) !== this.#size) {
-        return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response body of ${this.#size} bytes, but content-length said ${declared}`, false);
+        return new RequestError(
+          "ERR_DIALTONE_INCOMPLETE_RESPONSE",
+          this.#target,
+          address,
+          `response body of ${this.#size} bytes, but content-length said ${declared}`,
+          false,
+        );
       }
       return undefined;
     }
@@ -320,12 +342,25 @@ class Exchange {
       return new RequestError("ERR_DIALTONE_GOAWAY", this.#target, address, `stream ${id} above GOAWAY last-stream-id ${last}: not processed`, true, { cause });
     }
     if (id === undefined && this.#status === undefined) {
-      return new RequestError("ERR_DIALTONE_NOT_SENT", this.#target, address, `member lost before the request was sent${cause ? `: ${cause.message}` : ""}`, true, { cause });
+      return new RequestError(
+        "ERR_DIALTONE_NOT_SENT",
+        this.#target,
+        address,
+        `member lost before the request was sent${cause ? `: ${cause.message}` : ""}`,
+        true,
+        { cause },
+      );
     }
     // The connection failed the stream on purpose (eviction, close past its grace) or lost it with its socket: that error says why.
     if (cause instanceof DialtoneError) return cause;
     if (this.#status !== undefined && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR) && !cause) {
-      return new RequestError("ERR_DIALTONE_INCOMPLETE_RESPONSE", this.#target, address, `response cut short after ${this.#size} body bytes: the stream closed without END_STREAM`, false);
+      return new RequestError(
+        "ERR_DIALTONE_INCOMPLETE_RESPONSE",
+        this.#target,
+        address,
+        `response cut short after ${this.#size} body bytes: the stream closed without END_STREAM`,
+        false,
+      );
     }
     if (this.#conn.closed && !cause && (rst === undefined || rst === constants.NGHTTP2_NO_ERROR)) {
       return new RequestError("ERR_DIALTONE_MEMBER_LOST", this.#target, address, "member lost before the response completed", false);

@@ -88,7 +88,9 @@ export function prepareRequest(init: Http2RequestInit, target: string): Prepared
     }
   }
   if (headerBytes > MAX_HEADER_LIST_BYTES) {
-    throw new BadRequestError(target, "headers", `header block of ${headerBytes} bytes is over the ${MAX_HEADER_LIST_BYTES}-byte limit`, { reason: "too-large" });
+    throw new BadRequestError(target, "headers", `header block of ${headerBytes} bytes is over the ${MAX_HEADER_LIST_BYTES}-byte limit`, {
+      reason: "too-large",
+    });
   }
   return { method, headers, headerBytes, body, signal, timeout, idempotent: init.idempotent === true };
 }
@@ -119,7 +121,8 @@ function checkHeaderValue(name: string, value: unknown, target: string): number 
   const one = (v: unknown): number => {
     const s = typeof v === "number" && Number.isFinite(v) ? String(v) : v;
     if (typeof s !== "string") throw new BadRequestError(target, `headers.${name}`, "expected a string, a finite number or an array of them");
-    if (BAD_VALUE.test(s)) throw new BadRequestError(target, `headers.${name}`, "value contains a control character (CR, LF, NUL…) or a character outside Latin-1");
+    if (BAD_VALUE.test(s))
+      throw new BadRequestError(target, `headers.${name}`, "value contains a control character (CR, LF, NUL…) or a character outside Latin-1");
     if (s !== s.trim()) throw new BadRequestError(target, `headers.${name}`, "value has leading or trailing whitespace");
     if (name === "te" && s.toLowerCase() !== "trailers") throw new BadRequestError(target, "headers.te", 'only "trailers" is allowed in HTTP/2');
     return 32 + name.length + Buffer.byteLength(s, "latin1");

@@ -30,7 +30,11 @@ const AUTH_KEYS: Readonly<Record<keyof NatsAuth, true>> = { token: true, user: t
  * both is a ConfigError rather than a guess at which one wins, and so is an
  * `authenticator` beside either.
  */
-export function resolveAuth(input: unknown, fromUrl: NatsAuth | undefined, authenticator: unknown): { auth: NatsAuth; authenticator: NatsAuthenticator | undefined } {
+export function resolveAuth(
+  input: unknown,
+  fromUrl: NatsAuth | undefined,
+  authenticator: unknown,
+): { auth: NatsAuth; authenticator: NatsAuthenticator | undefined } {
   if (authenticator !== undefined && typeof authenticator !== "function") {
     throw new ConfigError("authenticator", `expected a function (nonce) => credentials, got ${describeType(authenticator)}`);
   }

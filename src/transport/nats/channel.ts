@@ -1,4 +1,11 @@
-import { ClosedConnectionError as NatsClosed, headers as natsHeaders, NoRespondersError as NatsNoResponders, RequestError as NatsRequestError, TimeoutError as NatsTimeout, type Msg } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError as NatsClosed,
+  headers as natsHeaders,
+  NoRespondersError as NatsNoResponders,
+  RequestError as NatsRequestError,
+  TimeoutError as NatsTimeout,
+  type Msg,
+} from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
 import { BadRequestError, DialtoneError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { requireInteger } from "../../core/duration.js";
@@ -52,7 +59,12 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       // Set before the member joins the pool, so no -ERR from its first moments is missed.
       adopt: (conn) => (conn.onServerError = (e) => emit(e)),
     });
-    super(o.target, o.name, supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }), o);
+    super(
+      o.target,
+      o.name,
+      supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }),
+      o,
+    );
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
     this.#union = union;
@@ -72,29 +84,33 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const hdrs = toHeaders(options.headers, this.target);
     const timeout = checkTimeout(options.timeout, this.target) ?? this.#o.requestTimeout;
     const signal = checkSignal(options.signal, this.target);
-    return await this.call({ signal, timeout, idempotent: options.idempotent }, { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout }, async (lease, ctx) => {
-      const budget = ctx.budgetMs;
-      const conn = lease.connection;
-      const nc = conn.nc;
-      const address = lease.member.key;
-      if (nc.isClosed() || nc.isDraining()) {
-        throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
-      }
-      // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
-      checkPayloadSize(this.target, nc, data, hdrs);
-      const sent = conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget)));
-      try {
-        return await raceSignal(sent, ctx.signal);
-      } catch (err) {
-        // A hedge that lost (the call's own signal did not abort): the call has its reply, but this
-        // request is still out on the wire, and NATS cannot take it back. The member keeps it in
-        // flight until its late reply (a latency sample) or its deadline, so a member whose requests
-        // go unanswered keeps looking so — overdue, then suspect and PINGed — instead of looking idle
-        // the moment another member answered for it.
-        if (ctx.signal?.aborted && !signal?.aborted) return await this.#settled(sent, address, subject, budget, nc);
-        throw await this.#failure(err, address, subject, budget, nc);
-      }
-    });
+    return await this.call(
+      { signal, timeout, idempotent: options.idempotent },
+      { maxRetries: 2, acquireTimeout: this.#o.acquireTimeout },
+      async (lease, ctx) => {
+        const budget = ctx.budgetMs;
+        const conn = lease.connection;
+        const nc = conn.nc;
+        const address = lease.member.key;
+        if (nc.isClosed() || nc.isDraining()) {
+          throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
+        }
+        // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
+        checkPayloadSize(this.target, nc, data, hdrs);
+        const sent = conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget)));
+        try {
+          return await raceSignal(sent, ctx.signal);
+        } catch (err) {
+          // A hedge that lost (the call's own signal did not abort): the call has its reply, but this
+          // request is still out on the wire, and NATS cannot take it back. The member keeps it in
+          // flight until its late reply (a latency sample) or its deadline, so a member whose requests
+          // go unanswered keeps looking so — overdue, then suspect and PINGed — instead of looking idle
+          // the moment another member answered for it.
+          if (ctx.signal?.aborted && !signal?.aborted) return await this.#settled(sent, address, subject, budget, nc);
+          throw await this.#failure(err, address, subject, budget, nc);
+        }
+      },
+    );
   }
 
   /** Publishes on a picked member (waits, bounded, for one when none is usable). */
@@ -118,7 +134,9 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       ready.map((m) =>
         Promise.race([
           m.connection.nc.flush(),
-          new Promise<void>((_, reject) => setTimeout(() => reject(new RequestTimeoutError(this.target, m.key, this.#o.requestTimeout)), this.#o.requestTimeout).unref()),
+          new Promise<void>((_, reject) =>
+            setTimeout(() => reject(new RequestTimeoutError(this.target, m.key, this.#o.requestTimeout)), this.#o.requestTimeout).unref(),
+          ),
         ]),
       ),
     );
@@ -133,16 +151,21 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     validateSubject(subject, this.target, true);
     const opts = checkSubscribeOptions(options, this.target);
     checkControlLine(this.target, subject, this.#o.maxControlLine, "subscribe", opts.queue);
-    const s = new ChannelSubscription(subject, opts, { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes }, {
-      // Placement is a call like any other (the dispatch pipeline: bounded wait, typed aborts, the request event).
-      place: (signal) =>
-        this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => ({
-          memberId: lease.member.id,
-          address: lease.member.key,
-          nc: lease.connection.nc,
-        })),
-      emit: (e) => this.sup.events.emit(e),
-    });
+    const s = new ChannelSubscription(
+      subject,
+      opts,
+      { maxPending: this.#o.maxPending, maxPendingBytes: this.#o.maxPendingBytes },
+      {
+        // Placement is a call like any other (the dispatch pipeline: bounded wait, typed aborts, the request event).
+        place: (signal) =>
+          this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => ({
+            memberId: lease.member.id,
+            address: lease.member.key,
+            nc: lease.connection.nc,
+          })),
+        emit: (e) => this.sup.events.emit(e),
+      },
+    );
     await s.start();
     this.#subs.add(s);
     return s;
@@ -160,7 +183,9 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 
   /** Round-trips every member that can still take traffic, each bounded by `ms`. */
   async #flushWithin(ms: number): Promise<void> {
-    const live = [...this.sup.members()].filter((m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed());
+    const live = [...this.sup.members()].filter(
+      (m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed(),
+    );
     await Promise.all(live.map((m) => raceTimeout(m.connection.nc.flush(), ms)));
   }
 
@@ -203,7 +228,11 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     if (err instanceof NatsNoResponders || cause instanceof NatsNoResponders || (err instanceof NatsRequestError && err.isNoResponders())) {
       return new NoRespondersError(this.target, address, subject);
     }
-    const lost = closed || err instanceof NatsClosed || cause instanceof NatsClosed || (err instanceof Error && /connection (closed|draining)|disconnect/i.test(err.message));
+    const lost =
+      closed ||
+      err instanceof NatsClosed ||
+      cause instanceof NatsClosed ||
+      (err instanceof Error && /connection (closed|draining)|disconnect/i.test(err.message));
     if (lost) return new MemberLostError(this.target, address, err instanceof Error ? err.message : String(err), { cause: err });
     if (err instanceof NatsTimeout || cause instanceof NatsTimeout) return new RequestTimeoutError(this.target, address, Math.round(budget));
     if (err instanceof Error && err.name === "AbortError") return err;
@@ -215,7 +244,13 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
 /** Resolves when `p` settles or `ms` pass, whichever is first; never rejects. */
 function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p.then(() => {}, () => {}), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((r) => (timer = setTimeout(r, ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -229,7 +264,8 @@ function checkSubscribeOptions(options: unknown, target: string): ChannelSubscri
   for (const k of Object.keys(o)) if (k !== "queue" && k !== "max") throw new BadRequestError(target, `options.${k}`, "unknown option (expected queue, max)");
   const out: ChannelSubscribeOptions = {};
   if (o.queue !== undefined) {
-    if (typeof o.queue !== "string" || o.queue === "" || /\s/.test(o.queue)) throw new BadRequestError(target, "queue", "expected a queue group name without spaces");
+    if (typeof o.queue !== "string" || o.queue === "" || /\s/.test(o.queue))
+      throw new BadRequestError(target, "queue", "expected a queue group name without spaces");
     out.queue = o.queue;
   }
   if (o.max !== undefined) {

@@ -83,7 +83,12 @@ export class NatsConnector implements Connector<NatsMemberConnection> {
   /** The server's refusal of credentials is its own type; everything else is a ConnectError naming the cause. */
   #connectError(err: unknown, key: string): Error {
     const e = err instanceof Error ? err : new Error(String(err));
-    const auth = e instanceof natsErrors.AuthorizationError || e instanceof natsErrors.UserAuthenticationExpiredError ? e : e.cause instanceof natsErrors.AuthorizationError ? e.cause : undefined;
+    const auth =
+      e instanceof natsErrors.AuthorizationError || e instanceof natsErrors.UserAuthenticationExpiredError
+        ? e
+        : e.cause instanceof natsErrors.AuthorizationError
+          ? e.cause
+          : undefined;
     if (auth) return new NatsAuthError(this.#o.target, key, auth.message, { cause: err });
     const code = (e as NodeJS.ErrnoException).code;
     const message = e.message || code || "connection failed";

@@ -34,13 +34,23 @@ const SUBSCRIBE_LINE_EXTRA = 1 + 10;
 
 /** The subject's control line fits the server's `max_control_line`; else a BadRequestError (too-large) for that call alone. */
 export function checkControlLine(target: string, subject: string, maxControlLine: number, kind: "request" | "publish" | "subscribe", queue?: string): void {
-  const extra = kind === "request" ? REQUEST_LINE_EXTRA : kind === "publish" ? PUBLISH_LINE_EXTRA : SUBSCRIBE_LINE_EXTRA + (queue === undefined ? 0 : 1 + Buffer.byteLength(queue));
+  const extra =
+    kind === "request"
+      ? REQUEST_LINE_EXTRA
+      : kind === "publish"
+        ? PUBLISH_LINE_EXTRA
+        : SUBSCRIBE_LINE_EXTRA + (queue === undefined ? 0 : 1 + Buffer.byteLength(queue));
   // No byte count while the subject clearly fits: n UTF-16 units take at most 3n bytes.
   if (subject.length * 3 + extra <= maxControlLine) return;
   const line = Buffer.byteLength(subject) + extra;
   if (line <= maxControlLine) return;
   const what = queue === undefined ? "subject makes" : "subject and queue group make";
-  throw new BadRequestError(target, "subject", `the ${what} a control line of up to ${line} bytes, over the server's max_control_line of ${maxControlLine} (it would close the connection)`, { reason: "too-large" });
+  throw new BadRequestError(
+    target,
+    "subject",
+    `the ${what} a control line of up to ${line} bytes, over the server's max_control_line of ${maxControlLine} (it would close the connection)`,
+    { reason: "too-large" },
+  );
 }
 
 /**
@@ -57,10 +67,14 @@ export function checkPayloadSize(target: string, nc: NatsConnection, data: strin
   const headerBytes = headers === undefined ? 0 : encodedLength(headers);
   if (dataBytes + headerBytes <= max) return;
   if (headerBytes > max) {
-    throw new BadRequestError(target, "headers", `the header block is ${headerBytes} bytes, over the server's max_payload of ${max} bytes`, { reason: "too-large" });
+    throw new BadRequestError(target, "headers", `the header block is ${headerBytes} bytes, over the server's max_payload of ${max} bytes`, {
+      reason: "too-large",
+    });
   }
   const hdr = headerBytes > 0 ? ` (with a ${headerBytes}-byte header block)` : "";
-  throw new BadRequestError(target, "data", `the message is ${dataBytes + headerBytes} bytes${hdr}, over the server's max_payload of ${max} bytes`, { reason: "too-large" });
+  throw new BadRequestError(target, "data", `the message is ${dataBytes + headerBytes} bytes${hdr}, over the server's max_payload of ${max} bytes`, {
+    reason: "too-large",
+  });
 }
 
 /** The header block as nats.js will write it (its MsgHdrsImpl has encode(); the public MsgHdrs type does not say so). */

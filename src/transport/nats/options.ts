@@ -90,7 +90,18 @@ export const NATS_DEFAULT_HEDGE = Object.freeze({ delay: "p95", max: 1, maxExtra
 
 /** The NATS channel's own option keys, beside COMMON_KEYS: with them, every key createNatsChannel takes (the broker's config accepts each). */
 export const NATS_KEYS: readonly string[] = [
-  "target", "ignoreDiscoveredServers", "auth", "authenticator", "tls", "tlsFirst", "requestTimeout", "attemptTimeout", "maxPending", "maxPendingBytes", "retainServerOrder", "maxControlLine",
+  "target",
+  "ignoreDiscoveredServers",
+  "auth",
+  "authenticator",
+  "tls",
+  "tlsFirst",
+  "requestTimeout",
+  "attemptTimeout",
+  "maxPending",
+  "maxPendingBytes",
+  "retainServerOrder",
+  "maxControlLine",
 ];
 
 /**
@@ -107,13 +118,15 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "expected an object");
   const raw: unknown = o.target;
   const isList = Array.isArray(raw) && raw.length > 0 && raw.every((s) => typeof s === "string");
-  if (!(typeof raw === "string" && raw !== "") && !isList) throw new ConfigError("target", "required: a server URL, a comma-separated list, or an array of URLs (e.g. nats://127.0.0.1:4222)");
+  if (!(typeof raw === "string" && raw !== "") && !isList)
+    throw new ConfigError("target", "required: a server URL, a comma-separated list, or an array of URLs (e.g. nats://127.0.0.1:4222)");
   const list = parseServerList(raw as string | readonly string[]);
   const { target, servers } = list;
   const backoffDelay = resolveBackoffHook(o.backoff);
   const common = resolveCommon({ ...o, backoff: backoffDelay ? undefined : (o.backoff as Partial<BackoffOptions> | undefined) }, target, NATS_KEYS);
   if (o.attemptTimeout !== undefined) {
-    if (common.hedge) throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
+    if (common.hedge)
+      throw new ConfigError("attemptTimeout", "give attemptTimeout or hedge, not both (attemptTimeout is hedge: { delay: attemptTimeout, max: 2 })");
     // NATS cannot tell a lost request from a slow one: asking again elsewhere, first reply winning, is the timeout's retry.
     common.hedge = { delay: requireTimeout("attemptTimeout", o.attemptTimeout), max: 2, maxExtraLoad: false };
   } else if (o.hedge === undefined) {

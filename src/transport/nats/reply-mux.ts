@@ -1,5 +1,14 @@
 import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
-import { ClosedConnectionError, createInbox, NoRespondersError, TimeoutError, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError,
+  createInbox,
+  NoRespondersError,
+  TimeoutError,
+  type MsgHdrs,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 
 interface Pending {
   resolve(msg: Msg): void;

@@ -31,7 +31,10 @@ export function parseServerList(input: string | readonly string[]): ServerList {
   const raw = typeof input === "string" ? input : input.join(",");
   const shown = redactTarget(raw);
   const secret = raw.includes("@");
-  const items = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (items.length === 0) throw new TargetError(shown, "no servers listed");
   let tlsRequired = false;
   let credentials: NatsAuth | undefined;
@@ -69,7 +72,12 @@ export function parseServerList(input: string | readonly string[]): ServerList {
   });
   const scheme = tlsRequired ? "tls" : "nats";
   // Kept as written when it is one plain string (its spelling is the metric label users already chart); rebuilt otherwise.
-  const plain = typeof input === "string" && !secret && ITEM_SCHEME.exec(items[0] as string)?.[1]?.toLowerCase() === scheme && items.slice(1).every((s) => !ITEM_SCHEME.test(s)) && !/\s/.test(raw);
+  const plain =
+    typeof input === "string" &&
+    !secret &&
+    ITEM_SCHEME.exec(items[0] as string)?.[1]?.toLowerCase() === scheme &&
+    items.slice(1).every((s) => !ITEM_SCHEME.test(s)) &&
+    !/\s/.test(raw);
   return { target: plain ? raw : `${scheme}://${servers.join(",")}`, tlsRequired, servers, credentials };
 }
 

@@ -48,8 +48,12 @@ export function resolveNatsTls(input: unknown, tlsRequired: boolean, tlsFirst: b
     const v = optionalString(`tls.${k}`, t[k]);
     if (v !== undefined) tls[k] = v;
   }
-  for (const [cert, key] of [["cert", "key"], ["certFile", "keyFile"]] as const) {
-    if ((tls[cert] === undefined) !== (tls[key] === undefined)) throw new ConfigError(`tls.${tls[cert] === undefined ? cert : key}`, `needs tls.${tls[cert] === undefined ? key : cert} too`);
+  for (const [cert, key] of [
+    ["cert", "key"],
+    ["certFile", "keyFile"],
+  ] as const) {
+    if ((tls[cert] === undefined) !== (tls[key] === undefined))
+      throw new ConfigError(`tls.${tls[cert] === undefined ? cert : key}`, `needs tls.${tls[cert] === undefined ? key : cert} too`);
   }
   if (tls.servername === "") throw new ConfigError("tls.servername", "expected a host name");
   return { options: tls, handshakeFirst: tlsFirst };

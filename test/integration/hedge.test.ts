@@ -30,22 +30,19 @@ describe("hedged requests against real HTTP/2 backends", () => {
     });
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
-    const took: number[] = [];
     // Calls go out in pairs: with the in-flight balancer the second call of a pair
     // goes to the member the first did not take, so the first pair reaches the
     // stalled member whatever P2C's random draws are. (Later pairs may not: once its
     // calls go unanswered, the overdue-aware cost steers picks away from it.)
     for (let i = 0; i < 8; i++) {
-      const t0 = performance.now();
       const pair = await Promise.all([ch.request({ path: "/", idempotent: true }), ch.request({ path: "/", idempotent: true })]);
-      took.push(performance.now() - t0);
       for (const res of pair) {
         expect(res.status).toBe(200);
         expect(res.headers["x-backend"]).toBe(fast.key);
       }
     }
-    // Without hedging, every call that P2C sends to the stalled member takes 1 s.
-    expect(Math.max(...took)).toBeLessThan(600);
+    // Without hedging, a call P2C sends to the stalled member is answered by it (after 1 s): every
+    // answer coming from the fast one is the proof, with no wall-clock bound a loaded machine could break.
     const evs = requests(rec.events);
     const hedged = evs.filter((e) => e.hedges === 1);
     expect(hedged.length).toBeGreaterThan(0);
@@ -121,9 +118,8 @@ describe("hedged requests against real HTTP/2 backends", () => {
     const call = async (): Promise<string> => await (await undiciRequest(`http://svc.test:${slow.port}/`, { dispatcher, idempotent: true })).body.text();
     // In pairs: the first pair reaches the stalled member whatever P2C draws (see above).
     for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
+      // Every answer from the fast backend: the calls that reached the stalled one were hedged.
       expect(await Promise.all([call(), call()])).toEqual([`ok ${fast.key}`, `ok ${fast.key}`]);
-      expect(performance.now() - t0).toBeLessThan(600);
     }
     expect(requests(rec.events).some((e) => e.hedges === 1 && e.hedgeWon)).toBe(true);
   });

@@ -267,15 +267,14 @@ describe("NATS server errors are events and metrics", () => {
     const s = await server(() => `authorization { users: [ { user: "app", password: "pw", permissions: { publish: { deny: ["secret.>"] } } } ] }\n`);
     const ch = open({ target: `nats://${s.key}`, members: 1, auth: { user: "app", pass: "pw" } });
     await ch.ready(AbortSignal.timeout(10_000));
-    const started = performance.now();
     const err = await ch.request("secret.ask", "?", { timeout: 5000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).code).toBe("ERR_DIALTONE_NATS");
+    // The server's reason, not RequestTimeoutError: it did not wait out its timeout.
     expect((err as Error).message).toMatch(/permissions violation/i);
-    expect(performance.now() - started).toBeLessThan(2500);
     // The member stays and serves other subjects.
     expect(ch.stats().ready).toBe(1);
     await roundTrip(ch, "open.echo");

@@ -43,17 +43,13 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     await ch.ready(AbortSignal.timeout(10_000));
     frozen!.freeze();
     const rec = recordEvents(ch);
-    const took: number[] = [];
-    // 20 sequential requests take under 2 s: well within the PING deadline, so the frozen member stays ready.
     for (let i = 0; i < 20; i++) {
-      const t0 = performance.now();
       const msg = await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 });
-      took.push(performance.now() - t0);
       expect(msg.string()).toMatch(new RegExp(`\\|m${i}$`));
     }
-    // Unhedged, a request on the frozen member would wait out its 1500 ms timeout; hedged it is
-    // answered in about the hedge delay (the bound leaves room for a loaded 2-core CI machine).
-    expect(Math.max(...took)).toBeLessThan(1000);
+    // The frozen server never answers: a request sent there first succeeds only because it was asked
+    // again elsewhere (unhedged it would reject at its timeout). No wall-clock bound: what proves it
+    // is who answered, so a loaded CI machine cannot fail it.
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
     expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key)).toBe(true);
     const hedged = evs.filter((e) => e.hedges === 1);
@@ -76,7 +72,9 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const rec = recordEvents(ch);
     for (let i = 0; i < 20; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
-    expect(evs.every((e) => e.outcome === "ok" && e.address !== frozen!.key && e.durationMs < 1000)).toBe(true);
+    // Every request answered, none by the frozen server (which never answers): the ones that went
+    // there first were asked again elsewhere. Who answered proves it, not how long it took.
+    expect(evs.filter((e) => !(e.outcome === "ok" && e.address !== frozen!.key))).toEqual([]);
     expect(evs.some((e) => e.hedges > 0 && e.hedgeWon)).toBe(true);
   });
 

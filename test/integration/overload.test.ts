@@ -15,12 +15,11 @@ describe("maxOutstanding bounds what a channel holds in flight", () => {
     try {
       await sup.ready(AbortSignal.timeout(5000));
       const leases = await Promise.all([1, 2, 3, 4].map(() => sup.acquire()));
-      const started = performance.now();
       const err = await sup.acquire().then(
         () => undefined,
         (e: unknown) => e,
       );
-      expect(performance.now() - started).toBeLessThan(100);
+      // OVERLOADED, not the acquire timeout's error: it did not wait in the queue.
       expect(err).toBeInstanceOf(DialtoneError);
       expect((err as DialtoneError).code).toBe("ERR_DIALTONE_OVERLOADED");
       expect((err as DialtoneError).message).toContain(target);

@@ -9,6 +9,8 @@
 import { addressKey, type Address } from "../../src/core/address.js";
 import type { Timer } from "../../src/core/clock.js";
 import { AbortedError, ConnectError, MemberLostError, RequestError, RequestTimeoutError } from "../../src/core/errors.js";
+import { DnsQueryError, type DnsResponse } from "../../src/resolve/dns-message.js";
+import { serverKey, type AskServer } from "../../src/resolve/dns-transport.js";
 import type { AddressSet, Resolver, ResolverListener } from "../../src/resolve/resolver.js";
 import type { ConnectionEvent, Connector, MemberConnection } from "../../src/supervisor/connection.js";
 import type { SimClock } from "./sim-clock.js";
@@ -234,4 +236,43 @@ export class SimResolver implements Resolver {
   close(): void {
     this.#listener = undefined;
   }
+}
+
+/**
+ * A scripted nameserver for the real DnsResolver (its `ask`, in place of
+ * UDP): it answers A/AAAA for any name with the addresses the script set,
+ * at `ttl` seconds, after `latency` ms of world time — or SERVFAILs, or
+ * stays silent until the query's own timeout, as the script says.
+ */
+export class SimDns {
+  addresses: Address[];
+  state: "up" | "servfail" | "silent" = "up";
+  /** Every question asked, with the clock time it was asked at. */
+  readonly asked: Array<{ t: number; name: string; type: string }> = [];
+  constructor(
+    readonly clock: SimClock,
+    addresses: Address[],
+    readonly ttl: number,
+    readonly latency = 2,
+  ) {
+    this.addresses = addresses;
+  }
+
+  readonly ask: AskServer = (server, name, type, timeoutMs, target) => {
+    this.asked.push({ t: this.clock.now(), name, type });
+    return new Promise<DnsResponse>((resolve, reject) => {
+      if (this.state === "silent") {
+        const key = serverKey(server);
+        this.clock.world(
+          () => reject(new DnsQueryError(target, `no answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)),
+          timeoutMs,
+        );
+        return;
+      }
+      const rcode = this.state === "servfail" ? "SERVFAIL" : "NOERROR";
+      const family = type === "AAAA" ? 6 : 4;
+      const answers = rcode === "NOERROR" ? this.addresses.filter((a) => a.family === family).map((a) => ({ name, type, ttl: this.ttl, data: a.host })) : [];
+      this.clock.world(() => resolve({ rcode, truncated: false, answers, authorities: [], additionals: [] }), this.latency);
+    });
+  };
 }

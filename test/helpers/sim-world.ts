@@ -11,7 +11,6 @@ import type { Timer } from "../../src/core/clock.js";
 import { AbortedError, ConnectError, MemberLostError, RequestError, RequestTimeoutError } from "../../src/core/errors.js";
 import { DnsQueryError, type DnsResponse } from "../../src/resolve/dns-message.js";
 import { serverKey, type AskServer } from "../../src/resolve/dns-transport.js";
-import type { AddressSet, Resolver, ResolverListener } from "../../src/resolve/resolver.js";
 import type { ConnectionEvent, Connector, MemberConnection } from "../../src/supervisor/connection.js";
 import type { SimClock } from "./sim-clock.js";
 
@@ -208,33 +207,6 @@ export class SimConnector implements Connector<SimConnection> {
         );
       }
     });
-  }
-}
-
-/** A resolver whose answer the script changes (a DNS record set moving). */
-export class SimResolver implements Resolver {
-  readonly target = "sim:///";
-  #listener: ResolverListener | undefined;
-  #set: AddressSet;
-  constructor(
-    addresses: Address[],
-    readonly clock: SimClock,
-  ) {
-    this.#set = { addresses, ttl: 1000 };
-  }
-  get addresses(): readonly Address[] {
-    return this.#set.addresses;
-  }
-  start(listener: ResolverListener): void {
-    this.#listener = listener;
-    this.clock.world(() => this.#listener?.onAddresses(this.#set), 1);
-  }
-  set(addresses: Address[]): void {
-    this.#set = { addresses, ttl: 1000 };
-    this.#listener?.onAddresses(this.#set);
-  }
-  close(): void {
-    this.#listener = undefined;
   }
 }
 

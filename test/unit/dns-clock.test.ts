@@ -7,13 +7,13 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Address } from "../../src/core/address.js";
-import { DnsResolver } from "../../src/resolve/dns-resolver.js";
+import { DnsResolver, type DnsResolverOptions } from "../../src/resolve/dns-resolver.js";
 import type { AddressSet } from "../../src/resolve/resolver.js";
 import { SimClock } from "../helpers/sim-clock.js";
 import { SimDns } from "../helpers/sim-world.js";
 
 const ip = (host: string): Address => ({ host, port: 80, family: 4 });
-const OPTIONS = { nameservers: ["10.53.0.1:53"], search: [], ndots: 1, hostsFile: false, family: 4, attempts: 1, timeout: 500 } as const;
+const OPTIONS: DnsResolverOptions = { nameservers: ["10.53.0.1:53"], search: [], ndots: 1, hostsFile: false, family: 4, attempts: 1, timeout: 500 };
 
 function setUp(ttlSeconds: number, extra: Partial<ConstructorParameters<typeof DnsResolver>[1]> = {}, state: SimDns["state"] = "up") {
   const clock = new SimClock();

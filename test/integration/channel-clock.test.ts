@@ -6,16 +6,28 @@
  * need real time, so the tests move the fake clock in small steps while they
  * wait for the network, and jump it only where a timer is the point.
  */
+import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConnectError, createHttp2Channel, RequestTimeoutError, type ChannelEvent, type Http2Channel, type Http2ChannelOptions } from "../../src/index.js";
+import {
+  ConnectError,
+  createHttp2Channel,
+  createNatsChannel,
+  RequestTimeoutError,
+  type ChannelEvent,
+  type Http2Channel,
+  type Http2ChannelOptions,
+} from "../../src/index.js";
 import { startBackends, stopAllBackends } from "../helpers/backends.js";
 import { blackHole, closeBadPeers } from "../helpers/bad-peers.js";
+import { startNatsServer, type NatsServer } from "../helpers/nats-server.js";
 import { SimClock } from "../helpers/sim-clock.js";
 import { staticDiscovery } from "../helpers/setup.js";
 
-const open: Array<{ ch: Http2Channel; clock: SimClock }> = [];
+const open: Array<{ ch: { close(): Promise<void> }; clock: SimClock }> = [];
+const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const { ch, clock } of open.splice(0)) await closeOn(ch, clock);
+  for (const c of cleanups.splice(0)) await c().catch(() => {});
   await stopAllBackends();
   await closeBadPeers();
 });
@@ -35,7 +47,7 @@ async function drive(clock: SimClock, done: () => boolean): Promise<void> {
 }
 
 /** close() on a fake clock: its grace and ticks are the clock's, so the clock must move while it runs. */
-async function closeOn(ch: Http2Channel, clock: SimClock): Promise<void> {
+async function closeOn(ch: { close(): Promise<void> }, clock: SimClock): Promise<void> {
   let closed = false;
   const closing = ch.close().then(() => void (closed = true));
   await drive(clock, () => closed);
@@ -104,5 +116,44 @@ describe("an HTTP/2 channel on a fake clock (real backend, real sockets)", () =>
     expect(failed?.type === "connect-failed" && failed.error).toBeInstanceOf(ConnectError);
     expect(failed?.type === "connect-failed" && failed.error.message).toMatch(/connect timed out after 60000 ms/);
     expect(failed!.t).toBe(attempt!.t + 60_000);
+  });
+});
+
+describe("a NATS channel on a fake clock (real nats-server)", () => {
+  it("a request's deadline (the channel's deadline queue) fires on the channel's clock; close() leaves no timer", async () => {
+    const server: NatsServer = await startNatsServer({ host: "127.0.0.7", config: () => "" });
+    cleanups.push(() => server.stop());
+    // A responder that takes the request and never replies: only the deadline can end it.
+    const sink = await connect({ servers: server.key });
+    cleanups.push(() => sink.close());
+    sink.subscribe("clock.hang", { callback: () => {} });
+    await sink.flush();
+    const clock = new SimClock();
+    const ch = createNatsChannel({
+      target: `nats://${server.key}`,
+      members: 1,
+      clock,
+      requestTimeout: 60_000,
+      hedge: false,
+      health: { interval: 600_000, timeout: 100_000, suspectAfter: 600_000 },
+    });
+    open.push({ ch, clock });
+    const ready = ch.ready(AbortSignal.timeout(20_000));
+    await drive(clock, settled(ready));
+    await ready;
+    const started = clock.now();
+    let error: unknown;
+    const req = ch.request("clock.hang", "x").catch((e: unknown) => (error = e));
+    const done = settled(req);
+    await clock.runUntil(started + 59_999);
+    expect(done()).toBe(false);
+    await clock.runUntil(started + 60_000);
+    await drive(clock, done);
+    await req;
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(clock.now() - started).toBeLessThan(60_000 + 5000);
+
+    await closeOn(ch, clock);
+    expect(clock.pendingOwnTimers).toBe(0);
   });
 });

@@ -27,7 +27,7 @@ export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.
 export { StaticResolver } from "./resolve/static-resolver.js";
 export { DnsResolver, type DnsResolverOptions } from "./resolve/dns-resolver.js";
 export type { Address } from "./core/address.js";
-export type { MemberState } from "./pool/member.js";
+export type { MemberState } from "./core/events.js";
 export type { Balancer } from "./pool/pool.js";
 export { parseDuration } from "./core/duration.js";
 export { ChannelMetrics, type MetricsOptions } from "./metrics/channel-metrics.js";

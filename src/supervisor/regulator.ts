@@ -1,12 +1,12 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
-import type { DrainReason, EvictionReason, MemberState as ChannelMemberState } from "../core/events.js";
+import type { DrainReason, EvictionReason, MemberState } from "../core/events.js";
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { MembersPlan } from "./members-plan.js";
 
-/** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
+/** What the supervisor tells the regulator. Member ids are the supervisor's; dial ids are the regulator's. */
 export type RegulatorEvent =
   | { type: "addresses"; addresses: readonly Address[] }
   /** A dial produced a connection; it is a member now, still proving itself. */
@@ -35,18 +35,28 @@ export type RegulatorEvent =
   | { type: "load"; inFlight: number; streamLimit: number; latency?: number | undefined }
   | { type: "close" };
 
-/** What the regulator asks the driver to do, in order. */
+/**
+ * What the regulator asks the supervisor to do, in order. Every change of a
+ * member's state is in one: `state`, or `drain`/`evict`/`close` with the
+ * state it leaves (`from`), so the supervisor reports transitions without a
+ * copy of its own.
+ */
 export type Action =
   | { type: "dial"; dial: number; slot: number; address: Address; attempt: number }
   /** Abort a dial nobody needs any more; its failure blames no address. */
   | { type: "cancel"; dial: number }
-  | { type: "state"; member: number; to: "ready" | "unhealthy"; reason: string }
+  | { type: "state"; member: number; from: LiveState; to: "ready" | "unhealthy"; reason: string }
+  /**
+   * The member may (or may no longer) take picks: ready, or unhealthy while
+   * degraded. The pool's usable index follows these and nothing else.
+   */
+  | { type: "pickable"; member: number; pickable: boolean }
   /** Take it out of service for a fault: report it, then close it now. */
-  | { type: "evict"; member: number; reason: EvictionReason; detail: string; error: Error }
+  | { type: "evict"; member: number; from: LiveState; reason: EvictionReason; detail: string; error: Error }
   /** No new work; in-flight work finishes; its slot already has (or gets) another member. */
-  | { type: "drain"; member: number; reason: DrainReason; detail: string }
+  | { type: "drain"; member: number; from: LiveState; reason: DrainReason; detail: string }
   /** Close without blame: warm-up failed, drained, surplus, or the channel is closing. */
-  | { type: "close"; member: number; reason: string; error: Error | undefined }
+  | { type: "close"; member: number; from: LiveState; reason: string; error: Error | undefined }
   | { type: "degraded"; degraded: boolean; healthy: number }
   /** Send a tick at (or after) this time; replaces any earlier request. */
   | { type: "wake"; at: number }
@@ -75,14 +85,27 @@ export interface RegulatorOptions {
 }
 
 /** A member the regulator tracks is never closed: closing forgets it. */
-type MemberState = Exclude<ChannelMemberState, "closed">;
+export type LiveState = Exclude<MemberState, "closed">;
 
-interface Member {
+/**
+ * The one record of a member's state: the pool keeps only its load, the
+ * supervisor only its effects (connection, health checker, timers).
+ */
+export interface MemberRecord {
   readonly id: number;
   readonly key: string;
   readonly slot: number;
-  state: MemberState;
+  readonly state: LiveState;
+  /** When it answered its first PING (the regulator's clock). */
+  readonly provenAt: number | undefined;
+  /** May take picks (see the `pickable` action). */
+  readonly pickable: boolean;
+}
+
+interface Member extends MemberRecord {
+  state: LiveState;
   provenAt: number | undefined;
+  pickable: boolean;
   /** Its address has been told it works (the member outlived the flap window). */
   stable: boolean;
   /** Outlier detection took it out of picks: its slot may dial a replacement. */
@@ -115,7 +138,7 @@ interface Slot {
  * Every decision about members, and none of the effects: eviction, degraded
  * mode, where each slot dials (stacking on live addresses while dead ones
  * back off), spread repair (dial first, then drain), flapping and minHold.
- * `accept(event, now)` returns the actions for the driver to carry out, as
+ * `accept(event, now)` returns the actions for the supervisor to carry out, as
  * warm_channels' PoolRegulator does; it never reads a clock itself, so tests
  * script events against a fake one.
  *
@@ -172,9 +195,24 @@ export class Regulator {
     return this.#closing;
   }
 
+  /** Members that answered their last PINGs (or their first). */
+  get readyCount(): number {
+    return this.#ready;
+  }
+
   /** The slot a member belongs to, or -1. */
   slotOf(member: number): number {
     return this.#members.get(member)?.slot ?? -1;
+  }
+
+  /** A member's record, read-only; undefined once it is closed (or was never needed). */
+  member(id: number): MemberRecord | undefined {
+    return this.#members.get(id);
+  }
+
+  /** Every member not closed yet, read-only. */
+  members(): IterableIterator<MemberRecord> {
+    return this.#members.values();
   }
 
   accept(event: RegulatorEvent, now: number): Action[] {
@@ -226,6 +264,7 @@ export class Regulator {
         return out;
     }
     this.#plan(now, out);
+    this.#updatePickable(out);
     return out;
   }
 
@@ -235,19 +274,19 @@ export class Regulator {
   #whileClosing(event: RegulatorEvent, out: Action[]): void {
     const id = event.type === "connected" || event.type === "lost" || event.type === "dial-failed" ? event.member : undefined;
     if (id === undefined) return;
-    this.#forget(id);
-    out.push({ type: "close", member: id, reason: "channel closed", error: undefined });
+    const from = this.#forget(id);
+    out.push({ type: "close", member: id, from, reason: "channel closed", error: undefined });
   }
 
   #onConnected(dial: number, id: number, out: Action[]): void {
     const slot = this.#slots.find((s) => s.pending?.dial === dial);
     const p = slot?.pending;
     if (!slot || !p) {
-      out.push({ type: "close", member: id, reason: "dial no longer needed", error: undefined });
+      out.push({ type: "close", member: id, from: "connecting", reason: "dial no longer needed", error: undefined });
       return;
     }
     p.member = id;
-    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, stable: false, ejected: false });
+    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, pickable: false, stable: false, ejected: false });
   }
 
   #onProven(id: number, now: number, out: Action[]): void {
@@ -276,8 +315,8 @@ export class Regulator {
 
   #onDialFailed(dial: number, id: number | undefined, error: Error, now: number, out: Action[]): void {
     if (id !== undefined) {
-      this.#forget(id);
-      out.push({ type: "close", member: id, reason: "warm-up failed", error });
+      const from = this.#forget(id);
+      out.push({ type: "close", member: id, from, reason: "warm-up failed", error });
     }
     const slot = this.#slots.find((s) => s.pending?.dial === dial);
     if (!slot || !slot.pending) return;
@@ -329,7 +368,7 @@ export class Regulator {
     }
     if (m.state === "draining") {
       this.#forget(id);
-      out.push({ type: "close", member: id, reason: error ? error.message : "closed after draining", error });
+      out.push({ type: "close", member: id, from: "draining", reason: error ? error.message : "closed after draining", error });
       return;
     }
     const cause = error ?? new Error("connection closed by peer");
@@ -359,8 +398,8 @@ export class Regulator {
       slot.pending = undefined;
       out.push({ type: "cancel", dial: p.dial });
       if (p.member !== undefined) {
-        this.#forget(p.member);
-        out.push({ type: "close", member: p.member, reason: "replacement no longer needed (ejection ended)", error: undefined });
+        const from = this.#forget(p.member);
+        out.push({ type: "close", member: p.member, from, reason: "replacement no longer needed (ejection ended)", error: undefined });
       }
       return;
     }
@@ -392,8 +431,8 @@ export class Regulator {
       if (p) {
         out.push({ type: "cancel", dial: p.dial });
         if (p.member !== undefined) {
-          this.#forget(p.member);
-          out.push({ type: "close", member: p.member, reason: "surplus member (load fell)", error: undefined });
+          const from = this.#forget(p.member);
+          out.push({ type: "close", member: p.member, from, reason: "surplus member (load fell)", error: undefined });
         }
       }
       const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
@@ -546,16 +585,39 @@ export class Regulator {
   // ── helpers ──────────────────────────────────────────────────────────
 
   #setState(m: Member, to: "ready" | "unhealthy", reason: string, out: Action[]): void {
-    if (m.state === "ready") this.#ready--;
+    const from = m.state;
+    if (from === "ready") this.#ready--;
     if (to === "ready") this.#ready++;
     m.state = to;
-    out.push({ type: "state", member: m.id, to, reason });
+    out.push({ type: "state", member: m.id, from, to, reason });
   }
 
+  /** No new picks from here on: said before the drain, so nothing picks a member that is going away. */
   #drain(m: Member, reason: DrainReason, detail: string, out: Action[]): void {
-    if (m.state === "ready") this.#ready--;
+    const from = m.state;
+    if (from === "ready") this.#ready--;
     m.state = "draining";
-    out.push({ type: "drain", member: m.id, reason, detail });
+    if (m.pickable) {
+      m.pickable = false;
+      out.push({ type: "pickable", member: m.id, pickable: false });
+    }
+    out.push({ type: "drain", member: m.id, from, reason, detail });
+  }
+
+  /**
+   * The one place that says who takes picks: ready members, and unhealthy
+   * ones while degraded (better a doubtful member than none). Run once per
+   * event, after every state change it caused, so a batch that turns the
+   * last ready member unhealthy and enters degraded mode never takes it out
+   * of picks in between.
+   */
+  #updatePickable(out: Action[]): void {
+    for (const m of this.#members.values()) {
+      const pickable = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
+      if (pickable === m.pickable) continue;
+      m.pickable = pickable;
+      out.push({ type: "pickable", member: m.id, pickable });
+    }
   }
 
   #evict(m: Member, reason: EvictionReason, detail: string, error: Error, now: number, out: Action[]): void {
@@ -565,8 +627,8 @@ export class Regulator {
       this.#vacate(slot, out);
       slot.failingSince ??= now;
     }
-    this.#forget(m.id);
-    out.push({ type: "evict", member: m.id, reason, detail, error });
+    const from = this.#forget(m.id);
+    out.push({ type: "evict", member: m.id, from, reason, detail, error });
     this.#maybeRefresh(out);
   }
 
@@ -588,8 +650,8 @@ export class Regulator {
     slot.pending = undefined;
     out.push({ type: "cancel", dial: p.dial });
     if (p.member !== undefined) {
-      this.#forget(p.member);
-      out.push({ type: "close", member: p.member, reason: "dial no longer needed", error: undefined });
+      const from = this.#forget(p.member);
+      out.push({ type: "close", member: p.member, from, reason: "dial no longer needed", error: undefined });
     }
   }
 
@@ -599,11 +661,13 @@ export class Regulator {
     this.book.failed(m.key, error, now);
   }
 
-  #forget(id: number): void {
+  /** Forgets a member; returns the state it was in ("connecting" when it was never recorded). */
+  #forget(id: number): LiveState {
     const m = this.#members.get(id);
-    if (!m) return;
+    if (!m) return "connecting";
     if (m.state === "ready") this.#ready--;
     this.#members.delete(id);
+    return m.state;
   }
 
   #slotFailed(slot: Slot, error: Error, now: number, out: Action[]): void {

@@ -42,7 +42,7 @@ export interface SupervisorStats {
   lastError: string | undefined;
 }
 
-/** What the driver knows of the last resolution. */
+/** What the supervisor knows of the last resolution. */
 export interface Resolution {
   at: number | undefined;
   ttl: number | undefined;
@@ -57,17 +57,22 @@ export function noAddressReason(r: Resolution | undefined): string | undefined {
   return r.error?.message ?? r.empty;
 }
 
-export function memberStats(m: PoolMemberRef, slot: number): MemberStats {
+/**
+ * One member's line: its state from the regulator's record, its load from the
+ * pool, its last PING failure from its health checker, `connectedSince` (wall
+ * ms) from when the regulator saw it proven.
+ */
+export function memberStats(m: PoolMemberRef, slot: number, state: MemberState, lastError: Error | undefined, connectedSince: number | undefined): MemberStats {
   return {
     id: m.id,
     slot,
     address: m.key,
-    state: m.state,
+    state,
     rttMs: m.rtt === undefined ? undefined : Math.round(m.rtt * 1000) / 1000,
     inFlight: m.inFlight,
     maxConcurrent: Number.isFinite(m.maxConcurrent) ? m.maxConcurrent : null,
-    lastError: m.lastError?.message,
-    connectedSince: m.connectedSince === undefined ? undefined : new Date(m.connectedSince).toISOString(),
+    lastError: lastError?.message,
+    connectedSince: connectedSince === undefined ? undefined : new Date(connectedSince).toISOString(),
   };
 }
 

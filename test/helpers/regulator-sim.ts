@@ -46,7 +46,7 @@ export class Sim {
     this.actions.push(...out);
     for (const a of out) {
       if (a.type === "dial") this.open.set(a.dial, a);
-      // Like the driver's one timer: a new request replaces the old one.
+      // Like the supervisor's one timer: a new request replaces the old one.
       if (a.type === "wake") this.wakeAt = a.at;
     }
     return out;

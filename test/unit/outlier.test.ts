@@ -76,8 +76,8 @@ describe("Pool: ejection is pickability", () => {
     const events: PoolEvent[] = [];
     pool.events.add((e) => events.push(e));
     const ms = Array.from({ length: n }, (_, i) => {
-      const m = pool.admit(i + 1, { host: `127.0.0.${i + 2}`, port: 1, family: 4 }, `k${i + 1}`, null);
-      pool.setState(m, "ready", "test");
+      const m = pool.admit(i + 1, `k${i + 1}`, null);
+      pool.setPickable(m, true);
       return m;
     });
     return { pool, ms, events };
@@ -89,7 +89,8 @@ describe("Pool: ejection is pickability", () => {
     for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
     expect(events.find((e) => e.type === "ejected")).toMatchObject({ member: a, reason: "consecutive-5xx", durationMs: 1000 });
     expect(isUsable(a)).toBe(false);
-    expect(a.state).toBe("ready");
+    // Ejection is not the regulator's pickable: the member still counts as serving.
+    expect(a.pickable).toBe(true);
     expect(pool.servingCount).toBe(3);
     for (let i = 0; i < 100; i++) {
       const m = pool.pick() as PoolMemberRef<null>;
@@ -116,7 +117,7 @@ describe("Pool: ejection is pickability", () => {
     expect(isUsable(b)).toBe(true);
     expect(ejectedCount(pool)).toBe(1);
     // A closed ejected member frees its share.
-    pool.setState(a, "closed", "test");
+    pool.remove(a);
     expect(ejectedCount(pool)).toBe(0);
     pool.outcome(b, "5xx");
     expect(isUsable(b)).toBe(false);

@@ -208,11 +208,84 @@ describe("Regulator: eviction and degraded mode", () => {
     s.send({ type: "unhealthy", member: ids[2]!, error: new Error("no PONG") });
     s.send({ type: "lost", member: ids[2]!, error: undefined });
     expect(s.actions).toEqual([
-      { type: "close", member: ids[1], reason: "channel closed", error: undefined },
-      { type: "close", member: ids[2], reason: "channel closed", error: undefined },
+      { type: "close", member: ids[1], from: "ready", reason: "channel closed", error: undefined },
+      { type: "close", member: ids[2], from: "ready", reason: "channel closed", error: undefined },
     ]);
     expect([key(1), key(2), key(3)].map((k) => s.reg.book.get(k)!.failures)).toEqual([1, 0, 0]);
     expect(s.of("dial")).toEqual([]);
+  });
+});
+
+// The regulator's member table is the one record of member state; the pool only indexes
+// what the `pickable` actions tell it (pool.test.ts), so who takes picks is decided here alone.
+describe("Regulator: who takes picks (the one record, the one degraded rule)", () => {
+  it("a member is recorded connecting, and takes picks once proven: state, then pickable", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const d = s.of("dial")[0]!;
+    s.clear();
+    s.send({ type: "connected", dial: d.dial, member: 7 });
+    expect(s.reg.member(7)).toMatchObject({ id: 7, key: key(1), slot: 0, state: "connecting", pickable: false, provenAt: undefined });
+    expect(s.actions.filter((a) => a.type !== "wake")).toEqual([]);
+    s.now = 50;
+    s.send({ type: "proven", member: 7 });
+    expect(s.actions.filter((a) => a.type !== "wake")).toEqual([
+      { type: "state", member: 7, from: "connecting", to: "ready", reason: "first PONG" },
+      { type: "pickable", member: 7, pickable: true },
+    ]);
+    expect(s.reg.member(7)).toMatchObject({ state: "ready", pickable: true, provenAt: 50 });
+    expect(s.reg.readyCount).toBe(1);
+    expect([...s.reg.members()].map((m) => m.id)).toEqual([7]);
+  });
+
+  it("the last ready member turning unhealthy stays pickable through the batch that enters degraded mode", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const [a] = s.up(1);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    // No pickable:false then true: nothing in between sees the channel without a member.
+    expect(s.actions.filter((x) => x.type !== "wake")).toEqual([
+      { type: "state", member: a, from: "ready", to: "unhealthy", reason: "no PONG" },
+      { type: "degraded", degraded: true, healthy: 0 },
+    ]);
+    expect(s.reg.member(a!)).toMatchObject({ state: "unhealthy", pickable: true });
+    expect(s.reg.readyCount).toBe(0);
+    // Answering again: ready, still pickable, degraded mode over; no pickable action at all.
+    s.clear();
+    s.send({ type: "healthy", member: a! });
+    expect(s.of("pickable")).toEqual([]);
+    expect(s.reg.member(a!)).toMatchObject({ state: "ready", pickable: true });
+  });
+
+  it("criticalMin=3: unhealthy members keep picks while degraded, a draining one never does; the mode ends at three ready", () => {
+    const s = new Sim({ members: 3, criticalMin: 3 });
+    s.answer(1, 2, 3);
+    const [a] = s.up(1);
+    const [b] = s.up(2);
+    const [c] = s.up(3);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: true, healthy: 2 }]);
+    expect(s.of("evict")).toEqual([]);
+    expect(s.reg.member(a!)?.pickable).toBe(true);
+    // Told to go away while degraded: out of picks before it drains.
+    s.clear();
+    s.send({ type: "goaway", member: b!, kind: "goaway", detail: "bye", error: new Error("bye") });
+    expect(s.actions.filter((x) => x.type === "pickable" || x.type === "drain")).toEqual([
+      { type: "pickable", member: b, pickable: false },
+      { type: "drain", member: b, from: "ready", reason: "goaway", detail: "bye" },
+    ]);
+    expect(s.reg.member(b!)).toMatchObject({ state: "draining", pickable: false });
+    // b's slot re-dials; its replacement and a's recovery bring three ready back.
+    expect(s.open.size).toBe(1);
+    const d = s.prove([...s.open.values()][0]!);
+    expect(s.reg.degraded).toBe(true);
+    s.clear();
+    s.send({ type: "healthy", member: a! });
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: false, healthy: 3 }]);
+    expect([a, c, d].map((id) => s.reg.member(id!)?.pickable)).toEqual([true, true, true]);
+    expect(s.reg.member(b!)?.pickable).toBe(false);
   });
 });
 
@@ -229,7 +302,7 @@ describe("Regulator: spread repair (dial first, then drain)", () => {
     expect(probe.address.host).toBe(addr(2).host);
     expect(s.of("drain")).toEqual([]);
     s.prove(probe);
-    expect(s.of("drain")).toEqual([{ type: "drain", member: stacked[0], reason: "rebalanced", detail: `rebalanced to ${key(2)}` }]);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: stacked[0], from: "ready", reason: "rebalanced", detail: `rebalanced to ${key(2)}` }]);
   });
 });
 
@@ -357,7 +430,7 @@ describe("Regulator: rotating answers and minHold", () => {
     expect(replacement.address.host).toBe(addr(other).host);
     expect(s.of("drain")).toEqual([]);
     s.prove(replacement);
-    expect(s.of("drain")).toEqual([{ type: "drain", member: a, reason: "address-removed", detail: "address removed by resolver" }]);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: a, from: "ready", reason: "address-removed", detail: "address removed by resolver" }]);
   });
 
   it("an answer that shares nothing with the book (a migration) replaces it at once", () => {
@@ -398,7 +471,11 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
     expect(s.of("dial")).toHaveLength(1);
     s.clear();
     s.send({ type: "ejection-ended", member: bad });
-    expect(s.actions).toEqual([{ type: "drain", member: bad, reason: "surplus", detail: "ejection ended; a replacement serves its slot" }]);
+    // Out of picks before the drain begins, so nothing picks a member on its way out.
+    expect(s.actions).toEqual([
+      { type: "pickable", member: bad, pickable: false },
+      { type: "drain", member: bad, from: "ready", reason: "surplus", detail: "ejection ended; a replacement serves its slot" },
+    ]);
     // Settled: three members on 2, 3 and 4; no dial back to 1 (it is drained, not failed, and no slot is empty).
     s.send({ type: "lost", member: bad, error: undefined });
     s.advance(60_000);

@@ -11,9 +11,9 @@ export function addr(i: number): Address {
 export const key = (i: number): string => `10.0.0.${i}:443`;
 
 /**
- * A regulator driven by scripted events on a fake clock: what the driver
+ * A regulator driven by scripted events on a fake clock: what the supervisor
  * would do, without sockets or timers. Dials stay open until the script
- * settles them; member ids are handed out as the driver would.
+ * settles them; member ids are handed out as the supervisor would.
  */
 export class Sim {
   readonly reg: Regulator;

@@ -42,14 +42,16 @@ export interface OutlierOptions {
   maxEjectedPercent: number;
 }
 
-/** One member's counts. Pool-owned. */
+/** One member's outcome counts (pool-owned). Whether it is ejected is the regulator's record. */
 export class OutlierState {
   consecutive5xx = 0;
   consecutiveGateway = 0;
   consecutiveLocal = 0;
-  /** Times ejected so far: the ejection time grows with it. */
-  ejections = 0;
-  ejected = false;
+
+  /** Counts start over (an ejection ended). */
+  reset(): void {
+    this.consecutive5xx = this.consecutiveGateway = this.consecutiveLocal = 0;
+  }
 }
 
 /**
@@ -80,9 +82,9 @@ export function noteOutcome(s: OutlierState, outcome: AttemptOutcome, o: Outlier
   }
 }
 
-/** How long this ejection lasts (ms): base × ejections so far (this one included), capped. */
-export function ejectionTime(s: OutlierState, o: OutlierOptions): number {
-  return Math.min(o.baseEjection * Math.max(1, s.ejections), Math.max(o.maxEjection, o.baseEjection));
+/** How long this ejection lasts (ms): base × `ejections` so far (this one included), capped. */
+export function ejectionTime(ejections: number, o: OutlierOptions): number {
+  return Math.min(o.baseEjection * Math.max(1, ejections), Math.max(o.maxEjection, o.baseEjection));
 }
 
 /** Whether one more member may be ejected: never past maxEjectedPercent of `members`. */

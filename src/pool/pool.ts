@@ -2,7 +2,7 @@ import { Listeners } from "../core/listeners.js";
 import { PoolMember } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
 import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
-import { ejectionTime, mayEject, noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
+import { noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
@@ -47,9 +47,11 @@ export type PoolEvent =
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
   | { type: "suspect"; member: PoolMember }
-  /** Request outcomes ejected a member for `durationMs`; the owner calls restore() when that is up. */
-  | { type: "ejected"; member: PoolMember; reason: EjectionReason; durationMs: number }
-  | { type: "restored"; member: PoolMember };
+  /**
+   * A member's outcomes ran past a detector's threshold (outlier.ts): the
+   * regulator decides whether it is ejected, and for how long.
+   */
+  | { type: "outlier"; member: PoolMember; reason: EjectionReason };
 
 /**
  * The index of usable members, their load and the P2C pick. Knows nothing
@@ -57,22 +59,20 @@ export type PoolEvent =
  * regulator (supervisor/regulator.ts) decides which members may take picks
  * and the supervisor hands each decision down as setPickable().
  *
- * Usable = pickable (the regulator's word), not ejected, and below its
- * stream limit. The usable members are kept in an indexed set so a pick is
- * O(1).
+ * Usable = pickable (the regulator's word: ready, or unhealthy while
+ * degraded, and not ejected) and below its stream limit. The usable members
+ * are kept in an indexed set so a pick is O(1).
  */
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
   #members = new Set<PoolMember<C>>();
   #usable = new UsableSet<PoolMember<C>>();
-  #pickable = 0;
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
   #decay: number;
   #now: () => number;
   #suspect: SuspectRule | undefined;
   #outlier: OutlierOptions | undefined;
-  #ejected = 0;
   /** Members the pick in progress must not return (a hedge's); set only during pick(). */
   #exclude: readonly object[] | undefined;
   /**
@@ -91,15 +91,6 @@ export class Pool<C = unknown> {
     this.#newLoad = options.balancer === "peak-ewma" ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt }) : () => new InFlight();
     this.#suspect = options.suspect?.enabled ? options.suspect : undefined;
     this.#outlier = options.outlier;
-  }
-
-  /**
-   * Members the regulator lets take picks, whether or not they are at their
-   * stream limit or ejected: what "Connected" means. Load alone must not flap
-   * a channel's status.
-   */
-  get servingCount(): number {
-    return this.#pickable;
   }
 
   get usableCount(): number {
@@ -127,7 +118,6 @@ export class Pool<C = unknown> {
     const member = own(ref);
     if (member.pickable === pickable || !this.#members.has(member)) return;
     member.pickable = pickable;
-    this.#pickable += pickable ? 1 : -1;
     this.#refreshUsable(member);
   }
 
@@ -137,10 +127,6 @@ export class Pool<C = unknown> {
     if (!this.#members.has(member)) return;
     this.setPickable(member, false);
     this.#members.delete(member);
-    if (member.outlier.ejected) {
-      member.outlier.ejected = false;
-      this.#ejected--;
-    }
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
@@ -284,41 +270,26 @@ export class Pool<C = unknown> {
   }
 
   /**
-   * How one attempt on `member` ended, for outlier ejection (off unless
-   * configured). Past a threshold, and while fewer than maxEjectedPercent
-   * are ejected, the member takes no picks for its ejection time; it stays
-   * connected and PINGed.
+   * How one attempt on `member` ended, for outlier detection (off unless
+   * configured): a run past a threshold is reported as an `outlier` event,
+   * and the regulator decides the ejection (setPickable).
    */
   outcome(ref: PoolMemberRef<C>, outcome: AttemptOutcome): void {
     const member = own(ref);
     const o = this.#outlier;
     if (!o || !this.#members.has(member)) return;
     const reason = noteOutcome(member.outlier, outcome, o);
-    if (!reason || member.outlier.ejected || !mayEject(this.#ejected, this.#members.size, o)) return;
-    member.outlier.ejected = true;
-    member.outlier.ejections++;
-    this.#ejected++;
-    const durationMs = ejectionTime(member.outlier, o);
-    this.#refreshUsable(member);
-    this.events.emit({ type: "ejected", member, reason, durationMs });
+    if (reason) this.events.emit({ type: "outlier", member, reason });
   }
 
-  /** An ejection's time is up: the member takes picks again, its counts start over. */
-  restore(ref: PoolMemberRef<C>): void {
-    const member = own(ref);
-    const s = member.outlier;
-    if (!s.ejected) return;
-    s.ejected = false;
-    s.consecutive5xx = s.consecutiveGateway = s.consecutiveLocal = 0;
-    this.#ejected--;
-    if (!this.#members.has(member)) return;
-    this.#refreshUsable(member);
-    this.events.emit({ type: "restored", member });
+  /** An ejection ended: the member's outcome counts start over. */
+  resetOutcomes(ref: PoolMemberRef<C>): void {
+    own(ref).outlier.reset();
   }
 
   #refreshUsable(m: PoolMember<C>): void {
     const before = this.#usable.size;
-    if (m.pickable && !m.outlier.ejected && m.load.inFlight < m.maxConcurrent) this.#usable.add(m);
+    if (m.pickable && m.load.inFlight < m.maxConcurrent) this.#usable.add(m);
     else this.#usable.delete(m);
     if (this.#usable.size !== before) this.events.emit({ type: "usable", count: this.#usable.size });
   }

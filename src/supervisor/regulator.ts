@@ -1,6 +1,7 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
-import type { DrainReason, EvictionReason, MemberState } from "../core/events.js";
+import type { DrainReason, EjectionReason, EvictionReason, MemberState } from "../core/events.js";
+import { ejectionTime, mayEject, type OutlierOptions } from "../pool/outlier.js";
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -21,9 +22,9 @@ export type RegulatorEvent =
   | { type: "goaway"; member: number; kind: "goaway" | "lame-duck"; detail: string; error: Error }
   /** The connection is gone (`error` when it did not close on our request). */
   | { type: "lost"; member: number; error: Error | undefined }
-  /** Request outcomes ejected the member (outlier detection): connected and PINGed, it takes no picks. */
-  | { type: "ejected"; member: number }
-  /** The member's ejection time is up: it takes picks again. */
+  /** The member's request outcomes ran past an outlier detector's threshold (the pool counts them). */
+  | { type: "outlier"; member: number; reason: EjectionReason }
+  /** The member's ejection time (an `eject` action's) is up. */
   | { type: "ejection-ended"; member: number }
   /** A time the regulator asked for has come. */
   | { type: "tick" }
@@ -51,6 +52,10 @@ export type Action =
    * degraded. The pool's usable index follows these and nothing else.
    */
   | { type: "pickable"; member: number; pickable: boolean }
+  /** Outlier ejection: connected and PINGed, it takes no picks; send `ejection-ended` after `durationMs`. */
+  | { type: "eject"; member: number; reason: EjectionReason; durationMs: number }
+  /** The ejection is over: its outcome counts start over (taking picks again is a `pickable` action). */
+  | { type: "ejection-ended"; member: number }
   /** Take it out of service for a fault: report it, then close it now. */
   | { type: "evict"; member: number; from: LiveState; reason: EvictionReason; detail: string; error: Error }
   /** No new work; in-flight work finishes; its slot already has (or gets) another member. */
@@ -82,6 +87,8 @@ export interface RegulatorOptions {
   /** See AddressBookOptions. */
   backoffDelay?: ((failures: number) => number) | undefined;
   retainOrder?: boolean | undefined;
+  /** Outlier ejection: how long, and how many members at most; undefined: off. */
+  outlier?: OutlierOptions | undefined;
 }
 
 /** A member the regulator tracks is never closed: closing forgets it. */
@@ -100,16 +107,19 @@ export interface MemberRecord {
   readonly provenAt: number | undefined;
   /** May take picks (see the `pickable` action). */
   readonly pickable: boolean;
+  /** Outlier detection took it out of picks: its slot may dial a replacement. */
+  readonly ejected: boolean;
 }
 
 interface Member extends MemberRecord {
   state: LiveState;
   provenAt: number | undefined;
   pickable: boolean;
+  ejected: boolean;
+  /** Times ejected so far: each ejection lasts longer. */
+  ejections: number;
   /** Its address has been told it works (the member outlived the flap window). */
   stable: boolean;
-  /** Outlier detection took it out of picks: its slot may dial a replacement. */
-  ejected: boolean;
 }
 
 interface Pending {
@@ -200,6 +210,17 @@ export class Regulator {
     return this.#ready;
   }
 
+  /**
+   * Some member serves: ready, or unhealthy while degraded — ejected or not,
+   * at its stream limit or not (load alone must not flap a channel's status).
+   */
+  get serving(): boolean {
+    if (this.#ready > 0) return true;
+    if (!this.#degraded) return false;
+    for (const m of this.#members.values()) if (m.state === "unhealthy") return true;
+    return false;
+  }
+
   /** The slot a member belongs to, or -1. */
   slotOf(member: number): number {
     return this.#members.get(member)?.slot ?? -1;
@@ -247,8 +268,9 @@ export class Regulator {
       case "lost":
         this.#onLost(event.member, event.error, now, out);
         break;
-      case "ejected":
-        this.#onEjected(event.member);
+      case "outlier":
+        // Nothing changes for most reports (already ejected, or the cap is reached): no planning pass then.
+        if (!this.#onOutlier(event.member, event.reason, out)) return out;
         break;
       case "ejection-ended":
         this.#onEjectionEnded(event.member, out);
@@ -286,7 +308,17 @@ export class Regulator {
       return;
     }
     p.member = id;
-    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, pickable: false, stable: false, ejected: false });
+    this.#members.set(id, {
+      id,
+      key: p.key,
+      slot: slot.index,
+      state: "connecting",
+      provenAt: undefined,
+      pickable: false,
+      ejected: false,
+      ejections: 0,
+      stable: false,
+    });
   }
 
   #onProven(id: number, now: number, out: Action[]): void {
@@ -376,9 +408,27 @@ export class Regulator {
     this.#updateDegraded(out);
   }
 
-  #onEjected(id: number): void {
+  /**
+   * Ejects a member whose outcomes ran past a threshold, unless it is
+   * already ejected, not serving (connecting, draining), or ejecting it
+   * would pass maxEjectedPercent of the members. Out of picks before the
+   * ejection is reported.
+   */
+  #onOutlier(id: number, reason: EjectionReason, out: Action[]): boolean {
+    const o = this.#o.outlier;
     const m = this.#members.get(id);
-    if (m && m.state !== "draining") m.ejected = true;
+    if (!o || !m || m.ejected || m.state === "connecting" || m.state === "draining") return false;
+    let ejected = 0;
+    for (const x of this.#members.values()) if (x.ejected) ejected++;
+    if (!mayEject(ejected, this.#members.size, o)) return false;
+    m.ejected = true;
+    m.ejections++;
+    if (m.pickable) {
+      m.pickable = false;
+      out.push({ type: "pickable", member: id, pickable: false });
+    }
+    out.push({ type: "eject", member: id, reason, durationMs: ejectionTime(m.ejections, o) });
+    return true;
   }
 
   /**
@@ -390,6 +440,7 @@ export class Regulator {
     const m = this.#members.get(id);
     if (!m?.ejected) return;
     m.ejected = false;
+    out.push({ type: "ejection-ended", member: id });
     if (m.state === "draining") return;
     const slot = this.#slots[m.slot];
     if (slot?.active === id) {
@@ -613,7 +664,7 @@ export class Regulator {
    */
   #updatePickable(out: Action[]): void {
     for (const m of this.#members.values()) {
-      const pickable = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
+      const pickable = (m.state === "ready" || (this.#degraded && m.state === "unhealthy")) && !m.ejected;
       if (pickable === m.pickable) continue;
       m.pickable = pickable;
       out.push({ type: "pickable", member: m.id, pickable });

@@ -17,7 +17,7 @@ import type { HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
 import type { HealthOptions } from "../health/options.js";
 import type { OutlierOptions } from "../pool/outlier.js";
-import { Pool, type Balancer, type PoolMemberRef } from "../pool/pool.js";
+import { Pool, type Balancer } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
 import { describeAnswers } from "../resolve/family-answers.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -137,6 +137,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       random: this.#random,
       backoffDelay: options.backoffDelay,
       retainOrder: options.retainOrder,
+      outlier: options.outlier,
     });
     this.#pool = new Pool<C>({
       balancer: options.balancer,
@@ -171,8 +172,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#pool.events.add((e) => {
       switch (e.type) {
         case "usable":
-          // While the regulator's actions run, the batch's end does this once: no status flap in between.
-          if (!this.#feeding) this.#usableChanged();
+          // A member under its stream limit again, say; within a batch of actions, the batch's end serves.
+          if (!this.#feeding && e.count > 0) this.leases.serve();
           return;
         case "suspect": {
           const t = this.#effects.get(e.member.id);
@@ -181,18 +182,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
           t?.health.probeNow();
           return;
         }
-        case "ejected": {
-          const m = e.member as PoolMemberRef<C>;
-          this.events.emit({ type: "ejected", member: info(m, this.#effects.get(m.id)?.slot), reason: e.reason, durationMs: e.durationMs });
-          // The pool has no timers: the supervisor ends the ejection. Unref'd (the clock's timers are).
-          this.#after(e.durationMs, () => this.#pool.restore(m));
-          // Not usable now: the regulator may dial a replacement for its slot.
-          this.#feed({ type: "ejected", member: m.id });
-          return;
-        }
-        case "restored":
-          this.events.emit({ type: "ejection-ended", member: info(e.member, this.#effects.get(e.member.id)?.slot) });
-          this.#feed({ type: "ejection-ended", member: e.member.id });
+        case "outlier":
+          // Every failed outcome past the threshold reports again: only a member not ejected yet is news.
+          if (this.#reg.member(e.member.id)?.ejected === false) this.#feed({ type: "outlier", member: e.member.id, reason: e.reason });
           return;
       }
     });
@@ -367,7 +359,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     } finally {
       this.#feeding = false;
     }
-    this.#usableChanged();
+    this.#afterBatch();
     this.#changes.fire();
   }
 
@@ -394,6 +386,21 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       case "pickable": {
         const t = this.#effects.get(a.member);
         if (t) this.#pool.setPickable(t.entry, a.pickable);
+        return;
+      }
+      case "eject": {
+        const t = this.#effects.get(a.member);
+        if (!t) return;
+        this.events.emit({ type: "ejected", member: info(t, t.slot), reason: a.reason, durationMs: a.durationMs });
+        // The regulator has no timers: the supervisor ends the ejection. Unref'd (the clock's timers are).
+        this.#after(a.durationMs, () => this.#feed({ type: "ejection-ended", member: a.member }));
+        return;
+      }
+      case "ejection-ended": {
+        const t = this.#effects.get(a.member);
+        if (!t) return;
+        this.#pool.resetOutcomes(t.entry);
+        this.events.emit({ type: "ejection-ended", member: info(t, t.slot) });
         return;
       }
       case "evict": {
@@ -620,10 +627,10 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
 
   // ── status ───────────────────────────────────────────────────────────
 
-  /** A member may have become usable, or the last one stopped being: serve the queue, update the status. */
-  #usableChanged(): void {
+  /** After a batch of actions: members may have become usable (serve the queue), or the last one stopped serving. */
+  #afterBatch(): void {
     if (this.#pool.usableCount > 0) this.leases.serve();
-    const s: ConnectionStatus = this.#pool.servingCount > 0 ? "connected" : "disconnected";
+    const s: ConnectionStatus = this.#reg.serving ? "connected" : "disconnected";
     if (s !== this.#status.current && !this.closed) {
       this.#status.set(s);
       this.events.emit({ type: "status", status: s });

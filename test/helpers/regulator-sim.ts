@@ -1,6 +1,7 @@
 import type { Address } from "../../src/core/address.js";
 import { Regulator, type Action, type RegulatorEvent, type RegulatorOptions } from "../../src/supervisor/regulator.js";
 import { fixedMembers, type MembersPlan } from "../../src/supervisor/members-plan.js";
+import { DEFAULT_OUTLIER } from "../../src/pool/outlier-options.js";
 import { mulberry32 } from "./random.js";
 
 export type Dial = Extract<Action, { type: "dial" }>;
@@ -37,6 +38,8 @@ export class Sim {
       flapWindow: 5000,
       minHold: 30_000,
       random: mulberry32(1),
+      // Outlier ejection on, uncapped: every report ejects unless a test sets its own cap.
+      outlier: { ...DEFAULT_OUTLIER, baseEjection: 1000, maxEjection: 2500, maxEjectedPercent: 100 },
       ...rest,
     });
   }

@@ -48,13 +48,12 @@ describe("Pool: an index driven by setPickable", () => {
     const m = member(pool);
     expect(pool.size).toBe(1);
     expect(m.pickable).toBe(false);
-    expect(pool.servingCount).toBe(0);
     expect(pool.pick()).toBeUndefined();
     expect(isUsable(m)).toBe(false);
     expect(pool.usableCount).toBe(0);
     pool.setPickable(m, true);
     expect(isUsable(m)).toBe(true);
-    expect(pool.servingCount).toBe(1);
+    expect(pool.usableCount).toBe(1);
     expect(pool.pick()).toBe(m);
   });
 
@@ -81,8 +80,7 @@ describe("Pool: an index driven by setPickable", () => {
     expect(isUsable(m!)).toBe(false);
     expect(pool.pick()).toBeUndefined();
     expect(m!.inFlight).toBe(2);
-    // At its limit it still serves: the channel's status must not flap with load.
-    expect(pool.servingCount).toBe(1);
+    expect(m!.pickable).toBe(true);
     pool.release(m!);
     expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
@@ -117,11 +115,11 @@ describe("Pool: an index driven by setPickable", () => {
     const [a, b] = addMembers(pool, 2);
     pool.setPickable(a!, false);
     expect(isUsable(a!)).toBe(false);
-    expect(pool.servingCount).toBe(1);
+    expect(pool.usableCount).toBe(1);
     expect(pickedSet(pool)).toEqual(new Set([b]));
     pool.setPickable(b!, false);
     expect(pool.pick()).toBeUndefined();
-    expect(pool.servingCount).toBe(0);
+    expect(pool.usableCount).toBe(0);
   });
 
   it("a removed member leaves the pool for good: setPickable cannot bring it back", () => {
@@ -130,11 +128,11 @@ describe("Pool: an index driven by setPickable", () => {
     const held = pool.pick()!;
     pool.remove(a!);
     expect(pool.size).toBe(0);
-    expect(pool.servingCount).toBe(0);
+    expect(pool.usableCount).toBe(0);
     expect(isUsable(a!)).toBe(false);
     pool.setPickable(a!, true);
     expect(a!.pickable).toBe(false);
-    expect(pool.servingCount).toBe(0);
+    expect(pool.usableCount).toBe(0);
     expect(pool.pick()).toBeUndefined();
     // A lease still held on it releases without putting it back.
     pool.release(held);

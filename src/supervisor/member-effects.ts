@@ -1,6 +1,6 @@
 import { HealthChecker, type HealthReport } from "../health/health-checker.js";
 import type { HealthOptions } from "../health/options.js";
-import type { Clock } from "../core/clock.js";
+import type { Clock, Timer } from "../core/clock.js";
 import type { PoolMemberRef } from "../pool/pool.js";
 import type { MemberConnection } from "./connection.js";
 
@@ -34,6 +34,26 @@ export class MemberEffects<C extends MemberConnection> {
     this.failed.catch(() => {});
     this.fail = fail;
     this.health = new HealthChecker(entry.connection, health, onHealth, random, clock);
+  }
+
+  /**
+   * The warm-up's first PING: its round trip, or a rejection when no PONG
+   * comes within `timeout` (`timedOut()`'s error) or the connection dies or
+   * is told to go away first (fail()).
+   */
+  async firstPing(timeout: number, clock: Clock, timedOut: () => Error): Promise<number> {
+    let timer: Timer | undefined;
+    try {
+      return await Promise.race([
+        this.entry.connection.ping(timeout),
+        new Promise<never>((_, reject) => {
+          timer = clock.setTimeout(() => reject(timedOut()), timeout);
+        }),
+        this.failed,
+      ]);
+    } finally {
+      timer?.cancel();
+    }
   }
 
   get id(): number {

@@ -1,17 +1,8 @@
 import { setMaxListeners } from "node:events";
 import { addressKey } from "../core/address.js";
 import { systemClock, type Clock, type Timer } from "../core/clock.js";
-import { ClosedError, ConnectError, DialtoneError, MemberLostError, ResolveError, asError } from "../core/errors.js";
-import {
-  familyOf,
-  isFailedAnswer,
-  type ChannelEvent,
-  type ConnectionStatus,
-  type DrainReason,
-  type FamilyAnswer,
-  type MemberInfo,
-  type MemberState,
-} from "../core/events.js";
+import { ClosedError, ConnectError, DialtoneError, MemberLostError, asError } from "../core/errors.js";
+import type { ChannelEvent, ConnectionStatus, DrainReason, MemberInfo, MemberState } from "../core/events.js";
 import { Listeners } from "../core/listeners.js";
 import type { HealthReport } from "../health/health-checker.js";
 import { PassiveSuspicion } from "../health/passive.js";
@@ -19,7 +10,6 @@ import type { HealthOptions } from "../health/options.js";
 import type { OutlierOptions } from "../pool/outlier.js";
 import { Pool, type Balancer } from "../pool/pool.js";
 import type { Resolver } from "../resolve/resolver.js";
-import { describeAnswers } from "../resolve/family-answers.js";
 import type { BackoffOptions } from "./backoff.js";
 import { ChangeSignal } from "./change-signal.js";
 import type { Connector, ConnectionEvent, MemberConnection } from "./connection.js";
@@ -27,7 +17,8 @@ import { LeaseSource } from "./lease-source.js";
 import { MemberEffects } from "./member-effects.js";
 import type { MembersPlan } from "./members-plan.js";
 import { Regulator, type Action, type RegulatorEvent } from "./regulator.js";
-import { addressStats, memberStats, noAddressReason, resolutionStats, type MemberStats, type Resolution, type SupervisorStats } from "./stats.js";
+import { ResolutionWatch } from "./resolution.js";
+import { addressStats, memberStats, type MemberStats, type SupervisorStats } from "./stats.js";
 import { StatusStream } from "./status-stream.js";
 
 export type { MemberStats, SupervisorStats };
@@ -116,7 +107,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
   #timers = new Set<Timer>();
   #nextId = 1;
   #closing: Promise<void> | undefined;
-  #resolution: Resolution | undefined;
+  #resolution: ResolutionWatch;
 
   constructor(options: SupervisorOptions<C>) {
     this.#o = options;
@@ -152,7 +143,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       get readyCount() {
         return reg.readyCount;
       },
-      noAddressReason: () => (reg.book.entries().length === 0 ? noAddressReason(this.#resolution) : undefined),
+      noAddressReason: () => (reg.book.entries().length === 0 ? this.#resolution.noAddressReason() : undefined),
     };
     this.leases = new LeaseSource<C>(
       {
@@ -196,41 +187,12 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       };
       this.#after(LOAD_SAMPLE_INTERVAL, sample);
     }
-    options.resolver.start({
-      onAddresses: (set) => {
-        if (this.closed) return;
-        const empty =
-          set.addresses.length > 0 ? undefined : set.answers?.length ? describeAnswers(set.answers) : `${options.resolver.target} returned no addresses`;
-        this.#resolution = { at: this.clock.now(), ttl: set.ttl, error: undefined, empty };
-        this.#feed({ type: "addresses", addresses: set.addresses });
-        this.events.emit({ type: "resolve", addresses: [...new Set(set.addresses.map(addressKey))], ttl: set.ttl });
-        this.#familyFailures(set.answers);
-      },
-      onError: (error) => {
-        // A failed lookup (last-good addresses kept) says less than a failed connection.
-        this.leases.noteError(error, true);
-        if (this.#resolution) this.#resolution.error = error;
-        else this.#resolution = { at: undefined, ttl: undefined, error, empty: undefined };
-        if (error instanceof ResolveError) this.#familyFailures(error.answers);
-        this.events.emit({ type: "resolve-failed", error });
-      },
+    this.#resolution = new ResolutionWatch(options.resolver, clock, this.events);
+    this.#resolution.start({
+      addresses: (addresses) => this.#feed({ type: "addresses", addresses }),
+      // A failed lookup (last-good addresses kept) says less than a failed connection.
+      failed: (error) => this.leases.noteError(error, true),
     });
-  }
-
-  /** Each DNS family that failed in a lookup (whether or not the lookup succeeded on the other) is an event. */
-  #familyFailures(answers: readonly FamilyAnswer[] | undefined): void {
-    for (const a of answers ?? []) {
-      if (!isFailedAnswer(a)) continue;
-      this.events.emit({
-        type: "resolve-family-failed",
-        name: a.name,
-        family: familyOf(a.type),
-        answer: a.answer,
-        server: a.server,
-        kept: a.kept,
-        message: a.message,
-      });
-    }
   }
 
   get closed(): boolean {
@@ -289,7 +251,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       queued: this.leases.queued,
       addresses: addressStats(this.#reg.book.entries(), now),
       members,
-      resolution: resolutionStats(this.#o.resolver.target, this.#resolution, this.clock),
+      resolution: this.#resolution.stats(),
       lastError: this.leases.lastError?.message,
     };
   }
@@ -314,7 +276,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     this.#abort.abort(closed);
     this.#wake?.cancel();
     this.#cancelTimers();
-    this.#o.resolver.close();
+    this.#resolution.close();
     this.leases.close(closed);
     for (const t of this.#effects.values()) {
       t.health.stop();
@@ -431,7 +393,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         this.#wake = this.clock.setTimeout(() => this.#feed({ type: "tick" }), a.at - this.clock.now());
         return;
       case "refresh":
-        this.#o.resolver.refresh?.();
+        this.#resolution.refresh();
         return;
       case "gave-up":
         this.leases.noteError(a.error);
@@ -501,7 +463,8 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     let rtt: number;
     try {
       // A member takes picks only after its first PONG.
-      rtt = await Promise.race([this.#firstPing(conn, key), t.failed]);
+      const timeout = this.#o.health.timeout;
+      rtt = await t.firstPing(timeout, this.clock, () => new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`));
     } catch (err) {
       this.#dialFailed(a.dial, a.slot, key, t, err);
       return;
@@ -524,21 +487,6 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
       this.events.emit({ type: "connect-failed", slot, address: key, error });
     }
     this.#feed({ type: "dial-failed", dial, member: t?.id, error });
-  }
-
-  async #firstPing(conn: C, key: string): Promise<number> {
-    const timeout = this.#o.health.timeout;
-    let timer: Timer | undefined;
-    try {
-      return await Promise.race([
-        conn.ping(timeout),
-        new Promise<never>((_, reject) => {
-          timer = this.clock.setTimeout(() => reject(new ConnectError(this.target, key, `no PONG to the first PING within ${timeout} ms`)), timeout);
-        }),
-      ]);
-    } finally {
-      timer?.cancel();
-    }
   }
 
   #onHealth(t: MemberEffects<C>, r: HealthReport): void {

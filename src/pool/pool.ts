@@ -97,14 +97,6 @@ export class Pool<C = unknown> {
     return this.#usable.size;
   }
 
-  get size(): number {
-    return this.#members.size;
-  }
-
-  members(): IterableIterator<PoolMemberRef<C>> {
-    return this.#members.values();
-  }
-
   /** A new member for `connection`, made and kept by the pool; it takes no picks until setPickable(). */
   admit(id: number, key: string, connection: C): PoolMemberRef<C> {
     const member = new PoolMember<C>(id, key, connection);

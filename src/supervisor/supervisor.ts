@@ -76,7 +76,7 @@ export interface MemberView<C> {
 
 /**
  * The supervisor loop: events in (the resolver's answers, dials, health
- * reports, connection events, the pool's ejections), the regulator's actions
+ * reports, connection events, the pool's outlier reports), the regulator's actions
  * out, and those actions carried out — dials with their first PING, health
  * checkers, drains, evictions, timers. It decides nothing about members
  * itself: their states and degraded mode are the regulator's record, which

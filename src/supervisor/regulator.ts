@@ -1,7 +1,8 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
 import type { DrainReason, EjectionReason, EvictionReason, MemberState } from "../core/events.js";
-import { ejectionTime, mayEject, type OutlierOptions } from "../pool/outlier.js";
+import type { OutlierOptions } from "../pool/outlier.js";
+import { ejectionTime, mayEject } from "./ejection.js";
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { OutlierState, ejectionTime, mayEject, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
+import { OutlierState, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
+import { ejectionTime, mayEject } from "../../src/supervisor/ejection.js";
 import { DEFAULT_OUTLIER, resolveOutlier } from "../../src/pool/outlier-options.js";
 import { Pool, type PoolEvent, type PoolMemberRef } from "../../src/pool/pool.js";
 import { isUsable } from "../helpers/pool.js";

@@ -28,7 +28,7 @@ export { StaticResolver } from "./resolve/static-resolver.js";
 export { DnsResolver, type DnsResolverOptions, type DnsRuntime } from "./resolve/dns-resolver.js";
 export { systemClock, type Clock, type Timer } from "./core/clock.js";
 export type { Address } from "./core/address.js";
-export type { MemberState } from "./pool/member.js";
+export type { MemberState } from "./core/events.js";
 export type { Balancer } from "./pool/pool.js";
 export { parseDuration } from "./core/duration.js";
 export { ChannelMetrics, type MetricsOptions } from "./metrics/channel-metrics.js";

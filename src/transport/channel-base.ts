@@ -54,7 +54,7 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
 
   /** Resolves when every member is connected and has answered a PING. Pass a signal to bound the wait. */
   ready(signal?: AbortSignal): Promise<void> {
-    return this.sup.ready(signal);
+    return this.sup.leases.ready(signal);
   }
 
   /** Connected/Disconnected with current-state semantics; ends when the channel closes. */
@@ -135,7 +135,7 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
     attempt: Attempt<C, T>,
   ): Promise<T> {
     return dispatch<C, T>(
-      this.sup,
+      this.sup.leases,
       {
         target: this.target,
         signal: options.signal,

@@ -3,17 +3,15 @@ import { OVERDUE_MIN_MS, Progress, overdueFactor } from "../../src/pool/overdue.
 import { Pool, type Balancer, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
-const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
-
 /** A pool of three ready members on a hand-driven clock; suspicion off so only the load decides. */
 function setup(balancer: Balancer = "in-flight", seed = 5) {
   let t = 1000;
   const now = () => t;
   const pool = new Pool<null>({ balancer, random: mulberry32(seed), now });
   const ms = [1, 2, 3].map((i) => {
-    const m = pool.admit(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
+    const m = pool.admit(i, `127.0.0.${i + 1}:1`, null);
     pool.recordRtt(m, 0.2);
-    pool.setState(m, "ready", "test");
+    pool.setPickable(m, true);
     return m;
   });
   return { pool, ms, now, set: (ms: number) => (t = ms), advance: (d: number) => (t += d) };
@@ -141,7 +139,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     const { pool, ms, advance } = setup();
     const [a] = ms as [PoolMemberRef<null>];
     // Force picks onto a: the others are not usable.
-    for (const m of ms.slice(1)) pool.setState(m, "draining", "test");
+    for (const m of ms.slice(1)) pool.setPickable(m, false);
     const streams = [pool.pick(), pool.pick()] as PoolMemberRef<null>[];
     for (const s of streams) pool.answered(s);
     advance(60_000);

@@ -148,10 +148,14 @@ async function simulate(seed: number): Promise<Report> {
     const started = clock.now();
     const serviceMs = 5 + world() * 30;
     pending.add(id);
-    dispatch(sup, { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge }, (lease, ctx) => {
-      attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.pool.degraded });
-      return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
-    })
+    dispatch(
+      sup.leases,
+      { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge },
+      (lease, ctx) => {
+        attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.stats().degraded });
+        return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
+      },
+    )
       .then(
         () => ok++,
         () => {},

@@ -70,7 +70,11 @@ describe("dialtone/otel on NATS: messaging spans, context in the NATS headers (r
     });
     const tree = await waitFor(() => callTrees(exporter.getFinishedSpans()).find((t) => parentOf(t.call) === rootId), "the publish's span");
     expect(tree.call.kind).toBe(SpanKind.PRODUCER);
-    expect(tree.call.attributes).toMatchObject({ "messaging.system": "nats", "messaging.destination.name": "otel.events", "messaging.operation.name": "publish" });
+    expect(tree.call.attributes).toMatchObject({
+      "messaging.system": "nats",
+      "messaging.destination.name": "otel.events",
+      "messaging.operation.name": "publish",
+    });
     await waitFor(() => spansIn(messages).find((s) => s.parentSpanId === tree.attempts[0]!.spanContext().spanId), "the subscriber's span");
   });
 

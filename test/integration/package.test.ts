@@ -61,7 +61,7 @@ const IMPORTS =
   'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\nimport { DialtoneInstrumentation } from "dialtone/otel";\n';
 
 describe("the packed package in scratch projects (npm pack → npm install)", () => {
-  it("a project without the adapters' optional peers (no undici) imports dialtone and makes a request: the main entry never loads undici", () => {
+  it("a project without the adapters' optional peers (no undici, no @opentelemetry/api) imports dialtone and makes a request: the main entry never loads them", () => {
     const main = `import { createHttp2Channel } from "dialtone";
 const [target, discovery] = process.argv.slice(2);
 const ch = createHttp2Channel({ target, discovery, members: 1 });
@@ -78,7 +78,9 @@ try { await import("dialtone/otel"); } catch (e) { otel = e.code; }
 console.log(JSON.stringify({ status: res.status, undici, adapter, api, otel }));
 await ch.close();
 `;
-    const dir = scratch({ type: "module", dependencies: {} }, { "main.mjs": main });
+    // prom-client 15 depends on @opentelemetry/api, prom-client 14 (which dialtone also takes) does not:
+    // with 14, the project has no @opentelemetry/api, and only dialtone/otel needs it.
+    const dir = scratch({ type: "module", dependencies: { "prom-client": "^14.2.0" } }, { "main.mjs": main });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
     // dialtone/undici and dialtone/otel need their peers; dialtone itself does not.
     expect(JSON.parse(out)).toEqual({ status: 200, undici: "absent", adapter: "ERR_MODULE_NOT_FOUND", api: "absent", otel: "ERR_MODULE_NOT_FOUND" });

@@ -42,6 +42,13 @@ const VERSION = "0.1.0";
 /** HTTP methods the semantic conventions name; any other is "_OTHER" with the original beside it. */
 const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"]);
 
+/** Attempt failures that mean the member changed state under the call: lost, draining (GOAWAY), closed with the channel. */
+const MEMBER_CHANGES: Readonly<Record<string, string>> = {
+  ERR_DIALTONE_MEMBER_LOST: "lost",
+  ERR_DIALTONE_GOAWAY: "draining",
+  ERR_DIALTONE_CLOSED: "closed",
+};
+
 interface CallRecord {
   span: Span;
   ctx: Context;
@@ -154,6 +161,9 @@ export class DialtoneInstrumentation {
     if (!rec || !span) return;
     rec.attempts.delete(m.attempt);
     span.setAttribute("dialtone.attempt.outcome", m.outcome);
+    // A member that went away under this call: the call's span says so where the call saw it.
+    const change = MEMBER_CHANGES[(m.error as { code?: string } | undefined)?.code ?? ""];
+    if (change) rec.span.addEvent(`dialtone.member.${change}`, { ...peerAttributes(m.address), "dialtone.attempt": m.attempt });
     finish(span, m.call, m.status, m.outcome === "error" ? (m.error ?? new Error("stream failed")) : undefined);
   };
 

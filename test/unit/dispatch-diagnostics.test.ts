@@ -115,6 +115,18 @@ describe("dialtone's diagnostics channels from the dispatch layer", () => {
     expect(seen[5]![1]).toMatchObject({ address: "[::1]:80", status: 204, attempts: 2, error: undefined });
   });
 
+  it("an idempotent call retried after a failure that is not proven unprocessed: the second attempt's reason is retry-idempotent", async () => {
+    const seen = record();
+    const leases = [new FakeLease({ key: "10.0.0.1:80", id: 1 }), new FakeLease({ key: "10.0.0.2:80", id: 2 })];
+    await dispatch(source(leases), { ...options(INFO), idempotent: true }, async (_l, ctx) => {
+      if (ctx.attempt === 1) throw new RequestError("ERR_DIALTONE_STREAM", "http://svc.test:80", "10.0.0.1:80", "reset", false);
+      return { status: 200 };
+    });
+    const starts = seen.filter(([n]) => n === "dialtone:attempt:start").map(([, m]) => m.reason);
+    expect(starts).toEqual(["first", "retry-idempotent"]);
+    expect(seen[0]![1]).toMatchObject({ idempotent: true });
+  });
+
   it("setHeader drops names and values the protocols would refuse, and fields dialtone sets itself", async () => {
     record((m) => {
       m.setHeader("bad name", "x");

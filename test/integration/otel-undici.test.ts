@@ -74,6 +74,32 @@ describe("@opentelemetry/instrumentation-undici, unchanged, through dialtone/und
   });
 });
 
+describe("Node's global fetch through dialtone/undici", () => {
+  it("publishes undici:request:create exactly once per fetch, and instrumentation-undici's span is the backend span's parent", async () => {
+    const [backend] = await startBackends(["127.0.0.2"], { execArgv: TRACED_EXEC_ARGV });
+    const ch = open({ target: `http://svc.test:${backend!.port}`, discovery: staticDiscovery([backend!]), members: 1 });
+    await ch.ready(AbortSignal.timeout(10_000));
+    const creates: unknown[] = [];
+    const count = (m: unknown): number => creates.push(m);
+    diagnosticsChannel.subscribe("undici:request:create", count);
+    try {
+      const dispatcher = createDispatcher(ch);
+      for (let i = 0; i < 3; i++) await (await fetch(`http://svc.test:${backend!.port}/fetch/${i}`, { dispatcher })).text();
+    } finally {
+      diagnosticsChannel.unsubscribe("undici:request:create", count);
+    }
+    expect(creates).toHaveLength(3);
+    const spans = await waitFor(() => (undiciSpans().length === 3 ? undiciSpans() : undefined), "three undici spans");
+    for (const s of spans) {
+      expect(s.attributes["http.response.status_code"]).toBe(200);
+      await waitFor(
+        () => spansIn(backend!.messages).find((b) => b.parentSpanId === s.spanContext().spanId),
+        `the backend's span under ${String(s.attributes["url.full"])}`,
+      );
+    }
+  });
+});
+
 describe("instrumentation-undici and dialtone/otel together", () => {
   it("dialtone's call span is the undici span's child (its traceparent is the parent), and the backend's span is under dialtone's attempt", async () => {
     const dialtoneTracing = new DialtoneInstrumentation();

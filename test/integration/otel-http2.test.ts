@@ -181,8 +181,13 @@ describe("dialtone/otel: a CLIENT span per call, a child per attempt, and the ba
     const { rootId, traceId } = await underRoot(() =>
       Promise.all([ch.request({ path: "/h", idempotent: true }), ch.request({ path: "/h", idempotent: true })]),
     );
+    // The call whose first attempt reached the stalled member (the other call may be hedged too on a
+    // loaded machine, if the fast member takes over 50 ms: then its hedge is the loser).
     const tree = await waitFor(
-      () => callTrees(exporter.getFinishedSpans()).find((t) => parentOf(t.call) === rootId && t.attempts.length === 2),
+      () =>
+        callTrees(exporter.getFinishedSpans()).find(
+          (t) => parentOf(t.call) === rootId && t.attempts.length === 2 && t.attempts[0]!.attributes["network.peer.address"] === slow.host,
+        ),
       "the hedged call's two attempts",
     );
     const [first, hedge] = tree.attempts as [ReadableSpan, ReadableSpan];

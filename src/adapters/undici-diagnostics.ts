@@ -88,7 +88,15 @@ function onAttemptStart(message: unknown): void {
 
 /** Runs the channel call `fn` as `request`'s, so its attempts publish undici:client:sendHeaders when someone listens. */
 export function runAs<T>(request: DiagnosticsRequest | undefined, fn: () => Promise<T>): Promise<T> {
-  if (!request || !sendHeaders.hasSubscribers) return fn();
+  if (!sendHeaders.hasSubscribers) {
+    // Its last subscriber left: stop listening to dialtone's channel, so calls stop building its messages.
+    if (watching) {
+      watching = false;
+      diagnosticsChannel.unsubscribe("dialtone:attempt:start", onAttemptStart);
+    }
+    return fn();
+  }
+  if (!request) return fn();
   if (!watching) {
     watching = true;
     diagnosticsChannel.subscribe("dialtone:attempt:start", onAttemptStart);

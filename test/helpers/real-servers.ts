@@ -36,7 +36,7 @@ export function makeDocroot(): string {
   return dir;
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);

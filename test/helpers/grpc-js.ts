@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import protoLoader from "@grpc/proto-loader";
 import type * as Grpc from "@grpc/grpc-js";
 
-export type GrpcModule = typeof Grpc;
+export type GrpcModule = Pick<typeof Grpc, "loadPackageDefinition" | "Metadata" | "credentials" | "status">;
 /** A dynamic client: every method of the service, as grpc-js makes them. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyClient = Grpc.Client & Record<string, any>;

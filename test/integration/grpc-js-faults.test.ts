@@ -192,7 +192,9 @@ describe("grpc-js on dialtone: refused before anything is sent, no member, conne
     expect(r.status.code).toBe(S.UNAVAILABLE);
     expect(ch.connected).toBe(true);
     // A watch whose deadline passes first is called back with an error.
-    const late = await within(new Promise<Error | undefined>((resolve) => gch.watchConnectivityState(grpc.connectivityState.SHUTDOWN, Date.now() + 50, resolve)));
+    const late = await within(
+      new Promise<Error | undefined>((resolve) => gch.watchConnectivityState(grpc.connectivityState.SHUTDOWN, Date.now() + 50, resolve)),
+    );
     expect(late).toBeInstanceOf(Error);
   });
 });
@@ -236,7 +238,16 @@ describe("grpc-js on dialtone: one of three grpc-js TestService backends killed,
     const outcomes = await within(running, 20_000);
     expect(outcomes.length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => o.code !== S.OK && o.code !== S.UNAVAILABLE)).toEqual([]);
-    const after = await within(load(c, 1, ((n) => () => n++ >= 30)(0)));
+    const after = await within(
+      load(
+        c,
+        1,
+        (
+          (n) => () =>
+            n++ >= 30
+        )(0),
+      ),
+    );
     expect(after.map((o) => [o.code, o.backend === victim.key])).toEqual(after.map(() => [S.OK, false]));
     await noneInFlight(ch);
   }, 60_000);
@@ -253,7 +264,16 @@ describe("grpc-js on dialtone: one of three grpc-js TestService backends killed,
       stop = true;
       const outcomes = await within(running, 20_000);
       expect(outcomes.filter((o) => o.code !== S.OK && o.code !== S.UNAVAILABLE)).toEqual([]);
-      const after = await within(load(c, 1, ((n) => () => n++ >= 30)(0)));
+      const after = await within(
+        load(
+          c,
+          1,
+          (
+            (n) => () =>
+              n++ >= 30
+          )(0),
+        ),
+      );
       expect(after.map((o) => [o.code, o.backend === victim.key])).toEqual(after.map(() => [S.OK, false]));
     } finally {
       victim.thaw();
@@ -266,7 +286,16 @@ describe("grpc-js on dialtone: one of three grpc-js TestService backends killed,
     const victim = backends[0]!;
     victim.notServing();
     await eventually(() => ch.stats().members.every((m) => m.address !== victim.key || m.state !== "ready"), 15_000, "NOT_SERVING member out of rotation");
-    const after = await within(load(c, 2, ((n) => () => n++ >= 30)(0)));
+    const after = await within(
+      load(
+        c,
+        2,
+        (
+          (n) => () =>
+            n++ >= 30
+        )(0),
+      ),
+    );
     expect(after.map((o) => [o.code, o.backend === victim.key])).toEqual(after.map(() => [S.OK, false]));
     await noneInFlight(ch);
   }, 60_000);

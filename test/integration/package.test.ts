@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(stopAllBackends);
 
 /** The optional peers of the adapters the consumer imports, as a user of those adapters already has them. */
-const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2", undici: "^7.30.2" };
+const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2", "@grpc/grpc-js": "^1.14.7", undici: "^7.30.2" };
 
 function scratch(pkg: object, files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-consumer-"));
@@ -50,16 +50,16 @@ async function main()${types ? ": Promise<void>" : ""} {
   const res = await ch.request({ path: "/" });
   const viaFetch = await fetch(target + "/", { dispatcher: createDispatcher(ch) });
   const bad = await ch.request({ path: "/", headers: { "bad header": "x" } }).catch((e${types ? ": unknown" : ""}) => e);
-  console.log(JSON.stringify({ status: res.status, body: res.body.toString(), fetch: viaFetch.status, badRequest: bad instanceof BadRequestError, session: typeof createSessionManager(ch).request }));
+  console.log(JSON.stringify({ status: res.status, body: res.body.toString(), fetch: viaFetch.status, badRequest: bad instanceof BadRequestError, session: typeof createSessionManager(ch).request, grpc: createGrpcChannel(ch).getTarget() === ch.target }));
   await ch.close();
 }
 void main();
 `;
 const IMPORTS =
-  'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\n';
+  'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\nimport { createGrpcChannel } from "dialtone/grpc-js";\n';
 
 describe("the packed package in scratch projects (npm pack → npm install)", () => {
-  it("a project without the adapters' optional peers (no undici) imports dialtone and makes a request: the main entry never loads undici", () => {
+  it("a project without the adapters' optional peers (no undici, no @grpc/grpc-js) imports dialtone and makes a request: the main entry never loads them", () => {
     const main = `import { createHttp2Channel } from "dialtone";
 const [target, discovery] = process.argv.slice(2);
 const ch = createHttp2Channel({ target, discovery, members: 1 });
@@ -69,19 +69,23 @@ let undici = "absent";
 try { await import("undici"); undici = "present"; } catch {}
 let adapter = "loaded";
 try { await import("dialtone/undici"); } catch (e) { adapter = e.code; }
-console.log(JSON.stringify({ status: res.status, undici, adapter }));
+let grpcJs = "absent";
+try { await import("@grpc/grpc-js"); grpcJs = "present"; } catch {}
+let grpcAdapter = "loaded";
+try { await import("dialtone/grpc-js"); } catch (e) { grpcAdapter = e.code; }
+console.log(JSON.stringify({ status: res.status, undici, adapter, grpcJs, grpcAdapter }));
 await ch.close();
 `;
     const dir = scratch({ type: "module", dependencies: {} }, { "main.mjs": main });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    // dialtone/undici needs its peer; dialtone itself does not.
-    expect(JSON.parse(out)).toEqual({ status: 200, undici: "absent", adapter: "ERR_MODULE_NOT_FOUND" });
+    // dialtone/undici and dialtone/grpc-js need their peers; dialtone itself does not.
+    expect(JSON.parse(out)).toEqual({ status: 200, undici: "absent", adapter: "ERR_MODULE_NOT_FOUND", grpcJs: "absent", grpcAdapter: "ERR_MODULE_NOT_FOUND" });
   }, 120_000);
 
-  it("an ESM project imports dialtone, dialtone/undici and dialtone/connect and makes requests", () => {
+  it("an ESM project imports dialtone, dialtone/undici, dialtone/connect and dialtone/grpc-js and makes requests", () => {
     const dir = scratch({ type: "module" }, { "main.mjs": IMPORTS + BODY(false) });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function" });
+    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function", grpc: true });
   }, 120_000);
 
   it("a CommonJS TypeScript project (module nodenext) compiles against the types and require()s the package", () => {
@@ -100,6 +104,6 @@ await ch.close();
     symlinkSync(join(ROOT, "node_modules", "undici-types"), join(dir, "node_modules", "undici-types"));
     execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "."], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     const out = execFileSync(process.execPath, ["out/main.js", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function" });
+    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function", grpc: true });
   }, 120_000);
 });

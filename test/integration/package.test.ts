@@ -4,7 +4,7 @@
  * dialtone (and its adapters) and makes a real request to a real backend.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -100,8 +100,10 @@ await ch.close();
     );
     // The scratch project borrows this repository's TypeScript and Node types rather than installing them again.
     mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });
-    symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(dir, "node_modules", "@types", "node"));
-    symlinkSync(join(ROOT, "node_modules", "undici-types"), join(dir, "node_modules", "undici-types"));
+    // (@grpc/grpc-js's protobufjs may have installed its own @types/node already.)
+    for (const mod of [join("@types", "node"), "undici-types"]) {
+      if (!existsSync(join(dir, "node_modules", mod))) symlinkSync(join(ROOT, "node_modules", mod), join(dir, "node_modules", mod));
+    }
     execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "."], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     const out = execFileSync(process.execPath, ["out/main.js", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
     expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function", grpc: true });

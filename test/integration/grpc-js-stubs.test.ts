@@ -12,6 +12,7 @@ import { createGrpcChannel, type GrpcChannelOptions } from "../../src/adapters/g
 import { createHttp2Channel, type Http2Channel } from "../../src/index.js";
 import { eventually } from "../helpers/channel.js";
 import { loadTesting, unary, type AnyClient } from "../helpers/grpc-js.js";
+import { makeTestPki } from "../helpers/tls.js";
 import { startGrpcJsInterop, stopRealServers, type RealServer } from "../helpers/real-servers.js";
 
 const S = grpc.status;
@@ -104,4 +105,30 @@ describe("grpc-js stubs on dialtone, beside grpc-js alone (grpc-js TestService)"
     expect(r.status.code).toBe(S.UNAUTHENTICATED);
     expect(asked).toBe(0);
   });
+
+  it("call credentials over TLS: the plugin's metadata is sent with the call (the server echoes it back)", async () => {
+    const pki = makeTestPki(["interop.test"]);
+    const tlsServer = await startGrpcJsInterop("127.0.0.3", { tls: pki });
+    const secure = createHttp2Channel({
+      target: `https://interop.test:${tlsServer.port}`,
+      discovery: `static:///${tlsServer.key}`,
+      members: 1,
+      tls: { ca: pki.ca },
+    });
+    try {
+      await secure.ready(AbortSignal.timeout(10_000));
+      const creds = grpc.credentials.createFromMetadataGenerator((params, cb) => {
+        const md = new grpc.Metadata();
+        md.set("x-grpc-test-echo-initial", `token for ${params.service_url}`);
+        cb(null, md);
+      });
+      const c = new TestService(secure.target, grpc.credentials.createInsecure(), { channelOverride: createGrpcChannel(secure) });
+      clients.push(c);
+      const r = await call(c, { responseSize: 8 }, new grpc.Metadata(), { credentials: creds });
+      expect(r.status.code).toBe(S.OK);
+      expect(r.headers?.get("x-grpc-test-echo-initial")).toEqual([`token for https://interop.test:${tlsServer.port}/grpc.testing.TestService`]);
+    } finally {
+      await secure.close();
+    }
+  }, 30_000);
 });

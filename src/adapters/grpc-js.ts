@@ -10,6 +10,7 @@ import type { ChannelEvent } from "../core/events.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
 import { DialtoneGrpcCall, type GrpcCall } from "./grpc-js-call.js";
 import { idempotentMethods, type IdempotentSetting } from "./grpc-js-methods.js";
+export type { IdempotentSetting } from "./grpc-js-methods.js";
 
 const State = grpc.connectivityState;
 type ChannelRef = ReturnType<grpc.ChannelInterface["getChannelzRef"]>;

@@ -98,7 +98,7 @@ await ch.close();
     });
   }, 120_000);
 
-  it("an ESM project imports dialtone, dialtone/undici, dialtone/connect and dialtone/grpc-js and makes requests", () => {
+  it("an ESM project imports dialtone and every adapter (undici, connect, otel, grpc-js) and makes requests", () => {
     const dir = scratch({ type: "module" }, { "main.mjs": IMPORTS + BODY(false) });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
     expect(JSON.parse(out)).toEqual({

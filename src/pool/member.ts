@@ -35,6 +35,8 @@ export class PoolMember<C = unknown> {
   readonly outlier = new OutlierState();
   /** Reported as suspect and not yet heard from since. */
   suspected = false;
+  /** A PING went unanswered and the peer has not been heard from since: avoided like a suspect member. */
+  pingLost = false;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
 

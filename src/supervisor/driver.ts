@@ -637,6 +637,7 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
         return;
       case "ping-failed":
         this.pool.recordError(m, r.error);
+        this.pool.pingLost(m);
         this.events.emit({ type: "ping-failed", member: info(m, t.slot), error: r.error });
         return;
       case "unhealthy":

@@ -68,6 +68,10 @@ export class HedgeTiming {
   #next = 0;
   #fresh = 0;
   #p95: number | undefined;
+  /** Hedgeable calls started: each call's ticket is its place in that order. */
+  #started = 0;
+  /** The latest ticket of a call that has been answered. */
+  #answeredUpTo = 0;
 
   /** `now`: the budget's clock (tests pass a fake one). */
   constructor(options: HedgeOptions, now?: () => number) {
@@ -88,6 +92,30 @@ export class HedgeTiming {
     if (!this.#load) return;
     this.#load.deposit(now);
     this.#serveLine();
+  }
+
+  /** A hedgeable call started: its ticket (its place among the calls started), for overtaken(). */
+  ticket(): number {
+    return ++this.#started;
+  }
+
+  /** The call with this ticket was answered. */
+  answered(ticket: number): void {
+    if (ticket > this.#answeredUpTo) this.#answeredUpTo = ticket;
+  }
+
+  /**
+   * Whether a call still waiting is slow on its own: some call started after
+   * it has been answered already, or none has started since (nothing to
+   * compare with). When calls started later are all still waiting too, the
+   * wait is not this call's member's doing: our event loop has not read the
+   * answers yet (timers run before I/O in each turn), or every member is
+   * slow alike. A hedge then cuts nothing and adds load. Always true with a
+   * fixed delay: the caller chose when to ask again (NATS's attemptTimeout
+   * must ask again for every lost request, however many are lost at once).
+   */
+  overtaken(ticket: number): boolean {
+    return this.#fixed !== undefined || this.#started === ticket || this.#answeredUpTo > ticket;
   }
 
   /** Room the budget has (made by deposits, or by time: its floor refills) goes to the longest waiting first. */

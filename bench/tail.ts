@@ -1,11 +1,17 @@
 /**
- * HTTP/2 tail (issue 17): 3 backends, one of which answers 5 % of its
- * requests 300 ms late. Open-loop load per client: p99 and p99.9, and the
- * extra requests each client sent (backend-counted requests ÷ calls − 1).
+ * HTTP/2 tail (issues 17 and 25): 3 backends, open-loop load per client,
+ * p50, p99 and p99.9, and the extra requests each client sent
+ * (backend-counted requests ÷ calls − 1), in three scenarios:
+ *
+ * - all backends healthy: what hedging must not make worse;
+ * - one backend answers 5 % of its requests (evenly spread) 300 ms late:
+ *   a slow backend the balancer can learn and steer around;
+ * - every backend answers a random 1 % of its requests 100 ms late (seeded):
+ *   the tail of "The Tail at Scale" (Dean & Barroso), which no balancer can
+ *   learn, and which hedging exists for.
+ *
  * dialtone without hedging, with `hedge: { delay: "p95" }` and with a fixed
- * 20 ms delay, against grpc-js with a gRFC A6 hedging service config; plus
- * dialtone over three healthy backends as the baseline the goal is set
- * against (p99.9 ≤ 1.5 × the all-healthy p99.9 with ≤ 5 % extra requests).
+ * 20 ms delay, against grpc-js with a gRFC A6 hedging service config.
  */
 import { withClient } from "./lib/client-run.js";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
@@ -16,43 +22,74 @@ import { dialtoneWith } from "./lib/peers/dialtone.js";
 import { grpcJsPeer } from "./lib/peers/grpcjs.js";
 import { HOSTNAME, type Peer, type Target } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
-import { orderFor, roundsFromEnv } from "./lib/rounds.js";
+import { orderFor, peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
 const RATE = 500;
-const DURATION_MS = 6000;
+const DURATION_MS = 5000;
 const TIMEOUT_MS = 2000;
-const STALL = { percent: 5, ms: 300 };
+const ONE_STALLS = { percent: 5, ms: 300 };
+const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
-const ROUNDS = roundsFromEnv(2);
+const ROUNDS = roundsFromEnv(3);
+
+type ScenarioId = "healthy" | "one-stalls" | "all-random";
+const SCENARIOS: Record<ScenarioId, { label: string; setUp: (bs: Backend[], round: number) => Promise<unknown> }> = {
+  healthy: { label: "all healthy", setUp: async () => {} },
+  "one-stalls": {
+    label: `one stalls ${ONE_STALLS.percent} % for ${ONE_STALLS.ms} ms`,
+    setUp: (bs) => bs[0]!.command({ cmd: "stall", ...ONE_STALLS }),
+  },
+  "all-random": {
+    label: `each slow at random ${ALL_RANDOM.percent} % for ${ALL_RANDOM.ms} ms`,
+    // A seed per backend and round: reproducible, and no two backends stall in step.
+    setUp: (bs, r) => Promise.all(bs.map((b, i) => b.command({ cmd: "stall", ...ALL_RANDOM, seed: 1000 * (r + 1) + i }))),
+  },
+};
 
 const options = (t: Target) => ({
   target: `http://${HOSTNAME}:${t.port}`,
   discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
   members: t.hosts.length,
 });
-const PEERS: { peer: Peer; stalled: boolean }[] = [
-  { peer: { ...dialtone, id: "dialtone-healthy", label: "dialtone, all backends healthy" }, stalled: false },
-  { peer: dialtone, stalled: true },
-  {
-    peer: dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true),
-    stalled: true,
-  },
-  {
-    peer: dialtoneWith("dialtone-hedge-20", `dialtone, hedge { delay: ${HEDGE_MS} }`, (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }), true),
-    stalled: true,
-  },
-  { peer: grpcJsPeer(false), stalled: true },
-  {
-    peer: grpcJsPeer(
-      false,
-      { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` },
-      { delayMs: HEDGE_MS, maxAttempts: 2 },
-    ),
-    stalled: true,
-  },
+const hedgeP95 = dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true);
+const hedge20 = dialtoneWith(
+  "dialtone-hedge-20",
+  `dialtone, hedge { delay: ${HEDGE_MS} }`,
+  (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }),
+  true,
+);
+const grpcRr = grpcJsPeer(false);
+const grpcHedge = grpcJsPeer(
+  false,
+  { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` },
+  { delayMs: HEDGE_MS, maxAttempts: 2 },
+);
+
+interface Row {
+  /** `scenario:client`, what BENCH_PEERS names. */
+  id: string;
+  scenario: ScenarioId;
+  peer: Peer;
+}
+const row = (scenario: ScenarioId, peer: Peer): Row => ({ id: `${scenario}:${peer.id}`, scenario, peer });
+const ALL_ROWS: Row[] = [
+  row("healthy", dialtone),
+  row("healthy", hedgeP95),
+  row("healthy", hedge20),
+  row("one-stalls", dialtone),
+  row("one-stalls", hedgeP95),
+  row("one-stalls", hedge20),
+  row("one-stalls", grpcRr),
+  row("one-stalls", grpcHedge),
+  row("all-random", dialtone),
+  row("all-random", hedgeP95),
+  row("all-random", hedge20),
+  row("all-random", grpcRr),
+  row("all-random", grpcHedge),
 ];
+const { peers: ROWS, filtered: FILTERED } = peersFromEnv(ALL_ROWS);
 
 interface RunResult {
   latencies: number[];
@@ -68,10 +105,10 @@ const runs = new Map<string, RunResult[]>();
 const totalRequests = async (bs: Backend[]): Promise<number> => (await Promise.all(bs.map((b) => b.stats()))).reduce((n, s) => n + s.requests, 0);
 
 for (let r = 0; r < ROUNDS; r++) {
-  for (const { peer, stalled } of orderFor(r, PEERS)) {
+  for (const { id, scenario, peer } of orderFor(r, ROWS)) {
     const backends = await startBackends(loopbackHosts(3));
     try {
-      if (stalled) await backends[0]!.command({ cmd: "stall", ...STALL });
+      await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
       const res = await withClient(peer, target, async (client) => {
@@ -88,10 +125,10 @@ for (let r = 0; r < ROUNDS; r++) {
         calls,
         extra: res.sent / calls - 1,
       };
-      runs.set(peer.id, [...(runs.get(peer.id) ?? []), run]);
+      runs.set(id, [...(runs.get(id) ?? []), run]);
       const lat = ascending(run.latencies);
       console.log(
-        `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(40)} p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %`,
+        `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %, max send lag ${res.out.maxSendLagMs.toFixed(1)} ms`,
       );
     } finally {
       await stopAll(backends);
@@ -99,18 +136,24 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-const results = PEERS.map(({ peer, stalled }) => {
-  const rs = runs.get(peer.id) ?? [];
-  // Quantiles over every round's calls together, so one bad round shows; the worst round beside it.
+if (FILTERED) {
+  console.log("BENCH_PEERS set: report not written");
+  process.exit(0);
+}
+
+const results = ROWS.map(({ id, scenario, peer }) => {
+  const rs = runs.get(id) ?? [];
+  // Quantiles over every round's calls together, so one bad round shows; each round's beside it.
   const all = ascending(rs.flatMap((x) => x.latencies));
   const perRound = rs.map((x) => {
     const l = ascending(x.latencies);
     return { p99Ms: round(quantile(l, 0.99), 2), p999Ms: round(quantile(l, 0.999), 2), extraPercent: round(x.extra * 100, 1), errors: x.errors };
   });
   return {
-    id: peer.id,
+    id,
+    scenario,
+    client: peer.id,
     label: peer.label,
-    stalled,
     calls: rs.reduce((n, x) => n + x.calls, 0),
     p50Ms: round(quantile(all, 0.5), 3),
     p99Ms: round(quantile(all, 0.99), 2),
@@ -121,31 +164,36 @@ const results = PEERS.map(({ peer, stalled }) => {
   };
 });
 
-const healthy = results.find((x) => x.id === "dialtone-healthy");
+const unhedged = (s: ScenarioId) => results.find((x) => x.scenario === s && x.client === dialtone.id);
+const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, unhedged(x.scenario)?.p999Ms ?? Number.NaN);
+/** The worst round's p99.9 against the unhedged client's worst round, in the same scenario. */
+const worstOverUnhedged = (x: (typeof results)[number]): number =>
+  ratio(Math.max(...x.perRound.map((p) => p.p999Ms)), Math.max(...(unhedged(x.scenario)?.perRound.map((p) => p.p999Ms) ?? [Number.NaN])));
 const headline = {
-  healthyP999Ms: healthy?.p999Ms ?? null,
-  /** Each client's p99.9 ÷ dialtone's all-healthy p99.9 (goal for hedged dialtone: ≤ 1.5). */
-  p999OverHealthy: Object.fromEntries(results.map((x) => [x.id, ratio(x.p999Ms, healthy?.p999Ms ?? NaN)])),
+  /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
+  p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
+  /** The same for the worst round of each. */
+  worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, worstOverUnhedged(x)])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
 };
 
 const markdown = [
   markdownTable(
-    ["client", "backends", "p50 ms", "p99 ms", "p99.9 ms", "p99.9 ÷ all-healthy", "p99.9 each round", "extra requests", "errors"],
+    ["backends", "client", "p50 ms", "p99 ms", "p99.9 ms", "p99.9 ÷ unhedged", "p99.9 each round", "extra requests", "errors"],
     results.map((x) => [
-      x.id.startsWith("dialtone-hedge") ? `**${x.label}**` : x.label,
-      x.stalled ? `one stalls ${STALL.percent} % for ${STALL.ms} ms` : "all healthy",
+      SCENARIOS[x.scenario].label,
+      x.client.startsWith("dialtone-hedge") ? `**${x.label}**` : x.label,
       x.p50Ms,
       x.p99Ms,
       x.p999Ms,
-      ratio(x.p999Ms, healthy?.p999Ms ?? NaN),
+      overUnhedged(x),
       x.perRound.map((p) => p.p999Ms).join(" / "),
       `${x.extraPercent} %`,
       x.errors,
     ]),
   ),
   "",
-  `${RATE} req/s open-loop for ${DURATION_MS / 1000} s per client and round (64 B, deadline ${TIMEOUT_MS} ms), fresh backends for every run; 127.0.0.2 answers ${STALL.percent} % of its requests (evenly spread) ${STALL.ms} ms late. Quantiles over the calls of all ${ROUNDS} rounds together; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
+  `${RATE} req/s open-loop for ${DURATION_MS / 1000} s per client, scenario and round (64 B, deadline ${TIMEOUT_MS} ms), fresh backends for every run. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
 ].join("\n");
 
 writeReport({
@@ -155,7 +203,7 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, stall: STALL, hedgeMs: HEDGE_MS, rounds: ROUNDS },
+    config: { rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, oneStalls: ONE_STALLS, allRandom: ALL_RANDOM, hedgeMs: HEDGE_MS, rounds: ROUNDS },
     headline,
     results,
   },

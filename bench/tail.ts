@@ -12,22 +12,30 @@
  *
  * dialtone without hedging, with `hedge: { delay: "p95" }` and with a fixed
  * 20 ms delay, against grpc-js with a gRFC A6 hedging service config.
+ *
+ * The clients of a scenario are compared in one run, interleaved: all are
+ * open over the same fresh backends, and the load goes to one at a time in
+ * 1 s slices, their order rotating from slice group to slice group. The
+ * machine's other work (this is a shared 2-core host) then falls on every
+ * client alike instead of on whichever ran while it peaked: run back to back
+ * for 5 s each, one round's p99.9 moved 2 to 5× with the load average.
  */
-import { withClient } from "./lib/client-run.js";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
 import { dialtone } from "./lib/peers/index.js";
 import { dialtoneWith } from "./lib/peers/dialtone.js";
 import { grpcJsPeer } from "./lib/peers/grpcjs.js";
-import { HOSTNAME, type Peer, type Target } from "./lib/peers/types.js";
+import { HOSTNAME, type BenchClient, type Peer, type Target } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
-import { orderFor, peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
+import { orderFor, peersFromEnv, roundsFromEnv, sleep } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
 const RATE = 500;
-const DURATION_MS = 5000;
+/** Each client gets one slice per group, GROUPS groups per round. */
+const SLICE_MS = 1000;
+const GROUPS = 5;
 const TIMEOUT_MS = 2000;
 const ONE_STALLS = { percent: 5, ms: 300 };
 const ALL_RANDOM = { percent: 1, ms: 100 };
@@ -104,32 +112,59 @@ const host = machine();
 const runs = new Map<string, RunResult[]>();
 const totalRequests = async (bs: Backend[]): Promise<number> => (await Promise.all(bs.map((b) => b.stats()))).reduce((n, s) => n + s.requests, 0);
 
+/** Opens every client (fresh channels over `target`), runs `fn`, closes them all. */
+async function withClients<T>(peers: Peer[], target: Target, fn: (clients: BenchClient[]) => Promise<T>): Promise<T> {
+  const clients: BenchClient[] = [];
+  try {
+    for (const p of peers) clients.push(await p.open(target));
+    return await fn(clients);
+  } finally {
+    await Promise.race([Promise.all(clients.map((c) => c.close().catch(() => {}))), sleep(3000)]);
+  }
+}
+
+const scenarios = [...new Set(ROWS.map((x) => x.scenario))];
 for (let r = 0; r < ROUNDS; r++) {
-  for (const { id, scenario, peer } of orderFor(r, ROWS)) {
+  for (const scenario of orderFor(r, scenarios)) {
+    const rows = ROWS.filter((x) => x.scenario === scenario);
     const backends = await startBackends(loopbackHosts(3));
     try {
       await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const res = await withClient(peer, target, async (client) => {
-        const before = await totalRequests(backends);
-        const out = await openLoop({ rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
-        // Let cancelled or late hedges land before counting.
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        return { out, sent: (await totalRequests(backends)) - before };
-      });
-      const calls = res.out.samples.length;
-      const run: RunResult = {
-        latencies: res.out.samples.map((s) => s.ms),
-        errors: res.out.samples.filter((s) => !s.ok).length,
-        calls,
-        extra: res.sent / calls - 1,
-      };
-      runs.set(id, [...(runs.get(id) ?? []), run]);
-      const lat = ascending(run.latencies);
-      console.log(
-        `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %, max send lag ${res.out.maxSendLagMs.toFixed(1)} ms`,
+      const got = rows.map(() => ({ latencies: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0 }));
+      await withClients(
+        rows.map((x) => x.peer),
+        target,
+        async (clients) => {
+          for (let g = 0; g < GROUPS; g++) {
+            // Rotate who goes first, so that no client always follows the same one.
+            for (let k = 0; k < rows.length; k++) {
+              const i = (g + k) % rows.length;
+              const client = clients[i]!;
+              const before = await totalRequests(backends);
+              const out = await openLoop({ rate: RATE, durationMs: SLICE_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
+              // Let cancelled or late hedges land before counting.
+              await sleep(100);
+              const into = got[i]!;
+              into.sent += (await totalRequests(backends)) - before;
+              into.calls += out.samples.length;
+              into.errors += out.samples.filter((x) => !x.ok).length;
+              into.maxSendLagMs = Math.max(into.maxSendLagMs, out.maxSendLagMs);
+              for (const x of out.samples) into.latencies.push(x.ms);
+            }
+          }
+        },
       );
+      rows.forEach(({ id, peer }, i) => {
+        const x = got[i]!;
+        const run: RunResult = { latencies: x.latencies, errors: x.errors, calls: x.calls, extra: x.sent / x.calls - 1 };
+        runs.set(id, [...(runs.get(id) ?? []), run]);
+        const lat = ascending(run.latencies);
+        console.log(
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
+        );
+      });
     } finally {
       await stopAll(backends);
     }
@@ -193,7 +228,7 @@ const markdown = [
     ]),
   ),
   "",
-  `${RATE} req/s open-loop for ${DURATION_MS / 1000} s per client, scenario and round (64 B, deadline ${TIMEOUT_MS} ms), fresh backends for every run. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
+  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
 ].join("\n");
 
 writeReport({
@@ -203,7 +238,7 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, oneStalls: ONE_STALLS, allRandom: ALL_RANDOM, hedgeMs: HEDGE_MS, rounds: ROUNDS },
+    config: { rate: RATE, sliceMs: SLICE_MS, groups: GROUPS, timeoutMs: TIMEOUT_MS, oneStalls: ONE_STALLS, allRandom: ALL_RANDOM, hedgeMs: HEDGE_MS, rounds: ROUNDS },
     headline,
     results,
   },

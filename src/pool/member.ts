@@ -37,6 +37,8 @@ export class PoolMember<C = unknown> {
   suspected = false;
   /** A PING went unanswered and the peer has not been heard from since: avoided like a suspect member. */
   pingLost = false;
+  /** When the latest PING went out, pool clock ms (0: none yet); outstanding while after lastHeardAt. */
+  pingSentAt = 0;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
 

@@ -2,7 +2,7 @@ import type { Address } from "../core/address.js";
 import { Listeners } from "../core/listeners.js";
 import { PoolMember, type MemberState } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
-import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
+import { AVOID_FACTOR, overdueFactor, pingOverdue } from "./overdue.js";
 import { ejectionTime, mayEject, noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
@@ -169,7 +169,7 @@ export class Pool<C = unknown> {
   /**
    * P2C over usable members; counts the pick as in flight. A suspect member
    * costs infinitely much, an overdue one more the longer it is silent. When
-   * either member drawn is avoided (suspect, overdue past AVOID_FACTOR, or
+   * either member drawn is avoided (suspect, overdue past AVOID_FACTOR, its PING overdue, or
    * excluded), the draw says nothing about the rest, so every usable member
    * is looked at instead: the cheapest of the best rank wins. That matters
    * when two members share a backend that froze: P2C alone then draws the
@@ -258,6 +258,11 @@ export class Pool<C = unknown> {
     own(ref).pingLost = true;
   }
 
+  /** A PING went out to the member: picks avoid it while that PING is overdue (overdue.ts's pingOverdue). */
+  pingSent(ref: PoolMemberRef<C>, now: number = this.#now()): void {
+    own(ref).pingSentAt = now;
+  }
+
   /**
    * The load's cost, times how overdue the member's unanswered requests are
    * (overdue.ts): a member that stopped answering loses every comparison
@@ -271,6 +276,8 @@ export class Pool<C = unknown> {
       return Number.POSITIVE_INFINITY;
     }
     const cost = m.load.cost(this.#pickNow());
+    // A PING out and unanswered for long: avoided (the field test first keeps a pick clock-free while none is out).
+    if (m.pingSentAt > m.lastHeardAt && pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)) this.#drewAvoided = true;
     if (m.progress.pending === 0) return cost;
     const factor = overdueFactor(m.progress, this.#pickNow(), m.rtt);
     if (factor >= AVOID_FACTOR) this.#drewAvoided = true;
@@ -316,7 +323,11 @@ export class Pool<C = unknown> {
   }
 
   #avoid(m: PoolMember<C>): boolean {
-    return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR);
+    return (
+      this.#isSuspect(m) ||
+      (m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR) ||
+      pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)
+    );
   }
 
   /** The suspect rule says so. Reported once per episode so the owner can probe it. */

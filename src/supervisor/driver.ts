@@ -630,6 +630,9 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const m = t.member;
     if (t.finished || m.state === "closed" || m.state === "draining") return;
     switch (r.type) {
+      case "ping-sent":
+        this.pool.pingSent(m);
+        return;
       case "ping-ok":
         this.pool.recordRtt(m, r.rttEwma);
         this.pool.heard(m);

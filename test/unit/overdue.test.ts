@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PassiveSuspicion } from "../../src/health/passive.js";
-import { OVERDUE_MIN_MS, Progress, overdueFactor } from "../../src/pool/overdue.js";
+import { OVERDUE_MIN_MS, Progress, overdueFactor, pingOverdue } from "../../src/pool/overdue.js";
 import { Pool, type Balancer, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
@@ -214,6 +214,35 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     pool.release(a, 0.5);
     // A completed response (or a PONG) clears it.
     pool.setState(b, "ready", "test");
+    let toA = 0;
+    for (let i = 0; i < 100; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      if (m === a) toA++;
+      pool.release(m, 0.5);
+    }
+    expect(toA).toBeGreaterThan(0);
+  });
+
+  it("an idle member whose PING is overdue (out for 4 × 4 × its round trip, at least 4 ms) is avoided until it is heard from", () => {
+    const { pool, ms, advance } = setup("peak-ewma", 4);
+    const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
+    // b and c are busy, a idle: a is the cheapest, and nothing it has pending can look overdue.
+    for (const m of [b, c]) m.load.start();
+    pool.pingSent(a);
+    // Within the bound (rtt 0.2 ms → 2 × max(2, 0.8) = 4 ms) a PING is just in flight: a still takes picks.
+    advance(3);
+    expect(pingOverdue(a.pingSentAt, a.lastHeardAt, 1003, a.rtt)).toBe(false);
+    const early = pool.pick() as PoolMemberRef<null>;
+    pool.release(early);
+    advance(2);
+    expect(pingOverdue(a.pingSentAt, a.lastHeardAt, 1005, a.rtt)).toBe(true);
+    for (let i = 0; i < 200; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a);
+      pool.release(m, 0.5);
+    }
+    // The PONG (heard) ends it.
+    pool.heard(a);
     let toA = 0;
     for (let i = 0; i < 100; i++) {
       const m = pool.pick() as PoolMemberRef<null>;

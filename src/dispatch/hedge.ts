@@ -67,6 +67,8 @@ class HedgedCall<C, T> {
   #due = 0;
   /** This call's place among the hedgeable calls started (HedgeTiming.overtaken). */
   #ticket = 0;
+  /** The call ended with an answer (the other attempts were cancelled by it). */
+  #answered = false;
 
   constructor(
     private readonly source: LeaseSource<C>,
@@ -197,8 +199,13 @@ class HedgedCall<C, T> {
       },
       (err: unknown) => {
         this.#active.delete(run);
-        // A loser this call cancelled: nobody's failure, and not the call's error.
-        if (this.#done) return lease.release();
+        // A loser this call cancelled: nobody's failure, and not the call's error. When an answer
+        // cancelled it, the time it ran is a lower bound of its member's latency (lease.ts).
+        if (this.#done) {
+          if (!this.#answered || !lease.superseded) return lease.release();
+          const now = this.source.clock.now();
+          return lease.superseded(now - started, now);
+        }
         const e = attemptFailed(this.source, this.o, lease, err);
         if (this.trace) this.trace.address = lease.member.key;
         if (!(e instanceof RequestError) || !mayRetry(e, this.o)) return this.#fail(e);
@@ -218,6 +225,7 @@ class HedgedCall<C, T> {
    */
   #finish(answered: boolean): void {
     this.#done = true;
+    this.#answered = answered;
     this.#timer?.cancel();
     if (this.#refused) this.timing.leaveLine(this.#granted);
     const now = answered ? this.source.clock.now() : 0;

@@ -375,6 +375,20 @@ export class Pool<C = unknown> {
   }
 
   /**
+   * Ends a request cancelled because another attempt of its call answered
+   * first, after it ran `ranMs` unanswered: the load takes that lower bound
+   * of its latency as a sample (peak-EWMA then sees a member whose answers
+   * hedges keep beating as slow, as the unhedged calls' full latencies
+   * would have shown it), but it is no answer: not heard from, no progress.
+   */
+  releaseSuperseded(ref: PoolMemberRef<C>, ranMs: number, wasAnswered: boolean, now: number): void {
+    const member = own(ref);
+    member.load.end(ranMs, now);
+    if (!wasAnswered) member.progress.drop();
+    if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+  }
+
+  /**
    * How one attempt on `member` ended, for outlier ejection (off unless
    * configured). Past a threshold, and while fewer than maxEjectedPercent
    * are ejected, the member takes no picks for its ejection time; it stays

@@ -63,7 +63,14 @@ function setup(fixed?: HedgeTiming) {
   const clock = new ScriptedClock();
   const listeners = new Listeners<ChannelEvent>();
   let next = 0;
-  const lease = (member: Member): DispatchLease<null> => ({ member, connection: null, release: () => undefined });
+  /** How leases ended: released plainly, or superseded by another attempt's answer after running `ranMs`. */
+  const ended: { member: string; how: "released" | "superseded"; ranMs?: number }[] = [];
+  const lease = (member: Member): DispatchLease<null> => ({
+    member,
+    connection: null,
+    release: () => void ended.push({ member: member.key, how: "released" }),
+    superseded: (ranMs) => void ended.push({ member: member.key, how: "superseded", ranMs }),
+  });
   const source: LeaseSource<null> = {
     acquire: () => Promise.resolve(lease(MEMBERS[next++ % MEMBERS.length] as Member)),
     tryAcquire: (exclude) => {
@@ -80,16 +87,17 @@ function setup(fixed?: HedgeTiming) {
   // A learnt delay of 10 ms (32 first attempts of 10 ms) and no maxExtraLoad: only the rules under test decide.
   const timing = fixed ?? new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false }, clock.now);
   if (!fixed) for (let i = 0; i < 32; i++) timing.record(10);
-  /** Attempts sent per call, and a way to answer each call's first attempt. */
-  const calls: { attempts: number; answer: () => void }[] = [];
+  /** Attempts sent per call, and a way to answer each call's first attempt (and its hedge). */
+  const calls: { attempts: number; answer: () => void; answerHedge: () => void }[] = [];
   const start = (): number => {
     const i = calls.length;
-    const call = { attempts: 0, answer: () => {} };
+    const call = { attempts: 0, answer: () => {}, answerHedge: () => {} };
     calls.push(call);
     const attempt: Attempt<null, string> = (_lease, ctx) => {
       call.attempts++;
       return new Promise<string>((resolve, reject) => {
         if (ctx.attempt === 1) call.answer = () => resolve(`call ${i}`);
+        else call.answerHedge = () => resolve(`call ${i}, hedge`);
         ctx.signal?.addEventListener("abort", () => reject(new Error("cancelled")));
       });
     };
@@ -98,8 +106,27 @@ function setup(fixed?: HedgeTiming) {
     );
     return i;
   };
-  return { clock, calls, start };
+  return { clock, calls, start, ended };
 }
+
+describe("hedge: what the loser's member learns", () => {
+  it("a first attempt cancelled by its hedge's answer is released as superseded, with the time it ran (a load sample, not an answer)", async () => {
+    const { clock, calls, start, ended } = setup();
+    start();
+    await flush();
+    await clock.advance(10);
+    expect(calls[0]!.attempts).toBe(2);
+    await clock.advance(13);
+    calls[0]!.answerHedge();
+    await flush();
+    await flush();
+    // The hedge (on m2) answered: a plain release with its latency; the first attempt (m1) ran 13 ms unanswered.
+    expect(ended).toEqual([
+      { member: "m2", how: "released" },
+      { member: "m1", how: "superseded", ranMs: 13 },
+    ]);
+  });
+});
 
 describe("hedge: no hedge for a wait that is not the member's", () => {
   it("a call alone, unanswered at the delay, is hedged then (the control for the cases below)", async () => {

@@ -252,6 +252,24 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     expect(toA).toBeGreaterThan(0);
   });
 
+  it("a request superseded by another attempt's answer is a load sample of the time it ran, not an answer", () => {
+    const { pool, ms, advance } = setup("peak-ewma", 6);
+    const a = ms[0] as PoolMemberRef<null>;
+    for (const m of ms.slice(1)) pool.setState(m, "draining", "test");
+    const got = pool.pick() as PoolMemberRef<null>;
+    expect(got).toBe(a);
+    const heardBefore = a.lastHeardAt;
+    advance(50);
+    pool.releaseSuperseded(a, 50, false, 1050);
+    expect(a.inFlight).toBe(0);
+    expect(a.progress.pending).toBe(0);
+    // Peak-EWMA took the 50 ms at once (peak-sensitive): the member now looks as slow as it was.
+    expect(a.latency).toBeCloseTo(50, 5);
+    // No proof of life: not heard from, no progress.
+    expect(a.lastHeardAt).toBe(heardBefore);
+    expect(Number.isNaN(a.progress.typical)).toBe(true);
+  });
+
   it("when every member is avoided, the pick still spreads (no herd on the first one scanned)", () => {
     const { pool, ms, advance } = setup("in-flight", 9);
     // Every member holds a request it has not answered for 100 ms: all overdue alike (an event-loop stall).

@@ -35,6 +35,22 @@ const WINDOW = 512;
 const MIN_SAMPLES = 32;
 /** The p95 is re-sorted after this many new samples, not on every call. */
 const RECOMPUTE_EVERY = 32;
+/**
+ * The percentile a "p95" delay hedges at: 95 while maxExtraLoad has room, up
+ * to 98 while hedges are being refused (one point per recompute, back down by
+ * half a point per recompute without refusals). At p95 the hedges ask for
+ * about all of a 0.05 budget, so each room it makes goes to whichever call
+ * just passed the delay — most of them a few ms from their answer — and a
+ * call that is stuck waits in line for the next room (bench/tail, every
+ * backend slow at random: its stuck calls waited ~40 ms for a hedge). A
+ * delay a little later asks for less than the budget, and the stuck calls
+ * are hedged at once. Never past 98: a tail 1 % slow (The Tail at Scale) must
+ * stay past the delay.
+ */
+const Q_MIN = 0.95;
+const Q_MAX = 0.98;
+const Q_UP = 0.01;
+const Q_DOWN = 0.005;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -68,6 +84,10 @@ export class HedgeTiming {
   #next = 0;
   #fresh = 0;
   #p95: number | undefined;
+  /** The percentile the delay is taken at (Q_MIN..Q_MAX). */
+  #q = Q_MIN;
+  /** Hedges maxExtraLoad refused since the last recompute. */
+  #refusals = 0;
   /** Hedgeable calls started: each call's ticket is its place in that order. */
   #started = 0;
   /** The latest ticket of a call that has been answered. */
@@ -145,12 +165,18 @@ export class HedgeTiming {
     if (waiting) return false;
     if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
     this.#line.add(granted);
+    this.#refusals++;
     return false;
   }
 
   /** The call ended: its hedge no longer waits. */
   leaveLine(granted: () => void): void {
     this.#line.delete(granted);
+  }
+
+  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges (for tests). */
+  get percentile(): number {
+    return this.#q;
   }
 
   /** Hedges waiting for room (for tests and stats). */
@@ -179,7 +205,10 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      this.#p95 = sorted[Math.ceil(0.95 * n) - 1];
+      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
+      this.#q = Math.round(q * 1000) / 1000;
+      this.#refusals = 0;
+      this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
     }
   }
 }

@@ -36,6 +36,36 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
     expect(t.delayMs()).toBe(5);
   });
 
+  it('"p95" moves up to p98 while maxExtraLoad refuses hedges, and back to p95 once it has room', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 }, () => 0);
+    // 1..100 ms evenly: the k-th percentile is about k ms.
+    const feed = (n: number) => {
+      for (let i = 0; i < n; i++) t.record((i % 100) + 1);
+    };
+    feed(512);
+    expect(t.percentile).toBe(0.95);
+    const atP95 = t.delayMs() as number;
+    expect(atP95).toBeGreaterThanOrEqual(94);
+    expect(atP95).toBeLessThanOrEqual(96);
+    // More hedges than the budget holds: some are refused (they wait in line).
+    const waiting = Array.from({ length: 50 }, () => () => {});
+    for (const w of waiting) t.tryWithdraw(w);
+    expect(t.waiting).toBeGreaterThan(0);
+    feed(32);
+    expect(t.percentile).toBe(0.96);
+    expect(t.delayMs()).toBeGreaterThan(atP95);
+    // Refused in every recompute: it stops at p98.
+    for (let k = 0; k < 6; k++) {
+      t.tryWithdraw(() => {});
+      feed(32);
+    }
+    expect(t.percentile).toBe(0.98);
+    // Room again (the waiting calls ended): half a point down per recompute, to p95 and no lower.
+    for (const w of waiting) t.leaveLine(w);
+    for (let k = 0; k < 10; k++) feed(32);
+    expect(t.percentile).toBe(0.95);
+  });
+
   it("options: off unless given; defaults p95 and 1; bad values are ConfigErrors naming the option", () => {
     expect(resolveHedge(undefined)).toBeUndefined();
     expect(resolveHedge(false)).toBeUndefined();

@@ -12,7 +12,12 @@ import { RetryBudget } from "./retry-budget.js";
  * `maxExtraLoad` bounds the hedges with a budget of their own).
  */
 export interface HedgeOptions {
-  /** ms, or "p95": the 95th percentile of the first attempts of the channel's recent calls (default "p95"). */
+  /**
+   * ms, or "p95": the 95th percentile of the first attempts of the channel's
+   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges
+   * (default "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * stall, and until a call started later has been answered.
+   */
   delay: number | "p95";
   /** Extra attempts per call (default 1). */
   max: number;

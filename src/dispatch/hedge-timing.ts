@@ -93,8 +93,10 @@ export class HedgeTiming {
   #q = Q_MIN;
   /** Hedges maxExtraLoad refused since the last recompute. */
   #refusals = 0;
-  /** Per member, hedgeable calls whose first attempt went to it: how many, and the latest ticket it answered. */
-  readonly #members = new WeakMap<object, { started: number; answeredUpTo: number }>();
+  /** Hedgeable calls started: each call's ticket is its place in that order. */
+  #started = 0;
+  /** The latest ticket of a call that has been answered. */
+  #answeredUpTo = 0;
 
   /** `now`: the budget's clock (tests pass a fake one). */
   constructor(options: HedgeOptions, now?: () => number) {
@@ -117,38 +119,28 @@ export class HedgeTiming {
     this.#serveLine();
   }
 
-  /** A hedgeable call's first attempt went to `member`: its ticket (its place among that member's), for overtaken(). */
-  ticket(member: object): number {
-    let m = this.#members.get(member);
-    if (!m) this.#members.set(member, (m = { started: 0, answeredUpTo: 0 }));
-    return ++m.started;
+  /** A hedgeable call started: its ticket (its place among the calls started), for overtaken(). */
+  ticket(): number {
+    return ++this.#started;
   }
 
-  /** `member` answered the first attempt that had this ticket. */
-  answered(member: object, ticket: number): void {
-    const m = this.#members.get(member);
-    if (m && ticket > m.answeredUpTo) m.answeredUpTo = ticket;
+  /** The call with this ticket was answered. */
+  answered(ticket: number): void {
+    if (ticket > this.#answeredUpTo) this.#answeredUpTo = ticket;
   }
 
   /**
-   * Whether a call still waiting is slow on its own: its member has already
-   * answered a call sent to it after this one, or none has been sent to it
-   * since (nothing to compare with). A member answers in about the order it
-   * was asked, so a call it overtook is held up by something of its own (a
-   * slow disk read, a lock: The Tail at Scale's tail), and another member
-   * will likely answer a hedge at once. While the calls sent after it all
-   * wait too, the wait is the member's as a whole (the balancer's to steer
-   * around), or our own event loop's (it has not read the answers yet:
-   * timers run before I/O in each turn), and an ordinary call a few ms from
-   * its answer looks the same: a hedge cuts nothing and adds load. Always
-   * true with a fixed delay: the caller chose when to ask again (NATS's
-   * attemptTimeout must ask again for every lost request, however many are
-   * lost at once).
+   * Whether a call still waiting is slow on its own: some call started after
+   * it has been answered already, or none has started since (nothing to
+   * compare with). When calls started later are all still waiting too, the
+   * wait is not this call's member's doing: our event loop has not read the
+   * answers yet (timers run before I/O in each turn), or every member is
+   * slow alike. A hedge then cuts nothing and adds load. Always true with a
+   * fixed delay: the caller chose when to ask again (NATS's attemptTimeout
+   * must ask again for every lost request, however many are lost at once).
    */
-  overtaken(member: object, ticket: number): boolean {
-    if (this.#fixed !== undefined) return true;
-    const m = this.#members.get(member);
-    return !m || m.started === ticket || m.answeredUpTo > ticket;
+  overtaken(ticket: number): boolean {
+    return this.#fixed !== undefined || this.#started === ticket || this.#answeredUpTo > ticket;
   }
 
   /** Room the budget has (made by deposits, or by time: its floor refills) goes to the longest waiting first. */

@@ -65,8 +65,7 @@ class HedgedCall<C, T> {
   #timer: Timer | undefined;
   /** When the armed hedge timer should fire (clock ms). */
   #due = 0;
-  /** The member of this call's first attempt, and the call's place among those sent to it (HedgeTiming.overtaken). */
-  #first: object | undefined;
+  /** This call's place among the hedgeable calls started (HedgeTiming.overtaken). */
   #ticket = 0;
   /** The call ended with an answer (the other attempts were cancelled by it). */
   #answered = false;
@@ -87,6 +86,7 @@ class HedgedCall<C, T> {
     const now = this.#deadline - this.o.timeout;
     this.o.budget?.deposit(now);
     this.timing.deposit(now);
+    this.#ticket = this.timing.ticket();
     this.#acquireAndLaunch(false);
   }
 
@@ -102,10 +102,6 @@ class HedgedCall<C, T> {
     const got = (lease: DispatchLease<C>): void => {
       if (this.#done) return lease.release();
       if (retry) this.#retries++;
-      if (!retry) {
-        this.#first = lease.member;
-        this.#ticket = this.timing.ticket(lease.member);
-      }
       this.#launch(lease, false);
       if (!retry) this.#armHedge();
     };
@@ -137,10 +133,10 @@ class HedgedCall<C, T> {
     // once I/O has had its turn.
     const delay = this.timing.delayMs() ?? 0;
     if (this.source.clock.now() - this.#due > Math.max(delay, STALLED_LOOP_MS)) return this.#arm(0);
-    // The calls sent to its member after this one are all still waiting too: the wait is not this
-    // call's own (see HedgeTiming.overtaken). Look again after another delay; a call that is slow on
-    // its own is soon overtaken by the ones behind it.
-    if (this.#first && !this.timing.overtaken(this.#first, this.#ticket)) return this.#arm(delay);
+    // Calls started after this one are all still waiting too: the wait is not this member's (see
+    // HedgeTiming.overtaken). Look again after another delay; a call that is slow on its own is
+    // soon overtaken by the ones behind it.
+    if (!this.timing.overtaken(this.#ticket)) return this.#arm(delay);
     // A one-shot body already read cannot be sent twice.
     if (this.o.replayable && !this.o.replayable()) return;
     // maxExtraLoad first, as Finagle's backup requests do: it is the tighter bound, so the shared
@@ -192,10 +188,8 @@ class HedgedCall<C, T> {
         this.#active.delete(run);
         const end = attemptAnswered(this.source, lease, ctx, started);
         if (this.#done) return;
-        if (run.first) {
-          this.timing.record(end - started);
-          this.timing.answered(lease.member, this.#ticket);
-        }
+        if (run.first) this.timing.record(end - started);
+        this.timing.answered(this.#ticket);
         this.#finish(true);
         if (this.trace) {
           this.trace.address = lease.member.key;

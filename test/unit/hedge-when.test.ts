@@ -72,10 +72,8 @@ function setup(fixed?: HedgeTiming) {
     superseded: (ranMs) => void ended.push({ member: member.key, how: "superseded", ranMs }),
   });
   const source: LeaseSource<null> = {
-    // Every first attempt to m1 (so calls can overtake one another on it); hedges round robin over the others.
-    acquire: () => Promise.resolve(lease(MEMBERS[0] as Member)),
+    acquire: () => Promise.resolve(lease(MEMBERS[next++ % MEMBERS.length] as Member)),
     tryAcquire: (exclude) => {
-      if (!exclude?.length) return lease(MEMBERS[0] as Member);
       for (let k = 0; k < MEMBERS.length; k++) {
         const m = MEMBERS[next++ % MEMBERS.length] as Member;
         if (!(exclude ?? []).includes(m)) return lease(m);
@@ -163,24 +161,24 @@ describe("hedge: no hedge for a wait that is not the member's", () => {
     expect(calls[0]!.attempts).toBe(2);
   });
 
-  it("a call is hedged only once its member answered a call sent to it later: while all later ones wait too, it waits", async () => {
+  it("a call is hedged only once a call started after it was answered: while all later ones wait too, it waits", async () => {
     const { clock, calls, start } = setup();
     const a = start();
     await flush();
     await clock.advance(1);
     const b = start();
     await flush();
-    // At 10 a is due, but b (sent to m1 after it) has no answer either: no hedge, look again at 20.
+    // At 10 a is due, but b (started later) has no answer either: no hedge, look again at 20.
     await clock.advance(15);
     expect(calls[a]!.attempts).toBe(1);
-    // m1 answers b: a, still waiting, is slow on its own.
+    // b answers: a, still waiting, is slow on its own.
     calls[b]!.answer();
     await flush();
     await clock.advance(19);
     expect(calls[a]!.attempts).toBe(1);
     await clock.advance(20);
     expect(calls[a]!.attempts).toBe(2);
-    // b, the latest call sent to m1, had nothing to compare with: it was hedged at its own delay (11).
+    // b, the latest call, had nothing to compare with: it was hedged at its own delay (11).
     expect(calls[b]!.attempts).toBe(2);
   });
 

@@ -43,7 +43,7 @@ const RECOMPUTE_EVERY = 32;
 /**
  * The percentile a "p95" delay hedges at: 95 while maxExtraLoad has room, up
  * to 98 while hedges are being refused (one point per recompute, back down by
- * half a point per recompute in which hedges used at most half the budget). At p95 the hedges ask for
+ * half a point per recompute without refusals). At p95 the hedges ask for
  * about all of a 0.05 budget, so each room it makes goes to whichever call
  * just passed the delay — most of them a few ms from their answer — and a
  * call that is stuck waits in line for the next room (bench/tail, every
@@ -91,12 +91,8 @@ export class HedgeTiming {
   #p95: number | undefined;
   /** The percentile the delay is taken at (Q_MIN..Q_MAX). */
   #q = Q_MIN;
-  /** Since the last recompute: hedges maxExtraLoad refused, hedges it granted, calls that deposited. */
+  /** Hedges maxExtraLoad refused since the last recompute. */
   #refusals = 0;
-  #granted = 0;
-  #calls = 0;
-  /** maxExtraLoad's share (0 without one). */
-  readonly #share: number;
   /** Hedgeable calls started: each call's ticket is its place in that order. */
   #started = 0;
   /** The latest ticket of a call that has been answered. */
@@ -106,7 +102,6 @@ export class HedgeTiming {
   constructor(options: HedgeOptions, now?: () => number) {
     this.max = options.max;
     this.#fixed = options.delay === "p95" ? undefined : options.delay;
-    this.#share = options.maxExtraLoad === false ? 0 : options.maxExtraLoad;
     this.#load =
       options.maxExtraLoad === false
         ? undefined
@@ -120,7 +115,6 @@ export class HedgeTiming {
    */
   deposit(now?: number): void {
     if (!this.#load) return;
-    this.#calls++;
     this.#load.deposit(now);
     this.#serveLine();
   }
@@ -155,7 +149,6 @@ export class HedgeTiming {
     while (this.#line.size > 0 && load.tryWithdraw()) {
       const next = this.#line.values().next().value as () => void;
       this.#line.delete(next);
-      this.#granted++;
       next();
     }
   }
@@ -175,10 +168,7 @@ export class HedgeTiming {
     const waiting = this.#line.has(granted);
     this.#serveLine();
     if (waiting) return false;
-    if (this.#line.size === 0 && this.#load.tryWithdraw()) {
-      this.#granted++;
-      return true;
-    }
+    if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
     this.#line.add(granted);
     this.#refusals++;
     return false;
@@ -220,14 +210,9 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      // Up while hedges are refused; down only once they use at most half the budget, so that
-      // between the two there is room for the calls that are stuck.
-      const roomy = this.#granted <= (this.#share * this.#calls) / 2;
-      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : roomy ? Math.max(Q_MIN, this.#q - Q_DOWN) : this.#q;
+      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
       this.#q = Math.round(q * 1000) / 1000;
       this.#refusals = 0;
-      this.#granted = 0;
-      this.#calls = 0;
       this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
     }
   }

@@ -2,6 +2,7 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import globals from "globals";
+import importX, { createNodeResolver } from "eslint-plugin-import-x";
 
 export default tseslint.config(
   { ignores: ["dist/**", ".build/**", "node_modules/**", "bench/results/**", "coverage/**"] },
@@ -14,6 +15,18 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-constant-condition": ["error", { checkLoops: false }],
     },
+  },
+  // No import cycles in src/ (import-x follows value imports: a cycle there is a module read before it
+  // has run). The sources import "./x.js" for "./x.ts", as tsc and Node's ESM want.
+  {
+    files: ["src/**/*.ts"],
+    plugins: { "import-x": importX },
+    settings: {
+      "import-x/extensions": [".ts", ".js"],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/resolver-next": [createNodeResolver({ extensions: [".ts", ".js"], extensionAlias: { ".js": [".ts", ".js"] } })],
+    },
+    rules: { "import-x/no-cycle": ["error", { ignoreExternal: true }] },
   },
   // DESIGN.md's import direction: broker, adapters → transport → dispatch, supervisor →
   // pool, health, resolve → core; metrics sits on core. A part may import only what is

@@ -34,8 +34,8 @@ const METHODS: readonly Method[] = ["p2c-peak-ewma", "p2c-in-flight", "rr"];
 
 function members(pool: Pool<null>, n: number): Array<PoolMemberRef<null>> {
   return Array.from({ length: n }, (_, i) => {
-    const m = pool.admit(i, { host: "127.0.0.2", port: 1, family: 4 }, `m${i}`, null);
-    pool.setState(m, "ready", "bench");
+    const m = pool.admit(i, `m${i}`, null);
+    pool.setPickable(m, true);
     return m;
   });
 }

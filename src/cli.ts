@@ -72,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       : createHttp2Channel({ target, ...common, tls: ca ? { ca } : undefined });
     let ok = true;
     try {
+      // The CLI's channel runs on the system clock (no clock option given), so the system's timer is its clock's.
       await ch.ready(AbortSignal.timeout(wait));
     } catch {
       ok = false;

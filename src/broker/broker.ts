@@ -46,6 +46,8 @@ export class Broker {
       ? new AdminServer(() => this.#upstreams, this.registry, { version, startedAt: new Date().toISOString() }, config.allowOrigins)
       : undefined;
     if (config.idle.timeout > 0) {
+      // The broker is a process on real sockets, not a channel: its own timers (reaping, shutdown grace,
+      // ingress limits) run on the system clock. The channels it opens each have theirs.
       this.#reaper = setInterval(() => this.#upstreams.reapIdle(), config.idle.checkInterval);
       // Reaping is housekeeping: it must never be what keeps the process alive.
       this.#reaper.unref();

@@ -1,6 +1,10 @@
 import { ClosedError } from "./errors.js";
 
-/** Resolves after ms, or rejects with the signal's reason when it aborts first. */
+/**
+ * Resolves after ms, or rejects with the signal's reason when it aborts first.
+ * On the system clock: Reconnect's jitter uses it beside p-retry's own timers
+ * (Reconnect takes no clock); a channel's waits use pause() on its clock.
+ */
 export function sleep(ms: number, signal?: AbortSignal, unref = true): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortReason(signal));

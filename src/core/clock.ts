@@ -43,3 +43,23 @@ export function clockTimeout(clock: Clock, ms: number): { signal: AbortSignal; c
   const timer = clock.setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, "TimeoutError")), ms);
   return { signal: ac.signal, cancel: () => timer.cancel() };
 }
+
+/**
+ * Resolves after `ms` on `clock`, or as soon as `signal` aborts (never
+ * rejects; the timer is dropped then): a retry's wait that a close must not
+ * leave behind on the clock.
+ */
+export function pause(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      timer.cancel();
+      resolve();
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -24,6 +24,10 @@ interface Entry<A> extends Deadline {
  * only unlinks, and when the timer finds nothing due it re-arms for the new
  * head. Timeouts fire when due, within the timer's 1 ms resolution, like
  * setTimeout. The timer never keeps the process alive.
+ *
+ * One queue per channel, on the channel's clock (a fake clock drives its
+ * deadlines too); the channel's close() calls `dropWhenIdle()`, so the
+ * queue's timer does not outlive the channel's last request.
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
@@ -33,6 +37,8 @@ export class DeadlineQueue {
   /** When the armed timer fires (ms, clock time). */
   #armedFor = Number.POSITIVE_INFINITY;
   #size = 0;
+  /** Set by dropWhenIdle(): once nothing is pending, the timer goes too. */
+  #dropWhenEmpty = false;
 
   constructor(clock: Clock = systemClock) {
     this.#clock = clock;
@@ -60,6 +66,24 @@ export class DeadlineQueue {
     e.fn = undefined;
     e.arg = undefined;
     this.#unlink(e);
+    // Not on every emptying (at concurrency 1 that is every request: a timer cleared and re-armed each time).
+    if (this.#size === 0 && this.#dropWhenEmpty) this.#disarm();
+  }
+
+  /**
+   * The owner is closing: drop the timer now if nothing is pending, or as
+   * soon as the last pending deadline is cancelled or fires, so a closed
+   * channel leaves no timer behind. Deadlines added later still fire.
+   */
+  dropWhenIdle(): void {
+    this.#dropWhenEmpty = true;
+    if (this.#size === 0) this.#disarm();
+  }
+
+  #disarm(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#armedFor = Number.POSITIVE_INFINITY;
   }
 
   #insert(e: Entry<unknown>): void {

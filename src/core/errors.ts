@@ -1,4 +1,4 @@
-import type { FamilyAnswer } from "./events.js";
+import type { FamilyAnswer } from "./dns-answer.js";
 
 /**
  * Every error dialtone throws is a DialtoneError with a stable `code`, so

@@ -1,30 +1,28 @@
-import type { Address } from "../core/address.js";
-
-import type { MemberState } from "../core/events.js";
 import { InFlight, type Load } from "./load.js";
 import { OutlierState } from "./outlier.js";
 import { Progress } from "./overdue.js";
 
-export type { MemberState };
-
-/** What the pool knows of one member: state and load, never its socket. */
+/**
+ * What the pool keeps of one member: its load, and whether it is in the
+ * usable index. Never its lifecycle state (connecting, ready, unhealthy,
+ * draining): that is the regulator's record alone (supervisor/regulator.ts),
+ * which says through `setPickable` whether the member may take picks.
+ */
 export class PoolMember<C = unknown> {
   readonly id: number;
-  readonly address: Address;
   readonly key: string;
   readonly connection: C;
-  state: MemberState = "connecting";
   /**
    * Pool-owned: the pool gives each member the load object of its balancer
    * when the member is added (before that, nothing can be in flight).
    */
   load: Load = new InFlight();
+  /** The regulator's word: the member may take picks (ready, or unhealthy while degraded). */
+  pickable = false;
   /** The peer's concurrent stream limit; Infinity when it set none. */
   maxConcurrent = Number.POSITIVE_INFINITY;
   /** Smoothed PING round trip, ms. */
   rtt: number | undefined;
-  lastError: Error | undefined;
-  connectedSince: number | undefined;
   /** When the peer last proved alive (a PONG, a completed response), pool clock ms. */
   lastHeardAt = 0;
   /** When in-flight last went from 0 to 1, pool clock ms. */
@@ -52,9 +50,8 @@ export class PoolMember<C = unknown> {
     return this.load.estimate?.();
   }
 
-  constructor(id: number, address: Address, key: string, connection: C) {
+  constructor(id: number, key: string, connection: C) {
     this.id = id;
-    this.address = address;
     this.key = key;
     this.connection = connection;
   }

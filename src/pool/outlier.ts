@@ -10,6 +10,9 @@
  *
  * PING/PONG proves the connection alive; this sees that the application
  * behind it answers 503 to everything.
+ *
+ * The pool counts outcomes with this file's detectors; the ejection itself
+ * (how long, how many) is the regulator's decision (supervisor/ejection.ts).
  */
 
 /** How one attempt ended, as outlier detection counts it. */
@@ -42,14 +45,16 @@ export interface OutlierOptions {
   maxEjectedPercent: number;
 }
 
-/** One member's counts. Pool-owned. */
+/** One member's outcome counts (pool-owned). Whether it is ejected is the regulator's record. */
 export class OutlierState {
   consecutive5xx = 0;
   consecutiveGateway = 0;
   consecutiveLocal = 0;
-  /** Times ejected so far: the ejection time grows with it. */
-  ejections = 0;
-  ejected = false;
+
+  /** Counts start over (an ejection ended). */
+  reset(): void {
+    this.consecutive5xx = this.consecutiveGateway = this.consecutiveLocal = 0;
+  }
 }
 
 /**
@@ -78,14 +83,4 @@ export function noteOutcome(s: OutlierState, outcome: AttemptOutcome, o: Outlier
       s.consecutiveLocal = 0;
       return o.consecutive5xx > 0 && s.consecutive5xx >= o.consecutive5xx ? "consecutive-5xx" : undefined;
   }
-}
-
-/** How long this ejection lasts (ms): base × ejections so far (this one included), capped. */
-export function ejectionTime(s: OutlierState, o: OutlierOptions): number {
-  return Math.min(o.baseEjection * Math.max(1, s.ejections), Math.max(o.maxEjection, o.baseEjection));
-}
-
-/** Whether one more member may be ejected: never past maxEjectedPercent of `members`. */
-export function mayEject(ejected: number, members: number, o: OutlierOptions): boolean {
-  return ((ejected + 1) * 100) / members <= o.maxEjectedPercent;
 }

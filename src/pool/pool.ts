@@ -1,9 +1,8 @@
-import type { Address } from "../core/address.js";
 import { Listeners } from "../core/listeners.js";
-import { PoolMember, type MemberState } from "./member.js";
+import { PoolMember } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
 import { AVOID_FACTOR, overdueFactor, pingOverdue } from "./overdue.js";
-import { ejectionTime, mayEject, noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
+import { noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
@@ -31,8 +30,8 @@ export interface SuspectRule {
 }
 
 /**
- * A member as every other part sees it: read-only. Only the pool changes a
- * member's record; the supervisor asks it to (setState, record*, release…).
+ * A member's load record as every other part sees it: read-only. Only the
+ * pool changes it; the supervisor asks it to (setPickable, record*, release…).
  */
 export type PoolMemberRef<C = unknown> = Readonly<PoolMember<C>>;
 
@@ -45,38 +44,35 @@ function own<C>(ref: PoolMemberRef<C>): PoolMember<C> {
 }
 
 export type PoolEvent =
-  | { type: "state"; member: PoolMember; from: MemberState; to: MemberState; reason: string }
   | { type: "usable"; count: number }
   /** A member looks stuck (busy, silent for suspectAfter); the owner should probe it now. */
   | { type: "suspect"; member: PoolMember }
-  /** Request outcomes ejected a member for `durationMs`; the owner calls restore() when that is up. */
-  | { type: "ejected"; member: PoolMember; reason: EjectionReason; durationMs: number }
-  | { type: "restored"; member: PoolMember };
+  /**
+   * A member's outcomes ran past a detector's threshold (outlier.ts): the
+   * regulator decides whether it is ejected, and for how long.
+   */
+  | { type: "outlier"; member: PoolMember; reason: EjectionReason };
 
 /**
  * The index of usable members, their load and the P2C pick. Knows nothing
- * of sockets or timers, and decides nothing about members: their states and
- * degraded mode are the regulator's (supervisor/regulator.ts), handed down
- * by the supervisor as setState() and setDegraded().
+ * of sockets or timers, and nothing of member states or degraded mode: the
+ * regulator (supervisor/regulator.ts) decides which members may take picks
+ * and the supervisor hands each decision down as setPickable().
  *
- * Usable = ready (or, while degraded, unhealthy: connected but failing
- * PINGs), not ejected, and below its stream limit. The usable members are
- * kept in an indexed set so a pick is O(1).
+ * Usable = pickable (the regulator's word: ready, or unhealthy while
+ * degraded, and not ejected) and below its stream limit. The usable members
+ * are kept in an indexed set so a pick is O(1).
  */
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
   #members = new Set<PoolMember<C>>();
   #usable = new UsableSet<PoolMember<C>>();
-  #ready = 0;
-  #unhealthy = 0;
-  #degraded = false;
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
   #decay: number;
   #now: () => number;
   #suspect: SuspectRule | undefined;
   #outlier: OutlierOptions | undefined;
-  #ejected = 0;
   /** Members the pick in progress must not return (a hedge's); set only during pick(). */
   #exclude: readonly object[] | undefined;
   /**
@@ -99,71 +95,38 @@ export class Pool<C = unknown> {
     this.#outlier = options.outlier;
   }
 
-  get degraded(): boolean {
-    return this.#degraded;
-  }
-
-  get readyCount(): number {
-    return this.#ready;
-  }
-
-  /**
-   * Members that could take picks were they not at their stream limit: what
-   * "Connected" means. Load alone must not flap a channel's status.
-   */
-  get servingCount(): number {
-    return this.#ready + (this.#degraded ? this.#unhealthy : 0);
-  }
-
   get usableCount(): number {
     return this.#usable.size;
   }
 
-  get size(): number {
-    return this.#members.size;
-  }
-
-  members(): IterableIterator<PoolMemberRef<C>> {
-    return this.#members.values();
-  }
-
-  /** A new member for `connection` (state connecting), made and kept by the pool. */
-  admit(id: number, address: Address, key: string, connection: C): PoolMemberRef<C> {
-    const member = new PoolMember<C>(id, address, key, connection);
+  /** A new member for `connection`, made and kept by the pool; it takes no picks until setPickable(). */
+  admit(id: number, key: string, connection: C): PoolMemberRef<C> {
+    const member = new PoolMember<C>(id, key, connection);
     member.load = this.#newLoad(member);
     this.#members.add(member);
     return member;
   }
 
-  /**
-   * Moves a member to a new state and re-applies every rule that depends on
-   * it. All of the pool's state is updated before any event goes out, so a
-   * listener never sees a half-applied change (e.g. the last ready member
-   * turning unhealthy before degraded mode makes it pickable).
-   */
-  setState(ref: PoolMemberRef<C>, to: MemberState, reason: string): void {
+  /** The regulator's decision that the member may (or may no longer) take picks. */
+  setPickable(ref: PoolMemberRef<C>, pickable: boolean): void {
     const member = own(ref);
-    const from = member.state;
-    if (from === to || from === "closed") return;
-    member.state = to;
-    if (from === "ready") this.#ready--;
-    if (to === "ready") this.#ready++;
-    if (from === "unhealthy") this.#unhealthy--;
-    if (to === "unhealthy") this.#unhealthy++;
-    if (to === "closed") {
-      this.#members.delete(member);
-      if (member.outlier.ejected) {
-        member.outlier.ejected = false;
-        this.#ejected--;
-      }
-    }
-    this.#afterChange(member, { type: "state", member, from, to, reason });
+    if (member.pickable === pickable || !this.#members.has(member)) return;
+    member.pickable = pickable;
+    this.#refreshUsable(member);
+  }
+
+  /** The member is gone (closed): out of the index for good. */
+  remove(ref: PoolMemberRef<C>): void {
+    const member = own(ref);
+    if (!this.#members.has(member)) return;
+    this.setPickable(member, false);
+    this.#members.delete(member);
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
     const member = own(ref);
     member.maxConcurrent = max > 0 ? max : 0;
-    this.#afterChange(member, undefined);
+    this.#refreshUsable(member);
   }
 
   /**
@@ -224,18 +187,6 @@ export class Pool<C = unknown> {
   recordRtt(ref: PoolMemberRef<C>, rttMs: number): void {
     const member = own(ref);
     member.rtt = rttMs;
-  }
-
-  /** The member proved itself (its first PONG) at `at` (wall clock, for stats). */
-  recordConnected(ref: PoolMemberRef<C>, at: number): void {
-    const member = own(ref);
-    member.connectedSince = at;
-  }
-
-  /** The member's latest failure, for stats and the reason it leaves. */
-  recordError(ref: PoolMemberRef<C>, error: Error): void {
-    const member = own(ref);
-    member.lastError = error;
   }
 
   /** The peer proved alive (a PONG, a completed response): not suspect any more. */
@@ -389,74 +340,27 @@ export class Pool<C = unknown> {
   }
 
   /**
-   * How one attempt on `member` ended, for outlier ejection (off unless
-   * configured). Past a threshold, and while fewer than maxEjectedPercent
-   * are ejected, the member takes no picks for its ejection time; it stays
-   * connected and PINGed.
+   * How one attempt on `member` ended, for outlier detection (off unless
+   * configured): a run past a threshold is reported as an `outlier` event,
+   * and the regulator decides the ejection (setPickable).
    */
   outcome(ref: PoolMemberRef<C>, outcome: AttemptOutcome): void {
     const member = own(ref);
     const o = this.#outlier;
-    if (!o || member.state === "closed") return;
+    if (!o || !this.#members.has(member)) return;
     const reason = noteOutcome(member.outlier, outcome, o);
-    if (!reason || member.outlier.ejected || !mayEject(this.#ejected, this.#members.size, o)) return;
-    member.outlier.ejected = true;
-    member.outlier.ejections++;
-    this.#ejected++;
-    const durationMs = ejectionTime(member.outlier, o);
-    this.#refreshUsable(member);
-    this.events.emit({ type: "ejected", member, reason, durationMs });
+    if (reason) this.events.emit({ type: "outlier", member, reason });
   }
 
-  /** An ejection's time is up: the member takes picks again, its counts start over. */
-  restore(ref: PoolMemberRef<C>): void {
-    const member = own(ref);
-    const s = member.outlier;
-    if (!s.ejected) return;
-    s.ejected = false;
-    s.consecutive5xx = s.consecutiveGateway = s.consecutiveLocal = 0;
-    this.#ejected--;
-    if (member.state === "closed") return;
-    this.#refreshUsable(member);
-    this.events.emit({ type: "restored", member });
-  }
-
-  #shouldBeUsable(m: PoolMember<C>): boolean {
-    const byState = m.state === "ready" || (this.#degraded && m.state === "unhealthy");
-    return byState && !m.outlier.ejected && m.load.inFlight < m.maxConcurrent;
-  }
-
-  /** Re-files one member; returns true when the usable count changed. */
-  #fileUsable(m: PoolMember<C>): boolean {
-    const before = this.#usable.size;
-    if (this.#shouldBeUsable(m)) this.#usable.add(m);
-    else this.#usable.delete(m);
-    return this.#usable.size !== before;
+  /** An ejection ended: the member's outcome counts start over. */
+  resetOutcomes(ref: PoolMemberRef<C>): void {
+    own(ref).outlier.reset();
   }
 
   #refreshUsable(m: PoolMember<C>): void {
-    if (this.#fileUsable(m)) this.events.emit({ type: "usable", count: this.#usable.size });
-  }
-
-  /** Re-files the member, then emits: state, usable, in that order. */
-  #afterChange(m: PoolMember<C>, stateEvent: PoolEvent | undefined): void {
-    const usableBefore = this.#usable.size;
-    this.#fileUsable(m);
-    if (stateEvent) this.events.emit(stateEvent);
-    if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
-  }
-
-  /**
-   * Degraded mode as the regulator decided it: while on, unhealthy members
-   * take picks too (better a doubtful member than none). Only unhealthy
-   * members change usability with the mode: O(members) per transition, not
-   * per pick.
-   */
-  setDegraded(degraded: boolean): void {
-    if (degraded === this.#degraded) return;
-    this.#degraded = degraded;
-    const usableBefore = this.#usable.size;
-    for (const u of this.#members) if (u.state === "unhealthy") this.#fileUsable(u);
-    if (this.#usable.size !== usableBefore) this.events.emit({ type: "usable", count: this.#usable.size });
+    const before = this.#usable.size;
+    if (m.pickable && m.load.inFlight < m.maxConcurrent) this.#usable.add(m);
+    else this.#usable.delete(m);
+    if (this.#usable.size !== before) this.events.emit({ type: "usable", count: this.#usable.size });
   }
 }

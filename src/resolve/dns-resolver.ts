@@ -1,11 +1,12 @@
 import { isIP } from "node:net";
+import { systemClock, type Clock, type Timer } from "../core/clock.js";
 import { ipAddress, parseHostPort, type Address } from "../core/address.js";
 import { requireDuration, requireInteger } from "../core/duration.js";
 import { ConfigError, ResolveError, TargetError, asError } from "../core/errors.js";
 import type { FamilyAnswer } from "../core/events.js";
 import { DnsQueryError, rcodeAnswer, sameName, type DnsResponse, type QueryType } from "./dns-message.js";
 import { describeAnswers, FamilyMemory, mergeFamilies, negativeTtl, nextRefresh, type AddressType, type FamilyOutcome } from "./family-answers.js";
-import { askServer, serverKey, type Nameserver } from "./dns-transport.js";
+import { askServer, serverKey, type AskServer, type Nameserver } from "./dns-transport.js";
 import { readHosts } from "./hosts-file.js";
 import { checkKeys, requireObject } from "../core/options-check.js";
 import { hasUserInfo, redactTarget } from "../core/redact.js";
@@ -74,6 +75,17 @@ interface LookupNotes {
 
 const MAX_CNAME_HOPS = 8;
 
+/** What a resolver runs on, beside its options: the channel's clock (refresh timer, query timeouts) and how it asks a server. */
+export interface DnsRuntime {
+  /** Default: the system clock. */
+  clock?: Clock;
+  /**
+   * Default: askServer (UDP, then TCP when truncated); tests script the answers.
+   * @internal
+   */
+  ask?: AskServer;
+}
+
 /**
  * A stub resolver on dns-packet for `dns:///name:port` (A/AAAA) and
  * `dns+srv:///_service._proto.name` targets. It follows the TTLs of what it
@@ -106,14 +118,18 @@ export class DnsResolver implements Resolver {
   readonly #retryInitial: number;
   readonly #retryMax: number;
   #rotation = 0;
+  readonly #clock: Clock;
+  readonly #askServer: AskServer;
   #listener: ResolverListener | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #failures = 0;
   readonly #memory = new FamilyMemory();
   #inFlight = false;
   #closed = false;
 
-  constructor(target: string, options: DnsResolverOptions = {}, defaultPort?: number) {
+  constructor(target: string, options: DnsResolverOptions = {}, defaultPort?: number, runtime: DnsRuntime = {}) {
+    this.#clock = runtime.clock ?? systemClock;
+    this.#askServer = runtime.ask ?? askServer;
     // Built directly (it is public) as well as by channels: the same checks either way.
     if (hasUserInfo(target)) throw new TargetError(redactTarget(target), "a discovery target takes no credentials");
     checkKeys("dns", requireObject("dns", options), Object.keys(DNS_OPTION_KEYS));
@@ -168,14 +184,14 @@ export class DnsResolver implements Resolver {
   /** Re-resolve soon: the supervisor's hint that the addresses it has are failing. */
   refresh(): void {
     if (this.#closed || this.#inFlight || !this.#listener) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#cycle(), this.#minTtl);
-    this.#timer.unref();
+    this.#timer?.cancel();
+    this.#timer = this.#clock.setTimeout(() => void this.#cycle(), this.#minTtl);
   }
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
+    this.#timer = undefined;
   }
 
   /** One full resolution, without the refresh loop. */
@@ -192,6 +208,7 @@ export class DnsResolver implements Resolver {
   }
 
   async #cycle(): Promise<void> {
+    this.#timer = undefined;
     if (this.#closed || !this.#listener) return;
     this.#inFlight = true;
     let next: number;
@@ -212,8 +229,8 @@ export class DnsResolver implements Resolver {
       this.#inFlight = false;
     }
     if (!Number.isFinite(next)) return;
-    this.#timer = setTimeout(() => void this.#cycle(), next);
-    this.#timer.unref();
+    // The clock's timers are unref'd: a refresh never keeps the process alive.
+    this.#timer = this.#clock.setTimeout(() => void this.#cycle(), next);
   }
 
   #clamp(ttlMs: number): number {
@@ -410,7 +427,7 @@ export class DnsResolver implements Resolver {
         if (this.#closed) throw new ResolveError(this.target, "resolver closed");
         const key = serverKey(server);
         try {
-          const r = await askServer(server, name, type, this.#timeout, this.target);
+          const r = await this.#askServer(server, name, type, this.#timeout, this.target, this.#clock);
           if (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") return { resp: r, server: key };
           last = new DnsQueryError(this.target, `${key} answered ${r.rcode} for ${name.replace(/\.$/, "")} ${type}`, rcodeAnswer(r.rcode), key);
         } catch (err) {

@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { connect as tcpConnect } from "node:net";
 import dnsPacket from "dns-packet";
+import { systemClock, type Clock } from "../core/clock.js";
 import { DnsQueryError, decodeResponse, makeQuery, type DnsResponse, type QueryType } from "./dns-message.js";
 
 export interface Nameserver {
@@ -14,25 +15,35 @@ export interface Nameserver {
  * wrong ID, another question, another sender) are ignored, not believed: a
  * spoofed answer must not win a race against the real one.
  */
-export async function askServer(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
-  const udp = await askUdp(server, name, type, timeoutMs, target);
+export async function askServer(
+  server: Nameserver,
+  name: string,
+  type: QueryType,
+  timeoutMs: number,
+  target: string,
+  clock: Clock = systemClock,
+): Promise<DnsResponse> {
+  const udp = await askUdp(server, name, type, timeoutMs, target, clock);
   if (!udp.truncated) return udp;
-  return askTcp(server, name, type, timeoutMs, target);
+  return askTcp(server, name, type, timeoutMs, target, clock);
 }
 
-function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
+/** How a resolver asks one server one question (askServer; tests pass a scripted one). */
+export type AskServer = typeof askServer;
+
+function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string, clock: Clock): Promise<DnsResponse> {
   const query = makeQuery(name, type);
   return new Promise((resolve, reject) => {
     const socket: Socket = createSocket(server.host.includes(":") ? "udp6" : "udp4");
     let ignored = 0;
     let lastProblem = "";
     const done = (err: Error | undefined, res?: DnsResponse): void => {
-      clearTimeout(timer);
+      timer.cancel();
       socket.close();
       if (err) reject(err);
       else resolve(res as DnsResponse);
     };
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       const why = ignored > 0 ? `; ignored ${ignored} bad answer(s), last: ${lastProblem}` : "";
       // Only bad datagrams came back: the answer was malformed (or cut), not missing.
       done(
@@ -64,7 +75,7 @@ function askUdp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
   });
 }
 
-function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string): Promise<DnsResponse> {
+function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: number, target: string, clock: Clock): Promise<DnsResponse> {
   const query = makeQuery(name, type);
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: server.host, port: server.port });
@@ -73,13 +84,13 @@ function askTcp(server: Nameserver, name: string, type: QueryType, timeoutMs: nu
     const done = (err: Error | undefined, res?: DnsResponse): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       socket.destroy();
       if (err) reject(err);
       else resolve(res as DnsResponse);
     };
     const key = serverKey(server);
-    const timer = setTimeout(
+    const timer = clock.setTimeout(
       () => done(new DnsQueryError(target, `no TCP answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)),
       timeoutMs,
     );

@@ -14,7 +14,8 @@ export class StaticResolver implements Resolver {
 
   start(listener: ResolverListener): void {
     const set: AddressSet = { addresses: this.addresses, ttl: Number.POSITIVE_INFINITY };
-    // Asynchronous like every other resolver, so callers see one ordering.
+    // Asynchronous like every other resolver, so callers see one ordering. A turn of the event loop,
+    // not a wait: no time passes, so it is not the clock's (a fake clock's test runs it by flushing).
     this.#timer = setImmediate(() => listener.onAddresses(set));
   }
 

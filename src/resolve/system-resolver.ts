@@ -1,4 +1,5 @@
 import { lookup } from "node:dns/promises";
+import { systemClock, type Clock, type Timer } from "../core/clock.js";
 import { ipAddress, type Address } from "../core/address.js";
 import { ResolveError, asError } from "../core/errors.js";
 import type { Resolver, ResolverListener } from "./resolver.js";
@@ -21,10 +22,12 @@ export class SystemResolver implements Resolver {
   #host: string;
   #port: number;
   #options: Required<SystemResolverOptions>;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #closed = false;
+  readonly #clock: Clock;
 
-  constructor(host: string, port: number, options: SystemResolverOptions = {}) {
+  constructor(host: string, port: number, options: SystemResolverOptions = {}, clock: Clock = systemClock) {
+    this.#clock = clock;
     this.#host = host;
     this.#port = port;
     this.target = `${host}:${port}`;
@@ -52,13 +55,13 @@ export class SystemResolver implements Resolver {
     } catch (err) {
       if (this.#closed) return;
       listener.onError(new ResolveError(this.target, asError(err).message, { cause: err }));
-      this.#timer = setTimeout(() => void this.#attempt(listener, Math.min(nextDelay * 2, this.#options.retryMax)), nextDelay);
-      this.#timer.unref();
+      this.#timer = this.#clock.setTimeout(() => void this.#attempt(listener, Math.min(nextDelay * 2, this.#options.retryMax)), nextDelay);
     }
   }
 
   close(): void {
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.cancel();
+    this.#timer = undefined;
   }
 }

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { systemClock, type Clock } from "../core/clock.js";
 import { ipAddress, parseHostPort, type Address } from "../core/address.js";
 import { TargetError } from "../core/errors.js";
 import { hasUserInfo, redactTarget } from "../core/redact.js";
@@ -14,8 +15,9 @@ import { DnsResolver, type DnsResolverOptions } from "./dns-resolver.js";
  * - `host:port` (resolved once through the OS);
  * - `dns:///name:port` and `dns+srv:///_service._proto.name` (the TTL-following
  *   DNS resolver; `dns://server:port/name:port` names the nameserver).
+ * Its timers (re-resolution, query timeouts, retries) run on `clock`, the channel's.
  */
-export function resolverFor(discovery: string, defaultPort?: number, dns?: DnsResolverOptions): Resolver {
+export function resolverFor(discovery: string, defaultPort?: number, dns?: DnsResolverOptions, clock: Clock = systemClock): Resolver {
   // No discovery scheme takes credentials, and every message below quotes the string: refuse them first, redacted.
   if (hasUserInfo(discovery)) throw new TargetError(redactTarget(discovery), "credentials have no place in a discovery string");
   const schemeMatch = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(discovery);
@@ -26,22 +28,22 @@ export function resolverFor(discovery: string, defaultPort?: number, dns?: DnsRe
     if (scheme === "dns" || scheme === "dns+srv") {
       // IP literals never touch the network, whatever the scheme.
       const literal = scheme === "dns" ? ipLiteralTarget(discovery, rest, defaultPort) : undefined;
-      return literal ?? new DnsResolver(discovery, dns, defaultPort);
+      return literal ?? new DnsResolver(discovery, dns, defaultPort, { clock });
     }
     throw new TargetError(discovery, `unknown discovery scheme "${scheme}:" (expected static://, dns://, dns+srv:// or host:port)`);
   }
   const { host, port } = parseHostPort(discovery, discovery, defaultPort);
   if (isIP(host)) return new StaticResolver(discovery, [ipAddress(host, port, discovery)]);
-  return hostResolver(discovery, host, port);
+  return hostResolver(discovery, host, port, clock);
 }
 
 /** The resolver for a host name taken from a URL: static for IP literals, OS lookup otherwise. */
-export function hostResolver(target: string, host: string, port: number): Resolver {
+export function hostResolver(target: string, host: string, port: number, clock: Clock = systemClock): Resolver {
   if (isIP(host)) return new StaticResolver(target, [ipAddress(host, port, target)]);
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i.test(host)) {
     throw new TargetError(target, `${JSON.stringify(host)} is not a valid host name`);
   }
-  return new SystemResolver(host, port);
+  return new SystemResolver(host, port, {}, clock);
 }
 
 function parseStaticList(target: string, rest: string, defaultPort?: number): Address[] {

@@ -203,6 +203,8 @@ export class ReconnectLoop<T> implements AsyncDisposable {
         }
         // State first, then the event: a listener that reads stats() (a scrape) sees it connected.
         this.#current = conn;
+        // A timestamp shown to people (stats), not a duration. Reconnect is not a channel and takes no
+        // clock: its waits are p-retry's timers, on the system clock.
         this.#connectedSince = Date.now();
         this.#status.set("connected");
         this.#events.emit({ type: "connected", attempt });

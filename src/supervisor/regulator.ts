@@ -1,12 +1,14 @@
 import { addressKey, type Address } from "../core/address.js";
 import { DialtoneError, GaveUpError } from "../core/errors.js";
-import type { DrainReason, EvictionReason, MemberState as ChannelMemberState } from "../core/events.js";
+import type { DrainReason, EjectionReason, EvictionReason, MemberState } from "../core/events.js";
+import type { OutlierOptions } from "../pool/outlier.js";
+import { ejectionTime, mayEject } from "./ejection.js";
 import { AddressBook, type AddressEntry, type AddressUse } from "./address-book.js";
 import { LoadFollower } from "./load-follower.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { MembersPlan } from "./members-plan.js";
 
-/** What the driver tells the regulator. Member ids are the driver's; dial ids are the regulator's. */
+/** What the supervisor tells the regulator. Member ids are the supervisor's; dial ids are the regulator's. */
 export type RegulatorEvent =
   | { type: "addresses"; addresses: readonly Address[] }
   /** A dial produced a connection; it is a member now, still proving itself. */
@@ -21,9 +23,9 @@ export type RegulatorEvent =
   | { type: "goaway"; member: number; kind: "goaway" | "lame-duck"; detail: string; error: Error }
   /** The connection is gone (`error` when it did not close on our request). */
   | { type: "lost"; member: number; error: Error | undefined }
-  /** Request outcomes ejected the member (outlier detection): connected and PINGed, it takes no picks. */
-  | { type: "ejected"; member: number }
-  /** The member's ejection time is up: it takes picks again. */
+  /** The member's request outcomes ran past an outlier detector's threshold (the pool counts them). */
+  | { type: "outlier"; member: number; reason: EjectionReason }
+  /** The member's ejection time (an `eject` action's) is up. */
   | { type: "ejection-ended"; member: number }
   /** A time the regulator asked for has come. */
   | { type: "tick" }
@@ -35,18 +37,32 @@ export type RegulatorEvent =
   | { type: "load"; inFlight: number; streamLimit: number; latency?: number | undefined }
   | { type: "close" };
 
-/** What the regulator asks the driver to do, in order. */
+/**
+ * What the regulator asks the supervisor to do, in order. Every change of a
+ * member's state is in one: `state`, or `drain`/`evict`/`close` with the
+ * state it leaves (`from`), so the supervisor reports transitions without a
+ * copy of its own.
+ */
 export type Action =
   | { type: "dial"; dial: number; slot: number; address: Address; attempt: number }
   /** Abort a dial nobody needs any more; its failure blames no address. */
   | { type: "cancel"; dial: number }
-  | { type: "state"; member: number; to: "ready" | "unhealthy"; reason: string }
+  | { type: "state"; member: number; from: LiveState; to: "ready" | "unhealthy"; reason: string }
+  /**
+   * The member may (or may no longer) take picks: ready, or unhealthy while
+   * degraded. The pool's usable index follows these and nothing else.
+   */
+  | { type: "pickable"; member: number; pickable: boolean }
+  /** Outlier ejection: connected and PINGed, it takes no picks; send `ejection-ended` after `durationMs`. */
+  | { type: "eject"; member: number; reason: EjectionReason; durationMs: number }
+  /** The ejection is over: its outcome counts start over (taking picks again is a `pickable` action). */
+  | { type: "ejection-ended"; member: number }
   /** Take it out of service for a fault: report it, then close it now. */
-  | { type: "evict"; member: number; reason: EvictionReason; detail: string; error: Error }
+  | { type: "evict"; member: number; from: LiveState; reason: EvictionReason; detail: string; error: Error }
   /** No new work; in-flight work finishes; its slot already has (or gets) another member. */
-  | { type: "drain"; member: number; reason: DrainReason; detail: string }
+  | { type: "drain"; member: number; from: LiveState; reason: DrainReason; detail: string }
   /** Close without blame: warm-up failed, drained, surplus, or the channel is closing. */
-  | { type: "close"; member: number; reason: string; error: Error | undefined }
+  | { type: "close"; member: number; from: LiveState; reason: string; error: Error | undefined }
   | { type: "degraded"; degraded: boolean; healthy: number }
   /** Send a tick at (or after) this time; replaces any earlier request. */
   | { type: "wake"; at: number }
@@ -72,21 +88,39 @@ export interface RegulatorOptions {
   /** See AddressBookOptions. */
   backoffDelay?: ((failures: number) => number) | undefined;
   retainOrder?: boolean | undefined;
+  /** Outlier ejection: how long, and how many members at most; undefined: off. */
+  outlier?: OutlierOptions | undefined;
 }
 
 /** A member the regulator tracks is never closed: closing forgets it. */
-type MemberState = Exclude<ChannelMemberState, "closed">;
+export type LiveState = Exclude<MemberState, "closed">;
 
-interface Member {
+/**
+ * The one record of a member's state: the pool keeps only its load, the
+ * supervisor only its effects (connection, health checker, timers).
+ */
+export interface MemberRecord {
   readonly id: number;
   readonly key: string;
   readonly slot: number;
-  state: MemberState;
+  readonly state: LiveState;
+  /** When it answered its first PING (the regulator's clock). */
+  readonly provenAt: number | undefined;
+  /** May take picks (see the `pickable` action). */
+  readonly pickable: boolean;
+  /** Outlier detection took it out of picks: its slot may dial a replacement. */
+  readonly ejected: boolean;
+}
+
+interface Member extends MemberRecord {
+  state: LiveState;
   provenAt: number | undefined;
+  pickable: boolean;
+  ejected: boolean;
+  /** Times ejected so far: each ejection lasts longer. */
+  ejections: number;
   /** Its address has been told it works (the member outlived the flap window). */
   stable: boolean;
-  /** Outlier detection took it out of picks: its slot may dial a replacement. */
-  ejected: boolean;
 }
 
 interface Pending {
@@ -115,7 +149,7 @@ interface Slot {
  * Every decision about members, and none of the effects: eviction, degraded
  * mode, where each slot dials (stacking on live addresses while dead ones
  * back off), spread repair (dial first, then drain), flapping and minHold.
- * `accept(event, now)` returns the actions for the driver to carry out, as
+ * `accept(event, now)` returns the actions for the supervisor to carry out, as
  * warm_channels' PoolRegulator does; it never reads a clock itself, so tests
  * script events against a fake one.
  *
@@ -172,9 +206,35 @@ export class Regulator {
     return this.#closing;
   }
 
+  /** Members that answered their last PINGs (or their first). */
+  get readyCount(): number {
+    return this.#ready;
+  }
+
+  /**
+   * Some member serves: ready, or unhealthy while degraded — ejected or not,
+   * at its stream limit or not (load alone must not flap a channel's status).
+   */
+  get serving(): boolean {
+    if (this.#ready > 0) return true;
+    if (!this.#degraded) return false;
+    for (const m of this.#members.values()) if (m.state === "unhealthy") return true;
+    return false;
+  }
+
   /** The slot a member belongs to, or -1. */
   slotOf(member: number): number {
     return this.#members.get(member)?.slot ?? -1;
+  }
+
+  /** A member's record, read-only; undefined once it is closed (or was never needed). */
+  member(id: number): MemberRecord | undefined {
+    return this.#members.get(id);
+  }
+
+  /** Every member not closed yet, read-only. */
+  members(): IterableIterator<MemberRecord> {
+    return this.#members.values();
   }
 
   accept(event: RegulatorEvent, now: number): Action[] {
@@ -209,8 +269,9 @@ export class Regulator {
       case "lost":
         this.#onLost(event.member, event.error, now, out);
         break;
-      case "ejected":
-        this.#onEjected(event.member);
+      case "outlier":
+        // Nothing changes for most reports (already ejected, or the cap is reached): no planning pass then.
+        if (!this.#onOutlier(event.member, event.reason, out)) return out;
         break;
       case "ejection-ended":
         this.#onEjectionEnded(event.member, out);
@@ -226,6 +287,7 @@ export class Regulator {
         return out;
     }
     this.#plan(now, out);
+    this.#updatePickable(out);
     return out;
   }
 
@@ -235,19 +297,29 @@ export class Regulator {
   #whileClosing(event: RegulatorEvent, out: Action[]): void {
     const id = event.type === "connected" || event.type === "lost" || event.type === "dial-failed" ? event.member : undefined;
     if (id === undefined) return;
-    this.#forget(id);
-    out.push({ type: "close", member: id, reason: "channel closed", error: undefined });
+    const from = this.#forget(id);
+    out.push({ type: "close", member: id, from, reason: "channel closed", error: undefined });
   }
 
   #onConnected(dial: number, id: number, out: Action[]): void {
     const slot = this.#slots.find((s) => s.pending?.dial === dial);
     const p = slot?.pending;
     if (!slot || !p) {
-      out.push({ type: "close", member: id, reason: "dial no longer needed", error: undefined });
+      out.push({ type: "close", member: id, from: "connecting", reason: "dial no longer needed", error: undefined });
       return;
     }
     p.member = id;
-    this.#members.set(id, { id, key: p.key, slot: slot.index, state: "connecting", provenAt: undefined, stable: false, ejected: false });
+    this.#members.set(id, {
+      id,
+      key: p.key,
+      slot: slot.index,
+      state: "connecting",
+      provenAt: undefined,
+      pickable: false,
+      ejected: false,
+      ejections: 0,
+      stable: false,
+    });
   }
 
   #onProven(id: number, now: number, out: Action[]): void {
@@ -276,8 +348,8 @@ export class Regulator {
 
   #onDialFailed(dial: number, id: number | undefined, error: Error, now: number, out: Action[]): void {
     if (id !== undefined) {
-      this.#forget(id);
-      out.push({ type: "close", member: id, reason: "warm-up failed", error });
+      const from = this.#forget(id);
+      out.push({ type: "close", member: id, from, reason: "warm-up failed", error });
     }
     const slot = this.#slots.find((s) => s.pending?.dial === dial);
     if (!slot || !slot.pending) return;
@@ -329,7 +401,7 @@ export class Regulator {
     }
     if (m.state === "draining") {
       this.#forget(id);
-      out.push({ type: "close", member: id, reason: error ? error.message : "closed after draining", error });
+      out.push({ type: "close", member: id, from: "draining", reason: error ? error.message : "closed after draining", error });
       return;
     }
     const cause = error ?? new Error("connection closed by peer");
@@ -337,9 +409,27 @@ export class Regulator {
     this.#updateDegraded(out);
   }
 
-  #onEjected(id: number): void {
+  /**
+   * Ejects a member whose outcomes ran past a threshold, unless it is
+   * already ejected, not serving (connecting, draining), or ejecting it
+   * would pass maxEjectedPercent of the members. Out of picks before the
+   * ejection is reported.
+   */
+  #onOutlier(id: number, reason: EjectionReason, out: Action[]): boolean {
+    const o = this.#o.outlier;
     const m = this.#members.get(id);
-    if (m && m.state !== "draining") m.ejected = true;
+    if (!o || !m || m.ejected || m.state === "connecting" || m.state === "draining") return false;
+    let ejected = 0;
+    for (const x of this.#members.values()) if (x.ejected) ejected++;
+    if (!mayEject(ejected, this.#members.size, o)) return false;
+    m.ejected = true;
+    m.ejections++;
+    if (m.pickable) {
+      m.pickable = false;
+      out.push({ type: "pickable", member: id, pickable: false });
+    }
+    out.push({ type: "eject", member: id, reason, durationMs: ejectionTime(m.ejections, o) });
+    return true;
   }
 
   /**
@@ -351,6 +441,7 @@ export class Regulator {
     const m = this.#members.get(id);
     if (!m?.ejected) return;
     m.ejected = false;
+    out.push({ type: "ejection-ended", member: id });
     if (m.state === "draining") return;
     const slot = this.#slots[m.slot];
     if (slot?.active === id) {
@@ -359,8 +450,8 @@ export class Regulator {
       slot.pending = undefined;
       out.push({ type: "cancel", dial: p.dial });
       if (p.member !== undefined) {
-        this.#forget(p.member);
-        out.push({ type: "close", member: p.member, reason: "replacement no longer needed (ejection ended)", error: undefined });
+        const from = this.#forget(p.member);
+        out.push({ type: "close", member: p.member, from, reason: "replacement no longer needed (ejection ended)", error: undefined });
       }
       return;
     }
@@ -392,8 +483,8 @@ export class Regulator {
       if (p) {
         out.push({ type: "cancel", dial: p.dial });
         if (p.member !== undefined) {
-          this.#forget(p.member);
-          out.push({ type: "close", member: p.member, reason: "surplus member (load fell)", error: undefined });
+          const from = this.#forget(p.member);
+          out.push({ type: "close", member: p.member, from, reason: "surplus member (load fell)", error: undefined });
         }
       }
       const m = slot.active === undefined ? undefined : this.#members.get(slot.active);
@@ -546,16 +637,39 @@ export class Regulator {
   // ── helpers ──────────────────────────────────────────────────────────
 
   #setState(m: Member, to: "ready" | "unhealthy", reason: string, out: Action[]): void {
-    if (m.state === "ready") this.#ready--;
+    const from = m.state;
+    if (from === "ready") this.#ready--;
     if (to === "ready") this.#ready++;
     m.state = to;
-    out.push({ type: "state", member: m.id, to, reason });
+    out.push({ type: "state", member: m.id, from, to, reason });
   }
 
+  /** No new picks from here on: said before the drain, so nothing picks a member that is going away. */
   #drain(m: Member, reason: DrainReason, detail: string, out: Action[]): void {
-    if (m.state === "ready") this.#ready--;
+    const from = m.state;
+    if (from === "ready") this.#ready--;
     m.state = "draining";
-    out.push({ type: "drain", member: m.id, reason, detail });
+    if (m.pickable) {
+      m.pickable = false;
+      out.push({ type: "pickable", member: m.id, pickable: false });
+    }
+    out.push({ type: "drain", member: m.id, from, reason, detail });
+  }
+
+  /**
+   * The one place that says who takes picks: ready members, and unhealthy
+   * ones while degraded (better a doubtful member than none). Run once per
+   * event, after every state change it caused, so a batch that turns the
+   * last ready member unhealthy and enters degraded mode never takes it out
+   * of picks in between.
+   */
+  #updatePickable(out: Action[]): void {
+    for (const m of this.#members.values()) {
+      const pickable = (m.state === "ready" || (this.#degraded && m.state === "unhealthy")) && !m.ejected;
+      if (pickable === m.pickable) continue;
+      m.pickable = pickable;
+      out.push({ type: "pickable", member: m.id, pickable });
+    }
   }
 
   #evict(m: Member, reason: EvictionReason, detail: string, error: Error, now: number, out: Action[]): void {
@@ -565,8 +679,8 @@ export class Regulator {
       this.#vacate(slot, out);
       slot.failingSince ??= now;
     }
-    this.#forget(m.id);
-    out.push({ type: "evict", member: m.id, reason, detail, error });
+    const from = this.#forget(m.id);
+    out.push({ type: "evict", member: m.id, from, reason, detail, error });
     this.#maybeRefresh(out);
   }
 
@@ -588,8 +702,8 @@ export class Regulator {
     slot.pending = undefined;
     out.push({ type: "cancel", dial: p.dial });
     if (p.member !== undefined) {
-      this.#forget(p.member);
-      out.push({ type: "close", member: p.member, reason: "dial no longer needed", error: undefined });
+      const from = this.#forget(p.member);
+      out.push({ type: "close", member: p.member, from, reason: "dial no longer needed", error: undefined });
     }
   }
 
@@ -599,11 +713,13 @@ export class Regulator {
     this.book.failed(m.key, error, now);
   }
 
-  #forget(id: number): void {
+  /** Forgets a member; returns the state it was in ("connecting" when it was never recorded). */
+  #forget(id: number): LiveState {
     const m = this.#members.get(id);
-    if (!m) return;
+    if (!m) return "connecting";
     if (m.state === "ready") this.#ready--;
     this.#members.delete(id);
+    return m.state;
   }
 
   #slotFailed(slot: Slot, error: Error, now: number, out: Action[]): void {

@@ -1,4 +1,3 @@
-import type { Clock } from "../core/clock.js";
 import type { ConnectionStatus, MemberState } from "../core/events.js";
 import type { PoolMemberRef } from "../pool/pool.js";
 import type { AddressEntry } from "./address-book.js";
@@ -42,32 +41,22 @@ export interface SupervisorStats {
   lastError: string | undefined;
 }
 
-/** What the driver knows of the last resolution. */
-export interface Resolution {
-  at: number | undefined;
-  ttl: number | undefined;
-  error: Error | undefined;
-  /** Why the last set was empty (undefined when it had addresses). */
-  empty: string | undefined;
-}
-
-/** Why a channel has no address: never resolved (the error), or resolved to none (what was answered). */
-export function noAddressReason(r: Resolution | undefined): string | undefined {
-  if (!r || (r.at !== undefined && r.empty === undefined)) return undefined;
-  return r.error?.message ?? r.empty;
-}
-
-export function memberStats(m: PoolMemberRef, slot: number): MemberStats {
+/**
+ * One member's line: its state from the regulator's record, its load from the
+ * pool, its last PING failure from its health checker, `connectedSince` (wall
+ * ms) from when the regulator saw it proven.
+ */
+export function memberStats(m: PoolMemberRef, slot: number, state: MemberState, lastError: Error | undefined, connectedSince: number | undefined): MemberStats {
   return {
     id: m.id,
     slot,
     address: m.key,
-    state: m.state,
+    state,
     rttMs: m.rtt === undefined ? undefined : Math.round(m.rtt * 1000) / 1000,
     inFlight: m.inFlight,
     maxConcurrent: Number.isFinite(m.maxConcurrent) ? m.maxConcurrent : null,
-    lastError: m.lastError?.message,
-    connectedSince: m.connectedSince === undefined ? undefined : new Date(m.connectedSince).toISOString(),
+    lastError: lastError?.message,
+    connectedSince: connectedSince === undefined ? undefined : new Date(connectedSince).toISOString(),
   };
 }
 
@@ -78,18 +67,4 @@ export function addressStats(entries: readonly AddressEntry[], now: number): Sup
     coolingForMs: Math.max(0, Math.round(e.coolingUntil - now)),
     lastError: e.lastError?.message,
   }));
-}
-
-/** `r.at` is a reading of `clock.now()`; the wall time shown is derived from it. */
-export function resolutionStats(target: string, r: Resolution | undefined, clock: Clock): SupervisorStats["resolution"] {
-  const finite = r?.ttl !== undefined && Number.isFinite(r.ttl);
-  const now = clock.now();
-  return {
-    target,
-    resolvedAt: r?.at === undefined ? undefined : new Date(clock.wall() - (now - r.at)).toISOString(),
-    ttlMs: finite ? (r?.ttl as number) : null,
-    nextRefreshInMs: finite && r?.at !== undefined ? Math.max(0, r.at + (r.ttl as number) - now) : null,
-    lastError: r?.error?.message,
-    noAddresses: noAddressReason(r),
-  };
 }

@@ -1,5 +1,6 @@
-import { systemClock } from "../core/clock.js";
 import type { Registry } from "prom-client";
+import { systemClock } from "../core/clock.js";
+import type { DeadlineQueue } from "../core/deadlines.js";
 import { raceSignal } from "../core/abort.js";
 import { ClosedError } from "../core/errors.js";
 import { iterateEvents } from "../core/event-iterator.js";
@@ -37,11 +38,14 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
   readonly #budget: RetryBudget | undefined;
   /** When idempotent calls are hedged (one per channel: a "p95" delay learns from all its calls). */
   readonly #hedge: HedgeTiming | undefined;
+  /** The transport's request deadlines (one timer on the channel's clock), whose timer close() lets go. */
+  readonly #deadlines: DeadlineQueue | undefined;
 
-  protected constructor(target: string, name: string, sup: Supervisor<C>, policy: Pick<ResolvedCommon, "retryBudget" | "hedge">) {
+  protected constructor(target: string, name: string, sup: Supervisor<C>, policy: Pick<ResolvedCommon, "retryBudget" | "hedge">, deadlines?: DeadlineQueue) {
     this.target = target;
     this.name = name;
     this.sup = sup;
+    this.#deadlines = deadlines;
     // The budgets read the channel's clock, as dispatch does: one reading serves both.
     const now = sup.clock === systemClock ? systemClock.now : () => sup.clock.now();
     this.#budget = policy.retryBudget === false ? undefined : new RetryBudget(policy.retryBudget, now);
@@ -50,7 +54,7 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
 
   /** Resolves when every member is connected and has answered a PING. Pass a signal to bound the wait. */
   ready(signal?: AbortSignal): Promise<void> {
-    return this.sup.ready(signal);
+    return this.sup.leases.ready(signal);
   }
 
   /** Connected/Disconnected with current-state semantics; ends when the channel closes. */
@@ -109,6 +113,8 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
     await this.sup.close();
     for (const m of this.#metrics) m.close();
     this.#metrics.clear();
+    // Requests cut by the close settle on their streams' next events: the timer goes with the last of them.
+    this.#deadlines?.dropWhenIdle();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -129,7 +135,7 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
     attempt: Attempt<C, T>,
   ): Promise<T> {
     return dispatch<C, T>(
-      this.sup,
+      this.sup.leases,
       {
         target: this.target,
         signal: options.signal,

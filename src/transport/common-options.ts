@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from "../core/clock.js";
 import { requireDuration, requireInteger, requirePositiveDuration } from "../core/duration.js";
 import { SUPERVISOR_DEFAULTS, fixedMembers, type MembersPlan } from "../supervisor/members-plan.js";
 import { ConfigError } from "../core/errors.js";
@@ -91,6 +92,13 @@ export interface CommonChannelOptions {
   outlier?: Partial<OutlierOptions> | false;
   /** Picker randomness; tests pin it. */
   random?: () => number;
+  /**
+   * The channel's one clock (default: the system clock): every timer and
+   * every reading of the time in the channel (supervisor, health, pool,
+   * dispatch, the transport's deadlines and connect timeouts, DNS refresh)
+   * goes through it. Tests pass a fake one to script time.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -132,6 +140,7 @@ export const COMMON_KEYS: readonly string[] = [
   "hedge",
   "outlier",
   "random",
+  "clock",
 ];
 
 /**
@@ -163,6 +172,7 @@ export interface ResolvedCommon {
   hedge: HedgeOptions | undefined;
   outlier: OutlierOptions | undefined;
   random: (() => number) | undefined;
+  clock: Clock;
 }
 
 /** Validates the common options; `known` adds the protocol's own keys. Bad input throws at construction. */
@@ -210,7 +220,18 @@ export function resolveCommon(
     hedge: resolveHedge(o.hedge),
     outlier: resolveOutlier(o.outlier),
     random: o.random,
+    clock: resolveClock(o.clock),
   };
+}
+
+/** `clock`: an object with now(), wall() and setTimeout(fn, ms) returning a Timer; the system clock when absent. */
+function resolveClock(input: unknown): Clock {
+  if (input === undefined) return systemClock;
+  const c = requireObject("clock", input);
+  for (const k of ["now", "wall", "setTimeout"] as const) {
+    if (typeof c[k] !== "function") throw new ConfigError(`clock.${k}`, `expected a function, got ${describeType(c[k])}`);
+  }
+  return input as Clock;
 }
 
 /** `members`: an integer, or `{ min, max, target?, growAfter?, shrinkAfter? }` with 1 ≤ min ≤ max ≤ MAX_MEMBERS. */
@@ -306,5 +327,6 @@ export function supervisorFor<C extends MemberConnection>(
     flapWindow: o.flapWindow,
     outlier: o.outlier,
     random: o.random,
+    clock: o.clock,
   });
 }

@@ -1,6 +1,7 @@
 import type { Address } from "../../src/core/address.js";
 import { Regulator, type Action, type RegulatorEvent, type RegulatorOptions } from "../../src/supervisor/regulator.js";
 import { fixedMembers, type MembersPlan } from "../../src/supervisor/members-plan.js";
+import { DEFAULT_OUTLIER } from "../../src/pool/outlier-options.js";
 import { mulberry32 } from "./random.js";
 
 export type Dial = Extract<Action, { type: "dial" }>;
@@ -11,9 +12,9 @@ export function addr(i: number): Address {
 export const key = (i: number): string => `10.0.0.${i}:443`;
 
 /**
- * A regulator driven by scripted events on a fake clock: what the driver
+ * A regulator driven by scripted events on a fake clock: what the supervisor
  * would do, without sockets or timers. Dials stay open until the script
- * settles them; member ids are handed out as the driver would.
+ * settles them; member ids are handed out as the supervisor would.
  */
 export class Sim {
   readonly reg: Regulator;
@@ -37,6 +38,8 @@ export class Sim {
       flapWindow: 5000,
       minHold: 30_000,
       random: mulberry32(1),
+      // Outlier ejection on, uncapped: every report ejects unless a test sets its own cap.
+      outlier: { ...DEFAULT_OUTLIER, baseEjection: 1000, maxEjection: 2500, maxEjectedPercent: 100 },
       ...rest,
     });
   }
@@ -46,7 +49,7 @@ export class Sim {
     this.actions.push(...out);
     for (const a of out) {
       if (a.type === "dial") this.open.set(a.dial, a);
-      // Like the driver's one timer: a new request replaces the old one.
+      // Like the supervisor's one timer: a new request replaces the old one.
       if (a.type === "wake") this.wakeAt = a.at;
     }
     return out;

@@ -9,7 +9,8 @@
 import { addressKey, type Address } from "../../src/core/address.js";
 import type { Timer } from "../../src/core/clock.js";
 import { AbortedError, ConnectError, MemberLostError, RequestError, RequestTimeoutError } from "../../src/core/errors.js";
-import type { AddressSet, Resolver, ResolverListener } from "../../src/resolve/resolver.js";
+import { DnsQueryError, type DnsResponse } from "../../src/resolve/dns-message.js";
+import { serverKey, type AskServer } from "../../src/resolve/dns-transport.js";
 import type { ConnectionEvent, Connector, MemberConnection } from "../../src/supervisor/connection.js";
 import type { SimClock } from "./sim-clock.js";
 
@@ -209,29 +210,41 @@ export class SimConnector implements Connector<SimConnection> {
   }
 }
 
-/** A resolver whose answer the script changes (a DNS record set moving). */
-export class SimResolver implements Resolver {
-  readonly target = "sim:///";
-  #listener: ResolverListener | undefined;
-  #set: AddressSet;
+/**
+ * A scripted nameserver for the real DnsResolver (its `ask`, in place of
+ * UDP): it answers A/AAAA for any name with the addresses the script set,
+ * at `ttl` seconds, after `latency` ms of world time — or SERVFAILs, or
+ * stays silent until the query's own timeout, as the script says.
+ */
+export class SimDns {
+  addresses: Address[];
+  state: "up" | "servfail" | "silent" = "up";
+  /** Every question asked, with the clock time it was asked at. */
+  readonly asked: Array<{ t: number; name: string; type: string }> = [];
   constructor(
-    addresses: Address[],
     readonly clock: SimClock,
+    addresses: Address[],
+    readonly ttl: number,
+    readonly latency = 2,
   ) {
-    this.#set = { addresses, ttl: 1000 };
+    this.addresses = addresses;
   }
-  get addresses(): readonly Address[] {
-    return this.#set.addresses;
-  }
-  start(listener: ResolverListener): void {
-    this.#listener = listener;
-    this.clock.world(() => this.#listener?.onAddresses(this.#set), 1);
-  }
-  set(addresses: Address[]): void {
-    this.#set = { addresses, ttl: 1000 };
-    this.#listener?.onAddresses(this.#set);
-  }
-  close(): void {
-    this.#listener = undefined;
-  }
+
+  readonly ask: AskServer = (server, name, type, timeoutMs, target) => {
+    this.asked.push({ t: this.clock.now(), name, type });
+    return new Promise<DnsResponse>((resolve, reject) => {
+      if (this.state === "silent") {
+        const key = serverKey(server);
+        this.clock.world(
+          () => reject(new DnsQueryError(target, `no answer from ${key} for ${name} ${type} within ${timeoutMs} ms`, "timeout", key)),
+          timeoutMs,
+        );
+        return;
+      }
+      const rcode = this.state === "servfail" ? "SERVFAIL" : "NOERROR";
+      const family = type === "AAAA" ? 6 : 4;
+      const answers = rcode === "NOERROR" ? this.addresses.filter((a) => a.family === family).map((a) => ({ name, type, ttl: this.ttl, data: a.host })) : [];
+      this.clock.world(() => resolve({ rcode, truncated: false, answers, authorities: [], additionals: [] }), this.latency);
+    });
+  };
 }

@@ -51,9 +51,9 @@ describe("close() is its own reason", () => {
   it("a lease says when close() cut its member at closeGrace, and only then", async () => {
     const backends = await startBackends(["127.0.0.2", "127.0.0.3"], { delayMs: 1000 });
     const sup = http2Supervisor(backends, { closeGrace: 150 });
-    await sup.ready(AbortSignal.timeout(5000));
-    const busy = await sup.acquire();
-    const idle = await sup.acquire();
+    await sup.leases.ready(AbortSignal.timeout(5000));
+    const busy = await sup.leases.acquire();
+    const idle = await sup.leases.acquire();
     expect(idle.member).not.toBe(busy.member);
     idle.release();
     // A slow request keeps one member busy past closeGrace; the other closes gracefully at once.

@@ -1,7 +1,9 @@
 import dnsPacket, { type Answer, type Question } from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { DnsResolver, ResolveError, type AddressSet } from "../../src/index.js";
+import { askServer } from "../../src/resolve/dns-transport.js";
 import { a, startFaultDns, type FaultDns } from "../helpers/fault-dns.js";
+import { SimClock } from "../helpers/sim-clock.js";
 
 const servers: FaultDns[] = [];
 const resolvers: DnsResolver[] = [];
@@ -16,8 +18,8 @@ async function fault(handler: Parameters<typeof startFaultDns>[0]): Promise<Faul
   return s;
 }
 
-function resolver(target: string, opts: ConstructorParameters<typeof DnsResolver>[1]): DnsResolver {
-  const r = new DnsResolver(target, { hostsFile: false, timeout: 300, attempts: 1, family: 4, ...opts });
+function resolver(target: string, opts: ConstructorParameters<typeof DnsResolver>[1], runtime?: ConstructorParameters<typeof DnsResolver>[3]): DnsResolver {
+  const r = new DnsResolver(target, { hostsFile: false, timeout: 300, attempts: 1, family: 4, ...opts }, undefined, runtime);
   resolvers.push(r);
   return r;
 }
@@ -80,6 +82,40 @@ describe("DNS resolver against a fault-injection DNS server (dns-packet, UDP and
     expect(hosts(set)).toEqual(["127.0.0.4"]);
     expect(bad.queries).toHaveLength(1);
     expect(mute.queries).toHaveLength(1);
+  });
+
+  it("fault injection: a silent server's query times out on the resolver's clock: a fake clock's minute passes in no real time", async () => {
+    const mute = await fault(() => ({ kind: "silent" }));
+    const clock = new SimClock();
+    let failed: unknown;
+    const asked = askServer({ host: "127.0.0.1", port: mute.port }, "svc.test", "A", 60_000, "dns:///svc.test:80", clock).catch((e: unknown) => (failed = e));
+    await until(() => mute.queries.length === 1);
+    expect(mute.queries).toHaveLength(1);
+    await clock.runUntil(59_999);
+    expect(failed).toBeUndefined();
+    await clock.runUntil(60_000);
+    await asked;
+    expect(failed).toBeInstanceOf(ResolveError);
+    expect((failed as Error).message).toMatch(/within 60000 ms/);
+    expect(clock.pendingOwnTimers).toBe(0);
+  });
+
+  it("fault injection: the refresh loop runs on the resolver's clock: the next query goes when the fake clock reaches the TTL", async () => {
+    const s = await fault(() => ({ kind: "answer", answers: [a("svc.test", "127.0.0.2", 300)] }));
+    const clock = new SimClock();
+    const r = resolver("dns:///svc.test:80", { nameservers: [s.server] }, { clock });
+    const sets: AddressSet[] = [];
+    r.start({ onAddresses: (x) => sets.push(x), onError: () => {} });
+    await until(() => sets.length === 1);
+    expect(sets.map(hosts)).toEqual([["127.0.0.2"]]);
+    // Five minutes of TTL on the fake clock: no second query a moment before, one when it is due.
+    await clock.runUntil(299_999);
+    expect(s.queries).toHaveLength(1);
+    await clock.runUntil(300_000);
+    await until(() => sets.length === 2);
+    expect(s.queries).toHaveLength(2);
+    r.close();
+    expect(clock.pendingOwnTimers).toBe(0);
   });
 
   it("fault injection: SERVFAIL and REFUSED everywhere is a ResolveError naming the server and rcode", async () => {

@@ -13,9 +13,9 @@ describe("maxOutstanding bounds what a channel holds in flight", () => {
     const target = `http://svc.test:${backends[0]!.port}`;
     const sup = http2Supervisor(backends, { maxOutstanding: 4 });
     try {
-      await sup.ready(AbortSignal.timeout(5000));
-      const leases = await Promise.all([1, 2, 3, 4].map(() => sup.acquire()));
-      const err = await sup.acquire().then(
+      await sup.leases.ready(AbortSignal.timeout(5000));
+      const leases = await Promise.all([1, 2, 3, 4].map(() => sup.leases.acquire()));
+      const err = await sup.leases.acquire().then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -26,9 +26,9 @@ describe("maxOutstanding bounds what a channel holds in flight", () => {
       leases[0]!.release();
       // Released twice counts once.
       leases[0]!.release();
-      const again = await sup.acquire();
-      expect(again.member.state).toBe("ready");
-      await expect(sup.acquire()).rejects.toMatchObject({ code: "ERR_DIALTONE_OVERLOADED" });
+      const again = await sup.leases.acquire();
+      expect([...sup.members()].find((m) => m.id === again.member.id)?.state).toBe("ready");
+      await expect(sup.leases.acquire()).rejects.toMatchObject({ code: "ERR_DIALTONE_OVERLOADED" });
       for (const l of [...leases.slice(1), again]) l.release();
     } finally {
       await sup.close();

@@ -119,4 +119,58 @@ describe("DeadlineQueue (fake clock, no sockets)", () => {
       process.off("uncaughtException", onError);
     }
   });
+
+  it("dropWhenIdle: a closing owner's queue lets its timer go with the last pending deadline, and still works after", () => {
+    const clock = new FakeClock();
+    const q = new DeadlineQueue(clock);
+    const fired: string[] = [];
+    // A request ends long before its deadline: the timer stays armed (cancelling only unlinks)...
+    const a = q.add(1000, (x) => fired.push(x), "a");
+    const b = q.add(2000, (x) => fired.push(x), "b");
+    q.cancel(a);
+    expect(clock.pendingTimers).toBe(1);
+    // ...until the owner closes: with one deadline still pending the timer stays, for it.
+    q.dropWhenIdle();
+    expect(clock.pendingTimers).toBe(1);
+    q.cancel(b);
+    expect(clock.pendingTimers).toBe(0);
+    expect(q.size).toBe(0);
+    // A deadline added afterwards (a request that raced the close) still fires when due.
+    q.add(100, (x) => fired.push(`${x}@${clock.t}`), "late");
+    clock.advance(100);
+    expect(fired).toEqual(["late@100"]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("dropWhenIdle on an idle queue drops the armed timer at once; a deadline that fires last leaves none either", () => {
+    const clock = new FakeClock();
+    const idle = new DeadlineQueue(clock);
+    idle.cancel(idle.add(500, () => {}, undefined));
+    expect(clock.pendingTimers).toBe(1);
+    idle.dropWhenIdle();
+    expect(clock.pendingTimers).toBe(0);
+
+    const q = new DeadlineQueue(clock);
+    const fired: number[] = [];
+    q.add(300, (x) => fired.push(x), 1);
+    q.dropWhenIdle();
+    clock.advance(300);
+    expect(fired).toEqual([1]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("two queues on two clocks keep apart: each channel's deadlines run on its own clock", () => {
+    const c1 = new FakeClock();
+    const c2 = new FakeClock();
+    const q1 = new DeadlineQueue(c1);
+    const q2 = new DeadlineQueue(c2);
+    const fired: string[] = [];
+    q1.add(100, (x) => fired.push(x), "one");
+    q2.add(100, (x) => fired.push(x), "two");
+    c1.advance(100);
+    expect(fired).toEqual(["one"]);
+    expect(c2.pendingTimers).toBe(1);
+    c2.advance(100);
+    expect(fired).toEqual(["one", "two"]);
+  });
 });

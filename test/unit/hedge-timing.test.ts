@@ -86,12 +86,11 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
 });
 
 describe("Pool.pick(exclude): a hedge goes to a different member or nowhere", () => {
-  const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
   it("never returns an excluded member; undefined when only excluded ones are usable", () => {
     const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(11) });
     const ms = [1, 2, 3].map((i) => {
-      const m = pool.admit(i, addr(i + 1), `k${i}`, null);
-      pool.setState(m, "ready", "test");
+      const m = pool.admit(i, `k${i}`, null);
+      pool.setPickable(m, true);
       return m;
     });
     const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];

@@ -190,9 +190,9 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
     const clock = fakeClock(1000);
     const pool = new Pool<null>({ balancer: "peak-ewma", random: mulberry32(3), now: clock.now });
     const ms = [1, 2, 3].map((i) => {
-      const m = pool.admit(i, { host: `127.0.0.${i + 1}`, port: 1, family: 4 }, `127.0.0.${i + 1}:1`, null);
+      const m = pool.admit(i, `127.0.0.${i + 1}:1`, null);
       pool.recordRtt(m, 2);
-      pool.setState(m, "ready", "test");
+      pool.setPickable(m, true);
       return m;
     });
     for (const m of ms) pool.release(m, 20);
@@ -223,8 +223,8 @@ describe("Pool with the peak-ewma balancer: a member slow once is not starved (i
     const clock = fakeClock();
     const ewma = new Pool<null>({ balancer: "peak-ewma", decay: 1000, now: clock.now });
     const plain = new Pool<null>({ balancer: "in-flight", now: clock.now });
-    const a = ewma.admit(1, { host: "127.0.0.2", port: 1, family: 4 }, "a", null);
-    const b = plain.admit(2, { host: "127.0.0.3", port: 1, family: 4 }, "b", null);
+    const a = ewma.admit(1, "a", null);
+    const b = plain.admit(2, "b", null);
     expect(a.load).toBeInstanceOf(PeakEwma);
     expect(b.load).toBeInstanceOf(InFlight);
     ewma.release(a, 100);

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { OutlierState, ejectionTime, mayEject, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
+import { OutlierState, noteOutcome, type OutlierOptions } from "../../src/pool/outlier.js";
+import { ejectionTime, mayEject } from "../../src/supervisor/ejection.js";
 import { DEFAULT_OUTLIER, resolveOutlier } from "../../src/pool/outlier-options.js";
 import { Pool, type PoolEvent, type PoolMemberRef } from "../../src/pool/pool.js";
-import { ejectedCount, isUsable } from "../helpers/pool.js";
+import { isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
 const O: OutlierOptions = {
@@ -39,13 +40,9 @@ describe("outlier rules (Envoy's detectors), pure", () => {
   });
 
   it("the ejection time grows with each repeat, capped at maxEjection; never past maxEjectedPercent", () => {
-    const s = new OutlierState();
-    s.ejections = 1;
-    expect(ejectionTime(s, O)).toBe(1000);
-    s.ejections = 2;
-    expect(ejectionTime(s, O)).toBe(2000);
-    s.ejections = 5;
-    expect(ejectionTime(s, O)).toBe(2500);
+    expect(ejectionTime(1, O)).toBe(1000);
+    expect(ejectionTime(2, O)).toBe(2000);
+    expect(ejectionTime(5, O)).toBe(2500);
     expect(mayEject(0, 3, O)).toBe(true); // 1 of 3 = 33 % ≤ 50 %
     expect(mayEject(1, 3, O)).toBe(false); // 2 of 3 = 67 %
     expect(mayEject(0, 1, O)).toBe(false); // the only member is never ejected at 50 %
@@ -70,56 +67,69 @@ describe("outlier rules (Envoy's detectors), pure", () => {
   });
 });
 
-describe("Pool: ejection is pickability", () => {
+// The pool counts outcomes and reports a run past a threshold; whether the member is ejected, for
+// how long and how many may be, is the regulator's decision (one record of the member's state).
+describe("Pool: counts outcomes, reports outlier runs, decides nothing", () => {
   function setup(n = 3) {
     const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(4), outlier: O });
     const events: PoolEvent[] = [];
     pool.events.add((e) => events.push(e));
     const ms = Array.from({ length: n }, (_, i) => {
-      const m = pool.admit(i + 1, { host: `127.0.0.${i + 2}`, port: 1, family: 4 }, `k${i + 1}`, null);
-      pool.setState(m, "ready", "test");
+      const m = pool.admit(i + 1, `k${i + 1}`, null);
+      pool.setPickable(m, true);
       return m;
     });
     return { pool, ms, events };
   }
 
-  it("an ejected member takes no picks but stays ready (connected, PINGed); restore() brings it back with fresh counts", () => {
+  it("a run past the threshold is reported (every outcome past it), and leaves the member usable until told otherwise", () => {
     const { pool, ms, events } = setup();
     const a = ms[0] as PoolMemberRef<null>;
-    for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
-    expect(events.find((e) => e.type === "ejected")).toMatchObject({ member: a, reason: "consecutive-5xx", durationMs: 1000 });
-    expect(isUsable(a)).toBe(false);
-    expect(a.state).toBe("ready");
-    expect(pool.servingCount).toBe(3);
+    pool.outcome(a, "5xx");
+    pool.outcome(a, "5xx");
+    expect(events.filter((e) => e.type === "outlier")).toEqual([]);
+    pool.outcome(a, "5xx");
+    pool.outcome(a, "5xx");
+    expect(events.filter((e) => e.type === "outlier")).toEqual([
+      { type: "outlier", member: a, reason: "consecutive-5xx" },
+      { type: "outlier", member: a, reason: "consecutive-5xx" },
+    ]);
+    expect(isUsable(a)).toBe(true);
+    // The regulator's ejection arrives as setPickable(false): no picks until it says otherwise.
+    pool.setPickable(a, false);
     for (let i = 0; i < 100; i++) {
       const m = pool.pick() as PoolMemberRef<null>;
       expect(m).not.toBe(a);
       pool.release(m, 1);
     }
-    pool.restore(a);
-    expect(isUsable(a)).toBe(true);
-    expect(events.at(-1)).toMatchObject({ type: "restored", member: a });
-    // Fresh counts: two more 5xx do not eject; the third does, for twice as long.
-    pool.outcome(a, "5xx");
-    pool.outcome(a, "5xx");
-    expect(isUsable(a)).toBe(true);
-    pool.outcome(a, "5xx");
-    expect(events.filter((e) => e.type === "ejected").at(-1)).toMatchObject({ durationMs: 2000 });
   });
 
-  it("never more than maxEjectedPercent ejected: a second failing member keeps taking picks", () => {
-    const { pool, ms } = setup();
+  it("resetOutcomes (an ejection ended) starts the counts over; a removed member reports nothing", () => {
+    const { pool, ms, events } = setup();
     const [a, b] = ms as [PoolMemberRef<null>, PoolMemberRef<null>];
     for (let i = 0; i < 3; i++) pool.outcome(a, "5xx");
-    for (let i = 0; i < 10; i++) pool.outcome(b, "5xx");
-    expect(isUsable(a)).toBe(false);
-    expect(isUsable(b)).toBe(true);
-    expect(ejectedCount(pool)).toBe(1);
-    // A closed ejected member frees its share.
-    pool.setState(a, "closed", "test");
-    expect(ejectedCount(pool)).toBe(0);
-    pool.outcome(b, "5xx");
-    expect(isUsable(b)).toBe(false);
+    pool.resetOutcomes(a);
+    events.length = 0;
+    pool.outcome(a, "5xx");
+    pool.outcome(a, "5xx");
+    expect(events).toEqual([]);
+    pool.outcome(a, "5xx");
+    expect(events).toEqual([{ type: "outlier", member: a, reason: "consecutive-5xx" }]);
+    pool.remove(b);
+    events.length = 0;
+    for (let i = 0; i < 5; i++) pool.outcome(b, "local");
+    expect(events).toEqual([]);
+  });
+
+  it("off unless configured: no counts, no reports", () => {
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(4) });
+    const events: PoolEvent[] = [];
+    pool.events.add((e) => events.push(e));
+    const m = pool.admit(1, "k1", null);
+    pool.setPickable(m, true);
+    for (let i = 0; i < 20; i++) pool.outcome(m, "5xx");
+    expect(events.filter((e) => e.type === "outlier")).toEqual([]);
+    expect(m.outlier.consecutive5xx).toBe(0);
   });
 });
 

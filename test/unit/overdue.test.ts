@@ -4,17 +4,15 @@ import { OVERDUE_MIN_MS, Progress, overdueFactor, pingOverdue } from "../../src/
 import { Pool, type Balancer, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
-const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
-
 /** A pool of three ready members on a hand-driven clock; suspicion off so only the load decides. */
 function setup(balancer: Balancer = "in-flight", seed = 5) {
   let t = 1000;
   const now = () => t;
   const pool = new Pool<null>({ balancer, random: mulberry32(seed), now });
   const ms = [1, 2, 3].map((i) => {
-    const m = pool.admit(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
+    const m = pool.admit(i, `127.0.0.${i + 1}:1`, null);
     pool.recordRtt(m, 0.2);
-    pool.setState(m, "ready", "test");
+    pool.setPickable(m, true);
     return m;
   });
   return { pool, ms, now, set: (ms: number) => (t = ms), advance: (d: number) => (t += d) };
@@ -157,9 +155,9 @@ describe("Pool: a member that stopped answering loses every comparison within mi
         let t = 1000;
         const pool = new Pool<null>({ balancer, random: mulberry32(seed), now: () => t, suspect: new PassiveSuspicion(250) });
         const ms = [1, 2, 3].map((i) => {
-          const m = pool.admit(i, addr(i + 1), `127.0.0.${i + 1}:1`, null);
+          const m = pool.admit(i, `127.0.0.${i + 1}:1`, null);
           pool.recordRtt(m, 0.2);
-          pool.setState(m, "ready", "test");
+          pool.setPickable(m, true);
           return m;
         });
         const rnd = mulberry32(seed * 7);
@@ -208,12 +206,12 @@ describe("Pool: a member that stopped answering loses every comparison within mi
       pool.release(m, 0.5);
     }
     // The only usable member left is still picked: avoiding is not ejecting.
-    pool.setState(b, "draining", "test");
-    pool.setState(c, "draining", "test");
+    pool.setPickable(b, false);
+    pool.setPickable(c, false);
     expect(pool.pick()).toBe(a);
     pool.release(a, 0.5);
     // A completed response (or a PONG) clears it.
-    pool.setState(b, "ready", "test");
+    pool.setPickable(b, true);
     let toA = 0;
     for (let i = 0; i < 100; i++) {
       const m = pool.pick() as PoolMemberRef<null>;
@@ -255,7 +253,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
   it("a request superseded by another attempt's answer is a load sample of the time it ran, not an answer", () => {
     const { pool, ms, advance } = setup("peak-ewma", 6);
     const a = ms[0] as PoolMemberRef<null>;
-    for (const m of ms.slice(1)) pool.setState(m, "draining", "test");
+    for (const m of ms.slice(1)) pool.setPickable(m, false);
     const got = pool.pick() as PoolMemberRef<null>;
     expect(got).toBe(a);
     const heardBefore = a.lastHeardAt;
@@ -291,7 +289,7 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     const { pool, ms, advance } = setup();
     const [a] = ms as [PoolMemberRef<null>];
     // Force picks onto a: the others are not usable.
-    for (const m of ms.slice(1)) pool.setState(m, "draining", "test");
+    for (const m of ms.slice(1)) pool.setPickable(m, false);
     const streams = [pool.pick(), pool.pick()] as PoolMemberRef<null>[];
     for (const s of streams) pool.answered(s);
     advance(60_000);

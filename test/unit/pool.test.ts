@@ -1,6 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { Address } from "../../src/core/address.js";
-import type { MemberState } from "../../src/pool/member.js";
 import { Pool, type PoolEvent, type PoolMemberRef, type PoolOptions } from "../../src/pool/pool.js";
 import { isUsable } from "../helpers/pool.js";
 import { mulberry32 } from "../helpers/random.js";
@@ -8,8 +6,7 @@ import { mulberry32 } from "../helpers/random.js";
 let nextId = 1;
 function member(pool: Pool<string>, i = nextId): PoolMemberRef<string> {
   const id = nextId++;
-  const address: Address = { host: `127.0.0.${(i % 250) + 2}`, port: 8443, family: 4 };
-  return pool.admit(id, address, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
+  return pool.admit(id, `127.0.0.${(i % 250) + 2}:8443`, `conn-${id}`);
 }
 
 function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events: PoolEvent[] } {
@@ -19,12 +16,12 @@ function makePool(over: Partial<PoolOptions> = {}): { pool: Pool<string>; events
   return { pool, events };
 }
 
-/** Adds `n` members and moves them to `state` (through connecting). */
-function addMembers(pool: Pool<string>, n: number, state: MemberState = "ready"): PoolMemberRef<string>[] {
+/** Adds `n` members, made pickable (as the regulator's action would) unless `pickable` is false. */
+function addMembers(pool: Pool<string>, n: number, pickable = true): PoolMemberRef<string>[] {
   const ms: PoolMemberRef<string>[] = [];
   for (let i = 0; i < n; i++) {
     const m = member(pool);
-    if (state !== "connecting") pool.setState(m, state, "test");
+    if (pickable) pool.setPickable(m, true);
     ms.push(m);
   }
   return ms;
@@ -42,31 +39,21 @@ function pickedSet(pool: Pool<string>, times = 200): Set<PoolMemberRef<string>> 
   return seen;
 }
 
-describe("Pool: who takes picks", () => {
-  it("never picks a connecting member", () => {
-    const { pool } = makePool();
-    const [m] = addMembers(pool, 1, "connecting");
-    expect(m!.state).toBe("connecting");
-    expect(pool.pick()).toBeUndefined();
-    expect(isUsable(m!)).toBe(false);
-    expect(pool.usableCount).toBe(0);
-  });
-
-  it("picks a ready member", () => {
-    const { pool } = makePool();
-    const [m] = addMembers(pool, 1, "connecting");
-    pool.setState(m!, "ready", "first PONG");
-    expect(isUsable(m!)).toBe(true);
-    expect(pool.pick()).toBe(m);
-  });
-
-  it("a member is admitted connecting: counted, not ready, not pickable", () => {
+// Who may take picks (ready, or unhealthy while degraded; never connecting or draining) is the
+// regulator's one rule (regulator.test.ts, "who takes picks"); the pool holds no member state and
+// only indexes what setPickable() tells it, filtered by its own load facts (stream limit, ejection).
+describe("Pool: an index driven by setPickable", () => {
+  it("an admitted member takes no picks until it is made pickable", () => {
     const { pool } = makePool();
     const m = member(pool);
-    expect(m.state).toBe("connecting");
-    expect(pool.size).toBe(1);
-    expect(pool.readyCount).toBe(0);
+    expect(m.pickable).toBe(false);
     expect(pool.pick()).toBeUndefined();
+    expect(isUsable(m)).toBe(false);
+    expect(pool.usableCount).toBe(0);
+    pool.setPickable(m, true);
+    expect(isUsable(m)).toBe(true);
+    expect(pool.usableCount).toBe(1);
+    expect(pool.pick()).toBe(m);
   });
 
   it("pick increments inFlight, release decrements (never below 0)", () => {
@@ -92,6 +79,7 @@ describe("Pool: who takes picks", () => {
     expect(isUsable(m!)).toBe(false);
     expect(pool.pick()).toBeUndefined();
     expect(m!.inFlight).toBe(2);
+    expect(m!.pickable).toBe(true);
     pool.release(m!);
     expect(isUsable(m!)).toBe(true);
     expect(pool.pick()).toBe(m);
@@ -121,98 +109,47 @@ describe("Pool: who takes picks", () => {
     expect(b!.inFlight).toBe(50);
   });
 
-  it.each(["draining", "closed"] as const)("never picks a %s member", (state) => {
+  it("a member made unpickable takes no more picks (its in-flight work still releases)", () => {
     const { pool } = makePool();
     const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, state, "test");
+    pool.setPickable(a!, false);
     expect(isUsable(a!)).toBe(false);
+    expect(pool.usableCount).toBe(1);
     expect(pickedSet(pool)).toEqual(new Set([b]));
-    pool.setState(b!, state, "test");
+    pool.setPickable(b!, false);
     expect(pool.pick()).toBeUndefined();
-  });
-
-  it("a closed member leaves the pool and stays closed", () => {
-    const { pool } = makePool();
-    const [a] = addMembers(pool, 1);
-    pool.setState(a!, "closed", "gone");
-    expect(pool.size).toBe(0);
-    expect(pool.readyCount).toBe(0);
-    pool.setState(a!, "ready", "resurrect?");
-    expect(a!.state).toBe("closed");
-    expect(pool.pick()).toBeUndefined();
-  });
-
-  it("a draining member is not picked even while degraded", () => {
-    const { pool } = makePool();
-    const [a, b] = addMembers(pool, 2);
-    pool.setState(a!, "unhealthy", "x");
-    pool.setState(b!, "draining", "goaway");
-    pool.setDegraded(true);
-    expect(pool.degraded).toBe(true);
-    expect(pickedSet(pool)).toEqual(new Set([a]));
-  });
-});
-
-// Degraded mode itself (when it starts and ends) is the regulator's rule (regulator.test.ts);
-// the pool only indexes members by it.
-describe("Pool: an index of usable members, by the degraded mode it is given", () => {
-  it("an unhealthy member serving in degraded mode still takes no more than its peer's stream limit", () => {
-    const { pool } = makePool();
-    const [a] = addMembers(pool, 1);
-    pool.setMaxConcurrent(a!, 3);
-    pool.setState(a!, "unhealthy", "frozen");
-    pool.setDegraded(true);
-    const picks = [pool.pick(), pool.pick(), pool.pick(), pool.pick()];
-    expect(picks.filter((m) => m === a)).toHaveLength(3);
-    expect(picks[3]).toBeUndefined();
     expect(pool.usableCount).toBe(0);
-    pool.release(a!);
-    expect(pool.pick()).toBe(a);
   });
 
-  it("unhealthy members take picks only while degraded; the pool never changes the mode itself", () => {
-    const { pool, events } = makePool();
-    const [a, b, c] = addMembers(pool, 3);
-    for (const m of [a, b, c]) pool.setState(m!, "unhealthy", "PING timeout");
-    // Every member unhealthy: the pool has no rule of its own that would make them pickable.
-    expect(pool.degraded).toBe(false);
-    expect(pool.servingCount).toBe(0);
-    expect(pool.pick()).toBeUndefined();
-    events.length = 0;
-    pool.setDegraded(true);
-    expect(pool.servingCount).toBe(3);
-    expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-    expect(events.filter((e) => e.type === "usable")).toEqual([{ type: "usable", count: 3 }]);
-    // A member back to ready while still degraded: all three remain usable.
-    pool.setState(b!, "ready", "PINGs answered again");
-    expect(pickedSet(pool)).toEqual(new Set([a, b, c]));
-    pool.setDegraded(false);
-    expect(pool.servingCount).toBe(1);
-    expect(isUsable(a!)).toBe(false);
-    expect(pickedSet(pool)).toEqual(new Set([b]));
-    // Setting the mode it already has changes nothing and says nothing.
-    events.length = 0;
-    pool.setDegraded(false);
-    expect(events).toEqual([]);
-  });
-
-  it("emits the state event before the usable change it causes", () => {
-    const { pool, events } = makePool();
+  it("a removed member leaves the pool for good: setPickable cannot bring it back", () => {
+    const { pool } = makePool();
     const [a] = addMembers(pool, 1);
-    events.length = 0;
-    pool.setState(a!, "unhealthy", "PING timeout");
-    expect(events.map((e) => e.type)).toEqual(["state", "usable"]);
-    expect(events[0]).toMatchObject({ type: "state", member: a, from: "ready", to: "unhealthy", reason: "PING timeout" });
+    const held = pool.pick()!;
+    pool.remove(a!);
+    expect(pool.usableCount).toBe(0);
+    expect(isUsable(a!)).toBe(false);
+    pool.setPickable(a!, true);
+    expect(a!.pickable).toBe(false);
+    expect(pool.usableCount).toBe(0);
+    expect(pool.pick()).toBeUndefined();
+    // A lease still held on it releases without putting it back.
+    pool.release(held);
+    expect(held.inFlight).toBe(0);
+    expect(pool.pick()).toBeUndefined();
   });
 
-  it("usable events report the usable count as members come and go", () => {
+  it("usable events report the usable count once per change; a repeated setPickable says nothing", () => {
     const { pool, events } = makePool();
     const [a, b] = addMembers(pool, 2);
     const usable = (): number[] => events.flatMap((e) => (e.type === "usable" ? [e.count] : []));
     expect(usable()).toEqual([1, 2]);
-    pool.setState(a!, "draining", "goaway");
-    pool.setState(b!, "closed", "gone");
+    pool.setPickable(a!, true);
+    expect(usable()).toEqual([1, 2]);
+    pool.setPickable(a!, false);
+    pool.remove(b!);
     expect(usable()).toEqual([1, 2, 1, 0]);
+    // Only usable events: the pool reports no member states (the regulator's actions do).
+    expect(new Set(events.map((e) => e.type))).toEqual(new Set(["usable"]));
   });
 });
 

@@ -78,7 +78,7 @@ describe("Regulator: subsetting", () => {
   });
 });
 
-/** Members that follow load: samples every 250 ms of fake time, as the driver sends them. */
+/** Members that follow load: samples every 250 ms of fake time, as the supervisor sends them. */
 function sample(s: Sim, inFlight: number, ms: number, streamLimit = Number.POSITIVE_INFINITY): void {
   for (let t = 0; t < ms; t += 250) {
     s.advance(250);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { DEFAULT_OUTLIER } from "../../src/pool/outlier-options.js";
 import { Sim, addr, key, type Dial } from "../helpers/regulator-sim.js";
 
 describe("Regulator: where slots dial", () => {
@@ -208,11 +209,84 @@ describe("Regulator: eviction and degraded mode", () => {
     s.send({ type: "unhealthy", member: ids[2]!, error: new Error("no PONG") });
     s.send({ type: "lost", member: ids[2]!, error: undefined });
     expect(s.actions).toEqual([
-      { type: "close", member: ids[1], reason: "channel closed", error: undefined },
-      { type: "close", member: ids[2], reason: "channel closed", error: undefined },
+      { type: "close", member: ids[1], from: "ready", reason: "channel closed", error: undefined },
+      { type: "close", member: ids[2], from: "ready", reason: "channel closed", error: undefined },
     ]);
     expect([key(1), key(2), key(3)].map((k) => s.reg.book.get(k)!.failures)).toEqual([1, 0, 0]);
     expect(s.of("dial")).toEqual([]);
+  });
+});
+
+// The regulator's member table is the one record of member state; the pool only indexes
+// what the `pickable` actions tell it (pool.test.ts), so who takes picks is decided here alone.
+describe("Regulator: who takes picks (the one record, the one degraded rule)", () => {
+  it("a member is recorded connecting, and takes picks once proven: state, then pickable", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const d = s.of("dial")[0]!;
+    s.clear();
+    s.send({ type: "connected", dial: d.dial, member: 7 });
+    expect(s.reg.member(7)).toMatchObject({ id: 7, key: key(1), slot: 0, state: "connecting", pickable: false, provenAt: undefined });
+    expect(s.actions.filter((a) => a.type !== "wake")).toEqual([]);
+    s.now = 50;
+    s.send({ type: "proven", member: 7 });
+    expect(s.actions.filter((a) => a.type !== "wake")).toEqual([
+      { type: "state", member: 7, from: "connecting", to: "ready", reason: "first PONG" },
+      { type: "pickable", member: 7, pickable: true },
+    ]);
+    expect(s.reg.member(7)).toMatchObject({ state: "ready", pickable: true, provenAt: 50 });
+    expect(s.reg.readyCount).toBe(1);
+    expect([...s.reg.members()].map((m) => m.id)).toEqual([7]);
+  });
+
+  it("the last ready member turning unhealthy stays pickable through the batch that enters degraded mode", () => {
+    const s = new Sim({ members: 1 });
+    s.answer(1);
+    const [a] = s.up(1);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    // No pickable:false then true: nothing in between sees the channel without a member.
+    expect(s.actions.filter((x) => x.type !== "wake")).toEqual([
+      { type: "state", member: a, from: "ready", to: "unhealthy", reason: "no PONG" },
+      { type: "degraded", degraded: true, healthy: 0 },
+    ]);
+    expect(s.reg.member(a!)).toMatchObject({ state: "unhealthy", pickable: true });
+    expect(s.reg.readyCount).toBe(0);
+    // Answering again: ready, still pickable, degraded mode over; no pickable action at all.
+    s.clear();
+    s.send({ type: "healthy", member: a! });
+    expect(s.of("pickable")).toEqual([]);
+    expect(s.reg.member(a!)).toMatchObject({ state: "ready", pickable: true });
+  });
+
+  it("criticalMin=3: unhealthy members keep picks while degraded, a draining one never does; the mode ends at three ready", () => {
+    const s = new Sim({ members: 3, criticalMin: 3 });
+    s.answer(1, 2, 3);
+    const [a] = s.up(1);
+    const [b] = s.up(2);
+    const [c] = s.up(3);
+    s.clear();
+    s.send({ type: "unhealthy", member: a!, error: new Error("no PONG") });
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: true, healthy: 2 }]);
+    expect(s.of("evict")).toEqual([]);
+    expect(s.reg.member(a!)?.pickable).toBe(true);
+    // Told to go away while degraded: out of picks before it drains.
+    s.clear();
+    s.send({ type: "goaway", member: b!, kind: "goaway", detail: "bye", error: new Error("bye") });
+    expect(s.actions.filter((x) => x.type === "pickable" || x.type === "drain")).toEqual([
+      { type: "pickable", member: b, pickable: false },
+      { type: "drain", member: b, from: "ready", reason: "goaway", detail: "bye" },
+    ]);
+    expect(s.reg.member(b!)).toMatchObject({ state: "draining", pickable: false });
+    // b's slot re-dials; its replacement and a's recovery bring three ready back.
+    expect(s.open.size).toBe(1);
+    const d = s.prove([...s.open.values()][0]!);
+    expect(s.reg.degraded).toBe(true);
+    s.clear();
+    s.send({ type: "healthy", member: a! });
+    expect(s.of("degraded")).toEqual([{ type: "degraded", degraded: false, healthy: 3 }]);
+    expect([a, c, d].map((id) => s.reg.member(id!)?.pickable)).toEqual([true, true, true]);
+    expect(s.reg.member(b!)?.pickable).toBe(false);
   });
 });
 
@@ -229,7 +303,7 @@ describe("Regulator: spread repair (dial first, then drain)", () => {
     expect(probe.address.host).toBe(addr(2).host);
     expect(s.of("drain")).toEqual([]);
     s.prove(probe);
-    expect(s.of("drain")).toEqual([{ type: "drain", member: stacked[0], reason: "rebalanced", detail: `rebalanced to ${key(2)}` }]);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: stacked[0], from: "ready", reason: "rebalanced", detail: `rebalanced to ${key(2)}` }]);
   });
 });
 
@@ -357,7 +431,7 @@ describe("Regulator: rotating answers and minHold", () => {
     expect(replacement.address.host).toBe(addr(other).host);
     expect(s.of("drain")).toEqual([]);
     s.prove(replacement);
-    expect(s.of("drain")).toEqual([{ type: "drain", member: a, reason: "address-removed", detail: "address removed by resolver" }]);
+    expect(s.of("drain")).toEqual([{ type: "drain", member: a, from: "ready", reason: "address-removed", detail: "address removed by resolver" }]);
   });
 
   it("an answer that shares nothing with the book (a migration) replaces it at once", () => {
@@ -371,6 +445,45 @@ describe("Regulator: rotating answers and minHold", () => {
     expect(d.address.host).toBe(addr(2).host);
     s.prove(d);
     expect(s.of("drain").map((x) => x.member)).toEqual([a]);
+  });
+});
+
+describe("Regulator: outlier ejection is its decision", () => {
+  it("never past maxEjectedPercent: a second failing member is not ejected until the first one's member is gone", () => {
+    const s = new Sim({ members: 3, outlier: { ...DEFAULT_OUTLIER, baseEjection: 1000, maxEjection: 2500, maxEjectedPercent: 50 } });
+    s.answer(1, 2, 3);
+    const [a, b] = [1, 2, 3].map((i) => s.up(i)[0] as number);
+    s.clear();
+    s.send({ type: "outlier", member: a!, reason: "consecutive-5xx" });
+    s.send({ type: "outlier", member: b!, reason: "consecutive-gateway" });
+    expect(s.of("eject").map((e) => e.member)).toEqual([a]);
+    expect([a, b].map((id) => s.reg.member(id!)?.ejected)).toEqual([true, false]);
+    expect([a, b].map((id) => s.reg.member(id!)?.pickable)).toEqual([false, true]);
+    // A report on a member already ejected changes nothing and plans nothing.
+    s.clear();
+    expect(s.send({ type: "outlier", member: a!, reason: "consecutive-5xx" })).toEqual([]);
+    // The ejected member's connection is lost: its share is free.
+    s.send({ type: "lost", member: a!, error: new Error("ECONNRESET") });
+    s.clear();
+    s.send({ type: "outlier", member: b!, reason: "consecutive-gateway" });
+    expect(s.of("eject")).toEqual([{ type: "eject", member: b, reason: "consecutive-gateway", durationMs: 1000 }]);
+  });
+
+  it("each ejection of a member lasts longer (base × times ejected, capped); a draining member is never ejected", () => {
+    const s = new Sim({ members: 3 });
+    s.answer(1, 2, 3);
+    const [a, b] = [1, 2, 3].map((i) => s.up(i)[0] as number);
+    s.clear();
+    for (let i = 0; i < 4; i++) {
+      s.send({ type: "outlier", member: a!, reason: "consecutive-local" });
+      s.send({ type: "ejection-ended", member: a! });
+    }
+    expect(s.of("eject").map((e) => e.durationMs)).toEqual([1000, 2000, 2500, 2500]);
+    expect(s.reg.member(a!)).toMatchObject({ ejected: false, pickable: true });
+    s.send({ type: "goaway", member: b!, kind: "goaway", detail: "bye", error: new Error("bye") });
+    s.clear();
+    expect(s.send({ type: "outlier", member: b!, reason: "consecutive-5xx" })).toEqual([]);
+    expect(s.reg.member(b!)?.ejected).toBe(false);
   });
 });
 
@@ -389,16 +502,27 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
   it("dials the address no member uses; once proven it serves the slot, the ejected member stays until its ejection ends, then drains as surplus", () => {
     const { s, byAddress } = warm();
     const bad = byAddress.get(1) as number;
-    s.send({ type: "ejected", member: bad });
+    s.send({ type: "outlier", member: bad, reason: "consecutive-5xx" });
+    // Out of picks first, then the ejection (its time grows with each one: the first is baseEjection).
+    expect(s.actions.filter((a) => "member" in a && a.member === bad)).toEqual([
+      { type: "pickable", member: bad, pickable: false },
+      { type: "eject", member: bad, reason: "consecutive-5xx", durationMs: 1000 },
+    ]);
     expect(s.of("dial")).toEqual([expect.objectContaining({ slot: s.reg.slotOf(bad), address: addr(4), attempt: 0 })]);
-    const replacement = s.prove(s.of("dial")[0] as Dial);
+    const dial = s.of("dial")[0] as Dial;
+    s.clear();
+    const replacement = s.prove(dial);
     // The replacement serves the slot; the ejected member is neither drained nor closed while it sits out.
     expect(s.reg.slotOf(replacement)).toBe(s.reg.slotOf(bad));
     expect(s.actions.filter((a) => "member" in a && a.member === bad)).toEqual([]);
-    expect(s.of("dial")).toHaveLength(1);
+    expect(s.of("dial")).toEqual([]);
     s.clear();
     s.send({ type: "ejection-ended", member: bad });
-    expect(s.actions).toEqual([{ type: "drain", member: bad, reason: "surplus", detail: "ejection ended; a replacement serves its slot" }]);
+    // Its counts start over; it never takes picks again (still out of them since its ejection): it drains.
+    expect(s.actions).toEqual([
+      { type: "ejection-ended", member: bad },
+      { type: "drain", member: bad, from: "ready", reason: "surplus", detail: "ejection ended; a replacement serves its slot" },
+    ]);
     // Settled: three members on 2, 3 and 4; no dial back to 1 (it is drained, not failed, and no slot is empty).
     s.send({ type: "lost", member: bad, error: undefined });
     s.advance(60_000);
@@ -410,10 +534,10 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
     s.answer(1, 2, 3, 4, 5);
     const first = [1, 2, 3].map((i) => s.up(i)[0] as number)[0] as number;
     s.clear();
-    s.send({ type: "ejected", member: first });
+    s.send({ type: "outlier", member: first, reason: "consecutive-5xx" });
     const second = s.prove(s.of("dial")[0] as Dial);
     expect(s.of("dial").map((d) => d.address)).toEqual([addr(4)]);
-    s.send({ type: "ejected", member: second });
+    s.send({ type: "outlier", member: second, reason: "consecutive-5xx" });
     // Address 1 has no member in a slot, but its ejected spare still sits there: 5 it is.
     expect(s.of("dial").map((d) => d.address)).toEqual([addr(4), addr(5)]);
     const third = s.prove(s.of("dial")[1] as Dial);
@@ -429,17 +553,21 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
     s.answer(1, 2, 3);
     const ids = [1, 2, 3].map((i) => s.up(i)[0] as number);
     s.clear();
-    s.send({ type: "ejected", member: ids[0] as number });
+    s.send({ type: "outlier", member: ids[0] as number, reason: "consecutive-5xx" });
     s.advance(60_000);
     expect(s.of("dial")).toEqual([]);
+    s.clear();
     s.send({ type: "ejection-ended", member: ids[0] as number });
-    expect(s.actions).toEqual([]);
+    expect(s.actions).toEqual([
+      { type: "ejection-ended", member: ids[0] },
+      { type: "pickable", member: ids[0], pickable: true },
+    ]);
   });
 
   it("an ejection that ends before the replacement proved cancels its dial (and closes its connection if it had one)", () => {
     const { s, byAddress } = warm();
     const bad = byAddress.get(2) as number;
-    s.send({ type: "ejected", member: bad });
+    s.send({ type: "outlier", member: bad, reason: "consecutive-5xx" });
     const d = s.of("dial")[0] as Dial;
     s.send({ type: "connected", dial: d.dial, member: 999 });
     s.send({ type: "ejection-ended", member: bad });
@@ -454,7 +582,7 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
 
   it("a replacement refused backs off like any dial: the next one goes when that address's backoff ends", () => {
     const { s, byAddress } = warm();
-    s.send({ type: "ejected", member: byAddress.get(3) as number });
+    s.send({ type: "outlier", member: byAddress.get(3) as number, reason: "consecutive-5xx" });
     expect(s.dialsTo(4)).toHaveLength(1);
     s.refuse(4);
     s.clear();
@@ -468,7 +596,7 @@ describe("Regulator: an ejected member's slot dials a replacement", () => {
     const { s, byAddress } = warm();
     const bad = byAddress.get(1) as number;
     const slot = s.reg.slotOf(bad);
-    s.send({ type: "ejected", member: bad });
+    s.send({ type: "outlier", member: bad, reason: "consecutive-5xx" });
     const d = s.of("dial")[0] as Dial;
     s.send({ type: "lost", member: bad, error: new Error("reset") });
     // No second dial for the emptied slot: the replacement already under way fills it.

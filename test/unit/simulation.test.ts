@@ -2,21 +2,25 @@
  * Deterministic simulation (FoundationDB / TigerBeetle style): a whole
  * supervisor + dispatch pipeline on one scripted clock, fake connections (no
  * sockets), and a seeded random source, through a minute of peers killed,
- * frozen, flapping and sending GOAWAY, DNS answers changing and load
- * growing and shrinking. Invariants are checked after every step; a failing
- * seed replays exactly (SIM_SEEDS=<n> runs more seeds, SIM_SEED=<s> one).
+ * frozen, flapping and sending GOAWAY, DNS answers changing (the real DNS
+ * resolver, re-resolving at the TTL on the same clock, asking a scripted
+ * nameserver that also fails and falls silent) and load growing and
+ * shrinking. Invariants are checked after every step; a failing seed
+ * replays exactly (SIM_SEEDS=<n> runs more seeds, SIM_SEED=<s> one).
  */
 import { describe, expect, it } from "vitest";
-import { addressKey } from "../../src/core/address.js";
+import { addressKey, type Address } from "../../src/core/address.js";
 import type { ChannelEvent } from "../../src/core/events.js";
 import { dispatch } from "../../src/dispatch/pipeline.js";
 import { HedgeTiming } from "../../src/dispatch/hedge-timing.js";
 import { RetryBudget } from "../../src/dispatch/retry-budget.js";
 import { resolveHealth } from "../../src/health/options.js";
+import { DnsResolver, type DnsResolverOptions } from "../../src/resolve/dns-resolver.js";
+import type { AddressSet, Resolver, ResolverListener } from "../../src/resolve/resolver.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { mulberry32 } from "../helpers/random.js";
 import { SimClock } from "../helpers/sim-clock.js";
-import { SimConnector, SimPeer, SimResolver, TARGET, type SimConnection } from "../helpers/sim-world.js";
+import { SimConnector, SimDns, SimPeer, TARGET, type SimConnection } from "../helpers/sim-world.js";
 
 const SIM_MS = 60_000;
 /** Invariants are checked this often (simulated ms), and after the run. */
@@ -36,6 +40,32 @@ const FROZEN_OUT_MS = HEALTH.interval + HEALTH.unhealthyAfter * HEALTH.timeout +
  * the address's own backoff (max 2 s) lets it dial again.
  */
 const STACKED_GRACE_MS = 2000 + 1000 + 1000;
+/** The DNS records' TTL (seconds): the channel learns of a change at the next re-resolution. */
+const DNS_TTL_S = 1;
+
+/** The resolver as the supervisor sees it, remembering the last set it passed on (what the channel knows). */
+class Observed implements Resolver {
+  readonly target: string;
+  addresses: readonly Address[] = [];
+  constructor(readonly inner: Resolver) {
+    this.target = inner.target;
+  }
+  start(listener: ResolverListener): void {
+    this.inner.start({
+      onAddresses: (set: AddressSet) => {
+        this.addresses = set.addresses;
+        listener.onAddresses(set);
+      },
+      onError: (e) => listener.onError(e),
+    });
+  }
+  refresh(): void {
+    this.inner.refresh?.();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
 
 interface Freeze {
   key: string;
@@ -49,6 +79,7 @@ interface Report {
   faults: Record<string, number>;
   violations: string[];
   fired: number;
+  dnsQueries: number;
 }
 
 async function simulate(seed: number): Promise<Report> {
@@ -63,9 +94,14 @@ async function simulate(seed: number): Promise<Report> {
   }
   const all = [...peers.values()];
   // Three addresses to start with, fewer than members.max: members stack, then spread as addresses come.
-  const resolver = new SimResolver(
-    all.slice(0, 3).map((p) => p.address),
+  const dns = new SimDns(
     clock,
+    all.slice(0, 3).map((p) => p.address),
+    DNS_TTL_S,
+  );
+  const dnsOptions: DnsResolverOptions = { nameservers: ["10.53.0.1:53"], search: [], ndots: 1, hostsFile: false, family: 4, attempts: 1, timeout: 300 };
+  const resolver = new Observed(
+    new DnsResolver(`dns:///${TARGET}:443`, { ...dnsOptions, minTtl: 1000, retryInitial: 250, retryMax: 2000 }, undefined, { clock, ask: dns.ask }),
   );
   const connector = new SimConnector(peers, clock, world);
   const sup = new Supervisor<SimConnection>({
@@ -112,10 +148,14 @@ async function simulate(seed: number): Promise<Report> {
     const started = clock.now();
     const serviceMs = 5 + world() * 30;
     pending.add(id);
-    dispatch(sup, { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge }, (lease, ctx) => {
-      attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.pool.degraded });
-      return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
-    })
+    dispatch(
+      sup.leases,
+      { target: TARGET, timeout: CALL_TIMEOUT, idempotent: world() < 0.3, maxRetries: 1, acquireTimeout: 1000, budget, hedge },
+      (lease, ctx) => {
+        attempts.push({ t: clock.now(), key: lease.member.key, degraded: sup.stats().degraded });
+        return lease.connection.request(ctx.signal, ctx.budgetMs, serviceMs);
+      },
+    )
       .then(
         () => ok++,
         () => {},
@@ -130,11 +170,11 @@ async function simulate(seed: number): Promise<Report> {
   clock.world(arrive, 1);
 
   // ── faults, one every 1–3 s ──
-  const up = (): SimPeer[] => resolver.addresses.map((a) => peers.get(addressKey(a))!).filter((p) => p.state === "up" && p.flapAfter === undefined);
+  const up = (): SimPeer[] => dns.addresses.map((a) => peers.get(addressKey(a))!).filter((p) => p.state === "up" && p.flapAfter === undefined);
   const pick = <T>(xs: T[]): T => xs[Math.floor(world() * xs.length)]!;
   const fault = (): void => {
     if (clock.now() > SIM_MS - 8000) return;
-    const kind = pick(["kill", "freeze", "flap", "goaway", "dns", "load", "kill", "freeze"]);
+    const kind = pick(["kill", "freeze", "flap", "goaway", "dns", "load", "kill", "freeze", "dns-outage"]);
     const live = up();
     const count = (): void => void (faults[kind] = (faults[kind] ?? 0) + 1);
     if (kind === "kill" && live.length >= 3) {
@@ -165,13 +205,19 @@ async function simulate(seed: number): Promise<Report> {
         count();
       }
     } else if (kind === "dns") {
-      const inSet = new Set(resolver.addresses.map(addressKey));
+      // The record set changes; the channel hears of it when its resolver next asks (the TTL, on the clock).
+      const inSet = new Set(dns.addresses.map(addressKey));
       const out = all.filter((p) => !inSet.has(p.key));
-      if (out.length > 0 && (inSet.size <= 2 || world() < 0.5)) resolver.set([...resolver.addresses, pick(out).address]);
+      if (out.length > 0 && (inSet.size <= 2 || world() < 0.5)) dns.addresses = [...dns.addresses, pick(out).address];
       else if (inSet.size > 2) {
-        const drop = pick([...resolver.addresses]);
-        resolver.set(resolver.addresses.filter((a) => a !== drop));
+        const drop = pick([...dns.addresses]);
+        dns.addresses = dns.addresses.filter((a) => a !== drop);
       }
+      count();
+    } else if (kind === "dns-outage" && dns.state === "up") {
+      // The nameserver fails (SERVFAIL) or falls silent for a while: the channel keeps its last good set.
+      dns.state = world() < 0.5 ? "servfail" : "silent";
+      clock.world(() => void (dns.state = "up"), 1000 + world() * 3000);
       count();
     } else if (kind === "load") {
       rate = pick([10, 60, 300]);
@@ -198,6 +244,7 @@ async function simulate(seed: number): Promise<Report> {
     }
     // Stacked members while a live address stands free.
     for (const p of all) {
+      // Live: named in the last set the resolver passed on (a record change reaches the channel a TTL later).
       const live = p.state === "up" && p.flapAfter === undefined && resolver.addresses.some((a) => addressKey(a) === p.key);
       if (!live) liveSince.delete(p.key);
       else if (!liveSince.has(p.key)) liveSince.set(p.key, t);
@@ -234,7 +281,7 @@ async function simulate(seed: number): Promise<Report> {
   await closing;
   if (clock.pendingOwnTimers > 0) violate(`${clock.pendingOwnTimers} timers left after close()`);
   if (events.some((e) => e.type === "degraded") && !events.some((e) => e.type === "evicted")) violate("degraded without any eviction");
-  return { calls, ok, faults, violations, fired: clock.fired };
+  return { calls, ok, faults, violations, fired: clock.fired, dnsQueries: dns.asked.length };
 }
 
 const seeds = process.env.SIM_SEED ? [Number(process.env.SIM_SEED)] : Array.from({ length: Number(process.env.SIM_SEEDS ?? 20) }, (_, i) => i + 1);
@@ -247,6 +294,8 @@ describe("deterministic simulation: supervisor + dispatch on one fake clock, fak
     // Not a vacuous run: calls went through, faults happened.
     expect(r.ok).toBeGreaterThan(r.calls * 0.5);
     expect(Object.values(r.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(5);
+    // The DNS resolver re-resolved on the fake clock (about once per TTL), not once at the start.
+    expect(r.dnsQueries).toBeGreaterThan(SIM_MS / 1000 / DNS_TTL_S / 2);
   });
 
   it("is deterministic: the same seed gives the same run", async () => {

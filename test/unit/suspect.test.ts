@@ -5,8 +5,6 @@ import { PoolMember } from "../../src/pool/member.js";
 import { Pool, type PoolEvent } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
-const addr = (i: number) => ({ host: `127.0.0.${i}`, port: 1, family: 4 as const });
-
 /** A pool on a hand-driven clock, three ready members. */
 function setup(suspectAfter = 250) {
   let now = 1000;
@@ -14,8 +12,8 @@ function setup(suspectAfter = 250) {
   const events: PoolEvent[] = [];
   pool.events.add((e) => events.push(e));
   const ms = [1, 2, 3].map((i) => {
-    const m = pool.admit(i, addr(i), `127.0.0.${i}:1`, {});
-    pool.setState(m, "ready", "test");
+    const m = pool.admit(i, `127.0.0.${i}:1`, {});
+    pool.setPickable(m, true);
     pool.heard(m);
     // White-box: some tests play the part of pool.pick() on the member's record.
     return m as PoolMember;

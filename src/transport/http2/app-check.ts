@@ -1,10 +1,7 @@
 import type { AppCheck } from "../../health/options.js";
-import type { Http2Connection } from "./connection.js";
 import { sendOnConnection } from "./exchange.js";
 import { prepareRequest, type PreparedRequest } from "./request-input.js";
-
-/** A check run on one member's own session; rejects when the application is not serving. */
-export type ConnectionCheck = (conn: Http2Connection, timeoutMs: number) => Promise<void>;
+import type { ConnectionCheck } from "./stream-host.js";
 
 const GRPC_STATUS_NAMES: Record<number, string> = { 0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN" };
 

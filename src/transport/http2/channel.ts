@@ -1,4 +1,5 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
+import { DeadlineQueue } from "../../core/deadlines.js";
 import { AbortedError, BadRequestError } from "../../core/errors.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
@@ -31,8 +32,10 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
     const check = o.health.check ? connectionCheck(o.health.check, o.target) : undefined;
-    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check });
-    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o);
+    // Every request's deadline, in one queue with one timer on the channel's clock.
+    const deadlines = new DeadlineQueue(o.clock);
+    const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check, clock: o.clock, deadlines });
+    super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o, deadlines);
     this.#o = o;
   }
 
@@ -65,11 +68,12 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
   async requestStream(init: Http2RequestInit): Promise<Http2StreamingResponse> {
     const req = prepareRequest(init, this.target);
     return await this.call(this.#callOptions(req), this.#limits(req), async (lease, ctx) => {
-      const started = performance.now();
+      const clock = this.sup.clock;
+      const started = clock.now();
       // The member stays leased while the body streams; the stream's end releases it.
       ctx.keepLease();
       const res = await openOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, (completed) =>
-        lease.release(completed ? performance.now() - started : undefined),
+        lease.release(completed ? clock.now() - started : undefined),
       );
       // gRPC puts a failure in the trailers; a trailers-only response (UNAVAILABLE at once) has it in the headers.
       ctx.classify(http2Outcome(res.status, res.headers));
@@ -109,8 +113,9 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
       throw new BadRequestError(this.target, "stream", `stream not opened (${code})`);
     }
     lease.connection.track(stream);
-    const started = performance.now();
-    stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? performance.now() - started : undefined));
+    const clock = this.sup.clock;
+    const started = clock.now();
+    stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? clock.now() - started : undefined));
     if (req.signal) cancelOnAbort(stream, req.signal, this.target);
     return stream;
   }

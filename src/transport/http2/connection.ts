@@ -1,13 +1,29 @@
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Settings } from "node:http2";
 import type { Duplex } from "node:stream";
+import type { Clock } from "../../core/clock.js";
+import type { DeadlineQueue } from "../../core/deadlines.js";
 import { MemberLostError, type DialtoneError } from "../../core/errors.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
-import type { ConnectionCheck } from "./app-check.js";
+import type { ConnectionCheck, StreamHost } from "./stream-host.js";
 
 /** HTTP/2's "no limit" for SETTINGS_MAX_CONCURRENT_STREAMS (2^32 - 1), and anything past int32. */
 const UNLIMITED = 2 ** 31;
 /** How long a closing connection waits for its last frames to reach the socket before destroying it. */
 const FLUSH_MS = 1000;
+
+/** What a connection is made with, beside its session and address (the connector gives them). */
+export interface Http2ConnectionOptions {
+  /** The channel's target, for messages. */
+  target: string;
+  /** The socket under the session, so a close can flush and end it. */
+  socket?: Duplex | undefined;
+  /** The application check run with every PING (health.check). */
+  check?: ConnectionCheck | undefined;
+  /** The channel's clock: the PING's time budget and the close's flush timer. */
+  clock: Clock;
+  /** The channel's request deadlines, which every exchange on this connection joins. */
+  deadlines: DeadlineQueue;
+}
 
 /**
  * One HTTP/2 session to one address. PING is a real HTTP/2 PING frame; GOAWAY
@@ -22,9 +38,10 @@ const FLUSH_MS = 1000;
  * that closed), which a reader such as connect-node takes for a clean end or
  * the caller's own cancel.
  */
-export class Http2Connection implements MemberConnection {
+export class Http2Connection implements MemberConnection, StreamHost {
   readonly session: ClientHttp2Session;
   readonly address: string;
+  readonly deadlines: DeadlineQueue;
   /** The last-stream-id of a GOAWAY we received: streams above it were not processed. */
   goawayLastStreamId: number | undefined;
   #listener: ((e: ConnectionEvent) => void) | undefined;
@@ -37,13 +54,17 @@ export class Http2Connection implements MemberConnection {
   readonly #target: string;
   readonly #socket: Duplex | undefined;
   readonly #check: ConnectionCheck | undefined;
+  readonly #clock: Clock;
 
-  constructor(session: ClientHttp2Session, address: string, socket?: Duplex, check?: ConnectionCheck, target = address) {
+  constructor(session: ClientHttp2Session, address: string, options: Http2ConnectionOptions) {
+    const { target, socket } = options;
     this.session = session;
     this.address = address;
+    this.deadlines = options.deadlines;
     this.#target = target;
     this.#socket = socket;
-    this.#check = check;
+    this.#check = options.check;
+    this.#clock = options.clock;
     // Ahead of Node's own listeners, which end our streams without an error (or with a bare ECONNRESET).
     socket?.prependListener("error", (err: Error) => this.#cut(new MemberLostError(target, address, `connection error: ${err.message}`, { cause: err })));
     socket?.prependListener("close", () => this.#cut(new MemberLostError(target, address, "connection closed by peer")));
@@ -81,9 +102,9 @@ export class Http2Connection implements MemberConnection {
    * member is as unhealthy as one that stopped answering PINGs.
    */
   async ping(timeoutMs: number): Promise<number> {
-    const started = performance.now();
+    const started = this.#clock.now();
     const rtt = await this.#pingFrame();
-    if (this.#check) await this.#check(this, Math.max(1, timeoutMs - (performance.now() - started)));
+    if (this.#check) await this.#check(this, Math.max(1, timeoutMs - (this.#clock.now() - started)));
     return rtt;
   }
 
@@ -170,10 +191,9 @@ export class Http2Connection implements MemberConnection {
       if (!socket || socket.destroyed) return;
       // Our last frames (the RST_STREAM CANCELs of a close past its grace) leave before the socket
       // goes: end it and destroy it once flushed, or after a second if a frozen peer never reads.
-      const late = setTimeout(() => socket.destroy(), FLUSH_MS);
-      late.unref();
+      const late = this.#clock.setTimeout(() => socket.destroy(), FLUSH_MS);
       socket.end(() => {
-        clearTimeout(late);
+        late.cancel();
         socket.destroy();
       });
     });

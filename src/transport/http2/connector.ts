@@ -3,10 +3,12 @@ import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { addressKey, type Address } from "../../core/address.js";
+import { systemClock, type Clock } from "../../core/clock.js";
+import { DeadlineQueue } from "../../core/deadlines.js";
 import { ConnectError } from "../../core/errors.js";
 import type { Connector } from "../../supervisor/connection.js";
-import type { ConnectionCheck } from "./app-check.js";
 import { Http2Connection } from "./connection.js";
+import type { ConnectionCheck } from "./stream-host.js";
 
 export interface Http2TlsOptions {
   /** Trusted CA certificates (PEM). Default: Node's bundled roots. */
@@ -30,6 +32,10 @@ export interface Http2ConnectorOptions {
   check?: ConnectionCheck | undefined;
   /** Our SETTINGS to the peer. */
   settings?: SecureClientSessionOptions["settings"];
+  /** The channel's clock: the connect timeout, and its connections' timers (default: the system clock). */
+  clock?: Clock;
+  /** The channel's request deadlines, shared by every connection (default: one queue of this connector's, on its clock). */
+  deadlines?: DeadlineQueue;
 }
 
 /**
@@ -41,9 +47,13 @@ export class Http2Connector implements Connector<Http2Connection> {
   #o: Http2ConnectorOptions;
   #secure: boolean;
   #hostname: string;
+  readonly #clock: Clock;
+  readonly #deadlines: DeadlineQueue;
 
   constructor(options: Http2ConnectorOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#deadlines = options.deadlines ?? new DeadlineQueue(this.#clock);
     this.#secure = options.url.protocol === "https:";
     this.#hostname = options.url.hostname.replace(/^\[(.*)\]$/, "$1");
   }
@@ -61,10 +71,10 @@ export class Http2Connector implements Connector<Http2Connection> {
         session?.destroy();
         reject(new ConnectError(this.#o.target, key, message, { cause }));
       };
-      const timer = setTimeout(() => fail(`connect timed out after ${this.#o.connectTimeout} ms`), this.#o.connectTimeout);
+      const timer = this.#clock.setTimeout(() => fail(`connect timed out after ${this.#o.connectTimeout} ms`), this.#o.connectTimeout);
       const onAbort = (): void => fail("connect aborted", signal.reason);
       const cleanup = (): void => {
-        clearTimeout(timer);
+        timer.cancel();
         signal.removeEventListener("abort", onAbort);
       };
       if (signal.aborted) return onAbort();
@@ -87,7 +97,7 @@ export class Http2Connector implements Connector<Http2Connection> {
         cleanup();
         s.removeAllListeners("error");
         s.removeAllListeners("close");
-        resolve(new Http2Connection(s, key, socket, this.#o.check, this.#o.target));
+        resolve(new Http2Connection(s, key, { target: this.#o.target, socket, check: this.#o.check, clock: this.#clock, deadlines: this.#deadlines }));
       });
     });
   }

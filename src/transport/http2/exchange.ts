@@ -1,12 +1,12 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { Readable } from "node:stream";
-import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
+import type { Deadline } from "../../core/deadlines.js";
 import { AbortedError, BadRequestError, DialtoneError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import type { AttemptOutcome } from "../../pool/outlier.js";
 import { writeBody } from "./body.js";
-import type { Http2Connection } from "./connection.js";
 import { http2Outcome } from "./outcome.js";
 import type { PreparedRequest } from "./request-input.js";
+import type { StreamHost } from "./stream-host.js";
 
 /** A complete response: the body collected, trailers included. */
 export interface Http2Response {
@@ -44,9 +44,6 @@ export interface Verdict {
 
 const EMPTY = Buffer.alloc(0);
 
-/** Every exchange's deadline, in one queue with one timer (see DeadlineQueue). */
-const deadlines = new DeadlineQueue();
-
 /** Node ends the request side by itself for these methods when no endStream option is given (isPayloadMeaningless). */
 const ENDS_BY_DEFAULT = new Set(["GET", "HEAD", "DELETE"]);
 const END_NOW = { endStream: true } as const;
@@ -68,7 +65,7 @@ type Owned = ClientHttp2Stream & { [EXCHANGE]: Exchange };
  * - the session refused it before it left the process.
  */
 class Exchange {
-  readonly #conn: Http2Connection;
+  readonly #conn: StreamHost;
   readonly #target: string;
   readonly #req: PreparedRequest;
   readonly #sink: Sink;
@@ -95,7 +92,7 @@ class Exchange {
   #onAbort: (() => void) | undefined;
   readonly #verdict: Verdict | undefined;
 
-  constructor(conn: Http2Connection, target: string, req: PreparedRequest, sink: Sink, verdict?: Verdict) {
+  constructor(conn: StreamHost, target: string, req: PreparedRequest, sink: Sink, verdict?: Verdict) {
     this.#conn = conn;
     this.#target = target;
     this.#req = req;
@@ -174,7 +171,8 @@ class Exchange {
       owned.push = Exchange.#on.push;
       this.#conn.streamOpened(stream, () => this.#drainUnread());
       this.#timeoutMs = timeoutMs;
-      this.#deadline = deadlines.add(timeoutMs, Exchange.timedOut, this);
+      // The channel's queue (one timer for all its requests, on its clock): no timer or closure per request.
+      this.#deadline = this.#conn.deadlines.add(timeoutMs, Exchange.timedOut, this);
       if (signal) {
         this.#onAbort = () => this.#aborted();
         signal.addEventListener("abort", this.#onAbort, { once: true });
@@ -269,7 +267,7 @@ class Exchange {
   }
 
   #clearDeadline(): void {
-    if (this.#deadline) deadlines.cancel(this.#deadline);
+    if (this.#deadline) this.#conn.deadlines.cancel(this.#deadline);
     this.#deadline = undefined;
   }
 
@@ -378,7 +376,7 @@ function pushOf(stream: ClientHttp2Stream): ClientHttp2Stream["push"] {
 
 /** Sends one request on one connection and collects the whole response. */
 export function sendOnConnection(
-  conn: Http2Connection,
+  conn: StreamHost,
   target: string,
   req: PreparedRequest,
   timeoutMs: number,
@@ -390,7 +388,7 @@ export function sendOnConnection(
 
 /** Sends one request and resolves at the response head; `onClosed` runs once when the stream ends, however it ends. */
 export function openOnConnection(
-  conn: Http2Connection,
+  conn: StreamHost,
   target: string,
   req: PreparedRequest,
   timeoutMs: number,

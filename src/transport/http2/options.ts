@@ -52,8 +52,8 @@ export function resolveHttp2Options(o: Http2ChannelOptions): ResolvedHttp2Option
   const defaultPort = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
   let resolver: Resolver;
-  if (o.discovery === undefined) resolver = hostResolver(target, hostname, defaultPort);
-  else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, defaultPort, o.dns);
+  if (o.discovery === undefined) resolver = hostResolver(target, hostname, defaultPort, common.clock);
+  else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, defaultPort, o.dns, common.clock);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
   else throw new ConfigError("discovery", "expected a discovery string or a Resolver");
   return {

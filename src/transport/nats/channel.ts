@@ -7,6 +7,8 @@ import {
   type Msg,
 } from "@nats-io/transport-node";
 import { raceSignal } from "../../core/abort.js";
+import { pause, type Clock } from "../../core/clock.js";
+import { DeadlineQueue } from "../../core/deadlines.js";
 import { BadRequestError, DialtoneError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { requireInteger } from "../../core/duration.js";
 import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
@@ -48,7 +50,10 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const o = resolveNatsOptions(options);
     const union = new UnionResolver(o.resolver);
     let emit: (e: ChannelEvent) => void = () => {};
+    // Every request's deadline, in one queue with one timer on the channel's clock.
+    const deadlines = new DeadlineQueue(o.clock);
     const connector = new NatsConnector({
+      deadlines,
       target: o.target,
       name: o.name,
       auth: o.auth,
@@ -64,6 +69,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
       o.name,
       supervisorFor<NatsMemberConnection>(o, o.target, union, connector, { backoffDelay: o.backoffDelay, retainOrder: o.retainServerOrder }),
       o,
+      deadlines,
     );
     emit = (e) => this.sup.events.emit(e);
     this.#o = o;
@@ -130,14 +136,24 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   /** Round-trips every ready member, so everything published before it has reached a server. */
   async flush(): Promise<void> {
     const ready = [...this.sup.members()].filter((m) => m.state === "ready");
+    const clock = this.sup.clock;
+    const timeout = this.#o.requestTimeout;
     await Promise.all(
-      ready.map((m) =>
-        Promise.race([
-          m.connection.nc.flush(),
-          new Promise<void>((_, reject) =>
-            setTimeout(() => reject(new RequestTimeoutError(this.target, m.key, this.#o.requestTimeout)), this.#o.requestTimeout).unref(),
-          ),
-        ]),
+      ready.map(
+        (m) =>
+          new Promise<void>((resolve, reject) => {
+            const timer = clock.setTimeout(() => reject(new RequestTimeoutError(this.target, m.key, timeout)), timeout);
+            m.connection.nc.flush().then(
+              () => {
+                timer.cancel();
+                resolve();
+              },
+              (err: unknown) => {
+                timer.cancel();
+                reject(err as Error);
+              },
+            );
+          }),
       ),
     );
   }
@@ -164,6 +180,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
             nc: lease.connection.nc,
           })),
         emit: (e) => this.sup.events.emit(e),
+        clock: this.sup.clock,
       },
     );
     await s.start();
@@ -186,7 +203,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const live = [...this.sup.members()].filter(
       (m) => (m.state === "ready" || m.state === "unhealthy" || m.state === "draining") && !m.connection.nc.isClosed(),
     );
-    await Promise.all(live.map((m) => raceTimeout(m.connection.nc.flush(), ms)));
+    await Promise.all(live.map((m) => raceTimeout(m.connection.nc.flush(), ms, this.sup.clock)));
   }
 
   /** New member: hear the servers it advertises, and move its subscriptions off before it drains. */
@@ -197,8 +214,9 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     // (nats.js would fail them when the drain closes the connection), within drainTimeout.
     m.connection.beforeDrain = async () => {
       await this.#moveOff(memberId);
-      const until = performance.now() + this.#o.drainTimeout;
-      while (m.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 10).unref());
+      const clock = this.sup.clock;
+      const until = clock.now() + this.#o.drainTimeout;
+      while (m.inFlight > 0 && clock.now() < until) await pause(clock, 10);
     };
     if (this.#o.learnServers) m.connection.onDiscovered((urls) => this.#union.learn(advertisedAddresses(urls, this.target)));
   }
@@ -241,16 +259,14 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
   }
 }
 
-/** Resolves when `p` settles or `ms` pass, whichever is first; never rejects. */
-function raceTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.then(
-      () => {},
-      () => {},
-    ),
-    new Promise<void>((r) => (timer = setTimeout(r, ms))),
-  ]).finally(() => clearTimeout(timer));
+/** Resolves when `p` settles or `ms` pass on `clock`, whichever is first; never rejects. */
+function raceTimeout(p: Promise<unknown>, ms: number, clock: Clock): Promise<void> {
+  const done = new AbortController();
+  const settled = p.then(
+    () => done.abort(),
+    () => done.abort(),
+  );
+  return Promise.race([settled, pause(clock, ms, done.signal)]);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { errors as natsErrors, type NatsConnection } from "@nats-io/transport-node";
+import type { DeadlineQueue } from "../../core/deadlines.js";
 import type { ChannelEvent } from "../../core/events.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
 import { ReplyMux } from "./reply-mux.js";
@@ -13,7 +14,7 @@ export type ServerErrorEvent = Extract<ChannelEvent, { type: "server-error" }>;
 export class NatsMemberConnection implements MemberConnection {
   readonly nc: NatsConnection;
   readonly address: string;
-  /** Request/reply on this connection: one shared reply subscription, one deadline timer. */
+  /** Request/reply on this connection: one shared reply subscription; deadlines in the channel's queue. */
   readonly requests: ReplyMux;
   readonly maxConcurrent = Number.POSITIVE_INFINITY;
   /**
@@ -27,10 +28,10 @@ export class NatsMemberConnection implements MemberConnection {
   /** Hears every `-ERR` the server sends on this connection (the client reports them only on its status stream). */
   onServerError: ((event: ServerErrorEvent) => void) | undefined;
 
-  constructor(nc: NatsConnection, address: string) {
+  constructor(nc: NatsConnection, address: string, deadlines: DeadlineQueue) {
     this.nc = nc;
     this.address = address;
-    this.requests = new ReplyMux(nc);
+    this.requests = new ReplyMux(nc, deadlines);
     void this.#watch();
     void nc.closed().then((err) => {
       this.requests.close();

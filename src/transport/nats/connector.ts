@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, errors as natsErrors, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { addressKey, type Address } from "../../core/address.js";
+import { DeadlineQueue } from "../../core/deadlines.js";
 import { ConnectError } from "../../core/errors.js";
 import type { Connector } from "../../supervisor/connection.js";
 import type { NatsAuth, NatsAuthenticator } from "./auth.js";
@@ -22,6 +23,8 @@ export interface NatsConnectorOptions {
   connectTimeout: number;
   /** Called on a member's connection as soon as it exists, before anyone else sees it. */
   adopt?: (conn: NatsMemberConnection) => void;
+  /** The channel's request deadlines, on its clock, shared by every member (default: a queue of this connector's on the system clock). */
+  deadlines?: DeadlineQueue;
 }
 
 /**
@@ -29,13 +32,20 @@ export interface NatsConnectorOptions {
  * no randomizing, cluster updates ignored (the channel, not the client,
  * decides where members go). Auth and TLS pass through to the client; TLS
  * speaks to the target's host name, not the dialed IP.
+ *
+ * The client keeps timers of its own (the connect timeout given here, its
+ * backstop PINGs) on the system clock: they live inside nats.js, which takes
+ * no clock. dialtone's own timers (request deadlines, health PINGs, the dial's
+ * abort) run on the channel's.
  */
 export class NatsConnector implements Connector<NatsMemberConnection> {
   #o: NatsConnectorOptions;
   #n = 0;
+  readonly #deadlines: DeadlineQueue;
 
   constructor(options: NatsConnectorOptions) {
     this.#o = options;
+    this.#deadlines = options.deadlines ?? new DeadlineQueue();
   }
 
   async connect(address: Address, signal: AbortSignal): Promise<NatsMemberConnection> {
@@ -51,7 +61,7 @@ export class NatsConnector implements Connector<NatsMemberConnection> {
       await nc.close().catch(() => {});
       throw new ConnectError(this.#o.target, key, "connect aborted");
     }
-    const conn = new NatsMemberConnection(nc, key);
+    const conn = new NatsMemberConnection(nc, key, this.#deadlines);
     this.#o.adopt?.(conn);
     return conn;
   }

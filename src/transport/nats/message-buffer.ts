@@ -1,4 +1,5 @@
 import type { Msg } from "@nats-io/transport-node";
+import { systemClock, type Clock, type Timer } from "../../core/clock.js";
 
 /** Drops within this long of a burst's first drop are reported together, in one event. */
 const DROP_REPORT_WINDOW_MS = 100;
@@ -19,9 +20,11 @@ export class MessageBuffer {
   #bytes = 0;
   #chunks = new Map<ArrayBufferLike, number>();
   #dropped = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
+  readonly #clock: Clock;
 
-  constructor(maxMessages: number, maxBytes: number, onDrops: (count: number) => void) {
+  constructor(maxMessages: number, maxBytes: number, onDrops: (count: number) => void, clock: Clock = systemClock) {
+    this.#clock = clock;
     this.#maxMessages = maxMessages;
     this.#maxBytes = maxBytes;
     this.#onDrops = onDrops;
@@ -45,8 +48,7 @@ export class MessageBuffer {
       this.#dropped++;
     }
     if (this.#dropped > 0 && this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flushDrops(), DROP_REPORT_WINDOW_MS);
-      this.#timer.unref();
+      this.#timer = this.#clock.setTimeout(() => this.flushDrops(), DROP_REPORT_WINDOW_MS);
     }
   }
 
@@ -66,7 +68,7 @@ export class MessageBuffer {
 
   /** Reports drops not yet reported (at the end of a burst, or when the subscription ends). */
   flushDrops(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     const n = this.#dropped;
     this.#dropped = 0;

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { systemClock, type Clock } from "../../core/clock.js";
 import { addressKey, ipAddress, parseHostPort, type Address } from "../../core/address.js";
 import type { AddressSet, Resolver, ResolverListener } from "../../resolve/resolver.js";
 import { StaticResolver } from "../../resolve/static-resolver.js";
@@ -15,14 +16,14 @@ export class NamedServersResolver implements Resolver {
   readonly #parts: Array<{ resolver: Resolver; name: string | undefined; set: AddressSet | undefined }>;
   readonly #names = new Map<string, string>();
 
-  constructor(target: string, servers: readonly string[]) {
+  constructor(target: string, servers: readonly string[], clock: Clock = systemClock) {
     this.target = target;
     const ips: Address[] = [];
     const named: Array<{ resolver: Resolver; name: string; set: undefined }> = [];
     for (const s of servers) {
       const { host, port } = parseHostPort(s, target, 4222);
       if (isIP(host)) ips.push(ipAddress(host, port, target));
-      else named.push({ resolver: hostResolver(target, host, port), name: host.toLowerCase(), set: undefined });
+      else named.push({ resolver: hostResolver(target, host, port, clock), name: host.toLowerCase(), set: undefined });
     }
     this.#parts = [...(ips.length > 0 ? [{ resolver: new StaticResolver(target, ips), name: undefined, set: undefined }] : []), ...named];
   }

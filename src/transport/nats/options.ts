@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import type { Clock } from "../../core/clock.js";
 import { ipAddress, parseHostPort, type Address } from "../../core/address.js";
 import { requireInteger, requireTimeout } from "../../core/duration.js";
 import { ConfigError } from "../../core/errors.js";
@@ -140,10 +141,10 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
   let resolver: Resolver;
   let nameOf: (a: Address) => string | undefined = () => undefined;
   if (o.discovery === undefined) {
-    const r = targetResolver(target, servers);
+    const r = targetResolver(target, servers, common.clock);
     resolver = r;
     nameOf = (a) => r.nameOf(a);
-  } else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, 4222, o.dns);
+  } else if (typeof o.discovery === "string") resolver = resolverFor(o.discovery, 4222, o.dns, common.clock);
   else if (typeof o.discovery === "object" && typeof o.discovery.start === "function") resolver = o.discovery;
   else throw new ConfigError("discovery", `expected a discovery string or a Resolver, got ${describeType(o.discovery)}`);
   // Addresses from discovery, or learned from the cluster, speak to the target's (first) host name.
@@ -168,8 +169,8 @@ export function resolveNatsOptions(o: NatsChannelOptions): ResolvedNatsOptions {
 }
 
 /** IP literals as they are; host names each resolved, and remembered for TLS. */
-function targetResolver(target: string, items: readonly string[]): NamedServersResolver {
-  return new NamedServersResolver(target, items);
+function targetResolver(target: string, items: readonly string[], clock: Clock): NamedServersResolver {
+  return new NamedServersResolver(target, items, clock);
 }
 
 /** Parses INFO connect_urls entries ("10.0.0.5:4222", "[::1]:4222"); names are skipped. */

@@ -1,4 +1,4 @@
-import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
+import type { DeadlineQueue, Deadline } from "../../core/deadlines.js";
 import {
   ClosedConnectionError,
   createInbox,
@@ -19,9 +19,6 @@ interface Pending {
   deadline: Deadline | undefined;
 }
 
-/** Every NATS request's deadline, in one queue with one timer (see DeadlineQueue). */
-const deadlines = new DeadlineQueue();
-
 /**
  * Request/reply for one member connection over one shared reply
  * subscription (`_INBOX.<nuid>.*`), as nats.js's own "mux" does — but
@@ -29,9 +26,9 @@ const deadlines = new DeadlineQueue();
  * objects with captured stacks (async traces, a timeout error and a
  * "cancelled" error built whether or not anything fails), a random token,
  * a deferred and a setTimeout/clearTimeout pair. Here a request is a Map
- * entry under a counter token, and its deadline sits in the DeadlineQueue
- * that HTTP/2 exchanges use too: one timer, re-armed about once per timeout
- * period under load, not per request.
+ * entry under a counter token, and its deadline sits in the channel's
+ * DeadlineQueue (on the channel's clock, shared by all its members): one
+ * timer, re-armed about once per timeout period under load, not per request.
  *
  * Outcomes are nats.js's own error types, so callers map them as before: a
  * reply with no data and status 503 is NoRespondersError; a deadline is
@@ -42,14 +39,16 @@ const deadlines = new DeadlineQueue();
  */
 export class ReplyMux {
   readonly #nc: NatsConnection;
+  readonly #deadlines: DeadlineQueue;
   readonly #pending = new Map<string, Pending>();
   #sub: Subscription | undefined;
   #prefix = "";
   #seq = 0;
   #closed: Error | undefined;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, deadlines: DeadlineQueue) {
     this.#nc = nc;
+    this.#deadlines = deadlines;
   }
 
   /** Requests waiting for a reply. */
@@ -76,7 +75,7 @@ export class ReplyMux {
         reject(err as Error);
         return;
       }
-      p.deadline = deadlines.add(timeoutMs, ReplyMux.timedOut, p);
+      p.deadline = this.#deadlines.add(timeoutMs, ReplyMux.timedOut, p);
     });
   }
 
@@ -121,7 +120,7 @@ export class ReplyMux {
 
   #settle(token: string): void {
     const p = this.#pending.get(token);
-    if (p?.deadline) deadlines.cancel(p.deadline);
+    if (p?.deadline) this.#deadlines.cancel(p.deadline);
     this.#pending.delete(token);
   }
 
@@ -129,7 +128,7 @@ export class ReplyMux {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of all) {
-      if (p.deadline) deadlines.cancel(p.deadline);
+      if (p.deadline) this.#deadlines.cancel(p.deadline);
       p.reject(err);
     }
   }

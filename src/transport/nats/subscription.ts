@@ -1,4 +1,5 @@
 import { errors as natsErrors, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { pause, type Clock } from "../../core/clock.js";
 import type { ChannelEvent } from "../../core/events.js";
 import { MessageBuffer } from "./message-buffer.js";
 
@@ -7,6 +8,8 @@ export interface SubscriptionHost {
   /** A usable member now (waits, bounded, when there is none). */
   place(signal: AbortSignal): Promise<{ memberId: number; address: string; nc: NatsConnection }>;
   emit(event: ChannelEvent): void;
+  /** The channel's clock: move retries, the gap a move reports, the drop report's window. */
+  readonly clock: Clock;
 }
 
 export interface SubscriptionLimits {
@@ -51,7 +54,7 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
     this.queue = options.queue;
     this.max = options.max;
     this.#host = host;
-    this.#buffer = new MessageBuffer(limits.maxPending, limits.maxPendingBytes, (count) => host.emit({ type: "messages-dropped", subject, count }));
+    this.#buffer = new MessageBuffer(limits.maxPending, limits.maxPendingBytes, (count) => host.emit({ type: "messages-dropped", subject, count }), host.clock);
   }
 
   /** The member it lives on now, if any. */
@@ -161,7 +164,8 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
 
   #move(from: number | undefined): Promise<void> {
     if (this.#moving) return this.#moving;
-    const started = performance.now();
+    const clock = this.#host.clock;
+    const started = clock.now();
     const fromAddress = this.#current?.address;
     this.#moving = (async () => {
       let delay = 50;
@@ -185,12 +189,13 @@ export class ChannelSubscription implements AsyncIterable<Msg> {
             }
           }
           if (from !== undefined || fromAddress !== undefined) {
-            this.#host.emit({ type: "subscription-moved", subject: this.subject, from: fromAddress, to: address, gapMs: performance.now() - started });
+            this.#host.emit({ type: "subscription-moved", subject: this.subject, from: fromAddress, to: address, gapMs: clock.now() - started });
           }
           return;
         } catch {
           if (this.closed) return;
-          await new Promise((r) => setTimeout(r, delay).unref());
+          // Cut short by unsubscribe(): a closed subscription leaves no timer behind.
+          await pause(clock, delay, this.#abort.signal);
           delay = Math.min(delay * 2, 1000);
         }
       }

@@ -53,7 +53,10 @@ class FakeConnection implements MemberConnection {
   readonly maxConcurrent = Number.POSITIVE_INFINITY;
   #listener: ((e: ConnectionEvent) => void) | undefined;
   closed = false;
+  /** A frozen peer: PINGs fail (at once, so the test waits on intervals only). */
+  failPings = false;
   ping(): Promise<number> {
+    if (this.failPings) return Promise.reject(new Error("PING lost"));
     return this.closed ? Promise.reject(new Error("closed")) : Promise.resolve(1);
   }
   onEvent(listener: (e: ConnectionEvent) => void): void {
@@ -130,13 +133,13 @@ function make(
   return { sup, events };
 }
 
-describe("driver on a fake clock (no sockets)", () => {
-  it("a refused address backs off on the driver's clock while its slot stacks on the live one at once", async () => {
+describe("supervisor on a fake clock (no sockets)", () => {
+  it("a refused address backs off on the supervisor's clock while its slot stacks on the live one at once", async () => {
     const clock = new FakeClock();
     const connector = new FakeConnector(new Set([addressKey(B)]));
     const { sup } = make(connector, clock);
     await settle();
-    expect(sup.pool.readyCount).toBe(2);
+    expect(sup.stats().ready).toBe(2);
     expect(connector.dials.get(addressKey(B))).toBe(1);
     // Spread repair probes B when its backoff ends: 100 ms, then 200 ms, then 400 ms of fake time.
     const probes: number[] = [];
@@ -145,10 +148,10 @@ describe("driver on a fake clock (no sockets)", () => {
       probes.push(connector.dials.get(addressKey(B)) ?? 0);
     }
     expect(probes).toEqual([1, 2, 2, 3, 3, 4]);
-    expect(sup.pool.readyCount).toBe(2);
+    expect(sup.stats().ready).toBe(2);
   });
 
-  it("a member that dies within the flap window makes its address back off longer each time, in the driver's time", async () => {
+  it("a member that dies within the flap window makes its address back off longer each time, in the supervisor's time", async () => {
     const clock = new FakeClock();
     const connector = new FakeConnector(new Set(), clock);
     make(connector, clock, 1, [A]);
@@ -163,12 +166,46 @@ describe("driver on a fake clock (no sockets)", () => {
     expect(connector.dialTimes).toEqual([1000, 1150, 1400, 1850]);
   });
 
+  it("stats() and events read one record: member state and degraded mode as the regulator decided them", async () => {
+    const clock = new FakeClock();
+    const connector = new FakeConnector(new Set());
+    const { sup, events } = make(connector, clock, 1, [A]);
+    await settle();
+    const id = connector.conns.length === 1 ? sup.stats().members[0]!.id : -1;
+    const lastState = (): string | undefined => events.flatMap((e) => (e.type === "state" && e.member.id === id ? [e.to] : [])).at(-1);
+    const lastDegraded = (): boolean | undefined => events.flatMap((e) => (e.type === "degraded" ? [e.degraded] : [])).at(-1);
+    expect(lastState()).toBe("ready");
+    expect(sup.stats()).toMatchObject({ ready: 1, usable: 1, degraded: false, status: "connected" });
+    expect(sup.stats().members[0]).toMatchObject({ id, state: "ready", lastError: undefined, connectedSince: new Date(clock.wall()).toISOString() });
+    // The only member stops answering PINGs: two failed intervals make it unhealthy, and degraded mode keeps it.
+    connector.conns[0]!.conn.failPings = true;
+    await clock.advance(120_000);
+    expect(lastState()).toBe("unhealthy");
+    expect(lastDegraded()).toBe(true);
+    expect(sup.stats()).toMatchObject({ ready: 0, usable: 1, degraded: true, status: "connected" });
+    expect(sup.stats().members[0]).toMatchObject({ id, state: "unhealthy", lastError: "PING lost" });
+    expect([...sup.members()].map((m) => m.state)).toEqual(["unhealthy"]);
+    // It still takes picks (better a doubtful member than none).
+    const lease = sup.leases.tryAcquire();
+    expect(lease?.member.id).toBe(id);
+    lease!.release();
+    // Answering again: ready, and degraded mode ends; stats say so at the same moment as the events.
+    connector.conns[0]!.conn.failPings = false;
+    await clock.advance(120_000);
+    expect(lastState()).toBe("ready");
+    expect(lastDegraded()).toBe(false);
+    expect(sup.stats()).toMatchObject({ ready: 1, usable: 1, degraded: false, status: "connected" });
+    expect(sup.stats().members[0]).toMatchObject({ id, state: "ready" });
+    // No status flap on the way: the channel stayed connected throughout.
+    expect(events.filter((e) => e.type === "status").map((e) => (e.type === "status" ? e.status : ""))).toEqual(["connected"]);
+  });
+
   it("close() blames nobody: no evicted, draining or degraded events, no failed address", async () => {
     const clock = new FakeClock();
     const connector = new FakeConnector(new Set());
     const { sup, events } = make(connector, clock);
     await settle();
-    expect(sup.pool.readyCount).toBe(2);
+    expect(sup.stats().ready).toBe(2);
     events.length = 0;
     await sup.close();
     expect(events.filter((e) => e.type === "evicted" || e.type === "draining" || e.type === "degraded" || e.type === "connect-failed")).toEqual([]);
@@ -177,5 +214,8 @@ describe("driver on a fake clock (no sockets)", () => {
       "channel closed",
     ]);
     expect(sup.stats().addresses.map((a) => a.failures)).toEqual([0, 0]);
+    // Nothing is left in the one record, nor in the pool's index.
+    expect(sup.stats()).toMatchObject({ ready: 0, usable: 0, members: [] });
+    expect([...sup.members()]).toEqual([]);
   });
 });

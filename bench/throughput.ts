@@ -13,6 +13,7 @@ import {
   connectPeer,
   dialtoneConnectPeer,
   dialtoneFetchPeer,
+  dialtoneGrpcJsPeer,
   dialtone,
   dialtoneOneMember,
   dialtoneOneMemberMetered,
@@ -46,6 +47,7 @@ const PEERS: Peer[] = [
   undiciBalancedIdempotent,
   connectPeer,
   grpcJs,
+  dialtoneGrpcJsPeer,
 ];
 /** The full matrix: 64 B and 16 KiB bodies at concurrency 1, 16 and 256. */
 const CELLS = [

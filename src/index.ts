@@ -21,6 +21,15 @@ export type { SupervisorStats as ChannelStats, MemberStats } from "./supervisor/
 export { HEALTH_DEFAULTS, type HealthOptions, type AppCheck } from "./health/options.js";
 export type { MembersRange } from "./transport/common-options.js";
 export type { HedgeOptions } from "./dispatch/hedge-timing.js";
+export type {
+  CallInfo,
+  CallStartMessage,
+  AttemptReason,
+  AttemptStartMessage,
+  AttemptEndOutcome,
+  AttemptEndMessage,
+  CallEndMessage,
+} from "./dispatch/diagnostics.js";
 export type { RetryBudgetOptions } from "./dispatch/retry-budget.js";
 export type { OutlierOptions } from "./pool/outlier.js";
 export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.js";

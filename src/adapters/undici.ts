@@ -31,6 +31,7 @@ import {
   type BodyProgress,
   type Phase,
 } from "./undici-errors.js";
+import { publishBodySent, publishError, publishHeaders, publishTrailers, requestCreated, runAs, type DiagnosticsRequest } from "./undici-diagnostics.js";
 import { asControllerHandler, Controller, headerRecord, type ControllerHandler, type DispatchHandler } from "./undici-handlers.js";
 import { toInit, type DispatchOptions } from "./undici-request.js";
 
@@ -152,6 +153,7 @@ export class DialtoneDispatcher extends Base {
     let phase: Phase = "before-head";
     const progress: BodyProgress = { declared: undefined, received: 0 };
     let headersTimeout: number | undefined;
+    let diag: DiagnosticsRequest | undefined;
     try {
       if (refusal) throw refusal;
       h.onRequestStart?.(controller, {});
@@ -161,10 +163,13 @@ export class DialtoneDispatcher extends Base {
       if (o.expectContinue === true) throw notSupported("expectContinue (Expect: 100-continue)");
       this.#checkOrigin(o.origin);
       headersTimeout = o.headersTimeout === undefined || o.headersTimeout === null ? this.#headersTimeout : positive(o.headersTimeout);
-      const init = await toInit(o, signal, headersTimeout);
+      // undici:request:create, as undici's Request publishes it: its subscribers may add headers (traceparent).
+      diag = requestCreated(o.origin === undefined || o.origin === null ? this.#origin : String(o.origin), o.method, o.path, o.headers);
+      const init = await toInit(diag ? { ...o, headers: diag.headers } : o, signal, headersTimeout);
       const sent = reportBodySent(init, h);
-      const res = await this.#channel.requestStream(init);
+      const res = await runAs(diag, () => this.#channel.requestStream(init));
       sent();
+      publishBodySent(diag);
       phase = "after-head";
       if (controller.aborted) {
         res.body.destroy();
@@ -174,16 +179,19 @@ export class DialtoneDispatcher extends Base {
       if (declared !== undefined && o.method !== "HEAD") progress.declared = Number(declared);
       const headers = headerRecord(res.headers);
       controller.rawHeaders = headers;
+      publishHeaders(diag, res.status, headers);
       h.onResponseStarted?.();
       h.onResponseStart?.(controller, res.status, headers, "");
       const idle = o.bodyTimeout === undefined || o.bodyTimeout === null ? this.#bodyTimeout : positive(o.bodyTimeout);
       await pumpBody(res, h, controller, idle, progress);
       const trailers = headerRecord(await res.trailers);
       controller.rawTrailers = trailers;
+      publishTrailers(diag, trailers);
       h.onResponseEnd?.(controller, trailers);
     } catch (err) {
       // An abort the caller asked for reaches it as its own reason, as undici does (fetch rejects with it).
       const e = controller.aborted && controller.reason ? controller.reason : toUndiciError(err, phase, progress, headersTimeout);
+      publishError(diag, e);
       h.onResponseError?.(controller, e);
     }
   }

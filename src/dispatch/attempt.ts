@@ -19,6 +19,9 @@ import type { AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from
 export class Context implements AttemptContext {
   kept = false;
   verdict: AttemptOutcome = "ok";
+  /** Set only by a diagnostics subscriber (traced-call.ts). */
+  headers: Record<string, string> | undefined = undefined;
+  status: number | undefined = undefined;
   constructor(
     readonly budgetMs: number,
     readonly attempt: number,

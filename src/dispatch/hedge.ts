@@ -4,6 +4,8 @@ import { Context, acquireLease, attemptAnswered, attemptFailed, budgetAllows, re
 import { mayRetry } from "./classify.js";
 import type { HedgeTiming } from "./hedge-timing.js";
 import type { Attempt, DispatchLease, DispatchOptions, LeaseSource, Trace } from "./lease.js";
+import type { AttemptReason } from "./diagnostics.js";
+import type { TracedCall } from "./traced-call.js";
 
 interface Running<C> {
   readonly lease: DispatchLease<C>;
@@ -36,8 +38,9 @@ export function hedgedAttempts<C, T>(
   attempt: Attempt<C, T>,
   trace: Trace | undefined,
   timing: HedgeTiming,
+  diag?: TracedCall,
 ): Promise<T> {
-  return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject).start());
+  return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject, diag).start());
 }
 
 /**
@@ -69,6 +72,8 @@ class HedgedCall<C, T> {
   #ticket = 0;
   /** The call ended with an answer (the other attempts were cancelled by it). */
   #answered = false;
+  /** Why the next attempt from #acquireAndLaunch goes out (diagnostics). */
+  #lastFailure: RequestError | undefined;
 
   constructor(
     private readonly source: LeaseSource<C>,
@@ -78,6 +83,7 @@ class HedgedCall<C, T> {
     private readonly timing: HedgeTiming,
     private readonly resolve: (v: T) => void,
     private readonly reject: (e: DialtoneError) => void,
+    private readonly diag: TracedCall | undefined,
   ) {
     this.#deadline = source.clock.now() + o.timeout;
   }
@@ -183,10 +189,12 @@ class HedgedCall<C, T> {
     const run: Running<C> = { lease, cancel, hedge, first: this.#attempts === 0, started };
     this.#active.add(run);
     const ctx = new Context(Math.max(1, this.#deadline - started), ++this.#attempts, signal);
+    const traced = this.diag?.attempt(ctx, lease, this.#reason(hedge));
     this.attempt(lease, ctx).then(
       (res) => {
         this.#active.delete(run);
         const end = attemptAnswered(this.source, lease, ctx, started);
+        traced?.answered(res, !this.#done);
         if (this.#done) return;
         if (run.first) this.timing.record(end - started);
         this.timing.answered(this.#ticket);
@@ -202,11 +210,14 @@ class HedgedCall<C, T> {
         // A loser this call cancelled: nobody's failure, and not the call's error. When an answer
         // cancelled it, the time it ran is a lower bound of its member's latency (lease.ts).
         if (this.#done) {
+          traced?.cancelled();
           if (!this.#answered || !lease.superseded) return lease.release();
           const now = this.source.clock.now();
           return lease.superseded(now - started, now);
         }
         const e = attemptFailed(this.source, this.o, lease, err);
+        traced?.failed(e);
+        if (e instanceof RequestError) this.#lastFailure = e;
         if (this.trace) this.trace.address = lease.member.key;
         if (!(e instanceof RequestError) || !mayRetry(e, this.o)) return this.#fail(e);
         // Another attempt still running is this one's retry.
@@ -215,6 +226,12 @@ class HedgedCall<C, T> {
         this.#acquireAndLaunch(true);
       },
     );
+  }
+
+  #reason(hedge: boolean): AttemptReason {
+    if (hedge) return "hedge";
+    if (this.#attempts === 1) return "first";
+    return this.#lastFailure?.unprocessed ? "retry-unprocessed" : "retry-idempotent";
   }
 
   /**

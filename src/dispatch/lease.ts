@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.js";
+import type { CallInfo } from "./diagnostics.js";
 import type { ChannelEvent } from "../core/events.js";
 import type { Listeners } from "../core/listeners.js";
 import type { AttemptOutcome } from "../pool/outlier.js";
@@ -60,6 +61,14 @@ export interface DispatchOptions {
   budget?: RetryBudget | undefined;
   /** The channel's hedging policy; undefined: off. Only idempotent calls are hedged. */
   hedge?: HedgeTiming | undefined;
+  /** The channel's name, for diagnostics messages. */
+  channel?: string | undefined;
+  /**
+   * What the call is, for dialtone's diagnostics channels (diagnostics.ts):
+   * given only when someone subscribes (the channel checks), and then the
+   * call publishes its messages; undefined: nothing is built or published.
+   */
+  info?: CallInfo | undefined;
 }
 
 export interface AttemptContext {
@@ -83,6 +92,14 @@ export interface AttemptContext {
    * UNAVAILABLE), for outlier ejection; a success says "ok" by default.
    */
   classify(outcome: AttemptOutcome): void;
+  /**
+   * Headers a diagnostics subscriber (a tracer) added for this attempt
+   * (traceparent …): the attempt sends them with its request. Undefined when
+   * none were added.
+   */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  /** The response status, for an attempt whose result does not carry it (stream()): read by diagnostics. */
+  status: number | undefined;
 }
 
 export type Attempt<C, T> = (lease: DispatchLease<C>, ctx: AttemptContext) => Promise<T>;

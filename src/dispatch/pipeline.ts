@@ -1,8 +1,9 @@
-import { AbortedError, DialtoneError, RequestTimeoutError } from "../core/errors.js";
+import { AbortedError, DialtoneError, RequestTimeoutError, type RequestError } from "../core/errors.js";
 import { Context, acquireLease, attemptAnswered, attemptFailed, retryAllowed } from "./attempt.js";
 import { outcomeOf } from "./classify.js";
 import { hedgedAttempts } from "./hedge.js";
 import type { Attempt, DispatchOptions, LeaseSource, Trace } from "./lease.js";
+import { TracedCall } from "./traced-call.js";
 
 export type { Attempt, AttemptContext, DispatchLease, DispatchOptions, LeaseSource } from "./lease.js";
 
@@ -24,8 +25,10 @@ export function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOptions,
   // Outcome events cost an allocation per call, so only when someone listens.
   const trace: Trace | undefined =
     source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: source.clock.now() };
-  if (!run) return attempts(source, options, attempt, trace);
-  return trace ? tracedHedge(source, options, attempt, trace) : hedged(source, options, attempt, undefined);
+  // Diagnostics messages: the channel gave `info` only because someone subscribes.
+  const diag = options.info === undefined ? undefined : new TracedCall(options);
+  if (!run) return attempts(source, options, attempt, trace, diag);
+  return trace || diag ? tracedHedge(source, options, attempt, trace, diag) : hedged(source, options, attempt, undefined, undefined);
 }
 
 /** The request event: one per call, however it ended. */
@@ -43,20 +46,27 @@ function emitRequest<C>(source: LeaseSource<C>, trace: Trace, err: unknown, end 
   });
 }
 
-async function tracedHedge<C, T>(source: LeaseSource<C>, options: DispatchOptions, attempt: Attempt<C, T>, trace: Trace): Promise<T> {
+async function tracedHedge<C, T>(
+  source: LeaseSource<C>,
+  options: DispatchOptions,
+  attempt: Attempt<C, T>,
+  trace: Trace | undefined,
+  diag: TracedCall | undefined,
+): Promise<T> {
   try {
-    const res = await hedged(source, options, attempt, trace);
-    emitRequest(source, trace, undefined);
+    const res = await hedged(source, options, attempt, trace, diag);
+    if (trace) emitRequest(source, trace, undefined);
     return res;
   } catch (err) {
-    emitRequest(source, trace, err);
+    if (trace) emitRequest(source, trace, err);
+    diag?.failed(err, undefined);
     throw err;
   }
 }
 
-function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
+function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined, diag: TracedCall | undefined): Promise<T> {
   if (o.signal?.aborted) return Promise.reject(new AbortedError(o.target, o.signal.reason));
-  return hedgedAttempts(source, o, attempt, trace, o.hedge as NonNullable<DispatchOptions["hedge"]>);
+  return hedgedAttempts(source, o, attempt, trace, o.hedge as NonNullable<DispatchOptions["hedge"]>, diag);
 }
 
 /**
@@ -66,7 +76,14 @@ function hedged<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attem
  * returning, failure in the outer catch — so listeners cost no async layer
  * of their own.
  */
-async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attempt: Attempt<C, T>, trace: Trace | undefined): Promise<T> {
+async function attempts<C, T>(
+  source: LeaseSource<C>,
+  o: DispatchOptions,
+  attempt: Attempt<C, T>,
+  trace: Trace | undefined,
+  diag: TracedCall | undefined,
+): Promise<T> {
+  let address: string | undefined;
   try {
     const signal = o.signal;
     if (signal) {
@@ -98,20 +115,25 @@ async function attempts<C, T>(source: LeaseSource<C>, o: DispatchOptions, attemp
         trace.address = lease.member.key;
       }
       const ctx = new Context(Math.max(1, deadline - now), n, signal);
+      const traced = diag?.attempt(ctx, lease, n === 1 ? "first" : (last as RequestError).unprocessed ? "retry-unprocessed" : "retry-idempotent");
       try {
         const res = await attempt(lease, ctx);
         const end = attemptAnswered(source, lease, ctx, now);
         // A p95 hedge delay learns from every call, hedged or not.
         o.hedge?.record(end - now);
         if (trace) emitRequest(source, trace, undefined, end);
+        traced?.answered(res, true);
         return res;
       } catch (err) {
         last = attemptFailed(source, o, lease, err);
+        traced?.failed(last);
+        address = lease.member.key;
         if (!retryAllowed(source, o, last, n - 1, lease.member.key)) throw last;
       }
     }
   } catch (err) {
     if (trace) emitRequest(source, trace, err);
+    diag?.failed(err, address);
     throw err;
   }
 }

@@ -5,6 +5,7 @@ import { raceSignal } from "../core/abort.js";
 import { ClosedError } from "../core/errors.js";
 import { iterateEvents } from "../core/event-iterator.js";
 import type { ChannelEvent, ConnectionStatus } from "../core/events.js";
+import type { CallInfo } from "../dispatch/diagnostics.js";
 import { dispatch, type Attempt } from "../dispatch/pipeline.js";
 import { HedgeTiming } from "../dispatch/hedge-timing.js";
 import { RetryBudget } from "../dispatch/retry-budget.js";
@@ -128,11 +129,14 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
    * Runs `attempt` through the dispatch pipeline: picked members, retries only
    * where the protocol proves the first attempt unprocessed (or the caller
    * said idempotent), the request event, and errors kept in the taxonomy.
+   * `info` (given only when diagnostics.ts's tracing() says someone
+   * subscribes) makes the call publish dialtone's diagnostics messages.
    */
   protected call<T>(
     options: CallOptions,
     limits: { maxRetries: number; acquireTimeout: number; replayable?: () => boolean },
     attempt: Attempt<C, T>,
+    info?: CallInfo,
   ): Promise<T> {
     return dispatch<C, T>(
       this.sup.leases,
@@ -146,6 +150,8 @@ export abstract class ChannelBase<C extends MemberConnection> implements AsyncDi
         replayable: limits.replayable,
         budget: this.#budget,
         hedge: this.#hedge,
+        channel: this.name,
+        info,
       },
       attempt,
     );

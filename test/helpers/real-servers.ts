@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface RealServer {
-  readonly kind: "nghttpd" | "h2o" | "python-grpc" | "connect-node";
+  readonly kind: "nghttpd" | "h2o" | "python-grpc" | "connect-node" | "grpc-js";
   readonly host: string;
   readonly port: number;
   readonly key: string;
@@ -36,7 +36,7 @@ export function makeDocroot(): string {
   return dir;
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);
@@ -174,4 +174,17 @@ export async function startPythonInterop(host: string, opts: { port?: number } =
   const port = opts.port ?? (await freePort(host));
   const script = new URL("../fixtures/grpc_interop_server.py", import.meta.url).pathname;
   return await spawnFixture("python-grpc", "/usr/bin/python3", [script, host, String(port)], host, port);
+}
+
+/** grpc's interop TestService served by @grpc/grpc-js (test/fixtures/grpc_js_interop_server.ts), killable and freezable; over TLS with `tls`. */
+export async function startGrpcJsInterop(host: string, opts: { port?: number; tls?: { cert: string; key: string } } = {}): Promise<GrpcServer> {
+  const port = opts.port ?? (await freePort(host));
+  const script = new URL("../fixtures/grpc_js_interop_server.ts", import.meta.url).pathname;
+  const args = ["--import", "tsx", script, host, String(port)];
+  if (opts.tls) {
+    const file = join(mkdtempSync(join(tmpdir(), "dialtone-grpcjs-tls-")), "tls.json");
+    writeFileSync(file, JSON.stringify({ cert: opts.tls.cert, key: opts.tls.key }));
+    args.push(file);
+  }
+  return await spawnFixture("grpc-js", process.execPath, args, host, port);
 }

@@ -4,7 +4,7 @@
  * dialtone (and its adapters) and makes a real request to a real backend.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(stopAllBackends);
 
 /** The optional peers of the adapters the consumer imports, as a user of those adapters already has them. */
-const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2", undici: "^7.30.2" };
+const ADAPTER_PEERS = { "@connectrpc/connect": "^2.1.2", "@grpc/grpc-js": "^1.14.7", undici: "^7.30.2", "@opentelemetry/api": "^1.9.0" };
 
 function scratch(pkg: object, files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), "dialtone-consumer-"));
@@ -50,16 +50,18 @@ async function main()${types ? ": Promise<void>" : ""} {
   const res = await ch.request({ path: "/" });
   const viaFetch = await fetch(target + "/", { dispatcher: createDispatcher(ch) });
   const bad = await ch.request({ path: "/", headers: { "bad header": "x" } }).catch((e${types ? ": unknown" : ""}) => e);
-  console.log(JSON.stringify({ status: res.status, body: res.body.toString(), fetch: viaFetch.status, badRequest: bad instanceof BadRequestError, session: typeof createSessionManager(ch).request }));
+  const tracing = new DialtoneInstrumentation();
+  tracing.disable();
+  console.log(JSON.stringify({ status: res.status, body: res.body.toString(), fetch: viaFetch.status, badRequest: bad instanceof BadRequestError, session: typeof createSessionManager(ch).request, otel: tracing.instrumentationName, grpc: createGrpcChannel(ch).getTarget() === ch.target }));
   await ch.close();
 }
 void main();
 `;
 const IMPORTS =
-  'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\n';
+  'import { createHttp2Channel, BadRequestError } from "dialtone";\nimport { createDispatcher } from "dialtone/undici";\nimport { createSessionManager } from "dialtone/connect";\nimport { DialtoneInstrumentation } from "dialtone/otel";\nimport { createGrpcChannel } from "dialtone/grpc-js";\n';
 
 describe("the packed package in scratch projects (npm pack → npm install)", () => {
-  it("a project without the adapters' optional peers (no undici) imports dialtone and makes a request: the main entry never loads undici", () => {
+  it("a project without the adapters' optional peers (no undici, no @opentelemetry/api, no @grpc/grpc-js) imports dialtone and makes a request: the main entry never loads them", () => {
     const main = `import { createHttp2Channel } from "dialtone";
 const [target, discovery] = process.argv.slice(2);
 const ch = createHttp2Channel({ target, discovery, members: 1 });
@@ -69,19 +71,45 @@ let undici = "absent";
 try { await import("undici"); undici = "present"; } catch {}
 let adapter = "loaded";
 try { await import("dialtone/undici"); } catch (e) { adapter = e.code; }
-console.log(JSON.stringify({ status: res.status, undici, adapter }));
+let api = "absent";
+try { await import("@opentelemetry/api"); api = "present"; } catch {}
+let otel = "loaded";
+try { await import("dialtone/otel"); } catch (e) { otel = e.code; }
+let grpcJs = "absent";
+try { await import("@grpc/grpc-js"); grpcJs = "present"; } catch {}
+let grpcAdapter = "loaded";
+try { await import("dialtone/grpc-js"); } catch (e) { grpcAdapter = e.code; }
+console.log(JSON.stringify({ status: res.status, undici, adapter, api, otel, grpcJs, grpcAdapter }));
 await ch.close();
 `;
-    const dir = scratch({ type: "module", dependencies: {} }, { "main.mjs": main });
+    // prom-client 15 depends on @opentelemetry/api, prom-client 14 (which dialtone also takes) does not:
+    // with 14, the project has no @opentelemetry/api, and only dialtone/otel needs it.
+    const dir = scratch({ type: "module", dependencies: { "prom-client": "^14.2.0" } }, { "main.mjs": main });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    // dialtone/undici needs its peer; dialtone itself does not.
-    expect(JSON.parse(out)).toEqual({ status: 200, undici: "absent", adapter: "ERR_MODULE_NOT_FOUND" });
+    // dialtone/undici, dialtone/otel and dialtone/grpc-js need their peers; dialtone itself does not.
+    expect(JSON.parse(out)).toEqual({
+      status: 200,
+      undici: "absent",
+      adapter: "ERR_MODULE_NOT_FOUND",
+      api: "absent",
+      otel: "ERR_MODULE_NOT_FOUND",
+      grpcJs: "absent",
+      grpcAdapter: "ERR_MODULE_NOT_FOUND",
+    });
   }, 120_000);
 
-  it("an ESM project imports dialtone, dialtone/undici and dialtone/connect and makes requests", () => {
+  it("an ESM project imports dialtone, dialtone/undici, dialtone/connect and dialtone/grpc-js and makes requests", () => {
     const dir = scratch({ type: "module" }, { "main.mjs": IMPORTS + BODY(false) });
     const out = execFileSync(process.execPath, ["main.mjs", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function" });
+    expect(JSON.parse(out)).toEqual({
+      status: 200,
+      body: `ok ${backend.key}`,
+      fetch: 200,
+      badRequest: true,
+      session: "function",
+      otel: "dialtone",
+      grpc: true,
+    });
   }, 120_000);
 
   it("a CommonJS TypeScript project (module nodenext) compiles against the types and require()s the package", () => {
@@ -96,10 +124,20 @@ await ch.close();
     );
     // The scratch project borrows this repository's TypeScript and Node types rather than installing them again.
     mkdirSync(join(dir, "node_modules", "@types"), { recursive: true });
-    symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(dir, "node_modules", "@types", "node"));
-    symlinkSync(join(ROOT, "node_modules", "undici-types"), join(dir, "node_modules", "undici-types"));
+    // (@grpc/grpc-js's protobufjs may have installed its own @types/node already.)
+    for (const mod of [join("@types", "node"), "undici-types"]) {
+      if (!existsSync(join(dir, "node_modules", mod))) symlinkSync(join(ROOT, "node_modules", mod), join(dir, "node_modules", mod));
+    }
     execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "."], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
     const out = execFileSync(process.execPath, ["out/main.js", `http://svc.test:${backend.port}`, `static:///${backend.key}`], { cwd: dir, encoding: "utf8" });
-    expect(JSON.parse(out)).toEqual({ status: 200, body: `ok ${backend.key}`, fetch: 200, badRequest: true, session: "function" });
+    expect(JSON.parse(out)).toEqual({
+      status: 200,
+      body: `ok ${backend.key}`,
+      fetch: 200,
+      badRequest: true,
+      session: "function",
+      otel: "dialtone",
+      grpc: true,
+    });
   }, 120_000);
 });

@@ -1,10 +1,13 @@
 import { createClient } from "@connectrpc/connect";
+import grpc from "@grpc/grpc-js";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createDispatcher } from "../../../dist/adapters/undici.js";
 import { createSessionManager } from "../../../dist/adapters/connect.js";
+import { createGrpcChannel } from "../../../dist/adapters/grpc-js.js";
 import { createHttp2Channel, type Http2Channel } from "../../../dist/index.js";
 import { Echo } from "./connect.js";
-import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+import { EchoClient, identity, peerOf } from "./grpcjs.js";
+import { CallError, ECHO_PATH, GRPC_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /** A dialtone channel over every backend, with its defaults, as the adapters' callers would make it. */
 async function channelFor(t: Target): Promise<Http2Channel> {
@@ -58,6 +61,44 @@ export const dialtoneConnectPeer: Peer = {
         return backend;
       },
       close: () => channel.close(),
+    };
+    await warmUp(client);
+    return client;
+  },
+};
+
+/** @grpc/grpc-js's own client with a dialtone channel as its channelOverride (dialtone/grpc-js): unary echo. */
+export const dialtoneGrpcJsPeer: Peer = {
+  id: "dialtone-grpc-js",
+  label: "grpc-js on dialtone",
+  protocol: "grpc",
+  namesFailedBackend: false,
+  async open(t: Target): Promise<BenchClient> {
+    const channel = await channelFor(t);
+    const raw = new EchoClient(channel.target, grpc.credentials.createInsecure(), { channelOverride: createGrpcChannel(channel) });
+    const client: BenchClient = {
+      call(body) {
+        return new Promise((resolve, reject) => {
+          let backend: string | undefined;
+          const call = raw.makeUnaryRequest(
+            GRPC_PATH,
+            identity,
+            identity,
+            Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+            new grpc.Metadata(),
+            { deadline: Date.now() + t.timeoutMs },
+            (err) => (err ? reject(new CallError(err.message, peerOf(call), { cause: err })) : resolve(backend)),
+          );
+          call.on("metadata", (md) => {
+            const v = md.get("x-backend")[0];
+            backend = typeof v === "string" ? v : undefined;
+          });
+        });
+      },
+      async close() {
+        raw.close();
+        await channel.close();
+      },
     };
     await warmUp(client);
     return client;

@@ -1,16 +1,16 @@
 import grpc from "@grpc/grpc-js";
 import { CallError, GRPC_PATH, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
-const identity = (b: Buffer): Buffer => b;
+export const identity = (b: Buffer): Buffer => b;
 
 /** The subchannel address a call went to ("127.0.0.3:PORT"), when grpc-js knows it. */
-function peerOf(call: grpc.ClientUnaryCall): string | undefined {
+export function peerOf(call: grpc.ClientUnaryCall): string | undefined {
   const peer = call.getPeer();
   return /^\d+\.\d+\.\d+\.\d+:\d+$/.test(peer) ? peer : undefined;
 }
 
 /** A generic client for /dialtone.bench.Echo/Echo whose messages are raw bytes (identity serializers). */
-const EchoClient = grpc.makeGenericClientConstructor(
+export const EchoClient = grpc.makeGenericClientConstructor(
   {
     Echo: {
       path: GRPC_PATH,

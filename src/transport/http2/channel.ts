@@ -1,6 +1,8 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
 import { DeadlineQueue } from "../../core/deadlines.js";
 import { AbortedError, BadRequestError } from "../../core/errors.js";
+import { tracing, type CallInfo } from "../../dispatch/diagnostics.js";
+import type { AttemptContext } from "../../dispatch/lease.js";
 import { ChannelBase } from "../channel-base.js";
 import { supervisorFor } from "../common-options.js";
 import { connectionCheck } from "./app-check.js";
@@ -53,8 +55,11 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
       return Promise.reject(err as Error);
     }
     // The exchange classifies the response for outlier ejection itself (ctx): no promise step of our own per attempt.
-    return this.call(this.#callOptions(req), this.#limits(req), (lease, ctx) =>
-      sendOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, this.#o.maxResponseBytes, ctx),
+    return this.call(
+      this.#callOptions(req),
+      this.#limits(req),
+      (lease, ctx) => sendOnConnection(lease.connection, this.target, forAttempt(req, ctx), ctx.budgetMs, this.#o.maxResponseBytes, ctx),
+      tracing() ? about("request", req) : undefined,
     );
   }
 
@@ -67,18 +72,23 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
    */
   async requestStream(init: Http2RequestInit): Promise<Http2StreamingResponse> {
     const req = prepareRequest(init, this.target);
-    return await this.call(this.#callOptions(req), this.#limits(req), async (lease, ctx) => {
-      const clock = this.sup.clock;
-      const started = clock.now();
-      // The member stays leased while the body streams; the stream's end releases it.
-      ctx.keepLease();
-      const res = await openOnConnection(lease.connection, this.target, forAttempt(req, ctx.signal), ctx.budgetMs, (completed) =>
-        lease.release(completed ? clock.now() - started : undefined),
-      );
-      // gRPC puts a failure in the trailers; a trailers-only response (UNAVAILABLE at once) has it in the headers.
-      ctx.classify(http2Outcome(res.status, res.headers));
-      return res;
-    });
+    return await this.call(
+      this.#callOptions(req),
+      this.#limits(req),
+      async (lease, ctx) => {
+        const clock = this.sup.clock;
+        const started = clock.now();
+        // The member stays leased while the body streams; the stream's end releases it.
+        ctx.keepLease();
+        const res = await openOnConnection(lease.connection, this.target, forAttempt(req, ctx), ctx.budgetMs, (completed) =>
+          lease.release(completed ? clock.now() - started : undefined),
+        );
+        // gRPC puts a failure in the trailers; a trailers-only response (UNAVAILABLE at once) has it in the headers.
+        ctx.classify(http2Outcome(res.status, res.headers));
+        return res;
+      },
+      tracing() ? about("requestStream", req) : undefined,
+    );
   }
 
   /**
@@ -92,13 +102,17 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     if (endStream !== undefined && typeof endStream !== "boolean") throw new BadRequestError(this.target, "endStream", "expected a boolean");
     const req = prepareRequest(rest, this.target);
     if (req.signal?.aborted) throw new AbortedError(this.target, req.signal.reason);
+    let attempt: AttemptContext | undefined;
+    const info = tracing() ? about("stream", req) : undefined;
     const lease = await this.call(
       { signal: req.signal, timeout: this.#o.acquireTimeout },
       { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout },
       async (l, ctx) => {
         ctx.keepLease();
+        attempt = ctx;
         return l;
       },
+      info,
     );
     if (req.signal?.aborted) {
       lease.release();
@@ -106,13 +120,19 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     }
     let stream: ClientHttp2Stream;
     try {
-      stream = lease.connection.session.request(req.headers, { endStream: endStream ?? true });
+      const extra = attempt?.headers;
+      stream = lease.connection.session.request(extra ? { ...req.headers, ...extra } : req.headers, { endStream: endStream ?? true });
     } catch (err) {
       lease.release();
       const code = (err as NodeJS.ErrnoException).code ?? "unknown error";
       throw new BadRequestError(this.target, "stream", `stream not opened (${code})`);
     }
     lease.connection.track(stream);
+    // Diagnostics read the status of a raw stream's attempt when it ends (its lease's release).
+    if (info) {
+      const ctx = attempt as AttemptContext;
+      stream.once("response", (h) => (ctx.status = Number(h[":status"])));
+    }
     const clock = this.sup.clock;
     const started = clock.now();
     stream.once("close", () => lease.release(stream.rstCode === constants.NGHTTP2_NO_ERROR ? clock.now() - started : undefined));
@@ -149,9 +169,22 @@ function cancelOnAbort(stream: ClientHttp2Stream, signal: AbortSignal, target: s
   stream.once("close", () => signal.removeEventListener("abort", onAbort));
 }
 
-/** The request as one attempt sends it: with that attempt's signal (a hedge's also aborts when another attempt won). */
-function forAttempt(req: PreparedRequest, signal: AbortSignal | undefined): PreparedRequest {
-  return signal === req.signal ? req : { ...req, signal };
+/**
+ * The request as one attempt sends it: with that attempt's signal (a hedge's
+ * also aborts when another attempt won), and the headers a diagnostics
+ * subscriber added for it (traceparent), checked by traced-call.ts.
+ */
+function forAttempt(req: PreparedRequest, ctx: AttemptContext): PreparedRequest {
+  const { signal, headers } = ctx;
+  if (headers === undefined) return signal === req.signal ? req : { ...req, signal };
+  let headerBytes = req.headerBytes;
+  for (const k in headers) headerBytes += 32 + k.length + (headers[k] as string).length;
+  return { ...req, signal, headers: { ...req.headers, ...headers }, headerBytes };
+}
+
+/** What a call is, for dialtone's diagnostics channels (built only when someone subscribes). */
+function about(operation: CallInfo["operation"], req: PreparedRequest): CallInfo {
+  return { protocol: "http2", operation, method: req.method, path: req.headers[":path"] as string, headers: req.headers };
 }
 
 export function createHttp2Channel(options: Http2ChannelOptions): Http2Channel {

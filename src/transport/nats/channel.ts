@@ -12,6 +12,7 @@ import { DeadlineQueue } from "../../core/deadlines.js";
 import { BadRequestError, DialtoneError, MemberLostError, NoRespondersError, RequestError, RequestTimeoutError } from "../../core/errors.js";
 import { requireInteger } from "../../core/duration.js";
 import { checkSignal, checkTimeout } from "../../dispatch/call-options.js";
+import { tracing, type CallInfo } from "../../dispatch/diagnostics.js";
 import type { ChannelEvent } from "../../core/events.js";
 import { UnionResolver } from "../../resolve/union-resolver.js";
 import { ChannelBase } from "../channel-base.js";
@@ -102,8 +103,9 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
           throw new RequestError("ERR_DIALTONE_NOT_SENT", this.target, address, "member closed before the request was sent", true);
         }
         // Against the limits of the server this member is on: a message over them is the caller's error, not the member's.
-        checkPayloadSize(this.target, nc, data, hdrs);
-        const sent = conn.requests.request(subject, data, hdrs, Math.max(1, Math.floor(budget)));
+        const h = withAdded(hdrs, ctx.headers);
+        checkPayloadSize(this.target, nc, data, h);
+        const sent = conn.requests.request(subject, data, h, Math.max(1, Math.floor(budget)));
         try {
           return await raceSignal(sent, ctx.signal);
         } catch (err) {
@@ -116,6 +118,7 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
           throw await this.#failure(err, address, subject, budget, nc);
         }
       },
+      tracing() ? about("request", subject) : undefined,
     );
   }
 
@@ -127,10 +130,16 @@ export class NatsChannel extends ChannelBase<NatsMemberConnection> {
     const hdrs = toHeaders(options.headers, this.target);
     const signal = checkSignal(options.signal, this.target);
     // Through the dispatch pipeline (no retries: a publish is at-most-once), so aborts and waits are typed like requests'.
-    await this.call({ signal, timeout: this.#o.acquireTimeout }, { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout }, async (lease) => {
-      checkPayloadSize(this.target, lease.connection.nc, data, hdrs);
-      lease.connection.nc.publish(subject, data, { headers: hdrs });
-    });
+    await this.call(
+      { signal, timeout: this.#o.acquireTimeout },
+      { maxRetries: 0, acquireTimeout: this.#o.acquireTimeout },
+      async (lease, ctx) => {
+        const h = withAdded(hdrs, ctx.headers);
+        checkPayloadSize(this.target, lease.connection.nc, data, h);
+        lease.connection.nc.publish(subject, data, { headers: h });
+      },
+      tracing() ? about("publish", subject) : undefined,
+    );
   }
 
   /** Round-trips every ready member, so everything published before it has reached a server. */
@@ -313,6 +322,23 @@ function toHeaders(h: Record<string, string> | undefined, target: string): Retur
     out.set(k, v);
   }
   return out;
+}
+
+/** The call's headers plus those a diagnostics subscriber added for this attempt (traceparent), on a copy: each attempt has its own. */
+function withAdded(
+  h: ReturnType<typeof natsHeaders> | undefined,
+  added: Readonly<Record<string, string>> | undefined,
+): ReturnType<typeof natsHeaders> | undefined {
+  if (added === undefined) return h;
+  const out = natsHeaders();
+  if (h) for (const [k, values] of h) for (const v of values) out.append(k, v);
+  for (const k in added) out.set(k, added[k] as string);
+  return out;
+}
+
+/** What a call is, for dialtone's diagnostics channels (built only when someone subscribes). */
+function about(operation: "request" | "publish", subject: string): CallInfo {
+  return { protocol: "nats", operation, subject };
 }
 
 /** nats.js takes a string or bytes; anything else would throw a TypeError from inside the client. */

@@ -15,7 +15,7 @@ const SCENARIOS = [
   { name: "dns", limitS: 120 },
   { name: "nats", limitS: 150 },
   { name: "memory", limitS: 120 },
-  { name: "tail", limitS: 240 },
+  { name: "tail", limitS: 300 },
   { name: "appfail", limitS: 120 },
   { name: "nats-stale", limitS: 240 },
 ];

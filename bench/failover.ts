@@ -11,7 +11,7 @@ import { machine } from "./lib/machine.js";
 import { openLoop, type OpenLoopResult } from "./lib/openloop.js";
 import { ALL_PEERS } from "./lib/peers/index.js";
 import { elapsed, writeReport } from "./lib/results.js";
-import { orderFor, roundsFromEnv } from "./lib/rounds.js";
+import { orderFor, peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
 import { ascending, byWindow, median, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
@@ -26,7 +26,7 @@ const WINDOW_MS = 250;
  */
 const AT = { kill: 2000, stop: 4000, cont: 7000, end: 8500 };
 const ROUNDS = roundsFromEnv(3);
-const PEERS = ALL_PEERS;
+const { peers: PEERS, filtered: FILTERED } = peersFromEnv(ALL_PEERS);
 
 interface RunResult {
   errors: number;
@@ -101,7 +101,7 @@ for (let r = 0; r < ROUNDS; r++) {
     const res = await runOnce(peer);
     runs.set(peer.id, [...(runs.get(peer.id) ?? []), res]);
     console.log(
-      `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} errors ${res.errors} (timeouts ${res.timeouts}), slow ${res.slow}, frozen still picked ${res.frozenStillPickedS} s`,
+      `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(34)} errors ${res.errors} (timeouts ${res.timeouts}, after kill ${res.errorsAfterKill}, frozen ${res.errorsDuringFreeze}, sent to frozen ${res.toFrozen}, max send lag ${res.maxSendLagMs} ms), slow ${res.slow}, frozen still picked ${res.frozenStillPickedS} s`,
     );
   }
 }
@@ -184,6 +184,11 @@ const markdown = [
   "",
   `${RATE} req/s open-loop for ${AT.end / 1000} s (${Math.floor((RATE * AT.end) / 1000)} requests, 64 B, deadline ${TIMEOUT_MS} ms) per client; SIGKILL of 127.0.0.2 at ${AT.kill / 1000} s, SIGSTOP of 127.0.0.3 at ${AT.stop / 1000} s, SIGCONT at ${AT.cont / 1000} s. Medians of ${ROUNDS} rounds (the chart pools every round's calls per window), fresh backends for every run. \\* the client does not say where a failed call went: successes count by their x-backend header and every timeout while frozen counts as sent to the frozen backend.`,
 ].join("\n");
+
+if (FILTERED) {
+  console.log("BENCH_PEERS set: report not written");
+  process.exit(0);
+}
 
 const svg = await faultTimelineSvg({
   title: `p99 latency per ${WINDOW_MS} ms window (log scale, lower is better)`,

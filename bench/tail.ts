@@ -1,61 +1,108 @@
 /**
- * HTTP/2 tail (issue 17): 3 backends, one of which answers 5 % of its
- * requests 300 ms late. Open-loop load per client: p99 and p99.9, and the
- * extra requests each client sent (backend-counted requests ÷ calls − 1).
+ * HTTP/2 tail (issues 17 and 25): 3 backends, open-loop load per client,
+ * p50, p99 and p99.9, and the extra requests each client sent
+ * (backend-counted requests ÷ calls − 1), in three scenarios:
+ *
+ * - all backends healthy: what hedging must not make worse;
+ * - one backend answers 5 % of its requests (evenly spread) 300 ms late:
+ *   a slow backend the balancer can learn and steer around;
+ * - every backend answers a random 1 % of its requests 100 ms late (seeded):
+ *   the tail of "The Tail at Scale" (Dean & Barroso), which no balancer can
+ *   learn, and which hedging exists for.
+ *
  * dialtone without hedging, with `hedge: { delay: "p95" }` and with a fixed
- * 20 ms delay, against grpc-js with a gRFC A6 hedging service config; plus
- * dialtone over three healthy backends as the baseline the goal is set
- * against (p99.9 ≤ 1.5 × the all-healthy p99.9 with ≤ 5 % extra requests).
+ * 20 ms delay, against grpc-js with a gRFC A6 hedging service config.
+ *
+ * The clients of a scenario are compared in one run, interleaved: all are
+ * open over the same fresh backends, and the load goes to one at a time in
+ * 1 s slices, their order rotating from slice group to slice group. The
+ * machine's other work (this is a shared 2-core host) then falls on every
+ * client alike instead of on whichever ran while it peaked: run back to back
+ * for 5 s each, one round's p99.9 moved 2 to 5× with the load average.
  */
-import { withClient } from "./lib/client-run.js";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
 import { dialtone } from "./lib/peers/index.js";
 import { dialtoneWith } from "./lib/peers/dialtone.js";
 import { grpcJsPeer } from "./lib/peers/grpcjs.js";
-import { HOSTNAME, type Peer, type Target } from "./lib/peers/types.js";
+import { HOSTNAME, type BenchClient, type Peer, type Target } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
-import { orderFor, roundsFromEnv } from "./lib/rounds.js";
+import { orderFor, peersFromEnv, roundsFromEnv, sleep } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
 const RATE = 500;
-const DURATION_MS = 6000;
+/** Each client gets one slice per group, GROUPS groups per round. */
+const SLICE_MS = 1000;
+const GROUPS = 5;
 const TIMEOUT_MS = 2000;
-const STALL = { percent: 5, ms: 300 };
+const ONE_STALLS = { percent: 5, ms: 300 };
+const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
-const ROUNDS = roundsFromEnv(2);
+const ROUNDS = roundsFromEnv(3);
+
+type ScenarioId = "healthy" | "one-stalls" | "all-random";
+const SCENARIOS: Record<ScenarioId, { label: string; setUp: (bs: Backend[], round: number) => Promise<unknown> }> = {
+  healthy: { label: "all healthy", setUp: async () => {} },
+  "one-stalls": {
+    label: `one stalls ${ONE_STALLS.percent} % for ${ONE_STALLS.ms} ms`,
+    setUp: (bs) => bs[0]!.command({ cmd: "stall", ...ONE_STALLS }),
+  },
+  "all-random": {
+    label: `each slow at random ${ALL_RANDOM.percent} % for ${ALL_RANDOM.ms} ms`,
+    // A seed per backend and round: reproducible, and no two backends stall in step.
+    setUp: (bs, r) => Promise.all(bs.map((b, i) => b.command({ cmd: "stall", ...ALL_RANDOM, seed: 1000 * (r + 1) + i }))),
+  },
+};
 
 const options = (t: Target) => ({
   target: `http://${HOSTNAME}:${t.port}`,
   discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
   members: t.hosts.length,
 });
-const PEERS: { peer: Peer; stalled: boolean }[] = [
-  { peer: { ...dialtone, id: "dialtone-healthy", label: "dialtone, all backends healthy" }, stalled: false },
-  { peer: dialtone, stalled: true },
-  {
-    peer: dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true),
-    stalled: true,
-  },
-  {
-    peer: dialtoneWith("dialtone-hedge-20", `dialtone, hedge { delay: ${HEDGE_MS} }`, (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }), true),
-    stalled: true,
-  },
-  { peer: grpcJsPeer(false), stalled: true },
-  {
-    peer: grpcJsPeer(
-      false,
-      { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` },
-      { delayMs: HEDGE_MS, maxAttempts: 2 },
-    ),
-    stalled: true,
-  },
+const hedgeP95 = dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true);
+const hedge20 = dialtoneWith(
+  "dialtone-hedge-20",
+  `dialtone, hedge { delay: ${HEDGE_MS} }`,
+  (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }),
+  true,
+);
+const grpcRr = grpcJsPeer(false);
+const grpcHedge = grpcJsPeer(
+  false,
+  { id: "grpc-js-hedge", label: `grpc-js, hedgingPolicy ${HEDGE_MS} ms × 2`, target: (t) => `ipv4:${t.hosts.map((h) => `${h}:${t.port}`).join(",")}` },
+  { delayMs: HEDGE_MS, maxAttempts: 2 },
+);
+
+interface Row {
+  /** `scenario:client`, what BENCH_PEERS names. */
+  id: string;
+  scenario: ScenarioId;
+  peer: Peer;
+}
+const row = (scenario: ScenarioId, peer: Peer): Row => ({ id: `${scenario}:${peer.id}`, scenario, peer });
+const ALL_ROWS: Row[] = [
+  row("healthy", dialtone),
+  row("healthy", hedgeP95),
+  row("healthy", hedge20),
+  row("one-stalls", dialtone),
+  row("one-stalls", hedgeP95),
+  row("one-stalls", hedge20),
+  row("one-stalls", grpcRr),
+  row("one-stalls", grpcHedge),
+  row("all-random", dialtone),
+  row("all-random", hedgeP95),
+  row("all-random", hedge20),
+  row("all-random", grpcRr),
+  row("all-random", grpcHedge),
 ];
+const { peers: ROWS, filtered: FILTERED } = peersFromEnv(ALL_ROWS);
 
 interface RunResult {
   latencies: number[];
+  /** Each 1 s slice's p99.9 (its second-worst call of 500): one stall of the shared machine spoils one slice, not the median. */
+  sliceP999: number[];
   errors: number;
   calls: number;
   /** Requests the backends counted ÷ calls − 1. */
@@ -67,85 +114,143 @@ const host = machine();
 const runs = new Map<string, RunResult[]>();
 const totalRequests = async (bs: Backend[]): Promise<number> => (await Promise.all(bs.map((b) => b.stats()))).reduce((n, s) => n + s.requests, 0);
 
+/** Opens every client (fresh channels over `target`), runs `fn`, closes them all. */
+async function withClients<T>(peers: Peer[], target: Target, fn: (clients: BenchClient[]) => Promise<T>): Promise<T> {
+  const clients: BenchClient[] = [];
+  try {
+    for (const p of peers) clients.push(await p.open(target));
+    return await fn(clients);
+  } finally {
+    await Promise.race([Promise.all(clients.map((c) => c.close().catch(() => {}))), sleep(3000)]);
+  }
+}
+
+const scenarios = [...new Set(ROWS.map((x) => x.scenario))];
 for (let r = 0; r < ROUNDS; r++) {
-  for (const { peer, stalled } of orderFor(r, PEERS)) {
+  for (const scenario of orderFor(r, scenarios)) {
+    const rows = ROWS.filter((x) => x.scenario === scenario);
     const backends = await startBackends(loopbackHosts(3));
     try {
-      if (stalled) await backends[0]!.command({ cmd: "stall", ...STALL });
+      await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const res = await withClient(peer, target, async (client) => {
-        const before = await totalRequests(backends);
-        const out = await openLoop({ rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
-        // Let cancelled or late hedges land before counting.
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        return { out, sent: (await totalRequests(backends)) - before };
-      });
-      const calls = res.out.samples.length;
-      const run: RunResult = {
-        latencies: res.out.samples.map((s) => s.ms),
-        errors: res.out.samples.filter((s) => !s.ok).length,
-        calls,
-        extra: res.sent / calls - 1,
-      };
-      runs.set(peer.id, [...(runs.get(peer.id) ?? []), run]);
-      const lat = ascending(run.latencies);
-      console.log(
-        `round ${r + 1}/${ROUNDS} ${peer.label.padEnd(40)} p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms, extra ${(run.extra * 100).toFixed(1)} %`,
+      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0 }));
+      await withClients(
+        rows.map((x) => x.peer),
+        target,
+        async (clients) => {
+          for (let g = 0; g < GROUPS; g++) {
+            // Rotate who goes first, so that no client always follows the same one.
+            for (let k = 0; k < rows.length; k++) {
+              const i = (g + k) % rows.length;
+              const client = clients[i]!;
+              const before = await totalRequests(backends);
+              const out = await openLoop({ rate: RATE, durationMs: SLICE_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
+              // Let cancelled or late hedges land before counting.
+              await sleep(100);
+              const into = got[i]!;
+              into.sent += (await totalRequests(backends)) - before;
+              into.calls += out.samples.length;
+              into.errors += out.samples.filter((x) => !x.ok).length;
+              into.maxSendLagMs = Math.max(into.maxSendLagMs, out.maxSendLagMs);
+              for (const x of out.samples) into.latencies.push(x.ms);
+              into.sliceP999.push(quantile(ascending(out.samples.map((x) => x.ms)), 0.999));
+            }
+          }
+        },
       );
+      rows.forEach(({ id, peer }, i) => {
+        const x = got[i]!;
+        const run: RunResult = { latencies: x.latencies, sliceP999: x.sliceP999, errors: x.errors, calls: x.calls, extra: x.sent / x.calls - 1 };
+        runs.set(id, [...(runs.get(id) ?? []), run]);
+        const lat = ascending(run.latencies);
+        console.log(
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
+        );
+      });
     } finally {
       await stopAll(backends);
     }
   }
 }
 
-const results = PEERS.map(({ peer, stalled }) => {
-  const rs = runs.get(peer.id) ?? [];
-  // Quantiles over every round's calls together, so one bad round shows; the worst round beside it.
+if (FILTERED) {
+  console.log("BENCH_PEERS set: report not written");
+  process.exit(0);
+}
+
+const results = ROWS.map(({ id, scenario, peer }) => {
+  const rs = runs.get(id) ?? [];
+  // Quantiles over every round's calls together, so one bad round shows; each round's beside it.
   const all = ascending(rs.flatMap((x) => x.latencies));
   const perRound = rs.map((x) => {
     const l = ascending(x.latencies);
     return { p99Ms: round(quantile(l, 0.99), 2), p999Ms: round(quantile(l, 0.999), 2), extraPercent: round(x.extra * 100, 1), errors: x.errors };
   });
   return {
-    id: peer.id,
+    id,
+    scenario,
+    client: peer.id,
     label: peer.label,
-    stalled,
     calls: rs.reduce((n, x) => n + x.calls, 0),
     p50Ms: round(quantile(all, 0.5), 3),
     p99Ms: round(quantile(all, 0.99), 2),
     p999Ms: round(quantile(all, 0.999), 2),
+    /** The median over every 1 s slice (all rounds) of the slice's p99.9. */
+    sliceP999Ms: round(median(rs.flatMap((x) => x.sliceP999)), 2),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
     errors: rs.reduce((n, x) => n + x.errors, 0),
     perRound,
   };
 });
 
-const healthy = results.find((x) => x.id === "dialtone-healthy");
+const unhedged = (s: ScenarioId) => results.find((x) => x.scenario === s && x.client === dialtone.id);
+const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, unhedged(x.scenario)?.p999Ms ?? Number.NaN);
+const sliceOverUnhedged = (x: (typeof results)[number]): number => ratio(x.sliceP999Ms, unhedged(x.scenario)?.sliceP999Ms ?? Number.NaN);
+/** The worst round's p99.9 against the unhedged client's worst round, in the same scenario. */
+const worstOverUnhedged = (x: (typeof results)[number]): number =>
+  ratio(Math.max(...x.perRound.map((p) => p.p999Ms)), Math.max(...(unhedged(x.scenario)?.perRound.map((p) => p.p999Ms) ?? [Number.NaN])));
 const headline = {
-  healthyP999Ms: healthy?.p999Ms ?? null,
-  /** Each client's p99.9 ÷ dialtone's all-healthy p99.9 (goal for hedged dialtone: ≤ 1.5). */
-  p999OverHealthy: Object.fromEntries(results.map((x) => [x.id, ratio(x.p999Ms, healthy?.p999Ms ?? NaN)])),
+  /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
+  p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
+  /** The same for the median 1 s slice's p99.9. */
+  sliceP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, sliceOverUnhedged(x)])),
+  /** The same for the worst round of each. */
+  worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, worstOverUnhedged(x)])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
 };
 
 const markdown = [
   markdownTable(
-    ["client", "backends", "p50 ms", "p99 ms", "p99.9 ms", "p99.9 ÷ all-healthy", "p99.9 each round", "extra requests", "errors"],
+    [
+      "backends",
+      "client",
+      "p50 ms",
+      "p99 ms",
+      "p99.9 ms",
+      "p99.9 ÷ unhedged",
+      "p99.9 each round",
+      "median 1 s slice p99.9 ms",
+      "÷ unhedged",
+      "extra requests",
+      "errors",
+    ],
     results.map((x) => [
-      x.id.startsWith("dialtone-hedge") ? `**${x.label}**` : x.label,
-      x.stalled ? `one stalls ${STALL.percent} % for ${STALL.ms} ms` : "all healthy",
+      SCENARIOS[x.scenario].label,
+      x.client.startsWith("dialtone-hedge") ? `**${x.label}**` : x.label,
       x.p50Ms,
       x.p99Ms,
       x.p999Ms,
-      ratio(x.p999Ms, healthy?.p999Ms ?? NaN),
+      overUnhedged(x),
       x.perRound.map((p) => p.p999Ms).join(" / "),
+      x.sliceP999Ms,
+      sliceOverUnhedged(x),
       `${x.extraPercent} %`,
       x.errors,
     ]),
   ),
   "",
-  `${RATE} req/s open-loop for ${DURATION_MS / 1000} s per client and round (64 B, deadline ${TIMEOUT_MS} ms), fresh backends for every run; 127.0.0.2 answers ${STALL.percent} % of its requests (evenly spread) ${STALL.ms} ms late. Quantiles over the calls of all ${ROUNDS} rounds together; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
+  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
 ].join("\n");
 
 writeReport({
@@ -155,7 +260,16 @@ writeReport({
     generatedAt: new Date().toISOString(),
     durationSeconds: elapsed(t0),
     machine: host,
-    config: { rate: RATE, durationMs: DURATION_MS, timeoutMs: TIMEOUT_MS, stall: STALL, hedgeMs: HEDGE_MS, rounds: ROUNDS },
+    config: {
+      rate: RATE,
+      sliceMs: SLICE_MS,
+      groups: GROUPS,
+      timeoutMs: TIMEOUT_MS,
+      oneStalls: ONE_STALLS,
+      allRandom: ALL_RANDOM,
+      hedgeMs: HEDGE_MS,
+      rounds: ROUNDS,
+    },
     headline,
     results,
   },

@@ -12,7 +12,12 @@ import { RetryBudget } from "./retry-budget.js";
  * `maxExtraLoad` bounds the hedges with a budget of their own).
  */
 export interface HedgeOptions {
-  /** ms, or "p95": the 95th percentile of the first attempts of the channel's recent calls (default "p95"). */
+  /**
+   * ms, or "p95": the 95th percentile of the first attempts of the channel's
+   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges
+   * (default "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * stall, and until a call started later has been answered.
+   */
   delay: number | "p95";
   /** Extra attempts per call (default 1). */
   max: number;
@@ -35,6 +40,22 @@ const WINDOW = 512;
 const MIN_SAMPLES = 32;
 /** The p95 is re-sorted after this many new samples, not on every call. */
 const RECOMPUTE_EVERY = 32;
+/**
+ * The percentile a "p95" delay hedges at: 95 while maxExtraLoad has room, up
+ * to 98 while hedges are being refused (one point per recompute, back down by
+ * half a point per recompute without refusals). At p95 the hedges ask for
+ * about all of a 0.05 budget, so each room it makes goes to whichever call
+ * just passed the delay — most of them a few ms from their answer — and a
+ * call that is stuck waits in line for the next room (bench/tail, every
+ * backend slow at random: its stuck calls waited ~40 ms for a hedge). A
+ * delay a little later asks for less than the budget, and the stuck calls
+ * are hedged at once. Never past 98: a tail 1 % slow (The Tail at Scale) must
+ * stay past the delay.
+ */
+const Q_MIN = 0.95;
+const Q_MAX = 0.98;
+const Q_UP = 0.01;
+const Q_DOWN = 0.005;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -68,6 +89,14 @@ export class HedgeTiming {
   #next = 0;
   #fresh = 0;
   #p95: number | undefined;
+  /** The percentile the delay is taken at (Q_MIN..Q_MAX). */
+  #q = Q_MIN;
+  /** Hedges maxExtraLoad refused since the last recompute. */
+  #refusals = 0;
+  /** Hedgeable calls started: each call's ticket is its place in that order. */
+  #started = 0;
+  /** The latest ticket of a call that has been answered. */
+  #answeredUpTo = 0;
 
   /** `now`: the budget's clock (tests pass a fake one). */
   constructor(options: HedgeOptions, now?: () => number) {
@@ -88,6 +117,30 @@ export class HedgeTiming {
     if (!this.#load) return;
     this.#load.deposit(now);
     this.#serveLine();
+  }
+
+  /** A hedgeable call started: its ticket (its place among the calls started), for overtaken(). */
+  ticket(): number {
+    return ++this.#started;
+  }
+
+  /** The call with this ticket was answered. */
+  answered(ticket: number): void {
+    if (ticket > this.#answeredUpTo) this.#answeredUpTo = ticket;
+  }
+
+  /**
+   * Whether a call still waiting is slow on its own: some call started after
+   * it has been answered already, or none has started since (nothing to
+   * compare with). When calls started later are all still waiting too, the
+   * wait is not this call's member's doing: our event loop has not read the
+   * answers yet (timers run before I/O in each turn), or every member is
+   * slow alike. A hedge then cuts nothing and adds load. Always true with a
+   * fixed delay: the caller chose when to ask again (NATS's attemptTimeout
+   * must ask again for every lost request, however many are lost at once).
+   */
+  overtaken(ticket: number): boolean {
+    return this.#fixed !== undefined || this.#started === ticket || this.#answeredUpTo > ticket;
   }
 
   /** Room the budget has (made by deposits, or by time: its floor refills) goes to the longest waiting first. */
@@ -117,12 +170,18 @@ export class HedgeTiming {
     if (waiting) return false;
     if (this.#line.size === 0 && this.#load.tryWithdraw()) return true;
     this.#line.add(granted);
+    this.#refusals++;
     return false;
   }
 
   /** The call ended: its hedge no longer waits. */
   leaveLine(granted: () => void): void {
     this.#line.delete(granted);
+  }
+
+  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges (for tests). */
+  get percentile(): number {
+    return this.#q;
   }
 
   /** Hedges waiting for room (for tests and stats). */
@@ -151,7 +210,10 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      this.#p95 = sorted[Math.ceil(0.95 * n) - 1];
+      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
+      this.#q = Math.round(q * 1000) / 1000;
+      this.#refusals = 0;
+      this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
     }
   }
 }

@@ -43,6 +43,12 @@ export function hedgedAttempts<C, T>(
   return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject, diag).start());
 }
 
+/**
+ * A hedge timer this late (ms), and later than the delay itself, was held up
+ * by the event loop, not by the member: the call looks again after I/O.
+ */
+export const STALLED_LOOP_MS = 5;
+
 class HedgedCall<C, T> {
   readonly #active = new Set<Running<C>>();
   readonly #deadline: number;
@@ -60,6 +66,12 @@ class HedgedCall<C, T> {
   /** In maxExtraLoad's line, not granted yet. */
   #waiting = false;
   #timer: Timer | undefined;
+  /** When the armed hedge timer should fire (clock ms). */
+  #due = 0;
+  /** This call's place among the hedgeable calls started (HedgeTiming.overtaken). */
+  #ticket = 0;
+  /** The call ended with an answer (the other attempts were cancelled by it). */
+  #answered = false;
   /** Why the next attempt from #acquireAndLaunch goes out (diagnostics). */
   #lastFailure: RequestError | undefined;
 
@@ -80,6 +92,7 @@ class HedgedCall<C, T> {
     const now = this.#deadline - this.o.timeout;
     this.o.budget?.deposit(now);
     this.timing.deposit(now);
+    this.#ticket = this.timing.ticket();
     this.#acquireAndLaunch(false);
   }
 
@@ -108,12 +121,28 @@ class HedgedCall<C, T> {
   #armHedge(): void {
     const delay = this.timing.delayMs();
     if (delay === undefined || this.#hedges >= this.timing.max || this.#done) return;
-    this.#timer = this.source.clock.setTimeout(() => this.#hedge(), delay);
+    this.#arm(delay);
+  }
+
+  #arm(ms: number): void {
+    this.#due = this.source.clock.now() + ms;
+    this.#timer = this.source.clock.setTimeout(() => this.#hedge(), ms);
   }
 
   #hedge(): void {
     this.#timer = undefined;
     if (this.#done || this.#remaining() <= 0) return;
+    // Fired late: our own event loop was held up (a GC pause, a busy CPU), and every call waiting
+    // then is overdue at once, its answer most likely already read off the socket but not yet
+    // processed (timers run before I/O in each turn of the loop). A hedge now would be the caller's
+    // lateness, not the member's, and would add load just when the process is behind. Look again
+    // once I/O has had its turn.
+    const delay = this.timing.delayMs() ?? 0;
+    if (this.source.clock.now() - this.#due > Math.max(delay, STALLED_LOOP_MS)) return this.#arm(0);
+    // Calls started after this one are all still waiting too: the wait is not this member's (see
+    // HedgeTiming.overtaken). Look again after another delay; a call that is slow on its own is
+    // soon overtaken by the ones behind it.
+    if (!this.timing.overtaken(this.#ticket)) return this.#arm(delay);
     // A one-shot body already read cannot be sent twice.
     if (this.o.replayable && !this.o.replayable()) return;
     // maxExtraLoad first, as Finagle's backup requests do: it is the tighter bound, so the shared
@@ -168,6 +197,7 @@ class HedgedCall<C, T> {
         traced?.answered(res, !this.#done);
         if (this.#done) return;
         if (run.first) this.timing.record(end - started);
+        this.timing.answered(this.#ticket);
         this.#finish(true);
         if (this.trace) {
           this.trace.address = lease.member.key;
@@ -177,10 +207,13 @@ class HedgedCall<C, T> {
       },
       (err: unknown) => {
         this.#active.delete(run);
-        // A loser this call cancelled: nobody's failure, and not the call's error.
+        // A loser this call cancelled: nobody's failure, and not the call's error. When an answer
+        // cancelled it, the time it ran is a lower bound of its member's latency (lease.ts).
         if (this.#done) {
           traced?.cancelled();
-          return lease.release();
+          if (!this.#answered || !lease.superseded) return lease.release();
+          const now = this.source.clock.now();
+          return lease.superseded(now - started, now);
         }
         const e = attemptFailed(this.source, this.o, lease, err);
         traced?.failed(e);
@@ -209,6 +242,7 @@ class HedgedCall<C, T> {
    */
   #finish(answered: boolean): void {
     this.#done = true;
+    this.#answered = answered;
     this.#timer?.cancel();
     if (this.#refused) this.timing.leaveLine(this.#granted);
     const now = answered ? this.source.clock.now() : 0;

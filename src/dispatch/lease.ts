@@ -18,6 +18,15 @@ export interface DispatchLease<C> {
   report?(outcome: AttemptOutcome): void;
   /** `now`: the clock reading the latency was measured with (the source's clock), saving the pool a read. */
   release(latencyMs?: number, now?: number): void;
+  /**
+   * Releases an attempt cancelled because another attempt of its call answered
+   * first (a hedge's loser): it ran `ranMs` without an answer, a lower bound
+   * of its latency that the member's load learns (as tower's PeakEwma records
+   * a cancelled request's time), though it is no proof of life. Without it a
+   * member whose slow answers hedges always beat would look as fast as ever
+   * and keep its share of picks. Absent: plain release().
+   */
+  superseded?(ranMs: number, now: number): void;
 }
 
 /** Where leases come from: the supervisor, seen only through what dispatch needs. */

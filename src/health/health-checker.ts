@@ -9,6 +9,8 @@ export interface Pingable {
 }
 
 export type HealthReport =
+  /** A PING went out: until its PONG, the pool can tell an idle peer that went silent (overdue.ts's pingOverdue). */
+  | { type: "ping-sent" }
   | { type: "ping-ok"; rtt: number; rttEwma: number }
   | { type: "ping-failed"; error: Error; consecutive: number }
   | { type: "healthy" }
@@ -100,6 +102,7 @@ export class HealthChecker {
     const generation = this.#generation;
     const { timeout } = this.#options;
     this.#pinging = true;
+    this.#report({ type: "ping-sent" });
     try {
       const rtt = await Promise.race([
         this.#target.ping(timeout),

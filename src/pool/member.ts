@@ -33,6 +33,10 @@ export class PoolMember<C = unknown> {
   readonly outlier = new OutlierState();
   /** Reported as suspect and not yet heard from since. */
   suspected = false;
+  /** A PING went unanswered and the peer has not been heard from since: avoided like a suspect member. */
+  pingLost = false;
+  /** When the latest PING went out, pool clock ms (0: none yet); outstanding while after lastHeardAt. */
+  pingSentAt = 0;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
 

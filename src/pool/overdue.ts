@@ -88,3 +88,16 @@ export function overdueFactor(p: Progress, now: number, rtt: number | undefined)
   const late = now - p.since - expected;
   return late > 0 ? 1 + late / expected : 1;
 }
+
+/**
+ * Whether a PING has gone unanswered for longer than a member silent that
+ * long on requests would be avoided: AVOID_FACTOR × its expected time, here
+ * OVERDUE_SLACK × its PING round trip (at least OVERDUE_MIN_MS). A member
+ * with nothing pending cannot be overdue on requests, and an idle member on
+ * a frozen backend would otherwise look fine until its PING times out
+ * (hundreds of ms) — by then, its latency estimate decayed while it idled,
+ * the cheapest member of all. Pure.
+ */
+export function pingOverdue(sentAt: number, heardAt: number, now: number, rtt: number | undefined): boolean {
+  return sentAt > heardAt && now - sentAt > AVOID_FACTOR * Math.max(OVERDUE_MIN_MS, OVERDUE_SLACK * (rtt ?? 0));
+}

@@ -1,7 +1,7 @@
 import { Listeners } from "../core/listeners.js";
 import { PoolMember } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
-import { AVOID_FACTOR, overdueFactor } from "./overdue.js";
+import { AVOID_FACTOR, overdueFactor, pingOverdue } from "./overdue.js";
 import { noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
 import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
@@ -82,6 +82,8 @@ export class Pool<C = unknown> {
    * the rest of a pick.
    */
   #pickAt = Number.NaN;
+  /** The pick in progress drew a suspect, overdue or excluded member (set by #pickCost). */
+  #drewAvoided = false;
 
   constructor(options: PoolOptions) {
     this.#random = options.random ?? Math.random;
@@ -129,14 +131,17 @@ export class Pool<C = unknown> {
 
   /**
    * P2C over usable members; counts the pick as in flight. A suspect member
-   * costs infinitely much, an overdue one more the longer it is silent, and
-   * when a draw still lands on one of them (both drawn were), up to four
-   * more draws look for another (all avoided: the first draw stands). The
-   * redraws matter when two members share a backend that froze: P2C alone
-   * then hands a third of the picks to one of the two.
+   * costs infinitely much, an overdue one more the longer it is silent. When
+   * either member drawn is avoided (suspect, overdue past AVOID_FACTOR, its PING overdue, or
+   * excluded), the draw says nothing about the rest, so every usable member
+   * is looked at instead: the cheapest of the best rank wins. That matters
+   * when two members share a backend that froze: P2C alone then draws the
+   * two frozen ones in a third of its picks, and the other frozen one (not
+   * yet overdue) would win a third of them; redrawing a few times at random
+   * still let 1 pick in 243 through until a PING noticed (issue 25, item 8).
    *
    * `exclude` (a hedge: members already running this call) is avoided
-   * harder still; when every draw lands on one, nothing is picked.
+   * harder still; when only excluded members are usable, nothing is picked.
    */
   pick(exclude?: readonly object[], now = Number.NaN): PoolMemberRef<C> | undefined {
     this.#exclude = exclude;
@@ -155,18 +160,14 @@ export class Pool<C = unknown> {
   }
 
   #pick(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
+    this.#drewAvoided = false;
     let m = pickP2C(this.#usable, this.#pickCost, this.#random);
     if (!m) return undefined;
-    let rank = this.#rank(m, exclude);
-    for (let i = 0; i < 4 && this.#usable.size > 1 && rank > 0; i++) {
-      const alt = pickP2C(this.#usable, this.#pickCost, this.#random) as PoolMember<C>;
-      const altRank = this.#rank(alt, exclude);
-      if (altRank < rank) {
-        m = alt;
-        rank = altRank;
-      }
+    // One usable member is returned undrawn (no cost read): only exclusion stops it.
+    if (this.#drewAvoided || this.#usable.size === 1) {
+      m = this.#usable.size > 1 ? this.#best(exclude) : exclude?.includes(m) ? undefined : m;
+      if (!m) return undefined;
     }
-    if (rank === 2) return undefined;
     const load = m.load;
     const p = m.progress;
     if (p.pending === 0) {
@@ -193,6 +194,24 @@ export class Pool<C = unknown> {
     const member = own(ref);
     member.lastHeardAt = now;
     member.suspected = false;
+    member.pingLost = false;
+  }
+
+  /**
+   * A PING went unanswered: picks avoid the member, busy or idle, until it
+   * is heard from again (its health check confirms at once). Passive
+   * suspicion sees only busy members; an idle member on a frozen backend
+   * otherwise looks like the cheapest of all once its latency estimate has
+   * decayed, and takes a request that hangs until the next PING fails
+   * (bench/failover: picked 1.7 s into the freeze; issue 25, item 8).
+   */
+  pingLost(ref: PoolMemberRef<C>): void {
+    own(ref).pingLost = true;
+  }
+
+  /** A PING went out to the member: picks avoid it while that PING is overdue (overdue.ts's pingOverdue). */
+  pingSent(ref: PoolMemberRef<C>, now: number = this.#now()): void {
+    own(ref).pingSentAt = now;
   }
 
   /**
@@ -203,10 +222,50 @@ export class Pool<C = unknown> {
    */
   #pickCost = (m: PoolMember<C>): number => {
     // An excluded member loses every comparison against one that is not.
-    if (this.#isSuspect(m) || this.#exclude?.includes(m)) return Number.POSITIVE_INFINITY;
+    if (this.#isSuspect(m) || this.#exclude?.includes(m)) {
+      this.#drewAvoided = true;
+      return Number.POSITIVE_INFINITY;
+    }
+    const cost = m.load.cost(this.#pickNow());
+    // A PING out and unanswered for long: avoided (the field test first keeps a pick clock-free while none is out).
+    if (m.pingSentAt > m.lastHeardAt && pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)) this.#drewAvoided = true;
+    if (m.progress.pending === 0) return cost;
+    const factor = overdueFactor(m.progress, this.#pickNow(), m.rtt);
+    if (factor >= AVOID_FACTOR) this.#drewAvoided = true;
+    return cost * factor;
+  };
+
+  /**
+   * The rare path of a pick whose draw hit an avoided member: the cheapest
+   * member of the best rank, undefined when all are excluded. The scan
+   * starts at a random member, so ties (every member suspect after an
+   * event-loop stall) spread as a random pick would, not all on the first.
+   */
+  #best(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
+    const n = this.#usable.size;
+    const start = Math.floor(this.#random() * n);
+    let best: PoolMember<C> | undefined;
+    let bestRank = 3;
+    let bestCost = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < n; k++) {
+      const x = this.#usable.at((start + k) % n);
+      const rank = this.#rank(x, exclude);
+      if (rank > bestRank) continue;
+      const cost = rank === 2 ? Number.POSITIVE_INFINITY : this.#rawCost(x);
+      if (rank < bestRank || cost < bestCost) {
+        best = x;
+        bestRank = rank;
+        bestCost = cost;
+      }
+    }
+    return bestRank === 2 ? undefined : best;
+  }
+
+  /** The load's cost times the overdue factor, without the infinite cost of a suspect member (to rank among the avoided). */
+  #rawCost(m: PoolMember<C>): number {
     const cost = m.load.cost(this.#pickNow());
     return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#pickNow(), m.rtt);
-  };
+  }
 
   /** 0: a good pick; 1: suspect or overdue; 2: excluded. */
   #rank(m: PoolMember<C>, exclude: readonly object[] | undefined): number {
@@ -215,11 +274,16 @@ export class Pool<C = unknown> {
   }
 
   #avoid(m: PoolMember<C>): boolean {
-    return this.#isSuspect(m) || (m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR);
+    return (
+      this.#isSuspect(m) ||
+      (m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR) ||
+      pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)
+    );
   }
 
   /** The suspect rule says so. Reported once per episode so the owner can probe it. */
   #isSuspect(m: PoolMember<C>): boolean {
+    if (m.pingLost) return true;
     if (!this.#suspect || m.inFlight === 0 || !this.#suspect.isSuspect(m, this.#pickNow())) return false;
     if (!m.suspected) {
       m.suspected = true;
@@ -258,6 +322,20 @@ export class Pool<C = unknown> {
       if (latency !== undefined) member.progress.answer(member.lastHeardAt, latency);
       else member.progress.drop();
     }
+    if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+  }
+
+  /**
+   * Ends a request cancelled because another attempt of its call answered
+   * first, after it ran `ranMs` unanswered: the load takes that lower bound
+   * of its latency as a sample (peak-EWMA then sees a member whose answers
+   * hedges keep beating as slow, as the unhedged calls' full latencies
+   * would have shown it), but it is no answer: not heard from, no progress.
+   */
+  releaseSuperseded(ref: PoolMemberRef<C>, ranMs: number, wasAnswered: boolean, now: number): void {
+    const member = own(ref);
+    member.load.end(ranMs, now);
+    if (!wasAnswered) member.progress.drop();
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 

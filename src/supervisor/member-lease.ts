@@ -54,4 +54,12 @@ export class MemberLease<C> {
     this.#owner.released();
     this.#owner.pool.release(this.member, latencyMs, this.#answered, now);
   }
+
+  /** Cancelled because another attempt of the call answered first, after running `ranMs` (dispatch/lease.ts). */
+  superseded(ranMs: number, now: number): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#owner.released();
+    this.#owner.pool.releaseSuperseded(this.member, ranMs, this.#answered, now);
+  }
 }

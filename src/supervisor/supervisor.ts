@@ -493,12 +493,16 @@ export class Supervisor<C extends MemberConnection> implements AsyncDisposable {
     const state = this.#reg.member(t.id)?.state;
     if (t.finished || state === undefined || state === "draining") return;
     switch (r.type) {
+      case "ping-sent":
+        this.#pool.pingSent(t.entry);
+        return;
       case "ping-ok":
         this.#pool.recordRtt(t.entry, r.rttEwma);
         this.#pool.heard(t.entry);
         this.events.emit({ type: "ping", member: info(t, t.slot), rtt: r.rtt });
         return;
       case "ping-failed":
+        this.#pool.pingLost(t.entry);
         this.events.emit({ type: "ping-failed", member: info(t, t.slot), error: r.error });
         return;
       case "unhealthy":

@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startBackend, startBackends, stopAllBackends, type Backend } from "../helpers/backends.js";
+import { mulberry32 } from "../helpers/random.js";
 import { makeTestPki } from "../helpers/tls.js";
 
 // ---------------------------------------------------------------------------
@@ -146,6 +147,24 @@ describe("test backends (real processes)", () => {
       const t1 = performance.now();
       expect((await request(session, "/?delay=60")).status).toBe(200);
       expect(performance.now() - t1).toBeGreaterThanOrEqual(50);
+    });
+
+    it("stall with a seed: each request stalls at random with that probability, the same draws for the same seed", async () => {
+      const b = trio[2]!;
+      expect(await b.command({ cmd: "stall", percent: 20, ms: 1, seed: 42 })).toEqual({ ack: "stall" });
+      const session = await connect(url(b));
+      const before = (await b.stats()).stalled;
+      for (let i = 0; i < 200; i++) expect((await request(session)).status).toBe(200);
+      const stalled = (await b.stats()).stalled - before;
+      // The backend draws from mulberry32(42), one draw per request: the same count as drawing here.
+      const rnd = mulberry32(42);
+      let expected = 0;
+      for (let i = 0; i < 200; i++) if (rnd() * 100 < 20) expected++;
+      expect(stalled).toBe(expected);
+      // Evenly spread (no seed) would be exactly 40: this seed draws another count, so the draws are random.
+      expect(expected).not.toBe(40);
+      expect(await b.command({ cmd: "stall", percent: 20, ms: 1, seed: 1.5 })).toMatchObject({ ack: "stall", error: expect.stringContaining("seed") });
+      await b.command({ cmd: "stall", percent: 0, ms: 0 });
     });
 
     it("refuse-next resets the next stream with REFUSED_STREAM (7)", async () => {

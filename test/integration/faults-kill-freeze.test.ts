@@ -170,4 +170,34 @@ describe("faults against real HTTP/2 backends in child processes", () => {
     expect(sentThereLater).toEqual([]);
     expect(results.filter((r) => r.ok && r.at > suspect!.at).length).toBeGreaterThan(20);
   });
+
+  it("an idle member whose PING went unanswered takes no request while its health check confirms (issue 25, item 8)", async () => {
+    const backends = await startBackends(["127.0.0.2", "127.0.0.3"]);
+    // unhealthyAfter 10: the frozen member stays in rotation for seconds after its first lost PING (750 ms
+    // timeout, the default: the healthy member's PINGs must not time out on a loaded machine), so only
+    // the lost PING itself can keep requests off it. No load, so passive suspicion (busy members only) never sees it.
+    const ch = open({
+      target: `http://svc.test:${backends[0]!.port}`,
+      discovery: staticDiscovery(backends),
+      members: 2,
+      health: { interval: 200, unhealthyAfter: 10 },
+    });
+    const rec = recordEvents(ch);
+    await ch.ready(AbortSignal.timeout(10_000));
+    const frozen = backends[0]!;
+    frozen.freeze();
+    try {
+      await eventually(() => rec.events.some((e) => e.type === "ping-failed" && e.member.address === frozen.key), 10_000, "a lost PING");
+      expect(ch.stats().members.find((m) => m.address === frozen.key)?.state).toBe("ready");
+      // Two idle members: without the lost PING counted, P2C sends about half of these to the frozen one.
+      const answeredBy: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const res = await ch.request({ path: "/", timeout: 2000 });
+        answeredBy.push(String(res.headers["x-backend"]));
+      }
+      expect(answeredBy).toEqual(Array(20).fill(backends[1]!.key));
+    } finally {
+      frozen.thaw();
+    }
+  });
 });

@@ -275,7 +275,8 @@ describe("HealthChecker", () => {
     checker.stop();
     peer.hung[0]!(2);
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(reports).toEqual([]);
+    // The PING going out was reported (the pool watches it for an idle peer gone silent); nothing after stop().
+    expect(reports).toEqual([{ at: expect.any(Number), report: { type: "ping-sent" } }]);
     expect(peer.sent).toEqual([1000]);
   });
 

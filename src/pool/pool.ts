@@ -245,20 +245,20 @@ export class Pool<C = unknown> {
     const n = this.#usable.size;
     const start = Math.floor(this.#random() * n);
     let best: PoolMember<C> | undefined;
-    let bestRank = 3;
+    let bestRank = 4;
     let bestCost = Number.POSITIVE_INFINITY;
     for (let k = 0; k < n; k++) {
       const x = this.#usable.at((start + k) % n);
       const rank = this.#rank(x, exclude);
       if (rank > bestRank) continue;
-      const cost = rank === 2 ? Number.POSITIVE_INFINITY : this.#rawCost(x);
+      const cost = rank === 3 ? Number.POSITIVE_INFINITY : this.#rawCost(x);
       if (rank < bestRank || cost < bestCost) {
         best = x;
         bestRank = rank;
         bestCost = cost;
       }
     }
-    return bestRank === 2 ? undefined : best;
+    return bestRank === 3 ? undefined : best;
   }
 
   /** The load's cost times the overdue factor, without the infinite cost of a suspect member (to rank among the avoided). */
@@ -267,18 +267,17 @@ export class Pool<C = unknown> {
     return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#pickNow(), m.rtt);
   }
 
-  /** 0: a good pick; 1: suspect or overdue; 2: excluded. */
+  /**
+   * 0: a good pick; 1: its requests are overdue; 2: silent to a PING, or
+   * suspect; 3: excluded. Silence to a PING is the stronger evidence: an
+   * event-loop stall makes healthy busy members look overdue for a moment,
+   * and an idle member on a frozen backend (nothing pending, so its cost is
+   * the lowest) must not win against them then.
+   */
   #rank(m: PoolMember<C>, exclude: readonly object[] | undefined): number {
-    if (exclude?.includes(m)) return 2;
-    return this.#avoid(m) ? 1 : 0;
-  }
-
-  #avoid(m: PoolMember<C>): boolean {
-    return (
-      this.#isSuspect(m) ||
-      (m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR) ||
-      pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)
-    );
+    if (exclude?.includes(m)) return 3;
+    if (this.#isSuspect(m) || pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)) return 2;
+    return m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR ? 1 : 0;
   }
 
   /** The suspect rule says so. Reported once per episode so the owner can probe it. */

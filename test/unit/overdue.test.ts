@@ -250,6 +250,28 @@ describe("Pool: a member that stopped answering loses every comparison within mi
     expect(toA).toBeGreaterThan(0);
   });
 
+  it("an idle member silent to its PING loses to busy members whose requests are overdue after a stall (the flake-check's frozen NATS server)", () => {
+    const { pool, ms, advance } = setup("in-flight", 7);
+    const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
+    // a froze: its PING is out, it has nothing pending (its requests timed out), so its load costs 0.
+    pool.pingSent(a);
+    // b and c are healthy but each holds a request the stalled event loop has not read yet.
+    for (const m of [b, c]) {
+      m.load.start();
+      m.progress.start(1000);
+    }
+    advance(100);
+    // All three are avoided; silence to a PING is the worse rank, however cheap the member.
+    for (let i = 0; i < 200; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a);
+      pool.release(m, 0.5);
+      // Keep b and c overdue: the stall goes on.
+      m.load.start();
+      m.progress.start(1000);
+    }
+  });
+
   it("a request superseded by another attempt's answer is a load sample of the time it ran, not an answer", () => {
     const { pool, ms, advance } = setup("peak-ewma", 6);
     const a = ms[0] as PoolMemberRef<null>;

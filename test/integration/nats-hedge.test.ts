@@ -37,16 +37,21 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
       members: 3,
       balancer: "in-flight",
       hedge: { delay: 50, max: 1 },
+      // No periodic PING during the test: one the frozen server leaves unanswered would make its idle
+      // member avoided before any request reached it, and there would be nothing to hedge.
+      health: { interval: 60_000 },
     });
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
     frozen!.freeze();
     const rec = recordEvents(ch);
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 40; i++) {
       const msg = await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 });
       expect(msg.string()).toMatch(new RegExp(`\\|m${i}$`));
     }
+    // Idle members tie, so each request reaches the frozen one first with probability 1/3: all 40
+    // miss it once in 10^7 runs.
     // The frozen server never answers: a request sent there first succeeds only because it was asked
     // again elsewhere (unhedged it would reject at its timeout). No wall-clock bound: what proves it
     // is who answered, so a loaded CI machine cannot fail it.
@@ -64,13 +69,19 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     const [frozen, ...live] = cluster.nodes;
     const responders = await startResponders(live, "echo");
     cleanups.push(() => responders.stop());
-    const ch = createNatsChannel({ target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`, members: 3, balancer: "in-flight", attemptTimeout: 100 });
+    const ch = createNatsChannel({
+      target: `nats://${cluster.nodes.map((n) => n.key).join(",")}`,
+      members: 3,
+      balancer: "in-flight",
+      attemptTimeout: 100,
+      health: { interval: 60_000 },
+    });
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
     frozen!.freeze();
     const rec = recordEvents(ch);
-    for (let i = 0; i < 20; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
+    for (let i = 0; i < 40; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");
     // Every request answered, none by the frozen server (which never answers): the ones that went
     // there first were asked again elsewhere. Who answered proves it, not how long it took.

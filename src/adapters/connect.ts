@@ -8,8 +8,9 @@
  */
 import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DialtoneError, type DialtoneErrorCode } from "../core/errors.js";
+import { DialtoneError } from "../core/errors.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
+import { GRPC_UNAVAILABLE_CODES } from "./grpc-unavailable.js";
 
 /** The shape connect-node asks of a session manager (structurally its NodeHttp2ClientSessionManager). */
 export interface ChannelSessionManager {
@@ -41,29 +42,12 @@ export function createSessionManager(channel: Http2Channel): ChannelSessionManag
   };
 }
 
-/**
- * The endings that mean "the connection went away", which gRPC's
- * doc/statuscodes.md makes UNAVAILABLE: a member lost, evicted or closed
- * with the channel, a stream the peer refused or never saw. Without this,
- * connect-node would read a DialtoneError as INTERNAL.
- */
-const UNAVAILABLE = new Set<DialtoneErrorCode>([
-  "ERR_DIALTONE_MEMBER_LOST",
-  "ERR_DIALTONE_CLOSED",
-  "ERR_DIALTONE_NOT_SENT",
-  "ERR_DIALTONE_REFUSED_STREAM",
-  "ERR_DIALTONE_GOAWAY",
-  "ERR_DIALTONE_NO_MEMBER",
-  "ERR_DIALTONE_QUEUE_FULL",
-  "ERR_DIALTONE_OVERLOADED",
-]);
-
 const NGHTTP2_REFUSED_STREAM = 7;
 
 /** connect-node's reading of an error, decided here for the ones dialtone knows better; undefined leaves it to connect-node. */
 function connectErrorFor(err: unknown, rstCode: number | undefined): unknown {
   if (err instanceof DialtoneError) {
-    const code = UNAVAILABLE.has(err.code) ? Code.Unavailable : err.code === "ERR_DIALTONE_ABORTED" ? Code.Canceled : undefined;
+    const code = GRPC_UNAVAILABLE_CODES.has(err.code) ? Code.Unavailable : err.code === "ERR_DIALTONE_ABORTED" ? Code.Canceled : undefined;
     return code === undefined ? err : new ConnectError(err.message, code, undefined, undefined, err);
   }
   // Node emits ERR_HTTP2_STREAM_ERROR for a peer's REFUSED_STREAM before 'close', so connect-node's own

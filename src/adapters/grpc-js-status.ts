@@ -5,8 +5,9 @@
  */
 import type { IncomingHttpHeaders } from "node:http2";
 import grpc from "@grpc/grpc-js";
-import { DialtoneError, type DialtoneErrorCode } from "../core/errors.js";
+import { DialtoneError } from "../core/errors.js";
 import { toMetadata } from "./grpc-js-metadata.js";
+import { GRPC_UNAVAILABLE_CODES } from "./grpc-unavailable.js";
 
 const Status = grpc.status;
 export type GrpcStatus = grpc.StatusObject;
@@ -47,26 +48,6 @@ export function statusFromHttp(httpStatus: number, headers: IncomingHttpHeaders 
   return { code: codes[httpStatus] ?? Status.UNKNOWN, details: `Received HTTP status code ${httpStatus}`, metadata: toMetadata(headers) };
 }
 
-/**
- * The endings that mean "the connection went away" (doc/statuscodes.md:
- * UNAVAILABLE, which a caller may retry): a member lost, evicted or closed
- * with the channel, a stream the peer refused or never saw, no member
- * within the acquire timeout (the message names the last connection error).
- */
-const UNAVAILABLE = new Set<DialtoneErrorCode>([
-  "ERR_DIALTONE_MEMBER_LOST",
-  "ERR_DIALTONE_CLOSED",
-  "ERR_DIALTONE_NOT_SENT",
-  "ERR_DIALTONE_REFUSED_STREAM",
-  "ERR_DIALTONE_GOAWAY",
-  "ERR_DIALTONE_NO_MEMBER",
-  "ERR_DIALTONE_NOT_READY",
-  "ERR_DIALTONE_QUEUE_FULL",
-  "ERR_DIALTONE_OVERLOADED",
-  "ERR_DIALTONE_GAVE_UP",
-  "ERR_DIALTONE_CONNECT",
-]);
-
 /** RST_STREAM codes as grpc-js reads them (subchannel-call.ts), by Node's NGHTTP2_* name. */
 const RST: Record<string, grpc.status> = {
   NGHTTP2_REFUSED_STREAM: Status.UNAVAILABLE,
@@ -80,7 +61,7 @@ export function statusFromError(err: unknown): GrpcStatus {
   const metadata = toMetadata({});
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof DialtoneError) {
-    if (UNAVAILABLE.has(err.code)) return { code: Status.UNAVAILABLE, details: message, metadata };
+    if (GRPC_UNAVAILABLE_CODES.has(err.code)) return { code: Status.UNAVAILABLE, details: message, metadata };
     if (err.code === "ERR_DIALTONE_REQUEST_TIMEOUT") return { code: Status.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata };
     if (err.code === "ERR_DIALTONE_ABORTED") return { code: Status.CANCELLED, details: "Cancelled on client", metadata };
     if (err.code === "ERR_DIALTONE_STREAM") {

@@ -162,13 +162,21 @@ describe("faults against real HTTP/2 backends in child processes", () => {
     frozen.thaw();
     const suspect = rec.events.find((e) => e.type === "suspect" && e.member.address === frozen.key);
     const unhealthy = rec.events.find((e) => e.type === "state" && e.to === "unhealthy" && e.member.address === frozen.key)!;
-    expect(suspect).toBeDefined();
+    const failedThere = results.filter((r) => !r.ok && (r.error as RequestError).address === frozen.key);
+    if (!suspect) {
+      // Avoided before it was ever busy: a PING sent just before the freeze went unanswered, and the pool's
+      // PING rule kept every pick away from the idle member. Then nothing was placed on it at all (a request
+      // there would have stayed in flight, unanswered, and made it suspect after 250 ms: with two members
+      // it is drawn on every pick).
+      expect(failedThere).toEqual([]);
+      return;
+    }
     // suspectAfter is 250 ms; PINGs need up to 2.5 s.
-    expect(suspect!.at - frozeAt).toBeLessThan(unhealthy.at - frozeAt);
+    expect(suspect.at - frozeAt).toBeLessThan(unhealthy.at - frozeAt);
     // Nothing started after the member turned suspect was sent to the frozen backend.
-    const sentThereLater = results.filter((r) => !r.ok && (r.error as RequestError).address === frozen.key && r.at > suspect!.at + 5);
+    const sentThereLater = failedThere.filter((r) => r.at > suspect.at + 5);
     expect(sentThereLater).toEqual([]);
-    expect(results.filter((r) => r.ok && r.at > suspect!.at).length).toBeGreaterThan(20);
+    expect(results.filter((r) => r.ok && r.at > suspect.at).length).toBeGreaterThan(20);
   });
 
   it("an idle member whose PING went unanswered takes no request while its health check confirms (issue 25, item 8)", async () => {

@@ -163,20 +163,16 @@ describe("faults against real HTTP/2 backends in child processes", () => {
     const suspect = rec.events.find((e) => e.type === "suspect" && e.member.address === frozen.key);
     const unhealthy = rec.events.find((e) => e.type === "state" && e.to === "unhealthy" && e.member.address === frozen.key)!;
     const failedThere = results.filter((r) => !r.ok && (r.error as RequestError).address === frozen.key);
-    if (!suspect) {
-      // Avoided before it was ever busy: a PING sent just before the freeze went unanswered, and the pool's
-      // PING rule kept every pick away from the idle member. Then nothing was placed on it at all (a request
-      // there would have stayed in flight, unanswered, and made it suspect after 250 ms: with two members
-      // it is drawn on every pick).
-      expect(failedThere).toEqual([]);
-      return;
-    }
-    // suspectAfter is 250 ms; PINGs need up to 2.5 s.
-    expect(suspect.at - frozeAt).toBeLessThan(unhealthy.at - frozeAt);
-    // Nothing started after the member turned suspect was sent to the frozen backend.
-    const sentThereLater = failedThere.filter((r) => r.at > suspect.at + 5);
+    // Picks avoid the member from its suspicion (busy and silent for suspectAfter, 250 ms) or from its first
+    // lost PING, whichever comes first: a member avoided by the PING rule while still idle is never busy, so
+    // never suspect, and a long stall of a loaded machine can let the lost PING come first.
+    const lostPing = rec.events.find((e) => e.type === "ping-failed" && e.member.address === frozen.key && e.at >= frozeAt);
+    const avoidedAt = Math.min(suspect?.at ?? Number.POSITIVE_INFINITY, lostPing?.at ?? Number.POSITIVE_INFINITY);
+    expect(avoidedAt).toBeLessThan(unhealthy.at);
+    // Nothing started after it was avoided was sent to the frozen backend.
+    const sentThereLater = failedThere.filter((r) => r.at > avoidedAt + 5);
     expect(sentThereLater).toEqual([]);
-    expect(results.filter((r) => r.ok && r.at > suspect.at).length).toBeGreaterThan(20);
+    expect(results.filter((r) => r.ok && r.at > avoidedAt).length).toBeGreaterThan(20);
   });
 
   it("an idle member whose PING went unanswered takes no request while its health check confirms (issue 25, item 8)", async () => {

@@ -29,6 +29,8 @@ export type {
   AttemptEndOutcome,
   AttemptEndMessage,
   CallEndMessage,
+  MemberChange,
+  AttemptMemberMessage,
 } from "./dispatch/diagnostics.js";
 export type { RetryBudgetOptions } from "./dispatch/retry-budget.js";
 export type { OutlierOptions } from "./pool/outlier.js";

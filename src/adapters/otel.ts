@@ -28,7 +28,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from "@opentelemetry/api";
-import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage } from "../index.js";
+import type { AttemptEndMessage, AttemptMemberMessage, AttemptStartMessage, CallEndMessage, CallStartMessage } from "../index.js";
 
 export interface DialtoneInstrumentationConfig {
   /** Subscribe at construction (default true); registerInstrumentations() enables it otherwise. */
@@ -42,18 +42,28 @@ const VERSION = "0.1.0";
 /** HTTP methods the semantic conventions name; any other is "_OTHER" with the original beside it. */
 const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"]);
 
-/** Attempt failures that mean the member changed state under the call: lost, draining (GOAWAY), closed with the channel. */
-const MEMBER_CHANGES: Readonly<Record<string, string>> = {
-  ERR_DIALTONE_MEMBER_LOST: "lost",
-  ERR_DIALTONE_GOAWAY: "draining",
-  ERR_DIALTONE_CLOSED: "closed",
+/**
+ * Attempt failures that mean the member changed under the call (lost or
+ * closed with the channel, draining after a GOAWAY): the event for an
+ * attempt that failed so without having heard the change itself.
+ */
+const FAILURE_CHANGES: Readonly<Record<string, { change: string; reason: string }>> = {
+  ERR_DIALTONE_MEMBER_LOST: { change: "closed", reason: "lost" },
+  ERR_DIALTONE_GOAWAY: { change: "draining", reason: "goaway" },
+  ERR_DIALTONE_CLOSED: { change: "closed", reason: "channel closed" },
 };
+
+interface AttemptRecord {
+  span: Span;
+  /** The member changes already on its span. */
+  changes: Set<string> | undefined;
+}
 
 interface CallRecord {
   span: Span;
   ctx: Context;
   attrs: Attributes;
-  attempts: Map<number, Span>;
+  attempts: Map<number, AttemptRecord>;
 }
 
 const setter: TextMapSetter<AttemptStartMessage> = {
@@ -112,6 +122,7 @@ export class DialtoneInstrumentation {
     this.#enabled = true;
     diagnosticsChannel.subscribe("dialtone:call:start", this.#onCallStart);
     diagnosticsChannel.subscribe("dialtone:attempt:start", this.#onAttemptStart);
+    diagnosticsChannel.subscribe("dialtone:attempt:member", this.#onAttemptMember);
     diagnosticsChannel.subscribe("dialtone:attempt:end", this.#onAttemptEnd);
     diagnosticsChannel.subscribe("dialtone:call:end", this.#onCallEnd);
   }
@@ -121,6 +132,7 @@ export class DialtoneInstrumentation {
     this.#enabled = false;
     diagnosticsChannel.unsubscribe("dialtone:call:start", this.#onCallStart);
     diagnosticsChannel.unsubscribe("dialtone:attempt:start", this.#onAttemptStart);
+    diagnosticsChannel.unsubscribe("dialtone:attempt:member", this.#onAttemptMember);
     diagnosticsChannel.unsubscribe("dialtone:attempt:end", this.#onAttemptEnd);
     diagnosticsChannel.unsubscribe("dialtone:call:end", this.#onCallEnd);
   }
@@ -149,21 +161,31 @@ export class DialtoneInstrumentation {
     if (m.attempt > 1) attrs["dialtone.attempt"] = m.attempt;
     const kind = m.call.protocol === "nats" && m.call.operation === "publish" ? SpanKind.PRODUCER : SpanKind.CLIENT;
     const span = this.#getTracer().startSpan(spanName(m.call), { kind, attributes: attrs }, rec.ctx);
-    rec.attempts.set(m.attempt, span);
+    rec.attempts.set(m.attempt, { span, changes: undefined });
     // The attempt's context goes out with its request: the backend's span is this attempt's child.
     propagation.inject(trace.setSpan(rec.ctx, span), m, setter);
+  };
+
+  /** The member under an attempt in flight changed: an event on the attempt's span and on its call's. */
+  readonly #onAttemptMember = (message: unknown): void => {
+    const m = message as AttemptMemberMessage;
+    const rec = this.#calls.get(m.call);
+    const attempt = rec?.attempts.get(m.attempt);
+    if (!rec || !attempt) return;
+    memberEvent(rec, attempt, m.attempt, m.address, m.change, m.reason);
   };
 
   readonly #onAttemptEnd = (message: unknown): void => {
     const m = message as AttemptEndMessage;
     const rec = this.#calls.get(m.call);
-    const span = rec?.attempts.get(m.attempt);
-    if (!rec || !span) return;
+    const attempt = rec?.attempts.get(m.attempt);
+    if (!rec || !attempt) return;
     rec.attempts.delete(m.attempt);
+    const span = attempt.span;
     span.setAttribute("dialtone.attempt.outcome", m.outcome);
-    // A member that went away under this call: the call's span says so where the call saw it.
-    const change = MEMBER_CHANGES[(m.error as { code?: string } | undefined)?.code ?? ""];
-    if (change) rec.span.addEvent(`dialtone.member.${change}`, { ...peerAttributes(m.address), "dialtone.attempt": m.attempt });
+    // Failed because its member went away, and not told of it before (the failure came first): said now.
+    const failure = FAILURE_CHANGES[(m.error as { code?: string } | undefined)?.code ?? ""];
+    if (failure && !attempt.changes?.has(failure.change)) memberEvent(rec, attempt, m.attempt, m.address, failure.change, failure.reason);
     finish(span, m.call, m.status, m.outcome === "error" ? (m.error ?? new Error("stream failed")) : undefined);
   };
 
@@ -176,11 +198,19 @@ export class DialtoneInstrumentation {
     if (m.attempts > 1) rec.span.setAttribute("dialtone.attempts", m.attempts);
     finish(rec.span, m.call, m.status, m.outcome === "ok" ? undefined : (m.error ?? new Error(m.outcome)));
     // Attempts still open when the call ends are hedges that lost: the call cancels them now.
-    for (const s of rec.attempts.values()) {
-      s.setAttribute("dialtone.attempt.outcome", "cancelled");
-      s.end();
+    for (const { span } of rec.attempts.values()) {
+      span.setAttribute("dialtone.attempt.outcome", "cancelled");
+      span.end();
     }
   };
+}
+
+/** `dialtone.member.<change>` on the attempt's span and its call's, with the member, the reason and (on the call's) the attempt. */
+function memberEvent(rec: CallRecord, attempt: AttemptRecord, n: number, address: string, change: string, reason: string): void {
+  (attempt.changes ??= new Set()).add(change);
+  const attrs: Attributes = { ...peerAttributes(address), "dialtone.member.reason": reason, "dialtone.attempt": n };
+  attempt.span.addEvent(`dialtone.member.${change}`, attrs);
+  rec.span.addEvent(`dialtone.member.${change}`, attrs);
 }
 
 /** Sets the outcome's attributes and status on `span` and ends it. */

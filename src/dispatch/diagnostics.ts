@@ -106,12 +106,37 @@ export interface CallEndMessage {
   readonly attempts: number;
 }
 
+/**
+ * What happened to a member while an attempt was in flight on it: passive
+ * suspicion, PINGs failing (`unhealthy`) or back (`ready`), an outlier
+ * ejection, a drain (GOAWAY, NATS lame duck, address removed, …), or its
+ * end (`closed`: lost, evicted, or closed with the channel).
+ */
+export type MemberChange = "suspect" | "unhealthy" | "ready" | "ejected" | "draining" | "closed";
+
+/**
+ * `dialtone:attempt:member`: the member an attempt is in flight on changed
+ * state (the channel's own `state`, `suspect`, `ejected` and `draining`
+ * events, as they happen). Published for each attempt in flight on that
+ * member then — a streamed attempt until its stream ends — and for no
+ * other: a call that did not live through the change never hears of it.
+ */
+export interface AttemptMemberMessage {
+  readonly call: CallStartMessage;
+  readonly attempt: number;
+  readonly address: string;
+  readonly change: MemberChange;
+  /** Why, in the channel's words: the state event's reason, the DrainReason (`goaway`, …), the EjectionReason. */
+  readonly reason: string;
+}
+
 export const callStart = diagnosticsChannel.channel("dialtone:call:start");
 export const attemptStart = diagnosticsChannel.channel("dialtone:attempt:start");
 export const attemptEnd = diagnosticsChannel.channel("dialtone:attempt:end");
 export const callEnd = diagnosticsChannel.channel("dialtone:call:end");
+export const attemptMember = diagnosticsChannel.channel("dialtone:attempt:member");
 
 /** True when anyone listens to any of dialtone's channels: read once per call, and nothing else is paid when false. */
 export function tracing(): boolean {
-  return callStart.hasSubscribers || attemptStart.hasSubscribers || attemptEnd.hasSubscribers || callEnd.hasSubscribers;
+  return callStart.hasSubscribers || attemptStart.hasSubscribers || attemptEnd.hasSubscribers || callEnd.hasSubscribers || attemptMember.hasSubscribers;
 }

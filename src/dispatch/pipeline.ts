@@ -26,7 +26,7 @@ export function dispatch<C, T>(source: LeaseSource<C>, options: DispatchOptions,
   const trace: Trace | undefined =
     source.events.size === 0 ? undefined : { retries: 0, hedges: 0, hedgeWon: false, address: undefined, started: source.clock.now() };
   // Diagnostics messages: the channel gave `info` only because someone subscribes.
-  const diag = options.info === undefined ? undefined : new TracedCall(options);
+  const diag = options.info === undefined ? undefined : new TracedCall(options, source.events);
   if (!run) return attempts(source, options, attempt, trace, diag);
   return trace || diag ? tracedHedge(source, options, attempt, trace, diag) : hedged(source, options, attempt, undefined, undefined);
 }

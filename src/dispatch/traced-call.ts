@@ -1,6 +1,9 @@
+import type { ChannelEvent } from "../core/events.js";
+import type { Listeners } from "../core/listeners.js";
 import { outcomeOf } from "./classify.js";
 import {
   attemptEnd,
+  attemptMember,
   attemptStart,
   callEnd,
   callStart,
@@ -8,6 +11,7 @@ import {
   type AttemptReason,
   type AttemptStartMessage,
   type CallStartMessage,
+  type MemberChange,
 } from "./diagnostics.js";
 import type { DispatchLease, DispatchOptions } from "./lease.js";
 
@@ -39,7 +43,11 @@ export class TracedCall {
   attempts = 0;
   #ended = false;
 
-  constructor(o: DispatchOptions) {
+  /** The channel's events, watched for changes of the members this call's attempts are on. */
+  readonly #events: Listeners<ChannelEvent>;
+
+  constructor(o: DispatchOptions, events: Listeners<ChannelEvent>) {
+    this.#events = events;
     const info = o.info as NonNullable<DispatchOptions["info"]>;
     this.call = {
       channel: o.channel ?? o.target,
@@ -59,6 +67,8 @@ export class TracedCall {
   attempt<C>(ctx: TracedContext, lease: DispatchLease<C>, reason: AttemptReason): AttemptTrace {
     this.attempts++;
     const t = new AttemptTrace(this, ctx, lease.member.key);
+    // Only a subscriber of dialtone:attempt:member makes an attempt watch its member.
+    if (attemptMember.hasSubscribers) t.watch(MemberWatch.of(this.#events), lease.member.id);
     // Its lease's release is the end of a streamed attempt: watch it on this one lease.
     const release = lease.release;
     lease.release = (latencyMs?: number, now?: number): void => {
@@ -105,6 +115,7 @@ class StartMessage implements AttemptStartMessage {
 
 export class AttemptTrace {
   #state: "running" | "streaming" | "ended" = "running";
+  #watch: { by: MemberWatch; member: number } | undefined;
   /** Released before its answer was seen (a short stream): completed or not. */
   #releasedEarly: boolean | undefined;
   #won = false;
@@ -138,14 +149,102 @@ export class AttemptTrace {
     else if (this.#state === "streaming") this.#end(completed ? "ok" : "error", undefined);
   }
 
+  /** Hears its member's changes from `by` until it ends. */
+  watch(by: MemberWatch, member: number): void {
+    this.#watch = { by, member };
+    by.add(member, this);
+  }
+
+  /** Its member changed state while it was in flight. */
+  memberChanged(change: MemberChange, reason: string): void {
+    if (this.#state === "ended" || !attemptMember.hasSubscribers) return;
+    attemptMember.publish({ call: this.owner.call, attempt: this.ctx.attempt, address: this.address, change, reason });
+  }
+
   #end(outcome: AttemptEndOutcome, error: Error | undefined): void {
     if (this.#state === "ended") return;
     this.#state = "ended";
+    if (this.#watch) this.#watch.by.remove(this.#watch.member, this);
     const status = this.#status ?? this.ctx.status;
     const call = this.owner.call;
     if (attemptEnd.hasSubscribers) attemptEnd.publish({ call, attempt: this.ctx.attempt, address: this.address, outcome, status, error });
     if (this.#won) this.owner.end(outcome === "ok" ? "ok" : "error", this.address, status, error);
   }
+}
+
+/** Why a member is suspect: the channel's suspect event carries no reason of its own. */
+const SUSPECT_REASON = "no answer or PONG within health.suspectAfter";
+
+/**
+ * The attempts in flight on each member of one channel, for
+ * dialtone:attempt:member: it observes the channel's events (an observer:
+ * it does not make every call pay for request events) only while one of
+ * them is in flight, and tells each attempt on a member that changed.
+ */
+class MemberWatch {
+  static readonly #byEvents = new WeakMap<Listeners<ChannelEvent>, MemberWatch>();
+
+  static of(events: Listeners<ChannelEvent>): MemberWatch {
+    let w = MemberWatch.#byEvents.get(events);
+    if (!w) MemberWatch.#byEvents.set(events, (w = new MemberWatch(events)));
+    return w;
+  }
+
+  readonly #events: Listeners<ChannelEvent>;
+  readonly #attempts = new Map<number, Set<AttemptTrace>>();
+  #stop: (() => void) | undefined;
+
+  private constructor(events: Listeners<ChannelEvent>) {
+    this.#events = events;
+  }
+
+  add(member: number, t: AttemptTrace): void {
+    let set = this.#attempts.get(member);
+    if (!set) this.#attempts.set(member, (set = new Set()));
+    set.add(t);
+    this.#stop ??= this.#events.observe(this.#onEvent);
+  }
+
+  remove(member: number, t: AttemptTrace): void {
+    const set = this.#attempts.get(member);
+    if (!set?.delete(t) || set.size > 0) return;
+    this.#attempts.delete(member);
+    if (this.#attempts.size === 0) {
+      this.#stop?.();
+      this.#stop = undefined;
+    }
+  }
+
+  readonly #onEvent = (e: ChannelEvent): void => {
+    let change: MemberChange;
+    let reason: string;
+    switch (e.type) {
+      case "state":
+        // A drain is told by its own event (with its DrainReason); nothing in flight is on a connecting member.
+        if (e.to === "draining" || e.to === "connecting") return;
+        change = e.to;
+        reason = e.reason;
+        break;
+      case "draining":
+        change = "draining";
+        reason = e.reason;
+        break;
+      case "suspect":
+        change = "suspect";
+        reason = SUSPECT_REASON;
+        break;
+      case "ejected":
+        change = "ejected";
+        reason = e.reason;
+        break;
+      default:
+        return;
+    }
+    const set = this.#attempts.get(e.member.id);
+    if (!set) return;
+    // A copy: a subscriber may end an attempt (and so remove it) while it is told.
+    for (const t of [...set]) t.memberChanged(change, reason);
+  };
 }
 
 /** The HTTP status of a response-shaped result (Http2Response, Http2StreamingResponse); dispatch knows no protocol. */

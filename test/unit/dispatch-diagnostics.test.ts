@@ -38,7 +38,7 @@ const options = (info?: CallInfo): DispatchOptions => ({
   info,
 });
 
-const NAMES = ["dialtone:call:start", "dialtone:attempt:start", "dialtone:attempt:end", "dialtone:call:end"];
+const NAMES = ["dialtone:call:start", "dialtone:attempt:start", "dialtone:attempt:member", "dialtone:attempt:end", "dialtone:call:end"];
 const subscriptions: Array<() => void> = [];
 afterEach(() => {
   for (const off of subscriptions.splice(0)) off();
@@ -165,5 +165,38 @@ describe("dialtone's diagnostics channels from the dispatch layer", () => {
     await expect(dispatch(source([], err), options(INFO), async () => ({}))).rejects.toBe(err);
     expect(seen.map(([n]) => n)).toEqual(["dialtone:call:start", "dialtone:call:end"]);
     expect(seen[1]![1]).toMatchObject({ outcome: "no-member", attempts: 0, address: undefined, error: err });
+  });
+
+  it("a member's changes reach the attempts in flight on it, and only those, until each ends", async () => {
+    const seen = record();
+    const a = new FakeLease({ key: "10.0.0.1:80", id: 1 });
+    const b = new FakeLease({ key: "10.0.0.2:80", id: 2 });
+    const src = source([a, b]);
+    const member = (id: number): { id: number; address: string; slot: number } => ({ id, address: `10.0.0.${id}:80`, slot: id - 1 });
+    // Two streamed calls in flight, one on each member (leases kept until released).
+    for (let i = 0; i < 2; i++)
+      await dispatch(src, options({ ...INFO, operation: "requestStream" }), async (_l, ctx) => {
+        ctx.keepLease();
+        return { status: 200 };
+      });
+    src.events.emit({ type: "draining", member: member(1), reason: "goaway", detail: "GOAWAY (code 0, last stream 1)" });
+    src.events.emit({ type: "state", member: member(1), from: "ready", to: "draining", reason: "GOAWAY (code 0, last stream 1)" });
+    src.events.emit({ type: "suspect", member: member(2) });
+    src.events.emit({ type: "state", member: member(2), from: "ready", to: "unhealthy", reason: "2 PINGs unanswered" });
+    src.events.emit({ type: "ejected", member: member(3), reason: "consecutive-5xx", durationMs: 1000 });
+    const changes = (): unknown[] => seen.filter(([n]) => n === "dialtone:attempt:member").map(([, m]) => [m.address, m.change, m.reason]);
+    expect(changes()).toEqual([
+      ["10.0.0.1:80", "draining", "goaway"],
+      ["10.0.0.2:80", "suspect", "no answer or PONG within health.suspectAfter"],
+      ["10.0.0.2:80", "unhealthy", "2 PINGs unanswered"],
+    ]);
+    // The call on member 1 ends: member 1's later changes reach nobody; member 2's call still hears its own.
+    a.release(5);
+    src.events.emit({ type: "state", member: member(1), from: "draining", to: "closed", reason: "drained" });
+    src.events.emit({ type: "state", member: member(2), from: "unhealthy", to: "closed", reason: "evicted" });
+    expect(changes().slice(3)).toEqual([["10.0.0.2:80", "closed", "evicted"]]);
+    b.release(5);
+    src.events.emit({ type: "state", member: member(2), from: "closed", to: "closed", reason: "again" });
+    expect(changes()).toHaveLength(4);
   });
 });

@@ -53,7 +53,7 @@ describe("dialtone/otel's span attributes", () => {
       "error.type": "ERR_DIALTONE_MEMBER_LOST",
     });
     expect(tree!.call.events.map((e) => [e.name, e.attributes?.["network.peer.address"]])).toEqual([
-      ["dialtone.member.lost", "::1"],
+      ["dialtone.member.closed", "::1"],
       ["exception", undefined],
     ]);
   });

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import type { SpanRecord } from "../fixtures/otel-server-tracing.js";
+import type { SpanRecord } from "../fixtures/otel-to-parent.js";
 import { eventually } from "./channel.js";
 
 export type { SpanRecord };
@@ -56,14 +56,18 @@ export function callTrees(spans: readonly ReadableSpan[]): Array<{ call: Readabl
     }));
 }
 
-/** A traced fixture process (a Connect server, a NATS responder), forked with IPC; waits (bounded) for `readyLine` on stdout. */
+/**
+ * A traced fixture process (a Connect server, a NATS responder), forked with IPC; waits (bounded) for `readyLine` on stdout.
+ * `execArgv`: the SDK-traced preload by default; a fixture that sets up its own tracing gives just tsx.
+ */
 export async function forkTraced(
   script: string,
   args: string[],
   readyLine: string,
+  execArgv: string[] = TRACED_EXEC_ARGV,
 ): Promise<{ child: ChildProcess; messages: unknown[]; stop(): Promise<void> }> {
   const child = fork(fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)), args, {
-    execArgv: TRACED_EXEC_ARGV,
+    execArgv,
     stdio: ["pipe", "pipe", "inherit", "ipc"],
   });
   const messages: unknown[] = [];

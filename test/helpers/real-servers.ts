@@ -1,7 +1,7 @@
 /**
  * HTTP/2 servers no one here wrote, as child processes: nghttpd (nghttp2's
- * server) and h2o, both from Debian's packages, serving h2c (prior
- * knowledge) on one loopback address. They can be killed (SIGKILL) and
+ * server), h2o and nghttpx (nghttp2's reverse proxy), from Debian's
+ * packages, serving h2c (prior knowledge) on one loopback address. They can be killed (SIGKILL) and
  * frozen (SIGSTOP/SIGCONT); every one started here is reaped by
  * `stopRealServers()` and, failing that, when the test process exits.
  */
@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface RealServer {
-  readonly kind: "nghttpd" | "h2o" | "python-grpc" | "connect-node" | "grpc-js";
+  readonly kind: "nghttpd" | "h2o" | "nghttpx" | "python-grpc" | "connect-node" | "grpc-js";
   readonly host: string;
   readonly port: number;
   readonly key: string;
@@ -109,6 +109,28 @@ export async function startH2o(host: string, docroot: string, opts: { port?: num
   const child = spawn("h2o", ["-c", conf], { stdio: "ignore" });
   await waitListening(host, port, child);
   return handle("h2o", child, host, port, docroot);
+}
+
+/**
+ * nghttpx on `host`: an HTTP/2 reverse proxy (h2c frontend, prior knowledge)
+ * in front of the HTTP/1.1 server at `backend`. One process
+ * (--single-process: no worker left behind by a SIGKILL, and SIGSTOP
+ * freezes all of it); no configuration file but these flags. It forwards
+ * request headers it does not own unchanged (traceparent, tracestate) and
+ * adds `via` and `x-forwarded-proto`, as it does by default.
+ */
+export async function startNghttpx(host: string, backend: { host: string; port: number }, opts: { port?: number } = {}): Promise<RealServer> {
+  const port = opts.port ?? (await freePort(host));
+  const args = [
+    "--conf=/dev/null",
+    "--single-process",
+    `--frontend=${host},${port};no-tls`,
+    `--backend=${backend.host},${backend.port};;proto=http/1.1`,
+    "--errorlog-file=/dev/null",
+  ];
+  const child = spawn("nghttpx", args, { stdio: "ignore" });
+  await waitListening(host, port, child);
+  return handle("nghttpx", child, host, port, "");
 }
 
 /** Reaps every server started here. */

@@ -112,7 +112,12 @@ describe("dialtone/otel: member changes are events on the spans of the calls in 
     const [frozen] = backends;
     frozen.freeze();
     // The call on the frozen member fails once that member is evicted (its request was sent: no retry).
-    const settled = calls.map((c) => c.response.then(() => "ok" as const, (e: unknown) => e));
+    const settled = calls.map((c) =>
+      c.response.then(
+        () => "ok" as const,
+        (e: unknown) => e,
+      ),
+    );
     const lost = await Promise.race(settled.map((p, i) => p.then((r) => ({ i, r }))));
     expect(lost.r).toMatchObject({ code: "ERR_DIALTONE_MEMBER_LOST" });
     const other = calls[1 - lost.i]!;
@@ -121,9 +126,16 @@ describe("dialtone/otel: member changes are events on the spans of the calls in 
 
     const onFrozen = await treeUnder(calls[lost.i]!.rootId);
     const attempt = onFrozen.attempts[0]!;
-    expect(attempt.attributes).toMatchObject({ "network.peer.address": frozen.host, "dialtone.attempt.outcome": "error", "error.type": "ERR_DIALTONE_MEMBER_LOST" });
+    expect(attempt.attributes).toMatchObject({
+      "network.peer.address": frozen.host,
+      "dialtone.attempt.outcome": "error",
+      "error.type": "ERR_DIALTONE_MEMBER_LOST",
+    });
     // Passive suspicion may come first (the member is busy and silent); then PINGs fail and it is evicted.
-    const changes = (s: ReadableSpan): string[] => memberEvents(s).map(([n]) => n).filter((n) => n !== "dialtone.member.suspect");
+    const changes = (s: ReadableSpan): string[] =>
+      memberEvents(s)
+        .map(([n]) => n)
+        .filter((n) => n !== "dialtone.member.suspect");
     expect(changes(attempt)).toEqual(["dialtone.member.unhealthy", "dialtone.member.closed"]);
     expect(changes(onFrozen.call)).toEqual(["dialtone.member.unhealthy", "dialtone.member.closed"]);
     expect(attempt.events.find((e) => e.name === "dialtone.member.closed")!.attributes).toMatchObject({ "network.peer.address": frozen.host });

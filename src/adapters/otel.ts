@@ -11,7 +11,10 @@
  * a retry or a hedge carries `http.request.resend_count`, a hedge that lost
  * `dialtone.attempt.outcome: "cancelled"`. Each attempt's context goes out
  * in its request's headers (HTTP/2 or NATS) through the global propagator,
- * so the backend's server span is the attempt span's child.
+ * so the backend's server span is the attempt span's child. A change of the
+ * member under an attempt in flight (`dialtone:attempt:member`: suspect,
+ * unhealthy, ejected, draining, closed, …) is an event on that attempt's
+ * span and its call's, and on no other call's.
  */
 import diagnosticsChannel from "node:diagnostics_channel";
 import {

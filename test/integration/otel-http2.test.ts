@@ -87,7 +87,15 @@ function expectHttpCall(t: Traced, backend: Backend, path: string, method = "GET
   expect(t.server.attributes["url.path"]).toBe(path);
 }
 
-describe("dialtone/otel: a CLIENT span per call, a child per attempt, and the backend's server span under the attempt (real SDK, traced backend process)", () => {
+/**
+ * The backends here speak HTTP/2 end to end (the fault-injecting backend, the
+ * Connect server for gRPC), so their SERVER spans are made with the real SDK
+ * by a preload (test/fixtures/otel-server-tracing.ts), not by
+ * @opentelemetry/instrumentation-http, which knows node:http only: that
+ * instrumentation itself is tested behind nghttpx in
+ * otel-instrumentation-http.test.ts.
+ */
+describe("dialtone/otel: a CLIENT span per call, a child per attempt, and the backend's server span under the attempt (real SDK; HTTP/2 backend process traced by an SDK preload)", () => {
   it("request(): semconv attributes on the call span, traceparent in the request", async () => {
     const { backend, ch } = await oneBackend();
     const { rootId, traceId } = await underRoot(() => ch.request({ path: "/hello?x=1" }));
@@ -128,7 +136,7 @@ describe("dialtone/otel: a CLIENT span per call, a child per attempt, and the ba
     expectHttpCall(await traced(backend.messages, rootId, traceId), backend, "/via-undici");
   });
 
-  it("the Connect adapter: a gRPC call through createSessionManager is traced, the server's span under its attempt", async () => {
+  it("the Connect adapter: a gRPC call through createSessionManager is traced, the SDK-traced HTTP/2 server's span under its attempt", async () => {
     const port = await freePort("127.0.0.2");
     const server = await forkTraced("connect-server.ts", ["127.0.0.2", String(port)], "listening");
     try {
@@ -149,7 +157,7 @@ describe("dialtone/otel: a CLIENT span per call, a child per attempt, and the ba
     }
   });
 
-  it("the grpc-js adapter: a grpc-js call on createGrpcChannel is traced, the server's span under its attempt", async () => {
+  it("the grpc-js adapter: a grpc-js call on createGrpcChannel is traced, the SDK-traced HTTP/2 server's span under its attempt", async () => {
     const port = await freePort("127.0.0.2");
     const server = await forkTraced("connect-server.ts", ["127.0.0.2", String(port)], "listening");
     try {

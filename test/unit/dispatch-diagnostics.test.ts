@@ -183,20 +183,23 @@ describe("dialtone's diagnostics channels from the dispatch layer", () => {
     src.events.emit({ type: "state", member: member(1), from: "ready", to: "draining", reason: "GOAWAY (code 0, last stream 1)" });
     src.events.emit({ type: "suspect", member: member(2) });
     src.events.emit({ type: "state", member: member(2), from: "ready", to: "unhealthy", reason: "2 PINGs unanswered" });
+    src.events.emit({ type: "ejected", member: member(2), reason: "consecutive-5xx", durationMs: 1000 });
+    // A member no attempt is on: nobody hears of it.
     src.events.emit({ type: "ejected", member: member(3), reason: "consecutive-5xx", durationMs: 1000 });
     const changes = (): unknown[] => seen.filter(([n]) => n === "dialtone:attempt:member").map(([, m]) => [m.address, m.change, m.reason]);
     expect(changes()).toEqual([
       ["10.0.0.1:80", "draining", "goaway"],
       ["10.0.0.2:80", "suspect", "no answer or PONG within health.suspectAfter"],
       ["10.0.0.2:80", "unhealthy", "2 PINGs unanswered"],
+      ["10.0.0.2:80", "ejected", "consecutive-5xx"],
     ]);
     // The call on member 1 ends: member 1's later changes reach nobody; member 2's call still hears its own.
     a.release(5);
     src.events.emit({ type: "state", member: member(1), from: "draining", to: "closed", reason: "drained" });
     src.events.emit({ type: "state", member: member(2), from: "unhealthy", to: "closed", reason: "evicted" });
-    expect(changes().slice(3)).toEqual([["10.0.0.2:80", "closed", "evicted"]]);
+    expect(changes().slice(4)).toEqual([["10.0.0.2:80", "closed", "evicted"]]);
     b.release(5);
     src.events.emit({ type: "state", member: member(2), from: "closed", to: "closed", reason: "again" });
-    expect(changes()).toHaveLength(4);
+    expect(changes()).toHaveLength(5);
   });
 });

@@ -45,6 +45,9 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
   readonly #maxReceive: number;
   readonly #maxSend: number;
   readonly #ref: ChannelRef;
+  /** The target's host[:port] (a call's default :authority) and whether it is TLS, worked out once, not per call. */
+  readonly #host: string;
+  readonly #secure: boolean;
   #closed = false;
   readonly #watchers = new Set<{ from: grpc.connectivityState; done: (err?: Error) => void; timer: NodeJS.Timeout | undefined }>();
   #unsubscribe: (() => void) | undefined;
@@ -55,6 +58,8 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
     this.#maxReceive = messageLimit("maxReceiveMessageLength", options.maxReceiveMessageLength, DEFAULT_MAX_RECEIVE);
     this.#maxSend = messageLimit("maxSendMessageLength", options.maxSendMessageLength, -1);
     this.#ref = { kind: "channel", id: nextChannelId++, name: channel.target } as ChannelRef;
+    this.#host = new URL(channel.target).host;
+    this.#secure = channel.target.startsWith("https:");
   }
 
   getTarget(): string {
@@ -109,13 +114,13 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
       channel: this.#channel,
       method,
       deadline,
-      host: host ?? new URL(this.#channel.target).host,
+      host: host ?? this.#host,
       callNumber: nextCallNumber++,
       idempotent: this.#idempotent(method),
       maxReceiveMessageLength: this.#maxReceive,
       maxSendMessageLength: this.#maxSend,
       shutdown: this.#closed,
-      secure: this.#channel.target.startsWith("https:"),
+      secure: this.#secure,
     });
   }
 

@@ -10,9 +10,9 @@
  * (max_workers=16) and sends the headers from that thread: its 17th
  * concurrent long-lived call gets no headers until a call ends, through
  * grpc-js alone exactly as through dialtone (measured: 16 of 40 bidi calls
- * got headers either way; 8 reference calls beside 8 dialtone calls fill the
- * pool at the 9th). That is the server's limit, not a client's; the grpc-js
- * server has none, so these tests use it.
+ * got headers, either way; a test whose reference calls hold threads beside
+ * dialtone's reaches the limit sooner). That is the server's limit, not a
+ * client's; the grpc-js server has none, so these tests use it.
  */
 import grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";

@@ -11,6 +11,7 @@ import type { Deadline } from "../core/deadlines.js";
 import { RequestError } from "../core/errors.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
+import type { AbortPool } from "./grpc-js-aborts.js";
 import { decompress, frame, FrameDecoder, FrameTooLargeError } from "./grpc-js-framing.js";
 import { requestHeaders, timeoutHeader, toMetadata } from "./grpc-js-metadata.js";
 import { statusFromError, statusFromHttp, statusFromTrailers, type GrpcStatus } from "./grpc-js-status.js";
@@ -40,11 +41,14 @@ export interface CallSettings {
   /** The grpc-js channel was closed before this call was made. */
   readonly shutdown: boolean;
   readonly secure: boolean;
+  /** The grpc-js channel's reusable AbortControllers. */
+  readonly aborts: AbortPool;
 }
 
 export class DialtoneGrpcCall implements GrpcCall {
   readonly #s: CallSettings;
-  readonly #ac = new AbortController();
+  /** Cancels the request while it waits for a member or its head; taken when first needed, handed back unused. */
+  #ac: AbortController | undefined;
   #listener: grpc.InterceptingListener | undefined;
   #credentials: grpc.CallCredentials | undefined;
   /** The call's deadline, in the channel's deadline queue (on its clock). */
@@ -177,7 +181,7 @@ export class DialtoneGrpcCall implements GrpcCall {
     if (md.getOptions().waitForReady && !this.#s.channel.connected) {
       // waitForReady: wait for a member until the deadline (or a cancel), instead of the acquire timeout.
       try {
-        await this.#s.channel.ready(this.#ac.signal);
+        await this.#s.channel.ready(this.#signal());
       } catch (err) {
         if (!this.#ended) this.#end(statusFromError(err));
         return;
@@ -211,7 +215,7 @@ export class DialtoneGrpcCall implements GrpcCall {
         path: this.#s.method,
         headers,
         body,
-        signal: this.#ac.signal,
+        signal: this.#signal(),
         // The head waits at most Node's longest timer; the call's own deadline (above) ends it when due.
         timeout: Math.min(MAX_HEAD_TIMEOUT_MS, Math.max(1, Math.ceil(left))),
         idempotent: whole && this.#s.idempotent,
@@ -220,6 +224,10 @@ export class DialtoneGrpcCall implements GrpcCall {
         (res) => this.#onHead(res),
         (err: unknown) => this.#onFailure(err, headers, whole),
       );
+  }
+
+  #signal(): AbortSignal {
+    return (this.#ac ??= this.#s.aborts.take()).signal;
   }
 
   #noReplay(): void {
@@ -247,7 +255,6 @@ export class DialtoneGrpcCall implements GrpcCall {
     if (this.#ended) return void res.body.destroy();
     this.#noReplay();
     this.#body = res.body;
-    res.trailers.catch(() => {});
     const trailersOnly = statusFromTrailers(res.headers);
     if (trailersOnly) {
       res.body.resume();
@@ -273,7 +280,8 @@ export class DialtoneGrpcCall implements GrpcCall {
       if (this.#inbox.length > 0 && !this.#reading) res.body.pause();
       this.#deliver();
     });
-    res.body.once("end", () => {
+    // Each fires once ('end' or 'error'): plain listeners, without once()'s wrapper per call.
+    res.body.on("end", () => {
       res.trailers.then(
         (t) =>
           this.#finish(
@@ -282,7 +290,7 @@ export class DialtoneGrpcCall implements GrpcCall {
         (err: unknown) => this.#finish(statusFromError(err)),
       );
     });
-    res.body.once("error", (err) => this.#finish(statusFromError(err)));
+    res.body.on("error", (err) => this.#finish(statusFromError(err)));
   }
 
   /** The call's status is known: it goes to the listener once every message before it has been read. */
@@ -313,7 +321,11 @@ export class DialtoneGrpcCall implements GrpcCall {
     this.#frames = [];
     // Only a request still waiting for its head (or for a member, or for waitForReady) has a use for the
     // abort; after the head, destroying the body cancels the stream. An abort costs a DOMException.
-    if (this.#waitingForHead || !this.#body) this.#ac.abort();
+    const ac = this.#ac;
+    if (ac) {
+      if (this.#waitingForHead || !this.#body) ac.abort();
+      else this.#s.aborts.give(ac);
+    }
     this.#pipe?.destroy();
     if (this.#body && !this.#body.readableEnded) this.#body.destroy();
     const listener = this.#listener;

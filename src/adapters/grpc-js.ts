@@ -8,6 +8,7 @@
 import grpc from "@grpc/grpc-js";
 import type { ChannelEvent } from "../core/events.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
+import { AbortPool } from "./grpc-js-aborts.js";
 import { DialtoneGrpcCall, type GrpcCall } from "./grpc-js-call.js";
 import { idempotentMethods, type IdempotentSetting } from "./grpc-js-methods.js";
 export type { IdempotentSetting } from "./grpc-js-methods.js";
@@ -48,6 +49,7 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
   /** The target's host[:port] (a call's default :authority) and whether it is TLS, worked out once, not per call. */
   readonly #host: string;
   readonly #secure: boolean;
+  readonly #aborts = new AbortPool();
   #closed = false;
   readonly #watchers = new Set<{ from: grpc.connectivityState; done: (err?: Error) => void; timer: NodeJS.Timeout | undefined }>();
   #unsubscribe: (() => void) | undefined;
@@ -121,6 +123,7 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
       maxSendMessageLength: this.#maxSend,
       shutdown: this.#closed,
       secure: this.#secure,
+      aborts: this.#aborts,
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import grpc from "@grpc/grpc-js";
 import { describe, expect, it, vi } from "vitest";
+import { AbortPool } from "../../src/adapters/grpc-js-aborts.js";
 import { timeLeft } from "../../src/adapters/grpc-js-call.js";
 import { frame, FrameDecoder, FrameTooLargeError } from "../../src/adapters/grpc-js-framing.js";
 import { requestHeaders, timeoutHeader } from "../../src/adapters/grpc-js-metadata.js";
@@ -100,6 +101,27 @@ describe("framing", () => {
     } finally {
       concat.mockRestore();
     }
+  });
+});
+
+describe("reused AbortControllers", () => {
+  it("one comes back only if it never aborted and nothing listens on it; the pool is bounded", () => {
+    const pool = new AbortPool();
+    const used = pool.take();
+    pool.give(used);
+    expect(pool.take()).toBe(used);
+    const aborted = pool.take();
+    aborted.abort();
+    pool.give(aborted);
+    const listened = new AbortController();
+    listened.signal.addEventListener("abort", () => {});
+    pool.give(listened);
+    const next = pool.take();
+    expect([next === aborted, next === listened, next.signal.aborted]).toEqual([false, false, false]);
+    const many = Array.from({ length: 300 }, () => new AbortController());
+    for (const ac of many) pool.give(ac);
+    const back = new Set(Array.from({ length: 300 }, () => pool.take()));
+    expect(many.filter((ac) => back.has(ac)).length).toBe(256);
   });
 });
 

@@ -7,9 +7,11 @@
 import { PassThrough, type Readable } from "node:stream";
 import type { OutgoingHttpHeaders } from "node:http2";
 import grpc from "@grpc/grpc-js";
+import type { Deadline } from "../core/deadlines.js";
 import { RequestError } from "../core/errors.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
+import type { AbortPool } from "./grpc-js-aborts.js";
 import { decompress, frame, FrameDecoder, FrameTooLargeError } from "./grpc-js-framing.js";
 import { requestHeaders, timeoutHeader, toMetadata } from "./grpc-js-metadata.js";
 import { statusFromError, statusFromHttp, statusFromTrailers, type GrpcStatus } from "./grpc-js-status.js";
@@ -19,8 +21,8 @@ const Status = grpc.status;
 export type GrpcCall = ReturnType<grpc.ChannelInterface["createCall"]>;
 type MessageContext = Parameters<GrpcCall["sendMessageWithContext"]>[0];
 
-/** The longest timer Node keeps (about 24.8 days): "no deadline" for the channel's head timeout. */
-const MAX_TIMER_MS = 2_147_483_647;
+/** The longest timeout the channel takes for a response head (Node's longest timer, about 24.8 days). */
+const MAX_HEAD_TIMEOUT_MS = 2_147_483_647;
 /** grpc-js's per-call retry buffer: a streaming request is replayed for a transparent retry while it is this small. */
 const REPLAY_LIMIT = 256 * 1024;
 /** Transparent retries of a streaming request after HTTP/2 proved it unprocessed (bytes bodies are the channel's own). */
@@ -39,14 +41,20 @@ export interface CallSettings {
   /** The grpc-js channel was closed before this call was made. */
   readonly shutdown: boolean;
   readonly secure: boolean;
+  /** The grpc-js channel's reusable AbortControllers. */
+  readonly aborts: AbortPool;
 }
 
 export class DialtoneGrpcCall implements GrpcCall {
   readonly #s: CallSettings;
-  readonly #ac = new AbortController();
+  /** Cancels the request while it waits for a member or its head; taken when first needed, handed back unused. */
+  #ac: AbortController | undefined;
   #listener: grpc.InterceptingListener | undefined;
   #credentials: grpc.CallCredentials | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** The call's deadline, in the channel's deadline queue (on its clock). */
+  #deadline: Deadline | undefined;
+  /** Sent and waiting for a response head: only then has the channel a request that the signal must cancel. */
+  #waitingForHead = false;
   /** The status went to the listener (or is on its way): nothing more happens. */
   #ended = false;
   #pendingStatus: GrpcStatus | undefined;
@@ -71,9 +79,9 @@ export class DialtoneGrpcCall implements GrpcCall {
     if (this.#s.shutdown) return this.#end(status(Status.UNAVAILABLE, "Channel has been shut down"));
     const left = this.#timeLeft();
     if (left <= 0) return this.#end(status(Status.DEADLINE_EXCEEDED, "Deadline exceeded"));
-    if (left !== Infinity) {
-      this.#timer = setTimeout(() => this.cancelWithStatus(Status.DEADLINE_EXCEEDED, "Deadline exceeded"), Math.min(left, MAX_TIMER_MS));
-    }
+    // On the channel's clock, in its deadline queue: no Node timer per call, and a deadline past
+    // Node's longest timer (or a fake clock's scripted time) is waited out in full.
+    if (left !== Infinity) this.#deadline = this.#s.channel.schedule(left, deadlineExceeded, this);
     void this.#open(metadata);
   }
 
@@ -143,10 +151,9 @@ export class DialtoneGrpcCall implements GrpcCall {
     return this.#s.host;
   }
 
+  /** Milliseconds until the deadline by the channel's wall clock (grpc-js deadlines are wall-clock times); NaN counts as none. */
   #timeLeft(): number {
-    const d = this.#s.deadline;
-    const at = d instanceof Date ? d.getTime() : d;
-    return at === Infinity ? Infinity : at - Date.now();
+    return timeLeft(this.#s.deadline, this.#s.channel.clock.wall());
   }
 
   async #open(metadata: grpc.Metadata): Promise<void> {
@@ -174,7 +181,7 @@ export class DialtoneGrpcCall implements GrpcCall {
     if (md.getOptions().waitForReady && !this.#s.channel.connected) {
       // waitForReady: wait for a member until the deadline (or a cancel), instead of the acquire timeout.
       try {
-        await this.#s.channel.ready(this.#ac.signal);
+        await this.#s.channel.ready(this.#signal());
       } catch (err) {
         if (!this.#ended) this.#end(statusFromError(err));
         return;
@@ -191,7 +198,8 @@ export class DialtoneGrpcCall implements GrpcCall {
     const whole = this.#halfClosed;
     let body: Buffer | PassThrough;
     if (whole) {
-      body = Buffer.concat(this.#frames, this.#frameBytes);
+      // A unary request is one frame: sent as it is, not copied again.
+      body = this.#frames.length === 1 ? (this.#frames[0] as Buffer) : Buffer.concat(this.#frames, this.#frameBytes);
     } else {
       const pipe = new PassThrough();
       for (const f of this.#frames) pipe.write(f);
@@ -200,20 +208,26 @@ export class DialtoneGrpcCall implements GrpcCall {
       body = pipe;
     }
     const left = this.#timeLeft();
+    this.#waitingForHead = true;
     this.#s.channel
       .requestStream({
         method: "POST",
         path: this.#s.method,
         headers,
         body,
-        signal: this.#ac.signal,
-        timeout: left === Infinity ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(left))),
+        signal: this.#signal(),
+        // The head waits at most Node's longest timer; the call's own deadline (above) ends it when due.
+        timeout: Math.min(MAX_HEAD_TIMEOUT_MS, Math.max(1, Math.ceil(left))),
         idempotent: whole && this.#s.idempotent,
       })
       .then(
         (res) => this.#onHead(res),
         (err: unknown) => this.#onFailure(err, headers, whole),
       );
+  }
+
+  #signal(): AbortSignal {
+    return (this.#ac ??= this.#s.aborts.take()).signal;
   }
 
   #noReplay(): void {
@@ -224,6 +238,7 @@ export class DialtoneGrpcCall implements GrpcCall {
 
   /** Failed before any response head: retried transparently when HTTP/2 proves nothing was processed. */
   #onFailure(err: unknown, headers: OutgoingHttpHeaders, whole: boolean): void {
+    this.#waitingForHead = false;
     if (this.#ended) return;
     this.#pipe?.destroy();
     this.#pipe = undefined;
@@ -236,10 +251,10 @@ export class DialtoneGrpcCall implements GrpcCall {
   }
 
   #onHead(res: Http2StreamingResponse): void {
+    this.#waitingForHead = false;
     if (this.#ended) return void res.body.destroy();
     this.#noReplay();
     this.#body = res.body;
-    res.trailers.catch(() => {});
     const trailersOnly = statusFromTrailers(res.headers);
     if (trailersOnly) {
       res.body.resume();
@@ -265,7 +280,8 @@ export class DialtoneGrpcCall implements GrpcCall {
       if (this.#inbox.length > 0 && !this.#reading) res.body.pause();
       this.#deliver();
     });
-    res.body.once("end", () => {
+    // Each fires once ('end' or 'error'): plain listeners, without once()'s wrapper per call.
+    res.body.on("end", () => {
       res.trailers.then(
         (t) =>
           this.#finish(
@@ -274,7 +290,7 @@ export class DialtoneGrpcCall implements GrpcCall {
         (err: unknown) => this.#finish(statusFromError(err)),
       );
     });
-    res.body.once("error", (err) => this.#finish(statusFromError(err)));
+    res.body.on("error", (err) => this.#finish(statusFromError(err)));
   }
 
   /** The call's status is known: it goes to the listener once every message before it has been read. */
@@ -300,16 +316,33 @@ export class DialtoneGrpcCall implements GrpcCall {
   #end(s: GrpcStatus): void {
     if (this.#ended) return;
     this.#ended = true;
-    clearTimeout(this.#timer);
+    if (this.#deadline) this.#s.channel.unschedule(this.#deadline);
     this.#inbox = [];
     this.#frames = [];
-    this.#ac.abort();
+    // Only a request still waiting for its head (or for a member, or for waitForReady) has a use for the
+    // abort; after the head, destroying the body cancels the stream. An abort costs a DOMException.
+    const ac = this.#ac;
+    if (ac) {
+      if (this.#waitingForHead || !this.#body) ac.abort();
+      else this.#s.aborts.give(ac);
+    }
     this.#pipe?.destroy();
     if (this.#body && !this.#body.readableEnded) this.#body.destroy();
     const listener = this.#listener;
     // Never from inside start() or a grpc-js callback: grpc-js reports a status on a later tick too.
     process.nextTick(() => listener?.onReceiveStatus(s));
   }
+}
+
+/** The deadline's time (a shared function: the queue holds the call, not a closure). */
+function deadlineExceeded(call: DialtoneGrpcCall): void {
+  call.cancelWithStatus(Status.DEADLINE_EXCEEDED, "Deadline exceeded");
+}
+
+/** Milliseconds from `now` (wall clock) to a grpc-js deadline: Infinity for none (Infinity, or a date that is not one). */
+export function timeLeft(deadline: grpc.Deadline, now: number): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isNaN(at) || at === Infinity ? Infinity : at - now;
 }
 
 function status(code: grpc.status, details: string): GrpcStatus {

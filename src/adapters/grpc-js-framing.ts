@@ -16,11 +16,19 @@ export function frame(message: Buffer): Buffer {
 
 export class FrameTooLargeError extends Error {}
 
-/** Splits a response body into messages as its chunks arrive; a message over `maxLength` throws FrameTooLargeError. */
+/**
+ * Splits a response body into messages as its chunks arrive; a message over
+ * `maxLength` throws FrameTooLargeError. Each message is copied at most once
+ * (when it spans chunks), after its last byte arrived: a 4 MiB message in
+ * 16 KiB DATA frames costs one copy, not one per frame.
+ */
 export class FrameDecoder {
   readonly #maxLength: number;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Bytes of the message being read (prefix included), once its prefix is in; -1 before. */
+  #need = -1;
+  #compressed = false;
 
   constructor(maxLength: number) {
     this.#maxLength = maxLength;
@@ -28,25 +36,40 @@ export class FrameDecoder {
 
   /** The whole messages (flag byte kept apart) that this chunk completes. */
   write(chunk: Buffer): Array<{ compressed: boolean; message: Buffer }> {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
+    if (chunk.length > 0) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+    }
     const out: Array<{ compressed: boolean; message: Buffer }> = [];
-    while (this.#pendingBytes >= 5) {
-      const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-      const length = buf.readUInt32BE(1);
-      if (this.#maxLength >= 0 && length > this.#maxLength) {
-        throw new FrameTooLargeError(`Received message larger than max (${length} vs. ${this.#maxLength})`);
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#pendingBytes < 5) break;
+        const head = (this.#pending[0] as Buffer).length >= 5 ? (this.#pending[0] as Buffer) : this.#joined();
+        const length = head.readUInt32BE(1);
+        if (this.#maxLength >= 0 && length > this.#maxLength) {
+          throw new FrameTooLargeError(`Received message larger than max (${length} vs. ${this.#maxLength})`);
+        }
+        this.#compressed = head[0] === 1;
+        this.#need = 5 + length;
       }
-      if (buf.length < 5 + length) {
-        this.#pending = [buf];
-        break;
-      }
-      out.push({ compressed: buf[0] === 1, message: buf.subarray(5, 5 + length) });
-      const rest = buf.subarray(5 + length);
-      this.#pending = rest.length > 0 ? [rest] : [];
-      this.#pendingBytes = rest.length;
+      if (this.#pendingBytes < this.#need) break;
+      const first = this.#pending[0] as Buffer;
+      const buf = first.length >= this.#need ? first : this.#joined();
+      out.push({ compressed: this.#compressed, message: buf.subarray(5, this.#need) });
+      const rest = buf.subarray(this.#need);
+      if (rest.length > 0) this.#pending[0] = rest;
+      else this.#pending.shift();
+      this.#pendingBytes -= this.#need;
+      this.#need = -1;
     }
     return out;
+  }
+
+  /** Every pending byte in one buffer (the only copy a message spanning chunks gets). */
+  #joined(): Buffer {
+    const all = Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [all];
+    return all;
   }
 
   /** True when bytes of an unfinished message are left over (a body cut mid-message). */

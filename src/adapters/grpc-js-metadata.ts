@@ -41,10 +41,22 @@ export function requestHeaders(md: grpc.Metadata, timeout: string | undefined): 
 }
 
 /**
+ * The longest grpc-timeout sent, 2147483 s (just under 2^31 ms, about 24.8
+ * days). A grpc-js server arms one Node timer for the header's value as a
+ * 32-bit integer of milliseconds: a longer one overflows, and the server
+ * ends the call DEADLINE_EXCEEDED at once (as it does for grpc-js's own
+ * client, which sends the full value). The client's own deadline still
+ * ends the call when due.
+ */
+const LONGEST_TIMEOUT_MS = 2_147_483_000;
+
+/**
  * grpc-timeout as grpc-js writes it: at most 8 digits, in the finest unit
- * that fits, rounded up so the server never sees less time than is left.
+ * that fits, rounded up so the server never sees less time than is left —
+ * but never more than LONGEST_TIMEOUT_MS (above).
  */
 export function timeoutHeader(ms: number): string {
+  if (ms > LONGEST_TIMEOUT_MS) return `${LONGEST_TIMEOUT_MS / 1000}S`;
   const units: Array<[string, number]> = [
     ["m", 1],
     ["S", 1000],

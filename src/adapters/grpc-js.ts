@@ -8,6 +8,7 @@
 import grpc from "@grpc/grpc-js";
 import type { ChannelEvent } from "../core/events.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
+import { AbortPool } from "./grpc-js-aborts.js";
 import { DialtoneGrpcCall, type GrpcCall } from "./grpc-js-call.js";
 import { idempotentMethods, type IdempotentSetting } from "./grpc-js-methods.js";
 export type { IdempotentSetting } from "./grpc-js-methods.js";
@@ -45,6 +46,10 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
   readonly #maxReceive: number;
   readonly #maxSend: number;
   readonly #ref: ChannelRef;
+  /** The target's host[:port] (a call's default :authority) and whether it is TLS, worked out once, not per call. */
+  readonly #host: string;
+  readonly #secure: boolean;
+  readonly #aborts = new AbortPool();
   #closed = false;
   readonly #watchers = new Set<{ from: grpc.connectivityState; done: (err?: Error) => void; timer: NodeJS.Timeout | undefined }>();
   #unsubscribe: (() => void) | undefined;
@@ -55,6 +60,8 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
     this.#maxReceive = messageLimit("maxReceiveMessageLength", options.maxReceiveMessageLength, DEFAULT_MAX_RECEIVE);
     this.#maxSend = messageLimit("maxSendMessageLength", options.maxSendMessageLength, -1);
     this.#ref = { kind: "channel", id: nextChannelId++, name: channel.target } as ChannelRef;
+    this.#host = new URL(channel.target).host;
+    this.#secure = channel.target.startsWith("https:");
   }
 
   getTarget(): string {
@@ -109,13 +116,14 @@ export class DialtoneGrpcChannel implements grpc.ChannelInterface {
       channel: this.#channel,
       method,
       deadline,
-      host: host ?? new URL(this.#channel.target).host,
+      host: host ?? this.#host,
       callNumber: nextCallNumber++,
       idempotent: this.#idempotent(method),
       maxReceiveMessageLength: this.#maxReceive,
       maxSendMessageLength: this.#maxSend,
       shutdown: this.#closed,
-      secure: this.#channel.target.startsWith("https:"),
+      secure: this.#secure,
+      aborts: this.#aborts,
     });
   }
 

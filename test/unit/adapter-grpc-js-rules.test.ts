@@ -5,7 +5,9 @@
  * framing, and how failures map to gRPC status codes.
  */
 import grpc from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { AbortPool } from "../../src/adapters/grpc-js-aborts.js";
+import { timeLeft } from "../../src/adapters/grpc-js-call.js";
 import { frame, FrameDecoder, FrameTooLargeError } from "../../src/adapters/grpc-js-framing.js";
 import { requestHeaders, timeoutHeader } from "../../src/adapters/grpc-js-metadata.js";
 import { idempotentMethods } from "../../src/adapters/grpc-js-methods.js";
@@ -69,6 +71,77 @@ describe("framing", () => {
     expect(d.write(two.subarray(3)).map((m) => m.message.toString())).toEqual(["hello", ""]);
     expect(d.partial).toBe(false);
     expect(() => new FrameDecoder(4).write(frame(Buffer.from("hello")))).toThrow(FrameTooLargeError);
+  });
+
+  it("any split of a body into chunks gives the same messages (every cut point, byte by byte too)", () => {
+    const messages = ["a", "", "hello world", "x".repeat(300)].map((m) => Buffer.from(m));
+    const body = Buffer.concat(messages.map(frame));
+    const read = (chunks: Buffer[]): string[] => {
+      const d = new FrameDecoder(1000);
+      const out = chunks.flatMap((c) => d.write(c).map((m) => m.message.toString()));
+      expect(d.partial).toBe(false);
+      return out;
+    };
+    const want = messages.map((m) => m.toString());
+    for (let cut = 0; cut <= body.length; cut++) expect(read([body.subarray(0, cut), body.subarray(cut)])).toEqual(want);
+    expect(read([...body].map((b) => Buffer.from([b])))).toEqual(want);
+  });
+
+  it("a 4 MiB message in 16 KiB chunks is copied once, after its last chunk (not once per chunk)", () => {
+    const message = Buffer.alloc(4 * 1024 * 1024, 7);
+    const body = frame(message);
+    const d = new FrameDecoder(-1);
+    const concat = vi.spyOn(Buffer, "concat");
+    try {
+      const out = [];
+      for (let at = 0; at < body.length; at += 16_384) out.push(...d.write(body.subarray(at, at + 16_384)));
+      expect(out.map((m) => m.message.equals(message))).toEqual([true]);
+      const copied = concat.mock.calls.reduce((n, [list]) => n + list.reduce((k, b) => k + b.length, 0), 0);
+      expect(copied).toBe(body.length);
+    } finally {
+      concat.mockRestore();
+    }
+  });
+});
+
+describe("reused AbortControllers", () => {
+  it("one comes back only if it never aborted and nothing listens on it; the pool is bounded", () => {
+    const pool = new AbortPool();
+    const used = pool.take();
+    pool.give(used);
+    expect(pool.take()).toBe(used);
+    const aborted = pool.take();
+    aborted.abort();
+    pool.give(aborted);
+    const listened = new AbortController();
+    listened.signal.addEventListener("abort", () => {});
+    pool.give(listened);
+    const next = pool.take();
+    expect([next === aborted, next === listened, next.signal.aborted]).toEqual([false, false, false]);
+    const many = Array.from({ length: 300 }, () => new AbortController());
+    for (const ac of many) pool.give(ac);
+    const back = new Set(Array.from({ length: 300 }, () => pool.take()));
+    expect(many.filter((ac) => back.has(ac)).length).toBe(256);
+  });
+});
+
+describe("deadlines", () => {
+  it("time left by the wall clock: Infinity (or a date that is none) is no deadline; far ones are kept whole", () => {
+    const now = 1_000_000;
+    expect(timeLeft(Infinity, now)).toBe(Infinity);
+    expect(timeLeft(new Date(Number.NaN), now)).toBe(Infinity);
+    expect(timeLeft(now + 2 ** 31 + 5, now)).toBe(2 ** 31 + 5);
+    expect(timeLeft(new Date(now + 1500), now)).toBe(1500);
+    expect(timeLeft(now - 1, now)).toBe(-1);
+    // Capped below 2^31 ms: a grpc-js server would overflow its timer on more and end the call at once.
+    expect([2 ** 31 + 5, 2 ** 31 - 1, 2_147_483_001, 2_147_483_000, Infinity].map(timeoutHeader)).toEqual([
+      "2147483S",
+      "2147483S",
+      "2147483S",
+      "2147483S",
+      "2147483S",
+    ]);
+    expect(timeoutHeader(99_999_999)).toBe("99999999m");
   });
 });
 

@@ -1,5 +1,6 @@
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from "node:http2";
-import { DeadlineQueue } from "../../core/deadlines.js";
+import type { Clock } from "../../core/clock.js";
+import { DeadlineQueue, type Deadline } from "../../core/deadlines.js";
 import { AbortedError, BadRequestError } from "../../core/errors.js";
 import { tracing, type CallInfo } from "../../dispatch/diagnostics.js";
 import type { AttemptContext } from "../../dispatch/lease.js";
@@ -30,6 +31,7 @@ export interface Http2StreamInit {
  */
 export class Http2Channel extends ChannelBase<Http2Connection> {
   readonly #o: ResolvedHttp2Options;
+  readonly #deadlines: DeadlineQueue;
 
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
@@ -39,6 +41,28 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check, clock: o.clock, deadlines });
     super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o, deadlines);
     this.#o = o;
+    this.#deadlines = deadlines;
+  }
+
+  /** The channel's clock (its `clock` option, or the system's): adapters over the channel read time through it too. */
+  get clock(): Clock {
+    return this.#o.clock;
+  }
+
+  /**
+   * Calls `fn(arg)` `ms` from now on the channel's clock, in the queue that
+   * holds its requests' deadlines (one timer for all, and a time past Node's
+   * longest timer, about 24.8 days, is waited out in full). For adapters
+   * whose calls outlive the head timeout of `requestStream` (a gRPC
+   * deadline); cancel with `unschedule`.
+   */
+  schedule<A>(ms: number, fn: (arg: A) => void, arg: A): Deadline {
+    return this.#deadlines.add(ms, fn, arg);
+  }
+
+  /** Forgets what `schedule` returned; a second call, or one after it ran, does nothing. */
+  unschedule(deadline: Deadline): void {
+    this.#deadlines.cancel(deadline);
   }
 
   /**

@@ -41,21 +41,36 @@ const MIN_SAMPLES = 32;
 /** The p95 is re-sorted after this many new samples, not on every call. */
 const RECOMPUTE_EVERY = 32;
 /**
- * The percentile a "p95" delay hedges at: 95 while maxExtraLoad has room, up
- * to 98 while hedges are being refused (one point per recompute, back down by
- * half a point per recompute without refusals). At p95 the hedges ask for
- * about all of a 0.05 budget, so each room it makes goes to whichever call
- * just passed the delay — most of them a few ms from their answer — and a
- * call that is stuck waits in line for the next room (bench/tail, every
- * backend slow at random: its stuck calls waited ~40 ms for a hedge). A
- * delay a little later asks for less than the budget, and the stuck calls
- * are hedged at once. Never past 98: a tail 1 % slow (The Tail at Scale) must
- * stay past the delay.
+ * The percentile a "p95" delay hedges at: 95 while hedges are worth their
+ * requests, up to 99 (one point per recompute, back down by half a point per
+ * recompute without cause) while either
+ *
+ * - maxExtraLoad refuses hedges. At p95 the hedges ask for about all of a
+ *   0.05 budget, so each room it makes goes to whichever call just passed
+ *   the delay — most of them a few ms from their answer — and a call that is
+ *   stuck waits in line for the next room (bench/tail, every backend slow at
+ *   random: its stuck calls waited ~40 ms for a hedge). A delay a little
+ *   later asks for less than the budget, and the stuck calls are hedged at
+ *   once; or
+ * - most hedges lose: the first attempt answers before its hedge in more than
+ *   half of the hedged calls (LOSING_SHARE). Then the delay sits in the body of
+ *   the latency distribution, where waiting a little longer answers sooner
+ *   than asking again, and the hedges only add load (bench/tail, all
+ *   backends healthy: 15 % of the hedges sent at p95 won; every backend slow
+ *   at random 1 %: 40 %, and 90 % of those sent at 20 ms). tower's and gRFC
+ *   A6's hedging have no such feedback; Finagle's backup requests neither.
+ *
+ * Never past 99: a tail 1 % slow (The Tail at Scale) stays at or past the
+ * delay, and its hedges win, which brings the percentile back down.
  */
 const Q_MIN = 0.95;
-const Q_MAX = 0.98;
+const Q_MAX = 0.99;
 const Q_UP = 0.01;
 const Q_DOWN = 0.005;
+/** Fewer hedged calls than this answered since the last recompute say nothing of how hedges fare. */
+const MIN_OUTCOMES = 4;
+/** More than this share of hedged calls answered by their first attempt: the hedges lose. */
+const LOSING_SHARE = 0.5;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -93,6 +108,9 @@ export class HedgeTiming {
   #q = Q_MIN;
   /** Hedges maxExtraLoad refused since the last recompute. */
   #refusals = 0;
+  /** Hedged calls answered since the last recompute: by a hedge, by their first attempt. */
+  #won = 0;
+  #lost = 0;
   /** Hedgeable calls started: each call's ticket is its place in that order. */
   #started = 0;
   /** The latest ticket of a call that has been answered. */
@@ -179,7 +197,35 @@ export class HedgeTiming {
     this.#line.delete(granted);
   }
 
-  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges (for tests). */
+  /**
+   * A call that sent a hedge was answered: `won` when a hedge's answer came
+   * first, false when the first attempt's did (the hedge cost a request and
+   * cut nothing).
+   */
+  hedgeAnswered(won: boolean): void {
+    if (won) this.#won++;
+    else this.#lost++;
+  }
+
+  /**
+   * Up a point while hedges are refused or most of them lose; down half a
+   * point while they win (and none is refused). Too few hedged calls
+   * answered since the last recompute say nothing of how hedges fare: they
+   * count on into the next one, and the percentile holds meanwhile (a
+   * percentile raised because the hedges lost comes down only once hedges
+   * win, not because few are sent at it).
+   */
+  #nextPercentile(): number {
+    const refused = this.#refusals > 0;
+    this.#refusals = 0;
+    const outcomes = this.#won + this.#lost;
+    if (outcomes < MIN_OUTCOMES) return refused ? Math.min(Q_MAX, this.#q + Q_UP) : this.#q;
+    const losing = this.#lost > LOSING_SHARE * outcomes;
+    this.#won = this.#lost = 0;
+    return refused || losing ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
+  }
+
+  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.99 while maxExtraLoad refuses hedges or most hedges lose (for tests). */
   get percentile(): number {
     return this.#q;
   }
@@ -210,9 +256,7 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
-      this.#q = Math.round(q * 1000) / 1000;
-      this.#refusals = 0;
+      this.#q = Math.round(this.#nextPercentile() * 1000) / 1000;
       this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
     }
   }

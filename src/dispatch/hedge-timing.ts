@@ -14,8 +14,9 @@ import { RetryBudget } from "./retry-budget.js";
 export interface HedgeOptions {
   /**
    * ms, or "p95": the 95th percentile of the first attempts of the channel's
-   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges
-   * (default "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges or
+   * most hedged calls are answered by their first attempt anyway, which
+   * then also shrinks maxExtraLoad (default "p95"). A "p95" hedge also waits for I/O after an event-loop
    * stall, and until a call started later has been answered.
    */
   delay: number | "p95";
@@ -42,8 +43,8 @@ const MIN_SAMPLES = 32;
 const RECOMPUTE_EVERY = 32;
 /**
  * The percentile a "p95" delay hedges at: 95 while hedges are worth their
- * requests, up to 99 (one point per recompute, back down by half a point per
- * recompute without cause) while either
+ * requests, up to 98 (one point per recompute, back down by half a point
+ * per recompute in which hedges won and none was refused) while either
  *
  * - maxExtraLoad refuses hedges. At p95 the hedges ask for about all of a
  *   0.05 budget, so each room it makes goes to whichever call just passed
@@ -52,25 +53,35 @@ const RECOMPUTE_EVERY = 32;
  *   random: its stuck calls waited ~40 ms for a hedge). A delay a little
  *   later asks for less than the budget, and the stuck calls are hedged at
  *   once; or
- * - most hedges lose: the first attempt answers before its hedge in more than
- *   half of the hedged calls (LOSING_SHARE). Then the delay sits in the body of
- *   the latency distribution, where waiting a little longer answers sooner
- *   than asking again, and the hedges only add load (bench/tail, all
- *   backends healthy: 15 % of the hedges sent at p95 won; every backend slow
- *   at random 1 %: 40 %, and 90 % of those sent at 20 ms). tower's and gRFC
- *   A6's hedging have no such feedback; Finagle's backup requests neither.
+ * - the hedges lose: more than two in three hedged calls were answered by
+ *   their first attempt (LOSING). The delay then sits in the body of the
+ *   latency distribution, where a call is a few ms from its answer and a new
+ *   attempt cannot beat it, and the hedges only add load (bench/tail, all
+ *   backends healthy: 12–33 % of the hedges sent won; every backend slow at
+ *   random 1 %: 34–45 % at p95, 90 % of those sent at a fixed 20 ms).
  *
- * Never past 99: a tail 1 % slow (The Tail at Scale) stays at or past the
- * delay, and its hedges win, which brings the percentile back down.
+ * Never past 98: a tail 1 % slow (The Tail at Scale) must stay past the
+ * delay. Its hedged calls' first attempts are cancelled and recorded as the
+ * time they ran, just past the delay; a percentile among them would follow
+ * them up, a hedge's time per recompute, into the tail (measured with p99:
+ * that scenario's stuck calls then waited 90–140 ms).
  */
 const Q_MIN = 0.95;
-const Q_MAX = 0.99;
+const Q_MAX = 0.98;
 const Q_UP = 0.01;
 const Q_DOWN = 0.005;
 /** Fewer hedged calls than this answered since the last recompute say nothing of how hedges fare. */
 const MIN_OUTCOMES = 4;
-/** More than this share of hedged calls answered by their first attempt: the hedges lose. */
-const LOSING_SHARE = 0.5;
+/** Hedges lose when fewer than this share of the hedged calls were answered by a hedge. */
+const LOSING = 1 / 3;
+/**
+ * Hedges still losing at p98: maxExtraLoad's deposits are halved (down to
+ * an eighth: 0.625 % of calls with the default 0.05, beside its floor of one
+ * a second), and doubled back each recompute in which hedges did not lose.
+ * The budget's line then gives what room is left to the calls that have
+ * waited longest, the likeliest to be stuck — the hedges that win.
+ */
+const MIN_LOAD_SCALE = 1 / 8;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -111,6 +122,9 @@ export class HedgeTiming {
   /** Hedged calls answered since the last recompute: by a hedge, by their first attempt. */
   #won = 0;
   #lost = 0;
+  /** The share of maxExtraLoad's deposits made (MIN_LOAD_SCALE..1), and the part of a deposit owed. */
+  #loadScale = 1;
+  #owed = 0;
   /** Hedgeable calls started: each call's ticket is its place in that order. */
   #started = 0;
   /** The latest ticket of a call that has been answered. */
@@ -133,6 +147,9 @@ export class HedgeTiming {
    */
   deposit(now?: number): void {
     if (!this.#load) return;
+    this.#owed += this.#loadScale;
+    if (this.#owed < 1) return;
+    this.#owed -= 1;
     this.#load.deposit(now);
     this.#serveLine();
   }
@@ -208,28 +225,35 @@ export class HedgeTiming {
   }
 
   /**
-   * Up a point while hedges are refused or most of them lose; down half a
-   * point while they win (and none is refused). Too few hedged calls
+   * Up a point while hedges are refused or lose; down half a point while
+   * they do not lose (and none is refused). Losing still at the top, the
+   * budget's deposits shrink (MIN_LOAD_SCALE). Too few hedged calls
    * answered since the last recompute say nothing of how hedges fare: they
    * count on into the next one, and the percentile holds meanwhile (a
    * percentile raised because the hedges lost comes down only once hedges
    * win, not because few are sent at it).
    */
-  #nextPercentile(): number {
+  #adapt(): number {
     const refused = this.#refusals > 0;
     this.#refusals = 0;
     const outcomes = this.#won + this.#lost;
     if (outcomes < MIN_OUTCOMES) return refused ? Math.min(Q_MAX, this.#q + Q_UP) : this.#q;
-    const losing = this.#lost > LOSING_SHARE * outcomes;
+    const losing = this.#won < LOSING * outcomes;
     this.#won = this.#lost = 0;
+    if (losing && this.#q >= Q_MAX) this.#loadScale = Math.max(MIN_LOAD_SCALE, this.#loadScale / 2);
+    if (!losing) this.#loadScale = Math.min(1, this.#loadScale * 2);
     return refused || losing ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
   }
 
-  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.99 while maxExtraLoad refuses hedges or most hedges lose (for tests). */
+  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges or hedges lose (for tests). */
   get percentile(): number {
     return this.#q;
   }
 
+  /** The share of maxExtraLoad's deposits made: 1, down to 1/8 while hedges lose at p98 (for tests). */
+  get loadScale(): number {
+    return this.#loadScale;
+  }
   /** Hedges waiting for room (for tests and stats). */
   get waiting(): number {
     return this.#line.size;
@@ -256,7 +280,7 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      this.#q = Math.round(this.#nextPercentile() * 1000) / 1000;
+      this.#q = Math.round(this.#adapt() * 1000) / 1000;
       this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
     }
   }

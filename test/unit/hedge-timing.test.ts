@@ -36,7 +36,7 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
     expect(t.delayMs()).toBe(5);
   });
 
-  it('"p95" moves up to p99 while maxExtraLoad refuses hedges, and back towards p95 once hedges win', () => {
+  it('"p95" moves up to p98 while maxExtraLoad refuses hedges, and back towards p95 once hedges win', () => {
     const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 }, () => 0);
     // 1..100 ms evenly: the k-th percentile is about k ms.
     const feed = (n: number) => {
@@ -54,17 +54,17 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
     feed(32);
     expect(t.percentile).toBe(0.96);
     expect(t.delayMs()).toBeGreaterThan(atP95);
-    // Refused in every recompute: it stops at p99.
+    // Refused in every recompute: it stops at p98.
     for (let k = 0; k < 6; k++) {
       t.tryWithdraw(() => {});
       feed(32);
     }
-    expect(t.percentile).toBe(0.99);
+    expect(t.percentile).toBe(0.98);
     // Room again (the waiting calls ended), but no hedge answered since: nothing says the hedges
     // are worth more, and the percentile holds.
     for (const w of waiting) t.leaveLine(w);
     for (let k = 0; k < 3; k++) feed(32);
-    expect(t.percentile).toBe(0.99);
+    expect(t.percentile).toBe(0.98);
     // Hedges win: half a point down per recompute, to p95 and no lower.
     for (let k = 0; k < 10; k++) {
       for (let i = 0; i < 4; i++) t.hedgeAnswered(true);
@@ -73,43 +73,71 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
     expect(t.percentile).toBe(0.95);
   });
 
-  it('"p95" moves up while most hedges lose (the first attempt answers first), and down while they win', () => {
+  it('"p95" moves up while hedges lose (fewer than 1 in 3 hedged calls answered by a hedge), and down while they do not', () => {
     const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false });
     const feed = () => {
       for (let i = 0; i < 32; i++) t.record((i % 100) + 1);
     };
     for (let k = 0; k < 16; k++) feed();
     expect(t.percentile).toBe(0.95);
-    // 3 of 4 hedged calls answered by their first attempt: a point up per recompute, to p99.
     const answered = (won: number, lost: number) => {
       for (let i = 0; i < won; i++) t.hedgeAnswered(true);
       for (let i = 0; i < lost; i++) t.hedgeAnswered(false);
     };
+    // 1 of 4 hedged calls answered by its hedge: a point up per recompute, to p98.
     answered(1, 3);
     feed();
     expect(t.percentile).toBe(0.96);
-    for (let k = 0; k < 5; k++) {
-      answered(1, 3);
-      feed();
-    }
-    expect(t.percentile).toBe(0.99);
-    // Half won: not losing, so half a point down.
-    answered(2, 2);
+    answered(1, 3);
     feed();
-    expect(t.percentile).toBe(0.985);
+    answered(1, 3);
+    feed();
+    expect(t.percentile).toBe(0.98);
+    answered(1, 3);
+    feed();
+    expect(t.percentile).toBe(0.98);
+    // 2 of 5 won: not losing, so half a point down.
+    answered(2, 3);
+    feed();
+    expect(t.percentile).toBe(0.975);
     // Fewer than 4 outcomes say nothing: the percentile holds, and they count on into the next recompute.
     answered(0, 3);
     feed();
-    expect(t.percentile).toBe(0.985);
+    expect(t.percentile).toBe(0.975);
     answered(0, 1);
     feed();
-    expect(t.percentile).toBe(0.99); // 0.985 + 0.01, no higher than p99
-    // Winning from then on: back to p95.
+    expect(t.percentile).toBe(0.98); // 0.975 + 0.01, no higher than p98
+    // Not losing from then on: back to p95.
     for (let k = 0; k < 10; k++) {
-      answered(3, 1);
+      answered(2, 2);
       feed();
     }
     expect(t.percentile).toBe(0.95);
+  });
+
+  it("hedges still losing at p98 shrink maxExtraLoad's deposits, halving per recompute down to an eighth; hedges not losing double them back", () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 }, () => 0);
+    const recompute = (won: number, lost: number) => {
+      for (let i = 0; i < won; i++) t.hedgeAnswered(true);
+      for (let i = 0; i < lost; i++) t.hedgeAnswered(false);
+      for (let i = 0; i < 32; i++) t.record((i % 100) + 1);
+    };
+    for (let k = 0; k < 16; k++) recompute(0, 0);
+    // Losing below p98 moves the percentile, not the budget.
+    for (let k = 0; k < 3; k++) recompute(0, 4);
+    expect(t.percentile).toBe(0.98);
+    expect(t.loadScale).toBe(1);
+    for (let k = 0; k < 5; k++) recompute(0, 4);
+    expect(t.loadScale).toBe(1 / 8);
+    // 10,000 calls now buy 5 % ÷ 8 of hedges: 62 (more than the floor of 10 over the window).
+    for (let i = 0; i < 10_000; i++) t.deposit(0);
+    let allowed = 0;
+    while (t.tryWithdraw(() => {})) allowed++;
+    expect(allowed).toBe(62);
+    recompute(2, 2);
+    expect(t.loadScale).toBe(1 / 4);
+    for (let k = 0; k < 3; k++) recompute(2, 2);
+    expect(t.loadScale).toBe(1);
   });
 
   it("options: off unless given; defaults p95 and 1; bad values are ConfigErrors naming the option", () => {

@@ -118,16 +118,34 @@ describe('hedge delay "p95" learns from first attempts, cancelled ones as censor
     expect(timing.delayMs()).toBeLessThan(truth * 1.03);
   });
 
-  it("with no tail to cut (every attempt 100–300 ms), the hedges at p95 lose to their first attempts: the delay moves up to p98 and maxExtraLoad shrinks, and under 1 % of calls are hedged, not 5 %", async () => {
+  it("with no tail to cut (every attempt 100–300 ms), the hedges at p95 lose to their first attempts: the delay moves up to p98, and about 2 % of calls are hedged, not 5 %", async () => {
     // The control is the test above: with a tail of stalls its hedges win, and 4–6.5 % are hedged.
     const timing = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
     const random = mulberry32(9);
     const r = await run(timing, 3000, () => 100 + 200 * random());
     // A first attempt past p95 (~290 ms) answers within 10 ms; its hedge takes 100–300 ms.
     expect(timing.percentile).toBe(0.98);
-    expect(timing.loadScale).toBe(1 / 8);
     const late = r.perCall.slice(1000);
-    expect(late.reduce((a, b) => a + b, 0) / late.length - 1).toBeLessThan(0.01);
+    expect(late.reduce((a, b) => a + b, 0) / late.length - 1).toBeLessThan(0.03);
+  });
+
+  it("every member slow at random for 1.5 % of first attempts: however the delay moves, every stuck call is hedged near it", async () => {
+    // The Tail at Scale, scaled: 100–300 ms, and a first attempt 30 s late with probability 1.5 %. What moves
+    // the delay up (refusals, hedges that lose) must not leave a stuck call waiting: a variant that also shrank
+    // maxExtraLoad while hedges lost left bench/tail's stuck calls in the budget's line.
+    const timing = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
+    const random = mulberry32(21);
+    // Only a call's first attempt may stall, so that no call is stuck twice over (its hedge stalling too).
+    const asked = new Set<number>();
+    const latency = (_m: Member, call: number): number => {
+      const first = !asked.has(call);
+      asked.add(call);
+      return (first && random() < 0.015 ? 30_000 : 0) + 100 + 200 * random();
+    };
+    const r = await run(timing, 4000, latency, 40_000);
+    // Once there is a delay, no call waited out a stall: at most the delay, a hedge, and a few turns of waiting.
+    const late = r.durations.slice(300);
+    expect(Math.max(...late)).toBeLessThan(2000);
   });
 
   it("a delay learnt low climbs back: censored samples sit above it, so the p95 they give is not below the truth", async () => {

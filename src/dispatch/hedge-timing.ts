@@ -14,9 +14,9 @@ import { RetryBudget } from "./retry-budget.js";
 export interface HedgeOptions {
   /**
    * ms, or "p95": the 95th percentile of the first attempts of the channel's
-   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges or
-   * most hedged calls are answered by their first attempt anyway (default
-   * "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * recent calls, never sooner than 5 times their median, taken up to the
+   * 98th while maxExtraLoad refuses hedges or most hedged calls are answered
+   * by their first attempt anyway (default "p95"). A "p95" hedge also waits for I/O after an event-loop
    * stall, and until a call started later has been answered.
    */
   delay: number | "p95";

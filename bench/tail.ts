@@ -23,9 +23,9 @@
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
-import { dialtone } from "./lib/peers/index.js";
 import { dialtoneWith } from "./lib/peers/dialtone.js";
 import { grpcJsPeer } from "./lib/peers/grpcjs.js";
+import type { Http2Channel } from "../dist/index.js";
 import { HOSTNAME, type BenchClient, type Peer, type Target } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, peersFromEnv, roundsFromEnv, sleep } from "./lib/rounds.js";
@@ -35,12 +35,12 @@ import { markdownTable } from "./lib/table.js";
 const RATE = 500;
 /** Each client gets one slice per group, GROUPS groups per round. */
 const SLICE_MS = 1000;
-const GROUPS = 5;
+const GROUPS = 4;
 const TIMEOUT_MS = 2000;
 const ONE_STALLS = { percent: 5, ms: 300 };
 const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
-const ROUNDS = roundsFromEnv(3);
+const ROUNDS = roundsFromEnv(5);
 
 type ScenarioId = "healthy" | "one-stalls" | "all-random";
 const SCENARIOS: Record<ScenarioId, { label: string; setUp: (bs: Backend[], round: number) => Promise<unknown> }> = {
@@ -61,12 +61,32 @@ const options = (t: Target) => ({
   discovery: `static:///${t.hosts.map((h) => `${h}:${t.port}`).join(",")}`,
   members: t.hosts.length,
 });
-const hedgeP95 = dialtoneWith("dialtone-hedge-p95", 'dialtone, hedge { delay: "p95" }', (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }), true);
+/** Hedges sent and won by each dialtone client's calls so far (its channel's request events), by client id. */
+const hedgeCounts = new Map<string, { hedged: number; won: number }>();
+const countHedges = (id: string) => (channel: Http2Channel) => {
+  const n = { hedged: 0, won: 0 };
+  hedgeCounts.set(id, n);
+  channel.on((e) => {
+    if (e.type !== "request") return;
+    if (e.hedges > 0) n.hedged++;
+    if (e.hedgeWon) n.won++;
+  });
+};
+// Every dialtone client with the same listener, so that its cost falls on all alike.
+const dialtone = dialtoneWith("dialtone", "dialtone", options, false, countHedges("dialtone"));
+const hedgeP95 = dialtoneWith(
+  "dialtone-hedge-p95",
+  'dialtone, hedge { delay: "p95" }',
+  (t) => ({ ...options(t), hedge: { delay: "p95", max: 1 } }),
+  true,
+  countHedges("dialtone-hedge-p95"),
+);
 const hedge20 = dialtoneWith(
   "dialtone-hedge-20",
   `dialtone, hedge { delay: ${HEDGE_MS} }`,
   (t) => ({ ...options(t), hedge: { delay: HEDGE_MS, max: 1 } }),
   true,
+  countHedges("dialtone-hedge-20"),
 );
 const grpcRr = grpcJsPeer(false);
 const grpcHedge = grpcJsPeer(
@@ -107,6 +127,9 @@ interface RunResult {
   calls: number;
   /** Requests the backends counted ÷ calls − 1. */
   extra: number;
+  /** dialtone: calls that sent a hedge, and those a hedge answered (undefined for other clients). */
+  hedged?: number;
+  won?: number;
 }
 
 const t0 = performance.now();
@@ -134,7 +157,7 @@ for (let r = 0; r < ROUNDS; r++) {
       await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0 }));
+      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0, hedged: 0, won: 0 }));
       await withClients(
         rows.map((x) => x.peer),
         target,
@@ -145,11 +168,15 @@ for (let r = 0; r < ROUNDS; r++) {
               const i = (g + k) % rows.length;
               const client = clients[i]!;
               const before = await totalRequests(backends);
+              const counts = hedgeCounts.get(rows[i]!.peer.id);
+              const [hedgedBefore, wonBefore] = [counts?.hedged ?? 0, counts?.won ?? 0];
               const out = await openLoop({ rate: RATE, durationMs: SLICE_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
               // Let cancelled or late hedges land before counting.
               await sleep(100);
               const into = got[i]!;
               into.sent += (await totalRequests(backends)) - before;
+              into.hedged += (counts?.hedged ?? 0) - hedgedBefore;
+              into.won += (counts?.won ?? 0) - wonBefore;
               into.calls += out.samples.length;
               into.errors += out.samples.filter((x) => !x.ok).length;
               into.maxSendLagMs = Math.max(into.maxSendLagMs, out.maxSendLagMs);
@@ -161,11 +188,20 @@ for (let r = 0; r < ROUNDS; r++) {
       );
       rows.forEach(({ id, peer }, i) => {
         const x = got[i]!;
-        const run: RunResult = { latencies: x.latencies, sliceP999: x.sliceP999, errors: x.errors, calls: x.calls, extra: x.sent / x.calls - 1 };
+        const counted = hedgeCounts.has(peer.id);
+        const run: RunResult = {
+          latencies: x.latencies,
+          sliceP999: x.sliceP999,
+          errors: x.errors,
+          calls: x.calls,
+          extra: x.sent / x.calls - 1,
+          hedged: counted ? x.hedged : undefined,
+          won: counted ? x.won : undefined,
+        };
         runs.set(id, [...(runs.get(id) ?? []), run]);
         const lat = ascending(run.latencies);
         console.log(
-          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
         );
       });
     } finally {
@@ -181,24 +217,40 @@ if (FILTERED) {
 
 const results = ROWS.map(({ id, scenario, peer }) => {
   const rs = runs.get(id) ?? [];
+  const unhedgedRuns = runs.get(`${scenario}:${dialtone.id}`) ?? [];
   // Quantiles over every round's calls together, so one bad round shows; each round's beside it.
   const all = ascending(rs.flatMap((x) => x.latencies));
-  const perRound = rs.map((x) => {
+  const perRound = rs.map((x, r) => {
     const l = ascending(x.latencies);
-    return { p99Ms: round(quantile(l, 0.99), 2), p999Ms: round(quantile(l, 0.999), 2), extraPercent: round(x.extra * 100, 1), errors: x.errors };
+    const p999Ms = quantile(l, 0.999);
+    const base = unhedgedRuns[r];
+    return {
+      p99Ms: round(quantile(l, 0.99), 2),
+      p999Ms: round(p999Ms, 2),
+      /** Against unhedged dialtone's p99.9 in the same round: same backends, slices interleaved. */
+      p999OverUnhedged: base ? ratio(p999Ms, quantile(ascending(base.latencies), 0.999)) : Number.NaN,
+      extraPercent: round(x.extra * 100, 1),
+      errors: x.errors,
+    };
   });
+  const calls = rs.reduce((n, x) => n + x.calls, 0);
+  const hedged = rs.some((x) => x.hedged !== undefined) ? rs.reduce((n, x) => n + (x.hedged ?? 0), 0) : undefined;
+  const won = rs.reduce((n, x) => n + (x.won ?? 0), 0);
   return {
     id,
     scenario,
     client: peer.id,
     label: peer.label,
-    calls: rs.reduce((n, x) => n + x.calls, 0),
+    calls,
     p50Ms: round(quantile(all, 0.5), 3),
     p99Ms: round(quantile(all, 0.99), 2),
     p999Ms: round(quantile(all, 0.999), 2),
     /** The median over every 1 s slice (all rounds) of the slice's p99.9. */
     sliceP999Ms: round(median(rs.flatMap((x) => x.sliceP999)), 2),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
+    /** dialtone: calls that sent a hedge, % of calls; and of those, the share a hedge answered. */
+    hedgedPercent: hedged === undefined ? undefined : round((hedged / calls) * 100, 2),
+    hedgesWonPercent: hedged === undefined || hedged === 0 ? undefined : round((won / hedged) * 100, 0),
     errors: rs.reduce((n, x) => n + x.errors, 0),
     perRound,
   };
@@ -207,17 +259,19 @@ const results = ROWS.map(({ id, scenario, peer }) => {
 const unhedged = (s: ScenarioId) => results.find((x) => x.scenario === s && x.client === dialtone.id);
 const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, unhedged(x.scenario)?.p999Ms ?? Number.NaN);
 const sliceOverUnhedged = (x: (typeof results)[number]): number => ratio(x.sliceP999Ms, unhedged(x.scenario)?.sliceP999Ms ?? Number.NaN);
-/** The worst round's p99.9 against the unhedged client's worst round, in the same scenario. */
-const worstOverUnhedged = (x: (typeof results)[number]): number =>
-  ratio(Math.max(...x.perRound.map((p) => p.p999Ms)), Math.max(...(unhedged(x.scenario)?.perRound.map((p) => p.p999Ms) ?? [Number.NaN])));
+const roundRatios = (x: (typeof results)[number]): number[] => x.perRound.map((p) => p.p999OverUnhedged);
 const headline = {
   /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
   p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
   /** The same for the median 1 s slice's p99.9. */
   sliceP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, sliceOverUnhedged(x)])),
-  /** The same for the worst round of each. */
-  worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, worstOverUnhedged(x)])),
+  /** Each round's p99.9 ÷ unhedged dialtone's in the same round: the spread of rounds is the noise. */
+  roundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, roundRatios(x)])),
+  /** The worst round's ratio of each. */
+  worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, Math.max(...roundRatios(x))])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
+  hedgedPercent: Object.fromEntries(results.filter((x) => x.hedgedPercent !== undefined).map((x) => [x.id, x.hedgedPercent])),
+  hedgesWonPercent: Object.fromEntries(results.filter((x) => x.hedgesWonPercent !== undefined).map((x) => [x.id, x.hedgesWonPercent])),
 };
 
 const markdown = [
@@ -229,10 +283,11 @@ const markdown = [
       "p99 ms",
       "p99.9 ms",
       "p99.9 ÷ unhedged",
-      "p99.9 each round",
+      "each round ÷ unhedged",
       "median 1 s slice p99.9 ms",
       "÷ unhedged",
       "extra requests",
+      "hedges won",
       "errors",
     ],
     results.map((x) => [
@@ -242,15 +297,16 @@ const markdown = [
       x.p99Ms,
       x.p999Ms,
       overUnhedged(x),
-      x.perRound.map((p) => p.p999Ms).join(" / "),
+      x.client === dialtone.id ? x.perRound.map((p) => p.p999Ms).join(" / ") + " ms" : roundRatios(x).join(" / "),
       x.sliceP999Ms,
       sliceOverUnhedged(x),
       `${x.extraPercent} %`,
+      x.hedgesWonPercent === undefined ? "" : `${x.hedgesWonPercent} %`,
       x.errors,
     ]),
   ),
   "",
-  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds). dialtone's calls are marked idempotent only in the hedged rows.`,
+  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round), whose spread is the noise of the host; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows.`,
 ].join("\n");
 
 writeReport({

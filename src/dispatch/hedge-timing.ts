@@ -14,8 +14,9 @@ import { RetryBudget } from "./retry-budget.js";
 export interface HedgeOptions {
   /**
    * ms, or "p95": the 95th percentile of the first attempts of the channel's
-   * recent calls, taken up to the 98th while maxExtraLoad refuses hedges
-   * (default "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * recent calls, never sooner than 5 times their median, taken up to the
+   * 98th while maxExtraLoad refuses hedges or most hedged calls are answered
+   * by their first attempt anyway (default "p95"). A "p95" hedge also waits for I/O after an event-loop
    * stall, and until a call started later has been answered.
    */
   delay: number | "p95";
@@ -41,21 +42,62 @@ const MIN_SAMPLES = 32;
 /** The p95 is re-sorted after this many new samples, not on every call. */
 const RECOMPUTE_EVERY = 32;
 /**
- * The percentile a "p95" delay hedges at: 95 while maxExtraLoad has room, up
- * to 98 while hedges are being refused (one point per recompute, back down by
- * half a point per recompute without refusals). At p95 the hedges ask for
- * about all of a 0.05 budget, so each room it makes goes to whichever call
- * just passed the delay — most of them a few ms from their answer — and a
- * call that is stuck waits in line for the next room (bench/tail, every
- * backend slow at random: its stuck calls waited ~40 ms for a hedge). A
- * delay a little later asks for less than the budget, and the stuck calls
- * are hedged at once. Never past 98: a tail 1 % slow (The Tail at Scale) must
- * stay past the delay.
+ * The percentile a "p95" delay hedges at: 95 while hedges are worth their
+ * requests, up to 98 (one point per recompute, back down by half a point
+ * per recompute in which hedges won and none was refused) while either
+ *
+ * - maxExtraLoad refuses hedges. At p95 the hedges ask for about all of a
+ *   0.05 budget, so each room it makes goes to whichever call just passed
+ *   the delay — most of them a few ms from their answer — and a call that is
+ *   stuck waits in line for the next room (bench/tail, every backend slow at
+ *   random: its stuck calls waited ~40 ms for a hedge). A delay a little
+ *   later asks for less than the budget, and the stuck calls are hedged at
+ *   once; or
+ * - the hedges lose: more than half of the hedged calls were answered by
+ *   their first attempt (LOSING). The delay then sits in the body of the
+ *   latency distribution, where a call is a few ms from its answer and a new
+ *   attempt cannot beat it, and the hedges only add load (bench/tail, all
+ *   backends healthy: 14–33 % of the hedges sent at p95 won, more only
+ *   while the host was busy; every backend slow at random 1 %: 34–50 %, and
+ *   90 % of those sent at a fixed 20 ms).
+ *
+ * Never past 98: a tail 1 % slow (The Tail at Scale) must stay past the
+ * delay. Its hedged calls' first attempts are cancelled and recorded as the
+ * time they ran, just past the delay; a percentile among them would follow
+ * them up, a hedge's time per recompute, into the tail (measured with p99:
+ * that scenario's stuck calls then waited 90–140 ms).
  */
 const Q_MIN = 0.95;
 const Q_MAX = 0.98;
 const Q_UP = 0.01;
 const Q_DOWN = 0.005;
+/** Fewer hedged calls than this answered since the last recompute say nothing of how hedges fare. */
+const MIN_OUTCOMES = 4;
+/**
+ * Hedges lose when fewer than this share of the hedged calls were answered
+ * by a hedge. Not a lower bar, nor a budget that shrinks while they lose:
+ * the share is counted over a handful of calls, and with every backend slow
+ * at random 1 % (bench/tail) a bar of 1 in 3 was missed by chance often
+ * enough that maxExtraLoad, halved on each miss, left the stuck calls
+ * waiting in its line (the median 1 s slice's p99.9 went from 25 to 48–61 ms).
+ */
+const LOSING = 1 / 2;
+/**
+ * A "p95" delay is at least this many times the median first attempt. A new
+ * attempt takes about the median, so a call only a few medians in is in the
+ * body of the distribution (scheduling, queueing), a few ms from its answer,
+ * and its hedge rarely answers first: bench/tail with healthy backends on a
+ * quiet host, where the unhedged p99 was 3.4–3.9 ms at a median of 1 ms (so
+ * p95 under 4 medians), 14–33 % of the hedges sent at p95 won, and the
+ * hedged client's median 1 s slice p99.9 was 1.1–2.2× the unhedged
+ * client's in each quiet round, its p99 about twice in most. With every
+ * backend slow at random 1 %, a fixed 20 ms delay (about 20 medians) cut
+ * the tail as far as p95 did, with a quarter to two fifths of the hedges,
+ * 92–97 % of them winning. The Tail at Scale's slow requests are tens
+ * of medians slow. Finagle's minSendBackupAfterMs is the same guard in
+ * absolute ms.
+ */
+const MIN_MEDIANS = 5;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -93,6 +135,9 @@ export class HedgeTiming {
   #q = Q_MIN;
   /** Hedges maxExtraLoad refused since the last recompute. */
   #refusals = 0;
+  /** Hedged calls answered since the last recompute: by a hedge, by their first attempt. */
+  #won = 0;
+  #lost = 0;
   /** Hedgeable calls started: each call's ticket is its place in that order. */
   #started = 0;
   /** The latest ticket of a call that has been answered. */
@@ -179,11 +224,38 @@ export class HedgeTiming {
     this.#line.delete(granted);
   }
 
-  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges (for tests). */
+  /**
+   * A call that sent a hedge was answered: `won` when a hedge's answer came
+   * first, false when the first attempt's did (the hedge cost a request and
+   * cut nothing).
+   */
+  hedgeAnswered(won: boolean): void {
+    if (won) this.#won++;
+    else this.#lost++;
+  }
+
+  /**
+   * Up a point while hedges are refused or lose; down half a point while
+   * they do not lose (and none is refused). Too few hedged calls
+   * answered since the last recompute say nothing of how hedges fare: they
+   * count on into the next one, and the percentile holds meanwhile (a
+   * percentile raised because the hedges lost comes down only once hedges
+   * win, not because few are sent at it).
+   */
+  #adapt(): number {
+    const refused = this.#refusals > 0;
+    this.#refusals = 0;
+    const outcomes = this.#won + this.#lost;
+    if (outcomes < MIN_OUTCOMES) return refused ? Math.min(Q_MAX, this.#q + Q_UP) : this.#q;
+    const losing = this.#won < LOSING * outcomes;
+    this.#won = this.#lost = 0;
+    return refused || losing ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
+  }
+
+  /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges or hedges lose (for tests). */
   get percentile(): number {
     return this.#q;
   }
-
   /** Hedges waiting for room (for tests and stats). */
   get waiting(): number {
     return this.#line.size;
@@ -210,10 +282,9 @@ export class HedgeTiming {
       const n = this.#count;
       for (let i = 0; i < n; i++) this.#scratch[i] = this.#samples[i] as number;
       const sorted = this.#scratch.subarray(0, n).sort();
-      const q = this.#refusals > 0 ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
-      this.#q = Math.round(q * 1000) / 1000;
-      this.#refusals = 0;
-      this.#p95 = sorted[Math.ceil(this.#q * n) - 1];
+      this.#q = Math.round(this.#adapt() * 1000) / 1000;
+      const median = sorted[Math.ceil(n / 2) - 1] as number;
+      this.#p95 = Math.max(sorted[Math.ceil(this.#q * n) - 1] as number, MIN_MEDIANS * median);
     }
   }
 }

@@ -198,6 +198,8 @@ class HedgedCall<C, T> {
         if (this.#done) return;
         if (run.first) this.timing.record(end - started);
         this.timing.answered(this.#ticket);
+        // How the hedges fare decides how late they go (HedgeTiming: most of them losing moves the delay up).
+        if (this.#hedges > 0) this.timing.hedgeAnswered(hedge);
         this.#finish(true);
         if (this.trace) {
           this.trace.address = lease.member.key;

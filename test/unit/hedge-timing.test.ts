@@ -14,33 +14,47 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
 
   it('"p95": no hedging before 32 samples, then the 95th percentile of the recent ones', () => {
     const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
-    for (let i = 1; i <= 31; i++) t.record(i);
+    // Twenty of 1 ms, then 21..32 (a median of 1, well below the p95).
+    for (let i = 1; i <= 31; i++) t.record(i <= 20 ? 1 : i);
     expect(t.delayMs()).toBeUndefined();
     t.record(32);
     expect(t.delayMs()).toBe(31); // ceil(0.95 × 32) = 31st smallest
-    // 100 samples of 1..100 (the p95 is re-sorted every 32 samples): 95.
+    // Samples of 1 ms (60 in 100) and 61..100 (the p95 is re-sorted every 32 samples): 95.
     const u = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
-    for (let i = 0; i < 128; i++) u.record((i % 100) + 1);
+    for (let i = 0; i < 128; i++) u.record(i % 100 < 60 ? 1 : (i % 100) + 1);
     expect(u.delayMs()).toBeGreaterThanOrEqual(90);
     expect(u.delayMs()).toBeLessThanOrEqual(96);
   });
 
   it('"p95" follows the recent window (512 samples): old latencies leave', () => {
     const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
-    for (let i = 0; i < 512; i++) t.record(500);
+    // 1 ms, and one sample in 20 (26 of 512) slow: the p95 is the slow one.
+    for (let i = 0; i < 512; i++) t.record(i % 20 === 0 ? 500 : 1);
     expect(t.delayMs()).toBe(500);
-    for (let i = 0; i < 512; i++) t.record(5);
-    expect(t.delayMs()).toBe(5);
+    for (let i = 0; i < 512; i++) t.record(i % 20 === 0 ? 7 : 1);
+    expect(t.delayMs()).toBe(7);
     t.record(Number.NaN);
     t.record(-1);
-    expect(t.delayMs()).toBe(5);
+    expect(t.delayMs()).toBe(7);
   });
 
-  it('"p95" moves up to p98 while maxExtraLoad refuses hedges, and back to p95 once it has room', () => {
+  it('a "p95" within 5 medians is no delay: the delay is then 5 × the median (a hedge there rarely answers first)', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 });
+    // 100..298 ms evenly: the p95 (~290) is under 2 medians (~200).
+    for (let i = 0; i < 512; i++) t.record(100 + 2 * (i % 100));
+    expect(t.delayMs()).toBeGreaterThanOrEqual(5 * 190);
+    expect(t.delayMs()).toBeLessThanOrEqual(5 * 200);
+    // 1 ms mostly, 5 % at 30..40 ms: the p95 (30) is past 5 medians (5).
+    for (let i = 0; i < 512; i++) t.record(i % 20 === 0 ? 30 + (i % 11) : 1);
+    expect(t.delayMs()).toBeGreaterThanOrEqual(30);
+    expect(t.delayMs()).toBeLessThanOrEqual(40);
+  });
+
+  it('"p95" moves up to p98 while maxExtraLoad refuses hedges, and back towards p95 once hedges win', () => {
     const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 }, () => 0);
-    // 1..100 ms evenly: the k-th percentile is about k ms.
+    // 1 ms for 60 in 100, then 61..100 ms: the k-th percentile past the 60th is about k ms.
     const feed = (n: number) => {
-      for (let i = 0; i < n; i++) t.record((i % 100) + 1);
+      for (let i = 0; i < n; i++) t.record(i % 100 < 60 ? 1 : (i % 100) + 1);
     };
     feed(512);
     expect(t.percentile).toBe(0.95);
@@ -60,9 +74,58 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
       feed(32);
     }
     expect(t.percentile).toBe(0.98);
-    // Room again (the waiting calls ended): half a point down per recompute, to p95 and no lower.
+    // Room again (the waiting calls ended), but no hedge answered since: nothing says the hedges
+    // are worth more, and the percentile holds.
     for (const w of waiting) t.leaveLine(w);
-    for (let k = 0; k < 10; k++) feed(32);
+    for (let k = 0; k < 3; k++) feed(32);
+    expect(t.percentile).toBe(0.98);
+    // Hedges win: half a point down per recompute, to p95 and no lower.
+    for (let k = 0; k < 10; k++) {
+      for (let i = 0; i < 4; i++) t.hedgeAnswered(true);
+      feed(32);
+    }
+    expect(t.percentile).toBe(0.95);
+  });
+
+  it('"p95" moves up while hedges lose (more than half of the hedged calls answered by their first attempt), and down while they do not', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false });
+    const feed = () => {
+      for (let i = 0; i < 32; i++) t.record((i % 100) + 1);
+    };
+    for (let k = 0; k < 16; k++) feed();
+    expect(t.percentile).toBe(0.95);
+    const answered = (won: number, lost: number) => {
+      for (let i = 0; i < won; i++) t.hedgeAnswered(true);
+      for (let i = 0; i < lost; i++) t.hedgeAnswered(false);
+    };
+    // 1 of 4 hedged calls answered by its hedge: a point up per recompute, to p98.
+    answered(1, 3);
+    feed();
+    expect(t.percentile).toBe(0.96);
+    answered(1, 3);
+    feed();
+    answered(1, 3);
+    feed();
+    expect(t.percentile).toBe(0.98);
+    answered(1, 3);
+    feed();
+    expect(t.percentile).toBe(0.98);
+    // Half won: not losing, so half a point down.
+    answered(2, 2);
+    feed();
+    expect(t.percentile).toBe(0.975);
+    // Fewer than 4 outcomes say nothing: the percentile holds, and they count on into the next recompute.
+    answered(0, 3);
+    feed();
+    expect(t.percentile).toBe(0.975);
+    answered(0, 1);
+    feed();
+    expect(t.percentile).toBe(0.98); // 0.975 + 0.01, no higher than p98
+    // Not losing from then on: back to p95.
+    for (let k = 0; k < 10; k++) {
+      answered(2, 2);
+      feed();
+    }
     expect(t.percentile).toBe(0.95);
   });
 

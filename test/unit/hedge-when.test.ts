@@ -84,9 +84,10 @@ function setup(fixed?: HedgeTiming) {
     events: listeners,
     clock,
   };
-  // A learnt delay of 10 ms (32 first attempts of 10 ms) and no maxExtraLoad: only the rules under test decide.
+  // A learnt delay of 10 ms (30 first attempts of 1 ms and 2 of 10: the p95 is 10, the median 1) and no
+  // maxExtraLoad: only the rules under test decide.
   const timing = fixed ?? new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false }, clock.now);
-  if (!fixed) for (let i = 0; i < 32; i++) timing.record(10);
+  if (!fixed) for (let i = 0; i < 32; i++) timing.record(i < 30 ? 1 : 10);
   /** Attempts sent per call, and a way to answer each call's first attempt (and its hedge). */
   const calls: { attempts: number; answer: () => void; answerHedge: () => void }[] = [];
   const start = (): number => {

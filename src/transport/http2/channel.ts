@@ -30,6 +30,8 @@ export interface Http2StreamInit {
  */
 export class Http2Channel extends ChannelBase<Http2Connection> {
   readonly #o: ResolvedHttp2Options;
+  /** The limits of every call whose body can be sent again as it is (most): one object for all of them. */
+  readonly #replayableLimits: { maxRetries: number; acquireTimeout: number; replayable: undefined };
 
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
@@ -39,6 +41,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     const connector = new Http2Connector({ url: o.url, target: o.target, tls: o.tls, connectTimeout: o.connectTimeout, check, clock: o.clock, deadlines });
     super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o, deadlines);
     this.#o = o;
+    this.#replayableLimits = { maxRetries: o.maxRetries, acquireTimeout: o.acquireTimeout, replayable: undefined };
   }
 
   /**
@@ -146,11 +149,8 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
 
   #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: (() => boolean) | undefined } {
     // Bytes and Blobs can always be sent again: only a stream body needs asking.
-    return {
-      maxRetries: this.#o.maxRetries,
-      acquireTimeout: this.#o.acquireTimeout,
-      replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined,
-    };
+    if (req.body.kind !== "stream") return this.#replayableLimits;
+    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
   }
 }
 

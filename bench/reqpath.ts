@@ -14,16 +14,20 @@
  *
  * REQPATH_CELLS=64x16,16384x1 and BENCH_PEERS=id,… narrow a run (to profile
  * one client in one cell with `node --cpu-prof`); BENCH_ROUNDS sets rounds.
+ * REQPATH_BASE=<a checkout with a built dist/> adds that build's dialtone
+ * clients, so a change is measured against the code before it in the same
+ * process (ratios "…/…-base").
  * Writes bench/results/reqpath-node<major>.json for a full run.
  */
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { closedLoop } from "./lib/closedloop.js";
 import { loopbackHosts, startBackends, stopAll } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { dialtoneOneMember, dialtoneOneMemberMetered, rawPeer, rawSpreadPeer } from "./lib/peers/index.js";
-import { dialtonePeer } from "./lib/peers/dialtone.js";
+import { dialtonePeer, type DialtoneBuild } from "./lib/peers/dialtone.js";
 import type { BenchClient, Peer } from "./lib/peers/types.js";
 import { orderFor, peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
 import { median, round } from "./lib/stats.js";
@@ -39,6 +43,14 @@ const RATIOS: Array<{ of: Peer; over: Peer }> = [
   { of: dialtoneMetered, over: rawSpreadPeer },
   { of: rawSpreadPeer, over: rawPeer },
 ];
+const baseDir = process.env.REQPATH_BASE;
+if (baseDir) {
+  const base = (await import(pathToFileURL(resolve(baseDir, "dist/index.js")).href)) as DialtoneBuild;
+  const oneBase = dialtonePeer("peak-ewma", 1, true, base, "base");
+  const threeBase = dialtonePeer("peak-ewma", undefined, true, base, "base");
+  ALL.push(oneBase, threeBase);
+  RATIOS.push({ of: oneBase, over: rawPeer }, { of: dialtoneOneMemberMetered, over: oneBase }, { of: dialtoneMetered, over: threeBase });
+}
 const ALL_CELLS = [
   { bytes: 64, concurrency: 1 },
   { bytes: 64, concurrency: 16 },
@@ -72,7 +84,12 @@ try {
         const body = new Uint8Array(randomBytes(cell.bytes));
         for (const peer of orderFor(r + ci, PEERS)) {
           const client = clients.get(peer.id) as BenchClient;
-          const res = await closedLoop({ concurrency: cell.concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, call: () => client.call(body) });
+          const run = () => closedLoop({ concurrency: cell.concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, call: () => client.call(body) });
+          // A stall of the shared machine can leave a window without a completion: run that window again, once.
+          const res = await run().catch((err: Error) => {
+            console.log(`${peer.label} at ${cellName(cell)}: ${err.message}; again`);
+            return run();
+          });
           if (res.errors > 0) throw new Error(`${peer.label} at ${cellName(cell)}: ${res.errors} errors`);
           const key = `${cellName(cell)}|${peer.id}`;
           cpu.set(key, [...(cpu.get(key) ?? []), res.cpuMicros / Math.max(1, res.requests)]);
@@ -120,7 +137,7 @@ console.log(
 );
 console.log(`medians of ${ROUNDS} rounds (per-round ratio: min–max); load average at the end ${machine().loadAvg1m}`);
 
-if (!filtered && CELLS.length === ALL_CELLS.length) {
+if (!filtered && !baseDir && CELLS.length === ALL_CELLS.length) {
   const file = fileURLToPath(new URL(`./results/reqpath-node${process.versions.node.split(".")[0]}.json`, import.meta.url));
   const loadAtEnd = machine().loadAvg1m;
   writeFileSync(

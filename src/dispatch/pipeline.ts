@@ -94,7 +94,8 @@ async function attempts<C, T>(
       if (signal.aborted) throw new AbortedError(o.target, signal.reason);
     }
     const clock = source.clock;
-    const begun = clock.now();
+    // A traced call read the clock when it began (dispatch): the same reading starts its deadline.
+    const begun = trace ? trace.started : clock.now();
     // The budget reads the same clock: one read for both.
     o.budget?.deposit(begun);
     const deadline = begun + o.timeout;

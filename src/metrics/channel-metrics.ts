@@ -79,6 +79,11 @@ export class ChannelMetrics {
   #onEvent(e: ChannelEvent): void {
     const f = this.#f;
     switch (e.type) {
+      // First: one per call, the one event on the request path (a switch on strings compares in order).
+      case "request":
+        // Counted in plain numbers, read by the families when scraped (request-tally.ts).
+        if (!this.#closed) this.#tally.record(e.outcome, e.durationMs / 1000, e.retries, e.hedges, e.hedgeWon);
+        break;
       case "status":
         this.#inc(f.statusChanges, { status: e.status });
         break;
@@ -117,10 +122,6 @@ export class ChannelMetrics {
       case "resolve-family-failed":
         // Both labels come from closed sets (familyOf, DnsAnswerKind): bounded.
         this.#inc(f.resolveFamilyFailures, { family: e.family, answer: e.answer });
-        break;
-      case "request":
-        // Every call: counted in plain numbers, read by the families when scraped (request-tally.ts).
-        if (!this.#closed) this.#tally.record(e.outcome, e.durationMs / 1000, e.retries, e.hedges, e.hedgeWon);
         break;
       case "ejected":
         this.#inc(f.ejections, { reason: snake(e.reason) });

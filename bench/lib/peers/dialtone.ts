@@ -1,5 +1,9 @@
 import { Registry } from "prom-client";
-import { RequestError, createHttp2Channel, type Balancer, type Http2Channel, type Http2ChannelOptions } from "../../../dist/index.js";
+import * as built from "../../../dist/index.js";
+import type { Balancer, Http2Channel, Http2ChannelOptions } from "../../../dist/index.js";
+
+/** What a peer needs of a dialtone build: this checkout's dist/ unless another build is compared (bench/reqpath). */
+export type DialtoneBuild = Pick<typeof built, "createHttp2Channel" | "RequestError">;
 import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /**
@@ -7,11 +11,12 @@ import { CallError, ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, ty
  * address, PING every 1 s, P2C on peak-EWMA cost. `members` pins the
  * member count instead (the 1-member control variant).
  */
-export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number, metered = false): Peer {
+export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number, metered = false, build: DialtoneBuild = built, buildName = ""): Peer {
   const variant = [
     balancer !== "peak-ewma" ? balancer : "",
     members !== undefined ? `${members} member${members === 1 ? "" : "s"}` : "",
     metered ? "metrics + listener" : "",
+    buildName,
   ].filter(Boolean);
   return dialtoneWith(
     ["dialtone", ...variant.map((v) => v.replace(/ /g, "-"))].join("-"),
@@ -24,6 +29,7 @@ export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number,
     }),
     false,
     metered ? meter : undefined,
+    build,
   );
 }
 
@@ -44,7 +50,9 @@ export function dialtoneWith(
   options: (t: Target) => Http2ChannelOptions,
   idempotent = false,
   instrument?: (channel: Http2Channel) => void,
+  build: DialtoneBuild = built,
 ): Peer {
+  const { createHttp2Channel, RequestError } = build;
   return {
     id,
     label,

@@ -2,7 +2,7 @@ import { connectPeer } from "./connect.js";
 import { dialtonePeer } from "./dialtone.js";
 import { dialtoneConnectPeer, dialtoneFetchPeer, dialtoneGrpcJsPeer } from "./dialtone-adapters.js";
 import { grpcJsPeer } from "./grpcjs.js";
-import { rawPeer } from "./raw.js";
+import { rawPeer, rawSpreadPeer } from "./raw.js";
 import type { Peer } from "./types.js";
 import { undiciBalanced, undiciFetchPeer, undiciPoolPeer } from "./undici.js";
 
@@ -18,7 +18,7 @@ export const grpcJsKeepalive = grpcJsPeer(true);
 export const undiciBalancedPeer = undiciBalanced();
 /** Every POST marked idempotent, so undici multiplexes them (throughput only). */
 export const undiciBalancedIdempotent = undiciBalanced(true);
-export { connectPeer, dialtoneConnectPeer, dialtoneFetchPeer, dialtoneGrpcJsPeer, rawPeer, undiciFetchPeer, undiciPoolPeer };
+export { connectPeer, dialtoneConnectPeer, dialtoneFetchPeer, dialtoneGrpcJsPeer, rawPeer, rawSpreadPeer, undiciFetchPeer, undiciPoolPeer };
 
 /** Every client, dialtone first. */
 export const ALL_PEERS: Peer[] = [dialtone, rawPeer, undiciPoolPeer, undiciBalancedPeer, connectPeer, grpcJs, grpcJsKeepalive, dialtoneGrpcJsPeer];

@@ -32,6 +32,8 @@ export interface Http2StreamInit {
 export class Http2Channel extends ChannelBase<Http2Connection> {
   readonly #o: ResolvedHttp2Options;
   readonly #deadlines: DeadlineQueue;
+  /** The limits of every call whose body can be sent again as it is (most): one object for all of them. */
+  readonly #replayableLimits: { maxRetries: number; acquireTimeout: number; replayable: undefined };
 
   constructor(options: Http2ChannelOptions) {
     const o = resolveHttp2Options(options);
@@ -42,6 +44,7 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
     super(o.target, o.name, supervisorFor<Http2Connection>(o, o.target, o.resolver, connector), o, deadlines);
     this.#o = o;
     this.#deadlines = deadlines;
+    this.#replayableLimits = { maxRetries: o.maxRetries, acquireTimeout: o.acquireTimeout, replayable: undefined };
   }
 
   /** The channel's clock (its `clock` option, or the system's): adapters over the channel read time through it too. */
@@ -170,11 +173,8 @@ export class Http2Channel extends ChannelBase<Http2Connection> {
 
   #limits(req: PreparedRequest): { maxRetries: number; acquireTimeout: number; replayable: (() => boolean) | undefined } {
     // Bytes and Blobs can always be sent again: only a stream body needs asking.
-    return {
-      maxRetries: this.#o.maxRetries,
-      acquireTimeout: this.#o.acquireTimeout,
-      replayable: req.body.kind === "stream" ? () => replayable(req.body) : undefined,
-    };
+    if (req.body.kind !== "stream") return this.#replayableLimits;
+    return { maxRetries: this.#o.maxRetries, acquireTimeout: this.#o.acquireTimeout, replayable: () => replayable(req.body) };
   }
 }
 

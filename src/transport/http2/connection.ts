@@ -4,7 +4,7 @@ import type { Clock } from "../../core/clock.js";
 import type { DeadlineQueue } from "../../core/deadlines.js";
 import { MemberLostError, type DialtoneError } from "../../core/errors.js";
 import type { ConnectionEvent, MemberConnection } from "../../supervisor/connection.js";
-import type { ConnectionCheck, StreamHost } from "./stream-host.js";
+import type { ConnectionCheck, Drainable, StreamHost } from "./stream-host.js";
 
 /** HTTP/2's "no limit" for SETTINGS_MAX_CONCURRENT_STREAMS (2^32 - 1), and anything past int32. */
 const UNLIMITED = 2 ** 31;
@@ -49,7 +49,7 @@ export class Http2Connection implements MemberConnection, StreamHost {
   #closed = false;
   #closing = false;
   /** Our open streams, so a close or a lost socket can fail each one; the value takes a complete response's unread rest. */
-  readonly #streams = new Map<ClientHttp2Stream, (() => void) | undefined>();
+  readonly #streams = new Map<ClientHttp2Stream, Drainable | undefined>();
 
   readonly #target: string;
   readonly #socket: Duplex | undefined;
@@ -130,7 +130,7 @@ export class Http2Connection implements MemberConnection, StreamHost {
    * The same record, for a caller that already listens for the stream's close: call streamClosed() from it.
    * `drain` reads out what a complete response still holds unread, before the session's end discards it.
    */
-  streamOpened(stream: ClientHttp2Stream, drain?: () => void): void {
+  streamOpened(stream: ClientHttp2Stream, drain?: Drainable): void {
     this.#streams.set(stream, drain);
   }
 
@@ -170,7 +170,7 @@ export class Http2Connection implements MemberConnection, StreamHost {
       // what is left is its reader's, and a complete response must not become an error.
       if (stream.destroyed) continue;
       if (stream.closed) {
-        drain?.();
+        drain?.drainUnread();
         continue;
       }
       stream.close(constants.NGHTTP2_CANCEL);

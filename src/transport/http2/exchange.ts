@@ -6,7 +6,7 @@ import type { AttemptOutcome } from "../../pool/outlier.js";
 import { writeBody } from "./body.js";
 import { http2Outcome } from "./outcome.js";
 import type { PreparedRequest } from "./request-input.js";
-import type { StreamHost } from "./stream-host.js";
+import type { Drainable, StreamHost } from "./stream-host.js";
 
 /** A complete response: the body collected, trailers included. */
 export interface Http2Response {
@@ -35,8 +35,6 @@ export interface Http2StreamingResponse {
 /** Node's session.request() errors that mean the session, not the input, refused: nothing was sent. */
 const SESSION_REFUSED = new Set(["ERR_HTTP2_INVALID_SESSION", "ERR_HTTP2_GOAWAY_SESSION", "ERR_HTTP2_OUT_OF_STREAMS", "ERR_HTTP2_STREAM_CANCEL"]);
 
-type Sink = { kind: "collect"; maxBytes: number } | { kind: "stream"; onClosed: (completed: boolean) => void };
-
 /** Where a complete response's verdict goes (outlier ejection): the attempt's context. */
 export interface Verdict {
   classify(outcome: AttemptOutcome): void;
@@ -64,11 +62,14 @@ type Owned = ClientHttp2Stream & { [EXCHANGE]: Exchange };
  * - its id is above the last-stream-id of a GOAWAY we received;
  * - the session refused it before it left the process.
  */
-class Exchange {
+class Exchange implements Drainable {
   readonly #conn: StreamHost;
   readonly #target: string;
   readonly #req: PreparedRequest;
-  readonly #sink: Sink;
+  /** A complete response's limit; a streamed response has none (its reader is back-pressured). */
+  readonly #maxBytes: number;
+  /** Set for a streamed response: runs once when the stream ends. Undefined: the body is collected. */
+  readonly #onClosed: ((completed: boolean) => void) | undefined;
   #stream: ClientHttp2Stream | undefined;
   #deadline: Deadline | undefined;
   #timeoutMs = 0;
@@ -92,11 +93,20 @@ class Exchange {
   #onAbort: (() => void) | undefined;
   readonly #verdict: Verdict | undefined;
 
-  constructor(conn: StreamHost, target: string, req: PreparedRequest, sink: Sink, verdict?: Verdict) {
+  // The sink's two fields rather than a sink object: one allocation fewer per request.
+  constructor(
+    conn: StreamHost,
+    target: string,
+    req: PreparedRequest,
+    maxBytes: number,
+    onClosed: ((completed: boolean) => void) | undefined,
+    verdict?: Verdict,
+  ) {
     this.#conn = conn;
     this.#target = target;
     this.#req = req;
-    this.#sink = sink;
+    this.#maxBytes = maxBytes;
+    this.#onClosed = onClosed;
     this.#verdict = verdict;
   }
 
@@ -169,7 +179,8 @@ class Exchange {
       owned[EXCHANGE] = this;
       pushOf(stream);
       owned.push = Exchange.#on.push;
-      this.#conn.streamOpened(stream, () => this.#drainUnread());
+      // The exchange itself is what drains the stream (drainUnread): no closure per request.
+      this.#conn.streamOpened(stream, this);
       this.#timeoutMs = timeoutMs;
       // The channel's queue (one timer for all its requests, on its clock): no timer or closure per request.
       this.#deadline = this.#conn.deadlines.add(timeoutMs, Exchange.timedOut, this);
@@ -221,7 +232,7 @@ class Exchange {
   #onResponse(h: IncomingHttpHeaders): void {
     this.#status = Number(h[":status"]);
     this.#headers = h;
-    if (this.#sink.kind !== "stream") return;
+    if (this.#onClosed === undefined) return;
     // The head is the streaming caller's answer; from here the body has its own life.
     this.#clearDeadline();
     const stream = this.#stream as ClientHttp2Stream;
@@ -242,10 +253,10 @@ class Exchange {
 
   #onData(chunk: Buffer): void {
     this.#size += chunk.length;
-    if (this.#sink.kind === "collect") {
-      if (this.#size > this.#sink.maxBytes) {
+    if (this.#onClosed === undefined) {
+      if (this.#size > this.#maxBytes) {
         return this.#cancel(
-          new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#sink.maxBytes} bytes`, false),
+          new RequestError("ERR_DIALTONE_RESPONSE_TOO_LARGE", this.#target, this.#conn.address, `response body over ${this.#maxBytes} bytes`, false),
         );
       }
       if (this.#first === undefined) this.#first = chunk;
@@ -260,7 +271,7 @@ class Exchange {
    * read it out into the body now (its 'data' listener takes each chunk),
    * past back-pressure, which HTTP/2's flow-control window bounds.
    */
-  #drainUnread(): void {
+  drainUnread(): void {
     const stream = this.#stream;
     if (!stream || this.#settled) return;
     while (stream.read() !== null);
@@ -285,10 +296,11 @@ class Exchange {
     this.#clearDeadline();
     if (this.#onAbort) this.#req.signal?.removeEventListener("abort", this.#onAbort);
     const err = this.#cancelled ?? this.#outcome();
-    if (this.#sink.kind === "stream") this.#sink.onClosed(err === undefined);
+    const onClosed = this.#onClosed;
+    if (onClosed) onClosed(err === undefined);
     if (err) return this.#fail(err);
     const trailers = this.#trailers ?? {};
-    if (this.#sink.kind === "collect") {
+    if (onClosed === undefined) {
       const status = this.#status as number;
       const headers = this.#headers as IncomingHttpHeaders;
       this.#verdict?.classify(http2Outcome(status, headers, trailers));
@@ -383,7 +395,7 @@ export function sendOnConnection(
   maxResponseBytes: number,
   verdict?: Verdict,
 ): Promise<Http2Response> {
-  return new Exchange(conn, target, req, { kind: "collect", maxBytes: maxResponseBytes }, verdict).run(timeoutMs) as Promise<Http2Response>;
+  return new Exchange(conn, target, req, maxResponseBytes, undefined, verdict).run(timeoutMs) as Promise<Http2Response>;
 }
 
 /** Sends one request and resolves at the response head; `onClosed` runs once when the stream ends, however it ends. */
@@ -394,7 +406,7 @@ export function openOnConnection(
   timeoutMs: number,
   onClosed: (completed: boolean) => void,
 ): Promise<Http2StreamingResponse> {
-  return new Exchange(conn, target, req, { kind: "stream", onClosed }).run(timeoutMs) as Promise<Http2StreamingResponse>;
+  return new Exchange(conn, target, req, Number.POSITIVE_INFINITY, onClosed).run(timeoutMs) as Promise<Http2StreamingResponse>;
 }
 
 /**

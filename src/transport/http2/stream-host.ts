@@ -16,8 +16,13 @@ export interface StreamHost {
   /** The channel's request deadlines: one queue and one timer, on the channel's clock. */
   readonly deadlines: DeadlineQueue;
   /** Records a stream the exchange opened; `drain` reads out what a complete response still holds unread. */
-  streamOpened(stream: ClientHttp2Stream, drain?: () => void): void;
+  streamOpened(stream: ClientHttp2Stream, drain?: Drainable): void;
   streamClosed(stream: ClientHttp2Stream): void;
+}
+
+/** What reads out a complete response's unread rest before the session's end discards it (the exchange itself). */
+export interface Drainable {
+  drainUnread(): void;
 }
 
 /** An application check (health.check) run on one member's own session; rejects when the application is not serving. */

@@ -8,22 +8,14 @@
  * one cell only.
  */
 import { randomBytes } from "node:crypto";
+import { cellsFromEnv } from "./lib/cells.js";
 import { closedLoop } from "./lib/closedloop.js";
 import { loopbackHosts, startBackends, stopAll } from "./lib/backends.js";
 import { dialtoneGrpcJsPeer, grpcJs } from "./lib/peers/index.js";
 import type { BenchClient } from "./lib/peers/types.js";
 import { orderFor, roundsFromEnv } from "./lib/rounds.js";
 
-const CELLS = [
-  { bytes: 64, concurrency: 1 },
-  { bytes: 64, concurrency: 16 },
-  { bytes: 64, concurrency: 256 },
-  { bytes: 16_384, concurrency: 1 },
-  { bytes: 16_384, concurrency: 16 },
-  { bytes: 16_384, concurrency: 256 },
-];
 const ROUNDS = roundsFromEnv(3);
-const cellWanted = process.env.GRPCJS_AB_CELL;
 const only = process.env.GRPCJS_AB_ONLY;
 const PEERS = [grpcJs, dialtoneGrpcJsPeer].filter((p) => !only || p.id === only);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -34,7 +26,7 @@ try {
   const clients = new Map<string, BenchClient>();
   for (const p of PEERS) clients.set(p.id, await p.open(target));
   try {
-    for (const cell of CELLS.filter((c) => !cellWanted || cellWanted === `${c.bytes}x${c.concurrency}`)) {
+    for (const cell of cellsFromEnv("GRPCJS_AB_CELL")) {
       const body = new Uint8Array(randomBytes(cell.bytes));
       const rps = new Map<string, number[]>();
       const cpu = new Map<string, number[]>();

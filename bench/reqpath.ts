@@ -30,6 +30,7 @@ import { dialtoneOneMember, dialtoneOneMemberMetered, rawPeer, rawSpreadPeer } f
 import { dialtonePeer, type DialtoneBuild } from "./lib/peers/dialtone.js";
 import type { BenchClient, Peer } from "./lib/peers/types.js";
 import { orderFor, peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
+import { CELLS as ALL_CELLS, cellName, cellsFromEnv } from "./lib/cells.js";
 import { median, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
@@ -51,23 +52,13 @@ if (baseDir) {
   ALL.push(oneBase, threeBase);
   RATIOS.push({ of: oneBase, over: rawPeer }, { of: dialtoneOneMemberMetered, over: oneBase }, { of: dialtoneMetered, over: threeBase });
 }
-const ALL_CELLS = [
-  { bytes: 64, concurrency: 1 },
-  { bytes: 64, concurrency: 16 },
-  { bytes: 64, concurrency: 256 },
-  { bytes: 16_384, concurrency: 1 },
-  { bytes: 16_384, concurrency: 16 },
-  { bytes: 16_384, concurrency: 256 },
-];
 const WARMUP_MS = 150;
 const MEASURE_MS = 500;
 const TIMEOUT_MS = 2000;
 const ROUNDS = roundsFromEnv(7);
 
-const want = (process.env.REQPATH_CELLS ?? "").split(",").filter(Boolean);
-const CELLS = want.length ? ALL_CELLS.filter((c) => want.includes(`${c.bytes}x${c.concurrency}`)) : ALL_CELLS;
+const CELLS = cellsFromEnv("REQPATH_CELLS");
 const { peers: PEERS, filtered } = peersFromEnv(ALL);
-const cellName = (c: (typeof ALL_CELLS)[number]): string => `${c.bytes >= 1024 ? `${c.bytes / 1024} KiB` : `${c.bytes} B`} × ${c.concurrency}`;
 
 const host = machine();
 console.log(`node ${host.node}, load average ${host.loadAvg1m}, ${ROUNDS} rounds`);

@@ -27,6 +27,7 @@ import {
 import type { BenchClient, Peer } from "./lib/peers/types.js";
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, roundsFromEnv } from "./lib/rounds.js";
+import { CELLS, cellName } from "./lib/cells.js";
 import { medianOf, quantile, ratio, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
@@ -49,15 +50,6 @@ const PEERS: Peer[] = [
   grpcJs,
   dialtoneGrpcJsPeer,
 ];
-/** The issue's full matrix: 64 B and 16 KiB bodies at concurrency 1, 16 and 256. */
-const CELLS = [
-  { bytes: 64, concurrency: 1 },
-  { bytes: 64, concurrency: 16 },
-  { bytes: 64, concurrency: 256 },
-  { bytes: 16_384, concurrency: 1 },
-  { bytes: 16_384, concurrency: 16 },
-  { bytes: 16_384, concurrency: 256 },
-];
 const WARMUP_MS = 200;
 const MEASURE_MS = 600;
 const TIMEOUT_MS = 2000;
@@ -71,8 +63,6 @@ interface RoundResult {
   cpuMicrosPerRequest: number;
   errors: number;
 }
-
-const cellName = (c: (typeof CELLS)[number]): string => `${c.bytes >= 1024 ? `${c.bytes / 1024} KiB` : `${c.bytes} B`} × ${c.concurrency}`;
 
 const t0 = performance.now();
 const host = machine();
@@ -137,7 +127,7 @@ const results = CELLS.map((cell) => {
   };
 });
 
-const HEAD_CELL = cellName(CELLS[2] as (typeof CELLS)[number]);
+const HEAD_CELL = cellName(CELLS[2]!);
 const head = results.find((c) => c.cell === HEAD_CELL);
 const dt = head?.clients.find((c) => c.id === dialtone.id);
 const headline = {

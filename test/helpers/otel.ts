@@ -1,8 +1,10 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { SpanKind } from "@opentelemetry/api";
+import { SpanKind, trace, type Tracer } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { afterAll, beforeEach } from "vitest";
+import { DialtoneInstrumentation } from "../../src/adapters/otel.js";
 import type { SpanRecord } from "../fixtures/otel-to-parent.js";
 import { eventually } from "./channel.js";
 
@@ -21,6 +23,19 @@ export function clientTracing(): InMemorySpanExporter {
   exporter = new InMemorySpanExporter();
   new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register();
   return exporter;
+}
+
+/**
+ * A test file's client side traced by dialtone/otel: the SDK (clientTracing),
+ * DialtoneInstrumentation enabled for the file and disabled after it, the
+ * exported spans cleared before each test, and a tracer for the tests' root spans.
+ */
+export function dialtoneTracing(): { exporter: InMemorySpanExporter; tracer: Tracer } {
+  const spans = clientTracing();
+  const instrumentation = new DialtoneInstrumentation();
+  afterAll(() => instrumentation.disable());
+  beforeEach(() => spans.reset());
+  return { exporter: spans, tracer: trace.getTracer("test") };
 }
 
 /** The spans a traced backend sent (its Backend.messages, or a forked fixture's). */

@@ -1,27 +1,22 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { request as undiciRequest, type Dispatcher } from "undici";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { createSessionManager } from "../../src/adapters/connect.js";
 import { createGrpcChannel } from "../../src/adapters/grpc-js.js";
-import { DialtoneInstrumentation } from "../../src/adapters/otel.js";
 import { createDispatcher } from "../../src/adapters/undici.js";
 import type { Http2Channel } from "../../src/index.js";
 import { startBackends, type Backend } from "../helpers/backends.js";
 import { EchoService } from "../fixtures/echo-service.js";
-import { callTrees, clientTracing, forkTraced, parentOf, spansIn, TRACED_EXEC_ARGV, waitFor, type SpanRecord } from "../helpers/otel.js";
+import { callTrees, dialtoneTracing, forkTraced, parentOf, spansIn, TRACED_EXEC_ARGV, waitFor, type SpanRecord } from "../helpers/otel.js";
 import { freePort } from "../helpers/real-servers.js";
 import { channelFixture, staticDiscovery } from "../helpers/setup.js";
 
 const { open } = channelFixture();
-const exporter = clientTracing();
-const instrumentation = new DialtoneInstrumentation();
-afterAll(() => instrumentation.disable());
-const tracer = trace.getTracer("test");
-beforeEach(() => exporter.reset());
+const { exporter, tracer } = dialtoneTracing();
 
 /** Runs `call` under a test span; returns that span's id. */
 async function underRoot(call: () => Promise<unknown>): Promise<{ rootId: string; traceId: string }> {

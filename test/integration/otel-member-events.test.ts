@@ -1,12 +1,11 @@
 import { PassThrough } from "node:stream";
-import { SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanStatusCode } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { DialtoneInstrumentation } from "../../src/adapters/otel.js";
+import { describe, expect, it } from "vitest";
 import type { Http2Channel, Http2Response } from "../../src/index.js";
 import { startBackends, type Backend } from "../helpers/backends.js";
 import { eventually } from "../helpers/channel.js";
-import { callTrees, clientTracing, parentOf, waitFor } from "../helpers/otel.js";
+import { callTrees, dialtoneTracing, parentOf, waitFor } from "../helpers/otel.js";
 import { channelFixture, staticDiscovery } from "../helpers/setup.js";
 
 /**
@@ -17,11 +16,7 @@ import { channelFixture, staticDiscovery } from "../helpers/setup.js";
  * is evicted).
  */
 const { open } = channelFixture();
-const exporter = clientTracing();
-const instrumentation = new DialtoneInstrumentation();
-afterAll(() => instrumentation.disable());
-const tracer = trace.getTracer("test");
-beforeEach(() => exporter.reset());
+const { exporter, tracer } = dialtoneTracing();
 
 /** A POST whose body the test ends: the backend answers (echoes it) only then, so the call is in flight until the test says. */
 function openPost(ch: Http2Channel, path: string): { body: PassThrough; response: Promise<Http2Response>; rootId: string } {

@@ -1,18 +1,13 @@
-import { SpanKind, trace } from "@opentelemetry/api";
-import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DialtoneInstrumentation } from "../../src/adapters/otel.js";
+import { SpanKind } from "@opentelemetry/api";
+import { afterEach, describe, expect, it } from "vitest";
 import { createNatsChannel, type NatsChannel } from "../../src/index.js";
 import { startNatsCluster, type NatsCluster } from "../helpers/nats-cluster.js";
-import { callTrees, clientTracing, forkTraced, parentOf, spansIn, waitFor } from "../helpers/otel.js";
+import { callTrees, dialtoneTracing, forkTraced, parentOf, spansIn, waitFor } from "../helpers/otel.js";
 
 const USER = "tracer";
 const SECRET = "pa55-in-the-url";
 
-const exporter = clientTracing();
-const instrumentation = new DialtoneInstrumentation();
-afterAll(() => instrumentation.disable());
-const tracer = trace.getTracer("test");
-beforeEach(() => exporter.reset());
+const { exporter, tracer } = dialtoneTracing();
 
 let cluster: NatsCluster | undefined;
 const cleanups: Array<() => Promise<void>> = [];

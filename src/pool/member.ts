@@ -37,6 +37,13 @@ export class PoolMember<C = unknown> {
   pingLost = false;
   /** When the latest PING went out, pool clock ms (0: none yet); outstanding while after lastHeardAt. */
   pingSentAt = 0;
+  /**
+   * Pool clock ms from which the member's PING facts make picks avoid it:
+   * when its outstanding PING becomes overdue, −Infinity after a lost one,
+   * +Infinity with none outstanding. Kept by the pool on PING events, so a
+   * pick of an idle member compares this one number instead of the rules.
+   */
+  watchFrom = Number.POSITIVE_INFINITY;
   /** Position in the pool's usable array, -1 when not usable (pool-owned). */
   usableIndex = -1;
 

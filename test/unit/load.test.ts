@@ -13,7 +13,8 @@ function fakeClock(start = 0): { now: () => number; advance: (ms: number) => voi
 function peakEwma(decay = 10_000, rtt?: number) {
   const clock = fakeClock();
   const member = { rtt };
-  const load = new PeakEwma({ now: clock.now, decay, rtt: () => member.rtt });
+  const load = new PeakEwma({ now: clock.now, decay });
+  load.setRtt(rtt);
   return { load, clock, member };
 }
 
@@ -89,7 +90,7 @@ describe("PeakEwma: decays on read", () => {
     load.end(100);
     clock.set(60_000);
     expect(load.cost()).toBe(2);
-    member.rtt = 7;
+    load.setRtt(7);
     expect(load.cost()).toBe(7);
   });
 

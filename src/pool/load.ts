@@ -1,11 +1,11 @@
 /**
  * Load as an object, as tower's `load` module has it (`PendingRequests`,
  * `PeakEwma`): each member owns one, the pool calls `start()`/`end()` around
- * every request, and the picker only reads `cost()`.
+ * every request, and the pool's P2C pick only reads `cost()`.
  *
  * `cost()` is a read: it changes no state, emits nothing and allocates
- * nothing, so `pickP2C` stays pure although the peak-EWMA estimate decays
- * with time. (tower writes the decayed value back on every read; the
+ * nothing, so reading it twice per pick changes nothing although the
+ * peak-EWMA estimate decays with time. (tower writes the decayed value back on every read; the
  * exponential decay composes, e^-a · e^-b = e^-(a+b), so computing it from
  * the last update gives the same number without a write.)
  */

@@ -89,11 +89,12 @@ export class PeakEwma implements Load {
    */
   #floor = DEFAULT_LATENCY;
   readonly #now: ReadNow;
-  readonly #decay: number;
+  /** 1 / decay, per ms: a multiplication on the hot path instead of a division. */
+  readonly #rate: number;
 
   constructor(options: PeakEwmaOptions) {
     this.#now = options.now;
-    this.#decay = options.decay;
+    this.#rate = 1 / options.decay;
   }
 
   get inFlight(): number {
@@ -106,7 +107,7 @@ export class PeakEwma implements Load {
 
   /** The latency estimate at `now` (ms), decayed since its last update; undefined before the first sample. */
   estimate(now: number = this.#now()): number | undefined {
-    return this.#sampled ? this.#estimate * weight(now - this.#at, this.#decay) : undefined;
+    return this.#sampled ? this.#estimate * weight(now - this.#at, this.#rate) : undefined;
   }
 
   start(): void {
@@ -119,7 +120,7 @@ export class PeakEwma implements Load {
     if (latencyMs === undefined || !(latencyMs >= 0 && latencyMs < Number.POSITIVE_INFINITY)) return;
     const now = at === undefined ? this.#now() : at;
     // Before the first sample the estimate is 0: the first sample replaces it as a peak would.
-    const w = weight(now - this.#at, this.#decay);
+    const w = weight(now - this.#at, this.#rate);
     const decayed = this.#estimate * w;
     // Peak-sensitive: a sample slower than what we believe now moves the estimate at once.
     this.#estimate = latencyMs > decayed ? latencyMs : decayed + latencyMs * (1 - w);
@@ -130,19 +131,19 @@ export class PeakEwma implements Load {
   cost(now: number = this.#now()): number {
     const floor = this.#floor;
     // Before the first sample the estimate is 0, so the floor decides (no test of #sampled on this hot path).
-    const e = this.#estimate * weight(now - this.#at, this.#decay);
+    const e = this.#estimate * weight(now - this.#at, this.#rate);
     return (e > floor ? e : floor) * (this.#n + 1);
   }
 }
 
 /**
- * e^(-elapsed/decay): 1 just after an update, toward 0 as time passes.
+ * e^(-elapsed × rate), rate = 1/decay: 1 just after an update, toward 0 as time passes.
  * On a busy member the last update was microseconds ago, where 1 − x is
  * e^−x to within x²/2 (≤ 5·10⁻⁷ below x = 10⁻³) and costs a tenth of
  * Math.exp, which this runs three times per request.
  */
-function weight(elapsed: number, decay: number): number {
+function weight(elapsed: number, rate: number): number {
   if (!(elapsed > 0)) return 1;
-  const x = elapsed / decay;
+  const x = elapsed * rate;
   return x < 1e-3 ? 1 - x : Math.exp(-x);
 }

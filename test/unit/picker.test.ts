@@ -53,7 +53,8 @@ function pickOnce(pool: Pool<null>): PoolMemberRef<null> | undefined {
   return m;
 }
 
-// Power of two choices, as pool.ts's pick draws it: two distinct members at random, the cheaper wins, ties to the first.
+// Power of two choices, as pool.ts's pick draws it: two distinct members at random (both from one random
+// number: a random() call is a fifth of a pick), the cheaper wins, ties to the first.
 describe("Pool: the P2C draw", () => {
   it("returns undefined for an empty pool, without drawing", () => {
     const random = vi.fn(() => 0.5);
@@ -82,14 +83,14 @@ describe("Pool: the P2C draw", () => {
       draws.random = mulberry32(1);
       for (let k = 0; k < 200; k++) expect(pickOnce(pool)).toBe(cheaper);
       // The extremes of random() as well.
-      draws.random = sequence([0, 0]);
+      draws.random = sequence([0]);
       expect(pickOnce(pool)).toBe(cheaper);
-      draws.random = sequence([0.999999, 0.999999]);
+      draws.random = sequence([0.999999]);
       expect(pickOnce(pool)).toBe(cheaper);
     }
   });
 
-  it("draws two distinct members, covering every ordered pair exactly once over a pinned grid", () => {
+  it("draws two distinct members from one random number, covering every ordered pair exactly once over a pinned grid", () => {
     for (const n of [2, 3, 5, 8]) {
       // Costs rising with the index, then falling: the pick is the lower index of the pair drawn, then the higher.
       const rising = p2cPool(Array.from({ length: n }, (_, k) => k));
@@ -97,8 +98,8 @@ describe("Pool: the P2C draw", () => {
       const seen = new Set<string>();
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n - 1; j++) {
-          // Midpoints of each bucket, so floor(r * n) lands exactly on i and floor(r * (n-1)) on j.
-          const pinned = [(i + 0.5) / n, (j + 0.5) / (n - 1)];
+          // floor(r * n) is i; the midpoint of j's bucket within it, rescaled to n − 1 members, is j.
+          const pinned = [(i + (j + 0.5) / (n - 1)) / n];
           rising.draws.random = sequence(pinned);
           falling.draws.random = sequence(pinned);
           const low = rising.ms.indexOf(pickOnce(rising.pool) as PoolMemberRef<null>);
@@ -116,11 +117,11 @@ describe("Pool: the P2C draw", () => {
 
   it("ties go to the first draw", () => {
     const { pool, ms, draws } = p2cPool([4, 4, 4]);
-    // i = floor(0.9 * 3) = 2, j = floor(0.1 * 2) = 0.
-    draws.random = sequence([0.9, 0.1]);
+    // r = 0.75 · 3 = 2.25: i = 2; its fraction 0.25 · 2 → j = 0.
+    draws.random = sequence([0.75]);
     expect(pickOnce(pool)).toBe(ms[2]);
-    // i = floor(0.1 * 3) = 0, j = floor(0.9 * 2) = 1 → 2 after skipping i.
-    draws.random = sequence([0.1, 0.9]);
+    // r = 0.25 · 3 = 0.75: i = 0; 0.75 · 2 → 1, then 2 after skipping i.
+    draws.random = sequence([0.25]);
     expect(pickOnce(pool)).toBe(ms[0]);
   });
 
@@ -165,7 +166,7 @@ describe("Pool: the P2C draw", () => {
     expect(counts[2]).toBe(0);
   });
 
-  it.each([3, 16, 256, 4096])("is O(1): exactly 2 random calls per pick at %i members, busy or idle", (n) => {
+  it.each([3, 16, 256, 4096])("is O(1): exactly 1 random call per pick at %i members, busy or idle", (n) => {
     for (const busy of [0, 1]) {
       const { pool, draws } = p2cPool(Array.from({ length: n }, (_, i) => (busy ? i % 3 : 0)));
       const random = vi.fn(mulberry32(n));
@@ -173,7 +174,7 @@ describe("Pool: the P2C draw", () => {
       for (let k = 0; k < 50; k++) {
         random.mockClear();
         expect(pickOnce(pool)).toBeDefined();
-        expect(random).toHaveBeenCalledTimes(2);
+        expect(random).toHaveBeenCalledTimes(1);
       }
     }
   });

@@ -3,6 +3,24 @@ import { OutlierState } from "./outlier.js";
 import { Progress } from "./overdue.js";
 
 /**
+ * What the pool knows of one backend address, shared by the members on it
+ * (pool-owned): members stacked on one address freeze together, and an idle
+ * one there looks like the cheapest member of all.
+ */
+export class PeerMark {
+  /** Requests started on the address's members and neither answered nor ended, all members together. */
+  pending = 0;
+  /**
+   * When the address last answered one (or went from nothing pending to
+   * one), pool clock ms: Progress's `since` for the address as a whole
+   * (overdue.ts), so that it can be overtaken like a member.
+   */
+  since = 0;
+  /** Members admitted on it and not yet removed. */
+  members = 0;
+}
+
+/**
  * What the pool keeps of one member: its load, and whether it is in the
  * usable index. Never its lifecycle state (connecting, ready, unhealthy,
  * draining): that is the regulator's record alone (supervisor/regulator.ts),
@@ -12,6 +30,8 @@ export class PoolMember<C = unknown> {
   readonly id: number;
   readonly key: string;
   readonly connection: C;
+  /** Its address's mark, shared with the other members on that address. */
+  readonly peer: PeerMark;
   /**
    * Pool-owned: the pool gives each member the load object of its balancer
    * when the member is added (before that, nothing can be in flight).
@@ -57,9 +77,10 @@ export class PoolMember<C = unknown> {
     return this.load.estimate?.();
   }
 
-  constructor(id: number, key: string, connection: C) {
+  constructor(id: number, key: string, connection: C, peer: PeerMark) {
     this.id = id;
     this.key = key;
     this.connection = connection;
+    this.peer = peer;
   }
 }

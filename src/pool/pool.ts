@@ -1,5 +1,5 @@
 import { Listeners } from "../core/listeners.js";
-import { PoolMember } from "./member.js";
+import { PeerMark, PoolMember } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
 import { AVOID_FACTOR, overdueFactor, overtaken, pingDeadline } from "./overdue.js";
 import { noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
@@ -65,6 +65,8 @@ export type PoolEvent =
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
   #members = new Set<PoolMember<C>>();
+  /** One mark per address that has members (member.ts's PeerMark). */
+  #peers = new Map<string, PeerMark>();
   #usable = new UsableSet<PoolMember<C>>();
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
@@ -97,7 +99,10 @@ export class Pool<C = unknown> {
 
   /** A new member for `connection`, made and kept by the pool; it takes no picks until setPickable(). */
   admit(id: number, key: string, connection: C): PoolMemberRef<C> {
-    const member = new PoolMember<C>(id, key, connection);
+    let peer = this.#peers.get(key);
+    if (peer === undefined) this.#peers.set(key, (peer = new PeerMark()));
+    peer.members++;
+    const member = new PoolMember<C>(id, key, connection, peer);
     member.load = this.#newLoad(member);
     this.#members.add(member);
     return member;
@@ -117,6 +122,7 @@ export class Pool<C = unknown> {
     if (!this.#members.has(member)) return;
     this.setPickable(member, false);
     this.#members.delete(member);
+    if (--member.peer.members === 0) this.#peers.delete(member.key);
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
@@ -169,7 +175,15 @@ export class Pool<C = unknown> {
       const b = items[j] as PoolMember<C>;
       const la = a.load;
       const lb = b.load;
-      if (exclude === undefined && la.inFlight === 0 && lb.inFlight === 0 && t <= a.watchFrom && t <= b.watchFrom) {
+      if (
+        exclude === undefined &&
+        la.inFlight === 0 &&
+        lb.inFlight === 0 &&
+        t <= a.watchFrom &&
+        t <= b.watchFrom &&
+        !this.#addressOvertaken(a) &&
+        !this.#addressOvertaken(b)
+      ) {
         m = lb.cost(t) < la.cost(t) ? b : a;
       } else {
         m = this.#pickCareful(a, b, exclude, t);
@@ -179,6 +193,8 @@ export class Pool<C = unknown> {
     const load = m.load;
     if (load.inFlight === 0) m.busySince = t;
     m.progress.start(t);
+    const peer = m.peer;
+    if (peer.pending++ === 0) peer.since = t;
     load.start();
     if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
@@ -200,7 +216,7 @@ export class Pool<C = unknown> {
     this.#watchPing(member);
   }
 
-  /** The peer proved alive (a PONG, a completed response): not suspect any more, no PING outstanding. */
+  /** The peer proved alive (a PONG, a completed response): not suspect any more, no PING outstanding, its address not stuck. */
   heard(ref: PoolMemberRef<C>, now: number = this.#now()): void {
     const member = own(ref);
     member.lastHeardAt = now;
@@ -257,6 +273,7 @@ export class Pool<C = unknown> {
     // A PING out and unanswered for long: avoided.
     if (now > m.watchFrom) this.#drewAvoided = true;
     const p = m.progress;
+    if (this.#addressOvertaken(m)) this.#drewAvoided = true;
     if (p.pending === 0) return cost;
     if (overtaken(p, this.#answeredStart)) this.#drewAvoided = true;
     const factor = overdueFactor(p, now, m.rtt);
@@ -307,7 +324,28 @@ export class Pool<C = unknown> {
     if (exclude !== undefined && exclude.includes(m)) return 3;
     if (this.#isSuspect(m, now) || now > m.watchFrom) return 2;
     const p = m.progress;
+    if (this.#addressOvertaken(m)) return 1;
     return p.pending > 0 && (overtaken(p, this.#answeredStart) || overdueFactor(p, now, m.rtt) >= AVOID_FACTOR) ? 1 : 0;
+  }
+
+  /**
+   * overdue.ts's overtaken, for the member's address as a whole (its own
+   * typical latency the margin): the members stacked on one backend, which
+   * froze for all of them, are avoided together, the idle ones too, until
+   * the address answers anything or its requests end. An idle one otherwise
+   * looks like the cheapest member of all and takes a request that hangs.
+   */
+  #addressOvertaken(m: PoolMember<C>): boolean {
+    const peer = m.peer;
+    if (peer.pending === 0) return false;
+    const typical = m.progress.typical;
+    return peer.since + (typical === typical ? typical : 0) < this.#answeredStart;
+  }
+
+  /** A member on the address answered: progress for the address (Progress.answer's bookkeeping, without the latency). */
+  #addressAnswered(peer: PeerMark, at: number): void {
+    if (peer.pending > 0) peer.pending--;
+    peer.since = at;
   }
 
   /** The suspect rule says so. Reported once per episode so the owner can probe it. */
@@ -328,8 +366,10 @@ export class Pool<C = unknown> {
    */
   answered(ref: PoolMemberRef<C>): void {
     const member = own(ref);
-    member.progress.answer(this.#now());
-    this.heard(member);
+    const at = this.#now();
+    member.progress.answer(at);
+    this.#addressAnswered(member.peer, at);
+    this.heard(member, at);
   }
 
   /**
@@ -342,13 +382,19 @@ export class Pool<C = unknown> {
     const load = member.load;
     if (latency === undefined) {
       load.end();
-      if (!wasAnswered) member.progress.drop();
+      if (!wasAnswered) {
+        member.progress.drop();
+        if (member.peer.pending > 0) member.peer.pending--;
+      }
     } else {
       // One clock read for the load's sample, the proof of life and the progress (none when the caller has one).
       const at = now ?? this.#now();
       load.end(latency, at);
       this.heard(member, at);
-      if (!wasAnswered) member.progress.answer(at, latency);
+      if (!wasAnswered) {
+        member.progress.answer(at, latency);
+        this.#addressAnswered(member.peer, at);
+      }
       // This request started then and is answered: a member silent on an older one was overtaken.
       const started = at - latency;
       if (started > this.#answeredStart) this.#answeredStart = started;
@@ -366,7 +412,10 @@ export class Pool<C = unknown> {
   releaseSuperseded(ref: PoolMemberRef<C>, ranMs: number, wasAnswered: boolean, now: number): void {
     const member = own(ref);
     member.load.end(ranMs, now);
-    if (!wasAnswered) member.progress.drop();
+    if (!wasAnswered) {
+      member.progress.drop();
+      if (member.peer.pending > 0) member.peer.pending--;
+    }
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 

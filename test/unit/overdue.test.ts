@@ -253,6 +253,71 @@ describe("Pool: a member that stopped answering loses every comparison within mi
   });
 
   /**
+   * bench/failover's stacked case: after a SIGKILL, a slot's member stacks on
+   * a live address, which may be the one that freezes next. a1 is found
+   * overtaken; a2, on the same address and idle, is the cheapest member of
+   * all (b and c are busy) and, without the address's mark, would take the
+   * next request and hang on it too. It is avoided while the address holds
+   * that request (a PONG is no answer), and picked again once it ends (here
+   * it times out: the freeze outlasted the deadline).
+   */
+  it("the idle members stacked on an overtaken member's address are avoided until that address answers or its requests end", () => {
+    let t = 990;
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(13), now: () => t });
+    const [a1, a2, b, c] = ["10.0.0.1:1", "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map((key, i) => {
+      const m = pool.admit(i, key, null);
+      pool.recordRtt(m, 0.2);
+      return m;
+    }) as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
+    const all = [a1, a2, b, c];
+    const only = (m: PoolMemberRef<null>): void => {
+      for (const x of all) pool.setPickable(x, x === m);
+    };
+    for (const m of all) {
+      only(m);
+      pool.release(pool.pick() as PoolMemberRef<null>, 0.5, false, 990.5);
+    }
+    // a1 takes a request at 1000 that hangs; at 1000.6 b and c take one each that stay open, and b one it answers.
+    t = 1000;
+    only(a1);
+    const hung = pool.pick() as PoolMemberRef<null>;
+    t = 1000.6;
+    for (const m of [b, c]) {
+      only(m);
+      pool.pick();
+    }
+    only(b);
+    const quick = pool.pick() as PoolMemberRef<null>;
+    for (const m of all) pool.setPickable(m, true);
+    t = 1001;
+    pool.release(quick, 0.4, false, 1001);
+    // a2 is idle and costs 0; b and c cost 1, a1 is overtaken.
+    let toA2 = 0;
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a1);
+      if (m === a2) toA2++;
+      pool.release(m);
+    }
+    expect(toA2).toBe(0);
+    // A PONG is no answer to a request: still avoided.
+    pool.heard(a2);
+    for (let i = 0; i < 100; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a2);
+      pool.release(m);
+    }
+    // The hung request times out: nothing is pending on the address, a2 takes picks again at once.
+    pool.release(hung);
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      if (m === a2) toA2++;
+      pool.release(m);
+    }
+    expect(toA2).toBeGreaterThan(100);
+  });
+
+  /**
    * A stall of our own event loop: a's and b's answers both arrived during
    * it and are read one after the other, b's (the younger request) first. a
    * looks overtaken only between the two reads; once its own answer is read

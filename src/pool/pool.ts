@@ -143,9 +143,10 @@ export class Pool<C = unknown> {
    * redrawing a few times at random still let 1 pick in 243 through until a
    * PING noticed (issue 25, item 8).
    *
-   * The draw of two idle members with no PING overdue (and no hedge) is the
-   * fast path: nothing can make them avoided, so their loads alone decide,
-   * with one clock reading (the caller's) and no rule looked at.
+   * The draw of two idle members with no PING overdue, on addresses not
+   * overtaken (and no hedge), is the fast path: nothing else can make them
+   * avoided, so their loads alone decide, with one clock reading (the
+   * caller's) and no other rule looked at.
    *
    * `exclude` (a hedge: members already running this call) is avoided
    * harder still; when only excluded members are usable, nothing is picked.
@@ -216,7 +217,7 @@ export class Pool<C = unknown> {
     this.#watchPing(member);
   }
 
-  /** The peer proved alive (a PONG, a completed response): not suspect any more, no PING outstanding, its address not stuck. */
+  /** The peer proved alive (a PONG, a completed response): not suspect any more, no PING outstanding. */
   heard(ref: PoolMemberRef<C>, now: number = this.#now()): void {
     const member = own(ref);
     member.lastHeardAt = now;

@@ -1,11 +1,11 @@
 /**
  * Load as an object, as tower's `load` module has it (`PendingRequests`,
  * `PeakEwma`): each member owns one, the pool calls `start()`/`end()` around
- * every request, and the picker only reads `cost()`.
+ * every request, and the pool's P2C pick only reads `cost()`.
  *
  * `cost()` is a read: it changes no state, emits nothing and allocates
- * nothing, so `pickP2C` stays pure although the peak-EWMA estimate decays
- * with time. (tower writes the decayed value back on every read; the
+ * nothing, so reading it twice per pick changes nothing although the
+ * peak-EWMA estimate decays with time. (tower writes the decayed value back on every read; the
  * exponential decay composes, e^-a · e^-b = e^-(a+b), so computing it from
  * the last update gives the same number without a write.)
  */
@@ -23,6 +23,8 @@ export interface Load {
   cost(now?: number): number;
   /** The latency estimate at `now`, ms, for loads that keep one (peak-EWMA); undefined before the first sample. */
   estimate?(now?: number): number | undefined;
+  /** The member's PING round trip changed (ms; the health loop keeps measuring it). */
+  setRtt(rttMs: number | undefined): void;
 }
 
 /** Reads milliseconds on a monotonic clock: the channel's clock (core/clock.ts) as the pool was given it. */
@@ -48,18 +50,16 @@ export class InFlight implements Load {
   cost(_now?: number): number {
     return this.#n;
   }
+
+  setRtt(_rttMs: number | undefined): void {
+    // The count alone is the cost: no latency to floor.
+  }
 }
 
 export interface PeakEwmaOptions {
   now: ReadNow;
   /** How fast the estimate forgets, ms (tower's `decay_ns`). */
   decay: number;
-  /**
-   * The member's PING round trip, ms, when known. No request is faster than
-   * a round trip, so it floors the estimate as that decays toward zero; it
-   * is read on each cost() because the health loop keeps updating it.
-   */
-  rtt: () => number | undefined;
 }
 
 /** Latency assumed before any PING or response was measured (ms), so new members get tried. */
@@ -77,27 +77,37 @@ const DEFAULT_LATENCY = 1;
  */
 export class PeakEwma implements Load {
   #n = 0;
-  /** ms, as of #at; meaningful only once #sampled. */
-  #estimate = 0;
+  /** ms, as of #at; 0 before the first sample. */
+  #estimate = 0.0;
   #at = 0;
   #sampled = false;
+  /**
+   * The member's PING round trip (ms), else DEFAULT_LATENCY. No request is
+   * faster than a round trip, so it floors the estimate as that decays
+   * toward zero. A number kept here (setRtt) rather than read through a
+   * callback: cost() runs twice per pick.
+   */
+  #floor = DEFAULT_LATENCY;
   readonly #now: ReadNow;
-  readonly #decay: number;
-  readonly #rtt: () => number | undefined;
+  /** 1 / decay, per ms: a multiplication on the hot path instead of a division. */
+  readonly #rate: number;
 
   constructor(options: PeakEwmaOptions) {
     this.#now = options.now;
-    this.#decay = options.decay;
-    this.#rtt = options.rtt;
+    this.#rate = 1 / options.decay;
   }
 
   get inFlight(): number {
     return this.#n;
   }
 
+  setRtt(rttMs: number | undefined): void {
+    this.#floor = rttMs !== undefined && rttMs >= 0 ? rttMs : DEFAULT_LATENCY;
+  }
+
   /** The latency estimate at `now` (ms), decayed since its last update; undefined before the first sample. */
   estimate(now: number = this.#now()): number | undefined {
-    return this.#sampled ? this.#decayed(now) : undefined;
+    return this.#sampled ? this.#estimate * weight(now - this.#at, this.#rate) : undefined;
   }
 
   start(): void {
@@ -106,41 +116,34 @@ export class PeakEwma implements Load {
 
   end(latencyMs?: number, at?: number): void {
     if (this.#n > 0) this.#n--;
-    // NaN or a negative duration (a clock step) is not a sample.
-    if (latencyMs === undefined || !(latencyMs >= 0) || !Number.isFinite(latencyMs)) return;
-    const now = at ?? this.#now();
-    if (!this.#sampled) {
-      this.#estimate = latencyMs;
-    } else {
-      const w = this.#weight(now);
-      const decayed = this.#estimate * w;
-      // Peak-sensitive: a sample slower than what we believe now moves the estimate at once.
-      this.#estimate = latencyMs > decayed ? latencyMs : decayed + latencyMs * (1 - w);
-    }
+    // NaN or a negative or infinite duration (a clock step) is not a sample.
+    if (latencyMs === undefined || !(latencyMs >= 0 && latencyMs < Number.POSITIVE_INFINITY)) return;
+    const now = at === undefined ? this.#now() : at;
+    // Before the first sample the estimate is 0: the first sample replaces it as a peak would.
+    const w = weight(now - this.#at, this.#rate);
+    const decayed = this.#estimate * w;
+    // Peak-sensitive: a sample slower than what we believe now moves the estimate at once.
+    this.#estimate = latencyMs > decayed ? latencyMs : decayed + latencyMs * (1 - w);
     this.#at = now;
     this.#sampled = true;
   }
 
   cost(now: number = this.#now()): number {
-    const floor = this.#rtt() ?? DEFAULT_LATENCY;
-    const latency = this.#sampled ? Math.max(this.#decayed(now), floor) : floor;
-    return latency * (this.#n + 1);
+    const floor = this.#floor;
+    // Before the first sample the estimate is 0, so the floor decides (no test of #sampled on this hot path).
+    const e = this.#estimate * weight(now - this.#at, this.#rate);
+    return (e > floor ? e : floor) * (this.#n + 1);
   }
+}
 
-  #decayed(now: number): number {
-    return this.#estimate * this.#weight(now);
-  }
-
-  /**
-   * e^(-elapsed/decay): 1 just after an update, toward 0 as time passes.
-   * On a busy member the last update was microseconds ago, where 1 − x is
-   * e^−x to within x²/2 (≤ 5·10⁻⁷ below x = 10⁻³) and costs a tenth of
-   * Math.exp, which this runs three times per request.
-   */
-  #weight(now: number): number {
-    const elapsed = now - this.#at;
-    if (!(elapsed > 0)) return 1;
-    const x = elapsed / this.#decay;
-    return x < 1e-3 ? 1 - x : Math.exp(-x);
-  }
+/**
+ * e^(-elapsed × rate), rate = 1/decay: 1 just after an update, toward 0 as time passes.
+ * On a busy member the last update was microseconds ago, where 1 − x is
+ * e^−x to within x²/2 (≤ 5·10⁻⁷ below x = 10⁻³) and costs a tenth of
+ * Math.exp, which this runs three times per request.
+ */
+function weight(elapsed: number, rate: number): number {
+  if (!(elapsed > 0)) return 1;
+  const x = elapsed * rate;
+  return x < 1e-3 ? 1 - x : Math.exp(-x);
 }

@@ -90,14 +90,42 @@ export function overdueFactor(p: Progress, now: number, rtt: number | undefined)
 }
 
 /**
- * Whether a PING has gone unanswered for longer than a member silent that
- * long on requests would be avoided: AVOID_FACTOR × its expected time, here
- * OVERDUE_SLACK × its PING round trip (at least OVERDUE_MIN_MS). A member
- * with nothing pending cannot be overdue on requests, and an idle member on
- * a frozen backend would otherwise look fine until its PING times out
- * (hundreds of ms) — by then, its latency estimate decayed while it idled,
- * the cheapest member of all. Pure.
+ * When a PING sent at `sentAt` and still unanswered becomes overdue: after
+ * AVOID_FACTOR × the time a member silent that long on requests would be
+ * expected to take, here OVERDUE_SLACK × its PING round trip (at least
+ * OVERDUE_MIN_MS). A member with nothing pending cannot be overdue on
+ * requests, and an idle member on a frozen backend would otherwise look fine
+ * until its PING times out (hundreds of ms) — by then, its latency estimate
+ * decayed while it idled, the cheapest member of all. Pure.
  */
+export function pingDeadline(sentAt: number, rtt: number | undefined): number {
+  return sentAt + AVOID_FACTOR * Math.max(OVERDUE_MIN_MS, OVERDUE_SLACK * (rtt ?? 0));
+}
+
+/** Whether a PING sent at `sentAt`, not answered by `heardAt`, is overdue at `now` (pingDeadline). Pure. */
 export function pingOverdue(sentAt: number, heardAt: number, now: number, rtt: number | undefined): boolean {
-  return sentAt > heardAt && now - sentAt > AVOID_FACTOR * Math.max(OVERDUE_MIN_MS, OVERDUE_SLACK * (rtt ?? 0));
+  return sentAt > heardAt && now > pingDeadline(sentAt, rtt);
+}
+
+/**
+ * Whether the member was overtaken: it still holds a request older than one
+ * another member has answered since, by more than its own typical latency
+ * (`answeredStart`: the latest start of any answered request, the pool's).
+ *
+ * While requests are pending, one of them started no later than `since`
+ * (the last answer left them pending, or `since` is when the first of them
+ * started), so `since + typical < answeredStart` means a request that began
+ * after this member's should have answered was answered elsewhere first.
+ * That is order, not elapsed time: a frozen backend is seen within about
+ * one healthy round trip plus its typical latency, whatever the clock says,
+ * and a stall of our own event loop cannot fake it (answers that arrived
+ * during the stall are read in arrival order, the older first). It ends the
+ * moment the member answers anything (`since` moves past every start so
+ * far). A request that ended unanswered (drop) can leave `since` older than
+ * the requests still pending; the member then looks overtaken until its
+ * next answer, which a healthy member gives within its latency. Pure.
+ */
+export function overtaken(p: Progress, answeredStart: number): boolean {
+  const typical = p.typical;
+  return p.pending > 0 && p.since + (typical === typical ? typical : 0) < answeredStart;
 }

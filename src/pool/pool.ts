@@ -1,9 +1,8 @@
 import { Listeners } from "../core/listeners.js";
-import { PoolMember } from "./member.js";
+import { PeerMark, PoolMember } from "./member.js";
 import { InFlight, PeakEwma, type Load } from "./load.js";
-import { AVOID_FACTOR, overdueFactor, pingOverdue } from "./overdue.js";
+import { AVOID_FACTOR, overdueFactor, overtaken, pingDeadline } from "./overdue.js";
 import { noteOutcome, type AttemptOutcome, type EjectionReason, type OutlierOptions } from "./outlier.js";
-import { pickP2C } from "./picker.js";
 import { UsableSet } from "./usable-set.js";
 
 export type Balancer = "in-flight" | "peak-ewma";
@@ -66,6 +65,8 @@ export type PoolEvent =
 export class Pool<C = unknown> {
   readonly events = new Listeners<PoolEvent>();
   #members = new Set<PoolMember<C>>();
+  /** One mark per address that has members (member.ts's PeerMark). */
+  #peers = new Map<string, PeerMark>();
   #usable = new UsableSet<PoolMember<C>>();
   #newLoad: (m: PoolMember<C>) => Load;
   #random: () => number;
@@ -73,15 +74,12 @@ export class Pool<C = unknown> {
   #now: () => number;
   #suspect: SuspectRule | undefined;
   #outlier: OutlierOptions | undefined;
-  /** Members the pick in progress must not return (a hedge's); set only during pick(). */
-  #exclude: readonly object[] | undefined;
   /**
-   * The clock reading of the pick in progress (NaN until needed): a pick
-   * reads the clock at most once, or never when its caller passed the
-   * reading it already had. A clock read costs ~50 ns on a VM, as much as
-   * the rest of a pick.
+   * The latest start (pool clock ms) of any request answered on any member:
+   * a member still silent on a request older than that was overtaken
+   * (overdue.ts's overtaken).
    */
-  #pickAt = Number.NaN;
+  #answeredStart = Number.NEGATIVE_INFINITY;
   /** The pick in progress drew a suspect, overdue or excluded member (set by #pickCost). */
   #drewAvoided = false;
 
@@ -90,7 +88,7 @@ export class Pool<C = unknown> {
     this.#decay = options.decay ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
     // Loads read the pool's clock, so a fake clock in tests reaches the decay too.
-    this.#newLoad = options.balancer === "peak-ewma" ? (m) => new PeakEwma({ now: this.#now, decay: this.#decay, rtt: () => m.rtt }) : () => new InFlight();
+    this.#newLoad = options.balancer === "peak-ewma" ? () => new PeakEwma({ now: this.#now, decay: this.#decay }) : () => new InFlight();
     this.#suspect = options.suspect?.enabled ? options.suspect : undefined;
     this.#outlier = options.outlier;
   }
@@ -101,7 +99,10 @@ export class Pool<C = unknown> {
 
   /** A new member for `connection`, made and kept by the pool; it takes no picks until setPickable(). */
   admit(id: number, key: string, connection: C): PoolMemberRef<C> {
-    const member = new PoolMember<C>(id, key, connection);
+    let peer = this.#peers.get(key);
+    if (peer === undefined) this.#peers.set(key, (peer = new PeerMark()));
+    peer.members++;
+    const member = new PoolMember<C>(id, key, connection, peer);
     member.load = this.#newLoad(member);
     this.#members.add(member);
     return member;
@@ -121,6 +122,7 @@ export class Pool<C = unknown> {
     if (!this.#members.has(member)) return;
     this.setPickable(member, false);
     this.#members.delete(member);
+    if (--member.peer.members === 0) this.#peers.delete(member.key);
   }
 
   setMaxConcurrent(ref: PoolMemberRef<C>, max: number): void {
@@ -132,69 +134,97 @@ export class Pool<C = unknown> {
   /**
    * P2C over usable members; counts the pick as in flight. A suspect member
    * costs infinitely much, an overdue one more the longer it is silent. When
-   * either member drawn is avoided (suspect, overdue past AVOID_FACTOR, its PING overdue, or
-   * excluded), the draw says nothing about the rest, so every usable member
-   * is looked at instead: the cheapest of the best rank wins. That matters
-   * when two members share a backend that froze: P2C alone then draws the
-   * two frozen ones in a third of its picks, and the other frozen one (not
-   * yet overdue) would win a third of them; redrawing a few times at random
-   * still let 1 pick in 243 through until a PING noticed (issue 25, item 8).
+   * either member drawn is avoided (suspect, overdue past AVOID_FACTOR,
+   * overtaken, its PING overdue, or excluded), the draw says nothing about
+   * the rest, so every usable member is looked at instead: the cheapest of
+   * the best rank wins. That matters when two members share a backend that
+   * froze: P2C alone then draws the two frozen ones in a third of its picks,
+   * and the other frozen one (not yet overdue) would win a third of them;
+   * redrawing a few times at random still let 1 pick in 243 through until a
+   * PING noticed (issue 25, item 8).
+   *
+   * The draw of two idle members with no PING overdue, on addresses not
+   * overtaken (and no hedge), is the fast path: nothing else can make them
+   * avoided, so their loads alone decide, with one clock reading (the
+   * caller's) and no other rule looked at.
    *
    * `exclude` (a hedge: members already running this call) is avoided
    * harder still; when only excluded members are usable, nothing is picked.
    */
   pick(exclude?: readonly object[], now = Number.NaN): PoolMemberRef<C> | undefined {
-    this.#exclude = exclude;
-    this.#pickAt = now;
-    // Nothing in a pick throws (listeners are isolated by Listeners.emit), so no try/finally on this hot path.
-    const m = this.#pick(exclude);
-    this.#exclude = undefined;
-    this.#pickAt = Number.NaN;
-    return m;
-  }
-
-  /** The pick's clock reading (see #pickAt). */
-  #pickNow(): number {
-    const t = this.#pickAt;
-    return t === t ? t : (this.#pickAt = this.#now());
-  }
-
-  #pick(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
-    this.#drewAvoided = false;
-    let m = pickP2C(this.#usable, this.#pickCost, this.#random);
-    if (!m) return undefined;
-    // One usable member is returned undrawn (no cost read): only exclusion stops it.
-    if (this.#drewAvoided || this.#usable.size === 1) {
-      m = this.#usable.size > 1 ? this.#best(exclude) : exclude?.includes(m) ? undefined : m;
-      if (!m) return undefined;
+    const items = this.#usable.items;
+    const n = items.length;
+    if (n === 0) return undefined;
+    const t = now === now ? now : this.#now();
+    let m: PoolMember<C> | undefined;
+    if (n === 1) {
+      // One usable member is returned undrawn (no cost read): only exclusion stops it.
+      m = items[0] as PoolMember<C>;
+      if (exclude !== undefined && exclude.includes(m)) return undefined;
+    } else {
+      // Power of two choices: two distinct members, every ordered pair as likely. Written out here
+      // (a draw function or a cost callback kept V8 from inlining this path: 20–40 % dearer in
+      // bench/pick), and both draws from one random number (a random() call was a fifth of a pick):
+      // r's whole part is the first, its fraction rescaled to the n − 1 others the second.
+      const r = this.#random() * n;
+      const i = Math.floor(r);
+      const k = Math.floor((r - i) * (n - 1));
+      // k below i, else k + 1: (k − i) >>> 31 is 1 exactly when k < i. No branch: it would go
+      // either way at random, and mispredicted it cost ~8 % of a pick.
+      const j = k + 1 - ((k - i) >>> 31);
+      const a = items[i] as PoolMember<C>;
+      const b = items[j] as PoolMember<C>;
+      const la = a.load;
+      const lb = b.load;
+      if (
+        exclude === undefined &&
+        la.inFlight === 0 &&
+        lb.inFlight === 0 &&
+        t <= a.watchFrom &&
+        t <= b.watchFrom &&
+        !this.#addressOvertaken(a) &&
+        !this.#addressOvertaken(b)
+      ) {
+        m = lb.cost(t) < la.cost(t) ? b : a;
+      } else {
+        m = this.#pickCareful(a, b, exclude, t);
+        if (m === undefined) return undefined;
+      }
     }
     const load = m.load;
-    const p = m.progress;
-    if (p.pending === 0) {
-      // The clock matters when the member goes from nothing pending to busy, shared with suspicion's busySince.
-      const now = this.#pickNow();
-      if (this.#suspect && load.inFlight === 0) m.busySince = now;
-      p.start(now);
-    } else {
-      p.more();
-    }
+    if (load.inFlight === 0) m.busySince = t;
+    m.progress.start(t);
+    const peer = m.peer;
+    if (peer.pending++ === 0) peer.since = t;
     load.start();
     if (load.inFlight >= m.maxConcurrent) this.#refreshUsable(m);
     return m;
+  }
+
+  /** A draw where a rule may apply (a member busy, its PING out, or a hedge's exclusions): P2C over the full cost, else the scan. */
+  #pickCareful(a: PoolMember<C>, b: PoolMember<C>, exclude: readonly object[] | undefined, now: number): PoolMember<C> | undefined {
+    this.#drewAvoided = false;
+    const ca = this.#pickCost(a, exclude, now);
+    const cb = this.#pickCost(b, exclude, now);
+    return this.#drewAvoided ? this.#best(exclude, now) : cb < ca ? b : a;
   }
 
   /** The member's smoothed PING round trip, ms (health reports it; peak-EWMA uses it as its floor). */
   recordRtt(ref: PoolMemberRef<C>, rttMs: number): void {
     const member = own(ref);
     member.rtt = rttMs;
+    member.load.setRtt(rttMs);
+    this.#watchPing(member);
   }
 
-  /** The peer proved alive (a PONG, a completed response): not suspect any more. */
+  /** The peer proved alive (a PONG, a completed response): not suspect any more, no PING outstanding. */
   heard(ref: PoolMemberRef<C>, now: number = this.#now()): void {
     const member = own(ref);
     member.lastHeardAt = now;
     member.suspected = false;
     member.pingLost = false;
+    // Heard at or after the latest PING went out: none is outstanding (pingOverdue's sentAt > heardAt).
+    member.watchFrom = member.pingSentAt > now ? pingDeadline(member.pingSentAt, member.rtt) : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -206,34 +236,51 @@ export class Pool<C = unknown> {
    * (bench/failover: picked 1.7 s into the freeze; issue 25, item 8).
    */
   pingLost(ref: PoolMemberRef<C>): void {
-    own(ref).pingLost = true;
+    const member = own(ref);
+    member.pingLost = true;
+    member.watchFrom = Number.NEGATIVE_INFINITY;
   }
 
   /** A PING went out to the member: picks avoid it while that PING is overdue (overdue.ts's pingOverdue). */
   pingSent(ref: PoolMemberRef<C>, now: number = this.#now()): void {
-    own(ref).pingSentAt = now;
+    const member = own(ref);
+    member.pingSentAt = now;
+    this.#watchPing(member);
+  }
+
+  /**
+   * Keeps the member's watchFrom (member.ts) true after its PING facts
+   * changed, so a pick of an idle member need not look at them: the moment
+   * its outstanding PING becomes overdue, or at once after a lost one.
+   */
+  #watchPing(m: PoolMember<C>): void {
+    if (m.pingLost) m.watchFrom = Number.NEGATIVE_INFINITY;
+    else m.watchFrom = m.pingSentAt > m.lastHeardAt ? pingDeadline(m.pingSentAt, m.rtt) : Number.POSITIVE_INFINITY;
   }
 
   /**
    * The load's cost, times how overdue the member's unanswered requests are
    * (overdue.ts): a member that stopped answering loses every comparison
-   * within milliseconds, long before suspectAfter. No clock read while it has
-   * nothing pending.
+   * within milliseconds, long before suspectAfter. Sets #drewAvoided when
+   * the member is one a pick should not take while another is better.
    */
-  #pickCost = (m: PoolMember<C>): number => {
+  #pickCost(m: PoolMember<C>, exclude: readonly object[] | undefined, now: number): number {
     // An excluded member loses every comparison against one that is not.
-    if (this.#isSuspect(m) || this.#exclude?.includes(m)) {
+    if (this.#isSuspect(m, now) || (exclude !== undefined && exclude.includes(m))) {
       this.#drewAvoided = true;
       return Number.POSITIVE_INFINITY;
     }
-    const cost = m.load.cost(this.#pickNow());
-    // A PING out and unanswered for long: avoided (the field test first keeps a pick clock-free while none is out).
-    if (m.pingSentAt > m.lastHeardAt && pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)) this.#drewAvoided = true;
-    if (m.progress.pending === 0) return cost;
-    const factor = overdueFactor(m.progress, this.#pickNow(), m.rtt);
+    const cost = m.load.cost(now);
+    // A PING out and unanswered for long: avoided.
+    if (now > m.watchFrom) this.#drewAvoided = true;
+    const p = m.progress;
+    if (this.#addressOvertaken(m)) this.#drewAvoided = true;
+    if (p.pending === 0) return cost;
+    if (overtaken(p, this.#answeredStart)) this.#drewAvoided = true;
+    const factor = overdueFactor(p, now, m.rtt);
     if (factor >= AVOID_FACTOR) this.#drewAvoided = true;
     return cost * factor;
-  };
+  }
 
   /**
    * The rare path of a pick whose draw hit an avoided member: the cheapest
@@ -241,7 +288,7 @@ export class Pool<C = unknown> {
    * starts at a random member, so ties (every member suspect after an
    * event-loop stall) spread as a random pick would, not all on the first.
    */
-  #best(exclude: readonly object[] | undefined): PoolMember<C> | undefined {
+  #best(exclude: readonly object[] | undefined, now: number): PoolMember<C> | undefined {
     const n = this.#usable.size;
     const start = Math.floor(this.#random() * n);
     let best: PoolMember<C> | undefined;
@@ -249,9 +296,9 @@ export class Pool<C = unknown> {
     let bestCost = Number.POSITIVE_INFINITY;
     for (let k = 0; k < n; k++) {
       const x = this.#usable.at((start + k) % n);
-      const rank = this.#rank(x, exclude);
+      const rank = this.#rank(x, exclude, now);
       if (rank > bestRank) continue;
-      const cost = rank === 3 ? Number.POSITIVE_INFINITY : this.#rawCost(x);
+      const cost = rank === 3 ? Number.POSITIVE_INFINITY : this.#rawCost(x, now);
       if (rank < bestRank || cost < bestCost) {
         best = x;
         bestRank = rank;
@@ -262,28 +309,50 @@ export class Pool<C = unknown> {
   }
 
   /** The load's cost times the overdue factor, without the infinite cost of a suspect member (to rank among the avoided). */
-  #rawCost(m: PoolMember<C>): number {
-    const cost = m.load.cost(this.#pickNow());
-    return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, this.#pickNow(), m.rtt);
+  #rawCost(m: PoolMember<C>, now: number): number {
+    const cost = m.load.cost(now);
+    return m.progress.pending === 0 ? cost : cost * overdueFactor(m.progress, now, m.rtt);
   }
 
   /**
-   * 0: a good pick; 1: its requests are overdue; 2: silent to a PING, or
-   * suspect; 3: excluded. Silence to a PING is the stronger evidence: an
-   * event-loop stall makes healthy busy members look overdue for a moment,
-   * and an idle member on a frozen backend (nothing pending, so its cost is
-   * the lowest) must not win against them then.
+   * 0: a good pick; 1: its requests are overdue, or overtaken; 2: silent to
+   * a PING, or suspect; 3: excluded. Silence to a PING is the stronger
+   * evidence: an event-loop stall makes healthy busy members look overdue
+   * for a moment, and an idle member on a frozen backend (nothing pending,
+   * so its cost is the lowest) must not win against them then.
    */
-  #rank(m: PoolMember<C>, exclude: readonly object[] | undefined): number {
-    if (exclude?.includes(m)) return 3;
-    if (this.#isSuspect(m) || pingOverdue(m.pingSentAt, m.lastHeardAt, this.#pickNow(), m.rtt)) return 2;
-    return m.progress.pending > 0 && overdueFactor(m.progress, this.#pickNow(), m.rtt) >= AVOID_FACTOR ? 1 : 0;
+  #rank(m: PoolMember<C>, exclude: readonly object[] | undefined, now: number): number {
+    if (exclude !== undefined && exclude.includes(m)) return 3;
+    if (this.#isSuspect(m, now) || now > m.watchFrom) return 2;
+    const p = m.progress;
+    if (this.#addressOvertaken(m)) return 1;
+    return p.pending > 0 && (overtaken(p, this.#answeredStart) || overdueFactor(p, now, m.rtt) >= AVOID_FACTOR) ? 1 : 0;
+  }
+
+  /**
+   * overdue.ts's overtaken, for the member's address as a whole (its own
+   * typical latency the margin): the members stacked on one backend, which
+   * froze for all of them, are avoided together, the idle ones too, until
+   * the address answers anything or its requests end. An idle one otherwise
+   * looks like the cheapest member of all and takes a request that hangs.
+   */
+  #addressOvertaken(m: PoolMember<C>): boolean {
+    const peer = m.peer;
+    if (peer.pending === 0) return false;
+    const typical = m.progress.typical;
+    return peer.since + (typical === typical ? typical : 0) < this.#answeredStart;
+  }
+
+  /** A member on the address answered: progress for the address (Progress.answer's bookkeeping, without the latency). */
+  #addressAnswered(peer: PeerMark, at: number): void {
+    if (peer.pending > 0) peer.pending--;
+    peer.since = at;
   }
 
   /** The suspect rule says so. Reported once per episode so the owner can probe it. */
-  #isSuspect(m: PoolMember<C>): boolean {
+  #isSuspect(m: PoolMember<C>, now: number): boolean {
     if (m.pingLost) return true;
-    if (!this.#suspect || m.inFlight === 0 || !this.#suspect.isSuspect(m, this.#pickNow())) return false;
+    if (!this.#suspect || m.inFlight === 0 || !this.#suspect.isSuspect(m, now)) return false;
     if (!m.suspected) {
       m.suspected = true;
       this.events.emit({ type: "suspect", member: m });
@@ -298,8 +367,10 @@ export class Pool<C = unknown> {
    */
   answered(ref: PoolMemberRef<C>): void {
     const member = own(ref);
-    member.progress.answer(this.#now());
-    this.heard(member);
+    const at = this.#now();
+    member.progress.answer(at);
+    this.#addressAnswered(member.peer, at);
+    this.heard(member, at);
   }
 
   /**
@@ -309,19 +380,27 @@ export class Pool<C = unknown> {
    */
   release(ref: PoolMemberRef<C>, latency?: number, wasAnswered = false, now?: number): void {
     const member = own(ref);
-    if (latency !== undefined) {
-      // One clock read for the load's sample and the proof of life (none when the caller has one).
-      const at = now ?? this.#now();
-      member.load.end(latency, at);
-      this.heard(member, at);
+    const load = member.load;
+    if (latency === undefined) {
+      load.end();
+      if (!wasAnswered) {
+        member.progress.drop();
+        if (member.peer.pending > 0) member.peer.pending--;
+      }
     } else {
-      member.load.end(latency);
+      // One clock read for the load's sample, the proof of life and the progress (none when the caller has one).
+      const at = now ?? this.#now();
+      load.end(latency, at);
+      this.heard(member, at);
+      if (!wasAnswered) {
+        member.progress.answer(at, latency);
+        this.#addressAnswered(member.peer, at);
+      }
+      // This request started then and is answered: a member silent on an older one was overtaken.
+      const started = at - latency;
+      if (started > this.#answeredStart) this.#answeredStart = started;
     }
-    if (!wasAnswered) {
-      if (latency !== undefined) member.progress.answer(member.lastHeardAt, latency);
-      else member.progress.drop();
-    }
-    if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
+    if (load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 
   /**
@@ -334,7 +413,10 @@ export class Pool<C = unknown> {
   releaseSuperseded(ref: PoolMemberRef<C>, ranMs: number, wasAnswered: boolean, now: number): void {
     const member = own(ref);
     member.load.end(ranMs, now);
-    if (!wasAnswered) member.progress.drop();
+    if (!wasAnswered) {
+      member.progress.drop();
+      if (member.peer.pending > 0) member.peer.pending--;
+    }
     if (member.load.inFlight + 1 >= member.maxConcurrent) this.#refreshUsable(member);
   }
 

@@ -9,12 +9,12 @@ function fakeClock(start = 0): { now: () => number; advance: (ms: number) => voi
   return { now: () => t, advance: (ms) => (t += ms), set: (ms) => (t = ms) };
 }
 
-/** A PeakEwma on a fake clock; `rtt` is the member's PING round trip (mutable, as the health loop updates it). */
+/** A PeakEwma on a fake clock; `rtt` is the member's PING round trip (setRtt changes it, as the health loop does). */
 function peakEwma(decay = 10_000, rtt?: number) {
   const clock = fakeClock();
-  const member = { rtt };
-  const load = new PeakEwma({ now: clock.now, decay, rtt: () => member.rtt });
-  return { load, clock, member };
+  const load = new PeakEwma({ now: clock.now, decay });
+  load.setRtt(rtt);
+  return { load, clock };
 }
 
 describe("InFlight (tower's PendingRequests)", () => {
@@ -84,12 +84,12 @@ describe("PeakEwma: decays on read", () => {
   });
 
   it("the RTT floor follows the member's current RTT (the health loop keeps updating it)", () => {
-    const { load, clock, member } = peakEwma(1000, 2);
+    const { load, clock } = peakEwma(1000, 2);
     load.start();
     load.end(100);
     clock.set(60_000);
     expect(load.cost()).toBe(2);
-    member.rtt = 7;
+    load.setRtt(7);
     expect(load.cost()).toBe(7);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PassiveSuspicion } from "../../src/health/passive.js";
-import { OVERDUE_MIN_MS, Progress, overdueFactor, pingOverdue } from "../../src/pool/overdue.js";
+import { OVERDUE_MIN_MS, Progress, overdueFactor, overtaken, pingOverdue } from "../../src/pool/overdue.js";
 import { Pool, type Balancer, type PoolMemberRef } from "../../src/pool/pool.js";
 import { mulberry32 } from "../helpers/random.js";
 
@@ -193,6 +193,169 @@ describe("Pool: a member that stopped answering loses every comparison within mi
       }
     },
   );
+
+  /**
+   * Order, not elapsed time: b answered a request that started after a's
+   * unanswered one should have ended (a's typical latency past it), so a is
+   * avoided at once — 1 ms into a's silence, half its expected 2 ms, when
+   * the clock rule sees nothing yet — and takes picks again the moment it
+   * answers. Without the rule a (1 in flight) wins every draw against b and
+   * c (2 each).
+   */
+  it("a member holding a request that a later one on another member overtook is avoided until it answers", () => {
+    const { pool, ms, set } = setup("in-flight", 11);
+    const [a, b, c] = ms as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
+    const only = (m: PoolMemberRef<null>): void => {
+      for (const x of ms) pool.setPickable(x, x === m);
+    };
+    // Each member answers one request in 0.5 ms: typical latency 0.5 ms.
+    set(990);
+    for (const m of ms) {
+      only(m);
+      pool.release(pool.pick() as PoolMemberRef<null>, 0.5, false, 990.5);
+    }
+    // a takes a request at 1000 that will not answer for a while.
+    set(1000);
+    only(a);
+    const slow = pool.pick() as PoolMemberRef<null>;
+    // At 1000.6 b and c each take two requests that stay open, and b one more that it answers at 1001.
+    set(1000.6);
+    for (const m of [b, c]) {
+      only(m);
+      pool.pick();
+      pool.pick();
+    }
+    only(b);
+    const quick = pool.pick() as PoolMemberRef<null>;
+    for (const m of ms) pool.setPickable(m, true);
+    set(1001);
+    pool.release(quick, 0.4, false, 1001);
+    // The clock alone sees nothing: a has been silent 1 ms, below its expected 2 ms.
+    expect(overdueFactor(a.progress, 1001, a.rtt)).toBe(1);
+    expect(overtaken(a.progress, 1000.6)).toBe(true);
+    expect(overtaken(c.progress, 1000.6)).toBe(false);
+    let toA = 0;
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      if (m === a) toA++;
+      pool.release(m);
+    }
+    expect(toA).toBe(0);
+    // a answers: at once the cheapest member again, not starved.
+    set(1001.2);
+    pool.release(slow, 1.2, false, 1001.2);
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      if (m === a) toA++;
+      pool.release(m);
+    }
+    expect(toA).toBeGreaterThan(150);
+  });
+
+  /**
+   * bench/failover's stacked case: after a SIGKILL, a slot's member stacks on
+   * a live address, which may be the one that freezes next. a1 is found
+   * overtaken; a2, on the same address and idle, is the cheapest member of
+   * all (b and c are busy) and, without the address's mark, would take the
+   * next request and hang on it too. It is avoided while the address holds
+   * that request (a PONG is no answer), and picked again once it ends (here
+   * it times out: the freeze outlasted the deadline).
+   */
+  it("the idle members stacked on an overtaken member's address are avoided until that address answers or its requests end", () => {
+    let t = 990;
+    const pool = new Pool<null>({ balancer: "in-flight", random: mulberry32(13), now: () => t });
+    const [a1, a2, b, c] = ["10.0.0.1:1", "10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map((key, i) => {
+      const m = pool.admit(i, key, null);
+      pool.recordRtt(m, 0.2);
+      return m;
+    }) as [PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>, PoolMemberRef<null>];
+    const all = [a1, a2, b, c];
+    const only = (m: PoolMemberRef<null>): void => {
+      for (const x of all) pool.setPickable(x, x === m);
+    };
+    for (const m of all) {
+      only(m);
+      pool.release(pool.pick() as PoolMemberRef<null>, 0.5, false, 990.5);
+    }
+    // a1 takes a request at 1000 that hangs; at 1000.6 b and c take one each that stay open, and b one it answers.
+    t = 1000;
+    only(a1);
+    const hung = pool.pick() as PoolMemberRef<null>;
+    t = 1000.6;
+    for (const m of [b, c]) {
+      only(m);
+      pool.pick();
+    }
+    only(b);
+    const quick = pool.pick() as PoolMemberRef<null>;
+    for (const m of all) pool.setPickable(m, true);
+    t = 1001;
+    pool.release(quick, 0.4, false, 1001);
+    // a2 is idle and costs 0; b and c cost 1, a1 is overtaken.
+    let toA2 = 0;
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a1);
+      if (m === a2) toA2++;
+      pool.release(m);
+    }
+    expect(toA2).toBe(0);
+    // A PONG is no answer to a request: still avoided.
+    pool.heard(a2);
+    for (let i = 0; i < 100; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      expect(m).not.toBe(a2);
+      pool.release(m);
+    }
+    // The hung request times out: nothing is pending on the address, a2 takes picks again at once.
+    pool.release(hung);
+    for (let i = 0; i < 300; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      if (m === a2) toA2++;
+      pool.release(m);
+    }
+    expect(toA2).toBeGreaterThan(100);
+  });
+
+  /**
+   * A stall of our own event loop: a's and b's answers both arrived during
+   * it and are read one after the other, b's (the younger request) first. a
+   * looks overtaken only between the two reads; once its own answer is read
+   * it takes picks as before, and the stall's 100 ms count against nobody.
+   */
+  it("after an event-loop stall, answers read in any order leave no member overtaken", () => {
+    const { pool, ms, set } = setup("in-flight", 12);
+    const [a, b] = ms as [PoolMemberRef<null>, PoolMemberRef<null>];
+    pool.setPickable(ms[2] as PoolMemberRef<null>, false);
+    set(990);
+    for (const m of [a, b]) {
+      pool.setPickable(m === a ? b : a, false);
+      pool.release(pool.pick() as PoolMemberRef<null>, 0.5, false, 990.5);
+      pool.setPickable(m === a ? b : a, true);
+    }
+    set(1000);
+    pool.setPickable(b, false);
+    const ra = pool.pick() as PoolMemberRef<null>;
+    pool.setPickable(b, true);
+    set(1000.6);
+    pool.setPickable(a, false);
+    const rb = pool.pick() as PoolMemberRef<null>;
+    pool.setPickable(a, true);
+    // The loop stalls for 100 ms; both answers came in meanwhile (1 ms each) and are read now, the younger first.
+    set(1100.6);
+    pool.release(rb, 100, false, 1100.6);
+    expect(overtaken(a.progress, 1000.6)).toBe(true);
+    pool.release(ra, 100.6, false, 1100.6);
+    expect(a.progress.pending).toBe(0);
+    const counts = new Map<PoolMemberRef<null>, number>();
+    for (let i = 0; i < 200; i++) {
+      const m = pool.pick() as PoolMemberRef<null>;
+      counts.set(m, (counts.get(m) ?? 0) + 1);
+      pool.release(m, 0.5, false, 1100.6);
+    }
+    expect(counts.get(a) ?? 0).toBeGreaterThan(50);
+    expect(counts.get(b) ?? 0).toBeGreaterThan(50);
+  });
 
   it("a member whose PING went unanswered is avoided, busy or idle, until it is heard from again", () => {
     const { pool, ms } = setup("peak-ewma", 3);

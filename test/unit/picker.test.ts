@@ -1,11 +1,20 @@
 import { describe, expect, it, vi } from "vitest";
-import { pickP2C } from "../../src/pool/picker.js";
+import { Pool, type PoolMemberRef } from "../../src/pool/pool.js";
 import { UsableSet, type Indexed } from "../../src/pool/usable-set.js";
 import { mulberry32 } from "../helpers/random.js";
 
 interface Item extends Indexed {
   id: number;
-  cost: number;
+}
+
+function makeItems(costs: number[]): Item[] {
+  return costs.map((_, id) => ({ id, usableIndex: -1 }));
+}
+
+function setOf(items: Item[]): UsableSet<Item> {
+  const s = new UsableSet<Item>();
+  for (const it of items) s.add(it);
+  return s;
 }
 
 /** A `random` that returns the given values in order and fails the test when it runs out. */
@@ -17,69 +26,88 @@ function sequence(values: number[]): () => number {
   };
 }
 
-function makeItems(costs: number[]): Item[] {
-  return costs.map((cost, id) => ({ id, cost, usableIndex: -1 }));
+/**
+ * A pool (in-flight balancer, clock fixed) whose members cost `costs`: each
+ * holds that many requests, picked while it was the only pickable member (a
+ * lone member is taken without a draw). Its usable index then lists them in
+ * order, so index i of a draw is member i. The pool reads `draws.random`,
+ * which a test may swap.
+ */
+function p2cPool(costs: number[]): { pool: Pool<null>; ms: PoolMemberRef<null>[]; draws: { random: () => number } } {
+  const draws = { random: (): number => 0.5 };
+  const pool = new Pool<null>({ balancer: "in-flight", random: () => draws.random(), now: () => 0 });
+  const ms = costs.map((_, i) => pool.admit(i, `127.0.0.${i + 2}:1`, null));
+  ms.forEach((m, i) => {
+    pool.setPickable(m, true);
+    for (let k = 0; k < (costs[i] as number); k++) pool.pick();
+    pool.setPickable(m, false);
+  });
+  for (const m of ms) pool.setPickable(m, true);
+  return { pool, ms, draws };
 }
 
-function setOf(items: Item[]): UsableSet<Item> {
-  const s = new UsableSet<Item>();
-  for (const it of items) s.add(it);
-  return s;
+/** Picks once and releases the pick at once (no answer: the costs stay as they were). */
+function pickOnce(pool: Pool<null>): PoolMemberRef<null> | undefined {
+  const m = pool.pick();
+  if (m) pool.release(m);
+  return m;
 }
 
-const byCost = (m: Item): number => m.cost;
-
-describe("pickP2C", () => {
-  it("returns undefined for an empty set, without drawing", () => {
+// Power of two choices, as pool.ts's pick draws it: two distinct members at random (both from one random
+// number: a random() call is a fifth of a pick), the cheaper wins, ties to the first.
+describe("Pool: the P2C draw", () => {
+  it("returns undefined for an empty pool, without drawing", () => {
     const random = vi.fn(() => 0.5);
-    const cost = vi.fn(byCost);
-    expect(pickP2C(new UsableSet<Item>(), cost, random)).toBeUndefined();
+    const pool = new Pool<null>({ balancer: "in-flight", random, now: () => 0 });
+    expect(pool.pick()).toBeUndefined();
     expect(random).not.toHaveBeenCalled();
-    expect(cost).not.toHaveBeenCalled();
   });
 
-  it("returns the only item of a one-item set", () => {
-    const [only] = makeItems([7]);
-    const s = setOf([only as Item]);
-    for (const r of [0, 0.5, 0.999999]) expect(pickP2C(s, byCost, () => r)).toBe(only);
+  it("returns the only usable member, without drawing", () => {
+    const { pool, ms, draws } = p2cPool([7]);
+    const random = vi.fn(() => 0.5);
+    draws.random = random;
+    for (let k = 0; k < 3; k++) expect(pickOnce(pool)).toBe(ms[0]);
+    expect(random).not.toHaveBeenCalled();
   });
 
-  it("with two items always picks the cheaper one, whatever the draws", () => {
-    const rnd = mulberry32(1);
+  it("with two members always picks the cheaper one, whatever the draws", () => {
     for (const costs of [
       [1, 5],
       [5, 1],
       [0, 3],
       [3, 0],
     ]) {
-      const items = makeItems(costs);
-      const cheaper = costs[0]! < costs[1]! ? items[0] : items[1];
-      const s = setOf(items);
-      for (let k = 0; k < 200; k++) expect(pickP2C(s, byCost, rnd)).toBe(cheaper);
+      const { pool, ms, draws } = p2cPool(costs);
+      const cheaper = costs[0]! < costs[1]! ? ms[0] : ms[1];
+      draws.random = mulberry32(1);
+      for (let k = 0; k < 200; k++) expect(pickOnce(pool)).toBe(cheaper);
       // The extremes of random() as well.
-      expect(pickP2C(s, byCost, sequence([0, 0]))).toBe(cheaper);
-      expect(pickP2C(s, byCost, sequence([0.999999, 0.999999]))).toBe(cheaper);
+      draws.random = sequence([0]);
+      expect(pickOnce(pool)).toBe(cheaper);
+      draws.random = sequence([0.999999]);
+      expect(pickOnce(pool)).toBe(cheaper);
     }
   });
 
-  it("draws two distinct members, covering every ordered pair exactly once over a pinned grid", () => {
+  it("draws two distinct members from one random number, covering every ordered pair exactly once over a pinned grid", () => {
     for (const n of [2, 3, 5, 8]) {
-      const items = makeItems(new Array<number>(n).fill(0));
-      const s = setOf(items);
+      // Costs rising with the index, then falling: the pick is the lower index of the pair drawn, then the higher.
+      const rising = p2cPool(Array.from({ length: n }, (_, k) => k));
+      const falling = p2cPool(Array.from({ length: n }, (_, k) => n - k));
       const seen = new Set<string>();
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n - 1; j++) {
-          const compared: Item[] = [];
-          const cost = (m: Item): number => {
-            compared.push(m);
-            return m.cost;
-          };
-          // Midpoints of each bucket, so floor(r * n) lands exactly on i and floor(r * (n-1)) on j.
-          pickP2C(s, cost, sequence([(i + 0.5) / n, (j + 0.5) / (n - 1)]));
-          expect(compared).toHaveLength(2);
-          const [a, b] = compared as [Item, Item];
-          expect(a).not.toBe(b);
-          seen.add(`${a.id}-${b.id}`);
+          // floor(r * n) is i; the midpoint of j's bucket within it, rescaled to n − 1 members, is j.
+          const pinned = [(i + (j + 0.5) / (n - 1)) / n];
+          rising.draws.random = sequence(pinned);
+          falling.draws.random = sequence(pinned);
+          const low = rising.ms.indexOf(pickOnce(rising.pool) as PoolMemberRef<null>);
+          const high = falling.ms.indexOf(pickOnce(falling.pool) as PoolMemberRef<null>);
+          expect(low).toBeLessThan(high);
+          // The first draw is member i; the other one drawn is the second.
+          expect([low, high]).toContain(i);
+          seen.add(`${i}-${low === i ? high : low}`);
         }
       }
       // n*(n-1) ordered pairs of distinct members: the mapping is a bijection, so draws are uniform.
@@ -88,82 +116,69 @@ describe("pickP2C", () => {
   });
 
   it("ties go to the first draw", () => {
-    const items = makeItems([4, 4, 4]);
-    const s = setOf(items);
-    // i = floor(0.9 * 3) = 2, j = floor(0.1 * 2) = 0.
-    expect(pickP2C(s, byCost, sequence([0.9, 0.1]))).toBe(items[2]);
-    // i = floor(0.1 * 3) = 0, j = floor(0.9 * 2) = 1 → 2 after skipping i.
-    expect(pickP2C(s, byCost, sequence([0.1, 0.9]))).toBe(items[0]);
+    const { pool, ms, draws } = p2cPool([4, 4, 4]);
+    // r = 0.75 · 3 = 2.25: i = 2; its fraction 0.25 · 2 → j = 0.
+    draws.random = sequence([0.75]);
+    expect(pickOnce(pool)).toBe(ms[2]);
+    // r = 0.25 · 3 = 0.75: i = 0; 0.75 · 2 → 1, then 2 after skipping i.
+    draws.random = sequence([0.25]);
+    expect(pickOnce(pool)).toBe(ms[0]);
   });
 
-  it("never returns an item that is not in the set, as items come and go", () => {
+  it("never returns a member that is not usable, as members come and go", () => {
     const rnd = mulberry32(42);
-    const items = makeItems(Array.from({ length: 40 }, (_, i) => i % 7));
-    const s = new UsableSet<Item>();
-    const ref = new Set<Item>();
+    const { pool, ms, draws } = p2cPool(Array.from({ length: 40 }, (_, i) => i % 7));
+    draws.random = rnd;
+    const ref = new Set(ms);
     for (let step = 0; step < 2000; step++) {
-      const it = items[Math.floor(rnd() * items.length)] as Item;
-      if (rnd() < 0.5) {
-        s.add(it);
-        ref.add(it);
-      } else {
-        s.delete(it);
-        ref.delete(it);
-      }
-      const picked = pickP2C(s, byCost, rnd);
+      const m = ms[Math.floor(rnd() * ms.length)] as PoolMemberRef<null>;
+      const on = rnd() < 0.5;
+      pool.setPickable(m, on);
+      if (on) ref.add(m);
+      else ref.delete(m);
+      const picked = pickOnce(pool);
       if (ref.size === 0) expect(picked).toBeUndefined();
-      else expect(ref.has(picked as Item)).toBe(true);
+      else expect(ref.has(picked as PoolMemberRef<null>)).toBe(true);
     }
   });
 
-  it("with costs [0, 0, 10] (seeded), the costly member is (almost) never picked", () => {
-    const rnd = mulberry32(12345);
-    const items = makeItems([0, 0, 10]);
-    const s = setOf(items);
+  it("with costs [0, 0, 10] (seeded), the costly member is never picked", () => {
+    const { pool, ms, draws } = p2cPool([0, 0, 10]);
+    draws.random = mulberry32(12345);
     const counts = [0, 0, 0];
     const N = 10_000;
-    for (let k = 0; k < N; k++) {
-      const p = pickP2C(s, byCost, rnd) as Item;
-      counts[p.id]!++;
-    }
+    for (let k = 0; k < N; k++) counts[ms.indexOf(pickOnce(pool) as PoolMemberRef<null>)]!++;
     // Any two distinct draws include a free member, so the costly one never wins.
-    expect(counts[2]! / N).toBeLessThan(0.01);
-    expect(counts[2]! / N).toBeLessThan(1 / 3);
+    expect(counts[2]).toBe(0);
     // The two free members share the load about evenly.
     expect(counts[0]! / N).toBeGreaterThan(0.45);
     expect(counts[1]! / N).toBeGreaterThan(0.45);
   });
 
   it("with costs [1, 2, 3] (seeded), picks follow P2C's 2/3, 1/3, 0 split", () => {
-    const rnd = mulberry32(7);
-    const s = setOf(makeItems([1, 2, 3]));
+    const { pool, ms, draws } = p2cPool([1, 2, 3]);
+    draws.random = mulberry32(7);
     const counts = [0, 0, 0];
     const N = 10_000;
-    for (let k = 0; k < N; k++) counts[(pickP2C(s, byCost, rnd) as Item).id]!++;
+    for (let k = 0; k < N; k++) counts[ms.indexOf(pickOnce(pool) as PoolMemberRef<null>)]!++;
     expect(counts[0]! / N).toBeCloseTo(2 / 3, 1);
     expect(counts[1]! / N).toBeCloseTo(1 / 3, 1);
     expect(counts[2]).toBe(0);
   });
 
-  it.each([3, 16, 256, 4096])("is O(1): exactly 2 cost calls, 2 random calls and 2 reads for %i members", (n) => {
-    const s = setOf(makeItems(Array.from({ length: n }, (_, i) => i)));
-    const rnd = mulberry32(n);
-    const random = vi.fn(rnd);
-    const cost = vi.fn(byCost);
-    const at = vi.spyOn(s, "at");
-    for (let k = 0; k < 50; k++) {
-      random.mockClear();
-      cost.mockClear();
-      at.mockClear();
-      expect(pickP2C(s, cost, random)).toBeDefined();
-      expect(random).toHaveBeenCalledTimes(2);
-      expect(cost).toHaveBeenCalledTimes(2);
-      expect(at).toHaveBeenCalledTimes(2);
+  it.each([3, 16, 256, 4096])("is O(1): exactly 1 random call per pick at %i members, busy or idle", (n) => {
+    for (const busy of [0, 1]) {
+      const { pool, draws } = p2cPool(Array.from({ length: n }, (_, i) => (busy ? i % 3 : 0)));
+      const random = vi.fn(mulberry32(n));
+      draws.random = random;
+      for (let k = 0; k < 50; k++) {
+        random.mockClear();
+        expect(pickOnce(pool)).toBeDefined();
+        expect(random).toHaveBeenCalledTimes(1);
+      }
     }
   });
 });
-
-// The cost functions moved into load objects: see load.test.ts ("cost functions, as load objects").
 
 describe("UsableSet", () => {
   /** Every way the set can disagree with the reference, as readable strings (empty when consistent). */

@@ -9,7 +9,7 @@ export interface Pingable {
 }
 
 export type HealthReport =
-  /** A PING went out: until its PONG, the pool can tell an idle peer that went silent (overdue.ts's pingOverdue). */
+  /** A PING went out: until its PONG, the pool can tell an idle peer that went silent (pool/overdue.ts's pingDeadline). */
   | { type: "ping-sent" }
   | { type: "ping-ok"; rtt: number; rttEwma: number }
   | { type: "ping-failed"; error: Error; consecutive: number }

@@ -102,11 +102,6 @@ export function pingDeadline(sentAt: number, rtt: number | undefined): number {
   return sentAt + AVOID_FACTOR * Math.max(OVERDUE_MIN_MS, OVERDUE_SLACK * (rtt ?? 0));
 }
 
-/** Whether a PING sent at `sentAt`, not answered by `heardAt`, is overdue at `now` (pingDeadline). Pure. */
-export function pingOverdue(sentAt: number, heardAt: number, now: number, rtt: number | undefined): boolean {
-  return sentAt > heardAt && now > pingDeadline(sentAt, rtt);
-}
-
 /**
  * Whether the member was overtaken: it still holds a request older than one
  * another member has answered since, by more than its own typical latency

@@ -223,7 +223,7 @@ export class Pool<C = unknown> {
     member.lastHeardAt = now;
     member.suspected = false;
     member.pingLost = false;
-    // Heard at or after the latest PING went out: none is outstanding (pingOverdue's sentAt > heardAt).
+    // Heard at or after the latest PING went out: none is outstanding (a PING is out while pingSentAt > lastHeardAt).
     member.watchFrom = member.pingSentAt > now ? pingDeadline(member.pingSentAt, member.rtt) : Number.POSITIVE_INFINITY;
   }
 
@@ -241,7 +241,7 @@ export class Pool<C = unknown> {
     member.watchFrom = Number.NEGATIVE_INFINITY;
   }
 
-  /** A PING went out to the member: picks avoid it while that PING is overdue (overdue.ts's pingOverdue). */
+  /** A PING went out to the member: picks avoid it once that PING is overdue (overdue.ts's pingDeadline). */
   pingSent(ref: PoolMemberRef<C>, now: number = this.#now()): void {
     const member = own(ref);
     member.pingSentAt = now;

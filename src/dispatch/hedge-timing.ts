@@ -105,7 +105,7 @@ const MIN_MEDIANS = 5;
  * back ÷ √2 per recompute in which they win and none is refused (the
  * percentile's own pace: up one, down half) before the percentile comes
  * down. At p98 the delay can still sit in the body: on a quiet host the
- * first attempts' p98 was 1.5–2 ms at a median under 0.5 ms, where 15–30 %
+ * first attempts' p98 was 1.5–2 ms at a median under 0.5 ms, where 14–32 %
  * of the hedges won, and those hedges spent all of maxExtraLoad on calls a
  * few ms from their answer, so the calls really stuck (bench/tail, one
  * backend 300 ms late on 5 % of its requests) waited in maxExtraLoad's line

@@ -19,6 +19,10 @@
  * machine's other work (this is a shared 2-core host) then falls on every
  * client alike instead of on whichever ran while it peaked: run back to back
  * for 5 s each, one round's p99.9 moved 2 to 5× with the load average.
+ *
+ * BENCH_PEERS=one-stalls:dialtone,one-stalls:dialtone-hedge-p95 (rows named
+ * `scenario:client`) runs only those rows, and only their scenarios, for a
+ * quick look: each round's line is printed, the report is not rewritten.
  */
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";

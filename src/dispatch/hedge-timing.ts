@@ -15,8 +15,9 @@ export interface HedgeOptions {
   /**
    * ms, or "p95": the 95th percentile of the first attempts of the channel's
    * recent calls, never sooner than 5 times their median, taken up to the
-   * 98th while maxExtraLoad refuses hedges or most hedged calls are answered
-   * by their first attempt anyway (default "p95"). A "p95" hedge also waits for I/O after an event-loop
+   * 98th (and then no sooner than up to 20 medians) while maxExtraLoad
+   * refuses hedges or most hedged calls are answered by their first attempt
+   * anyway (default "p95"). A "p95" hedge also waits for I/O after an event-loop
    * stall, and until a call started later has been answered.
    */
   delay: number | "p95";
@@ -98,6 +99,28 @@ const LOSING = 1 / 2;
  * absolute ms.
  */
 const MIN_MEDIANS = 5;
+/**
+ * Past p98 the floor rises: MIN_MEDIANS doubles per recompute in which the
+ * hedges are still refused or losing at p98, up to MAX_MEDIANS, and comes
+ * back ÷ √2 per recompute in which they win and none is refused (the
+ * percentile's own pace: up one, down half) before the percentile comes
+ * down. At p98 the delay can still sit in the body: on a quiet host the
+ * first attempts' p98 was 1.5–2 ms at a median under 0.5 ms, where 14–32 %
+ * of the hedges won, and those hedges spent all of maxExtraLoad on calls a
+ * few ms from their answer, so the calls really stuck (bench/tail, one
+ * backend 300 ms late on 5 % of its requests) waited in maxExtraLoad's line
+ * for room (a hedge per 20 calls started): p99.9 16–21 ms hedged against
+ * 6–9 ms unhedged in the same rounds. The hedges' own record moves it, not
+ * a latency guess, and it is a number of medians, which the cancelled first
+ * attempts (recorded at the delay) cannot move as they move a percentile.
+ * MAX_MEDIANS: a fixed 20 ms delay (about 20 medians) cut every 100 ms slow
+ * request of "each slow at random" with 92–97 % of its hedges winning; The
+ * Tail at Scale's slow requests are tens of medians slow, and the delay
+ * must stay short of them.
+ */
+const MAX_MEDIANS = 20;
+const MEDIANS_UP = 2;
+const MEDIANS_DOWN = Math.SQRT2;
 export const MAX_HEDGES = 10;
 /** Default maxExtraLoad with delay "p95": the share of calls a p95 delay hedges. */
 export const DEFAULT_MAX_EXTRA_LOAD = 0.05;
@@ -133,6 +156,8 @@ export class HedgeTiming {
   #p95: number | undefined;
   /** The percentile the delay is taken at (Q_MIN..Q_MAX). */
   #q = Q_MIN;
+  /** The delay is at least this many medians (MIN_MEDIANS..MAX_MEDIANS): above the least only while hedges still lose at Q_MAX. */
+  #medians = MIN_MEDIANS;
   /** Hedges maxExtraLoad refused since the last recompute. */
   #refusals = 0;
   /** Hedged calls answered since the last recompute: by a hedge, by their first attempt. */
@@ -246,15 +271,34 @@ export class HedgeTiming {
     const refused = this.#refusals > 0;
     this.#refusals = 0;
     const outcomes = this.#won + this.#lost;
-    if (outcomes < MIN_OUTCOMES) return refused ? Math.min(Q_MAX, this.#q + Q_UP) : this.#q;
+    if (outcomes < MIN_OUTCOMES) return refused ? this.#later() : this.#q;
     const losing = this.#won < LOSING * outcomes;
     this.#won = this.#lost = 0;
-    return refused || losing ? Math.min(Q_MAX, this.#q + Q_UP) : Math.max(Q_MIN, this.#q - Q_DOWN);
+    return refused || losing ? this.#later() : this.#sooner();
+  }
+
+  /** A point up the percentiles; at Q_MAX already, a higher floor of medians (MAX_MEDIANS). */
+  #later(): number {
+    if (this.#q >= Q_MAX) this.#medians = Math.min(MAX_MEDIANS, this.#medians * MEDIANS_UP);
+    return Math.min(Q_MAX, this.#q + Q_UP);
+  }
+
+  /** The raised floor comes down first, then the percentile half a point. */
+  #sooner(): number {
+    if (this.#medians > MIN_MEDIANS) {
+      this.#medians = Math.max(MIN_MEDIANS, this.#medians / MEDIANS_DOWN);
+      return this.#q;
+    }
+    return Math.max(Q_MIN, this.#q - Q_DOWN);
   }
 
   /** The percentile a "p95" delay is taken at now: 0.95, up to 0.98 while maxExtraLoad refuses hedges or hedges lose (for tests). */
   get percentile(): number {
     return this.#q;
+  }
+  /** The least number of medians the delay is: 5, up to 20 while hedges are refused or lose at p98 (for tests). */
+  get medians(): number {
+    return this.#medians;
   }
   /** Hedges waiting for room (for tests and stats). */
   get waiting(): number {
@@ -284,7 +328,7 @@ export class HedgeTiming {
       const sorted = this.#scratch.subarray(0, n).sort();
       this.#q = Math.round(this.#adapt() * 1000) / 1000;
       const median = sorted[Math.ceil(n / 2) - 1] as number;
-      this.#p95 = Math.max(sorted[Math.ceil(this.#q * n) - 1] as number, MIN_MEDIANS * median);
+      this.#p95 = Math.max(sorted[Math.ceil(this.#q * n) - 1] as number, this.#medians * median);
     }
   }
 }

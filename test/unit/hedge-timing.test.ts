@@ -110,6 +110,15 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
     answered(1, 3);
     feed();
     expect(t.percentile).toBe(0.98);
+    // Losing at p98 already: the floor of medians rises instead (its own test below); won back
+    // first, ÷ √2 per recompute not losing, before the percentile moves.
+    expect(t.medians).toBe(10);
+    answered(2, 2);
+    feed();
+    answered(2, 2);
+    feed();
+    expect(t.medians).toBe(5);
+    expect(t.percentile).toBe(0.98);
     // Half won: not losing, so half a point down.
     answered(2, 2);
     feed();
@@ -127,6 +136,66 @@ describe("HedgeTiming: when a call's next hedge is due", () => {
       feed();
     }
     expect(t.percentile).toBe(0.95);
+  });
+
+  it('"p95": hedges still losing at p98 raise the floor from 5 medians, doubling to 20 at most, and winning ones bring it back', () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: false });
+    // A median of 1 ms and 3 % at 3 ms: p95 and p98 sit inside 5 medians, the body of the distribution.
+    const feed = () => {
+      for (let i = 0; i < 32; i++) t.record(i === 0 ? 3 : 1);
+    };
+    for (let k = 0; k < 16; k++) feed();
+    expect(t.delayMs()).toBe(5);
+    const answered = (won: number, lost: number) => {
+      for (let i = 0; i < won; i++) t.hedgeAnswered(true);
+      for (let i = 0; i < lost; i++) t.hedgeAnswered(false);
+    };
+    // Losing: the percentile rises a point per recompute first (p98 is still within 5 medians) ...
+    for (let k = 0; k < 3; k++) {
+      answered(1, 3);
+      feed();
+    }
+    expect(t.percentile).toBe(0.98);
+    expect(t.delayMs()).toBe(5);
+    // ... then, still losing at p98, the floor doubles: 10 medians, 20, and no further.
+    const delays: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      answered(1, 3);
+      feed();
+      delays.push(t.delayMs() as number);
+    }
+    expect(delays).toEqual([10, 20, 20]);
+    // Too few outcomes to tell: it holds.
+    answered(1, 2);
+    feed();
+    expect(t.delayMs()).toBe(20);
+    // Winning: ÷ √2 per recompute, back to 5 medians, and only then the percentile comes down.
+    const back: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      answered(3, 1);
+      feed();
+      back.push(Math.round((t.delayMs() as number) * 100) / 100);
+    }
+    expect(back).toEqual([14.14, 10, 7.07, 5, 5]);
+    expect(t.percentile).toBe(0.975);
+  });
+
+  it("maxExtraLoad refusing hedges at p98 raises the floor of medians too", () => {
+    const t = new HedgeTiming({ delay: "p95", max: 1, maxExtraLoad: 0.05 }, () => 0);
+    const feed = () => {
+      for (let i = 0; i < 32; i++) t.record(i === 0 ? 3 : 1);
+    };
+    for (let k = 0; k < 16; k++) feed();
+    const refusedFeed = () => {
+      // The budget (at least one hedge a second, 5 % of the calls) has room for a few; the rest wait.
+      for (let i = 0; i < 30; i++) t.tryWithdraw(() => {});
+      feed();
+    };
+    for (let k = 0; k < 3; k++) refusedFeed();
+    expect(t.percentile).toBe(0.98);
+    expect(t.delayMs()).toBe(5);
+    refusedFeed();
+    expect(t.delayMs()).toBe(10);
   });
 
   it("options: off unless given; defaults p95 and 1; bad values are ConfigErrors naming the option", () => {

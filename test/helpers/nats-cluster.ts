@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -13,7 +13,8 @@ export interface NatsNode {
   key: string;
   pid: number;
   kill(): Promise<void>;
-  freeze(): void;
+  /** SIGSTOP; resolves once every thread of the server is stopped (a signal is not a stop: see frozenOf). */
+  freeze(): Promise<void>;
   thaw(): void;
   /** Lame duck mode, as `nats-server --signal ldm=<pid>` does (SIGUSR2). */
   lameDuck(): void;
@@ -28,6 +29,33 @@ export interface NatsCluster {
 }
 
 const live = new Set<ChildProcess>();
+
+/**
+ * Resolves once every thread of `pid` is stopped, as /proc says ("T"): kill(2)
+ * only queues SIGSTOP, and a thread of nats-server busy on the other core may
+ * still answer a request or two until it takes the signal (a hedging test saw
+ * a request answered through a server it had just frozen). Bounded: 5 s.
+ */
+async function frozenOf(pid: number): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    let states: string[];
+    try {
+      states = readdirSync(`/proc/${pid}/task`).map((t) => threadState(pid, t));
+    } catch {
+      return; // Gone: nothing left to answer.
+    }
+    if (states.every((x) => x === "T" || x === "t")) return;
+    if (performance.now() - started > 5000) throw new Error(`nats-server ${pid} not stopped 5 s after SIGSTOP (threads: ${states.join("")})`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** A thread's state letter, the field after the parenthesised command name in /proc/PID/task/TID/stat. */
+function threadState(pid: number, tid: string): string {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+}
 process.on("exit", () => {
   for (const c of live) {
     c.kill("SIGCONT");
@@ -112,7 +140,10 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
           c.kill("SIGKILL");
           await new Promise((r) => c.once("exit", r));
         },
-        freeze: () => void c.kill("SIGSTOP"),
+        freeze: async () => {
+          c.kill("SIGSTOP");
+          await frozenOf(c.pid as number);
+        },
         thaw: () => void c.kill("SIGCONT"),
         lameDuck: () => void spawnSync(bin, ["--signal", `ldm=${c.pid}`]),
       };

@@ -122,11 +122,27 @@ describe("NATS subscription contract", () => {
     await ch.ready(AbortSignal.timeout(10_000));
     const limited = await ch.subscribe("tasks.limited", { max: 30 });
     const grouped = await ch.subscribe("tasks.grouped", { queue: "workers" });
+    // Subscribed last: once the publisher's server delivers it, the interest in the two above has
+    // crossed the route too (a server sends a connection's subscriptions over a route in order).
+    const probe = await ch.subscribe("tasks.probe");
     // Another member of the group, on the server that stays up.
     const pub = await plain(n2.key);
     let other = 0;
     pub.subscribe("tasks.grouped", { queue: "workers", callback: () => void other++ });
     await pub.flush();
+    /** Publishes probes until one arrives: the channel's interest has reached the publisher's server. */
+    const interestArrived = async (what: string): Promise<void> => {
+      const before = probe.received;
+      await eventually(
+        () => {
+          pub.publish("tasks.probe", "?");
+          return probe.received > before;
+        },
+        10_000,
+        what,
+      );
+    };
+    await interestArrived("the subscriptions' interest to reach the publisher's server");
 
     for (let i = 0; i < 10; i++) pub.publish("tasks.limited", String(i));
     await pub.flush();
@@ -139,8 +155,9 @@ describe("NATS subscription contract", () => {
     expect(limited.address).not.toBe(home?.key);
     expect(grouped.address).toBe(limited.address);
 
-    // The route between servers takes a moment to carry the new interest.
-    await new Promise((r) => setTimeout(r, 300));
+    // The route between servers takes a moment to carry the new interest: the probe, re-subscribed
+    // after the others on the new server, says when it has.
+    await interestArrived("the moved subscriptions' interest to reach the publisher's server");
     for (let i = 10; i < 60; i++) pub.publish("tasks.limited", String(i));
     const grouping = 200;
     for (let i = 0; i < grouping; i++) pub.publish("tasks.grouped", String(i));

@@ -85,7 +85,7 @@ describe("NATS: one server SIGSTOPped under load", () => {
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (i === 200) {
-        frozen.freeze();
+        await frozen.freeze();
         frozenAt = performance.now();
       }
       const idempotent = i % 2 === 1;
@@ -160,7 +160,7 @@ describe("NATS: one server SIGSTOPped under load", () => {
     channels.push(ch);
     await ch.ready(AbortSignal.timeout(10_000));
     const rec = recordEvents(ch);
-    frozen.freeze();
+    await frozen.freeze();
     const onFrozen = (): number => ch.stats().members.find((m) => m.address === frozen.key)?.inFlight ?? 0;
     // One call at a time, each with a 10 s deadline, until one is hedged away from the frozen member:
     // right when it resolves, the attempt the hedge beat is still on the frozen member (no other call runs).

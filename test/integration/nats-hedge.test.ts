@@ -44,7 +44,7 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
-    frozen!.freeze();
+    await frozen!.freeze();
     const rec = recordEvents(ch);
     for (let i = 0; i < 40; i++) {
       const msg = await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 });
@@ -79,7 +79,7 @@ describe("NATS hedged requests against a real 3-node cluster", () => {
     channels.push(ch);
     cleanups.push(async () => frozen!.thaw());
     await ch.ready(AbortSignal.timeout(10_000));
-    frozen!.freeze();
+    await frozen!.freeze();
     const rec = recordEvents(ch);
     for (let i = 0; i < 40; i++) expect((await ch.request("echo", `m${i}`, { idempotent: true, timeout: 1500 })).string()).toMatch(new RegExp(`\\|m${i}$`));
     const evs = rec.events.filter((e): e is RequestEvent => e.type === "request");

@@ -78,7 +78,7 @@ describe("NATS channel against a real 3-node nats-server cluster", () => {
     const killed = cluster.nodes[0]!;
     const frozen = cluster.nodes[1]!;
     await killed.kill();
-    frozen.freeze();
+    await frozen.freeze();
     const faultAt = performance.now();
     // The frozen server is found by PING timeout (TCP stays open).
     await eventually(

@@ -38,6 +38,7 @@ export type { Resolver, ResolverListener, AddressSet } from "./resolve/resolver.
 export { StaticResolver } from "./resolve/static-resolver.js";
 export { DnsResolver, type DnsResolverOptions, type DnsRuntime } from "./resolve/dns-resolver.js";
 export { systemClock, type Clock, type Timer } from "./core/clock.js";
+export type { Deadline } from "./core/deadlines.js";
 export type { Address } from "./core/address.js";
 export type { MemberState } from "./core/events.js";
 export type { Balancer } from "./pool/pool.js";

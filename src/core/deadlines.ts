@@ -1,6 +1,6 @@
 import { systemClock, type Clock, type Timer } from "./clock.js";
 
-/** One pending deadline; pass it to cancel(). */
+/** One pending deadline: what DeadlineQueue.add (and Http2Channel.schedule) return; pass it to cancel() (or unschedule()). */
 export interface Deadline {
   readonly due: number;
 }

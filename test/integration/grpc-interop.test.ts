@@ -17,37 +17,12 @@ import { createHttp2Channel, type Http2Channel } from "../../src/index.js";
 import { eventually } from "../helpers/channel.js";
 import { startBroker, stopAllBrokers } from "../helpers/broker.js";
 import { startPythonInterop, stopRealServers, type RealServer } from "../helpers/real-servers.js";
+import { CASES, DEADLINE, ECHO_INITIAL, ECHO_TRAILING, SIZES_IN, SIZES_OUT, SPECIAL_MESSAGE, STATUS_MESSAGE } from "../helpers/grpc-interop-cases.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { TestService, UnimplementedService, type StreamingInputCallRequestSchema, type StreamingOutputCallRequestSchema } from "../fixtures/grpc-testing.js";
 
 type OutInit = MessageInitShape<typeof StreamingOutputCallRequestSchema>;
 type InInit = MessageInitShape<typeof StreamingInputCallRequestSchema>;
-
-const CASES = [
-  "empty_unary",
-  "large_unary",
-  "client_streaming",
-  "server_streaming",
-  "ping_pong",
-  "empty_stream",
-  "timeout_on_sleeping_server",
-  "cancel_after_begin",
-  "cancel_after_first_response",
-  "status_code_and_message",
-  "special_status_message",
-  "custom_metadata",
-  "unimplemented_method",
-  "unimplemented_service",
-] as const;
-
-const SIZES_IN = [27182, 8, 1828, 45904];
-const SIZES_OUT = [31415, 9, 2653, 58979];
-const STATUS_MESSAGE = "test status message";
-const SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \u{1f608}\t\n";
-const ECHO_INITIAL = "x-grpc-test-echo-initial";
-const ECHO_TRAILING = "x-grpc-test-echo-trailing-bin";
-/** Every call but timeout_on_sleeping_server's has this deadline: a hang fails the case instead of the suite. */
-const DEADLINE = 10_000;
 
 const zeros = (n: number): { body: Uint8Array } => ({ body: new Uint8Array(n) });
 

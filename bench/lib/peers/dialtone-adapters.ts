@@ -6,8 +6,8 @@ import { createSessionManager } from "../../../dist/adapters/connect.js";
 import { createGrpcChannel } from "../../../dist/adapters/grpc-js.js";
 import { createHttp2Channel, type Http2Channel } from "../../../dist/index.js";
 import { Echo } from "./connect.js";
-import { EchoClient, identity, peerOf } from "./grpcjs.js";
-import { CallError, ECHO_PATH, GRPC_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
+import { EchoClient, echoCall } from "./grpcjs.js";
+import { ECHO_PATH, HOSTNAME, warmUp, type BenchClient, type Peer, type Target } from "./types.js";
 
 /** A dialtone channel over every backend, with its defaults, as the adapters' callers would make it. */
 async function channelFor(t: Target): Promise<Http2Channel> {
@@ -77,24 +77,7 @@ export const dialtoneGrpcJsPeer: Peer = {
     const channel = await channelFor(t);
     const raw = new EchoClient(channel.target, grpc.credentials.createInsecure(), { channelOverride: createGrpcChannel(channel) });
     const client: BenchClient = {
-      call(body) {
-        return new Promise((resolve, reject) => {
-          let backend: string | undefined;
-          const call = raw.makeUnaryRequest(
-            GRPC_PATH,
-            identity,
-            identity,
-            Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-            new grpc.Metadata(),
-            { deadline: Date.now() + t.timeoutMs },
-            (err) => (err ? reject(new CallError(err.message, peerOf(call), { cause: err })) : resolve(backend)),
-          );
-          call.on("metadata", (md) => {
-            const v = md.get("x-backend")[0];
-            backend = typeof v === "string" ? v : undefined;
-          });
-        });
-      },
+      call: (body) => echoCall(raw, body, t.timeoutMs),
       async close() {
         raw.close();
         await channel.close();

@@ -26,6 +26,26 @@ export const EchoClient = grpc.makeGenericClientConstructor(
 );
 
 /** Keepalive matched to dialtone's health defaults (PING every 1 s, 750 ms timeout). */
+/** One unary echo on a generic grpc-js client: resolves with the backend that answered (its x-backend header). */
+export function echoCall(raw: InstanceType<typeof EchoClient>, body: Uint8Array, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let backend: string | undefined;
+    const call = raw.makeUnaryRequest(
+      GRPC_PATH,
+      identity,
+      identity,
+      Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err) => (err ? reject(new CallError(err.message, peerOf(call), { cause: err })) : resolve(backend)),
+    );
+    call.on("metadata", (md) => {
+      const v = md.get("x-backend")[0];
+      backend = typeof v === "string" ? v : undefined;
+    });
+  });
+}
+
 const TUNED: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 1000,
   "grpc.keepalive_timeout_ms": 750,
@@ -67,24 +87,7 @@ export function grpcJsPeer(
       };
       const raw = new EchoClient(target, grpc.credentials.createInsecure(), options);
       const client: BenchClient = {
-        call(body) {
-          return new Promise((resolve, reject) => {
-            let backend: string | undefined;
-            const call = raw.makeUnaryRequest(
-              GRPC_PATH,
-              identity,
-              identity,
-              Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-              new grpc.Metadata(),
-              { deadline: Date.now() + t.timeoutMs },
-              (err) => (err ? reject(new CallError(err.message, peerOf(call), { cause: err })) : resolve(backend)),
-            );
-            call.on("metadata", (md) => {
-              const v = md.get("x-backend")[0];
-              backend = typeof v === "string" ? v : undefined;
-            });
-          });
-        },
+        call: (body) => echoCall(raw, body, t.timeoutMs),
         async close() {
           raw.close();
         },

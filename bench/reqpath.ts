@@ -52,8 +52,10 @@ if (baseDir) {
   ALL.push(oneBase, threeBase);
   RATIOS.push({ of: oneBase, over: rawPeer }, { of: dialtoneOneMemberMetered, over: oneBase }, { of: dialtoneMetered, over: threeBase });
 }
-const WARMUP_MS = 150;
+const WARMUP_MS = Number(process.env.REQPATH_WARMUP_MS ?? 150);
 const MEASURE_MS = 500;
+/** Turns each client's measured time per round is cut into. */
+const SLICES = Number(process.env.REQPATH_SLICES ?? 1);
 const TIMEOUT_MS = 2000;
 const ROUNDS = roundsFromEnv(7);
 
@@ -73,17 +75,28 @@ try {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [ci, cell] of CELLS.entries()) {
         const body = new Uint8Array(randomBytes(cell.bytes));
-        for (const peer of orderFor(r + ci, PEERS)) {
-          const client = clients.get(peer.id) as BenchClient;
-          const run = () => closedLoop({ concurrency: cell.concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, call: () => client.call(body) });
-          // A stall of the shared machine can leave a window without a completion: run that window again, once.
-          const res = await run().catch((err: Error) => {
-            console.log(`${peer.label} at ${cellName(cell)}: ${err.message}; again`);
-            return run();
-          });
-          if (res.errors > 0) throw new Error(`${peer.label} at ${cellName(cell)}: ${res.errors} errors`);
-          const key = `${cellName(cell)}|${peer.id}`;
-          cpu.set(key, [...(cpu.get(key) ?? []), res.cpuMicros / Math.max(1, res.requests)]);
+        // The round's measured time per client, in SLICES short turns taken in rotating order: the shared
+        // machine's load changes within a second, and short turns spread it over every client alike.
+        const sums = new Map<string, { cpu: number; requests: number }>();
+        for (let s = 0; s < SLICES; s++) {
+          for (const peer of orderFor(r + ci + s, PEERS)) {
+            const client = clients.get(peer.id) as BenchClient;
+            const run = () => closedLoop({ concurrency: cell.concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS / SLICES, call: () => client.call(body) });
+            // A stall of the shared machine can leave a window without a completion: run that window again, once.
+            const res = await run().catch((err: Error) => {
+              console.log(`${peer.label} at ${cellName(cell)}: ${err.message}; again`);
+              return run();
+            });
+            if (res.errors > 0) throw new Error(`${peer.label} at ${cellName(cell)}: ${res.errors} errors`);
+            const sum = sums.get(peer.id) ?? { cpu: 0, requests: 0 };
+            sum.cpu += res.cpuMicros;
+            sum.requests += res.requests;
+            sums.set(peer.id, sum);
+          }
+        }
+        for (const [id, sum] of sums) {
+          const key = `${cellName(cell)}|${id}`;
+          cpu.set(key, [...(cpu.get(key) ?? []), sum.cpu / Math.max(1, sum.requests)]);
         }
       }
       console.log(`round ${r + 1}/${ROUNDS} done`);

@@ -34,7 +34,7 @@ export function dialtonePeer(balancer: Balancer = "peak-ewma", members?: number,
 }
 
 /** What a real deployment has on: the channel's metrics on a prom-client registry, and an event listener. */
-function meter(channel: Http2Channel): void {
+export function meter(channel: Http2Channel): void {
   channel.metrics(new Registry());
   let seen = 0;
   channel.on(() => void seen++);

@@ -24,6 +24,7 @@
  * `scenario:client`) runs only those rows, and only their scenarios, for a
  * quick look: each round's line is printed, the report is not rewritten.
  */
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from "node:perf_hooks";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
@@ -44,6 +45,14 @@ const TIMEOUT_MS = 2000;
 const ONE_STALLS = { percent: 5, ms: 300 };
 const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
+/** Each slice's worst calls kept, to say whether the round's tail waited through a GC pause. */
+const WORST_PER_SLICE = 3;
+const worstCalls = (w: Array<{ ms: number; gcMs: number }>): string =>
+  [...w]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 4)
+    .map((c) => `${c.ms.toFixed(1)}${c.gcMs > 0 ? ` (GC ${c.gcMs.toFixed(1)})` : ""}`)
+    .join(", ");
 const ROUNDS = roundsFromEnv(5);
 
 type ScenarioId = "healthy" | "one-stalls" | "all-random";
@@ -78,6 +87,8 @@ const countHedges = (id: string) => (channel: Http2Channel) => {
 };
 // Every dialtone client with the same listener, so that its cost falls on all alike.
 const dialtone = dialtoneWith("dialtone", "dialtone", options, false, countHedges("dialtone"));
+/** The same client again (A/A control): its ratio to `dialtone` is what the bench's noise alone gives. */
+const control = dialtoneWith("dialtone-aa", "dialtone (A/A control)", options, false, countHedges("dialtone-aa"));
 const hedgeP95 = dialtoneWith(
   "dialtone-hedge-p95",
   'dialtone, hedge { delay: "p95" }',
@@ -108,6 +119,7 @@ interface Row {
 const row = (scenario: ScenarioId, peer: Peer): Row => ({ id: `${scenario}:${peer.id}`, scenario, peer });
 const ALL_ROWS: Row[] = [
   row("healthy", dialtone),
+  row("healthy", control),
   row("healthy", hedgeP95),
   row("healthy", hedge20),
   row("one-stalls", dialtone),
@@ -136,6 +148,25 @@ interface RunResult {
   won?: number;
 }
 
+/**
+ * Every GC pause of this process (all clients share it), so that each
+ * slice can say how many ran during it, and whether its worst calls waited
+ * through one.
+ */
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "scavenge",
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "mark-compact",
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental marking",
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weak callbacks",
+};
+const gcPauses: Array<{ start: number; ms: number; kind: string }> = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
+    gcPauses.push({ start: e.startTime, ms: e.duration, kind: GC_KINDS[e.detail?.kind ?? 0] ?? "other" });
+  }
+});
+gcObserver.observe({ entryTypes: ["gc"] });
+
 const t0 = performance.now();
 const host = machine();
 const runs = new Map<string, RunResult[]>();
@@ -161,7 +192,7 @@ for (let r = 0; r < ROUNDS; r++) {
       await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0, hedged: 0, won: 0 }));
+      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0, hedged: 0, won: 0, gcs: 0, gcMs: 0, gcMaxMs: 0, gcByKind: {} as Record<string, { n: number; ms: number }>, worst: [] as Array<{ ms: number; gcMs: number }> }));
       await withClients(
         rows.map((x) => x.peer),
         target,
@@ -174,10 +205,27 @@ for (let r = 0; r < ROUNDS; r++) {
               const before = await totalRequests(backends);
               const counts = hedgeCounts.get(rows[i]!.peer.id);
               const [hedgedBefore, wonBefore] = [counts?.hedged ?? 0, counts?.won ?? 0];
+              const gcFrom = gcPauses.length;
+              const sliceStart = performance.now();
               const out = await openLoop({ rate: RATE, durationMs: SLICE_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
-              // Let cancelled or late hedges land before counting.
+              // Let cancelled or late hedges land before counting (and the GC entries be delivered).
               await sleep(100);
               const into = got[i]!;
+              const pauses = gcPauses.slice(gcFrom).filter((p) => p.start >= sliceStart && p.start < sliceStart + SLICE_MS + TIMEOUT_MS);
+              into.gcs += pauses.length;
+              into.gcMs += pauses.reduce((n, p) => n + p.ms, 0);
+              into.gcMaxMs = Math.max(into.gcMaxMs, ...pauses.map((p) => p.ms));
+              for (const p of pauses) {
+                const k = (into.gcByKind[p.kind] ??= { n: 0, ms: 0 });
+                k.n++;
+                k.ms += p.ms;
+              }
+              // The slice's worst calls, each with the GC pause time that fell while it waited.
+              for (const x of [...out.samples].sort((a, b) => b.ms - a.ms).slice(0, WORST_PER_SLICE)) {
+                const from = sliceStart + x.at;
+                const gcMs = pauses.filter((p) => p.start < from + x.ms && p.start + p.ms > from).reduce((n, p) => n + p.ms, 0);
+                into.worst.push({ ms: x.ms, gcMs });
+              }
               into.sent += (await totalRequests(backends)) - before;
               into.hedged += (counts?.hedged ?? 0) - hedgedBefore;
               into.won += (counts?.won ?? 0) - wonBefore;
@@ -205,7 +253,7 @@ for (let r = 0; r < ROUNDS; r++) {
         runs.set(id, [...(runs.get(id) ?? []), run]);
         const lat = ascending(run.latencies);
         console.log(
-          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms, GC ${x.gcs} pauses ${x.gcMs.toFixed(1)} ms (longest ${x.gcMaxMs.toFixed(1)}; ${Object.entries(x.gcByKind).map(([k, v]) => `${k} ${v.n}: ${v.ms.toFixed(1)} ms`).join(", ")}), worst calls ${worstCalls(x.worst)}`,
         );
       });
     } finally {

@@ -20,6 +20,14 @@
  * client alike instead of on whichever ran while it peaked: run back to back
  * for 5 s each, one round's p99.9 moved 2 to 5× with the load average.
  *
+ * The noise of a run is measured, not guessed: "dialtone (A/A control)",
+ * the unhedged client again, runs beside it where the hedged clients must
+ * not be worse (all healthy, one stalls), and a hedged client's ratio is
+ * read against the control's. One process holds every client, so its GC
+ * pauses (5–35 ms here) land in whichever slice is running: each slice
+ * records them, and each call's latency less the pause time it waited
+ * through gives a client's tail without the collector's.
+ *
  * BENCH_PEERS=one-stalls:dialtone,one-stalls:dialtone-hedge-p95 (rows named
  * `scenario:client`) runs only those rows, and only their scenarios, for a
  * quick look: each round's line is printed, the report is not rewritten.
@@ -47,6 +55,12 @@ const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
 /** Each slice's worst calls kept, to say whether the round's tail waited through a GC pause. */
 const WORST_PER_SLICE = 3;
+/** GC pause time (ms) overlapping [from, from + ms]. */
+const gcWithin = (pauses: ReadonlyArray<{ start: number; ms: number }>, from: number, ms: number): number => {
+  let sum = 0;
+  for (const p of pauses) sum += Math.max(0, Math.min(from + ms, p.start + p.ms) - Math.max(from, p.start));
+  return sum;
+};
 const worstCalls = (w: Array<{ ms: number; gcMs: number }>): string =>
   [...w]
     .sort((a, b) => b.ms - a.ms)
@@ -55,7 +69,8 @@ const worstCalls = (w: Array<{ ms: number; gcMs: number }>): string =>
     .join(", ");
 const ROUNDS = roundsFromEnv(5);
 
-type ScenarioId = "healthy" | "one-stalls" | "all-random";
+const SCENARIO_IDS = ["healthy", "one-stalls", "all-random"] as const;
+type ScenarioId = (typeof SCENARIO_IDS)[number];
 const SCENARIOS: Record<ScenarioId, { label: string; setUp: (bs: Backend[], round: number) => Promise<unknown> }> = {
   healthy: { label: "all healthy", setUp: async () => {} },
   "one-stalls": {
@@ -123,6 +138,7 @@ const ALL_ROWS: Row[] = [
   row("healthy", hedgeP95),
   row("healthy", hedge20),
   row("one-stalls", dialtone),
+  row("one-stalls", control),
   row("one-stalls", hedgeP95),
   row("one-stalls", hedge20),
   row("one-stalls", grpcRr),
@@ -137,6 +153,10 @@ const { peers: ROWS, filtered: FILTERED } = peersFromEnv(ALL_ROWS);
 
 interface RunResult {
   latencies: number[];
+  /** Each call's latency less the GC pause time of this process that fell while it waited. */
+  latenciesLessGc: number[];
+  /** GC pause time during the client's slices, ms. */
+  gcMs: number;
   /** Each 1 s slice's p99.9 (its second-worst call of 500): one stall of the shared machine spoils one slice, not the median. */
   sliceP999: number[];
   errors: number;
@@ -192,7 +212,22 @@ for (let r = 0; r < ROUNDS; r++) {
       await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0, hedged: 0, won: 0, gcs: 0, gcMs: 0, gcMaxMs: 0, gcByKind: {} as Record<string, { n: number; ms: number }>, worst: [] as Array<{ ms: number; gcMs: number }> }));
+      const got = rows.map(() => ({
+        latencies: [] as number[],
+        latenciesLessGc: [] as number[],
+        sliceP999: [] as number[],
+        errors: 0,
+        calls: 0,
+        sent: 0,
+        maxSendLagMs: 0,
+        hedged: 0,
+        won: 0,
+        gcs: 0,
+        gcMs: 0,
+        gcMaxMs: 0,
+        gcByKind: {} as Record<string, { n: number; ms: number }>,
+        worst: [] as Array<{ ms: number; gcMs: number }>,
+      }));
       await withClients(
         rows.map((x) => x.peer),
         target,
@@ -220,11 +255,14 @@ for (let r = 0; r < ROUNDS; r++) {
                 k.n++;
                 k.ms += p.ms;
               }
-              // The slice's worst calls, each with the GC pause time that fell while it waited.
-              for (const x of [...out.samples].sort((a, b) => b.ms - a.ms).slice(0, WORST_PER_SLICE)) {
-                const from = sliceStart + x.at;
-                const gcMs = pauses.filter((p) => p.start < from + x.ms && p.start + p.ms > from).reduce((n, p) => n + p.ms, 0);
-                into.worst.push({ ms: x.ms, gcMs });
+              // Each call's wait through GC pauses (a call is due at x.at and ends x.ms later).
+              const waited = out.samples.map((x) => gcWithin(pauses, sliceStart + x.at, x.ms));
+              out.samples.forEach((x, j) => into.latenciesLessGc.push(x.ms - waited[j]!));
+              for (const j of out.samples
+                .map((_, j) => j)
+                .sort((a, b) => out.samples[b]!.ms - out.samples[a]!.ms)
+                .slice(0, WORST_PER_SLICE)) {
+                into.worst.push({ ms: out.samples[j]!.ms, gcMs: waited[j]! });
               }
               into.sent += (await totalRequests(backends)) - before;
               into.hedged += (counts?.hedged ?? 0) - hedgedBefore;
@@ -243,6 +281,8 @@ for (let r = 0; r < ROUNDS; r++) {
         const counted = hedgeCounts.has(peer.id);
         const run: RunResult = {
           latencies: x.latencies,
+          latenciesLessGc: x.latenciesLessGc,
+          gcMs: x.gcMs,
           sliceP999: x.sliceP999,
           errors: x.errors,
           calls: x.calls,
@@ -253,7 +293,11 @@ for (let r = 0; r < ROUNDS; r++) {
         runs.set(id, [...(runs.get(id) ?? []), run]);
         const lat = ascending(run.latencies);
         console.log(
-          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms, GC ${x.gcs} pauses ${x.gcMs.toFixed(1)} ms (longest ${x.gcMaxMs.toFixed(1)}; ${Object.entries(x.gcByKind).map(([k, v]) => `${k} ${v.n}: ${v.ms.toFixed(1)} ms`).join(", ")}), worst calls ${worstCalls(x.worst)}`,
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms, less GC ${quantile(ascending(x.latenciesLessGc), 0.999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms, GC ${x.gcs} pauses ${x.gcMs.toFixed(1)} ms (longest ${x.gcMaxMs.toFixed(1)}; ${Object.entries(
+            x.gcByKind,
+          )
+            .map(([k, v]) => `${k} ${v.n}: ${v.ms.toFixed(1)} ms`)
+            .join(", ")}), worst calls ${worstCalls(x.worst)}`,
         );
       });
     } finally {
@@ -299,6 +343,10 @@ const results = ROWS.map(({ id, scenario, peer }) => {
     p999Ms: round(quantile(all, 0.999), 2),
     /** The median over every 1 s slice (all rounds) of the slice's p99.9. */
     sliceP999Ms: round(median(rs.flatMap((x) => x.sliceP999)), 2),
+    /** p99.9 of the calls' latencies less the GC pauses each waited through: the client's own tail, without the collector's. */
+    p999LessGcMs: round(quantile(ascending(rs.flatMap((x) => x.latenciesLessGc)), 0.999), 2),
+    /** GC pause time during this client's slices, ms per second of load: what its calls cost the collector (all clients share one heap). */
+    gcMsPerSecond: round(rs.reduce((n, x) => n + x.gcMs, 0) / (calls / RATE), 1),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
     /** dialtone: calls that sent a hedge, % of calls; and of those, the share a hedge answered. */
     hedgedPercent: hedged === undefined ? undefined : round((hedged / calls) * 100, 2),
@@ -312,6 +360,17 @@ const unhedged = (s: ScenarioId) => results.find((x) => x.scenario === s && x.cl
 const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, unhedged(x.scenario)?.p999Ms ?? Number.NaN);
 const sliceOverUnhedged = (x: (typeof results)[number]): number => ratio(x.sliceP999Ms, unhedged(x.scenario)?.sliceP999Ms ?? Number.NaN);
 const roundRatios = (x: (typeof results)[number]): number[] => x.perRound.map((p) => p.p999OverUnhedged);
+const lessGcOverUnhedged = (x: (typeof results)[number]): number => ratio(x.p999LessGcMs, unhedged(x.scenario)?.p999LessGcMs ?? Number.NaN);
+/**
+ * The noise of a scenario: how far the A/A control, the unhedged client
+ * again, lands from unhedged dialtone (pooled, folded to ≥ 1: 0.5 and 2 are
+ * the same distance). A hedged client within it cannot be told from no
+ * hedging by this run.
+ */
+const noiseOf = (s: ScenarioId): number | undefined => {
+  const r = results.find((x) => x.scenario === s && x.client === control.id);
+  return r === undefined ? undefined : round(Math.max(overUnhedged(r), 1 / overUnhedged(r)), 2);
+};
 const headline = {
   /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
   p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
@@ -319,6 +378,16 @@ const headline = {
   sliceP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, sliceOverUnhedged(x)])),
   /** Each round's p99.9 ÷ unhedged dialtone's in the same round: the spread of rounds is the noise. */
   roundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, roundRatios(x)])),
+  /** p99.9 less the GC pauses each call waited through, ÷ unhedged dialtone's. */
+  p999LessGcOverUnhedged: Object.fromEntries(results.map((x) => [x.id, lessGcOverUnhedged(x)])),
+  /** GC pause ms per second of each client's load. */
+  gcMsPerSecond: Object.fromEntries(results.map((x) => [x.id, x.gcMsPerSecond])),
+  /** Per scenario with an A/A control: its pooled p99.9 ÷ unhedged's, folded to ≥ 1 (the run's noise). */
+  aaNoise: Object.fromEntries(SCENARIO_IDS.flatMap((s) => (noiseOf(s) === undefined ? [] : [[s, noiseOf(s)]]))),
+  /** Hedged rows whose pooled p99.9 ÷ unhedged is above their scenario's A/A noise: worse than no hedging beyond what this run can tell. */
+  worseBeyondNoise: results
+    .filter((x) => x.client.startsWith("dialtone-hedge") && noiseOf(x.scenario) !== undefined && overUnhedged(x) > (noiseOf(x.scenario) as number))
+    .map((x) => x.id),
   /** The worst round's ratio of each. */
   worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, Math.max(...roundRatios(x))])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
@@ -338,6 +407,9 @@ const markdown = [
       "each round ÷ unhedged",
       "median 1 s slice p99.9 ms",
       "÷ unhedged",
+      "p99.9 less GC pauses ms",
+      "÷ unhedged",
+      "GC pause ms/s",
       "extra requests",
       "hedges won",
       "errors",
@@ -352,13 +424,22 @@ const markdown = [
       x.client === dialtone.id ? x.perRound.map((p) => p.p999Ms).join(" / ") + " ms" : roundRatios(x).join(" / "),
       x.sliceP999Ms,
       sliceOverUnhedged(x),
+      x.p999LessGcMs,
+      lessGcOverUnhedged(x),
+      x.gcMsPerSecond,
       `${x.extraPercent} %`,
       x.hedgesWonPercent === undefined ? "" : `${x.hedgesWonPercent} %`,
       x.errors,
     ]),
   ),
   "",
-  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round), whose spread is the noise of the host; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows.`,
+  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round), whose spread is the noise of the host; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows. "dialtone (A/A control)" is the unhedged client again: its ratios are what noise alone gives (A/A noise, pooled p99.9 ratio folded to ≥ 1: ${Object.entries(
+    headline.aaNoise,
+  )
+    .map(([k, v]) => `${SCENARIOS[k as ScenarioId].label} ${v}×`)
+    .join(
+      ", ",
+    )}; hedged rows above it: ${headline.worseBeyondNoise.length === 0 ? "none" : headline.worseBeyondNoise.join(", ")}). "p99.9 less GC pauses": each call's latency less the pause time of this process's garbage collector that fell while it waited (all clients share one process, and on this host a pause or a cluster of them lasts 5–35 ms: at ${RATE} req/s the pooled p99.9, the 10th-worst call of ${(ROUNDS * GROUPS * SLICE_MS * RATE) / 1000}, is about the longest pause cluster that landed in the client's slices); "GC pause ms/s": pause time during the client's slices per second of its load.`,
 ].join("\n");
 
 writeReport({

@@ -43,6 +43,7 @@ import { HOSTNAME, type BenchClient, type Peer, type Target } from "./lib/peers/
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, peersFromEnv, roundsFromEnv, sleep } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
+import { noiseBand, type NoiseBand } from "./lib/slice-permutation.js";
 import { markdownTable } from "./lib/table.js";
 
 const RATE = 500;
@@ -55,6 +56,10 @@ const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
 /** Each slice's worst calls kept, to say whether the round's tail waited through a GC pause. */
 const WORST_PER_SLICE = 3;
+/** Each slice's slowest calls kept for the noise band: the pooled p99.9 of up to 31,000 calls is among them. */
+const TOP_PER_SLICE = 32;
+/** Random deals of the slices for the noise band (slice-permutation.ts). */
+const DEALS = 2000;
 /** GC pause time (ms) overlapping [from, from + ms]. */
 const gcWithin = (pauses: ReadonlyArray<{ start: number; ms: number }>, from: number, ms: number): number => {
   let sum = 0;
@@ -69,8 +74,7 @@ const worstCalls = (w: Array<{ ms: number; gcMs: number }>): string =>
     .join(", ");
 const ROUNDS = roundsFromEnv(5);
 
-const SCENARIO_IDS = ["healthy", "one-stalls", "all-random"] as const;
-type ScenarioId = (typeof SCENARIO_IDS)[number];
+type ScenarioId = "healthy" | "one-stalls" | "all-random";
 const SCENARIOS: Record<ScenarioId, { label: string; setUp: (bs: Backend[], round: number) => Promise<unknown> }> = {
   healthy: { label: "all healthy", setUp: async () => {} },
   "one-stalls": {
@@ -159,6 +163,8 @@ interface RunResult {
   gcMs: number;
   /** Each 1 s slice's p99.9 (its second-worst call of 500): one stall of the shared machine spoils one slice, not the median. */
   sliceP999: number[];
+  /** Each slice's slowest calls (ms, slowest first): all the pooled p99.9 of any set of slices needs (noiseBand). */
+  sliceTops: number[][];
   errors: number;
   calls: number;
   /** Requests the backends counted ÷ calls − 1. */
@@ -216,6 +222,7 @@ for (let r = 0; r < ROUNDS; r++) {
         latencies: [] as number[],
         latenciesLessGc: [] as number[],
         sliceP999: [] as number[],
+        sliceTops: [] as number[][],
         errors: 0,
         calls: 0,
         sent: 0,
@@ -272,6 +279,12 @@ for (let r = 0; r < ROUNDS; r++) {
               into.maxSendLagMs = Math.max(into.maxSendLagMs, out.maxSendLagMs);
               for (const x of out.samples) into.latencies.push(x.ms);
               into.sliceP999.push(quantile(ascending(out.samples.map((x) => x.ms)), 0.999));
+              into.sliceTops.push(
+                out.samples
+                  .map((x) => x.ms)
+                  .sort((a, b) => b - a)
+                  .slice(0, TOP_PER_SLICE),
+              );
             }
           }
         },
@@ -284,6 +297,7 @@ for (let r = 0; r < ROUNDS; r++) {
           latenciesLessGc: x.latenciesLessGc,
           gcMs: x.gcMs,
           sliceP999: x.sliceP999,
+          sliceTops: x.sliceTops,
           errors: x.errors,
           calls: x.calls,
           extra: x.sent / x.calls - 1,
@@ -306,11 +320,11 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-if (FILTERED) {
-  console.log("BENCH_PEERS set: report not written");
-  process.exit(0);
-}
-
+const sliced = (rs: RunResult[]) => rs.map((x) => ({ tops: x.sliceTops, calls: x.sliceTops.map(() => (RATE * SLICE_MS) / 1000) }));
+const bandOf = (rs: RunResult[], base: RunResult[]): NoiseBand => {
+  const b = noiseBand(sliced(rs), sliced(base), 0.999, DEALS);
+  return { ratio: round(b.ratio, 2), low: round(b.low, 2), high: round(b.high, 2), p: round(b.p, 3) };
+};
 const results = ROWS.map(({ id, scenario, peer }) => {
   const rs = runs.get(id) ?? [];
   const unhedgedRuns = runs.get(`${scenario}:${dialtone.id}`) ?? [];
@@ -353,6 +367,8 @@ const results = ROWS.map(({ id, scenario, peer }) => {
     hedgesWonPercent: hedged === undefined || hedged === 0 ? undefined : round((won / hedged) * 100, 0),
     errors: rs.reduce((n, x) => n + x.errors, 0),
     perRound,
+    /** Against unhedged dialtone: the pooled p99.9 ratio and the band random deals of the two clients' slices give. */
+    noise: peer.id === dialtone.id || unhedgedRuns.length !== rs.length ? undefined : bandOf(rs, unhedgedRuns),
   };
 });
 
@@ -361,16 +377,6 @@ const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, un
 const sliceOverUnhedged = (x: (typeof results)[number]): number => ratio(x.sliceP999Ms, unhedged(x.scenario)?.sliceP999Ms ?? Number.NaN);
 const roundRatios = (x: (typeof results)[number]): number[] => x.perRound.map((p) => p.p999OverUnhedged);
 const lessGcOverUnhedged = (x: (typeof results)[number]): number => ratio(x.p999LessGcMs, unhedged(x.scenario)?.p999LessGcMs ?? Number.NaN);
-/**
- * The noise of a scenario: how far the A/A control, the unhedged client
- * again, lands from unhedged dialtone (pooled, folded to ≥ 1: 0.5 and 2 are
- * the same distance). A hedged client within it cannot be told from no
- * hedging by this run.
- */
-const noiseOf = (s: ScenarioId): number | undefined => {
-  const r = results.find((x) => x.scenario === s && x.client === control.id);
-  return r === undefined ? undefined : round(Math.max(overUnhedged(r), 1 / overUnhedged(r)), 2);
-};
 const headline = {
   /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
   p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
@@ -382,12 +388,14 @@ const headline = {
   p999LessGcOverUnhedged: Object.fromEntries(results.map((x) => [x.id, lessGcOverUnhedged(x)])),
   /** GC pause ms per second of each client's load. */
   gcMsPerSecond: Object.fromEntries(results.map((x) => [x.id, x.gcMsPerSecond])),
-  /** Per scenario with an A/A control: its pooled p99.9 ÷ unhedged's, folded to ≥ 1 (the run's noise). */
-  aaNoise: Object.fromEntries(SCENARIO_IDS.flatMap((s) => (noiseOf(s) === undefined ? [] : [[s, noiseOf(s)]]))),
-  /** Hedged rows whose pooled p99.9 ÷ unhedged is above their scenario's A/A noise: worse than no hedging beyond what this run can tell. */
-  worseBeyondNoise: results
-    .filter((x) => x.client.startsWith("dialtone-hedge") && noiseOf(x.scenario) !== undefined && overUnhedged(x) > (noiseOf(x.scenario) as number))
-    .map((x) => x.id),
+  /**
+   * Each row's pooled p99.9 ÷ unhedged dialtone's, with the 95 % band that
+   * random deals of the two clients' slices (within each round) give, and
+   * the share of deals at or above the ratio measured (one-sided p).
+   */
+  p999NoiseBand: Object.fromEntries(results.filter((x) => x.noise).map((x) => [x.id, x.noise])),
+  /** Hedged rows worse than no hedging beyond the noise (p < 0.05): the goal is none. */
+  worseBeyondNoise: results.filter((x) => x.client.startsWith("dialtone-hedge") && x.noise && x.noise.p < 0.05).map((x) => x.id),
   /** The worst round's ratio of each. */
   worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, Math.max(...roundRatios(x))])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
@@ -395,6 +403,17 @@ const headline = {
   hedgesWonPercent: Object.fromEntries(results.filter((x) => x.hedgesWonPercent !== undefined).map((x) => [x.id, x.hedgesWonPercent])),
 };
 
+for (const x of results) {
+  console.log(
+    `${x.id.padEnd(32)} p99.9 ${x.p999Ms} ms, ÷ unhedged ${overUnhedged(x)}${x.noise ? ` (noise band ${x.noise.low}–${x.noise.high}, p ${x.noise.p})` : ""}, less GC ${x.p999LessGcMs} ms, GC ${x.gcMsPerSecond} ms/s`,
+  );
+}
+if (FILTERED) {
+  console.log("BENCH_PEERS set: report not written");
+  process.exit(0);
+}
+
+const callsPerClient = (ROUNDS * GROUPS * SLICE_MS * RATE) / 1000;
 const markdown = [
   markdownTable(
     [
@@ -404,6 +423,7 @@ const markdown = [
       "p99 ms",
       "p99.9 ms",
       "p99.9 ÷ unhedged",
+      "noise band (95 %), p",
       "each round ÷ unhedged",
       "median 1 s slice p99.9 ms",
       "÷ unhedged",
@@ -421,6 +441,7 @@ const markdown = [
       x.p99Ms,
       x.p999Ms,
       overUnhedged(x),
+      x.noise ? `${x.noise.low}–${x.noise.high}, p ${x.noise.p}` : "",
       x.client === dialtone.id ? x.perRound.map((p) => p.p999Ms).join(" / ") + " ms" : roundRatios(x).join(" / "),
       x.sliceP999Ms,
       sliceOverUnhedged(x),
@@ -433,13 +454,16 @@ const markdown = [
     ]),
   ),
   "",
-  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round), whose spread is the noise of the host; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows. "dialtone (A/A control)" is the unhedged client again: its ratios are what noise alone gives (A/A noise, pooled p99.9 ratio folded to ≥ 1: ${Object.entries(
-    headline.aaNoise,
-  )
-    .map(([k, v]) => `${SCENARIOS[k as ScenarioId].label} ${v}×`)
-    .join(
-      ", ",
-    )}; hedged rows above it: ${headline.worseBeyondNoise.length === 0 ? "none" : headline.worseBeyondNoise.join(", ")}). "p99.9 less GC pauses": each call's latency less the pause time of this process's garbage collector that fell while it waited (all clients share one process, and on this host a pause or a cluster of them lasts 5–35 ms: at ${RATE} req/s the pooled p99.9, the 10th-worst call of ${(ROUNDS * GROUPS * SLICE_MS * RATE) / 1000}, is about the longest pause cluster that landed in the client's slices); "GC pause ms/s": pause time during the client's slices per second of its load.`,
+  [
+    `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round.`,
+    `"one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round).`,
+    `Quantiles over the calls of all ${ROUNDS} rounds together (${callsPerClient} per client: the p99.9 is its ${callsPerClient - Math.ceil(0.999 * callsPerClient) + 1}th-slowest call); "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario;`,
+    `"noise band": the 2.5th to 97.5th percentile of that ratio when, in each round, the two clients' slices are pooled and dealt out again at random (${DEALS} deals), and p the share of deals at or above the ratio measured — p < 0.05 would be worse than no hedging beyond the noise (this run: ${headline.worseBeyondNoise.length === 0 ? "no hedged row" : headline.worseBeyondNoise.join(", ")});`,
+    `"dialtone (A/A control)" is the unhedged client again, whose ratios are noise alone; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round);`,
+    `"median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices;`,
+    `"p99.9 less GC pauses": of each call's latency less the pause time of this process's garbage collector that fell while it waited (all clients share one process, whose pauses, alone or in clusters, last 5–35 ms on this host); "GC pause ms/s": the pauses during the client's slices per second of its load;`,
+    `extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows.`,
+  ].join(" "),
 ].join("\n");
 
 writeReport({

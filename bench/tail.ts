@@ -20,10 +20,19 @@
  * client alike instead of on whichever ran while it peaked: run back to back
  * for 5 s each, one round's p99.9 moved 2 to 5× with the load average.
  *
+ * The noise of a run is measured, not guessed: "dialtone (A/A control)",
+ * the unhedged client again, runs beside it where the hedged clients must
+ * not be worse (all healthy, one stalls), and a hedged client's ratio is
+ * read against the control's. One process holds every client, so its GC
+ * pauses (5–35 ms here) land in whichever slice is running: each slice
+ * records them, and each call's latency less the pause time it waited
+ * through gives a client's tail without the collector's.
+ *
  * BENCH_PEERS=one-stalls:dialtone,one-stalls:dialtone-hedge-p95 (rows named
  * `scenario:client`) runs only those rows, and only their scenarios, for a
  * quick look: each round's line is printed, the report is not rewritten.
  */
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from "node:perf_hooks";
 import { loopbackHosts, startBackends, stopAll, type Backend } from "./lib/backends.js";
 import { machine } from "./lib/machine.js";
 import { openLoop } from "./lib/openloop.js";
@@ -34,6 +43,7 @@ import { HOSTNAME, type BenchClient, type Peer, type Target } from "./lib/peers/
 import { elapsed, writeReport } from "./lib/results.js";
 import { orderFor, peersFromEnv, roundsFromEnv, sleep } from "./lib/rounds.js";
 import { ascending, median, quantile, ratio, round } from "./lib/stats.js";
+import { noiseBand, type NoiseBand } from "./lib/slice-permutation.js";
 import { markdownTable } from "./lib/table.js";
 
 const RATE = 500;
@@ -44,6 +54,24 @@ const TIMEOUT_MS = 2000;
 const ONE_STALLS = { percent: 5, ms: 300 };
 const ALL_RANDOM = { percent: 1, ms: 100 };
 const HEDGE_MS = 20;
+/** Each slice's worst calls kept, to say whether the round's tail waited through a GC pause. */
+const WORST_PER_SLICE = 3;
+/** Each slice's slowest calls kept for the noise band: the pooled p99.9 of up to 31,000 calls is among them. */
+const TOP_PER_SLICE = 32;
+/** Random deals of the slices for the noise band (slice-permutation.ts). */
+const DEALS = 2000;
+/** GC pause time (ms) overlapping [from, from + ms]. */
+const gcWithin = (pauses: ReadonlyArray<{ start: number; ms: number }>, from: number, ms: number): number => {
+  let sum = 0;
+  for (const p of pauses) sum += Math.max(0, Math.min(from + ms, p.start + p.ms) - Math.max(from, p.start));
+  return sum;
+};
+const worstCalls = (w: Array<{ ms: number; gcMs: number }>): string =>
+  [...w]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 4)
+    .map((c) => `${c.ms.toFixed(1)}${c.gcMs > 0 ? ` (GC ${c.gcMs.toFixed(1)})` : ""}`)
+    .join(", ");
 const ROUNDS = roundsFromEnv(5);
 
 type ScenarioId = "healthy" | "one-stalls" | "all-random";
@@ -78,6 +106,8 @@ const countHedges = (id: string) => (channel: Http2Channel) => {
 };
 // Every dialtone client with the same listener, so that its cost falls on all alike.
 const dialtone = dialtoneWith("dialtone", "dialtone", options, false, countHedges("dialtone"));
+/** The same client again (A/A control): its ratio to `dialtone` is what the bench's noise alone gives. */
+const control = dialtoneWith("dialtone-aa", "dialtone (A/A control)", options, false, countHedges("dialtone-aa"));
 const hedgeP95 = dialtoneWith(
   "dialtone-hedge-p95",
   'dialtone, hedge { delay: "p95" }',
@@ -108,9 +138,11 @@ interface Row {
 const row = (scenario: ScenarioId, peer: Peer): Row => ({ id: `${scenario}:${peer.id}`, scenario, peer });
 const ALL_ROWS: Row[] = [
   row("healthy", dialtone),
+  row("healthy", control),
   row("healthy", hedgeP95),
   row("healthy", hedge20),
   row("one-stalls", dialtone),
+  row("one-stalls", control),
   row("one-stalls", hedgeP95),
   row("one-stalls", hedge20),
   row("one-stalls", grpcRr),
@@ -125,8 +157,14 @@ const { peers: ROWS, filtered: FILTERED } = peersFromEnv(ALL_ROWS);
 
 interface RunResult {
   latencies: number[];
+  /** Each call's latency less the GC pause time of this process that fell while it waited. */
+  latenciesLessGc: number[];
+  /** GC pause time during the client's slices, ms. */
+  gcMs: number;
   /** Each 1 s slice's p99.9 (its second-worst call of 500): one stall of the shared machine spoils one slice, not the median. */
   sliceP999: number[];
+  /** Each slice's slowest calls (ms, slowest first): all the pooled p99.9 of any set of slices needs (noiseBand). */
+  sliceTops: number[][];
   errors: number;
   calls: number;
   /** Requests the backends counted ÷ calls − 1. */
@@ -135,6 +173,25 @@ interface RunResult {
   hedged?: number;
   won?: number;
 }
+
+/**
+ * Every GC pause of this process (all clients share it), so that each
+ * slice can say how many ran during it, and whether its worst calls waited
+ * through one.
+ */
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "scavenge",
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "mark-compact",
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental marking",
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weak callbacks",
+};
+const gcPauses: Array<{ start: number; ms: number; kind: string }> = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
+    gcPauses.push({ start: e.startTime, ms: e.duration, kind: GC_KINDS[e.detail?.kind ?? 0] ?? "other" });
+  }
+});
+gcObserver.observe({ entryTypes: ["gc"] });
 
 const t0 = performance.now();
 const host = machine();
@@ -161,7 +218,23 @@ for (let r = 0; r < ROUNDS; r++) {
       await SCENARIOS[scenario].setUp(backends, r);
       const target = { hosts: backends.map((b) => b.host), port: backends[0]!.port, timeoutMs: TIMEOUT_MS };
       const body = new Uint8Array(64);
-      const got = rows.map(() => ({ latencies: [] as number[], sliceP999: [] as number[], errors: 0, calls: 0, sent: 0, maxSendLagMs: 0, hedged: 0, won: 0 }));
+      const got = rows.map(() => ({
+        latencies: [] as number[],
+        latenciesLessGc: [] as number[],
+        sliceP999: [] as number[],
+        sliceTops: [] as number[][],
+        errors: 0,
+        calls: 0,
+        sent: 0,
+        maxSendLagMs: 0,
+        hedged: 0,
+        won: 0,
+        gcs: 0,
+        gcMs: 0,
+        gcMaxMs: 0,
+        gcByKind: {} as Record<string, { n: number; ms: number }>,
+        worst: [] as Array<{ ms: number; gcMs: number }>,
+      }));
       await withClients(
         rows.map((x) => x.peer),
         target,
@@ -174,10 +247,30 @@ for (let r = 0; r < ROUNDS; r++) {
               const before = await totalRequests(backends);
               const counts = hedgeCounts.get(rows[i]!.peer.id);
               const [hedgedBefore, wonBefore] = [counts?.hedged ?? 0, counts?.won ?? 0];
+              const gcFrom = gcPauses.length;
+              const sliceStart = performance.now();
               const out = await openLoop({ rate: RATE, durationMs: SLICE_MS, timeoutMs: TIMEOUT_MS, call: () => client.call(body) });
-              // Let cancelled or late hedges land before counting.
+              // Let cancelled or late hedges land before counting (and the GC entries be delivered).
               await sleep(100);
               const into = got[i]!;
+              const pauses = gcPauses.slice(gcFrom).filter((p) => p.start >= sliceStart && p.start < sliceStart + SLICE_MS + TIMEOUT_MS);
+              into.gcs += pauses.length;
+              into.gcMs += pauses.reduce((n, p) => n + p.ms, 0);
+              into.gcMaxMs = Math.max(into.gcMaxMs, ...pauses.map((p) => p.ms));
+              for (const p of pauses) {
+                const k = (into.gcByKind[p.kind] ??= { n: 0, ms: 0 });
+                k.n++;
+                k.ms += p.ms;
+              }
+              // Each call's wait through GC pauses (a call is due at x.at and ends x.ms later).
+              const waited = out.samples.map((x) => gcWithin(pauses, sliceStart + x.at, x.ms));
+              out.samples.forEach((x, j) => into.latenciesLessGc.push(x.ms - waited[j]!));
+              for (const j of out.samples
+                .map((_, j) => j)
+                .sort((a, b) => out.samples[b]!.ms - out.samples[a]!.ms)
+                .slice(0, WORST_PER_SLICE)) {
+                into.worst.push({ ms: out.samples[j]!.ms, gcMs: waited[j]! });
+              }
               into.sent += (await totalRequests(backends)) - before;
               into.hedged += (counts?.hedged ?? 0) - hedgedBefore;
               into.won += (counts?.won ?? 0) - wonBefore;
@@ -186,6 +279,12 @@ for (let r = 0; r < ROUNDS; r++) {
               into.maxSendLagMs = Math.max(into.maxSendLagMs, out.maxSendLagMs);
               for (const x of out.samples) into.latencies.push(x.ms);
               into.sliceP999.push(quantile(ascending(out.samples.map((x) => x.ms)), 0.999));
+              into.sliceTops.push(
+                out.samples
+                  .map((x) => x.ms)
+                  .sort((a, b) => b - a)
+                  .slice(0, TOP_PER_SLICE),
+              );
             }
           }
         },
@@ -195,7 +294,10 @@ for (let r = 0; r < ROUNDS; r++) {
         const counted = hedgeCounts.has(peer.id);
         const run: RunResult = {
           latencies: x.latencies,
+          latenciesLessGc: x.latenciesLessGc,
+          gcMs: x.gcMs,
           sliceP999: x.sliceP999,
+          sliceTops: x.sliceTops,
           errors: x.errors,
           calls: x.calls,
           extra: x.sent / x.calls - 1,
@@ -205,7 +307,11 @@ for (let r = 0; r < ROUNDS; r++) {
         runs.set(id, [...(runs.get(id) ?? []), run]);
         const lat = ascending(run.latencies);
         console.log(
-          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms`,
+          `round ${r + 1}/${ROUNDS} ${scenario.padEnd(10)} ${peer.label.padEnd(36)} p50 ${quantile(lat, 0.5).toFixed(2)} ms, p99 ${quantile(lat, 0.99).toFixed(2)} ms, p99.9 ${quantile(lat, 0.999).toFixed(2)} ms (median slice ${median(x.sliceP999).toFixed(2)} ms, less GC ${quantile(ascending(x.latenciesLessGc), 0.999).toFixed(2)} ms), extra ${(run.extra * 100).toFixed(1)} %${counted ? ` (hedged ${x.hedged}, won ${x.won})` : ""}, max send lag ${x.maxSendLagMs.toFixed(1)} ms, GC ${x.gcs} pauses ${x.gcMs.toFixed(1)} ms (longest ${x.gcMaxMs.toFixed(1)}; ${Object.entries(
+            x.gcByKind,
+          )
+            .map(([k, v]) => `${k} ${v.n}: ${v.ms.toFixed(1)} ms`)
+            .join(", ")}), worst calls ${worstCalls(x.worst)}`,
         );
       });
     } finally {
@@ -214,11 +320,11 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-if (FILTERED) {
-  console.log("BENCH_PEERS set: report not written");
-  process.exit(0);
-}
-
+const sliced = (rs: RunResult[]) => rs.map((x) => ({ tops: x.sliceTops, calls: x.sliceTops.map(() => (RATE * SLICE_MS) / 1000) }));
+const bandOf = (rs: RunResult[], base: RunResult[]): NoiseBand => {
+  const b = noiseBand(sliced(rs), sliced(base), 0.999, DEALS);
+  return { ratio: round(b.ratio, 2), low: round(b.low, 2), high: round(b.high, 2), p: round(b.p, 3) };
+};
 const results = ROWS.map(({ id, scenario, peer }) => {
   const rs = runs.get(id) ?? [];
   const unhedgedRuns = runs.get(`${scenario}:${dialtone.id}`) ?? [];
@@ -251,12 +357,18 @@ const results = ROWS.map(({ id, scenario, peer }) => {
     p999Ms: round(quantile(all, 0.999), 2),
     /** The median over every 1 s slice (all rounds) of the slice's p99.9. */
     sliceP999Ms: round(median(rs.flatMap((x) => x.sliceP999)), 2),
+    /** p99.9 of the calls' latencies less the GC pauses each waited through: the client's own tail, without the collector's. */
+    p999LessGcMs: round(quantile(ascending(rs.flatMap((x) => x.latenciesLessGc)), 0.999), 2),
+    /** GC pause time during this client's slices, ms per second of load: what its calls cost the collector (all clients share one heap). */
+    gcMsPerSecond: round(rs.reduce((n, x) => n + x.gcMs, 0) / (calls / RATE), 1),
     extraPercent: round(median(rs.map((x) => x.extra * 100)), 1),
     /** dialtone: calls that sent a hedge, % of calls; and of those, the share a hedge answered. */
     hedgedPercent: hedged === undefined ? undefined : round((hedged / calls) * 100, 2),
     hedgesWonPercent: hedged === undefined || hedged === 0 ? undefined : round((won / hedged) * 100, 0),
     errors: rs.reduce((n, x) => n + x.errors, 0),
     perRound,
+    /** Against unhedged dialtone: the pooled p99.9 ratio and the band random deals of the two clients' slices give. */
+    noise: peer.id === dialtone.id || unhedgedRuns.length !== rs.length ? undefined : bandOf(rs, unhedgedRuns),
   };
 });
 
@@ -264,6 +376,7 @@ const unhedged = (s: ScenarioId) => results.find((x) => x.scenario === s && x.cl
 const overUnhedged = (x: (typeof results)[number]): number => ratio(x.p999Ms, unhedged(x.scenario)?.p999Ms ?? Number.NaN);
 const sliceOverUnhedged = (x: (typeof results)[number]): number => ratio(x.sliceP999Ms, unhedged(x.scenario)?.sliceP999Ms ?? Number.NaN);
 const roundRatios = (x: (typeof results)[number]): number[] => x.perRound.map((p) => p.p999OverUnhedged);
+const lessGcOverUnhedged = (x: (typeof results)[number]): number => ratio(x.p999LessGcMs, unhedged(x.scenario)?.p999LessGcMs ?? Number.NaN);
 const headline = {
   /** Per scenario, each client's p99.9 ÷ unhedged dialtone's p99.9 in that scenario (hedged dialtone's goal: ≤ 1 everywhere, < 1 in all-random). */
   p999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, overUnhedged(x)])),
@@ -271,6 +384,18 @@ const headline = {
   sliceP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, sliceOverUnhedged(x)])),
   /** Each round's p99.9 ÷ unhedged dialtone's in the same round: the spread of rounds is the noise. */
   roundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, roundRatios(x)])),
+  /** p99.9 less the GC pauses each call waited through, ÷ unhedged dialtone's. */
+  p999LessGcOverUnhedged: Object.fromEntries(results.map((x) => [x.id, lessGcOverUnhedged(x)])),
+  /** GC pause ms per second of each client's load. */
+  gcMsPerSecond: Object.fromEntries(results.map((x) => [x.id, x.gcMsPerSecond])),
+  /**
+   * Each row's pooled p99.9 ÷ unhedged dialtone's, with the 95 % band that
+   * random deals of the two clients' slices (within each round) give, and
+   * the share of deals at or above the ratio measured (one-sided p).
+   */
+  p999NoiseBand: Object.fromEntries(results.filter((x) => x.noise).map((x) => [x.id, x.noise])),
+  /** Hedged rows worse than no hedging beyond the noise (p < 0.05): the goal is none. */
+  worseBeyondNoise: results.filter((x) => x.client.startsWith("dialtone-hedge") && x.noise && x.noise.p < 0.05).map((x) => x.id),
   /** The worst round's ratio of each. */
   worstRoundP999OverUnhedged: Object.fromEntries(results.map((x) => [x.id, Math.max(...roundRatios(x))])),
   extraPercent: Object.fromEntries(results.map((x) => [x.id, x.extraPercent])),
@@ -278,6 +403,17 @@ const headline = {
   hedgesWonPercent: Object.fromEntries(results.filter((x) => x.hedgesWonPercent !== undefined).map((x) => [x.id, x.hedgesWonPercent])),
 };
 
+for (const x of results) {
+  console.log(
+    `${x.id.padEnd(32)} p99.9 ${x.p999Ms} ms, ÷ unhedged ${overUnhedged(x)}${x.noise ? ` (noise band ${x.noise.low}–${x.noise.high}, p ${x.noise.p})` : ""}, less GC ${x.p999LessGcMs} ms, GC ${x.gcMsPerSecond} ms/s`,
+  );
+}
+if (FILTERED) {
+  console.log("BENCH_PEERS set: report not written");
+  process.exit(0);
+}
+
+const callsPerClient = (ROUNDS * GROUPS * SLICE_MS * RATE) / 1000;
 const markdown = [
   markdownTable(
     [
@@ -287,9 +423,13 @@ const markdown = [
       "p99 ms",
       "p99.9 ms",
       "p99.9 ÷ unhedged",
+      "noise band (95 %), p",
       "each round ÷ unhedged",
       "median 1 s slice p99.9 ms",
       "÷ unhedged",
+      "p99.9 less GC pauses ms",
+      "÷ unhedged",
+      "GC pause ms/s",
       "extra requests",
       "hedges won",
       "errors",
@@ -301,16 +441,29 @@ const markdown = [
       x.p99Ms,
       x.p999Ms,
       overUnhedged(x),
+      x.noise ? `${x.noise.low}–${x.noise.high}, p ${x.noise.p}` : "",
       x.client === dialtone.id ? x.perRound.map((p) => p.p999Ms).join(" / ") + " ms" : roundRatios(x).join(" / "),
       x.sliceP999Ms,
       sliceOverUnhedged(x),
+      x.p999LessGcMs,
+      lessGcOverUnhedged(x),
+      x.gcMsPerSecond,
       `${x.extraPercent} %`,
       x.hedgesWonPercent === undefined ? "" : `${x.hedgesWonPercent} %`,
       x.errors,
     ]),
   ),
   "",
-  `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round. "one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round). Quantiles over the calls of all ${ROUNDS} rounds together; "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round), whose spread is the noise of the host; "median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices, which one stall of the shared machine cannot move; extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows.`,
+  [
+    `${RATE} req/s open-loop (64 B, deadline ${TIMEOUT_MS} ms), ${(GROUPS * SLICE_MS) / 1000} s per client, scenario and round, in ${SLICE_MS / 1000} s slices interleaved with the other clients of the scenario (order rotating), all over the same fresh backends each round.`,
+    `"one stalls": 127.0.0.2 answers ${ONE_STALLS.percent} % of its requests (evenly spread) ${ONE_STALLS.ms} ms late; "each slow at random": every backend answers each request with probability ${ALL_RANDOM.percent} % ${ALL_RANDOM.ms} ms late (seeded per backend and round).`,
+    `Quantiles over the calls of all ${ROUNDS} rounds together (${callsPerClient} per client: the p99.9 is its ${callsPerClient - Math.ceil(0.999 * callsPerClient) + 1}th-slowest call); "p99.9 ÷ unhedged": against dialtone without hedging in the same scenario;`,
+    `"noise band": the 2.5th to 97.5th percentile of that ratio when, in each round, the two clients' slices are pooled and dealt out again at random (${DEALS} deals), and p the share of deals at or above the ratio measured — p < 0.05 would be worse than no hedging beyond the noise (this run: ${headline.worseBeyondNoise.length === 0 ? "no hedged row" : headline.worseBeyondNoise.join(", ")});`,
+    `"dialtone (A/A control)" is the unhedged client again, whose ratios are noise alone; "each round ÷ unhedged": each round's p99.9 against unhedged dialtone's in that round (its own row: its p99.9 each round);`,
+    `"median 1 s slice p99.9": each slice's p99.9 (500 calls: its second-worst), the median over the client's slices;`,
+    `"p99.9 less GC pauses": of each call's latency less the pause time of this process's garbage collector that fell while it waited (all clients share one process, whose pauses, alone or in clusters, last 5–35 ms on this host); "GC pause ms/s": the pauses during the client's slices per second of its load;`,
+    `extra requests = requests the backends counted ÷ calls − 1 (median of rounds); hedges won: of dialtone's calls that sent a hedge, the share the hedge answered. dialtone's calls are marked idempotent only in the hedged rows.`,
+  ].join(" "),
 ].join("\n");
 
 writeReport({

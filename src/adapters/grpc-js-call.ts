@@ -11,7 +11,7 @@ import type { Deadline } from "../core/deadlines.js";
 import { RequestError } from "../core/errors.js";
 import type { Http2StreamingResponse } from "../transport/http2/exchange.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
-import type { AbortPool } from "./grpc-js-aborts.js";
+import type { AbortPool } from "../core/abort-pool.js";
 import { decompress, frame, FrameDecoder, FrameTooLargeError } from "./grpc-js-framing.js";
 import { requestHeaders, timeoutHeader, toMetadata } from "./grpc-js-metadata.js";
 import { statusFromError, statusFromHttp, statusFromTrailers, type GrpcStatus } from "./grpc-js-status.js";

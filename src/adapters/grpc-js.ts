@@ -8,7 +8,7 @@
 import grpc from "@grpc/grpc-js";
 import type { ChannelEvent } from "../core/events.js";
 import type { Http2Channel } from "../transport/http2/channel.js";
-import { AbortPool } from "./grpc-js-aborts.js";
+import { AbortPool } from "../core/abort-pool.js";
 import { DialtoneGrpcCall, type GrpcCall } from "./grpc-js-call.js";
 import { idempotentMethods, type IdempotentSetting } from "./grpc-js-methods.js";
 export type { IdempotentSetting } from "./grpc-js-methods.js";

@@ -1,3 +1,4 @@
+import { AbortPool } from "../core/abort-pool.js";
 import type { Timer } from "../core/clock.js";
 import { RequestError, RequestTimeoutError, type DialtoneError } from "../core/errors.js";
 import { Context, acquireLease, attemptAnswered, attemptFailed, budgetAllows, retryAllowed } from "./attempt.js";
@@ -42,6 +43,15 @@ export function hedgedAttempts<C, T>(
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => new HedgedCall(source, o, attempt, trace, timing, resolve, reject, diag).start());
 }
+
+/**
+ * The attempts' cancel controllers, shared by every hedged call: almost
+ * every attempt ends without being cancelled (the first answers before any
+ * hedge goes out), and creating a controller was a third of what a hedged
+ * call allocated beyond an unhedged one (bench/tail: 21 KB a call against
+ * 17 KB, and a fifth more CPU).
+ */
+const aborts = new AbortPool();
 
 /**
  * A hedge timer this late (ms), and later than the delay itself, was held up
@@ -183,7 +193,9 @@ class HedgedCall<C, T> {
   }
 
   #launch(lease: DispatchLease<C>, hedge: boolean): void {
-    const cancel = new AbortController();
+    // With the caller's signal the attempt's is a combined one (AbortSignal.any), which keeps a link
+    // to its source: that controller is never reused (#giveBack).
+    const cancel = this.o.signal ? new AbortController() : aborts.take();
     const signal = this.o.signal ? AbortSignal.any([this.o.signal, cancel.signal]) : cancel.signal;
     const started = this.source.clock.now();
     const run: Running<C> = { lease, cancel, hedge, first: this.#attempts === 0, started };
@@ -195,6 +207,7 @@ class HedgedCall<C, T> {
         this.#active.delete(run);
         const end = attemptAnswered(this.source, lease, ctx, started);
         traced?.answered(res, !this.#done);
+        this.#giveBack(run, ctx);
         if (this.#done) return;
         if (run.first) this.timing.record(end - started);
         this.timing.answered(this.#ticket);
@@ -209,6 +222,7 @@ class HedgedCall<C, T> {
       },
       (err: unknown) => {
         this.#active.delete(run);
+        this.#giveBack(run, ctx);
         // A loser this call cancelled: nobody's failure, and not the call's error. When an answer
         // cancelled it, the time it ran is a lower bound of its member's latency (lease.ts).
         if (this.#done) {
@@ -228,6 +242,16 @@ class HedgedCall<C, T> {
         this.#acquireAndLaunch(true);
       },
     );
+  }
+
+  /**
+   * The attempt settled: its controller may serve another attempt — unless it
+   * was combined with the caller's signal, or a streamed response still runs
+   * on it (a kept lease: cancelling the call cancels the body); the pool
+   * itself drops one that aborted or that something still listens on.
+   */
+  #giveBack(run: Running<C>, ctx: Context): void {
+    if (!this.o.signal && !ctx.kept) aborts.give(run.cancel);
   }
 
   #reason(hedge: boolean): AttemptReason {

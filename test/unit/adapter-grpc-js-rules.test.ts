@@ -6,7 +6,7 @@
  */
 import grpc from "@grpc/grpc-js";
 import { describe, expect, it, vi } from "vitest";
-import { AbortPool } from "../../src/adapters/grpc-js-aborts.js";
+import { AbortPool } from "../../src/core/abort-pool.js";
 import { timeLeft } from "../../src/adapters/grpc-js-call.js";
 import { frame, FrameDecoder, FrameTooLargeError } from "../../src/adapters/grpc-js-framing.js";
 import { requestHeaders, timeoutHeader } from "../../src/adapters/grpc-js-metadata.js";

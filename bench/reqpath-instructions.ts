@@ -17,7 +17,7 @@
  * member (metrics and a listener on), raw sessions to three backends (calls
  * dealt round-robin) and dialtone's default 3-member channel (metrics and a
  * listener), each warmed up with WARM_REQUESTS (3000) requests, then
- * counted over N requests (REQPATH_N, 4096). Ratios are taken within a
+ * counted over N requests (REQPATH_N, 2048). Ratios are taken within a
  * round and the table gives their median (min–max over rounds, BENCH_ROUNDS,
  * default 3). Runs two processes at a time. REQPATH_CELLS narrows the cells,
  * BENCH_PEERS the clients. Needs valgrind (Debian: `apt-get install valgrind`).
@@ -37,7 +37,7 @@ import { peersFromEnv, roundsFromEnv } from "./lib/rounds.js";
 import { median, round } from "./lib/stats.js";
 import { markdownTable } from "./lib/table.js";
 
-const N = Number(process.env.REQPATH_N ?? 4096);
+const N = Number(process.env.REQPATH_N ?? 2048);
 const ROUNDS = roundsFromEnv(3);
 const CELLS = cellsFromEnv("REQPATH_CELLS");
 const ALL = Object.entries(REQPATH_CHILD_CLIENTS).map(([id, c]) => ({ id, label: c.peer.label }));

@@ -14,6 +14,7 @@
  * calls in all, the q-quantile is the (n − ⌈q·n⌉ + 1)-th slowest, which is
  * among the slowest that many of its own slice.
  */
+import { mulberry32 as seeded } from "../../test/helpers/random.js";
 
 /** One client's slices, by round: each slice's slowest calls, slowest first, and how many calls it had. */
 export interface SlicedRun {
@@ -29,18 +30,6 @@ export interface NoiseBand {
   high: number;
   /** Share of the random deals whose ratio is at least `ratio` (one-sided). */
   p: number;
-}
-
-/** mulberry32: a small seeded generator, so that a report's band is reproducible from its data. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The nearest-rank q-quantile of the union of these slices (see the header: it is among their slowest calls). */

@@ -4,24 +4,31 @@
  * requests every run, whatever else the shared machine does. CPU seconds
  * on this 2-core host move ±20 % from one half-second to the next (other
  * tenants, SMT siblings, the collector's timing), so bench/reqpath's
- * same-process A/B needs many rounds to tell 5 % apart; instruction counts
- * of the same run repeat within about 1 % (SQLite measures its speed the
- * same way, with cachegrind). What they leave out: the kernel's share
- * (system time, ~7 % of this path's CPU) and cycles lost to cache misses.
+ * same-process A/B needs many rounds to tell 5 % apart; here V8 runs on one
+ * thread (`--single-threaded`: its collector and compilers on the main
+ * thread, so their work cannot fall in or out of a count by timing) and the
+ * heap is collected before each count, and a count repeats within 0.3 %
+ * (SQLite measures its speed the same way, with cachegrind). What it leaves
+ * out: the kernel's share (system time, ~7 % of this path's CPU) and cycles
+ * lost to cache misses.
  *
  * Under valgrind a process runs ~50× slower, so its event loop finds more
- * responses ready per turn than it would at full speed: the counts are of
- * that well-batched regime, for every client alike.
+ * responses ready per turn than at full speed, and V8 was still compiling
+ * (TurboFan on the main thread) well past the warm-up: the counts are of
+ * that regime, for every client alike. The channel runs on a clock slowed
+ * as much (reqpath-child.ts), so that its PINGs come as often per request
+ * as at full speed.
  *
  * For each cell and round: the raw node:http2 session, dialtone with one
- * member (metrics and a listener on), raw sessions to three backends (calls
- * dealt round-robin) and dialtone's default 3-member channel (metrics and a
- * listener), each warmed up with WARM_REQUESTS (3000) requests, then
- * counted over N requests (REQPATH_N, 2048). Ratios are taken within a
- * round and the table gives their median (min–max over rounds, BENCH_ROUNDS,
- * default 3). Runs two processes at a time. REQPATH_CELLS narrows the cells,
- * BENCH_PEERS the clients. Needs valgrind (Debian: `apt-get install valgrind`).
- * Writes bench/results/reqpath-instructions-node<major>.json for a full run.
+ * member without and with metrics and a listener, raw sessions to three
+ * backends (calls dealt round-robin) and dialtone's default 3-member
+ * channel (metrics and a listener), each warmed up with WARM_REQUESTS (3000)
+ * requests, then counted over N requests (REQPATH_N, 2048). Ratios are
+ * taken within a round and the table gives their median (min–max over
+ * rounds, BENCH_ROUNDS, default 3). Runs two processes at a time.
+ * REQPATH_CELLS narrows the cells, BENCH_PEERS the clients. Needs valgrind
+ * (Debian: `apt-get install valgrind`). Writes
+ * bench/results/reqpath-instructions-node<major>.json for a full run.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -39,10 +46,17 @@ import { markdownTable } from "./lib/table.js";
 
 const N = Number(process.env.REQPATH_N ?? 2048);
 const ROUNDS = roundsFromEnv(3);
+/**
+ * V8 on one thread (its collector and compilers on the main thread) and the
+ * heap collected before each count: background threads' work would
+ * otherwise land in or out of a count by timing.
+ */
+const NODE_FLAGS = ["--expose-gc", "--single-threaded"];
 const CELLS = cellsFromEnv("REQPATH_CELLS");
 const ALL = Object.entries(REQPATH_CHILD_CLIENTS).map(([id, c]) => ({ id, label: c.peer.label }));
 const { peers: CLIENTS, filtered } = peersFromEnv(ALL);
 const RATIOS: Array<[of: string, over: string]> = [
+  ["dialtone-1-member", "raw-http2"],
   ["dialtone-1-member-metrics-+-listener", "raw-http2"],
   ["dialtone-metrics-+-listener", "raw-http2"],
   ["dialtone-metrics-+-listener", "raw-http2-spread"],
@@ -76,7 +90,17 @@ async function count(id: string, cell: Cell): Promise<number> {
   const dir = mkdtempSync(join(work, "run-"));
   await promisify(execFile)(
     "valgrind",
-    ["--tool=callgrind", `--callgrind-out-file=${join(dir, "cg.%p")}`, process.execPath, child, id, String(n), String(cell.concurrency), String(cell.bytes)],
+    [
+      "--tool=callgrind",
+      `--callgrind-out-file=${join(dir, "cg.%p")}`,
+      process.execPath,
+      ...NODE_FLAGS,
+      child,
+      id,
+      String(n),
+      String(cell.concurrency),
+      String(cell.bytes),
+    ],
     { cwd: root, maxBuffer: 64 * 1024 * 1024, timeout: 30 * 60_000 },
   );
   // callgrind_control -d wrote <file>.1: the n requests' counts alone.

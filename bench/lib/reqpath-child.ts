@@ -36,7 +36,7 @@ const slowClock: Clock = {
 };
 
 /** bench/reqpath's dialtone clients (dialtonePeer), on the slowed clock. */
-function dialtone(id: string, label: string, members: number | undefined): Peer {
+function dialtone(id: string, label: string, members: number | undefined, metered = true): Peer {
   return dialtoneWith(
     id,
     label,
@@ -47,13 +47,14 @@ function dialtone(id: string, label: string, members: number | undefined): Peer 
       clock: slowClock,
     }),
     false,
-    meter,
+    metered ? meter : undefined,
   );
 }
 
 /** The clients, as bench/reqpath names them; each with the backends it needs. */
 export const REQPATH_CHILD_CLIENTS: Record<string, { peer: Peer; backends: number }> = {
   "raw-http2": { peer: rawPeer, backends: 1 },
+  "dialtone-1-member": { peer: dialtone("dialtone-1-member", "dialtone (1 member)", 1, false), backends: 1 },
   "dialtone-1-member-metrics-+-listener": { peer: dialtone("dialtone-1-member-metrics-+-listener", "dialtone (1 member, metrics + listener)", 1), backends: 1 },
   "raw-http2-spread": { peer: rawSpreadPeer, backends: 3 },
   "dialtone-metrics-+-listener": { peer: dialtone("dialtone-metrics-+-listener", "dialtone (metrics + listener)", undefined), backends: 3 },
@@ -76,6 +77,8 @@ async function main(): Promise<void> {
       );
     await run(Math.ceil(Number(process.env.WARM_REQUESTS ?? 3000) / concurrency) * concurrency);
     const callgrind = (flag: string) => execFileSync("callgrind_control", [flag, String(process.pid)], { stdio: "ignore" });
+    // Every count starts from a collected heap (the bench runs node --expose-gc).
+    (globalThis as { gc?: () => void }).gc?.();
     callgrind("-z");
     await run(n);
     callgrind("-d");

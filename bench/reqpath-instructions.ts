@@ -4,20 +4,23 @@
  * requests every run, whatever else the shared machine does. CPU seconds
  * on this 2-core host move ±20 % from one half-second to the next (other
  * tenants, SMT siblings, the collector's timing), so bench/reqpath's
- * same-process A/B needs many rounds to tell 5 % apart; here V8 runs on one
- * thread (`--single-threaded`: its collector and compilers on the main
- * thread, so their work cannot fall in or out of a count by timing) and the
- * heap is collected before each count, and a count repeats within 0.3 %
- * (SQLite measures its speed the same way, with cachegrind). What it leaves
- * out: the kernel's share (system time, ~7 % of this path's CPU) and cycles
- * lost to cache misses.
+ * same-process A/B needs many rounds to tell 5 % apart. Here V8 runs on
+ * one thread (`--single-threaded`: its collector and compilers on the main
+ * thread, so their work cannot fall in or out of a count by timing), and
+ * each count starts from a collected heap, re-warmed (that collection drops
+ * optimized code whose maps it frees, and V8 recompiles it on the next
+ * calls: outside the count). Two runs side by side repeat within 0.3 %
+ * (SQLite measures its speed the same way, with cachegrind). Not counted:
+ * the kernel's share (system time, ~7 % of this path's CPU) and cycles lost
+ * to cache misses.
  *
  * Under valgrind a process runs ~50× slower, so its event loop finds more
- * responses ready per turn than at full speed, and V8 was still compiling
- * (TurboFan on the main thread) well past the warm-up: the counts are of
- * that regime, for every client alike. The channel runs on a clock slowed
- * as much (reqpath-child.ts), so that its PINGs come as often per request
- * as at full speed.
+ * responses ready per turn than at full speed, and how many depends on how
+ * much of the machine it gets: at concurrency 16 and 256 a count moves with
+ * the machine's load (up to ~7 % between runs at different loads), at
+ * concurrency 1 it does not batch. The channel runs on a clock slowed as
+ * much (reqpath-child.ts), so that its PINGs come as often per request as
+ * at full speed.
  *
  * For each cell and round: the raw node:http2 session, dialtone with one
  * member without and with metrics and a listener, raw sessions to three

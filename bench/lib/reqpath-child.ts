@@ -75,12 +75,19 @@ async function main(): Promise<void> {
           for (let i = 0; i < requests / concurrency; i++) await c.call(body);
         }),
       );
-    await run(Math.ceil(Number(process.env.WARM_REQUESTS ?? 3000) / concurrency) * concurrency);
+    const warm = Math.ceil(Number(process.env.WARM_REQUESTS ?? 3000) / concurrency) * concurrency;
+    await run(warm);
     const callgrind = (flag: string) => execFileSync("callgrind_control", [flag, String(process.pid)], { stdio: "ignore" });
-    // Every count starts from a collected heap (the bench runs node --expose-gc).
+    // Every count starts from the same heap: collected (the bench runs node --expose-gc), then as many
+    // requests again as the warm-up, because that full collection drops optimized code whose maps it
+    // frees ("weak objects") and V8 recompiles it on the next calls: outside the count.
     (globalThis as { gc?: () => void }).gc?.();
+    await run(warm);
     callgrind("-z");
+    // Markers for a look at what V8 does inside the count (node --trace-opt --trace-deopt).
+    console.log("=== counted requests start ===");
     await run(n);
+    console.log("=== counted requests end ===");
     callgrind("-d");
     await c.close();
   } finally {

@@ -307,10 +307,30 @@ class Exchange implements Drainable {
       // One chunk (a small body) is handed over as it came: Node never reuses a stream's data buffers.
       const body = this.#chunks ? Buffer.concat(this.#chunks, this.#size) : (this.#first ?? EMPTY);
       this.#onHead?.({ status, headers, trailers, body });
+      this.#letGo();
     } else {
       this.#body?.push(null);
       this.#trailersDone?.resolve(trailers);
     }
+  }
+
+  /**
+   * A complete response is the caller's now: the exchange lets go of it and
+   * of its promise's resolve and reject. Something keeps the exchange
+   * reachable for a while after the call (not the stream's link to it:
+   * cutting that changed nothing), and while it held them the collector's
+   * scavenges kept each response's pieces alive and promoted many (at full
+   * speed, 64 B × 256: 4,780–4,800 bytes a request kept and 3,750 promoted;
+   * the raw session 4,030–4,230 and 3,450–3,700; after this 3,860–4,010 and
+   * 2,880–3,090). Counted by callgrind at 64 B × 256
+   * (bench:reqpath-instructions), 66,100 of the collector's instructions a
+   * request before, 40,800 after (the raw session's: 45,600), the request
+   * path 276,800 → 250,500 in all.
+   */
+  #letGo(): void {
+    this.#first = this.#chunks = undefined;
+    this.#headers = this.#trailers = undefined;
+    this.#onHead = this.#onFail = undefined;
   }
 
   #fail(err: Error): void {

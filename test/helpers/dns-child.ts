@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./prometheus.js";
+import { frozenOf } from "./frozen.js";
 
 /**
  * A real DNS server (unbound, BIND's named) in a child process of the test:
@@ -18,7 +19,7 @@ export interface DnsChild {
   dir: string;
   /** Rewrites a zone file (origin → text) and makes the server re-read it (SIGHUP). */
   setZone(origin: string, text: string): void;
-  freeze(): void;
+  freeze(): Promise<void>;
   thaw(): void;
   stop(): Promise<void>;
 }
@@ -134,10 +135,12 @@ export function childControls(
   exited: Promise<void>,
   live: Set<ChildProcess>,
   dir: string,
-): { freeze(): void; thaw(): void; stop(): Promise<void> } {
+): { freeze(): Promise<void>; thaw(): void; stop(): Promise<void> } {
   return {
-    freeze() {
+    /** SIGSTOP; resolves once every thread of the server is stopped (a signal is not a stop: see frozenOf). */
+    async freeze() {
       child.kill("SIGSTOP");
+      if (child.pid !== undefined) await frozenOf(child.pid, "DNS server");
     },
     thaw() {
       child.kill("SIGCONT");

@@ -12,7 +12,7 @@ export interface Dnsmasq {
   /** Rewrites the hosts file dnsmasq serves and makes it re-read it (SIGHUP). */
   setHosts(lines: string[]): Promise<void>;
   /** SIGSTOP / SIGCONT: a server that stops answering, and comes back. */
-  freeze(): void;
+  freeze(): Promise<void>;
   thaw(): void;
   stop(): Promise<void>;
 }

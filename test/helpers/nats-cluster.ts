@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { frozenOf } from "./frozen.js";
 
 export interface NatsNode {
   /** "node0": the server_name its INFO announces. */
@@ -30,32 +31,6 @@ export interface NatsCluster {
 
 const live = new Set<ChildProcess>();
 
-/**
- * Resolves once every thread of `pid` is stopped, as /proc says ("T"): kill(2)
- * only queues SIGSTOP, and a thread of nats-server busy on the other core may
- * still answer a request or two until it takes the signal (a hedging test saw
- * a request answered through a server it had just frozen). Bounded: 5 s.
- */
-async function frozenOf(pid: number): Promise<void> {
-  const started = performance.now();
-  for (;;) {
-    let states: string[];
-    try {
-      states = readdirSync(`/proc/${pid}/task`).map((t) => threadState(pid, t));
-    } catch {
-      return; // Gone: nothing left to answer.
-    }
-    if (states.every((x) => x === "T" || x === "t")) return;
-    if (performance.now() - started > 5000) throw new Error(`nats-server ${pid} not stopped 5 s after SIGSTOP (threads: ${states.join("")})`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-/** A thread's state letter, the field after the parenthesised command name in /proc/PID/task/TID/stat. */
-function threadState(pid: number, tid: string): string {
-  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-}
 process.on("exit", () => {
   for (const c of live) {
     c.kill("SIGCONT");
@@ -142,7 +117,7 @@ export async function startNatsCluster(opts: { user?: string; pass?: string; hos
         },
         freeze: async () => {
           c.kill("SIGSTOP");
-          await frozenOf(c.pid as number);
+          await frozenOf(c.pid as number, "nats-server");
         },
         thaw: () => void c.kill("SIGCONT"),
         lameDuck: () => void spawnSync(bin, ["--signal", `ldm=${c.pid}`]),

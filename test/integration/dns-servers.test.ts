@@ -244,7 +244,7 @@ interface ServerCase {
   move: (to: string) => Promise<void>;
   /** Drops (or restores) keep.test's IPv6 address at dnsmasq, which then refuses AAAA for it (unbound and BIND forward keep.test there). */
   dropV6: (drop: boolean) => Promise<void>;
-  freeze: () => void;
+  freeze: () => Promise<void>;
   thaw: () => void;
   /** What the server says for AAAA of api.test (an IPv4-only name): REFUSED itself, or SERVFAIL forwarding to dnsmasq. */
   oneFamilyFails: "EREFUSED" | "ESERVFAIL";
@@ -453,7 +453,7 @@ describe.each(cases)("against a real $kind, compared with Node's dns.Resolver", 
     const ch = channel(c.server(), "v4.a.test", 1, false, 1);
     const rec = recordEvents(ch);
     await ch.ready(AbortSignal.timeout(10_000));
-    c.freeze();
+    await c.freeze();
     try {
       const ref = await reference(c.server(), "v4.a.test", 300);
       expect(ref).toEqual({ A: "ETIMEOUT", AAAA: "ETIMEOUT" });
